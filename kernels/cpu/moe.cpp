@@ -1,0 +1,29 @@
+#include "kernels/cpu/moe.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/mxfp4.h"
+#include "runtime/dtype.h"
+
+namespace vex {
+
+float swiglu(float gate, float up, float limit) {
+  gate = std::min(gate, limit);
+  up = std::clamp(up, -limit, limit);
+  const float glu = gate * (1.0f / (1.0f + std::exp(-gate * kSwigluAlpha)));
+  return glu * (up + 1.0f);
+}
+
+void expert_ffn(const ExpertWeights& e, const float* x, float limit, float* scratch, float* y) {
+  const int two_i = e.gate_up.rows, d_ff = two_i / 2, d_model = e.down.rows;
+  float* h = scratch;           // [2I] interleaved: h[2j] gate, h[2j+1] up (§2.3)
+  float* a = scratch + two_i;   // [I]
+  mxfp4_matvec(e.gate_up.blocks, e.gate_up.scales, e.gate_up.cols, 0, two_i, x, h);
+  for (int r = 0; r < two_i; ++r) h[r] += bf16_to_f32(e.gate_up_bias[r]);
+  for (int j = 0; j < d_ff; ++j) a[j] = swiglu(h[2 * j], h[2 * j + 1], limit);
+  mxfp4_matvec(e.down.blocks, e.down.scales, e.down.cols, 0, d_model, a, y);
+  for (int r = 0; r < d_model; ++r) y[r] += bf16_to_f32(e.down_bias[r]);
+}
+
+}  // namespace vex

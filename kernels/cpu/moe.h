@@ -1,0 +1,16 @@
+// The MXFP4 expert MLP with the clamped SwiGLU (spec §4.6).
+#pragma once
+
+#include "runtime/weights.h"
+
+namespace vex {
+
+inline constexpr float kSwigluAlpha = 1.702f;  // hard-coded in every reference
+
+// gate clamped above only, up clamped both sides, +1 on up.
+float swiglu(float gate, float up, float limit);
+
+// y[D] = W2 · swiglu(W1 · x + b1) + b2 for one token x[D]. scratch: [3 * I] floats.
+void expert_ffn(const ExpertWeights& e, const float* x, float limit, float* scratch, float* y);
+
+}  // namespace vex

@@ -1,0 +1,156 @@
+#include "loader/config_json.h"
+
+#include "loader/json_util.h"
+
+namespace vex {
+namespace {
+
+absl::StatusOr<Config> parse_hf(const JsonObject& o) {
+  Config c;
+  c.layout = Layout::kHuggingFace;
+  VEX_ASSIGN_OR_RETURN(std::string model_type, o.string("model_type"));
+  if (model_type != "gpt_oss")
+    return o.error("model_type", absl::StrCat("unsupported model '", model_type,
+                                              "' (vex runs gpt_oss checkpoints)"));
+  VEX_ASSIGN_OR_RETURN(c.n_layers, o.positive_int("num_hidden_layers"));
+  VEX_ASSIGN_OR_RETURN(c.d_model, o.positive_int("hidden_size"));
+  VEX_ASSIGN_OR_RETURN(c.n_heads, o.positive_int("num_attention_heads"));
+  VEX_ASSIGN_OR_RETURN(c.n_kv_heads, o.positive_int("num_key_value_heads"));
+  VEX_ASSIGN_OR_RETURN(c.head_dim, o.positive_int("head_dim"));
+  VEX_ASSIGN_OR_RETURN(c.n_experts, o.positive_int("num_local_experts"));
+  const char* k_key = o.has("num_experts_per_tok") ? "num_experts_per_tok" : "experts_per_token";
+  VEX_ASSIGN_OR_RETURN(c.n_experts_active, o.positive_int(k_key));
+  VEX_ASSIGN_OR_RETURN(c.d_ff, o.positive_int("intermediate_size"));
+  VEX_ASSIGN_OR_RETURN(c.vocab_size, o.positive_int("vocab_size"));
+  VEX_ASSIGN_OR_RETURN(c.sliding_window, o.positive_int("sliding_window"));
+  VEX_ASSIGN_OR_RETURN(double eps, o.number_or("rms_norm_eps", 1e-5));
+  VEX_ASSIGN_OR_RETURN(double limit, o.number_or("swiglu_limit", 7.0));
+  c.rms_eps = static_cast<float>(eps);
+  c.swiglu_limit = static_cast<float>(limit);
+  VEX_ASSIGN_OR_RETURN(c.max_position, o.positive_int_or("max_position_embeddings", 131072));
+  VEX_ASSIGN_OR_RETURN(bool tied, o.boolean_or("tie_word_embeddings", false));
+  if (tied) return o.error("tie_word_embeddings", "true is not supported (gpt-oss is untied)");
+  VEX_ASSIGN_OR_RETURN(bool bias, o.boolean_or("attention_bias", true));
+  if (!bias) return o.error("attention_bias", "false is not supported (gpt-oss has biases)");
+
+  if (o.has("quantization_config")) {
+    const auto& q = o.json()["quantization_config"];
+    if (!q.is_object() || q.value("quant_method", "") != "mxfp4")
+      return o.error("quantization_config", "only quant_method \"mxfp4\" is supported");
+  }
+
+  // Layer pattern (§1.3): layer_types when given, else even layers slide.
+  c.layer_sliding.assign(c.n_layers, 0);
+  if (o.has("layer_types")) {
+    const auto& lt = o.json()["layer_types"];
+    if (!lt.is_array() || static_cast<int>(lt.size()) != c.n_layers)
+      return o.error("layer_types", absl::StrCat("expected an array of ", c.n_layers, " strings"));
+    for (int i = 0; i < c.n_layers; ++i) {
+      std::string t = lt[i].is_string() ? lt[i].get<std::string>() : "";
+      if (t == "sliding_attention") c.layer_sliding[i] = 1;
+      else if (t != "full_attention")
+        return o.error("layer_types", absl::StrCat("entry ", i, ": expected \"sliding_attention\" "
+                                                   "or \"full_attention\", got ", lt[i].dump()));
+    }
+  } else {
+    for (int i = 0; i < c.n_layers; ++i) c.layer_sliding[i] = (i % 2 == 0);
+  }
+
+  // RoPE: transformers 4.x writes rope_theta + rope_scaling, 5.x may write rope_parameters.
+  const char* rope_key = o.has("rope_scaling") ? "rope_scaling" : "rope_parameters";
+  if (!o.has(rope_key) || !o.json()[rope_key].is_object())
+    return o.error("rope_scaling", "missing (gpt-oss uses YaRN scaling)");
+  JsonObject r(o.json()[rope_key], absl::StrCat(o.file(), " (", rope_key, ")"));
+  std::string rope_type;
+  VEX_ASSIGN_OR_RETURN(rope_type, r.string(r.has("rope_type") ? "rope_type" : "type"));
+  if (rope_type != "yarn")
+    return o.error(rope_key, absl::StrCat("rope_type '", rope_type, "' is not supported (yarn)"));
+  double theta = 0;
+  if (o.has("rope_theta")) {
+    VEX_ASSIGN_OR_RETURN(theta, o.number("rope_theta"));
+  } else {
+    VEX_ASSIGN_OR_RETURN(theta, r.number("rope_theta"));
+  }
+  VEX_ASSIGN_OR_RETURN(double factor, r.number("factor"));
+  VEX_ASSIGN_OR_RETURN(double beta_fast, r.number_or("beta_fast", 32.0));
+  VEX_ASSIGN_OR_RETURN(double beta_slow, r.number_or("beta_slow", 1.0));
+  VEX_ASSIGN_OR_RETURN(c.rope_original_ctx, r.positive_int("original_max_position_embeddings"));
+  VEX_ASSIGN_OR_RETURN(c.rope_truncate, r.boolean_or("truncate", true));
+  c.rope_theta = static_cast<float>(theta);
+  c.rope_factor = static_cast<float>(factor);
+  c.rope_beta_fast = static_cast<float>(beta_fast);
+  c.rope_beta_slow = static_cast<float>(beta_slow);
+  return c;
+}
+
+absl::StatusOr<Config> parse_original(const JsonObject& o) {
+  Config c;
+  c.layout = Layout::kOriginal;
+  VEX_ASSIGN_OR_RETURN(c.n_layers, o.positive_int("num_hidden_layers"));
+  VEX_ASSIGN_OR_RETURN(c.d_model, o.positive_int("hidden_size"));
+  VEX_ASSIGN_OR_RETURN(c.n_heads, o.positive_int("num_attention_heads"));
+  VEX_ASSIGN_OR_RETURN(c.n_kv_heads, o.positive_int("num_key_value_heads"));
+  VEX_ASSIGN_OR_RETURN(c.head_dim, o.positive_int("head_dim"));
+  VEX_ASSIGN_OR_RETURN(c.n_experts, o.positive_int("num_experts"));
+  VEX_ASSIGN_OR_RETURN(c.n_experts_active, o.positive_int("experts_per_token"));
+  VEX_ASSIGN_OR_RETURN(c.d_ff, o.positive_int("intermediate_size"));
+  VEX_ASSIGN_OR_RETURN(c.vocab_size, o.positive_int("vocab_size"));
+  VEX_ASSIGN_OR_RETURN(c.sliding_window, o.positive_int("sliding_window"));
+  VEX_ASSIGN_OR_RETURN(c.rope_original_ctx, o.positive_int("initial_context_length"));
+  VEX_ASSIGN_OR_RETURN(double theta, o.number("rope_theta"));
+  VEX_ASSIGN_OR_RETURN(double factor, o.number_or("rope_scaling_factor", 1.0));
+  VEX_ASSIGN_OR_RETURN(double alpha, o.number_or("rope_ntk_alpha", 1.0));
+  VEX_ASSIGN_OR_RETURN(double beta, o.number_or("rope_ntk_beta", 32.0));
+  VEX_ASSIGN_OR_RETURN(double limit, o.number_or("swiglu_limit", 7.0));
+  c.rope_theta = static_cast<float>(theta);
+  c.rope_factor = static_cast<float>(factor);
+  c.rope_beta_slow = static_cast<float>(alpha);
+  c.rope_beta_fast = static_cast<float>(beta);
+  c.rope_truncate = false;  // the torch reference uses the exact (unrounded) correction range
+  c.swiglu_limit = static_cast<float>(limit);
+  c.rms_eps = 1e-5f;  // hard-coded in the torch reference
+  c.max_position = static_cast<int>(c.rope_original_ctx * c.rope_factor);
+  c.layer_sliding.assign(c.n_layers, 0);
+  for (int i = 0; i < c.n_layers; ++i) c.layer_sliding[i] = (i % 2 == 0);
+  return c;
+}
+
+}  // namespace
+
+absl::Status validate_config(const Config& c, const std::string& file) {
+  auto fail = [&](absl::string_view what) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": ", what));
+  };
+  if (c.n_heads % c.n_kv_heads != 0)
+    return fail(absl::StrFormat("num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                                c.n_heads, c.n_kv_heads));
+  if (c.head_dim % 2 != 0) return fail(absl::StrFormat("head_dim %d must be even (RoPE)", c.head_dim));
+  if (c.d_model % 32 != 0 || c.d_ff % 32 != 0)
+    return fail(absl::StrFormat("hidden_size %d and intermediate_size %d must be multiples of the "
+                                "MXFP4 block size 32", c.d_model, c.d_ff));
+  if (c.n_experts_active > 16)
+    return fail(absl::StrFormat("experts per token %d: at most 16 are supported", c.n_experts_active));
+  if (c.n_experts_active > c.n_experts)
+    return fail(absl::StrFormat("experts per token %d exceeds the %d experts",
+                                c.n_experts_active, c.n_experts));
+  if (!(c.rope_theta > 1) || !(c.rope_factor >= 1) || !(c.rms_eps > 0) || !(c.swiglu_limit > 0))
+    return fail("rope_theta, rope factor, rms_norm_eps or swiglu_limit out of range");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Config> parse_config(const nlohmann::json& j, const std::string& file) {
+  if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(file, ": not a JSON object"));
+  JsonObject o(j, file);
+  absl::StatusOr<Config> c;
+  if (o.has("model_type") || o.has("architectures")) c = parse_hf(o);
+  else if (o.has("num_experts")) c = parse_original(o);
+  else
+    return absl::InvalidArgumentError(absl::StrCat(
+        file, ": neither a Hugging Face config (no 'model_type') nor a gpt-oss original/ config "
+              "(no 'num_experts')"));
+  if (!c.ok()) return c.status();
+  VEX_RETURN_IF_ERROR(validate_config(*c, file));
+  return c;
+}
+
+}  // namespace vex

@@ -1,0 +1,75 @@
+#include "loader/json_util.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace vex {
+
+absl::StatusOr<nlohmann::json> read_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return nlohmann::json::parse(ss.str());
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": invalid JSON: ", e.what()));
+  }
+}
+
+absl::Status JsonObject::error(absl::string_view key, absl::string_view what) const {
+  return absl::InvalidArgumentError(absl::StrCat(file_, ": key '", key, "': ", what));
+}
+
+namespace {
+std::string shown(const nlohmann::json& v) {
+  std::string s = v.dump();
+  return s.size() > 40 ? s.substr(0, 40) + "..." : s;
+}
+}  // namespace
+
+absl::StatusOr<int> JsonObject::positive_int(absl::string_view key) const {
+  if (!has(key)) return error(key, "missing");
+  const auto& v = j_[std::string(key)];
+  if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > (1 << 30))
+    return error(key, absl::StrCat("expected a positive integer, got ", shown(v)));
+  return static_cast<int>(v.get<int64_t>());
+}
+
+absl::StatusOr<double> JsonObject::number(absl::string_view key) const {
+  if (!has(key)) return error(key, "missing");
+  const auto& v = j_[std::string(key)];
+  if (!v.is_number()) return error(key, absl::StrCat("expected a number, got ", shown(v)));
+  return v.get<double>();
+}
+
+absl::StatusOr<std::string> JsonObject::string(absl::string_view key) const {
+  if (!has(key)) return error(key, "missing");
+  const auto& v = j_[std::string(key)];
+  if (!v.is_string()) return error(key, absl::StrCat("expected a string, got ", shown(v)));
+  return v.get<std::string>();
+}
+
+absl::StatusOr<bool> JsonObject::boolean(absl::string_view key) const {
+  if (!has(key)) return error(key, "missing");
+  const auto& v = j_[std::string(key)];
+  if (!v.is_boolean()) return error(key, absl::StrCat("expected true or false, got ", shown(v)));
+  return v.get<bool>();
+}
+
+absl::StatusOr<double> JsonObject::number_or(absl::string_view key, double fallback) const {
+  if (!has(key) || j_[std::string(key)].is_null()) return fallback;
+  return number(key);
+}
+
+absl::StatusOr<int> JsonObject::positive_int_or(absl::string_view key, int fallback) const {
+  if (!has(key) || j_[std::string(key)].is_null()) return fallback;
+  return positive_int(key);
+}
+
+absl::StatusOr<bool> JsonObject::boolean_or(absl::string_view key, bool fallback) const {
+  if (!has(key) || j_[std::string(key)].is_null()) return fallback;
+  return boolean(key);
+}
+
+}  // namespace vex

@@ -1,0 +1,41 @@
+// Reading JSON files with errors that name the file and the key.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/status.h"
+
+namespace vex {
+
+// Reads and parses a whole JSON file; errors name the file (and the byte for syntax errors).
+absl::StatusOr<nlohmann::json> read_json_file(const std::string& path);
+
+// Typed access to a key of a JSON object: NotFound-style error if missing, InvalidArgument if
+// ill-typed; both name `file` and `key`.
+class JsonObject {
+ public:
+  JsonObject(const nlohmann::json& j, std::string file) : j_(j), file_(std::move(file)) {}
+  bool has(absl::string_view key) const { return j_.contains(key); }
+  absl::StatusOr<int> positive_int(absl::string_view key) const;
+  absl::StatusOr<double> number(absl::string_view key) const;
+  absl::StatusOr<std::string> string(absl::string_view key) const;
+  absl::StatusOr<bool> boolean(absl::string_view key) const;
+  // Optional variants: the default when the key is absent or null, an error when ill-typed.
+  absl::StatusOr<double> number_or(absl::string_view key, double fallback) const;
+  absl::StatusOr<int> positive_int_or(absl::string_view key, int fallback) const;
+  absl::StatusOr<bool> boolean_or(absl::string_view key, bool fallback) const;
+
+  const nlohmann::json& json() const { return j_; }
+  const std::string& file() const { return file_; }
+  absl::Status error(absl::string_view key, absl::string_view what) const;
+
+ private:
+  const nlohmann::json& j_;
+  std::string file_;
+};
+
+}  // namespace vex

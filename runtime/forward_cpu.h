@@ -1,0 +1,47 @@
+// forward_cpu: the reference forward pass of spec §4 in fp32 (dot products in double), on
+// weights decoded exactly. It is the oracle for the CUDA engine and is itself checked against
+// transformers (tests/test_goldens.cpp).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "runtime/config.h"
+#include "runtime/status.h"
+#include "runtime/weights.h"
+
+namespace vex {
+
+class CpuEngine {
+ public:
+  // State for one sequence of up to max_ctx tokens, allocated here once.
+  CpuEngine(const Config& config, const Weights& weights, int max_ctx);
+
+  // Runs `tokens` at positions pos() .. pos()+n-1, appending their keys and values to the
+  // cache. Writes logits [n, vocab] when `logits` is not null. A prompt may be prefilled in one
+  // call and extended token by token; the logits do not depend on how the sequence was split.
+  absl::Status forward(std::span<const int32_t> tokens, float* logits);
+
+  int pos() const { return pos_; }
+  int max_ctx() const { return max_ctx_; }
+  void reset() { pos_ = 0; }
+
+ private:
+  void forward_chunk(const int32_t* tokens, int n, float* logits);
+
+  static constexpr int kChunk = 32;  // tokens per pass through the layers; bounds scratch size
+  const Config& c_;
+  const Weights& w_;
+  int max_ctx_;
+  int pos_ = 0;
+  std::vector<float> inv_freq_;  // [d/2] YaRN inverse frequencies
+  float concentration_ = 1;      // YaRN attention concentration, multiplies cos and sin
+  // KV cache in fp32, every position kept on every layer (the reference favours plainness;
+  // the CUDA engine keeps sliding layers as rings).
+  std::vector<std::vector<float>> k_cache_, v_cache_;  // [n_layers][max_ctx * Hkv*d]
+  // Scratch for one chunk, named as in spec §4.
+  std::vector<float> x_, xn_, q_, k_, v_, att_, y_, r_, ffn_, ffn_out_;
+};
+
+}  // namespace vex

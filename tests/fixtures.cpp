@@ -1,0 +1,62 @@
+#include "tests/fixtures.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "tools/vexgen/vexgen.h"
+
+namespace vex::testing {
+namespace fs = std::filesystem;
+
+namespace {
+struct TempDirs {
+  std::vector<std::string> dirs;
+  ~TempDirs() {
+    std::error_code ec;
+    for (const auto& d : dirs) fs::remove_all(d, ec);
+  }
+};
+TempDirs& temp_dirs() {
+  static TempDirs t;
+  return t;
+}
+}  // namespace
+
+std::string temp_dir(const std::string& tag) {
+  std::string tmpl = (fs::temp_directory_path() / ("vex-" + tag + "-XXXXXX")).string();
+  if (!mkdtemp(tmpl.data())) std::abort();
+  temp_dirs().dirs.push_back(tmpl);
+  return tmpl;
+}
+
+const std::string& tiny_checkpoint(uint64_t seed) {
+  static std::mutex mu;
+  static std::map<uint64_t, std::string> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find(seed);
+  if (it != cache.end()) return it->second;
+  GenOptions opt;
+  opt.config = *preset_config("tiny");
+  opt.seed = seed;
+  opt.out = temp_dir("tiny");
+  opt.write_original = true;
+  auto r = generate_checkpoint(opt);
+  if (!r.ok()) {
+    fprintf(stderr, "fixture: %s\n", std::string(r.status().message()).c_str());
+    std::abort();
+  }
+  return cache[seed] = opt.out;
+}
+
+std::string copy_checkpoint(const std::string& from, const std::string& tag) {
+  std::string to = temp_dir(tag);
+  fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  return to;
+}
+
+}  // namespace vex::testing

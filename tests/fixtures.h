@@ -1,0 +1,20 @@
+// Shared test fixtures: synthetic checkpoints written once per test process.
+#pragma once
+
+#include <string>
+
+#include "runtime/config.h"
+
+namespace vex::testing {
+
+// A fresh temporary directory, removed at process exit.
+std::string temp_dir(const std::string& tag);
+
+// The tiny checkpoint of `vexgen --shape tiny --seed SEED --layout both`, written once per
+// process and cached; do not modify it (copy it with copy_checkpoint first).
+const std::string& tiny_checkpoint(uint64_t seed = 0);
+
+// Copies a checkpoint directory (recursively) for tests that corrupt files.
+std::string copy_checkpoint(const std::string& from, const std::string& tag);
+
+}  // namespace vex::testing

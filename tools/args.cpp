@@ -1,0 +1,76 @@
+#include "tools/args.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace vex {
+
+void Args::value(std::vector<std::string> names, std::string help,
+                 std::function<absl::Status(const std::string&)> apply) {
+  opts_.push_back({std::move(names), std::move(help), true, std::move(apply), nullptr});
+}
+
+void Args::flag(std::vector<std::string> names, std::string help, std::function<void()> apply) {
+  opts_.push_back({std::move(names), std::move(help), false, nullptr, std::move(apply)});
+}
+
+absl::Status Args::parse(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i], val;
+    bool has_inline = false;
+    if (arg.rfind("--", 0) == 0) {
+      if (auto eq = arg.find('='); eq != std::string::npos) {
+        val = arg.substr(eq + 1), arg = arg.substr(0, eq), has_inline = true;
+      }
+    }
+    const Opt* opt = nullptr;
+    for (const auto& o : opts_)
+      for (const auto& n : o.names)
+        if (n == arg) opt = &o;
+    if (!opt) return absl::InvalidArgumentError(absl::StrCat("unknown option '", argv[i], "' (see --help)"));
+    if (!opt->takes_value) {
+      if (has_inline) return absl::InvalidArgumentError(absl::StrCat(arg, " takes no value"));
+      opt->apply_flag();
+      continue;
+    }
+    if (!has_inline) {
+      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(arg, " needs a value"));
+      val = argv[++i];
+    }
+    VEX_RETURN_IF_ERROR(opt->apply_value(val));
+  }
+  return absl::OkStatus();
+}
+
+std::string Args::usage() const {
+  std::string s;
+  for (const auto& o : opts_) {
+    std::string names = absl::StrJoin(o.names, ", ");
+    if (o.takes_value) names += " V";
+    absl::StrAppendFormat(&s, "  %-28s %s\n", names, o.help);
+  }
+  return s;
+}
+
+absl::Status parse_int(const std::string& flag, const std::string& s, int64_t lo, int64_t hi,
+                       int64_t* out) {
+  if (!absl::SimpleAtoi(s, out) || *out < lo || *out > hi)
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: expected an integer in [%d, %d], got '%s'", flag, lo, hi, s));
+  return absl::OkStatus();
+}
+
+absl::Status parse_int_list(const std::string& flag, const std::string& s, std::vector<int32_t>* out) {
+  out->clear();
+  for (absl::string_view part : absl::StrSplit(s, ',', absl::SkipWhitespace())) {
+    int32_t v;
+    if (!absl::SimpleAtoi(part, &v))
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": '", part, "' is not an integer"));
+    out->push_back(v);
+  }
+  if (out->empty()) return absl::InvalidArgumentError(absl::StrCat(flag, ": empty list"));
+  return absl::OkStatus();
+}
+
+}  // namespace vex

@@ -1,0 +1,39 @@
+// Command-line parsing shared by the tools: `--name value`, `--name=value`, boolean `--flag`,
+// short aliases. Unknown flags and missing values are errors naming the flag.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "runtime/status.h"
+
+namespace vex {
+
+class Args {
+ public:
+  // A flag taking a value; `apply` parses it (returning an error message on bad input).
+  void value(std::vector<std::string> names, std::string help,
+             std::function<absl::Status(const std::string&)> apply);
+  void flag(std::vector<std::string> names, std::string help, std::function<void()> apply);
+  absl::Status parse(int argc, char** argv);
+  std::string usage() const;
+
+ private:
+  struct Opt {
+    std::vector<std::string> names;
+    std::string help;
+    bool takes_value;
+    std::function<absl::Status(const std::string&)> apply_value;
+    std::function<void()> apply_flag;
+  };
+  std::vector<Opt> opts_;
+};
+
+// Typed helpers for Args::value.
+absl::Status parse_int(const std::string& flag, const std::string& s, int64_t lo, int64_t hi,
+                       int64_t* out);
+absl::Status parse_int_list(const std::string& flag, const std::string& s, std::vector<int32_t>* out);
+
+}  // namespace vex
