@@ -89,6 +89,7 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits) {
       int idx[16];
       float wt[16];
       router_topk_softmax(&r_[t * E], E, k_act, idx, wt);
+      if (moe_observer_) moe_observer_({il, pos_ + t, xn + t * D, &r_[t * E], idx, wt});
       std::fill_n(y + t * D, D, 0.0f);
       for (int j = 0; j < k_act; ++j) {
         expert_ffn(L.experts[idx[j]], xn + t * D, c_.swiglu_limit, ffn_.data(), ffn_out_.data());

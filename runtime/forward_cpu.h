@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -23,6 +24,18 @@ class CpuEngine {
   // call and extended token by token; the logits do not depend on how the sequence was split.
   absl::Status forward(std::span<const int32_t> tokens, float* logits);
 
+  // Called for every token at every MoE layer with the normed MoE input xn [D], the router
+  // logits [E] and the chosen experts and weights [k]: the probe point for routing statistics
+  // and for collecting hidden states (vexprobe). Not called when unset.
+  struct MoeEvent {
+    int layer, pos;
+    const float* xn;
+    const float* router_logits;
+    const int* experts;
+    const float* weights;
+  };
+  void set_moe_observer(std::function<void(const MoeEvent&)> f) { moe_observer_ = std::move(f); }
+
   int pos() const { return pos_; }
   int max_ctx() const { return max_ctx_; }
   void reset() { pos_ = 0; }
@@ -35,6 +48,7 @@ class CpuEngine {
   const Weights& w_;
   int max_ctx_;
   int pos_ = 0;
+  std::function<void(const MoeEvent&)> moe_observer_;
   std::vector<float> inv_freq_;  // [d/2] YaRN inverse frequencies
   float concentration_ = 1;      // YaRN attention concentration, multiplies cos and sin
   // KV cache in fp32, every position kept on every layer (the reference favours plainness;
