@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages vex builds with (third_party/README.md says which provides what).
+# The CUDA toolkit (nvcc, cuBLASLt, NCCL) is taken from /usr/local/cuda when present; without it
+# vex builds the CPU engine only.
+set -euo pipefail
+pkgs=(cmake ninja-build g++ ccache python3
+      libabsl-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
+      libpcre2-dev libtomlplusplus-dev libmimalloc-dev)
+missing=()
+for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=$([ "$(id -u)" -eq 0 ] && echo "" || echo sudo)
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
