@@ -21,7 +21,8 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::open(const std::string& 
     ck->root_ = (d / "original").string();
   } else {
     return absl::NotFoundError(absl::StrCat(
-        dir, ": no config.json (expected a Hugging Face gpt-oss directory or its original/ folder)"));
+        dir,
+        ": no config.json (expected a Hugging Face gpt-oss directory or its original/ folder)"));
   }
   std::string cfg_path = (fs::path(ck->root_) / "config.json").string();
   VEX_ASSIGN_OR_RETURN(auto j, read_json_file(cfg_path));
@@ -40,8 +41,8 @@ absl::Status Checkpoint::add_file(const std::string& path, const std::vector<std
     if (only && !std::binary_search(only->begin(), only->end(), t.name)) continue;
     auto [it, inserted] = tensors_.emplace(t.name, TensorRef{f.get(), &t});
     if (!inserted)
-      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", t.name,
-                                                     "' also appears in ", it->second.file->path()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor '", t.name, "' also appears in ", it->second.file->path()));
   }
   files_.push_back(std::move(f));
   return absl::OkStatus();
@@ -66,8 +67,8 @@ absl::Status Checkpoint::open_hf() {
   std::map<std::string, std::vector<std::string>> shards;
   for (const auto& [name, file] : j["weight_map"].items()) {
     if (!file.is_string() || file.get<std::string>().find('/') != std::string::npos)
-      return absl::InvalidArgumentError(absl::StrCat(
-          index.string(), ": weight_map entry '", name, "': expected a shard file name"));
+      return absl::InvalidArgumentError(absl::StrCat(index.string(), ": weight_map entry '", name,
+                                                     "': expected a shard file name"));
     shards[file.get<std::string>()].push_back(name);
   }
   for (auto& [file, names] : shards) {
@@ -92,8 +93,7 @@ absl::Status Checkpoint::open_original() {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(root_, ec))
     if (e.path().extension() == ".safetensors") paths.push_back(e.path().string());
-  if (paths.empty())
-    return absl::NotFoundError(absl::StrCat(root_, ": no *.safetensors files"));
+  if (paths.empty()) return absl::NotFoundError(absl::StrCat(root_, ": no *.safetensors files"));
   std::sort(paths.begin(), paths.end());
   for (const auto& p : paths) VEX_RETURN_IF_ERROR(add_file(p, nullptr));
   return absl::OkStatus();

@@ -47,10 +47,13 @@ absl::StatusOr<Config> parse_hf(const JsonObject& o) {
       return o.error("layer_types", absl::StrCat("expected an array of ", c.n_layers, " strings"));
     for (int i = 0; i < c.n_layers; ++i) {
       std::string t = lt[i].is_string() ? lt[i].get<std::string>() : "";
-      if (t == "sliding_attention") c.layer_sliding[i] = 1;
+      if (t == "sliding_attention")
+        c.layer_sliding[i] = 1;
       else if (t != "full_attention")
-        return o.error("layer_types", absl::StrCat("entry ", i, ": expected \"sliding_attention\" "
-                                                   "or \"full_attention\", got ", lt[i].dump()));
+        return o.error("layer_types", absl::StrCat("entry ", i,
+                                                   ": expected \"sliding_attention\" "
+                                                   "or \"full_attention\", got ",
+                                                   lt[i].dump()));
     }
   } else {
     for (int i = 0; i < c.n_layers; ++i) c.layer_sliding[i] = (i % 2 == 0);
@@ -122,17 +125,22 @@ absl::Status validate_config(const Config& c, const std::string& file) {
     return absl::InvalidArgumentError(absl::StrCat(file, ": ", what));
   };
   if (c.n_heads % c.n_kv_heads != 0)
-    return fail(absl::StrFormat("num_attention_heads %d is not a multiple of num_key_value_heads %d",
-                                c.n_heads, c.n_kv_heads));
-  if (c.head_dim % 2 != 0) return fail(absl::StrFormat("head_dim %d must be even (RoPE)", c.head_dim));
+    return fail(
+        absl::StrFormat("num_attention_heads %d is not a multiple of num_key_value_heads %d",
+                        c.n_heads, c.n_kv_heads));
+  if (c.head_dim % 2 != 0)
+    return fail(absl::StrFormat("head_dim %d must be even (RoPE)", c.head_dim));
   if (c.d_model % 32 != 0 || c.d_ff % 32 != 0)
-    return fail(absl::StrFormat("hidden_size %d and intermediate_size %d must be multiples of the "
-                                "MXFP4 block size 32", c.d_model, c.d_ff));
+    return fail(
+        absl::StrFormat("hidden_size %d and intermediate_size %d must be multiples of the "
+                        "MXFP4 block size 32",
+                        c.d_model, c.d_ff));
   if (c.n_experts_active > 16)
-    return fail(absl::StrFormat("experts per token %d: at most 16 are supported", c.n_experts_active));
+    return fail(
+        absl::StrFormat("experts per token %d: at most 16 are supported", c.n_experts_active));
   if (c.n_experts_active > c.n_experts)
-    return fail(absl::StrFormat("experts per token %d exceeds the %d experts",
-                                c.n_experts_active, c.n_experts));
+    return fail(absl::StrFormat("experts per token %d exceeds the %d experts", c.n_experts_active,
+                                c.n_experts));
   if (!(c.rope_theta > 1) || !(c.rope_factor >= 1) || !(c.rms_eps > 0) || !(c.swiglu_limit > 0))
     return fail("rope_theta, rope factor, rms_norm_eps or swiglu_limit out of range");
   return absl::OkStatus();
@@ -142,12 +150,15 @@ absl::StatusOr<Config> parse_config(const nlohmann::json& j, const std::string& 
   if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(file, ": not a JSON object"));
   JsonObject o(j, file);
   absl::StatusOr<Config> c;
-  if (o.has("model_type") || o.has("architectures")) c = parse_hf(o);
-  else if (o.has("num_experts")) c = parse_original(o);
+  if (o.has("model_type") || o.has("architectures"))
+    c = parse_hf(o);
+  else if (o.has("num_experts"))
+    c = parse_original(o);
   else
     return absl::InvalidArgumentError(absl::StrCat(
-        file, ": neither a Hugging Face config (no 'model_type') nor a gpt-oss original/ config "
-              "(no 'num_experts')"));
+        file,
+        ": neither a Hugging Face config (no 'model_type') nor a gpt-oss original/ config "
+        "(no 'num_experts')"));
   if (!c.ok()) return c.status();
   VEX_RETURN_IF_ERROR(validate_config(*c, file));
   return c;

@@ -25,10 +25,10 @@ struct DTypeEntry {
   size_t size;
 };
 constexpr DTypeEntry kDTypes[] = {
-    {DType::kBool, "BOOL", 1}, {DType::kU8, "U8", 1},     {DType::kI8, "I8", 1},
-    {DType::kU16, "U16", 2},   {DType::kI16, "I16", 2},   {DType::kF16, "F16", 2},
-    {DType::kBF16, "BF16", 2}, {DType::kU32, "U32", 4},   {DType::kI32, "I32", 4},
-    {DType::kF32, "F32", 4},   {DType::kU64, "U64", 8},   {DType::kI64, "I64", 8},
+    {DType::kBool, "BOOL", 1}, {DType::kU8, "U8", 1},   {DType::kI8, "I8", 1},
+    {DType::kU16, "U16", 2},   {DType::kI16, "I16", 2}, {DType::kF16, "F16", 2},
+    {DType::kBF16, "BF16", 2}, {DType::kU32, "U32", 4}, {DType::kI32, "I32", 4},
+    {DType::kF32, "F32", 4},   {DType::kU64, "U64", 8}, {DType::kI64, "I64", 8},
     {DType::kF64, "F64", 8},
 };
 
@@ -109,21 +109,24 @@ int64_t TensorInfo::numel() const {
   return n;
 }
 
-std::string TensorInfo::shape_str() const { return absl::StrCat("[", absl::StrJoin(shape, ", "), "]"); }
+std::string TensorInfo::shape_str() const {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
 
 absl::StatusOr<SafetensorsHeader> parse_safetensors(std::span<const uint8_t> file,
                                                     absl::string_view path) {
   if (file.size() < 8)
     return bad(path, absl::StrFormat("truncated: %d bytes, a safetensors file starts with an "
-                                     "8-byte header length", file.size()));
+                                     "8-byte header length",
+                                     file.size()));
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | file[i];  // little-endian on any host
   if (n > kMaxSafetensorsHeader)
     return bad(path, absl::StrFormat("header length %d exceeds the limit of %d bytes", n,
                                      kMaxSafetensorsHeader));
   if (n > file.size() - 8)
-    return bad(path, absl::StrFormat("header length %d runs past the end of the file (%d bytes)",
-                                     n, file.size()));
+    return bad(path, absl::StrFormat("header length %d runs past the end of the file (%d bytes)", n,
+                                     file.size()));
   if (n < 2 || file[8] != '{')
     return bad(path, "header is not a JSON object (must start with '{' at byte 8)");
 

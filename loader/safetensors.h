@@ -17,7 +17,21 @@
 
 namespace vex {
 
-enum class DType : uint8_t { kBool, kU8, kI8, kU16, kI16, kF16, kBF16, kU32, kI32, kF32, kU64, kI64, kF64 };
+enum class DType : uint8_t {
+  kBool,
+  kU8,
+  kI8,
+  kU16,
+  kI16,
+  kF16,
+  kBF16,
+  kU32,
+  kI32,
+  kF32,
+  kU64,
+  kI64,
+  kF64
+};
 
 absl::StatusOr<DType> parse_dtype(absl::string_view name);
 absl::string_view dtype_name(DType dtype);
@@ -36,8 +50,8 @@ struct TensorInfo {
 };
 
 struct SafetensorsHeader {
-  uint64_t data_start = 0;                    // 8 + N: file offset of the data section
-  std::vector<TensorInfo> tensors;            // in header order
+  uint64_t data_start = 0;                      // 8 + N: file offset of the data section
+  std::vector<TensorInfo> tensors;              // in header order
   std::map<std::string, std::string> metadata;  // __metadata__ (string -> string)
 };
 

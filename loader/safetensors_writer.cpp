@@ -40,7 +40,8 @@ absl::StatusOr<std::unique_ptr<SafetensorsWriter>> SafetensorsWriter::create(
   w->tensors_ = std::move(tensors);
 
   w->fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (w->fd_ < 0) return absl::InternalError(absl::StrCat(path, ": cannot create: ", strerror(errno)));
+  if (w->fd_ < 0)
+    return absl::InternalError(absl::StrCat(path, ": cannot create: ", strerror(errno)));
   w->map_size_ = w->data_start_ + w->total_;
   if (ftruncate(w->fd_, static_cast<off_t>(w->map_size_)) != 0)
     return absl::InternalError(absl::StrCat(path, ": cannot size file: ", strerror(errno)));
@@ -68,7 +69,9 @@ absl::Status SafetensorsWriter::finish() {
   return st;
 }
 
-SafetensorsWriter::~SafetensorsWriter() { (void)finish(); }
+SafetensorsWriter::~SafetensorsWriter() {
+  (void)finish();
+}
 
 absl::Status write_safetensors(const std::string& path, const std::vector<TensorSpec>& tensors,
                                const std::vector<const void*>& data,

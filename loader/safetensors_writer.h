@@ -31,7 +31,7 @@ class SafetensorsWriter {
   const std::vector<TensorSpec>& tensors() const { return tensors_; }
   uint8_t* data(size_t i) { return map_ + data_start_ + offsets_[i]; }
   uint64_t total_bytes() const { return total_; }  // the data section's size
-  absl::Status finish();                            // unmap and close; reports write errors
+  absl::Status finish();                           // unmap and close; reports write errors
 
  private:
   SafetensorsWriter() = default;

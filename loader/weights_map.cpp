@@ -15,14 +15,13 @@ class Mapper {
   absl::StatusOr<const uint8_t*> get(const std::string& name, DType dtype,
                                      std::vector<int64_t> shape) {
     const TensorRef* t = ck_.find(name);
-    if (!t)
-      return absl::NotFoundError(absl::StrCat(ck_.root(), ": missing tensor '", name, "'"));
+    if (!t) return absl::NotFoundError(absl::StrCat(ck_.root(), ": missing tensor '", name, "'"));
     used_.insert(name);
     if (t->info->dtype != dtype || t->info->shape != shape)
-      return absl::InvalidArgumentError(absl::StrCat(
-          t->file->path(), ": tensor '", name, "': expected ", dtype_name(dtype), " [",
-          absl::StrJoin(shape, ", "), "] from config.json, found ", dtype_name(t->info->dtype),
-          " ", t->info->shape_str()));
+      return absl::InvalidArgumentError(
+          absl::StrCat(t->file->path(), ": tensor '", name, "': expected ", dtype_name(dtype), " [",
+                       absl::StrJoin(shape, ", "), "] from config.json, found ",
+                       dtype_name(t->info->dtype), " ", t->info->shape_str()));
     return t->data();
   }
   absl::StatusOr<const uint16_t*> bf16(const std::string& name, std::vector<int64_t> shape) {
@@ -74,7 +73,8 @@ absl::StatusOr<Weights> map_weights(const Checkpoint& ck) {
   for (int il = 0; il < c.n_layers; ++il) {
     LayerWeights& l = w.layers[il];
     auto name = [&](absl::string_view h, absl::string_view o) { return n.layer(il, h, o); };
-    VEX_ASSIGN_OR_RETURN(l.attn_norm, m.bf16(name("input_layernorm.weight", "attn.norm.scale"), {D}));
+    VEX_ASSIGN_OR_RETURN(l.attn_norm,
+                         m.bf16(name("input_layernorm.weight", "attn.norm.scale"), {D}));
     if (hf) {
       VEX_ASSIGN_OR_RETURN(l.wq, m.bf16(name("self_attn.q_proj.weight", ""), {Q, D}));
       VEX_ASSIGN_OR_RETURN(l.bq, m.bf16(name("self_attn.q_proj.bias", ""), {Q}));
@@ -84,7 +84,8 @@ absl::StatusOr<Weights> map_weights(const Checkpoint& ck) {
       VEX_ASSIGN_OR_RETURN(l.bv, m.bf16(name("self_attn.v_proj.bias", ""), {KV}));
     } else {
       // original/: one fused qkv, split by rows with no permutation (spec §2.2).
-      VEX_ASSIGN_OR_RETURN(const uint16_t* wqkv, m.bf16(name("", "attn.qkv.weight"), {Q + 2 * KV, D}));
+      VEX_ASSIGN_OR_RETURN(const uint16_t* wqkv,
+                           m.bf16(name("", "attn.qkv.weight"), {Q + 2 * KV, D}));
       VEX_ASSIGN_OR_RETURN(const uint16_t* bqkv, m.bf16(name("", "attn.qkv.bias"), {Q + 2 * KV}));
       l.wq = wqkv, l.wk = wqkv + Q * D, l.wv = wqkv + (Q + KV) * D;
       l.bq = bqkv, l.bk = bqkv + Q, l.bv = bqkv + Q + KV;
@@ -98,22 +99,23 @@ absl::StatusOr<Weights> map_weights(const Checkpoint& ck) {
     VEX_ASSIGN_OR_RETURN(l.router_b, m.bf16(name("mlp.router.bias", "mlp.gate.bias"), {E}));
 
     // MXFP4 experts: blocks [E, rows, cols/32, 16], scales [E, rows, cols/32] (spec §3).
-    auto mx = [&](absl::string_view hf_base, absl::string_view orig_base, int64_t rows, int64_t cols,
-                  const uint8_t** blocks, const uint8_t** scales) -> absl::Status {
+    auto mx = [&](absl::string_view hf_base, absl::string_view orig_base, int64_t rows,
+                  int64_t cols, const uint8_t** blocks, const uint8_t** scales) -> absl::Status {
       std::string hb(hf_base), ob(orig_base);
       VEX_ASSIGN_OR_RETURN(*blocks, m.get(name(hb + "_blocks", ob + ".blocks"), DType::kU8,
                                           {E, rows, cols / 32, 16}));
-      VEX_ASSIGN_OR_RETURN(*scales, m.get(name(hb + "_scales", ob + ".scales"), DType::kU8,
-                                          {E, rows, cols / 32}));
+      VEX_ASSIGN_OR_RETURN(
+          *scales, m.get(name(hb + "_scales", ob + ".scales"), DType::kU8, {E, rows, cols / 32}));
       return absl::OkStatus();
     };
     const uint8_t *gu_blocks, *gu_scales, *dn_blocks, *dn_scales;
-    VEX_RETURN_IF_ERROR(mx("mlp.experts.gate_up_proj", "mlp.mlp1_weight", 2 * I, D, &gu_blocks,
-                           &gu_scales));
-    VEX_RETURN_IF_ERROR(mx("mlp.experts.down_proj", "mlp.mlp2_weight", D, I, &dn_blocks,
-                           &dn_scales));
-    VEX_ASSIGN_OR_RETURN(const uint16_t* gu_bias,
-                         m.bf16(name("mlp.experts.gate_up_proj_bias", "mlp.mlp1_bias"), {E, 2 * I}));
+    VEX_RETURN_IF_ERROR(
+        mx("mlp.experts.gate_up_proj", "mlp.mlp1_weight", 2 * I, D, &gu_blocks, &gu_scales));
+    VEX_RETURN_IF_ERROR(
+        mx("mlp.experts.down_proj", "mlp.mlp2_weight", D, I, &dn_blocks, &dn_scales));
+    VEX_ASSIGN_OR_RETURN(
+        const uint16_t* gu_bias,
+        m.bf16(name("mlp.experts.gate_up_proj_bias", "mlp.mlp1_bias"), {E, 2 * I}));
     VEX_ASSIGN_OR_RETURN(const uint16_t* dn_bias,
                          m.bf16(name("mlp.experts.down_proj_bias", "mlp.mlp2_bias"), {E, D}));
     l.experts.resize(E);

@@ -23,15 +23,15 @@ struct Config {
   int sliding_window = 0;    // 128 keys, the current one included, on sliding layers
   std::vector<uint8_t> layer_sliding;  // [n_layers] 1: sliding window, 0: full causal attention
 
-  float rope_theta = 0;              // 150000: RoPE base
-  float rope_factor = 1;             // YaRN scaling factor s: 32
-  float rope_beta_fast = 32;         // YaRN beta (ntk_beta): high-frequency correction bound
-  float rope_beta_slow = 1;          // YaRN alpha (ntk_alpha): low-frequency correction bound
-  int rope_original_ctx = 0;         // original_max_position_embeddings L0: 4096
-  bool rope_truncate = false;        // floor/ceil the correction range: false for gpt-oss (§7.2)
-  float swiglu_limit = 7.0f;         // clamp of the SwiGLU halves (§4.6)
-  float rms_eps = 1e-5f;             // inside the rsqrt of every RMSNorm
-  int max_position = 0;              // max_position_embeddings: 131072
+  float rope_theta = 0;        // 150000: RoPE base
+  float rope_factor = 1;       // YaRN scaling factor s: 32
+  float rope_beta_fast = 32;   // YaRN beta (ntk_beta): high-frequency correction bound
+  float rope_beta_slow = 1;    // YaRN alpha (ntk_alpha): low-frequency correction bound
+  int rope_original_ctx = 0;   // original_max_position_embeddings L0: 4096
+  bool rope_truncate = false;  // floor/ceil the correction range: false for gpt-oss (§7.2)
+  float swiglu_limit = 7.0f;   // clamp of the SwiGLU halves (§4.6)
+  float rms_eps = 1e-5f;       // inside the rsqrt of every RMSNorm
+  int max_position = 0;        // max_position_embeddings: 131072
 
   Layout layout = Layout::kHuggingFace;  // which checkpoint naming the directory uses
 

@@ -36,9 +36,9 @@ absl::Status CpuEngine::forward(std::span<const int32_t> tokens, float* logits) 
         "sequence of %d tokens exceeds the context size %d", pos_ + tokens.size(), max_ctx_));
   for (size_t i = 0; i < tokens.size(); ++i)
     if (tokens[i] < 0 || tokens[i] >= c_.vocab_size)
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "token id %d at position %d is outside the vocabulary [0, %d)", tokens[i], i,
-          c_.vocab_size));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("token id %d at position %d is outside the vocabulary [0, %d)", tokens[i],
+                          i, c_.vocab_size));
   for (size_t i = 0; i < tokens.size(); i += kChunk) {
     const int n = static_cast<int>(std::min<size_t>(kChunk, tokens.size() - i));
     forward_chunk(tokens.data() + i, n, logits ? logits + i * c_.vocab_size : nullptr);
@@ -76,8 +76,8 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits) {
     for (int t = 0; t < n; ++t) {
       const int p = pos_ + t;
       const int first = c_.layer_sliding[il] ? std::max(0, p - c_.sliding_window + 1) : 0;
-      attention_sinks(&q_[t * Q], kc, vc, L.sinks, first, p, c_.n_heads, c_.n_kv_heads,
-                      c_.head_dim, sm_scale, &att_[t * Q]);
+      attention_sinks(&q_[t * Q], kc, vc, L.sinks, first, p, c_.n_heads, c_.n_kv_heads, c_.head_dim,
+                      sm_scale, &att_[t * Q]);
     }
     linear_bf16(att_.data(), L.wo, L.bo, y, n, Q, D);
     for (int i = 0; i < n * D; ++i) x[i] += y[i];

@@ -45,13 +45,15 @@ absl::StatusOr<NpyF32> read_npy_f32(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": truncated header"));
   if (header.find("'descr': '<f4'") == std::string::npos ||
       header.find("'fortran_order': False") == std::string::npos)
-    return absl::InvalidArgumentError(absl::StrCat(path, ": expected little-endian float32, C order"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": expected little-endian float32, C order"));
   const size_t a = header.find("'shape': ("), b = header.find(')', a);
   if (a == std::string::npos || b == std::string::npos)
     return absl::InvalidArgumentError(absl::StrCat(path, ": no shape in header"));
   NpyF32 r;
   int64_t n = 1;
-  for (absl::string_view d : absl::StrSplit(header.substr(a + 10, b - a - 10), ',', absl::SkipWhitespace())) {
+  for (absl::string_view d :
+       absl::StrSplit(header.substr(a + 10, b - a - 10), ',', absl::SkipWhitespace())) {
     int64_t v;
     if (!absl::SimpleAtoi(d, &v) || v < 0)
       return absl::InvalidArgumentError(absl::StrCat(path, ": bad shape entry '", d, "'"));

@@ -10,11 +10,11 @@
 #define VEX_CONCAT(a, b) VEX_CONCAT_INNER(a, b)
 
 // Returns the status from the enclosing function if `expr` is not OK.
-#define VEX_RETURN_IF_ERROR(expr)                 \
-  do {                                            \
-    if (absl::Status _st = (expr); !_st.ok()) {   \
-      return _st;                                 \
-    }                                             \
+#define VEX_RETURN_IF_ERROR(expr)               \
+  do {                                          \
+    if (absl::Status _st = (expr); !_st.ok()) { \
+      return _st;                               \
+    }                                           \
   } while (0)
 
 // `VEX_ASSIGN_OR_RETURN(auto x, f())`: declares x from a StatusOr or returns its error.

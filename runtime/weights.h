@@ -11,16 +11,17 @@ namespace vex {
 
 // An MXFP4 matrix [rows, cols], blocks of 32 along cols (spec §3).
 struct Mxfp4Matrix {
-  const uint8_t* blocks = nullptr;  // [rows, cols/32, 16]: two E2M1 codes a byte, low nibble = even k
+  const uint8_t* blocks =
+      nullptr;  // [rows, cols/32, 16]: two E2M1 codes a byte, low nibble = even k
   const uint8_t* scales = nullptr;  // [rows, cols/32]: E8M0 exponents, scale = 2^(s-127)
   int rows = 0;
   int cols = 0;
 };
 
 struct ExpertWeights {
-  Mxfp4Matrix gate_up;              // [2I, D]: row 2j is gate j, row 2j+1 is up j (§2.3)
+  Mxfp4Matrix gate_up;                     // [2I, D]: row 2j is gate j, row 2j+1 is up j (§2.3)
   const uint16_t* gate_up_bias = nullptr;  // [2I] bf16, same interleave
-  Mxfp4Matrix down;                 // [D, I]
+  Mxfp4Matrix down;                        // [D, I]
   const uint16_t* down_bias = nullptr;     // [D] bf16, inside the routing-weighted sum
 };
 

@@ -17,7 +17,9 @@ namespace vex {
 namespace {
 namespace fs = std::filesystem;
 
-void write_json(const std::string& path, const nlohmann::json& j) { std::ofstream(path) << j.dump(2); }
+void write_json(const std::string& path, const nlohmann::json& j) {
+  std::ofstream(path) << j.dump(2);
+}
 
 void expect_load_error(const std::string& dir, const std::string& needle) {
   auto m = load_model(dir);
@@ -59,7 +61,8 @@ TEST(Checkpoint, BothLayoutsMapToIdenticalWeights) {
 
 TEST(Checkpoint, DirectoryWithOnlyOriginal) {
   const std::string dir = testing::temp_dir("origonly");
-  fs::copy(testing::tiny_checkpoint() + "/original", dir + "/original", fs::copy_options::recursive);
+  fs::copy(testing::tiny_checkpoint() + "/original", dir + "/original",
+           fs::copy_options::recursive);
   auto m = load_model(dir);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ((*m)->config().layout, Layout::kOriginal);
@@ -97,8 +100,9 @@ TEST(Checkpoint, ShapeDisagreesWithConfig) {
   auto j = *read_json_file(dir + "/config.json");
   j["num_local_experts"] = 16;  // the checkpoint has 8
   write_json(dir + "/config.json", j);
-  expect_load_error(dir, "tensor 'model.layers.0.mlp.router.weight': expected BF16 [16, 64] from "
-                         "config.json, found BF16 [8, 64]");
+  expect_load_error(dir,
+                    "tensor 'model.layers.0.mlp.router.weight': expected BF16 [16, 64] from "
+                    "config.json, found BF16 [8, 64]");
 }
 
 TEST(Checkpoint, MissingAndIllTypedConfigField) {
@@ -125,22 +129,23 @@ TEST(Checkpoint, WrongDtype) {
   // The index points model.norm.weight at a new shard that stores it as F32.
   const std::string dir = testing::copy_checkpoint(testing::tiny_checkpoint(), "dtype");
   std::vector<float> f32(64, 1.0f);
-  ASSERT_TRUE(write_safetensors(dir + "/extra.safetensors", {{"model.norm.weight", DType::kF32, {64}}},
-                                {f32.data()})
+  ASSERT_TRUE(write_safetensors(dir + "/extra.safetensors",
+                                {{"model.norm.weight", DType::kF32, {64}}}, {f32.data()})
                   .ok());
   auto j = *read_json_file(dir + "/model.safetensors.index.json");
   j["weight_map"]["model.norm.weight"] = "extra.safetensors";
   write_json(dir + "/model.safetensors.index.json", j);
-  expect_load_error(dir, "extra.safetensors: tensor 'model.norm.weight': expected BF16 [64] from "
-                         "config.json, found F32 [64]");
+  expect_load_error(dir,
+                    "extra.safetensors: tensor 'model.norm.weight': expected BF16 [64] from "
+                    "config.json, found F32 [64]");
 }
 
 TEST(Checkpoint, UnexpectedOrDuplicateTensor) {
   const std::string dir = testing::temp_dir("extra");
   fs::copy(testing::tiny_checkpoint() + "/original", dir, fs::copy_options::recursive);
   std::vector<float> f32(64, 1.0f);
-  ASSERT_TRUE(write_safetensors(dir + "/extra.safetensors", {{"block.0.attn.extra", DType::kF32, {64}}},
-                                {f32.data()})
+  ASSERT_TRUE(write_safetensors(dir + "/extra.safetensors",
+                                {{"block.0.attn.extra", DType::kF32, {64}}}, {f32.data()})
                   .ok());
   expect_load_error(dir, "unexpected tensor 'block.0.attn.extra'");
   fs::remove(dir + "/extra.safetensors");

@@ -91,8 +91,10 @@ TEST(Goldens, ForwardCpuMatchesTransformers) {
     }
   }
   EXPECT_GT(positions, 100);
-  printf("%d positions: max |cpu - transformers| / max|logit| = %.2e (top-32 and 512 columns), "
-         "log-sum-exp %.2e; top-5 identical everywhere\n", positions, worst_rel, worst_lse);
+  printf(
+      "%d positions: max |cpu - transformers| / max|logit| = %.2e (top-32 and 512 columns), "
+      "log-sum-exp %.2e; top-5 identical everywhere\n",
+      positions, worst_rel, worst_lse);
 }
 
 }  // namespace

@@ -39,7 +39,8 @@ TEST(Attention, SinkClosedForm) {
   for (int p : {0, 127, 128, 299}) {
     for (bool sliding : {false, true}) {
       const int first = sliding ? std::max(0, p - 128 + 1) : 0;
-      attention_sinks(q.data(), k.data(), v.data(), sinks, first, p, Hq, Hkv, d, 0.125f, out.data());
+      attention_sinks(q.data(), k.data(), v.data(), sinks, first, p, Hq, Hkv, d, 0.125f,
+                      out.data());
       const double N = p - first + 1;
       EXPECT_EQ(N, sliding ? std::min(p + 1, 128) : p + 1);
       for (int h = 0; h < Hq; ++h)
@@ -56,7 +57,8 @@ TEST(Attention, WindowAndGqaMapping) {
   const int Hq = 4, Hkv = 2, d = 2, T = 40;
   std::vector<float> k(T * Hkv * d, 0.0f), v(T * Hkv * d), q(Hq * d, 0.0f), out(Hq * d);
   for (int j = 0; j < T; ++j)
-    for (int g = 0; g < Hkv; ++g) v[(j * Hkv + g) * d] = 100.0f * g + j, v[(j * Hkv + g) * d + 1] = 0;
+    for (int g = 0; g < Hkv; ++g)
+      v[(j * Hkv + g) * d] = 100.0f * g + j, v[(j * Hkv + g) * d + 1] = 0;
   uint16_t sinks[Hq] = {0, 0, 0, 0};
   for (auto& s : sinks) s = f32_to_bf16(-30.0f);
   k[(20 * Hkv + 1) * d] = 1000.0f;  // key 20 of KV head 1 is the only strong match
@@ -71,13 +73,13 @@ TEST(Attention, WindowAndGqaMapping) {
 
 TEST(Yarn, InvFreqTableAndConcentration) {
   // Spec §4.3 table (float64 values; the reference computes in fp32: relative error <= 1e-6).
-  const double expect[32] = {
-      1.000000e+00, 6.890443e-01, 4.747821e-01, 3.271459e-01, 2.254180e-01, 1.553230e-01,
-      1.070244e-01, 7.374457e-02, 5.081327e-02, 3.170570e-02, 1.933500e-02, 1.159205e-02,
-      6.794959e-03, 3.860359e-03, 2.093792e-03, 1.052602e-03, 4.564839e-04, 1.293187e-04,
-      3.830881e-05, 2.639647e-05, 1.818834e-05, 1.253257e-05, 8.635496e-06, 5.950239e-06,
-      4.099978e-06, 2.825067e-06, 1.946596e-06, 1.341291e-06, 9.242090e-07, 6.368209e-07,
-      4.387978e-07, 3.023511e-07};
+  const double expect[32] = {1.000000e+00, 6.890443e-01, 4.747821e-01, 3.271459e-01, 2.254180e-01,
+                             1.553230e-01, 1.070244e-01, 7.374457e-02, 5.081327e-02, 3.170570e-02,
+                             1.933500e-02, 1.159205e-02, 6.794959e-03, 3.860359e-03, 2.093792e-03,
+                             1.052602e-03, 4.564839e-04, 1.293187e-04, 3.830881e-05, 2.639647e-05,
+                             1.818834e-05, 1.253257e-05, 8.635496e-06, 5.950239e-06, 4.099978e-06,
+                             2.825067e-06, 1.946596e-06, 1.341291e-06, 9.242090e-07, 6.368209e-07,
+                             4.387978e-07, 3.023511e-07};
   float inv[32];
   const float conc = yarn_inv_freq({150000, 32, 32, 1, 4096, false}, 64, inv);
   EXPECT_NEAR(conc, 1.3465735902799727, 1e-6);
@@ -129,7 +131,7 @@ TEST(RmsNorm, MatchesFormula) {
 }
 
 TEST(Linear, Bf16WeightsWithBias) {
-  const uint16_t W[6] = {f32_to_bf16(1), f32_to_bf16(2), f32_to_bf16(3),
+  const uint16_t W[6] = {f32_to_bf16(1),  f32_to_bf16(2),    f32_to_bf16(3),
                          f32_to_bf16(-1), f32_to_bf16(0.5f), f32_to_bf16(0)};
   const uint16_t b[2] = {f32_to_bf16(0.25f), f32_to_bf16(-1)};
   const float x[6] = {1, 1, 1, 2, 0, -2};

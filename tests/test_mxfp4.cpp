@@ -26,9 +26,9 @@ TEST(Mxfp4, NibbleOrderAndScale) {
   // One row, two blocks. Byte b of block g: low nibble -> k = 32g + 2b, high nibble -> k + 1.
   uint8_t blocks[32] = {};
   uint8_t scales[2] = {127 + 1, 127 - 3};  // x2 and x1/8
-  blocks[0] = 0x21;        // k=0: code 1 (+0.5), k=1: code 2 (+1.0)
-  blocks[5] = 0xF7;        // k=10: code 7 (+6), k=11: code 15 (-6)
-  blocks[16 + 15] = 0x9C;  // k=62: code 12 (-2), k=63: code 9 (-0.5)
+  blocks[0] = 0x21;                        // k=0: code 1 (+0.5), k=1: code 2 (+1.0)
+  blocks[5] = 0xF7;                        // k=10: code 7 (+6), k=11: code 15 (-6)
+  blocks[16 + 15] = 0x9C;                  // k=62: code 12 (-2), k=63: code 9 (-0.5)
   float out[64];
   mxfp4_decode_row(blocks, scales, 64, 0, out);
   EXPECT_EQ(out[0], 1.0f);
@@ -66,7 +66,8 @@ TEST(Mxfp4, MatvecEqualsDecodeThenDot) {
   for (int r = 0; r < rows; ++r) {
     mxfp4_decode_row(blocks.data(), scales.data(), cols, r, w.data());
     double ref = 0, mag = 0;
-    for (int k = 0; k < cols; ++k) ref += double(w[k]) * x[k], mag += std::fabs(double(w[k]) * x[k]);
+    for (int k = 0; k < cols; ++k)
+      ref += double(w[k]) * x[k], mag += std::fabs(double(w[k]) * x[k]);
     // Both sum in double; the only difference is applying the block scale after the block sum,
     // which is exact (a power of two), so agreement is to double rounding, far below fp32's.
     EXPECT_NEAR(y[r], ref, 1e-7 * mag) << r;

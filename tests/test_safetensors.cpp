@@ -21,7 +21,9 @@ std::vector<uint8_t> file_with_header(const std::string& header, size_t data_byt
   return f;
 }
 
-absl::Status parse(const std::vector<uint8_t>& f) { return parse_safetensors(f, "x.safetensors").status(); }
+absl::Status parse(const std::vector<uint8_t>& f) {
+  return parse_safetensors(f, "x.safetensors").status();
+}
 
 void expect_error(const std::vector<uint8_t>& f, const std::string& needle) {
   absl::Status st = parse(f);
@@ -85,7 +87,8 @@ TEST(Safetensors, OffsetsOutOfRange) {
 
 TEST(Safetensors, OverlappingTensors) {
   expect_error(file_with_header(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
-                                R"("b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}})", 8),
+                                R"("b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}})",
+                                8),
                "overlap");
 }
 
@@ -97,17 +100,20 @@ TEST(Safetensors, UnknownDtype) {
 TEST(Safetensors, ShapeDisagreesWithSpan) {
   expect_error(file_with_header(R"({"w":{"dtype":"BF16","shape":[2,3],"data_offsets":[0,8]}})", 8),
                "tensor 'w': shape [2, 3] of BF16 needs 12 bytes but data_offsets span 8");
-  expect_error(file_with_header(
-                   R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8),
-               "overflows");
+  expect_error(
+      file_with_header(
+          R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", 8),
+      "overflows");
 }
 
 TEST(Safetensors, DuplicateNamesAndBadFields) {
   expect_error(file_with_header(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
-                                R"("a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})", 2),
+                                R"("a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})",
+                                2),
                "duplicate tensor name 'a'");
-  expect_error(file_with_header(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":1}})", 1),
-               "unknown key 'x'");
+  expect_error(
+      file_with_header(R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":1}})", 1),
+      "unknown key 'x'");
   expect_error(file_with_header(R"({"__metadata__":{"k":3}})", 0), "not a string");
   expect_error(file_with_header(R"({"a":{"dtype":"U8","shape":[1.5],"data_offsets":[0,1]}})", 2),
                "shape entries");
@@ -130,9 +136,11 @@ TEST(Safetensors, RandomizedCorruption) {
   std::vector<uint8_t> payload(64);
   for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<uint8_t>(i * 37);
   ASSERT_TRUE(write_safetensors(dir + "/v.safetensors",
-                                {{"embed", DType::kBF16, {4, 4}}, {"scales", DType::kU8, {8}},
+                                {{"embed", DType::kBF16, {4, 4}},
+                                 {"scales", DType::kU8, {8}},
                                  {"bias", DType::kF32, {6}}},
-                                {payload.data(), payload.data(), payload.data()}, {{"format", "pt"}})
+                                {payload.data(), payload.data(), payload.data()},
+                                {{"format", "pt"}})
                   .ok());
   std::ifstream in(dir + "/v.safetensors", std::ios::binary);
   const std::vector<uint8_t> valid((std::istreambuf_iterator<char>(in)), {});
@@ -146,11 +154,21 @@ TEST(Safetensors, RandomizedCorruption) {
     for (int e = 0; e < edits; ++e) {
       const size_t pos = rng() % f.size();
       switch (rng() % 5) {
-        case 0: f[pos] ^= static_cast<uint8_t>(1u << (rng() % 8)); break;
-        case 1: f[pos] = static_cast<uint8_t>(rng()); break;
-        case 2: f[pos] = "{}[]\",:0123456789-eE."[rng() % 21]; break;  // JSON-ish bytes
-        case 3: f.insert(f.begin() + pos, static_cast<uint8_t>(rng())); break;
-        case 4: f.resize(pos); break;
+        case 0:
+          f[pos] ^= static_cast<uint8_t>(1u << (rng() % 8));
+          break;
+        case 1:
+          f[pos] = static_cast<uint8_t>(rng());
+          break;
+        case 2:
+          f[pos] = "{}[]\",:0123456789-eE."[rng() % 21];
+          break;  // JSON-ish bytes
+        case 3:
+          f.insert(f.begin() + pos, static_cast<uint8_t>(rng()));
+          break;
+        case 4:
+          f.resize(pos);
+          break;
       }
       if (f.empty()) break;
     }

@@ -83,7 +83,8 @@ TEST(Vexgen, ValuesExerciseTheModel) {
 
   std::set<int> scale_values;
   const ExpertWeights& e0 = w.layers[0].experts[0];
-  for (int i = 0; i < e0.gate_up.rows * e0.gate_up.cols / 32; ++i) scale_values.insert(e0.gate_up.scales[i]);
+  for (int i = 0; i < e0.gate_up.rows * e0.gate_up.cols / 32; ++i)
+    scale_values.insert(e0.gate_up.scales[i]);
   EXPECT_EQ(scale_values.size(), 3u) << "MXFP4 scales vary over three exponents";
 
   // Run 64 tokens and watch every MoE layer.
@@ -98,7 +99,8 @@ TEST(Vexgen, ValuesExerciseTheModel) {
     for (int j = 0; j < c.n_experts_active; ++j) {
       const ExpertWeights& e = w.layers[ev.layer].experts[ev.experts[j]];
       uses[ev.layer][ev.experts[j]]++;
-      mxfp4_matvec(e.gate_up.blocks, e.gate_up.scales, e.gate_up.cols, 0, e.gate_up.rows, ev.xn, h.data());
+      mxfp4_matvec(e.gate_up.blocks, e.gate_up.scales, e.gate_up.cols, 0, e.gate_up.rows, ev.xn,
+                   h.data());
       for (int r = 0; r < e.gate_up.rows; ++r) {
         const float v = h[r] + bf16_to_f32(e.gate_up_bias[r]);
         // gate (even rows) is clamped above 7, up (odd rows) on both sides
@@ -118,7 +120,8 @@ TEST(Vexgen, ValuesExerciseTheModel) {
   EXPECT_LT(clamp_share, 0.40);
   EXPECT_LT(top_weight / events, 0.9) << "routing weights not one-hot";
   for (int il = 0; il < c.n_layers; ++il)
-    for (int e = 0; e < c.n_experts; ++e) EXPECT_GT(uses[il][e], 0) << "layer " << il << " expert " << e;
+    for (int e = 0; e < c.n_experts; ++e)
+      EXPECT_GT(uses[il][e], 0) << "layer " << il << " expert " << e;
 }
 
 }  // namespace

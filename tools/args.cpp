@@ -28,7 +28,9 @@ absl::Status Args::parse(int argc, char** argv) {
     for (const auto& o : opts_)
       for (const auto& n : o.names)
         if (n == arg) opt = &o;
-    if (!opt) return absl::InvalidArgumentError(absl::StrCat("unknown option '", argv[i], "' (see --help)"));
+    if (!opt)
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown option '", argv[i], "' (see --help)"));
     if (!opt->takes_value) {
       if (has_inline) return absl::InvalidArgumentError(absl::StrCat(arg, " takes no value"));
       opt->apply_flag();
@@ -61,7 +63,8 @@ absl::Status parse_int(const std::string& flag, const std::string& s, int64_t lo
   return absl::OkStatus();
 }
 
-absl::Status parse_int_list(const std::string& flag, const std::string& s, std::vector<int32_t>* out) {
+absl::Status parse_int_list(const std::string& flag, const std::string& s,
+                            std::vector<int32_t>* out) {
   out->clear();
   for (absl::string_view part : absl::StrSplit(s, ',', absl::SkipWhitespace())) {
     int32_t v;

@@ -34,6 +34,7 @@ class Args {
 // Typed helpers for Args::value.
 absl::Status parse_int(const std::string& flag, const std::string& s, int64_t lo, int64_t hi,
                        int64_t* out);
-absl::Status parse_int_list(const std::string& flag, const std::string& s, std::vector<int32_t>* out);
+absl::Status parse_int_list(const std::string& flag, const std::string& s,
+                            std::vector<int32_t>* out);
 
 }  // namespace vex

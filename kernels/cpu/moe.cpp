@@ -17,8 +17,8 @@ float swiglu(float gate, float up, float limit) {
 
 void expert_ffn(const ExpertWeights& e, const float* x, float limit, float* scratch, float* y) {
   const int two_i = e.gate_up.rows, d_ff = two_i / 2, d_model = e.down.rows;
-  float* h = scratch;           // [2I] interleaved: h[2j] gate, h[2j+1] up (§2.3)
-  float* a = scratch + two_i;   // [I]
+  float* h = scratch;          // [2I] interleaved: h[2j] gate, h[2j+1] up (§2.3)
+  float* a = scratch + two_i;  // [I]
   mxfp4_matvec(e.gate_up.blocks, e.gate_up.scales, e.gate_up.cols, 0, two_i, x, h);
   for (int r = 0; r < two_i; ++r) h[r] += bf16_to_f32(e.gate_up_bias[r]);
   for (int j = 0; j < d_ff; ++j) a[j] = swiglu(h[2 * j], h[2 * j + 1], limit);

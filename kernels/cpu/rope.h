@@ -4,12 +4,12 @@
 namespace vex {
 
 struct YarnParams {
-  float theta;          // base, 150000
-  float factor;         // s, 32
-  float beta_fast;      // beta, 32
-  float beta_slow;      // alpha, 1
-  int original_ctx;     // L0, 4096
-  bool truncate;        // floor/ceil the correction range (false for gpt-oss, §7.2)
+  float theta;       // base, 150000
+  float factor;      // s, 32
+  float beta_fast;   // beta, 32
+  float beta_slow;   // alpha, 1
+  int original_ctx;  // L0, 4096
+  bool truncate;     // floor/ceil the correction range (false for gpt-oss, §7.2)
 };
 
 // inv_freq[head_dim/2] in fp32 exactly as the references compute it; returns the attention

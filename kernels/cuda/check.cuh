@@ -6,11 +6,10 @@
 
 #include "runtime/status.h"
 
-#define VEX_CUDA_CHECK(stmt)                                                          \
-  do {                                                                                \
-    cudaError_t _err = (stmt);                                                        \
-    if (_err != cudaSuccess)                                                          \
-      return absl::InternalError(absl::StrFormat("%s failed at %s:%d: %s", #stmt,     \
-                                                 __FILE__, __LINE__,                  \
-                                                 cudaGetErrorString(_err)));          \
+#define VEX_CUDA_CHECK(stmt)                                                                \
+  do {                                                                                      \
+    cudaError_t _err = (stmt);                                                              \
+    if (_err != cudaSuccess)                                                                \
+      return absl::InternalError(absl::StrFormat("%s failed at %s:%d: %s", #stmt, __FILE__, \
+                                                 __LINE__, cudaGetErrorString(_err)));      \
   } while (0)

@@ -48,28 +48,35 @@ int main(int argc, char** argv) {
     return absl::OkStatus();
   });
   const std::pair<const char*, int Config::*> dims[] = {
-      {"--layers", &Config::n_layers},         {"--hidden", &Config::d_model},
-      {"--heads", &Config::n_heads},           {"--kv-heads", &Config::n_kv_heads},
-      {"--head-dim", &Config::head_dim},       {"--experts", &Config::n_experts},
+      {"--layers", &Config::n_layers},
+      {"--hidden", &Config::d_model},
+      {"--heads", &Config::n_heads},
+      {"--kv-heads", &Config::n_kv_heads},
+      {"--head-dim", &Config::head_dim},
+      {"--experts", &Config::n_experts},
       {"--experts-per-token", &Config::n_experts_active},
-      {"--intermediate", &Config::d_ff},       {"--vocab", &Config::vocab_size},
+      {"--intermediate", &Config::d_ff},
+      {"--vocab", &Config::vocab_size},
       {"--sliding-window", &Config::sliding_window},
   };
   for (const auto& [name, field] : dims) {
     std::string n = name;
-    args.value({n}, "override this dimension of the shape", [&overrides, n, f = field](const std::string& v) {
-      int64_t x;
-      VEX_RETURN_IF_ERROR(parse_int(n, v, 1, 1 << 24, &x));
-      overrides.push_back({f, x});
-      return absl::OkStatus();
-    });
+    args.value({n}, "override this dimension of the shape",
+               [&overrides, n, f = field](const std::string& v) {
+                 int64_t x;
+                 VEX_RETURN_IF_ERROR(parse_int(n, v, 1, 1 << 24, &x));
+                 overrides.push_back({f, x});
+                 return absl::OkStatus();
+               });
   }
   args.flag({"--help", "-h"}, "show this help", [&] { help = true; });
 
   absl::Status st = args.parse(argc, argv);
   if (help || !st.ok() || opt.out.empty()) {
-    if (!st.ok()) fprintf(stderr, "vexgen: %s\n", std::string(st.message()).c_str());
-    else if (!help) fprintf(stderr, "vexgen: --out is required\n");
+    if (!st.ok())
+      fprintf(stderr, "vexgen: %s\n", std::string(st.message()).c_str());
+    else if (!help)
+      fprintf(stderr, "vexgen: --out is required\n");
     fprintf(help ? stdout : stderr, "usage: vexgen --shape tiny|20b|120b --out DIR [options]\n%s",
             args.usage().c_str());
     return help ? 0 : 2;

@@ -195,12 +195,13 @@ std::vector<OutTensor> original_tensors(const Config& c) {
   };
   rename("model.embed_tokens.weight", "embedding.weight");
   for (int il = 0; il < c.n_layers; ++il) {
-    const std::string h = absl::StrCat("model.layers.", il, "."), o = absl::StrCat("block.", il, ".");
+    const std::string h = absl::StrCat("model.layers.", il, "."),
+                      o = absl::StrCat("block.", il, ".");
     rename(h + "input_layernorm.weight", o + "attn.norm.scale");
     fuse(o + "attn.qkv.weight", {h + "self_attn.q_proj.weight", h + "self_attn.k_proj.weight",
                                  h + "self_attn.v_proj.weight"});
-    fuse(o + "attn.qkv.bias", {h + "self_attn.q_proj.bias", h + "self_attn.k_proj.bias",
-                               h + "self_attn.v_proj.bias"});
+    fuse(o + "attn.qkv.bias",
+         {h + "self_attn.q_proj.bias", h + "self_attn.k_proj.bias", h + "self_attn.v_proj.bias"});
     rename(h + "self_attn.sinks", o + "attn.sinks");
     rename(h + "self_attn.o_proj.weight", o + "attn.out.weight");
     rename(h + "self_attn.o_proj.bias", o + "attn.out.bias");
@@ -272,14 +273,22 @@ nlohmann::ordered_json hf_config_json(const Config& c) {
 
 nlohmann::ordered_json original_config_json(const Config& c) {
   return {
-      {"num_hidden_layers", c.n_layers},     {"num_experts", c.n_experts},
-      {"experts_per_token", c.n_experts_active}, {"vocab_size", c.vocab_size},
-      {"hidden_size", c.d_model},            {"intermediate_size", c.d_ff},
-      {"swiglu_limit", c.swiglu_limit},      {"head_dim", c.head_dim},
-      {"num_attention_heads", c.n_heads},    {"num_key_value_heads", c.n_kv_heads},
-      {"sliding_window", c.sliding_window},  {"initial_context_length", c.rope_original_ctx},
-      {"rope_theta", c.rope_theta},          {"rope_scaling_factor", c.rope_factor},
-      {"rope_ntk_alpha", c.rope_beta_slow},  {"rope_ntk_beta", c.rope_beta_fast},
+      {"num_hidden_layers", c.n_layers},
+      {"num_experts", c.n_experts},
+      {"experts_per_token", c.n_experts_active},
+      {"vocab_size", c.vocab_size},
+      {"hidden_size", c.d_model},
+      {"intermediate_size", c.d_ff},
+      {"swiglu_limit", c.swiglu_limit},
+      {"head_dim", c.head_dim},
+      {"num_attention_heads", c.n_heads},
+      {"num_key_value_heads", c.n_kv_heads},
+      {"sliding_window", c.sliding_window},
+      {"initial_context_length", c.rope_original_ctx},
+      {"rope_theta", c.rope_theta},
+      {"rope_scaling_factor", c.rope_factor},
+      {"rope_ntk_alpha", c.rope_beta_slow},
+      {"rope_ntk_beta", c.rope_beta_fast},
   };
 }
 
@@ -292,8 +301,8 @@ absl::Status write_text(const fs::path& p, const std::string& text) {
 }
 
 // One file's tensors, filled by all threads in chunks.
-absl::Status write_file(const fs::path& path, const std::vector<OutTensor>& tensors,
-                        uint64_t seed, int threads) {
+absl::Status write_file(const fs::path& path, const std::vector<OutTensor>& tensors, uint64_t seed,
+                        int threads) {
   std::vector<TensorSpec> specs;
   for (const auto& t : tensors) specs.push_back(t.spec);
   VEX_ASSIGN_OR_RETURN(auto w, SafetensorsWriter::create(path.string(), specs, {{"format", "pt"}}));
@@ -306,7 +315,8 @@ absl::Status write_file(const fs::path& path, const std::vector<OutTensor>& tens
   std::vector<Work> work;
   for (size_t i = 0; i < tensors.size(); ++i)
     for (const auto& s : tensors[i].segments)
-      for (uint64_t b = 0; b < s.bytes; b += kChunk) work.push_back({i, &s, b, std::min(s.bytes, b + kChunk)});
+      for (uint64_t b = 0; b < s.bytes; b += kChunk)
+        work.push_back({i, &s, b, std::min(s.bytes, b + kChunk)});
   std::atomic<size_t> next{0};
   auto worker = [&] {
     for (size_t k; (k = next.fetch_add(1)) < work.size();) {
@@ -354,8 +364,9 @@ absl::StatusOr<Config> preset_config(const std::string& shape) {
 
 absl::StatusOr<GenReport> generate_checkpoint(const GenOptions& opt) {
   const Config& c = opt.config;
-  const int threads = opt.threads > 0 ? opt.threads
-                                      : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = opt.threads > 0
+                          ? opt.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::error_code ec;
   fs::path out(opt.out);
   fs::create_directories(out, ec);
@@ -366,8 +377,10 @@ absl::StatusOr<GenReport> generate_checkpoint(const GenOptions& opt) {
     std::vector<OutTensor> ts = hf_tensors(c);
     uint64_t total = 0;
     for (const auto& t : ts) total += t.spec.nbytes();
-    const int shards = opt.shards > 0 ? opt.shards
-                                      : std::max<int>(2, static_cast<int>((total + kShardBytes - 1) / kShardBytes));
+    const int shards =
+        opt.shards > 0
+            ? opt.shards
+            : std::max<int>(2, static_cast<int>((total + kShardBytes - 1) / kShardBytes));
     // Greedy split by bytes, in file order; names as on the hub: 0-based, "of" the last index.
     std::vector<std::vector<OutTensor>> files(shards);
     uint64_t acc = 0;
@@ -384,7 +397,8 @@ absl::StatusOr<GenReport> generate_checkpoint(const GenOptions& opt) {
       report.files++;
     }
     report.bytes += total;
-    nlohmann::ordered_json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+    nlohmann::ordered_json index = {{"metadata", {{"total_size", total}}},
+                                    {"weight_map", weight_map}};
     VEX_RETURN_IF_ERROR(write_text(out / "model.safetensors.index.json", index.dump(2) + "\n"));
     VEX_RETURN_IF_ERROR(write_text(out / "config.json", hf_config_json(c).dump(2) + "\n"));
     nlohmann::ordered_json gen = {{"bos_token_id", 199998},
@@ -398,7 +412,8 @@ absl::StatusOr<GenReport> generate_checkpoint(const GenOptions& opt) {
   if (opt.write_original) {
     fs::path orig = out / "original";
     fs::create_directories(orig, ec);
-    if (ec) return absl::InternalError(absl::StrCat(orig.string(), ": cannot create: ", ec.message()));
+    if (ec)
+      return absl::InternalError(absl::StrCat(orig.string(), ": cannot create: ", ec.message()));
     std::vector<OutTensor> ts = original_tensors(c);
     nlohmann::ordered_json dtypes = nlohmann::ordered_json::object();
     for (const auto& t : ts) {

@@ -13,13 +13,13 @@
 namespace vex {
 
 struct GenOptions {
-  Config config;             // shapes; vocab 201088 keeps the real tokenizer usable
+  Config config;  // shapes; vocab 201088 keeps the real tokenizer usable
   uint64_t seed = 0;
-  std::string out;           // output directory (created)
-  bool write_hf = true;      // config.json, generation_config.json, index + shards in out/
+  std::string out;              // output directory (created)
+  bool write_hf = true;         // config.json, generation_config.json, index + shards in out/
   bool write_original = false;  // out/original/: config.json, dtypes.json, model.safetensors
-  int shards = 0;            // Hugging Face shards; 0: one per ~5 GB, at least 2
-  int threads = 0;           // 0: hardware concurrency
+  int shards = 0;               // Hugging Face shards; 0: one per ~5 GB, at least 2
+  int threads = 0;              // 0: hardware concurrency
 };
 
 // Preset shapes: "tiny" (tests, demo), "20b", "120b" (exact gpt-oss shapes).

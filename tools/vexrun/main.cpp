@@ -32,9 +32,8 @@ int main(int argc, char** argv) {
                weights = v;
                return absl::OkStatus();
              });
-  args.value({"--tokens"}, "comma-separated token ids to run", [&](const std::string& v) {
-    return parse_int_list("--tokens", v, &tokens);
-  });
+  args.value({"--tokens"}, "comma-separated token ids to run",
+             [&](const std::string& v) { return parse_int_list("--tokens", v, &tokens); });
   args.value({"--logits"}, "write the logits of every position to this .npy (float32 [n, vocab])",
              [&](const std::string& v) {
                logits_path = v;
@@ -44,7 +43,8 @@ int main(int argc, char** argv) {
   args.flag({"--help", "-h"}, "show this help", [&] { help = true; });
   if (absl::Status st = args.parse(argc, argv); !st.ok() || help) {
     if (!st.ok()) fprintf(stderr, "vexrun: %s\n", std::string(st.message()).c_str());
-    fprintf(help ? stdout : stderr, "usage: vexrun --weights DIR --tokens 1,2,3 [--logits out.npy]\n%s",
+    fprintf(help ? stdout : stderr,
+            "usage: vexrun --weights DIR --tokens 1,2,3 [--logits out.npy]\n%s",
             args.usage().c_str());
     return help ? 0 : 2;
   }
