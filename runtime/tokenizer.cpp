@@ -1,0 +1,353 @@
+#include "runtime/tokenizer.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include <algorithm>
+#include <climits>
+
+#include "absl/container/flat_hash_map.h"
+#include "loader/json_util.h"
+
+namespace vex {
+
+struct Tokenizer::Impl {
+  pcre2_code* re = nullptr;
+  bool jit = false;
+  absl::flat_hash_map<std::string, int32_t> vocab;  // token bytes -> id (BPE vocabulary)
+  // (left id << 32 | right id) -> (merge rank, merged id); lower rank merges first
+  absl::flat_hash_map<uint64_t, std::pair<int32_t, int32_t>> merges;
+  int32_t byte_id[256] = {};
+  std::vector<std::pair<std::string, int32_t>> specials;  // longest text first
+  ~Impl() {
+    if (re) pcre2_code_free(re);
+  }
+};
+
+namespace {
+
+// GPT-2 byte-level alphabet: printable bytes map to themselves, the rest to U+0100 onwards.
+std::vector<int> unicode_to_byte() {
+  std::vector<int> inv(512, -1);
+  int n = 0;
+  for (int b = 0; b < 256; ++b) {
+    const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
+    inv[printable ? b : 256 + n++] = b;
+  }
+  return inv;
+}
+
+// Decodes one UTF-8 code point at s[i]; returns its length or 0 if invalid/incomplete.
+int utf8_len(absl::string_view s, size_t i, uint32_t* cp) {
+  const auto c = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
+  const uint8_t b = c(i);
+  int len;
+  uint32_t v, min;
+  if (b < 0x80) return *cp = b, 1;
+  if ((b & 0xE0) == 0xC0)
+    len = 2, v = b & 0x1F, min = 0x80;
+  else if ((b & 0xF0) == 0xE0)
+    len = 3, v = b & 0x0F, min = 0x800;
+  else if ((b & 0xF8) == 0xF0)
+    len = 4, v = b & 0x07, min = 0x10000;
+  else
+    return 0;
+  if (i + len > s.size()) return 0;
+  for (int k = 1; k < len; ++k) {
+    if ((c(i + k) & 0xC0) != 0x80) return 0;
+    v = (v << 6) | (c(i + k) & 0x3F);
+  }
+  if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) return 0;
+  return *cp = v, len;
+}
+
+absl::Status bad(const std::string& path, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(path, ": ", what));
+}
+
+}  // namespace
+
+std::string sanitize_utf8(absl::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp;
+    if (int len = utf8_len(s, i, &cp)) {
+      out.append(s.data() + i, len);
+      i += len;
+      continue;
+    }
+    // Skip the maximal subpart (Unicode §3.9): the longest prefix of a well-formed sequence.
+    // The second byte's range depends on the lead (no overlongs, surrogates or > U+10FFFF).
+    const uint8_t b = static_cast<uint8_t>(s[i]);
+    int want = 1;
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (b >= 0xC2 && b <= 0xDF)
+      want = 2;
+    else if (b >= 0xE0 && b <= 0xEF)
+      want = 3, lo = b == 0xE0 ? 0xA0 : 0x80, hi = b == 0xED ? 0x9F : 0xBF;
+    else if (b >= 0xF0 && b <= 0xF4)
+      want = 4, lo = b == 0xF0 ? 0x90 : 0x80, hi = b == 0xF4 ? 0x8F : 0xBF;
+    size_t j = i + 1;
+    while (j < s.size() && j < i + want) {
+      const uint8_t c = static_cast<uint8_t>(s[j]);
+      if (c < (j == i + 1 ? lo : 0x80) || c > (j == i + 1 ? hi : 0xBF)) break;
+      ++j;
+    }
+    out += "\xEF\xBF\xBD";
+    i = j;
+  }
+  return out;
+}
+
+Tokenizer::~Tokenizer() = default;
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::string& path) {
+  VEX_ASSIGN_OR_RETURN(auto j, read_json_file(path));
+  auto t = std::unique_ptr<Tokenizer>(new Tokenizer());
+  t->impl_ = std::make_unique<Impl>();
+  Impl& im = *t->impl_;
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_object() ||
+      j["model"].value("type", "") != "BPE")
+    return bad(path, "key 'model': expected a BPE model (byte-level, as o200k)");
+  const auto& model = j["model"];
+  if (!model.contains("vocab") || !model["vocab"].is_object() || !model.contains("merges") ||
+      !model["merges"].is_array())
+    return bad(path, "key 'model': missing 'vocab' object or 'merges' array");
+
+  // The pre-tokenizer regex, from the file (Split with a Regex pattern).
+  std::string pattern;
+  const auto& pre = j.value("pre_tokenizer", nlohmann::json());
+  auto find_split = [&](const nlohmann::json& p) {
+    if (p.is_object() && p.value("type", "") == "Split" && p.contains("pattern") &&
+        p["pattern"].is_object() && p["pattern"].contains("Regex") &&
+        p["pattern"]["Regex"].is_string())
+      pattern = p["pattern"]["Regex"].get<std::string>();
+  };
+  find_split(pre);
+  if (pre.is_object() && pre.contains("pretokenizers") && pre["pretokenizers"].is_array())
+    for (const auto& p : pre["pretokenizers"]) find_split(p);
+  if (pattern.empty())
+    return bad(path, "key 'pre_tokenizer': no Split regex (not an o200k tokenizer)");
+  int err;
+  PCRE2_SIZE off;
+  im.re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                        PCRE2_UTF | PCRE2_UCP, &err, &off, nullptr);
+  if (!im.re) {
+    PCRE2_UCHAR msg[256];
+    pcre2_get_error_message(err, msg, sizeof msg);
+    return bad(path, absl::StrCat("pre_tokenizer regex does not compile at offset ", off, ": ",
+                                  reinterpret_cast<char*>(msg)));
+  }
+  im.jit = pcre2_jit_compile(im.re, PCRE2_JIT_COMPLETE) == 0;
+
+  // Vocabulary: byte-level strings -> raw bytes.
+  const std::vector<int> u2b = unicode_to_byte();
+  int32_t max_id = -1;
+  auto to_bytes = [&](const std::string& s, std::string* out) {
+    out->clear();
+    for (size_t i = 0; i < s.size();) {
+      uint32_t cp;
+      const int len = utf8_len(s, i, &cp);
+      if (!len || cp >= u2b.size() || u2b[cp] < 0) return false;
+      out->push_back(static_cast<char>(u2b[cp]));
+      i += len;
+    }
+    return true;
+  };
+  std::string b;
+  im.vocab.reserve(model["vocab"].size());
+  for (const auto& [s, id] : model["vocab"].items()) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > (1 << 24))
+      return bad(path, absl::StrCat("model.vocab['", s, "']: expected a token id"));
+    if (!to_bytes(s, &b))
+      return bad(path, absl::StrCat("model.vocab['", s, "']: not byte-level text"));
+    const int32_t v = static_cast<int32_t>(id.get<int64_t>());
+    im.vocab.emplace(b, v);
+    max_id = std::max(max_id, v);
+  }
+  const auto& added = j.value("added_tokens", nlohmann::json::array());
+  for (const auto& a : added) {
+    if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() ||
+        !a.contains("content") || !a["content"].is_string())
+      return bad(path, "added_tokens: entries need an integer 'id' and a string 'content'");
+    const int32_t v = a["id"].get<int32_t>();
+    if (v < 0 || v > (1 << 24)) return bad(path, "added_tokens: id out of range");
+    im.specials.push_back({a["content"].get<std::string>(), v});
+    max_id = std::max(max_id, v);
+  }
+  std::sort(im.specials.begin(), im.specials.end(),
+            [](const auto& x, const auto& y) { return x.first.size() > y.first.size(); });
+  t->bytes_.assign(max_id + 1, std::string());
+  t->special_.assign(max_id + 1, 0);
+  for (const auto& [s, id] : im.vocab) t->bytes_[id] = s;
+  for (const auto& [s, id] : im.specials) t->bytes_[id] = s, t->special_[id] = 1;
+  for (int c = 0; c < 256; ++c) {
+    auto it = im.vocab.find(std::string(1, static_cast<char>(c)));
+    if (it == im.vocab.end()) return bad(path, absl::StrCat("model.vocab: no token for byte ", c));
+    im.byte_id[c] = it->second;
+  }
+
+  // Merges: "a b" strings or [a, b] pairs; the index is the rank.
+  im.merges.reserve(model["merges"].size());
+  std::string l, r;
+  int32_t rank = 0;
+  for (const auto& m : model["merges"]) {
+    std::string a, c;
+    if (m.is_string()) {
+      const std::string& s = m.get_ref<const std::string&>();
+      const size_t sp = s.find(' ');
+      if (sp == std::string::npos)
+        return bad(path, absl::StrCat("model.merges[", rank, "]: no space"));
+      a = s.substr(0, sp), c = s.substr(sp + 1);
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      a = m[0].get<std::string>(), c = m[1].get<std::string>();
+    } else {
+      return bad(path, absl::StrCat("model.merges[", rank, "]: expected \"a b\" or [a, b]"));
+    }
+    if (!to_bytes(a, &l) || !to_bytes(c, &r))
+      return bad(path, absl::StrCat("model.merges[", rank, "]: not byte-level text"));
+    auto il = im.vocab.find(l), ir = im.vocab.find(r), im_ = im.vocab.find(l + r);
+    if (il == im.vocab.end() || ir == im.vocab.end() || im_ == im.vocab.end())
+      return bad(path,
+                 absl::StrCat("model.merges[", rank, "]: refers to tokens not in the vocabulary"));
+    const uint64_t key = (uint64_t(uint32_t(il->second)) << 32) | uint32_t(ir->second);
+    im.merges.emplace(key, std::make_pair(rank, im_->second));
+    ++rank;
+  }
+
+  // This runtime speaks Harmony: the tokenizer must be o200k_harmony's.
+  const std::pair<const char*, int32_t> harmony[] = {
+      {"<|start|>", 200006},  {"<|message|>", 200008}, {"<|end|>", 200007},
+      {"<|return|>", 200002}, {"<|channel|>", 200005}, {"<|call|>", 200012}};
+  for (const auto& [text, id] : harmony)
+    if (t->special_id(text) != id)
+      return bad(path, absl::StrCat("not the gpt-oss (o200k_harmony) tokenizer: ", text,
+                                    " should be token ", id));
+  return t;
+}
+
+int32_t Tokenizer::special_id(absl::string_view text) const {
+  for (const auto& [s, id] : impl_->specials)
+    if (s == text) return id;
+  return -1;
+}
+
+bool Tokenizer::is_special(int32_t id) const {
+  return id >= 0 && id < vocab_size() && special_[id];
+}
+
+const std::string& Tokenizer::token_bytes(int32_t id) const {
+  static const std::string kEmpty;
+  return id >= 0 && id < vocab_size() ? bytes_[id] : kEmpty;
+}
+
+void Tokenizer::encode_piece(absl::string_view piece, std::vector<int32_t>& out) const {
+  const Impl& im = *impl_;
+  if (auto it = im.vocab.find(piece); it != im.vocab.end()) {  // ignore_merges: whole pieces
+    out.push_back(it->second);
+    return;
+  }
+  std::vector<int32_t> sym(piece.size());
+  for (size_t i = 0; i < piece.size(); ++i) sym[i] = im.byte_id[static_cast<uint8_t>(piece[i])];
+  while (sym.size() > 1) {
+    int32_t best = INT32_MAX, at = -1, merged = -1;
+    for (size_t i = 0; i + 1 < sym.size(); ++i) {
+      auto it = im.merges.find((uint64_t(uint32_t(sym[i])) << 32) | uint32_t(sym[i + 1]));
+      if (it != im.merges.end() && it->second.first < best)
+        best = it->second.first, at = static_cast<int32_t>(i), merged = it->second.second;
+    }
+    if (at < 0) break;
+    sym[at] = merged;
+    sym.erase(sym.begin() + at + 1);
+  }
+  out.insert(out.end(), sym.begin(), sym.end());
+}
+
+void Tokenizer::encode_ordinary(absl::string_view text, std::vector<int32_t>& out) const {
+  const Impl& im = *impl_;
+  pcre2_match_data* md = pcre2_match_data_create_from_pattern(im.re, nullptr);
+  const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+  size_t pos = 0;
+  while (pos < text.size()) {
+    const int rc =
+        im.jit ? pcre2_jit_match(im.re, subject, text.size(), pos, 0, md, nullptr)
+               : pcre2_match(im.re, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
+    if (rc < 0) {  // no further match: the rest is one piece
+      encode_piece(text.substr(pos), out);
+      break;
+    }
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+    if (ov[0] > pos) encode_piece(text.substr(pos, ov[0] - pos), out);  // unmatched gap
+    if (ov[1] == ov[0]) {  // empty match: step one character to make progress
+      uint32_t cp;
+      const size_t len = std::max(1, utf8_len(text, ov[0], &cp));
+      encode_piece(text.substr(ov[0], len), out);
+      pos = ov[0] + len;
+      continue;
+    }
+    encode_piece(text.substr(ov[0], ov[1] - ov[0]), out);
+    pos = ov[1];
+  }
+  pcre2_match_data_free(md);
+}
+
+std::vector<int32_t> Tokenizer::encode(absl::string_view text, bool allow_special) const {
+  const std::string s = sanitize_utf8(text);
+  std::vector<int32_t> out;
+  absl::string_view rest = s;
+  while (allow_special) {
+    // Every added token starts with "<|": find the first one that matches, longest first.
+    size_t at = rest.find("<|");
+    int32_t id = -1;
+    size_t len = 0;
+    while (at != absl::string_view::npos) {
+      for (const auto& [sp, sid] : impl_->specials)
+        if (rest.substr(at, sp.size()) == sp) {
+          id = sid, len = sp.size();
+          break;
+        }
+      if (id >= 0) break;
+      at = rest.find("<|", at + 1);
+    }
+    if (id < 0) break;
+    encode_ordinary(rest.substr(0, at), out);
+    out.push_back(id);
+    rest.remove_prefix(at + len);
+  }
+  encode_ordinary(rest, out);
+  return out;
+}
+
+std::string Tokenizer::decode(std::span<const int32_t> ids) const {
+  std::string s;
+  for (int32_t id : ids) s += token_bytes(id);
+  return s;
+}
+
+std::string StreamDecoder::feed(int32_t id) {
+  pending_ += tok_.token_bytes(id);
+  // Hold back an incomplete multi-byte character at the end (at most 3 bytes).
+  size_t keep = 0;
+  for (size_t back = 1; back <= 3 && back <= pending_.size(); ++back) {
+    const uint8_t b = static_cast<uint8_t>(pending_[pending_.size() - back]);
+    if ((b & 0xC0) == 0x80) continue;  // continuation byte: look further back
+    const size_t want = (b & 0xE0) == 0xC0   ? 2
+                        : (b & 0xF0) == 0xE0 ? 3
+                        : (b & 0xF8) == 0xF0 ? 4
+                                             : 1;
+    if (want > back) keep = back;
+    break;
+  }
+  std::string out = pending_.substr(0, pending_.size() - keep);
+  pending_.erase(0, pending_.size() - keep);
+  return out;
+}
+
+std::string StreamDecoder::flush() {
+  std::string out;
+  out.swap(pending_);
+  return out;
+}
+
+}  // namespace vex
