@@ -35,7 +35,7 @@ absl::StatusOr<Config> parse_hf(const JsonObject& o) {
 
   if (o.has("quantization_config")) {
     const auto& q = o.json()["quantization_config"];
-    if (!q.is_object() || q.value("quant_method", "") != "mxfp4")
+    if (!q.is_object() || !q.contains("quant_method") || q["quant_method"] != "mxfp4")
       return o.error("quantization_config", "only quant_method \"mxfp4\" is supported");
   }
 
@@ -149,16 +149,19 @@ absl::Status validate_config(const Config& c, const std::string& file) {
 absl::StatusOr<Config> parse_config(const nlohmann::json& j, const std::string& file) {
   if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(file, ": not a JSON object"));
   JsonObject o(j, file);
-  absl::StatusOr<Config> c;
-  if (o.has("model_type") || o.has("architectures"))
-    c = parse_hf(o);
-  else if (o.has("num_experts"))
-    c = parse_original(o);
-  else
+  const bool hf = o.has("model_type") || o.has("architectures");
+  if (!hf && !o.has("num_experts"))
     return absl::InvalidArgumentError(absl::StrCat(
         file,
         ": neither a Hugging Face config (no 'model_type') nor a gpt-oss original/ config "
         "(no 'num_experts')"));
+  absl::StatusOr<Config> c;
+  try {  // the typed accessors check first; a JSON type error left over is reported, not thrown
+    c = hf ? parse_hf(o) : parse_original(o);
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(file, ": unexpected JSON structure: ", e.what()));
+  }
   if (!c.ok()) return c.status();
   VEX_RETURN_IF_ERROR(validate_config(*c, file));
   return c;

@@ -103,6 +103,15 @@ std::string sanitize_utf8(absl::string_view s) {
 Tokenizer::~Tokenizer() = default;
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::string& path) {
+  // Field access below checks types first; any JSON type error left is reported, not thrown.
+  try {
+    return load_json(path);
+  } catch (const nlohmann::json::exception& e) {
+    return bad(path, absl::StrCat("unexpected JSON structure: ", e.what()));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load_json(const std::string& path) {
   VEX_ASSIGN_OR_RETURN(auto j, read_json_file(path));
   auto t = std::unique_ptr<Tokenizer>(new Tokenizer());
   t->impl_ = std::make_unique<Impl>();

@@ -35,6 +35,7 @@ class Tokenizer {
 
  private:
   Tokenizer() = default;
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> load_json(const std::string& path);
   void encode_piece(absl::string_view piece, std::vector<int32_t>& out) const;
   void encode_ordinary(absl::string_view text, std::vector<int32_t>& out) const;
 

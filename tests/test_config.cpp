@@ -109,6 +109,9 @@ TEST(Config, UnsupportedModels) {
   j["hidden_size"] = 2880 + 16;
   expect_error(j, "multiples of the MXFP4 block size");
   expect_error(json::parse(R"({"foo": 1})"), "neither a Hugging Face config");
+  j = hf_20b();
+  j["quantization_config"]["quant_method"] = 4;  // ill-typed nested field: an error, no throw
+  expect_error(j, "quantization_config");
 }
 
 TEST(Config, JsonFileErrors) {
