@@ -40,8 +40,8 @@ absl::StatusOr<Config> parse_hf(const JsonObject& o) {
   }
 
   // Layer pattern (§1.3): layer_types when given, else even layers slide.
-  c.layer_sliding.assign(c.n_layers, 0);
   if (o.has("layer_types")) {
+    c.layer_sliding.assign(c.n_layers, 0);
     const auto& lt = o.json()["layer_types"];
     if (!lt.is_array() || static_cast<int>(lt.size()) != c.n_layers)
       return o.error("layer_types", absl::StrCat("expected an array of ", c.n_layers, " strings"));
@@ -56,7 +56,7 @@ absl::StatusOr<Config> parse_hf(const JsonObject& o) {
                                                    lt[i].dump()));
     }
   } else {
-    for (int i = 0; i < c.n_layers; ++i) c.layer_sliding[i] = (i % 2 == 0);
+    c.set_alternating_layers();
   }
 
   // RoPE: transformers 4.x writes rope_theta + rope_scaling, 5.x may write rope_parameters.
@@ -113,8 +113,7 @@ absl::StatusOr<Config> parse_original(const JsonObject& o) {
   c.swiglu_limit = static_cast<float>(limit);
   c.rms_eps = 1e-5f;  // hard-coded in the torch reference
   c.max_position = static_cast<int>(c.rope_original_ctx * c.rope_factor);
-  c.layer_sliding.assign(c.n_layers, 0);
-  for (int i = 0; i < c.n_layers; ++i) c.layer_sliding[i] = (i % 2 == 0);
+  c.set_alternating_layers();
   return c;
 }
 

@@ -38,6 +38,12 @@ struct Config {
   int q_dim() const { return n_heads * head_dim; }      // 4096
   int kv_dim() const { return n_kv_heads * head_dim; }  // 512
   int group_size() const { return n_heads / n_kv_heads; }
+
+  // The gpt-oss layer pattern (spec §1.3): even layers slide, odd layers attend fully.
+  void set_alternating_layers() {
+    layer_sliding.assign(n_layers, 0);
+    for (int i = 0; i < n_layers; i += 2) layer_sliding[i] = 1;
+  }
 };
 
 }  // namespace vex

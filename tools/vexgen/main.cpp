@@ -88,8 +88,7 @@ int main(int argc, char** argv) {
   }
   opt.config = *cfg;
   for (const auto& [field, v] : overrides) opt.config.*field = static_cast<int>(v);
-  opt.config.layer_sliding.assign(opt.config.n_layers, 0);
-  for (int i = 0; i < opt.config.n_layers; ++i) opt.config.layer_sliding[i] = (i % 2 == 0);
+  opt.config.set_alternating_layers();
   if (auto v = validate_config(opt.config, "vexgen options"); !v.ok()) {
     fprintf(stderr, "vexgen: %s\n", std::string(v.message()).c_str());
     return 2;

@@ -357,8 +357,7 @@ absl::StatusOr<Config> preset_config(const std::string& shape) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown shape '", shape, "' (expected tiny, 20b or 120b)"));
   }
-  c.layer_sliding.assign(c.n_layers, 0);
-  for (int i = 0; i < c.n_layers; ++i) c.layer_sliding[i] = (i % 2 == 0);
+  c.set_alternating_layers();
   return c;
 }
 
