@@ -30,7 +30,7 @@ CpuEngine::CpuEngine(const Config& config, const Weights& weights, int max_ctx)
   ffn_.resize(3 * c_.d_ff), ffn_out_.resize(D);
 }
 
-absl::Status CpuEngine::forward(std::span<const int32_t> tokens, float* logits) {
+absl::Status CpuEngine::forward(std::span<const int32_t> tokens, float* logits, bool last_only) {
   if (pos_ + static_cast<int64_t>(tokens.size()) > max_ctx_)
     return absl::OutOfRangeError(absl::StrFormat(
         "sequence of %d tokens exceeds the context size %d", pos_ + tokens.size(), max_ctx_));
@@ -41,13 +41,17 @@ absl::Status CpuEngine::forward(std::span<const int32_t> tokens, float* logits) 
                           i, c_.vocab_size));
   for (size_t i = 0; i < tokens.size(); i += kChunk) {
     const int n = static_cast<int>(std::min<size_t>(kChunk, tokens.size() - i));
-    forward_chunk(tokens.data() + i, n, logits ? logits + i * c_.vocab_size : nullptr);
+    const bool last_chunk = i + n == tokens.size();
+    if (last_only)
+      forward_chunk(tokens.data() + i, n, last_chunk ? logits : nullptr, n - 1);
+    else
+      forward_chunk(tokens.data() + i, n, logits ? logits + i * c_.vocab_size : nullptr, 0);
   }
   return absl::OkStatus();
 }
 
 // One chunk of n tokens at positions pos_ .. pos_+n-1, top to bottom as spec §4.0.
-void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits) {
+void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int first) {
   const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), E = c_.n_experts;
   const int k_act = c_.n_experts_active;
   const float sm_scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim));
@@ -75,8 +79,8 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits) {
     }
     for (int t = 0; t < n; ++t) {
       const int p = pos_ + t;
-      const int first = c_.layer_sliding[il] ? std::max(0, p - c_.sliding_window + 1) : 0;
-      attention_sinks(&q_[t * Q], kc, vc, L.sinks, first, p, c_.n_heads, c_.n_kv_heads, c_.head_dim,
+      const int lo = c_.layer_sliding[il] ? std::max(0, p - c_.sliding_window + 1) : 0;
+      attention_sinks(&q_[t * Q], kc, vc, L.sinks, lo, p, c_.n_heads, c_.n_kv_heads, c_.head_dim,
                       sm_scale, &att_[t * Q]);
     }
     linear_bf16(att_.data(), L.wo, L.bo, y, n, Q, D);
@@ -100,8 +104,8 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits) {
   }
 
   if (logits) {
-    rmsnorm(x, w_.final_norm, xn, n, D, c_.rms_eps);
-    linear_bf16(xn, w_.lm_head, nullptr, logits, n, D, c_.vocab_size);
+    rmsnorm(x + first * D, w_.final_norm, xn, n - first, D, c_.rms_eps);
+    linear_bf16(xn, w_.lm_head, nullptr, logits, n - first, D, c_.vocab_size);
   }
   pos_ += n;
 }

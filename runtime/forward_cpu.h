@@ -3,26 +3,28 @@
 // transformers (tests/test_goldens.cpp).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <span>
 #include <vector>
 
 #include "runtime/config.h"
+#include "runtime/engine.h"
 #include "runtime/status.h"
 #include "runtime/weights.h"
 
 namespace vex {
 
-class CpuEngine {
+class CpuEngine final : public Engine {
  public:
   // State for one sequence of up to max_ctx tokens, allocated here once.
   CpuEngine(const Config& config, const Weights& weights, int max_ctx);
 
-  // Runs `tokens` at positions pos() .. pos()+n-1, appending their keys and values to the
-  // cache. Writes logits [n, vocab] when `logits` is not null. A prompt may be prefilled in one
-  // call and extended token by token; the logits do not depend on how the sequence was split.
-  absl::Status forward(std::span<const int32_t> tokens, float* logits);
+  // Engine::forward. A prompt may be prefilled in one call and extended token by token; the
+  // logits do not depend on how the sequence was split.
+  absl::Status forward(std::span<const int32_t> tokens, float* logits,
+                       bool last_only = false) override;
 
   // Called for every token at every MoE layer with the normed MoE input xn [D], the router
   // logits [E] and the chosen experts and weights [k]: the probe point for routing statistics
@@ -36,12 +38,14 @@ class CpuEngine {
   };
   void set_moe_observer(std::function<void(const MoeEvent&)> f) { moe_observer_ = std::move(f); }
 
-  int pos() const { return pos_; }
-  int max_ctx() const { return max_ctx_; }
-  void reset() { pos_ = 0; }
+  // Every position's keys and values are kept, so cutting back is moving the end.
+  void truncate(int n) override { pos_ = std::clamp(n, 0, pos_); }
+  int pos() const override { return pos_; }
+  int max_ctx() const override { return max_ctx_; }
 
  private:
-  void forward_chunk(const int32_t* tokens, int n, float* logits);
+  // Writes the logits of tokens first .. n-1 of the chunk when logits is not null.
+  void forward_chunk(const int32_t* tokens, int n, float* logits, int first);
 
   static constexpr int kChunk = 32;  // tokens per pass through the layers; bounds scratch size
   const Config& c_;

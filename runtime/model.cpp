@@ -1,14 +1,91 @@
 #include "runtime/model.h"
 
+#include <algorithm>
+#include <filesystem>
+
+#include "loader/json_util.h"
 #include "loader/weights_map.h"
+#include "runtime/forward_cpu.h"
 
 namespace vex {
+namespace fs = std::filesystem;
 
-absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir) {
+namespace {
+
+// A file beside config.json, or beside the original/ folder holding it.
+std::string sidecar(const Checkpoint& ck, const char* name) {
+  const fs::path root = ck.root();
+  if (fs::exists(root / name) || root.filename() != "original") return (root / name).string();
+  return (root.parent_path() / name).string();
+}
+
+// generation_config.json's eos_token_id: one id or a list.
+absl::Status read_eos(const std::string& path, std::vector<int32_t>* ids) {
+  if (!fs::exists(path)) return absl::OkStatus();
+  VEX_ASSIGN_OR_RETURN(auto j, read_json_file(path));
+  if (!j.is_object() || !j.contains("eos_token_id")) return absl::OkStatus();
+  const auto& e = j["eos_token_id"];
+  auto add = [&](const nlohmann::json& v) {
+    if (!v.is_number_integer()) return false;
+    ids->push_back(v.get<int32_t>());
+    return true;
+  };
+  bool ok = e.is_array() ? std::all_of(e.begin(), e.end(), add) : add(e);
+  if (!ok)
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": key 'eos_token_id': expected an integer or a list of integers"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<const Tokenizer*> Model::require_tokenizer() const {
+  if (!tokenizer)
+    return absl::NotFoundError(
+        absl::StrCat(tokenizer_path, ": not found (text prompts need the tokenizer)"));
+  return tokenizer.get();
+}
+
+absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,
+                                                  const LoadProgress& progress) {
+  auto step = [&](float f) {
+    return !progress || progress(f) ? absl::OkStatus()
+                                    : absl::CancelledError(absl::StrCat(dir, ": load cancelled"));
+  };
   auto m = std::make_unique<Model>();
+  VEX_RETURN_IF_ERROR(step(0));
   VEX_ASSIGN_OR_RETURN(m->checkpoint, Checkpoint::open(dir));
+  VEX_RETURN_IF_ERROR(step(0.3f));
   VEX_ASSIGN_OR_RETURN(m->weights, map_weights(*m->checkpoint));
+  VEX_RETURN_IF_ERROR(step(0.5f));
+
+  m->tokenizer_path = sidecar(*m->checkpoint, "tokenizer.json");
+  if (fs::exists(m->tokenizer_path)) {
+    VEX_ASSIGN_OR_RETURN(m->tokenizer, Tokenizer::load(m->tokenizer_path));
+    if (m->tokenizer->vocab_size() > m->config().vocab_size)
+      return absl::InvalidArgumentError(absl::StrCat(
+          m->tokenizer_path, ": token ids reach ", m->tokenizer->vocab_size() - 1,
+          " but the model's vocabulary (config.json vocab_size) is ", m->config().vocab_size));
+  }
+  VEX_RETURN_IF_ERROR(step(0.9f));
+
+  const std::string gen = sidecar(*m->checkpoint, "generation_config.json");
+  VEX_ASSIGN_OR_RETURN(m->sampling, sampling_from_generation_config(gen, SamplingParams{}));
+  m->stop_tokens = {200002, 200012};  // <|return|>, <|call|> (spec §6.4)
+  VEX_RETURN_IF_ERROR(read_eos(gen, &m->stop_tokens));
+  // <|end|> closes one message, never the turn, even if a config lists it.
+  std::erase(m->stop_tokens, 200007);
+  std::sort(m->stop_tokens.begin(), m->stop_tokens.end());
+  m->stop_tokens.erase(std::unique(m->stop_tokens.begin(), m->stop_tokens.end()),
+                       m->stop_tokens.end());
+  VEX_RETURN_IF_ERROR(step(1));
   return m;
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> make_engine(const Model& model, int max_ctx) {
+  if (max_ctx < 1)
+    return absl::InvalidArgumentError(absl::StrCat("context size must be >= 1, got ", max_ctx));
+  return std::make_unique<CpuEngine>(model.config(), model.weights, max_ctx);
 }
 
 }  // namespace vex

@@ -1,10 +1,16 @@
-// A loaded model: the mapped checkpoint, its config, and the Weights pointing into it.
+// A loaded model: the mapped checkpoint, its config, the Weights pointing into it, and what a
+// chat needs beside the weights (tokenizer, sampling defaults, stop tokens).
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "loader/checkpoint.h"
+#include "runtime/engine.h"
+#include "runtime/sampler.h"
+#include "runtime/tokenizer.h"
 #include "runtime/weights.h"
 
 namespace vex {
@@ -12,9 +18,26 @@ namespace vex {
 struct Model {
   std::unique_ptr<Checkpoint> checkpoint;  // owns the memory maps the weights point into
   Weights weights;
+  std::unique_ptr<Tokenizer> tokenizer;  // null when the directory has no tokenizer.json
+  std::string tokenizer_path;            // where tokenizer.json was looked for
+  SamplingParams sampling;               // generation_config.json over vex's defaults
+  std::vector<int32_t> stop_tokens;      // <|return|>, <|call|> and generation_config's EOS ids
   const Config& config() const { return checkpoint->config(); }
+
+  // The tokenizer, or an error naming the missing file (prompts need one; token ids do not).
+  absl::StatusOr<const Tokenizer*> require_tokenizer() const;
 };
 
-absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir);
+// Reports load progress in [0, 1]; returning false cancels the load (absl::CancelledError).
+using LoadProgress = std::function<bool(float)>;
+
+// Loads the checkpoint in `dir` (either layout); tokenizer.json and generation_config.json are
+// taken from the checkpoint folder or, for an original/ folder, from its parent.
+absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,
+                                                  const LoadProgress& progress = {});
+
+// A forward pass over the model for one sequence of up to max_ctx tokens. The CPU reference now;
+// the CUDA engine joins here.
+absl::StatusOr<std::unique_ptr<Engine>> make_engine(const Model& model, int max_ctx);
 
 }  // namespace vex

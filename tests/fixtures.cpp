@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -57,6 +59,27 @@ std::string copy_checkpoint(const std::string& from, const std::string& tag) {
   std::string to = temp_dir(tag);
   fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
   return to;
+}
+
+}  // namespace vex::testing
+
+namespace vex::testing {
+
+const Tokenizer& tokenizer() {
+  static std::unique_ptr<Tokenizer> t = [] {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto r = Tokenizer::load(VEX_TOKENIZER_JSON);
+    if (!r.ok()) {
+      fprintf(stderr, "%s (run tools/fetch-tokenizer.sh)\n",
+              std::string(r.status().message()).c_str());
+      std::abort();
+    }
+    printf(
+        "tokenizer.json loaded in %.0f ms\n",
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    return std::move(*r);
+  }();
+  return *t;
 }
 
 }  // namespace vex::testing

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "runtime/config.h"
+#include "runtime/tokenizer.h"
 
 namespace vex::testing {
 
@@ -13,6 +14,10 @@ std::string temp_dir(const std::string& tag);
 // The tiny checkpoint of `vexgen --shape tiny --seed SEED --layout both`, written once per
 // process and cached; do not modify it (copy it with copy_checkpoint first).
 const std::string& tiny_checkpoint(uint64_t seed = 0);
+
+// The gpt-oss tokenizer.json fetched by tools/fetch-tokenizer.sh (the `tokenizer` CTest
+// fixture), loaded once per process; aborts with a hint when it is missing.
+const Tokenizer& tokenizer();
 
 // Copies a checkpoint directory (recursively) for tests that corrupt files.
 std::string copy_checkpoint(const std::string& from, const std::string& tag);

@@ -16,20 +16,7 @@ namespace vex {
 namespace {
 
 const Tokenizer& tok() {
-  static std::unique_ptr<Tokenizer> t = [] {
-    const auto t0 = std::chrono::steady_clock::now();
-    auto r = Tokenizer::load(VEX_TOKENIZER_JSON);
-    if (!r.ok()) {
-      fprintf(stderr, "%s (run tools/fetch-tokenizer.sh)\n",
-              std::string(r.status().message()).c_str());
-      std::abort();
-    }
-    printf(
-        "tokenizer.json loaded in %.0f ms\n",
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-    return std::move(*r);
-  }();
-  return *t;
+  return testing::tokenizer();
 }
 
 TEST(Tokenizer, CorpusMatchesIndependentImplementation) {

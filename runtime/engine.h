@@ -1,0 +1,32 @@
+// The interface every backend's forward pass offers the runtime (sessions, the C API, vexrun):
+// one sequence's KV cache that grows as tokens are run and can be cut back. forward_cpu
+// implements it now; forward_cuda plugs in under the same calls.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "runtime/status.h"
+
+namespace vex {
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+
+  // Runs `tokens` at positions pos() .. pos()+n-1, appending their keys and values to the cache.
+  // With last_only, writes the logits of the last token only ([vocab]); otherwise of every token
+  // ([n, vocab]). `logits` may be null. Fails, running nothing, when the tokens would not fit in
+  // max_ctx() or an id is outside the vocabulary.
+  virtual absl::Status forward(std::span<const int32_t> tokens, float* logits,
+                               bool last_only = false) = 0;
+
+  // Cuts the cache back to its first n positions (n <= pos()), so that a sequence sharing that
+  // prefix continues from there without recomputing it.
+  virtual void truncate(int n) = 0;
+
+  virtual int pos() const = 0;
+  virtual int max_ctx() const = 0;
+};
+
+}  // namespace vex

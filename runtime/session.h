@@ -1,0 +1,77 @@
+// One sequence being generated: an engine's KV cache, the tokens in it, the sampler, and the
+// generation loop. vexrun and the C API both drive generation through this class.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "runtime/engine.h"
+#include "runtime/sampler.h"
+
+namespace vex {
+
+enum class StopReason {
+  kStopToken,    // sampled a stop token (reported to the callback, not added to the sequence)
+  kMaxTokens,    // generated max_tokens
+  kContextFull,  // the sequence filled the context
+  kCallback,     // the token callback asked to stop
+  kCancelled,    // cancel() was called
+};
+const char* stop_reason_name(StopReason r);
+
+struct GenerateOptions {
+  int max_tokens = -1;  // -1: until a stop token or the context is full
+  SamplingParams sampling = {};
+  std::vector<int32_t> stop_tokens = {};
+};
+
+struct GenerateResult {
+  StopReason reason = StopReason::kMaxTokens;
+  int prompt_tokens = 0;   // tokens of the prompt
+  int reused_tokens = 0;   // of those, already in the cache from an earlier call (not recomputed)
+  int generated = 0;       // tokens passed to the callback, the stop token included
+  double prompt_ms = 0;    // running the prompt's new tokens
+  double generate_ms = 0;  // the generation loop
+};
+
+class Session {
+ public:
+  Session(std::unique_ptr<Engine> engine, int vocab_size);
+
+  // Makes the sequence exactly `tokens`, reusing the longest prefix already in the cache (a chat
+  // turn re-runs only the new messages), and leaves the last token's logits in logits().
+  absl::Status set_tokens(std::span<const int32_t> tokens);
+  // Appends tokens to the sequence; logits() become the last one's.
+  absl::Status append(std::span<const int32_t> tokens);
+
+  // Called with each sampled token; returning false stops generation after it. Tokens that end
+  // generation (a stop token, a refused one) are reported but not added to the sequence.
+  using TokenCallback = std::function<bool(int32_t token)>;
+  // set_tokens(prompt), then samples from logits() and appends, token by token, until a stop
+  // token, max_tokens, a full context, the callback, or cancel(). A prompt that does not fit the
+  // context is an error; filling the context while generating is a normal stop.
+  absl::StatusOr<GenerateResult> generate(std::span<const int32_t> prompt,
+                                          const GenerateOptions& opt,
+                                          const TokenCallback& on_token);
+
+  // Asks a running generate() to stop after the current token; safe from any thread.
+  void cancel() { cancel_.store(true); }
+
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  std::span<const float> logits() const { return logits_; }  // [vocab] of the last token run
+  int max_ctx() const { return engine_->max_ctx(); }
+  Engine& engine() { return *engine_; }
+
+ private:
+  std::unique_ptr<Engine> engine_;
+  std::vector<int32_t> tokens_;  // the tokens whose keys and values are in the cache
+  std::vector<float> logits_;
+  int reused_ = 0;  // tokens the last set_tokens() kept from the cache
+  std::atomic<bool> cancel_{false};
+};
+
+}  // namespace vex
