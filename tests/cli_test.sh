@@ -35,7 +35,6 @@ want=$((128 + 3 * 201088 * 4))  # 128-byte .npy header + float32 [3, 201088]
 
 expect 2 "unknown option '--nope'" -- "$bin/vexrun" --nope
 expect 2 "--tokens: 'x' is not an integer" -- "$bin/vexrun" --weights "$tmp/ck" --tokens 1,x
-expect 1 "--weights DIR is required" -- "$bin/vexrun" --tokens 1
 expect 1 "/nonexistent: not a directory" -- "$bin/vexrun" --weights /nonexistent --tokens 1
 expect 1 "token id 201088 at position 1 is outside the vocabulary" -- "$bin/vexrun" --weights "$tmp/ck" --tokens 5,201088
 cp -r "$tmp/ck" "$tmp/bad"
@@ -43,5 +42,39 @@ truncate -s -100 "$tmp/bad/model-00001-of-00001.safetensors"
 expect 1 "model-00001-of-00001.safetensors: tensor 'lm_head.weight'" -- "$bin/vexrun" --weights "$tmp/bad" --tokens 1
 sed -i 's/"hidden_size": 64/"hidden_size": "64"/' "$tmp/bad/config.json"
 expect 1 "config.json: key 'hidden_size': expected a positive integer" -- "$bin/vexrun" --weights "$tmp/bad" --tokens 1
+
+# Chat on the embedded demo model (no --weights): random weights, the real tokenizer.
+expect 0 "RANDOM weights" -- "$bin/vexrun" -p "What is 127 * 89?" -n 8 -s 1
+[ -s "$tmp/out" ] || { echo "FAIL: the demo printed nothing"; fails=$((fails + 1)); }
+cp "$tmp/out" "$tmp/first"
+expect 0 "" -- "$bin/vexrun" -p "What is 127 * 89?" -n 8 -s 1
+cmp -s "$tmp/out" "$tmp/first" || { echo "FAIL: same seed, different output"; fails=$((fails + 1)); }
+expect 0 "" -- "$bin/vexrun" -p "What is 127 * 89?" -n 5 --temp 0.7 --top-k 40 --top-p 0.9 --min-p 0.05 --json
+python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1]))
+assert a["tokens"]["generated"] == 5 and a["stop_reason"] == "max_tokens", a
+assert set(a["timings"]) >= {"prompt_ms", "generate_ms", "generate_tok_s"}, a
+assert "channels" in a and "text" in a, a
+' "$tmp/out" || { echo "FAIL: --json output"; cat "$tmp/out"; fails=$((fails + 1)); }
+# The spec's example prompt (spec §6.3) renders to the official token ids.
+expect 0 "" -- "$bin/vexrun" --tokenize -p "Name one JVM language."
+want="200006,17360,200008,3575,553,17554,162016,11,261,4410,6439,2359,22203,656,7788,17527,558,87447,100594,25,220,1323,19,12,3218,279,30377,289,25,14093,279,2,13888,18403,25,8450,11,49159,11,1721,13,21030,2804,413,7360,395,1753,3176,13,200007,200006,1428,200008,864,1001,162108,6439,13,200007,200006,173781"
+[ "$(cat "$tmp/out")" = "$want" ] || { echo "FAIL: --tokenize gave $(cat "$tmp/out")"; fails=$((fails + 1)); }
+expect 0 "" -- "$bin/vexrun" --raw -p "127 * 89 = " -n 4 --temp 0 -v
+echo "Hello from a pipe" >"$tmp/prompt.txt"
+expect 0 "" -- "$bin/vexrun" -f "$tmp/prompt.txt" -n 2
+"$bin/vexrun" -n 2 <"$tmp/prompt.txt" >"$tmp/out" 2>"$tmp/err" || { echo "FAIL: piped prompt"; fails=$((fails + 1)); }
+# Generation that fills the context stops cleanly; a prompt that cannot fit is an error.
+expect 0 "" -- "$bin/vexrun" -p hi -c 70 -n 100 --json
+grep -q '"stop_reason":"context_full"' "$tmp/out" || { echo "FAIL: no context_full stop"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 1 "the prompt is [0-9]+ tokens but the context size is 10" -- "$bin/vexrun" -p hi -c 10
+expect 2 "--temp: expected a number in \\[0, 100\\], got '-1'" -- "$bin/vexrun" -p hi --temp -1
+expect 2 "reasoning effort must be low, medium or high, got 'max'" -- "$bin/vexrun" -p hi --reasoning max
+expect 2 "give the prompt with -p or -f, not both" -- "$bin/vexrun" -p hi -f "$tmp/prompt.txt"
+expect 1 "/nonexistent.txt: cannot read" -- "$bin/vexrun" -f /nonexistent.txt
+expect 1 "tokenizer.json: not found" -- "$bin/vexrun" --weights "$tmp/ck" -p hi
+echo '{"model": {"type": "WordPiece"}}' >"$tmp/ck/tokenizer.json"
+expect 1 "ck/tokenizer.json: key 'model': expected a BPE model" -- "$bin/vexrun" --weights "$tmp/ck" -p hi
 
 [ "$fails" -eq 0 ] && echo "all CLI checks passed" || { echo "$fails CLI checks failed"; exit 1; }

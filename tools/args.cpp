@@ -15,6 +15,35 @@ void Args::flag(std::vector<std::string> names, std::string help, std::function<
   opts_.push_back({std::move(names), std::move(help), false, nullptr, std::move(apply)});
 }
 
+void Args::text(std::vector<std::string> names, std::string help, std::string* out) {
+  value(std::move(names), std::move(help), [out](const std::string& v) {
+    *out = v;
+    return absl::OkStatus();
+  });
+}
+
+void Args::integer(std::vector<std::string> names, std::string help, int64_t lo, int64_t hi,
+                   int* out) {
+  const std::string flag = names[0];
+  value(std::move(names), std::move(help), [=](const std::string& v) {
+    int64_t x;
+    VEX_RETURN_IF_ERROR(parse_int(flag, v, lo, hi, &x));
+    *out = static_cast<int>(x);
+    return absl::OkStatus();
+  });
+}
+
+void Args::number(std::vector<std::string> names, std::string help, double lo, double hi,
+                  float* out) {
+  const std::string flag = names[0];
+  value(std::move(names), std::move(help),
+        [=](const std::string& v) { return parse_float(flag, v, lo, hi, out); });
+}
+
+void Args::flag(std::vector<std::string> names, std::string help, bool* out) {
+  flag(std::move(names), std::move(help), [out] { *out = true; });
+}
+
 absl::Status Args::parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i], val;
@@ -60,6 +89,16 @@ absl::Status parse_int(const std::string& flag, const std::string& s, int64_t lo
   if (!absl::SimpleAtoi(s, out) || *out < lo || *out > hi)
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: expected an integer in [%d, %d], got '%s'", flag, lo, hi, s));
+  return absl::OkStatus();
+}
+
+absl::Status parse_float(const std::string& flag, const std::string& s, double lo, double hi,
+                         float* out) {
+  double x;
+  if (!absl::SimpleAtod(s, &x) || !(x >= lo && x <= hi))
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: expected a number in [%g, %g], got '%s'", flag, lo, hi, s));
+  *out = static_cast<float>(x);
   return absl::OkStatus();
 }
 

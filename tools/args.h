@@ -17,6 +17,11 @@ class Args {
   void value(std::vector<std::string> names, std::string help,
              std::function<absl::Status(const std::string&)> apply);
   void flag(std::vector<std::string> names, std::string help, std::function<void()> apply);
+  // Typed shorthands: store the value, an integer in [lo, hi], a number in [lo, hi].
+  void text(std::vector<std::string> names, std::string help, std::string* out);
+  void integer(std::vector<std::string> names, std::string help, int64_t lo, int64_t hi, int* out);
+  void number(std::vector<std::string> names, std::string help, double lo, double hi, float* out);
+  void flag(std::vector<std::string> names, std::string help, bool* out);
   absl::Status parse(int argc, char** argv);
   std::string usage() const;
 
@@ -34,6 +39,8 @@ class Args {
 // Typed helpers for Args::value.
 absl::Status parse_int(const std::string& flag, const std::string& s, int64_t lo, int64_t hi,
                        int64_t* out);
+absl::Status parse_float(const std::string& flag, const std::string& s, double lo, double hi,
+                         float* out);
 absl::Status parse_int_list(const std::string& flag, const std::string& s,
                             std::vector<int32_t>* out);
 

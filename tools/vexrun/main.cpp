@@ -1,68 +1,76 @@
-// vexrun: runs a model. For now the token-level interface:
-//   vexrun --weights DIR --tokens 1,2,3 [--logits out.npy]
-// runs the sequence through forward_cpu, prints the top tokens of the last position, and writes
-// the logits of every position as float32 [positions, vocab].
-#include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <numeric>
+// vexrun: chat with a model, complete raw text, or run token ids.
+//   vexrun [--weights DIR] -p "What is 127 * 89?"      one chat turn, the answer streamed
+//   vexrun [--weights DIR]                             interactive chat on a terminal
+//   vexrun --weights DIR --raw -p "text"               plain completion, no chat format
+//   vexrun --weights DIR --tokens 1,2,3 --logits l.npy the token-level interface
+// Without --weights it runs the embedded demo model (random weights, real tokenizer).
+// The answer goes to stdout; everything else (progress, timings, errors) to stderr.
+#include <unistd.h>
 
-#include "runtime/forward_cpu.h"
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <numeric>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/harmony.h"
 #include "runtime/model.h"
 #include "runtime/npy.h"
+#include "runtime/session.h"
 #include "tools/args.h"
+#include "tools/vexrun/demo.h"
 
+namespace vex {
 namespace {
+
+using Clock = std::chrono::steady_clock;
+using Ms = std::chrono::duration<double, std::milli>;
+
+struct Options {
+  std::string weights, prompt, prompt_file, system, reasoning = "medium", date;
+  std::string logits_path;
+  std::vector<int32_t> tokens;
+  int max_tokens = -1, ctx = 0;
+  SamplingParams sampling;
+  bool seed_set = false, raw = false, show_analysis = false, json = false, tokenize = false;
+  bool verbose = false, help = false;
+  // Sampling flags given on the command line (they override generation_config.json).
+  bool temp_set = false, top_k_set = false, top_p_set = false, min_p_set = false;
+};
+
+std::atomic<bool> g_interrupted{false};
 
 int fail(const absl::Status& st) {
   fprintf(stderr, "vexrun: %s\n", std::string(st.message()).c_str());
   return 1;
 }
 
-}  // namespace
+void out(absl::string_view s) {
+  fwrite(s.data(), 1, s.size(), stdout);
+  fflush(stdout);
+}
 
-int main(int argc, char** argv) {
-  using namespace vex;
-  std::string weights, logits_path;
-  std::vector<int32_t> tokens;
-  bool help = false, verbose = false;
-  Args args;
-  args.value({"--weights", "-m"}, "checkpoint directory (Hugging Face or original/ layout)",
-             [&](const std::string& v) {
-               weights = v;
-               return absl::OkStatus();
-             });
-  args.value({"--tokens"}, "comma-separated token ids to run",
-             [&](const std::string& v) { return parse_int_list("--tokens", v, &tokens); });
-  args.value({"--logits"}, "write the logits of every position to this .npy (float32 [n, vocab])",
-             [&](const std::string& v) {
-               logits_path = v;
-               return absl::OkStatus();
-             });
-  args.flag({"-v", "--verbose"}, "print timings", [&] { verbose = true; });
-  args.flag({"--help", "-h"}, "show this help", [&] { help = true; });
-  if (absl::Status st = args.parse(argc, argv); !st.ok() || help) {
-    if (!st.ok()) fprintf(stderr, "vexrun: %s\n", std::string(st.message()).c_str());
-    fprintf(help ? stdout : stderr,
-            "usage: vexrun --weights DIR --tokens 1,2,3 [--logits out.npy]\n%s",
-            args.usage().c_str());
-    return help ? 0 : 2;
-  }
-  if (weights.empty()) return fail(absl::InvalidArgumentError("--weights DIR is required"));
-  if (tokens.empty()) return fail(absl::InvalidArgumentError("--tokens is required"));
+double per_second(int n, double ms) {
+  return ms > 0 ? n / (ms / 1e3) : 0;
+}
 
-  const auto t0 = std::chrono::steady_clock::now();
-  auto model = load_model(weights);
-  if (!model.ok()) return fail(model.status());
-  const Config& c = (*model)->config();
-  const auto t1 = std::chrono::steady_clock::now();
-
-  const int n = static_cast<int>(tokens.size());
+// The token-level interface of issue #2: runs ids, prints the last position's top 5, writes the
+// logits of every position.
+int run_tokens(const Model& model, const Options& o) {
+  const Config& c = model.config();
+  const int n = static_cast<int>(o.tokens.size());
   std::vector<float> logits(static_cast<size_t>(n) * c.vocab_size);
-  CpuEngine engine(c, (*model)->weights, n);
-  if (absl::Status st = engine.forward(tokens, logits.data()); !st.ok()) return fail(st);
-  const auto t2 = std::chrono::steady_clock::now();
-
+  auto engine = make_engine(model, n);
+  if (!engine.ok()) return fail(engine.status());
+  const auto t0 = Clock::now();
+  if (absl::Status st = (*engine)->forward(o.tokens, logits.data()); !st.ok()) return fail(st);
+  const double ms = Ms(Clock::now() - t0).count();
   const float* last = logits.data() + static_cast<size_t>(n - 1) * c.vocab_size;
   std::vector<int> order(c.vocab_size);
   std::iota(order.begin(), order.end(), 0);
@@ -71,14 +79,315 @@ int main(int argc, char** argv) {
   printf("position %d top-5:", n - 1);
   for (int i = 0; i < 5; ++i) printf(" %d (%.4f)", order[i], last[order[i]]);
   printf("\n");
-  if (!logits_path.empty()) {
-    if (absl::Status st = write_npy_f32(logits_path, logits.data(), {n, c.vocab_size}); !st.ok())
+  if (!o.logits_path.empty()) {
+    if (absl::Status st = write_npy_f32(o.logits_path, logits.data(), {n, c.vocab_size}); !st.ok())
       return fail(st);
   }
-  if (verbose) {
-    using ms = std::chrono::duration<double, std::milli>;
-    fprintf(stderr, "vexrun: load %.1f ms, forward_cpu %d tokens %.1f ms (%.1f tok/s)\n",
-            ms(t1 - t0).count(), n, ms(t2 - t1).count(), n / (ms(t2 - t1).count() / 1e3));
-  }
+  if (o.verbose)
+    fprintf(stderr, "vexrun: forward %d tokens in %.1f ms (%.1f tok/s)\n", n, ms,
+            per_second(n, ms));
   return 0;
+}
+
+// One chat turn or raw completion: generates, streams the answer, reports.
+class Runner {
+ public:
+  Runner(const Model& m, const Tokenizer& tok, Session& s, const Options& o, double load_ms)
+      : m_(m), tok_(tok), s_(s), o_(o), load_ms_(load_ms) {}
+
+  // Renders the conversation with the new user message, generates, and appends the reply.
+  absl::Status chat_turn(harmony::Conversation& conv, const std::string& user) {
+    conv.messages.push_back({.role = "user", .content = user});
+    const auto prompt = harmony::render(tok_, conv, /*for_completion=*/true).tokens;
+    harmony::StreamParser parser(tok_);
+    std::string shown_channel;  // channel of the text printed last (for --show-analysis)
+    bool printed_final = false;
+    auto on_token = [&](int32_t t) {
+      const std::string channel = parser.open() ? parser.open()->channel : "";
+      const auto step = parser.feed(t);
+      raw_ += tok_.token_bytes(t);
+      const bool show = channel == "final" || (o_.show_analysis && !channel.empty());
+      if (!o_.json && show && !step.content.empty()) {
+        if (o_.show_analysis && channel != shown_channel)
+          out(absl::StrCat(shown_channel.empty() ? "" : "\n", "[", channel, "] "));
+        shown_channel = channel;
+        out(step.content);
+        printed_final |= channel == "final";
+      }
+      return !g_interrupted.load();
+    };
+    VEX_ASSIGN_OR_RETURN(const GenerateResult r, generate(prompt, on_token));
+    conv.messages.insert(conv.messages.end(), parser.messages().begin(), parser.messages().end());
+    std::string final_text;
+    nlohmann::ordered_json channels = nlohmann::ordered_json::object(),
+                           messages = nlohmann::ordered_json::array();
+    for (const auto& msg : parser.messages()) {
+      if (msg.channel == "final") final_text += msg.content;
+      if (!msg.channel.empty())
+        channels[msg.channel] = channels.value(msg.channel, std::string()) + msg.content;
+      messages.push_back({{"role", msg.role},
+                          {"channel", msg.channel},
+                          {"recipient", msg.recipient},
+                          {"content_type", msg.content_type},
+                          {"content", msg.content}});
+    }
+    if (!o_.json) {
+      if (!printed_final) {
+        // A model that never opens a final message (the random demo model, or one cut off by -n
+        // while thinking) still shows what it wrote.
+        fprintf(stderr, "vexrun: no final answer (stop: %s); the generated text follows\n",
+                stop_reason_name(r.reason));
+        out(sanitize_utf8(raw_));
+      }
+      out("\n");
+    }
+    report(r, prompt.size(),
+           {{"text", final_text}, {"channels", channels}, {"messages", messages}});
+    return absl::OkStatus();
+  }
+
+  // The prompt as text with special tokens recognized, no chat format; every token is shown.
+  absl::Status raw_completion(const std::string& text) {
+    const auto prompt = tok_.encode(text, /*allow_special=*/true);
+    StreamDecoder dec(tok_);
+    auto on_token = [&](int32_t t) {
+      const std::string piece = dec.feed(t);
+      raw_ += piece;
+      if (!o_.json) out(piece);
+      return !g_interrupted.load();
+    };
+    VEX_ASSIGN_OR_RETURN(const GenerateResult r, generate(prompt, on_token));
+    raw_ += dec.flush();
+    if (!o_.json) out("\n");
+    report(r, prompt.size(), {{"text", sanitize_utf8(raw_)}});
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::StatusOr<GenerateResult> generate(const std::vector<int32_t>& prompt,
+                                          const Session::TokenCallback& on_token) {
+    raw_.clear();
+    g_interrupted.store(false);
+    GenerateOptions opt{
+        .max_tokens = o_.max_tokens, .sampling = o_.sampling, .stop_tokens = m_.stop_tokens};
+    return s_.generate(prompt, opt, on_token);
+  }
+
+  void report(const GenerateResult& r, size_t prompt_tokens, nlohmann::ordered_json answer) {
+    const int computed = r.prompt_tokens - r.reused_tokens;
+    if (o_.verbose)
+      fprintf(stderr,
+              "vexrun: prompt %zu tokens (%d reused) in %.1f ms (%.1f tok/s); generated %d tokens "
+              "in %.1f ms (%.1f tok/s); stop: %s\n",
+              prompt_tokens, r.reused_tokens, r.prompt_ms, per_second(computed, r.prompt_ms),
+              r.generated, r.generate_ms, per_second(r.generated, r.generate_ms),
+              stop_reason_name(r.reason));
+    if (!o_.json) return;
+    answer["stop_reason"] = stop_reason_name(r.reason);
+    answer["tokens"] = {
+        {"prompt", r.prompt_tokens}, {"reused", r.reused_tokens}, {"generated", r.generated}};
+    answer["timings"] = {{"load_ms", load_ms_},
+                         {"prompt_ms", r.prompt_ms},
+                         {"prompt_tok_s", per_second(computed, r.prompt_ms)},
+                         {"generate_ms", r.generate_ms},
+                         {"generate_tok_s", per_second(r.generated, r.generate_ms)}};
+    answer["seed"] = o_.sampling.seed;
+    out(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+  }
+
+  const Model& m_;
+  const Tokenizer& tok_;
+  Session& s_;
+  const Options& o_;
+  double load_ms_;
+  std::string raw_;  // the generated text of the current answer
+};
+
+absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
+  Args a;
+  a.text({"--weights", "-m"}, "checkpoint directory (default: the embedded demo model)",
+         &o.weights);
+  a.text({"-p", "--prompt"}, "the prompt (a user message, or raw text with --raw)", &o.prompt);
+  a.text({"-f", "--file"}, "read the prompt from a file", &o.prompt_file);
+  a.text({"--system"}, "instructions for the model (Harmony developer message)", &o.system);
+  a.value({"--reasoning"}, "reasoning effort: low | medium | high (default medium)",
+          [&](const std::string& v) {
+            o.reasoning = v;
+            return harmony::check_reasoning(v);
+          });
+  a.text({"--date"}, "current date for the system message (YYYY-MM-DD; default none)", &o.date);
+  a.integer({"-n", "--max-tokens"}, "tokens to generate at most (default: until done)", -1, 1 << 30,
+            &o.max_tokens);
+  a.integer({"-c", "--ctx-size"}, "context size in tokens (default min(4096, model's))", 1, 1 << 24,
+            &o.ctx);
+  a.value({"--temp"}, "temperature; 0 = greedy (default: generation_config.json, else 1)",
+          [&](const std::string& v) {
+            o.temp_set = true;
+            return parse_float("--temp", v, 0, 100, &o.sampling.temperature);
+          });
+  a.value({"--top-k"}, "keep the k most likely tokens; 0 = off", [&](const std::string& v) {
+    int64_t k;
+    VEX_RETURN_IF_ERROR(parse_int("--top-k", v, 0, 1 << 24, &k));
+    o.top_k_set = true, o.sampling.top_k = static_cast<int>(k);
+    return absl::OkStatus();
+  });
+  a.value({"--top-p"}, "nucleus sampling mass in (0, 1]; 1 = off", [&](const std::string& v) {
+    o.top_p_set = true;
+    VEX_RETURN_IF_ERROR(parse_float("--top-p", v, 0, 1, &o.sampling.top_p));
+    if (o.sampling.top_p == 0) return absl::InvalidArgumentError("--top-p: must be above 0");
+    return absl::OkStatus();
+  });
+  a.value({"--min-p"}, "drop tokens below min-p x the best one's probability; 0 = off",
+          [&](const std::string& v) {
+            o.min_p_set = true;
+            return parse_float("--min-p", v, 0, 1, &o.sampling.min_p);
+          });
+  a.value({"-s", "--seed"}, "sampling seed (default: random, shown by -v and --json)",
+          [&](const std::string& v) {
+            int64_t s;
+            VEX_RETURN_IF_ERROR(parse_int("--seed", v, 0, INT64_MAX, &s));
+            o.seed_set = true, o.sampling.seed = static_cast<uint64_t>(s);
+            return absl::OkStatus();
+          });
+  a.flag({"--raw"}, "no chat format: complete the prompt text as is", &o.raw);
+  a.flag({"--show-analysis"}, "also print the analysis (reasoning) channel", &o.show_analysis);
+  a.flag({"--json"}, "print one JSON object per answer instead of streaming text", &o.json);
+  a.flag({"--tokenize"}, "print the prompt's token ids and exit", &o.tokenize);
+  a.value({"--tokens"}, "run these comma-separated token ids instead of a prompt",
+          [&](const std::string& v) { return parse_int_list("--tokens", v, &o.tokens); });
+  a.text({"--logits"}, "with --tokens: write every position's logits (.npy float32 [n, vocab])",
+         &o.logits_path);
+  a.flag({"-v", "--verbose"}, "print load and generation timings", &o.verbose);
+  a.flag({"--help", "-h"}, "show this help", &o.help);
+  *usage = a.usage();
+  VEX_RETURN_IF_ERROR(a.parse(argc, argv));
+  if (!o.prompt.empty() && !o.prompt_file.empty())
+    return absl::InvalidArgumentError("give the prompt with -p or -f, not both");
+  if (!o.logits_path.empty() && o.tokens.empty())
+    return absl::InvalidArgumentError("--logits needs --tokens");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+int run(int argc, char** argv) {
+  Options o;
+  std::string usage;
+  if (absl::Status st = parse_args(argc, argv, o, &usage); !st.ok() || o.help) {
+    if (!st.ok()) fprintf(stderr, "vexrun: %s\n", std::string(st.message()).c_str());
+    fprintf(o.help ? stdout : stderr, "usage: vexrun [--weights DIR] [-p PROMPT] [options]\n%s",
+            usage.c_str());
+    return o.help ? 0 : 2;
+  }
+  const bool tty_in = isatty(STDIN_FILENO), tty_err = isatty(STDERR_FILENO);
+
+  if (o.weights.empty()) {
+    auto demo = ensure_demo_model();
+    if (!demo.ok()) return fail(demo.status());
+    o.weights = *demo;
+    fprintf(stderr,
+            "vexrun: no --weights given: running the embedded demo model (%s), a tiny model with "
+            "RANDOM weights and the real gpt-oss tokenizer. Its output is noise; pass --weights "
+            "DIR for a real model.\n",
+            o.weights.c_str());
+  }
+  const auto t0 = Clock::now();
+  auto model = load_model(o.weights, [&](float f) {
+    if (tty_err) fprintf(stderr, "\rvexrun: loading %s %3.0f%%", o.weights.c_str(), 100 * f);
+    return true;
+  });
+  if (tty_err) fprintf(stderr, "\r\033[K");
+  if (!model.ok()) return fail(model.status());
+  const Model& m = **model;
+  const double load_ms = Ms(Clock::now() - t0).count();
+  if (o.verbose) fprintf(stderr, "vexrun: loaded %s in %.1f ms\n", o.weights.c_str(), load_ms);
+  if (!o.tokens.empty()) return run_tokens(m, o);
+
+  auto tok = m.require_tokenizer();
+  if (!tok.ok()) return fail(tok.status());
+  // Sampling: generation_config.json, then the flags given.
+  SamplingParams s = m.sampling;
+  if (o.temp_set) s.temperature = o.sampling.temperature;
+  if (o.top_k_set) s.top_k = o.sampling.top_k;
+  if (o.top_p_set) s.top_p = o.sampling.top_p;
+  if (o.min_p_set) s.min_p = o.sampling.min_p;
+  s.seed = o.seed_set ? o.sampling.seed : std::random_device{}();
+  o.sampling = s;
+  if (o.verbose)
+    fprintf(stderr, "vexrun: sampling temp %g top-k %d top-p %g min-p %g seed %llu\n",
+            s.temperature, s.top_k, s.top_p, s.min_p, static_cast<unsigned long long>(s.seed));
+
+  if (!o.prompt_file.empty()) {
+    auto text = read_file(o.prompt_file);
+    if (!text.ok()) return fail(text.status());
+    o.prompt = std::move(*text);
+  } else if (o.prompt.empty() && !tty_in) {
+    o.prompt.assign(std::istreambuf_iterator<char>(std::cin), {});  // piped prompt
+  }
+  const bool interactive = o.prompt.empty() && tty_in && !o.tokenize;
+  if (o.prompt.empty() && !interactive)
+    return fail(absl::InvalidArgumentError("the prompt is empty"));
+
+  harmony::Conversation conv;
+  conv.system.reasoning = o.reasoning;
+  conv.system.current_date = o.date;
+  conv.developer = o.system;
+  if (o.tokenize) {
+    std::vector<int32_t> ids;
+    if (o.raw) {
+      ids = (*tok)->encode(o.prompt, /*allow_special=*/true);
+    } else {
+      conv.messages.push_back({.role = "user", .content = o.prompt});
+      ids = harmony::render(**tok, conv, /*for_completion=*/true).tokens;
+    }
+    if (o.json) {
+      out(nlohmann::json(ids).dump() + "\n");
+    } else {
+      std::string line;
+      for (size_t i = 0; i < ids.size(); ++i) absl::StrAppend(&line, i ? "," : "", ids[i]);
+      out(line + "\n");
+    }
+    return 0;
+  }
+
+  const int ctx = o.ctx ? o.ctx : std::min(4096, m.config().max_position);
+  auto engine = make_engine(m, ctx);
+  if (!engine.ok()) return fail(engine.status());
+  Session session(std::move(*engine), m.config().vocab_size);
+  Runner runner(m, **tok, session, o, load_ms);
+  std::signal(SIGINT, [](int) { g_interrupted.store(true); });
+
+  if (!interactive) {
+    absl::Status st = o.raw ? runner.raw_completion(o.prompt) : runner.chat_turn(conv, o.prompt);
+    return st.ok() ? 0 : fail(st);
+  }
+  fprintf(stderr,
+          "vexrun: interactive chat; /reset clears the conversation, /exit or Ctrl-D "
+          "ends, Ctrl-C stops an answer\n");
+  std::string line;
+  for (;;) {
+    fprintf(stderr, "> ");
+    g_interrupted.store(false);
+    if (!std::getline(std::cin, line) || line == "/exit" || line == "/quit") break;
+    if (line == "/reset") {
+      conv.messages.clear();
+      continue;
+    }
+    if (line.empty()) continue;
+    absl::Status st = o.raw ? runner.raw_completion(line) : runner.chat_turn(conv, line);
+    if (!st.ok()) fail(st);
+  }
+  fprintf(stderr, "\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace vex
+
+int main(int argc, char** argv) {
+  return vex::run(argc, argv);
 }

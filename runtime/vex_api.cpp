@@ -1,0 +1,419 @@
+// The C API (runtime/include/vex/vex.h) over the C++ core: Model, Session, Sampler, harmony.
+// Each function turns absl::Status into vex_status and keeps the message for vex_last_error().
+#include "vex/vex.h"
+
+#include <cstring>
+#include <mutex>
+#include <new>
+
+#include "runtime/harmony.h"
+#include "runtime/model.h"
+#include "runtime/session.h"
+
+struct vex_model {
+  std::unique_ptr<vex::Model> m;
+};
+
+struct vex_context {
+  vex_model* model;
+  std::unique_ptr<vex::Session> session;
+  bool has_logits = false;
+};
+
+namespace {
+
+thread_local std::string t_last_error;
+
+struct Log {
+  std::mutex mu;
+  vex_log_callback cb = nullptr;
+  vex_log_level min = VEX_LOG_INFO;
+  void* user = nullptr;
+};
+Log& log_state() {
+  static Log l;
+  return l;
+}
+
+void log(vex_log_level level, const std::string& msg) {
+  Log& l = log_state();
+  std::lock_guard<std::mutex> lock(l.mu);
+  if (l.cb && level >= l.min) l.cb(level, msg.c_str(), l.user);
+}
+
+vex_status fail(vex_status code, std::string msg) {
+  t_last_error = std::move(msg);
+  return code;
+}
+
+vex_status to_status(const absl::Status& st) {
+  if (st.ok()) return VEX_STATUS_OK;
+  vex_status code;
+  switch (st.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+      code = VEX_STATUS_INVALID_ARGUMENT;
+      break;
+    case absl::StatusCode::kNotFound:
+      code = VEX_STATUS_NOT_FOUND;
+      break;
+    case absl::StatusCode::kUnimplemented:
+      code = VEX_STATUS_UNSUPPORTED;
+      break;
+    case absl::StatusCode::kOutOfRange:
+      code = VEX_STATUS_OUT_OF_RANGE;
+      break;
+    case absl::StatusCode::kCancelled:
+      code = VEX_STATUS_CANCELLED;
+      break;
+    case absl::StatusCode::kResourceExhausted:
+      code = VEX_STATUS_OUT_OF_MEMORY;
+      break;
+    default:
+      code = VEX_STATUS_INTERNAL;
+      break;
+  }
+  log(VEX_LOG_ERROR, std::string(st.message()));
+  return fail(code, std::string(st.message()));
+}
+
+// Runs f(), turning exceptions (allocation failures, bugs) into codes: nothing escapes into C.
+template <typename F>
+vex_status guard(F&& f) {
+  try {
+    return f();
+  } catch (const std::bad_alloc&) {
+    return fail(VEX_STATUS_OUT_OF_MEMORY, "out of memory");
+  } catch (const std::exception& e) {
+    return fail(VEX_STATUS_INTERNAL, std::string("internal error: ") + e.what());
+  }
+}
+
+vex_status null_arg(const char* fn, const char* name) {
+  return fail(VEX_STATUS_INVALID_ARGUMENT, std::string(fn) + ": " + name + " is NULL");
+}
+
+// A caller's params struct over the defaults: only the bytes its struct_size covers, so an
+// older caller's shorter struct keeps the newer fields at their defaults.
+template <typename T>
+bool read_params(const T* given, T* out, const char* fn) {
+  if (!given) return true;
+  const size_t size = given->struct_size;
+  if (size < sizeof(size_t) || size > (1u << 16)) {
+    fail(VEX_STATUS_INVALID_ARGUMENT,
+         std::string(fn) + ": params.struct_size is not set (use the *_default_params function)");
+    return false;
+  }
+  memcpy(out, given, std::min(sizeof(T), size));
+  out->struct_size = sizeof(T);
+  return true;
+}
+
+// Copies `n` items into a caller's buffer, or reports the size needed (two-call pattern).
+template <typename T>
+vex_status to_buffer(const T* data, size_t n, T* buf, size_t capacity, size_t* out_count) {
+  if (out_count) *out_count = n;
+  if (n > capacity || (n > 0 && !buf))
+    return fail(VEX_STATUS_BUFFER_TOO_SMALL, "output buffer holds " + std::to_string(capacity) +
+                                                 ", " + std::to_string(n) + " needed");
+  if (n) memcpy(buf, data, n * sizeof(T));
+  return VEX_STATUS_OK;
+}
+
+absl::StatusOr<const vex::Tokenizer*> tokenizer(const vex_model* model) {
+  return model->m->require_tokenizer();
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* vex_version(void) {
+  return "0.1.0";
+}
+
+const char* vex_last_error(void) {
+  return t_last_error.c_str();
+}
+
+const char* vex_status_name(vex_status status) {
+  switch (status) {
+    case VEX_STATUS_OK:
+      return "VEX_STATUS_OK";
+    case VEX_STATUS_INVALID_ARGUMENT:
+      return "VEX_STATUS_INVALID_ARGUMENT";
+    case VEX_STATUS_NOT_FOUND:
+      return "VEX_STATUS_NOT_FOUND";
+    case VEX_STATUS_UNSUPPORTED:
+      return "VEX_STATUS_UNSUPPORTED";
+    case VEX_STATUS_OUT_OF_RANGE:
+      return "VEX_STATUS_OUT_OF_RANGE";
+    case VEX_STATUS_BUFFER_TOO_SMALL:
+      return "VEX_STATUS_BUFFER_TOO_SMALL";
+    case VEX_STATUS_CANCELLED:
+      return "VEX_STATUS_CANCELLED";
+    case VEX_STATUS_OUT_OF_MEMORY:
+      return "VEX_STATUS_OUT_OF_MEMORY";
+    case VEX_STATUS_INTERNAL:
+      return "VEX_STATUS_INTERNAL";
+  }
+  return "VEX_STATUS_UNKNOWN";
+}
+
+void vex_log_set(vex_log_callback callback, vex_log_level min_level, void* user_data) {
+  Log& l = log_state();
+  std::lock_guard<std::mutex> lock(l.mu);
+  l.cb = callback, l.min = min_level, l.user = user_data;
+}
+
+vex_model_params vex_model_default_params(void) {
+  vex_model_params p{};
+  p.struct_size = sizeof p;
+  return p;
+}
+
+vex_status vex_model_load(const char* dir, const vex_model_params* params, vex_model** out_model) {
+  if (!dir) return null_arg("vex_model_load", "dir");
+  if (!out_model) return null_arg("vex_model_load", "out_model");
+  *out_model = nullptr;
+  vex_model_params p = vex_model_default_params();
+  if (!read_params(params, &p, "vex_model_load")) return VEX_STATUS_INVALID_ARGUMENT;
+  return guard([&] {
+    log(VEX_LOG_INFO, std::string("loading ") + dir);
+    vex::LoadProgress progress;
+    if (p.on_progress) progress = [&](float f) { return p.on_progress(f, p.progress_user_data); };
+    auto m = vex::load_model(dir, progress);
+    if (!m.ok()) return to_status(m.status());
+    *out_model = new vex_model{std::move(*m)};
+    return VEX_STATUS_OK;
+  });
+}
+
+void vex_model_free(vex_model* model) {
+  delete model;
+}
+
+int32_t vex_model_vocab_size(const vex_model* model) {
+  return model ? model->m->config().vocab_size : 0;
+}
+
+int32_t vex_model_max_context(const vex_model* model) {
+  return model ? model->m->config().max_position : 0;
+}
+
+bool vex_model_has_tokenizer(const vex_model* model) {
+  return model && model->m->tokenizer != nullptr;
+}
+
+vex_status vex_tokenize(const vex_model* model, const char* text, size_t len, bool parse_special,
+                        int32_t* tokens, size_t capacity, size_t* out_count) {
+  if (!model) return null_arg("vex_tokenize", "model");
+  if (!text && len) return null_arg("vex_tokenize", "text");
+  return guard([&] {
+    auto tok = tokenizer(model);
+    if (!tok.ok()) return to_status(tok.status());
+    const auto ids = (*tok)->encode(absl::string_view(text ? text : "", len), parse_special);
+    return to_buffer(ids.data(), ids.size(), tokens, capacity, out_count);
+  });
+}
+
+vex_status vex_detokenize(const vex_model* model, const int32_t* tokens, size_t count, char* text,
+                          size_t capacity, size_t* out_len) {
+  if (!model) return null_arg("vex_detokenize", "model");
+  if (!tokens && count) return null_arg("vex_detokenize", "tokens");
+  return guard([&] {
+    auto tok = tokenizer(model);
+    if (!tok.ok()) return to_status(tok.status());
+    const int32_t V = model->m->config().vocab_size;
+    for (size_t i = 0; i < count; ++i)
+      if (tokens[i] < 0 || tokens[i] >= V)
+        return fail(VEX_STATUS_INVALID_ARGUMENT,
+                    "vex_detokenize: token id " + std::to_string(tokens[i]) + " at index " +
+                        std::to_string(i) + " is outside [0, " + std::to_string(V) + ")");
+    const std::string s = (*tok)->decode(std::span(tokens, count));
+    return to_buffer(s.data(), s.size(), text, capacity, out_len);
+  });
+}
+
+vex_chat_params vex_chat_default_params(void) {
+  vex_chat_params p{};
+  p.struct_size = sizeof p;
+  p.reasoning = "medium";
+  p.for_completion = true;
+  return p;
+}
+
+vex_status vex_chat_render(const vex_model* model, const vex_chat_params* params,
+                           const vex_chat_message* messages, size_t n_messages, int32_t* tokens,
+                           size_t capacity, size_t* out_count) {
+  if (!model) return null_arg("vex_chat_render", "model");
+  if (!messages && n_messages) return null_arg("vex_chat_render", "messages");
+  vex_chat_params p = vex_chat_default_params();
+  if (!read_params(params, &p, "vex_chat_render")) return VEX_STATUS_INVALID_ARGUMENT;
+  return guard([&] {
+    auto tok = tokenizer(model);
+    if (!tok.ok()) return to_status(tok.status());
+    vex::harmony::Conversation conv;
+    if (p.reasoning) {
+      if (absl::Status st = vex::harmony::check_reasoning(p.reasoning); !st.ok())
+        return to_status(st);
+      conv.system.reasoning = p.reasoning;
+    }
+    if (p.current_date) conv.system.current_date = p.current_date;
+    if (p.instructions) conv.developer = p.instructions;
+    for (size_t i = 0; i < n_messages; ++i) {
+      const vex_chat_message& m = messages[i];
+      if (!m.role || !*m.role || !m.content)
+        return fail(VEX_STATUS_INVALID_ARGUMENT, "vex_chat_render: messages[" + std::to_string(i) +
+                                                     "] needs a role and content");
+      const bool assistant = std::strcmp(m.role, "assistant") == 0;
+      conv.messages.push_back(
+          {.role = m.role,
+           .channel = m.channel ? m.channel : "",
+           .content = m.content,
+           .end = assistant ? vex::harmony::End::kEnd : vex::harmony::End::kNone});
+    }
+    const auto r = vex::harmony::render(**tok, conv, p.for_completion);
+    return to_buffer(r.tokens.data(), r.tokens.size(), tokens, capacity, out_count);
+  });
+}
+
+vex_context_params vex_context_default_params(void) {
+  vex_context_params p{};
+  p.struct_size = sizeof p;
+  return p;
+}
+
+vex_status vex_context_init(vex_model* model, const vex_context_params* params,
+                            vex_context** out_context) {
+  if (!model) return null_arg("vex_context_init", "model");
+  if (!out_context) return null_arg("vex_context_init", "out_context");
+  *out_context = nullptr;
+  vex_context_params p = vex_context_default_params();
+  if (!read_params(params, &p, "vex_context_init")) return VEX_STATUS_INVALID_ARGUMENT;
+  return guard([&] {
+    const vex::Config& c = model->m->config();
+    if (p.n_ctx < 0 || p.n_ctx > c.max_position)
+      return fail(VEX_STATUS_INVALID_ARGUMENT, "vex_context_init: n_ctx " +
+                                                   std::to_string(p.n_ctx) + " is outside [0, " +
+                                                   std::to_string(c.max_position) + "]");
+    const int n_ctx = p.n_ctx ? p.n_ctx : std::min(4096, c.max_position);
+    auto engine = vex::make_engine(*model->m, n_ctx);
+    if (!engine.ok()) return to_status(engine.status());
+    *out_context =
+        new vex_context{model, std::make_unique<vex::Session>(std::move(*engine), c.vocab_size)};
+    return VEX_STATUS_OK;
+  });
+}
+
+void vex_context_free(vex_context* context) {
+  delete context;
+}
+
+int32_t vex_context_size(const vex_context* context) {
+  return context ? context->session->max_ctx() : 0;
+}
+
+int32_t vex_context_length(const vex_context* context) {
+  return context ? static_cast<int32_t>(context->session->tokens().size()) : 0;
+}
+
+vex_status vex_context_set_tokens(vex_context* context, const int32_t* tokens, size_t count) {
+  if (!context) return null_arg("vex_context_set_tokens", "context");
+  if (!tokens && count) return null_arg("vex_context_set_tokens", "tokens");
+  return guard([&] {
+    absl::Status st = context->session->set_tokens(std::span(tokens, count));
+    context->has_logits = st.ok();
+    return to_status(st);
+  });
+}
+
+const float* vex_context_logits(const vex_context* context) {
+  return context && context->has_logits ? context->session->logits().data() : nullptr;
+}
+
+void vex_context_cancel(vex_context* context) {
+  if (context) context->session->cancel();
+}
+
+vex_sampling_params vex_sampling_default_params(const vex_model* model) {
+  const vex::SamplingParams s = model ? model->m->sampling : vex::SamplingParams{};
+  return {s.temperature, s.top_k, s.top_p, s.min_p, s.seed};
+}
+
+vex_generate_params vex_generate_default_params(const vex_model* model) {
+  vex_generate_params p{};
+  p.struct_size = sizeof p;
+  p.max_tokens = -1;
+  p.sampling = vex_sampling_default_params(model);
+  p.chat = true;
+  return p;
+}
+
+vex_status vex_generate(vex_context* context, const int32_t* prompt, size_t n_prompt,
+                        const vex_generate_params* params, vex_generate_result* result) {
+  if (!context) return null_arg("vex_generate", "context");
+  if (!prompt && n_prompt) return null_arg("vex_generate", "prompt");
+  if (!params) return null_arg("vex_generate", "params");
+  vex_generate_params p = vex_generate_default_params(context->model);
+  if (!read_params(params, &p, "vex_generate")) return VEX_STATUS_INVALID_ARGUMENT;
+  if (p.n_stop_tokens && !p.stop_tokens) return null_arg("vex_generate", "params.stop_tokens");
+  return guard([&] {
+    const vex::Model& m = *context->model->m;
+    vex::GenerateOptions opt;
+    opt.max_tokens = p.max_tokens;
+    opt.sampling = {p.sampling.temperature, p.sampling.top_k, p.sampling.top_p, p.sampling.min_p,
+                    p.sampling.seed};
+    opt.stop_tokens = m.stop_tokens;
+    opt.stop_tokens.insert(opt.stop_tokens.end(), p.stop_tokens, p.stop_tokens + p.n_stop_tokens);
+
+    // Text for the callback: through the Harmony parser in chat mode, else a UTF-8-safe decoder.
+    const vex::Tokenizer* tok = m.tokenizer.get();
+    std::optional<vex::harmony::StreamParser> parser;
+    std::optional<vex::StreamDecoder> decoder;
+    if (p.on_token && tok) {
+      if (p.chat)
+        parser.emplace(*tok);
+      else
+        decoder.emplace(*tok);
+    }
+    auto on_token = [&](int32_t t) {
+      if (!p.on_token) return true;
+      vex_token_event ev{};
+      ev.token = t;
+      std::string text, channel;
+      if (parser) {
+        if (parser->open()) channel = parser->open()->channel;
+        text = parser->feed(t).content;
+        ev.channel = channel.c_str();
+        ev.is_content = !text.empty();
+      } else {
+        if (decoder) text = decoder->feed(t);
+        ev.is_content = true;
+      }
+      ev.text = text.c_str();
+      ev.text_len = text.size();
+      return p.on_token(&ev, p.user_data);
+    };
+    auto r = context->session->generate(std::span(prompt, n_prompt), opt, on_token);
+    if (!r.ok()) return to_status(r.status());
+    context->has_logits = true;
+    if (result) {
+      if (result->struct_size < sizeof(size_t))
+        return fail(VEX_STATUS_INVALID_ARGUMENT,
+                    "vex_generate: result.struct_size is not set (sizeof(vex_generate_result))");
+      vex_generate_result out{};
+      out.struct_size = result->struct_size;
+      out.stop_reason = static_cast<vex_stop_reason>(r->reason);
+      out.n_prompt = r->prompt_tokens;
+      out.n_reused = r->reused_tokens;
+      out.n_generated = r->generated;
+      out.prompt_ms = r->prompt_ms;
+      out.generate_ms = r->generate_ms;
+      memcpy(result, &out, std::min(sizeof out, result->struct_size));
+    }
+    return VEX_STATUS_OK;
+  });
+}
+
+}  // extern "C"

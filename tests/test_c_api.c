@@ -1,0 +1,208 @@
+/* The C API compiled as C11 and linked against libvex.so: load the tiny model, tokenize,
+ * render a chat, generate with streaming, cancel, and every error path returning a code and a
+ * message. Usage: test_c_api MODEL_DIR (a tiny checkpoint with tokenizer.json). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <vex/vex.h>
+
+static int failures = 0;
+#define CHECK(cond)                                                                           \
+  do {                                                                                        \
+    if (!(cond)) {                                                                            \
+      fprintf(stderr, "%s:%d: CHECK(%s) failed; last error: %s\n", __FILE__, __LINE__, #cond, \
+              vex_last_error());                                                              \
+      ++failures;                                                                             \
+    }                                                                                         \
+  } while (0)
+#define CHECK_ERROR(call, code, fragment)                                                     \
+  do {                                                                                        \
+    vex_status st_ = (call);                                                                  \
+    CHECK(st_ == (code));                                                                     \
+    if (!strstr(vex_last_error(), (fragment))) {                                              \
+      fprintf(stderr, "%s:%d: error '%s' lacks '%s'\n", __FILE__, __LINE__, vex_last_error(), \
+              (fragment));                                                                    \
+      ++failures;                                                                             \
+    }                                                                                         \
+  } while (0)
+
+static float last_progress = -1;
+static bool on_progress(float p, void* user) {
+  int* calls = user;
+  ++*calls;
+  if (p < last_progress) ++failures; /* progress never goes back */
+  last_progress = p;
+  return true;
+}
+static bool cancel_load(float p, void* user) {
+  (void)p, (void)user;
+  return false;
+}
+
+typedef struct {
+  int tokens;
+  int32_t ids[64];
+  char text[4096];
+  size_t text_len;
+} Stream;
+
+static bool collect(const vex_token_event* ev, void* user) {
+  Stream* s = user;
+  if (s->tokens < 64) s->ids[s->tokens] = ev->token;
+  ++s->tokens;
+  if (s->text_len + ev->text_len < sizeof s->text) {
+    memcpy(s->text + s->text_len, ev->text, ev->text_len);
+    s->text_len += ev->text_len;
+  }
+  return true;
+}
+
+static bool stop_after_three(const vex_token_event* ev, void* user) {
+  (void)ev;
+  return ++*(int*)user < 3;
+}
+
+static int logged = 0;
+static void on_log(vex_log_level level, const char* msg, void* user) {
+  (void)user;
+  if (level == VEX_LOG_ERROR && msg[0]) ++logged;
+}
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: test_c_api MODEL_DIR\n");
+    return 2;
+  }
+  const char* dir = argv[1];
+  CHECK(strcmp(vex_version(), "0.1.0") == 0);
+  CHECK(VEX_VERSION == 100);
+  vex_log_set(on_log, VEX_LOG_INFO, NULL);
+
+  /* Loading: progress reported, cancellation honoured, bad directories named. */
+  vex_model* model = NULL;
+  int calls = 0;
+  vex_model_params mp = vex_model_default_params();
+  mp.on_progress = on_progress;
+  mp.progress_user_data = &calls;
+  CHECK(vex_model_load(dir, &mp, &model) == VEX_STATUS_OK);
+  CHECK(model != NULL);
+  CHECK(calls >= 2 && last_progress == 1.0f);
+  vex_model* none = NULL;
+  mp.on_progress = cancel_load;
+  CHECK_ERROR(vex_model_load(dir, &mp, &none), VEX_STATUS_CANCELLED, "cancelled");
+  CHECK(none == NULL);
+  CHECK_ERROR(vex_model_load("/nonexistent/model", NULL, &none), VEX_STATUS_NOT_FOUND,
+              "/nonexistent/model");
+  CHECK(logged > 0);
+  CHECK_ERROR(vex_model_load(NULL, NULL, &none), VEX_STATUS_INVALID_ARGUMENT, "dir is NULL");
+  vex_model_params bad = {0};
+  CHECK_ERROR(vex_model_load(dir, &bad, &none), VEX_STATUS_INVALID_ARGUMENT, "struct_size");
+  CHECK(vex_model_vocab_size(model) == 201088);
+  CHECK(vex_model_has_tokenizer(model));
+  CHECK(strcmp(vex_status_name(VEX_STATUS_OUT_OF_RANGE), "VEX_STATUS_OUT_OF_RANGE") == 0);
+
+  /* Tokenize and detokenize with the two-call pattern. */
+  const char* text = "Hello, world! 127 * 89 = ?";
+  size_t n = 0;
+  CHECK(vex_tokenize(model, text, strlen(text), false, NULL, 0, &n) == VEX_STATUS_BUFFER_TOO_SMALL);
+  CHECK(n > 3 && n < 20);
+  int32_t ids[32];
+  CHECK(vex_tokenize(model, text, strlen(text), false, ids, 32, &n) == VEX_STATUS_OK);
+  char back[128];
+  size_t len = 0;
+  CHECK(vex_detokenize(model, ids, n, back, sizeof back, &len) == VEX_STATUS_OK);
+  CHECK(len == strlen(text) && memcmp(back, text, len) == 0);
+  const int32_t bad_id = 300000;
+  CHECK_ERROR(vex_detokenize(model, &bad_id, 1, back, sizeof back, &len),
+              VEX_STATUS_INVALID_ARGUMENT, "token id 300000 at index 0");
+  size_t n_special = 0;
+  CHECK(vex_tokenize(model, "<|start|>", 9, true, ids, 32, &n_special) == VEX_STATUS_OK);
+  CHECK(n_special == 1 && ids[0] == 200006);
+  CHECK(vex_tokenize(model, "\xff\xfe", 2, false, ids, 32, &n) == VEX_STATUS_OK); /* U+FFFD x2 */
+
+  /* Chat rendering: the spec example's prompt (61 tokens, ending <|start|>assistant). */
+  vex_chat_message msg = {"user", NULL, "Name one JVM language."};
+  int32_t prompt[256];
+  size_t n_prompt = 0;
+  CHECK(vex_chat_render(model, NULL, &msg, 1, prompt, 256, &n_prompt) == VEX_STATUS_OK);
+  CHECK(n_prompt == 61 && prompt[0] == 200006 && prompt[60] == 173781);
+  vex_chat_params cp = vex_chat_default_params();
+  cp.reasoning = "extreme";
+  CHECK_ERROR(vex_chat_render(model, &cp, &msg, 1, prompt, 256, &n), VEX_STATUS_INVALID_ARGUMENT,
+              "low, medium or high");
+
+  /* Generation: greedy is reproducible, streamed text adds up, logits are exposed. */
+  vex_context* ctx = NULL;
+  vex_context_params xp = vex_context_default_params();
+  xp.n_ctx = 80;
+  CHECK(vex_context_init(model, &xp, &ctx) == VEX_STATUS_OK);
+  CHECK(vex_context_size(ctx) == 80);
+  CHECK(vex_context_logits(ctx) == NULL);
+  vex_generate_params gp = vex_generate_default_params(model);
+  gp.max_tokens = 8;
+  gp.sampling.temperature = 0;
+  gp.chat = false;
+  gp.on_token = collect;
+  Stream a = {0}, b = {0};
+  gp.user_data = &a;
+  vex_generate_result r = {.struct_size = sizeof r};
+  CHECK(vex_generate(ctx, prompt, n_prompt, &gp, &r) == VEX_STATUS_OK);
+  CHECK(r.stop_reason == VEX_STOP_MAX_TOKENS && r.n_generated == 8 && a.tokens == 8);
+  CHECK(r.n_prompt == 61 && r.n_reused == 0);
+  char decoded[4096];
+  CHECK(vex_detokenize(model, a.ids, 8, decoded, sizeof decoded, &len) == VEX_STATUS_OK);
+  CHECK(len >= a.text_len && memcmp(decoded, a.text, a.text_len) == 0);
+  const float* logits = vex_context_logits(ctx);
+  CHECK(logits != NULL);
+  /* Greedy: the 8th token is the argmax of the logits after the 7th. */
+  int best = 0;
+  for (int i = 1; i < vex_model_vocab_size(model); ++i)
+    if (logits[i] > logits[best]) best = i;
+  CHECK(best == a.ids[7]);
+  gp.user_data = &b;
+  CHECK(vex_generate(ctx, prompt, n_prompt, &gp, &r) == VEX_STATUS_OK);
+  CHECK(r.n_reused == 60); /* the prompt was already there but its last token */
+  CHECK(memcmp(a.ids, b.ids, sizeof a.ids) == 0);
+
+  /* Chat mode streams with channels; callbacks stop generation. */
+  int seen = 0;
+  gp.chat = true;
+  gp.on_token = stop_after_three;
+  gp.user_data = &seen;
+  gp.max_tokens = -1;
+  CHECK(vex_generate(ctx, prompt, n_prompt, &gp, &r) == VEX_STATUS_OK);
+  CHECK(r.stop_reason == VEX_STOP_CALLBACK && seen == 3);
+
+  /* Generating past the context size stops cleanly; a prompt too long is an error. */
+  gp.on_token = NULL;
+  gp.sampling.temperature = 1;
+  CHECK(vex_generate(ctx, prompt, n_prompt, &gp, &r) == VEX_STATUS_OK);
+  CHECK(r.stop_reason == VEX_STOP_CONTEXT_FULL || r.stop_reason == VEX_STOP_TOKEN);
+  CHECK(vex_context_length(ctx) <= 80);
+  int32_t longp[100];
+  for (int i = 0; i < 100; ++i) longp[i] = 1000 + i;
+  CHECK_ERROR(vex_generate(ctx, longp, 100, &gp, &r), VEX_STATUS_OUT_OF_RANGE,
+              "the prompt is 100 tokens but the context size is 80");
+  longp[5] = -3;
+  CHECK_ERROR(vex_context_set_tokens(ctx, longp, 10), VEX_STATUS_INVALID_ARGUMENT,
+              "token id -3 at position 5");
+  gp.sampling.top_p = 0;
+  CHECK_ERROR(vex_generate(ctx, prompt, n_prompt, &gp, &r), VEX_STATUS_INVALID_ARGUMENT, "top_p");
+  CHECK_ERROR(vex_generate(NULL, prompt, n_prompt, &gp, &r), VEX_STATUS_INVALID_ARGUMENT,
+              "context is NULL");
+  xp.n_ctx = 1 << 30;
+  vex_context* big = NULL;
+  CHECK_ERROR(vex_context_init(model, &xp, &big), VEX_STATUS_INVALID_ARGUMENT, "n_ctx");
+
+  vex_context_free(ctx);
+  vex_model_free(model);
+  vex_model_free(NULL);
+  vex_context_free(NULL);
+  if (failures) {
+    fprintf(stderr, "%d C API checks failed\n", failures);
+    return 1;
+  }
+  printf("C API: all checks passed\n");
+  return 0;
+}
