@@ -36,6 +36,9 @@ class Tokenizer {
  private:
   Tokenizer() = default;
   static absl::StatusOr<std::unique_ptr<Tokenizer>> load_json(const std::string& path);
+  // BPE of one pre-tokenized piece. Pieces up to kShortPiece bytes use a rescanning loop on the
+  // stack; longer ones a heap (same merge order).
+  static constexpr size_t kShortPiece = 32;
   void encode_piece(absl::string_view piece, std::vector<int32_t>& out) const;
   void encode_ordinary(absl::string_view text, std::vector<int32_t>& out) const;
 

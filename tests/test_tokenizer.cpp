@@ -125,7 +125,8 @@ TEST(Tokenizer, BadFiles) {
   };
   expect_error("{\"model\": ", "invalid JSON");
   expect_error(R"({"model": {"type": "WordPiece"}})", "expected a BPE model");
-  expect_error(R"({"model": {"type": 5}})", "unexpected JSON structure");
+  expect_error(R"({"model": {"type": 5}})", "expected a BPE model");
+  expect_error(R"({"added_tokens": [{"id": "x"}], "model": {}})", "unexpected structure");
   expect_error(R"({"model": {"type": "BPE", "vocab": {}, "merges": []}})", "no Split regex");
   // A byte-level BPE tokenizer of another model: the 256 byte tokens (GPT-2 alphabet) and an
   // <|endoftext|>, but none of Harmony's tokens.
