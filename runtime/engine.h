@@ -22,8 +22,10 @@ class Engine {
                                bool last_only = false) = 0;
 
   // Cuts the cache back to its first n positions (n <= pos()), so that a sequence sharing that
-  // prefix continues from there without recomputing it.
-  virtual void truncate(int n) = 0;
+  // prefix continues from there without recomputing it. Returns the positions actually kept,
+  // which may be fewer than n when a cache cannot go back that far (ring buffers); the caller
+  // re-runs the rest.
+  virtual int truncate(int n) = 0;
 
   virtual int pos() const = 0;
   virtual int max_ctx() const = 0;

@@ -39,7 +39,7 @@ class CpuEngine final : public Engine {
   void set_moe_observer(std::function<void(const MoeEvent&)> f) { moe_observer_ = std::move(f); }
 
   // Every position's keys and values are kept, so cutting back is moving the end.
-  void truncate(int n) override { pos_ = std::clamp(n, 0, pos_); }
+  int truncate(int n) override { return pos_ = std::clamp(n, 0, pos_); }
   int pos() const override { return pos_; }
   int max_ctx() const override { return max_ctx_; }
 

@@ -6,6 +6,9 @@
 #include "loader/json_util.h"
 #include "loader/weights_map.h"
 #include "runtime/forward_cpu.h"
+#ifdef VEX_WITH_CUDA
+#include "runtime/forward_cuda.h"
+#endif
 
 namespace vex {
 namespace fs = std::filesystem;
@@ -82,9 +85,33 @@ absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,
   return m;
 }
 
-absl::StatusOr<std::unique_ptr<Engine>> make_engine(const Model& model, int max_ctx) {
+absl::StatusOr<Device> parse_device(absl::string_view name) {
+  if (name == "auto") return Device::kAuto;
+  if (name == "cpu") return Device::kCpu;
+  if (name == "cuda") return Device::kCuda;
+  return absl::InvalidArgumentError(absl::StrCat("device must be auto, cpu or cuda, got '", name, "'"));
+}
+
+const char* device_name(Device d) {
+  return d == Device::kCuda ? "cuda" : d == Device::kCpu ? "cpu" : "auto";
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> make_engine(const Model& model, int max_ctx,
+                                                    Device device) {
   if (max_ctx < 1)
     return absl::InvalidArgumentError(absl::StrCat("context size must be >= 1, got ", max_ctx));
+#ifdef VEX_WITH_CUDA
+  if (device != Device::kCpu) {
+    auto e = CudaEngine::create(model.config(), model.weights, max_ctx);
+    if (e.ok()) return std::unique_ptr<Engine>(std::move(*e));
+    // Auto falls back to the CPU only when there is no GPU; other failures are errors.
+    if (device == Device::kCuda || e.status().code() != absl::StatusCode::kUnimplemented)
+      return e.status();
+  }
+#else
+  if (device == Device::kCuda)
+    return absl::UnimplementedError("this build of vex has no CUDA engine (nvcc was not found)");
+#endif
   return std::make_unique<CpuEngine>(model.config(), model.weights, max_ctx);
 }
 

@@ -36,8 +36,16 @@ using LoadProgress = std::function<bool(float)>;
 absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,
                                                   const LoadProgress& progress = {});
 
-// A forward pass over the model for one sequence of up to max_ctx tokens. The CPU reference now;
-// the CUDA engine joins here.
-absl::StatusOr<std::unique_ptr<Engine>> make_engine(const Model& model, int max_ctx);
+enum class Device {
+  kAuto,  // the GPU when this build has CUDA and a device is present, else the CPU
+  kCpu,   // forward_cpu, the fp32 reference
+  kCuda,  // forward_cuda
+};
+absl::StatusOr<Device> parse_device(absl::string_view name);  // auto | cpu | cuda
+const char* device_name(Device d);
+
+// A forward pass over the model for one sequence of up to max_ctx tokens.
+absl::StatusOr<std::unique_ptr<Engine>> make_engine(const Model& model, int max_ctx,
+                                                    Device device = Device::kAuto);
 
 }  // namespace vex

@@ -33,7 +33,7 @@ absl::Status Session::set_tokens(std::span<const int32_t> tokens) {
   size_t keep = std::mismatch(tokens_.begin(), tokens_.end(), tokens.begin(), tokens.end()).first -
                 tokens_.begin();
   keep = std::min(keep, tokens.size() - 1);
-  engine_->truncate(static_cast<int>(keep));
+  keep = engine_->truncate(static_cast<int>(keep));
   tokens_.resize(keep);
   reused_ = static_cast<int>(keep);
   return append(tokens.subspan(keep));

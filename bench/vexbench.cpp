@@ -1,0 +1,241 @@
+// vexbench: prefill (pp) and decode (tg) throughput of a checkpoint, modelled on llama-bench.
+//   vexbench --weights DIR [-p 512,2048] [-n 128] [-b 1] [-r 5] [-o md|csv|json] [--device cuda]
+// Each test runs r times after one warm-up; figures are mean ± std over the repetitions. For
+// decode, the bytes one step reads (weights + KV) give the achieved bandwidth, reported against
+// the measured device-to-device copy bandwidth (the ceiling of GPU.md).
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "runtime/model.h"
+#include "runtime/sampler.h"
+#include "tools/args.h"
+#ifdef VEX_WITH_CUDA
+#include <cuda_runtime.h>
+
+#include "runtime/forward_cuda.h"
+#endif
+
+namespace vex {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Stat {
+  double mean = 0, sd = 0;
+};
+Stat stats(const std::vector<double>& v) {
+  Stat s;
+  for (double x : v) s.mean += x / v.size();
+  for (double x : v) s.sd += (x - s.mean) * (x - s.mean) / std::max<size_t>(1, v.size() - 1);
+  s.sd = std::sqrt(s.sd);
+  return s;
+}
+
+struct Row {
+  std::string test;  // pp512, tg128
+  int batch;
+  Stat tok_s;
+  double gb_s = 0, share = 0;  // decode only
+};
+
+// Device-to-device copy bandwidth, counting bytes read plus written (GPU.md's ceiling).
+double copy_bandwidth_gb_s() {
+#ifdef VEX_WITH_CUDA
+  const size_t bytes = size_t(1) << 30;
+  void *a = nullptr, *b = nullptr;
+  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) return 0;
+  cudaMemset(a, 1, bytes);
+  cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+  cudaDeviceSynchronize();
+  const auto t0 = Clock::now();
+  const int reps = 10;
+  for (int i = 0; i < reps; ++i) cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+  cudaDeviceSynchronize();
+  const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  cudaFree(a), cudaFree(b);
+  return 2.0 * bytes * reps / s / 1e9;
+#else
+  return 0;
+#endif
+}
+
+std::string gpu_name() {
+#ifdef VEX_WITH_CUDA
+  cudaDeviceProp p;
+  if (cudaGetDeviceProperties(&p, 0) == cudaSuccess) return p.name;
+#endif
+  return "none";
+}
+
+int run(int argc, char** argv) {
+  std::string weights, out = "md", device_s = "auto", prompts_s = "512", batches_s = "1";
+  int n_gen = 128, reps = 5;
+  bool help = false;
+  Args a;
+  a.text({"--weights", "-m"}, "checkpoint directory (required)", &weights);
+  a.text({"-p", "--n-prompt"}, "prefill lengths, comma-separated (default 512)", &prompts_s);
+  a.integer({"-n", "--n-gen"}, "tokens to decode per repetition (default 128)", 0, 1 << 20, &n_gen);
+  a.text({"-b", "--batch"}, "sequences per decode step, comma-separated (default 1)", &batches_s);
+  a.integer({"-r", "--repetitions"}, "repetitions per test (default 5)", 1, 1000, &reps);
+  a.value({"-o", "--output"}, "md | csv | json (default md)", [&](const std::string& v) {
+    if (v != "md" && v != "csv" && v != "json")
+      return absl::InvalidArgumentError("-o: expected md, csv or json");
+    out = v;
+    return absl::OkStatus();
+  });
+  a.text({"--device"}, "auto | cpu | cuda (default auto)", &device_s);
+  a.flag({"--help", "-h"}, "show this help", &help);
+  std::vector<int32_t> prompts, batches;
+  absl::Status st = a.parse(argc, argv);
+  if (st.ok()) st = parse_int_list("-p", prompts_s, &prompts);
+  if (st.ok()) st = parse_int_list("-b", batches_s, &batches);
+  if (st.ok() && weights.empty() && !help) st = absl::InvalidArgumentError("--weights DIR is required");
+  if (!st.ok() || help) {
+    if (!st.ok()) fprintf(stderr, "vexbench: %s\n", std::string(st.message()).c_str());
+    fprintf(help ? stdout : stderr, "usage: vexbench --weights DIR [options]\n%s", a.usage().c_str());
+    return help ? 0 : 2;
+  }
+  for (int b : batches)
+    if (b != 1) {
+      fprintf(stderr, "vexbench: -b %d: batched decode (several sequences per step) is not "
+                      "implemented yet; only -b 1 runs\n", b);
+      return 2;
+    }
+  auto device = parse_device(device_s);
+  auto fail = [](const absl::Status& s) {
+    fprintf(stderr, "vexbench: %s\n", std::string(s.message()).c_str());
+    return 1;
+  };
+  if (!device.ok()) return fail(device.status());
+
+  const auto t0 = Clock::now();
+  auto model = load_model(weights);
+  if (!model.ok()) return fail(model.status());
+  int max_p = 1;
+  for (int p : prompts) max_p = std::max(max_p, p);
+  auto engine = make_engine(**model, max_p + n_gen + 1, *device);
+  if (!engine.ok()) return fail(engine.status());
+  const double start_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  Engine& e = **engine;
+  const Config& c = (*model)->config();
+#ifdef VEX_WITH_CUDA
+  auto* cuda = dynamic_cast<CudaEngine*>(&e);
+#else
+  void* cuda = nullptr;
+#endif
+  const double copy_bw = cuda ? copy_bandwidth_gb_s() : 0;
+
+  std::mt19937 rng(1);
+  auto tokens = [&](int n) {
+    std::vector<int32_t> t(n);
+    for (auto& x : t) x = rng() % 200000;
+    return t;
+  };
+  std::vector<float> logits(c.vocab_size);
+  std::vector<Row> rows;
+  for (int p : prompts) {
+    std::vector<double> v;
+    for (int r = 0; r <= reps; ++r) {  // r = 0 warms up
+      const auto t = tokens(p);
+      e.truncate(0);
+      const auto s0 = Clock::now();
+      if (absl::Status s = e.forward(t, logits.data(), true); !s.ok()) return fail(s);
+      const double secs = std::chrono::duration<double>(Clock::now() - s0).count();
+      if (r) v.push_back(p / secs);
+    }
+    rows.push_back({absl::StrCat("pp", p), 1, stats(v)});
+  }
+  if (n_gen > 0) {
+    std::vector<double> v;
+    for (int r = 0; r <= reps; ++r) {
+      e.truncate(0);
+      const int32_t first = tokens(1)[0];
+      if (absl::Status s = e.forward(std::span(&first, 1), logits.data(), true); !s.ok())
+        return fail(s);
+      const auto s0 = Clock::now();
+#ifdef VEX_WITH_CUDA
+      if (cuda) {
+        if (absl::Status s = cuda->decode_greedy(argmax(logits), n_gen, nullptr); !s.ok())
+          return fail(s);
+      } else
+#endif
+      {
+        int32_t next = argmax(logits);
+        for (int i = 0; i < n_gen; ++i) {
+          if (absl::Status s = e.forward(std::span(&next, 1), logits.data(), true); !s.ok())
+            return fail(s);
+          next = argmax(logits);
+        }
+      }
+      const double secs = std::chrono::duration<double>(Clock::now() - s0).count();
+      if (r) v.push_back(n_gen / secs);
+    }
+    Row row{absl::StrCat("tg", n_gen), 1, stats(v)};
+#ifdef VEX_WITH_CUDA
+    if (cuda) {
+      const double bytes = cuda->decode_bytes(n_gen / 2);  // the mean context of the run
+      row.gb_s = bytes * row.tok_s.mean / 1e9;
+      row.share = copy_bw > 0 ? row.gb_s / copy_bw : 0;
+    }
+#endif
+    rows.push_back(row);
+  }
+
+  // Memory and identity, in every output.
+  nlohmann::ordered_json info = {{"gpu", gpu_name()},
+                                 {"device", cuda ? "cuda" : "cpu"},
+                                 {"commit", VEX_GIT_COMMIT},
+                                 {"weights", weights},
+                                 {"start_s", start_s},
+                                 {"copy_bandwidth_gb_s", copy_bw}};
+#ifdef VEX_WITH_CUDA
+  if (cuda) {
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    const CudaMemory& m = cuda->memory();
+    info["gpu_memory_gb"] = {{"weights", m.weights / 1e9},
+                             {"kv", m.kv / 1e9},
+                             {"workspace", m.workspace / 1e9},
+                             {"peak_in_use", (total_b - free_b) / 1e9}};
+    info["decode_bytes_per_token"] = cuda->decode_bytes(n_gen / 2);
+  }
+#endif
+  if (out == "json") {
+    nlohmann::ordered_json j = info;
+    for (const Row& r : rows)
+      j["results"].push_back({{"test", r.test},
+                              {"batch", r.batch},
+                              {"tok_s", r.tok_s.mean},
+                              {"tok_s_sd", r.tok_s.sd},
+                              {"gb_s", r.gb_s},
+                              {"copy_bw_share", r.share}});
+    printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  if (out == "csv") {
+    printf("gpu,commit,test,batch,tok_s,tok_s_sd,gb_s,copy_bw_share\n");
+    for (const Row& r : rows)
+      printf("\"%s\",%s,%s,%d,%.2f,%.2f,%.1f,%.3f\n", gpu_name().c_str(), VEX_GIT_COMMIT,
+             r.test.c_str(), r.batch, r.tok_s.mean, r.tok_s.sd, r.gb_s, r.share);
+    return 0;
+  }
+  printf("vexbench %s on %s (%s), copy bandwidth %.0f GB/s, start %.1f s\n", VEX_GIT_COMMIT,
+         gpu_name().c_str(), cuda ? "cuda" : "cpu", copy_bw, start_s);
+  if (info.contains("gpu_memory_gb"))
+    printf("GPU memory: %s\n", info["gpu_memory_gb"].dump().c_str());
+  printf("\n| test | batch | t/s | GB/s | of copy BW |\n|---|---|---|---|---|\n");
+  for (const Row& r : rows)
+    printf("| %s | %d | %.2f ± %.2f | %s | %s |\n", r.test.c_str(), r.batch, r.tok_s.mean,
+           r.tok_s.sd, r.gb_s > 0 ? absl::StrFormat("%.0f", r.gb_s).c_str() : "",
+           r.share > 0 ? absl::StrFormat("%.1f %%", 100 * r.share).c_str() : "");
+  return 0;
+}
+
+}  // namespace
+}  // namespace vex
+
+int main(int argc, char** argv) { return vex::run(argc, argv); }

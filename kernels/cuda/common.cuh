@@ -1,0 +1,47 @@
+// Small device helpers shared by the kernels: bf16 bit patterns, warp reductions.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace vex::cuda {
+
+// bf16 is stored as its 16-bit pattern (uint16_t), as in the checkpoint.
+__device__ __forceinline__ float bf16(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
+// fp32 -> bf16 with round-to-nearest-even (finite inputs).
+__device__ __forceinline__ uint16_t to_bf16(float f) {
+  const uint32_t u = __float_as_uint(f);
+  return static_cast<uint16_t>((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+}
+// Eight bf16 from one 16-byte word, in memory order.
+__device__ __forceinline__ void bf16x8(const uint4& w, float* out) {
+  const uint32_t v[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    out[2 * i] = __uint_as_float(v[i] << 16);
+    out[2 * i + 1] = __uint_as_float(v[i] & 0xFFFF0000u);
+  }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));
+  return v;
+}
+
+// E2M1 code -> value (spec §3) by building the fp32 bits: exponent field e (bias 1) and
+// mantissa bit m give (1 + m/2) 2^(e-1), or m/2 when e = 0; bit 3 is the sign. No table, so
+// lanes with different codes never serialize on a memory lookup.
+__device__ __forceinline__ float e2m1(uint32_t code) {
+  const uint32_t e = (code >> 1) & 3u, m = code & 1u;
+  uint32_t bits = e ? ((126u + e) << 23) | (m << 22) : (m ? 0x3F000000u : 0u);
+  return __uint_as_float(bits | ((code & 8u) << 28));
+}
+
+}  // namespace vex::cuda

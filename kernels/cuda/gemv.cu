@@ -1,0 +1,76 @@
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/gemv.cuh"
+
+namespace vex::cuda {
+namespace {
+
+constexpr int kWarps = 8;  // rows per block
+
+// One warp per output row; lane l reads 8 consecutive weights at k = 8 l + 256 i, so a warp
+// reads 512 contiguous bytes per step. T tokens share every weight load.
+template <int T>
+__global__ void __launch_bounds__(kWarps * 32)
+    gemv_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
+                const uint16_t* __restrict__ b, float* __restrict__ y, int K, int N,
+                bool accumulate) {
+  const int row = blockIdx.x * kWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (row >= N) return;
+  const uint4* w = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(row) * K);
+  float acc[T] = {};
+#pragma unroll 4
+  for (int c = lane; c < K / 8; c += 32) {
+    float wf[8];
+    bf16x8(__ldg(w + c), wf);
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+      const float4* xt = reinterpret_cast<const float4*>(x + static_cast<int64_t>(t) * K) + 2 * c;
+      const float4 a = xt[0], bb = xt[1];
+      acc[t] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * bb.x +
+                wf[5] * bb.y + wf[6] * bb.z + wf[7] * bb.w;
+    }
+  }
+  const float bias = b ? bf16(b[row]) : 0.0f;
+#pragma unroll
+  for (int t = 0; t < T; ++t) {
+    const float s = warp_sum(acc[t]);
+    if (lane == 0) {
+      float* out = y + static_cast<int64_t>(t) * N + row;
+      *out = (accumulate ? *out : 0.0f) + s + bias;
+    }
+  }
+}
+
+template <int T>
+cudaError_t launch(const float* x, const uint16_t* W, const uint16_t* b, float* y, int K, int N,
+                   bool accumulate, cudaStream_t stream) {
+  gemv_kernel<T><<<(N + kWarps - 1) / kWarps, kWarps * 32, 0, stream>>>(x, W, b, y, K, N,
+                                                                        accumulate);
+  return cudaGetLastError();
+}
+
+}  // namespace
+
+cudaError_t gemv_bf16(const float* x, const uint16_t* W, const uint16_t* b, float* y, int n,
+                      int K, int N, bool accumulate, cudaStream_t stream) {
+  if (K % 8 != 0) return cudaErrorInvalidValue;
+  // Groups of 8 tokens; the tail with the matching instantiation (the one dispatch switch).
+  for (int t0 = 0; t0 < n; t0 += 8) {
+    const float* xt = x + static_cast<int64_t>(t0) * K;
+    float* yt = y + static_cast<int64_t>(t0) * N;
+    cudaError_t err;
+    switch (n - t0 >= 8 ? 8 : n - t0) {
+      case 1: err = launch<1>(xt, W, b, yt, K, N, accumulate, stream); break;
+      case 2: err = launch<2>(xt, W, b, yt, K, N, accumulate, stream); break;
+      case 3: err = launch<3>(xt, W, b, yt, K, N, accumulate, stream); break;
+      case 4: err = launch<4>(xt, W, b, yt, K, N, accumulate, stream); break;
+      case 5: err = launch<5>(xt, W, b, yt, K, N, accumulate, stream); break;
+      case 6: err = launch<6>(xt, W, b, yt, K, N, accumulate, stream); break;
+      case 7: err = launch<7>(xt, W, b, yt, K, N, accumulate, stream); break;
+      default: err = launch<8>(xt, W, b, yt, K, N, accumulate, stream); break;
+    }
+    if (err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
+}
+
+}  // namespace vex::cuda

@@ -1,0 +1,50 @@
+// The MXFP4 expert MLPs for small token counts (decode and short chunks), reading the layer's
+// slot table (experts/slot.h). Twin of expert_ffn in kernels/cpu/moe.cpp. MXFP4 is decoded
+// exactly in registers (spec §3); nothing is dequantized in memory.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "experts/slot.h"
+
+namespace vex::cuda {
+
+// A layer's experts, packed by expert index (the slot's `expert`).
+struct MoeWeights {
+  const uint8_t* gate_up_blocks;  // [Ek, 2I, D/32, 16]: row 2j gate j, row 2j+1 up j
+  const uint8_t* gate_up_scales;  // [Ek, 2I, D/32] E8M0
+  const uint16_t* gate_up_bias;   // [Ek, 2I] bf16
+  const uint8_t* down_blocks;     // [Ek, D, I/32, 16]
+  const uint8_t* down_scales;     // [Ek, D, I/32]
+  const uint16_t* down_bias;      // [Ek, D] bf16
+  int D, I;
+};
+
+// A HOST slot chosen by the router: recorded for the runtime, adds nothing (issue #5).
+struct Trigger {
+  int32_t token;  // index in the step's tokens
+  int32_t layer;
+  int32_t slot;
+  float weight;
+};
+struct TriggerBuffer {
+  Trigger* records;  // [capacity]
+  int* count;        // records written (may exceed capacity: the excess is dropped)
+  int capacity;
+};
+
+// h[t, j, :] = swiglu(W1_e xn[t] + b1_e) for the j-th chosen slot e = idx[t, j] of token t.
+// xn fp32 [n, D]; idx [n, k]; h fp32 [n, k, I]. Slots other than NEURAL give h = 0.
+cudaError_t moe_gate_up(const float* xn, const int* idx, const vex_slot* slots,
+                        const MoeWeights& w, int n, int k, float limit, float* h,
+                        cudaStream_t stream);
+
+// x[t] += sum_j weight[t, j] * (W2_e h[t, j] + b2_e) over the NEURAL slots; HOST slots append a
+// trigger record (when `triggers.records` is set) and add nothing.
+cudaError_t moe_down(const float* h, const int* idx, const float* weight, const vex_slot* slots,
+                     const MoeWeights& w, int n, int k, int layer, TriggerBuffer triggers,
+                     float* x, cudaStream_t stream);
+
+}  // namespace vex::cuda

@@ -1,0 +1,14 @@
+// RMSNorm (spec §4.1), twin of kernels/cpu/rmsnorm.cpp.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace vex::cuda {
+
+// y = x * rsqrt(mean(x^2) + eps) * g per row; x, y fp32 [n, dim] (may alias), g bf16 [dim].
+cudaError_t rmsnorm(const float* x, const uint16_t* g, float* y, int n, int dim, float eps,
+                    cudaStream_t stream);
+
+}  // namespace vex::cuda

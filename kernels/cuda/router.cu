@@ -1,0 +1,59 @@
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/router.cuh"
+
+namespace vex::cuda {
+namespace {
+
+constexpr int kThreads = 256, kMaxE = 256, kMaxK = 8;
+
+__global__ void router_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
+                              const uint16_t* __restrict__ b, const vex_slot* __restrict__ slots,
+                              int D, int E, int k, int* __restrict__ idx,
+                              float* __restrict__ weight, float* __restrict__ logits) {
+  const int t = blockIdx.x, w = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const float* xt = x + static_cast<int64_t>(t) * D;
+  __shared__ float s[kMaxE];
+  for (int e = w; e < E; e += kThreads / 32) {
+    const uint16_t* row = W + static_cast<int64_t>(e) * D;
+    float acc = 0;
+    for (int i = lane; i < D; i += 32) acc += bf16(row[i]) * xt[i];
+    acc = warp_sum(acc) + bf16(b[e]);
+    if (lane == 0) {
+      s[e] = acc;
+      if (logits) logits[static_cast<int64_t>(t) * E + e] = acc;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  // Selection by repeated scan, as the CPU twin: E is 32 or 128, k is 4.
+  int chosen[kMaxK];
+  for (int i = 0; i < k; ++i) {
+    int best = -1;
+    for (int e = 0; e < E; ++e) {
+      bool taken = slots[e].kind == VEX_SLOT_PRUNED;
+      for (int j = 0; j < i; ++j) taken |= chosen[j] == e;
+      if (!taken && (best < 0 || s[e] > s[best])) best = e;
+    }
+    chosen[i] = best;
+  }
+  const float m = s[chosen[0]];
+  float den = 0;
+  for (int i = 0; i < k; ++i) den += expf(s[chosen[i]] - m);
+  for (int i = 0; i < k; ++i) {
+    idx[t * k + i] = chosen[i];
+    weight[t * k + i] = expf(s[chosen[i]] - m) / den;
+  }
+}
+
+}  // namespace
+
+cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const vex_slot* slots,
+                   int n, int D, int E, int k, int* idx, float* weight, float* logits,
+                   cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  if (E > kMaxE || k > kMaxK || k > E) return cudaErrorInvalidValue;
+  router_kernel<<<n, kThreads, 0, stream>>>(x, W, b, slots, D, E, k, idx, weight, logits);
+  return cudaGetLastError();
+}
+
+}  // namespace vex::cuda

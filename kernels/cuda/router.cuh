@@ -1,0 +1,20 @@
+// The MoE router (spec §4.5), fused: linear + bias over the layer's slot rows, top-k, softmax
+// over the k chosen. Twin of linear_bf16 + router_topk_softmax in kernels/cpu.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "experts/slot.h"
+
+namespace vex::cuda {
+
+// x fp32 [n, D]; W bf16 [E, D]; b bf16 [E]; slots [E] (PRUNED rows never chosen).
+// idx [n, k] slot ids by descending logit (ties to the lower id); weight [n, k] fp32;
+// logits [n, E] fp32 written when not null. E <= 256, k <= 8.
+cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const vex_slot* slots,
+                   int n, int D, int E, int k, int* idx, float* weight, float* logits,
+                   cudaStream_t stream);
+
+}  // namespace vex::cuda

@@ -1,0 +1,42 @@
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/sampling.cuh"
+
+namespace vex::cuda {
+namespace {
+
+constexpr int kThreads = 1024;
+
+__global__ void argmax_kernel(const float* __restrict__ logits, int V, int32_t* out, int* pos,
+                              int advance) {
+  float best = -INFINITY;
+  int at = 0x7FFFFFFF;
+  for (int i = threadIdx.x; i < V; i += kThreads)
+    if (logits[i] > best) best = logits[i], at = i;  // ascending i: first max kept
+  __shared__ float sv[kThreads];
+  __shared__ int si[kThreads];
+  sv[threadIdx.x] = best, si[threadIdx.x] = at;
+  __syncthreads();
+  for (int half = kThreads / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) {
+      const float v = sv[threadIdx.x + half];
+      const int i = si[threadIdx.x + half];
+      if (v > sv[threadIdx.x] || (v == sv[threadIdx.x] && i < si[threadIdx.x]))
+        sv[threadIdx.x] = v, si[threadIdx.x] = i;
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    out[0] = si[0];
+    *pos += advance;
+  }
+}
+
+}  // namespace
+
+cudaError_t argmax_next(const float* logits, int V, int32_t* out, int* pos, int advance,
+                        cudaStream_t stream) {
+  argmax_kernel<<<1, kThreads, 0, stream>>>(logits, V, out, pos, advance);
+  return cudaGetLastError();
+}
+
+}  // namespace vex::cuda

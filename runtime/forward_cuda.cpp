@@ -1,0 +1,296 @@
+#include "runtime/forward_cuda.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "kernels/cpu/rope.h"
+#include "kernels/cuda/attention.cuh"
+#include "kernels/cuda/check.cuh"
+#include "kernels/cuda/embed.cuh"
+#include "kernels/cuda/gemv.cuh"
+#include "kernels/cuda/moe.cuh"
+#include "kernels/cuda/norm.cuh"
+#include "kernels/cuda/rope.cuh"
+#include "kernels/cuda/router.cuh"
+#include "kernels/cuda/sampling.cuh"
+
+namespace vex {
+
+struct CudaEngine::Layer {
+  const uint16_t* attn_norm;  // [D]
+  const uint16_t* wqkv;       // [Q + 2 KV, D]: q, k, v rows concatenated at upload
+  const uint16_t* bqkv;       // [Q + 2 KV]
+  const uint16_t* wo;         // [D, Q]
+  const uint16_t* bo;         // [D]
+  const uint16_t* sinks;      // [Hq]
+  const uint16_t* mlp_norm;   // [D]
+  const uint16_t* router_w;   // [E, D]
+  const uint16_t* router_b;   // [E]
+  const vex_slot* slots;      // [E] dispatch table
+  cuda::MoeWeights moe;       // experts packed by index
+  uint16_t *k_cache, *v_cache;  // [slots, KV]: ring_ slots on sliding layers, max_ctx on full
+  bool sliding;
+};
+
+CudaEngine::CudaEngine(const Config& c, int max_ctx) : c_(c), max_ctx_(max_ctx) {}
+
+CudaEngine::~CudaEngine() {
+  if (step_graph_) cudaGraphExecDestroy(step_graph_);
+  for (void* p : allocations_) cudaFree(p);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+template <typename T>
+absl::StatusOr<T*> CudaEngine::alloc(size_t count, uint64_t* account) {
+  void* p = nullptr;
+  const size_t bytes = std::max<size_t>(count * sizeof(T), 16);
+  if (cudaMalloc(&p, bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return absl::ResourceExhaustedError(
+        absl::StrCat("GPU out of memory allocating ", bytes, " bytes (", mem_.weights + mem_.kv +
+                     mem_.workspace, " already allocated)"));
+  }
+  allocations_.push_back(p);
+  *account += bytes;
+  return static_cast<T*>(p);
+}
+
+template <typename T>
+absl::StatusOr<T*> CudaEngine::upload(const T* host, size_t count) {
+  VEX_ASSIGN_OR_RETURN(T * d, alloc<T>(count, &mem_.weights));
+  VEX_CUDA_CHECK(cudaMemcpy(d, host, count * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+
+absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(const Config& config,
+                                                                const Weights& weights,
+                                                                int max_ctx) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    cudaGetLastError();
+    return absl::UnimplementedError("no CUDA device");
+  }
+  if (config.head_dim % 8 || config.d_model % 32 || config.d_ff % 32)
+    return absl::UnimplementedError(
+        "the CUDA engine needs head_dim % 8 == 0 and hidden_size, intermediate_size % 32 == 0");
+  auto e = std::unique_ptr<CudaEngine>(new CudaEngine(config, max_ctx));
+  VEX_RETURN_IF_ERROR(e->init(weights));
+  return e;
+}
+
+absl::Status CudaEngine::init(const Weights& w) {
+  VEX_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), E = c_.n_experts, I = c_.d_ff;
+  const int k = c_.n_experts_active, V = c_.vocab_size;
+  // A sliding layer keeps its last `window` keys plus the chunk being written (whose keys must
+  // not overwrite ones its earlier tokens still read) plus a margin that lets a chat rewind a
+  // few hundred tokens (truncate) without recomputing the prompt.
+  ring_ = std::min(max_ctx_, c_.sliding_window + kChunk + 352);
+
+  VEX_ASSIGN_OR_RETURN(embedding_, upload(w.embedding, size_t(V) * D));
+  VEX_ASSIGN_OR_RETURN(final_norm_, upload(w.final_norm, D));
+  VEX_ASSIGN_OR_RETURN(lm_head_, upload(w.lm_head, size_t(V) * D));
+  const YarnParams yarn{c_.rope_theta,     c_.rope_factor,       c_.rope_beta_fast,
+                        c_.rope_beta_slow, c_.rope_original_ctx, c_.rope_truncate};
+  std::vector<float> inv_freq(c_.head_dim / 2);
+  concentration_ = yarn_inv_freq(yarn, c_.head_dim, inv_freq.data());
+  VEX_ASSIGN_OR_RETURN(inv_freq_, upload(inv_freq.data(), inv_freq.size()));
+
+  const int g1 = D / 32, g2 = I / 32;
+  expert_bytes_ = uint64_t(2 * I) * g1 * 17 + 2 * I * 2 + uint64_t(D) * g2 * 17 + D * 2;
+  std::vector<uint16_t> qkv(size_t(Q + 2 * KV) * D), bqkv(Q + 2 * KV);
+  for (int il = 0; il < c_.n_layers; ++il) {
+    const LayerWeights& L = w.layers[il];
+    Layer d{};
+    d.sliding = c_.layer_sliding[il];
+    VEX_ASSIGN_OR_RETURN(d.attn_norm, upload(L.attn_norm, D));
+    std::copy_n(L.wq, size_t(Q) * D, qkv.begin());
+    std::copy_n(L.wk, size_t(KV) * D, qkv.begin() + size_t(Q) * D);
+    std::copy_n(L.wv, size_t(KV) * D, qkv.begin() + size_t(Q + KV) * D);
+    std::copy_n(L.bq, Q, bqkv.begin());
+    std::copy_n(L.bk, KV, bqkv.begin() + Q);
+    std::copy_n(L.bv, KV, bqkv.begin() + Q + KV);
+    VEX_ASSIGN_OR_RETURN(d.wqkv, upload(qkv.data(), qkv.size()));
+    VEX_ASSIGN_OR_RETURN(d.bqkv, upload(bqkv.data(), bqkv.size()));
+    VEX_ASSIGN_OR_RETURN(d.wo, upload(L.wo, size_t(D) * Q));
+    VEX_ASSIGN_OR_RETURN(d.bo, upload(L.bo, D));
+    VEX_ASSIGN_OR_RETURN(d.sinks, upload(L.sinks, c_.n_heads));
+    VEX_ASSIGN_OR_RETURN(d.mlp_norm, upload(L.mlp_norm, D));
+    VEX_ASSIGN_OR_RETURN(d.router_w, upload(L.router_w, size_t(E) * D));
+    VEX_ASSIGN_OR_RETURN(d.router_b, upload(L.router_b, E));
+    // Every router row is a neural expert until a manifest says otherwise (issue #5).
+    std::vector<vex_slot> slots(E);
+    for (int e = 0; e < E; ++e) slots[e] = {VEX_SLOT_NEURAL, uint32_t(e), 0.0f, 0};
+    VEX_ASSIGN_OR_RETURN(d.slots, upload(slots.data(), slots.size()));
+
+    // Experts packed by index; each expert's tensors are contiguous slices of the checkpoint.
+    uint8_t *gub, *gus, *dnb, *dns;
+    uint16_t *gubias, *dnbias;
+    VEX_ASSIGN_OR_RETURN(gub, alloc<uint8_t>(size_t(E) * 2 * I * g1 * 16, &mem_.weights));
+    VEX_ASSIGN_OR_RETURN(gus, alloc<uint8_t>(size_t(E) * 2 * I * g1, &mem_.weights));
+    VEX_ASSIGN_OR_RETURN(gubias, alloc<uint16_t>(size_t(E) * 2 * I, &mem_.weights));
+    VEX_ASSIGN_OR_RETURN(dnb, alloc<uint8_t>(size_t(E) * D * g2 * 16, &mem_.weights));
+    VEX_ASSIGN_OR_RETURN(dns, alloc<uint8_t>(size_t(E) * D * g2, &mem_.weights));
+    VEX_ASSIGN_OR_RETURN(dnbias, alloc<uint16_t>(size_t(E) * D, &mem_.weights));
+    for (int e = 0; e < E; ++e) {
+      const ExpertWeights& x = L.experts[e];
+      const size_t gu = size_t(2) * I * g1, dn = size_t(D) * g2;
+      VEX_CUDA_CHECK(cudaMemcpy(gub + e * gu * 16, x.gate_up.blocks, gu * 16, cudaMemcpyHostToDevice));
+      VEX_CUDA_CHECK(cudaMemcpy(gus + e * gu, x.gate_up.scales, gu, cudaMemcpyHostToDevice));
+      VEX_CUDA_CHECK(cudaMemcpy(gubias + size_t(e) * 2 * I, x.gate_up_bias, 2 * I * 2, cudaMemcpyHostToDevice));
+      VEX_CUDA_CHECK(cudaMemcpy(dnb + e * dn * 16, x.down.blocks, dn * 16, cudaMemcpyHostToDevice));
+      VEX_CUDA_CHECK(cudaMemcpy(dns + e * dn, x.down.scales, dn, cudaMemcpyHostToDevice));
+      VEX_CUDA_CHECK(cudaMemcpy(dnbias + size_t(e) * D, x.down_bias, D * 2, cudaMemcpyHostToDevice));
+    }
+    d.moe = {gub, gus, gubias, dnb, dns, dnbias, D, I};
+
+    const size_t slots_n = d.sliding ? ring_ : max_ctx_;
+    VEX_ASSIGN_OR_RETURN(d.k_cache, alloc<uint16_t>(slots_n * KV, &mem_.kv));
+    VEX_ASSIGN_OR_RETURN(d.v_cache, alloc<uint16_t>(slots_n * KV, &mem_.kv));
+    layers_.push_back(d);
+  }
+
+  uint64_t& ws = mem_.workspace;
+  VEX_ASSIGN_OR_RETURN(d_tokens_, alloc<int32_t>(kChunk, &ws));
+  VEX_ASSIGN_OR_RETURN(d_pos_, alloc<int>(1, &ws));
+  VEX_ASSIGN_OR_RETURN(x_, alloc<float>(size_t(kChunk) * D, &ws));
+  VEX_ASSIGN_OR_RETURN(xn_, alloc<float>(size_t(kChunk) * D, &ws));
+  VEX_ASSIGN_OR_RETURN(qkv_, alloc<float>(size_t(kChunk) * (Q + 2 * KV), &ws));
+  VEX_ASSIGN_OR_RETURN(att_, alloc<float>(size_t(kChunk) * Q, &ws));
+  VEX_ASSIGN_OR_RETURN(idx_, alloc<int>(size_t(kChunk) * k, &ws));
+  VEX_ASSIGN_OR_RETURN(weight_, alloc<float>(size_t(kChunk) * k, &ws));
+  VEX_ASSIGN_OR_RETURN(h_, alloc<float>(size_t(kChunk) * k * I, &ws));
+  VEX_ASSIGN_OR_RETURN(logits_, alloc<float>(size_t(kChunk) * V, &ws));
+  return absl::OkStatus();
+}
+
+// One pass of n tokens through the layers, top to bottom as spec §4.0 and forward_cpu.
+absl::Status CudaEngine::enqueue_chunk(int n, bool with_logits, int first) {
+  const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), S = Q + 2 * KV;
+  const int E = c_.n_experts, k = c_.n_experts_active;
+  const float sm_scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim));
+  cudaStream_t s = stream_;
+  VEX_CUDA_CHECK(cuda::embed(d_tokens_, n, embedding_, D, x_, s));
+  for (int il = 0; il < c_.n_layers; ++il) {
+    const Layer& L = layers_[il];
+    // Attention block: x += o_proj(attn(rope(q), rope(k), v)).
+    VEX_CUDA_CHECK(cuda::rmsnorm(x_, L.attn_norm, xn_, n, D, c_.rms_eps, s));
+    VEX_CUDA_CHECK(cuda::gemv_bf16(xn_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s));
+    VEX_CUDA_CHECK(cuda::rope_kv(qkv_, S, n, d_pos_, inv_freq_, concentration_, c_.n_heads,
+                                 c_.n_kv_heads, c_.head_dim, L.sliding ? ring_ : 0, L.k_cache,
+                                 L.v_cache, s));
+    VEX_CUDA_CHECK(cuda::attention(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, n, d_pos_,
+                                   L.sliding ? c_.sliding_window : 0, L.sliding ? ring_ : 0,
+                                   c_.n_heads, c_.n_kv_heads, c_.head_dim, sm_scale, s));
+    VEX_CUDA_CHECK(cuda::gemv_bf16(att_, L.wo, L.bo, x_, n, Q, D, /*accumulate=*/true, s));
+    // MoE block: x += sum over the top-k slots of w_e * expert_e(xn).
+    VEX_CUDA_CHECK(cuda::rmsnorm(x_, L.mlp_norm, xn_, n, D, c_.rms_eps, s));
+    VEX_CUDA_CHECK(cuda::router(xn_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_,
+                                nullptr, s));
+    VEX_CUDA_CHECK(cuda::moe_gate_up(xn_, idx_, L.slots, L.moe, n, k, c_.swiglu_limit, h_, s));
+    VEX_CUDA_CHECK(cuda::moe_down(h_, idx_, weight_, L.slots, L.moe, n, k, il, {}, x_, s));
+  }
+  if (with_logits) {
+    const int m = n - first;
+    VEX_CUDA_CHECK(cuda::rmsnorm(x_ + size_t(first) * D, final_norm_, xn_, m, D, c_.rms_eps, s));
+    VEX_CUDA_CHECK(cuda::gemv_bf16(xn_, lm_head_, nullptr, logits_, m, D, c_.vocab_size, false, s));
+  }
+  return absl::OkStatus();
+}
+
+// The one-token step as a CUDA graph: layers, logits, then argmax into d_tokens_[0] and
+// d_pos_ += 1, so replays chain on the device. Captured on first use.
+absl::Status CudaEngine::run_step_graph() {
+  if (!step_graph_) {
+    cudaGraph_t graph;
+    VEX_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    absl::Status st = enqueue_chunk(1, true, 0);
+    if (st.ok())
+      st = cuda::argmax_next(logits_, c_.vocab_size, d_tokens_, d_pos_, 1, stream_) == cudaSuccess
+               ? absl::OkStatus()
+               : absl::InternalError("argmax_next launch failed");
+    const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
+    VEX_RETURN_IF_ERROR(st);
+    VEX_CUDA_CHECK(end);
+    const cudaError_t inst = cudaGraphInstantiate(&step_graph_, graph, 0);
+    cudaGraphDestroy(graph);
+    VEX_CUDA_CHECK(inst);
+  }
+  VEX_CUDA_CHECK(cudaGraphLaunch(step_graph_, stream_));
+  return absl::OkStatus();
+}
+
+absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits, bool last_only) {
+  if (pos_ + static_cast<int64_t>(tokens.size()) > max_ctx_)
+    return absl::OutOfRangeError(absl::StrFormat(
+        "sequence of %d tokens exceeds the context size %d", pos_ + tokens.size(), max_ctx_));
+  for (size_t i = 0; i < tokens.size(); ++i)
+    if (tokens[i] < 0 || tokens[i] >= c_.vocab_size)
+      return absl::InvalidArgumentError(
+          absl::StrFormat("token id %d at position %d is outside the vocabulary [0, %d)", tokens[i],
+                          i, c_.vocab_size));
+  const size_t V = c_.vocab_size;
+  for (size_t i = 0; i < tokens.size(); i += kChunk) {
+    const int n = static_cast<int>(std::min<size_t>(kChunk, tokens.size() - i));
+    const bool last_chunk = i + n == tokens.size();
+    const bool want = logits && (!last_only || last_chunk);
+    const int first = last_only ? n - 1 : 0;
+    VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data() + i, n * sizeof(int32_t),
+                                   cudaMemcpyHostToDevice, stream_));
+    VEX_CUDA_CHECK(cudaMemcpyAsync(d_pos_, &pos_, sizeof(int), cudaMemcpyHostToDevice, stream_));
+    if (n == 1 && use_graphs_ && (want || !logits))
+      VEX_RETURN_IF_ERROR(run_step_graph());
+    else
+      VEX_RETURN_IF_ERROR(enqueue_chunk(n, want, first));
+    if (want) {
+      float* dst = last_only ? logits : logits + i * V;
+      VEX_CUDA_CHECK(cudaMemcpyAsync(dst, logits_, size_t(n - first) * V * sizeof(float),
+                                     cudaMemcpyDeviceToHost, stream_));
+    }
+    VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));  // pos_ is read by the next copy
+    pos_ += n;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CudaEngine::decode_greedy(int32_t first, int n, int32_t* out) {
+  if (n <= 0) return absl::OkStatus();
+  if (pos_ + n > max_ctx_)
+    return absl::OutOfRangeError(absl::StrFormat(
+        "decoding %d tokens from position %d exceeds the context size %d", n, pos_, max_ctx_));
+  if (first < 0 || first >= c_.vocab_size)
+    return absl::InvalidArgumentError(absl::StrCat("token id ", first, " is outside the vocabulary"));
+  VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, &first, sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+  VEX_CUDA_CHECK(cudaMemcpyAsync(d_pos_, &pos_, sizeof(int), cudaMemcpyHostToDevice, stream_));
+  for (int i = 0; i < n; ++i) {
+    VEX_RETURN_IF_ERROR(run_step_graph());
+    if (out)
+      VEX_CUDA_CHECK(cudaMemcpyAsync(out + i, d_tokens_, sizeof(int32_t), cudaMemcpyDeviceToHost,
+                                     stream_));
+  }
+  VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  pos_ += n;
+  return absl::OkStatus();
+}
+
+int CudaEngine::truncate(int n) {
+  n = std::clamp(n, 0, pos_);
+  // Sliding layers keep ring_ slots: going back further than the ring has spare slots would
+  // read keys that later positions overwrote, so the caller recomputes from the start.
+  if (ring_ < max_ctx_ && pos_ - n > ring_ - c_.sliding_window - kChunk) n = 0;
+  return pos_ = n;
+}
+
+uint64_t CudaEngine::decode_bytes(int pos) const {
+  const uint64_t D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), E = c_.n_experts;
+  uint64_t b = D * 2 + c_.vocab_size * D * 2 + D * 2;  // embedding row, lm_head, final norm
+  for (int il = 0; il < c_.n_layers; ++il) {
+    b += 2 * D * 2 + (Q + 2 * KV) * (D + 1) * 2 + D * (Q + 1) * 2 + E * (D + 1) * 2;
+    b += c_.n_experts_active * expert_bytes_;
+    const uint64_t keys = c_.layer_sliding[il] ? std::min(pos + 1, c_.sliding_window) : pos + 1;
+    b += 2 * keys * KV * 2;  // K and V rows read
+  }
+  return b;
+}
+
+}  // namespace vex

@@ -1,0 +1,308 @@
+// Every CUDA kernel against its CPU twin (kernels/cpu) on fresh random inputs, outputs poisoned
+// with NaN before each launch. Tolerances are stated beside the assertions; the CPU twins
+// accumulate in double, the kernels in fp32, so the bound scales with the sum of |terms|.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/attention.h"
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/moe.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/rope.h"
+#include "kernels/cpu/router.h"
+#include "kernels/cuda/attention.cuh"
+#include "kernels/cuda/embed.cuh"
+#include "kernels/cuda/gemv.cuh"
+#include "kernels/cuda/moe.cuh"
+#include "kernels/cuda/norm.cuh"
+#include "kernels/cuda/rope.cuh"
+#include "kernels/cuda/router.cuh"
+#include "kernels/cuda/sampling.cuh"
+#include "runtime/dtype.h"
+#include "runtime/sampler.h"
+
+namespace vex {
+namespace {
+
+#define CUDA_OK(x)                                                     \
+  do {                                                                 \
+    cudaError_t e_ = (x);                                              \
+    ASSERT_EQ(e_, cudaSuccess) << #x << ": " << cudaGetErrorString(e_); \
+  } while (0)
+
+// A device copy of a host vector; `poisoned` fills it with 0xFF bytes (NaN for floats).
+template <typename T>
+struct Dev {
+  T* p = nullptr;
+  size_t n = 0;
+  explicit Dev(const std::vector<T>& h) : n(h.size()) {
+    cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T));
+    cudaMemcpy(p, h.data(), n * sizeof(T), cudaMemcpyHostToDevice);
+  }
+  explicit Dev(size_t count) : n(count) {
+    cudaMalloc(&p, std::max<size_t>(n, 1) * sizeof(T));
+    cudaMemset(p, 0xFF, n * sizeof(T));
+  }
+  ~Dev() { cudaFree(p); }
+  std::vector<T> get() const {
+    std::vector<T> h(n);
+    cudaDeviceSynchronize();
+    cudaMemcpy(h.data(), p, n * sizeof(T), cudaMemcpyDeviceToHost);
+    return h;
+  }
+};
+
+std::mt19937 rng(12345);
+std::vector<float> normal(size_t n, float sd = 1) {
+  std::normal_distribution<float> d(0, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+std::vector<uint16_t> normal_bf16(size_t n, float sd = 1) {
+  std::vector<uint16_t> v(n);
+  const auto f = normal(n, sd);
+  for (size_t i = 0; i < n; ++i) v[i] = f32_to_bf16(f[i]);
+  return v;
+}
+
+TEST(CudaKernels, Embed) {
+  const int V = 1000, D = 96, n = 5;
+  const auto emb = normal_bf16(size_t(V) * D);
+  const std::vector<int32_t> tok = {7, 999, 0, 7, 500};
+  Dev<uint16_t> de(emb);
+  Dev<int32_t> dt(tok);
+  Dev<float> dx(size_t(n) * D);
+  CUDA_OK(cuda::embed(dt.p, n, de.p, D, dx.p, 0));
+  const auto x = dx.get();
+  for (int t = 0; t < n; ++t)
+    for (int i = 0; i < D; ++i)
+      ASSERT_EQ(x[t * D + i], bf16_to_f32(emb[size_t(tok[t]) * D + i]));  // exact: a conversion
+}
+
+TEST(CudaKernels, RmsNorm) {
+  for (int D : {64, 2880}) {
+    const int n = 7;
+    const auto x = normal(size_t(n) * D, 3);
+    const auto g = normal_bf16(D);
+    std::vector<float> ref(x.size());
+    rmsnorm(x.data(), g.data(), ref.data(), n, D, 1e-5f);
+    Dev<float> dx(x), dy(x.size());
+    Dev<uint16_t> dg(g);
+    CUDA_OK(cuda::rmsnorm(dx.p, dg.p, dy.p, n, D, 1e-5f, 0));
+    const auto y = dy.get();
+    // fp32 sum of squares vs double: a few ulps of the scale, 1e-5 relative is ample.
+    for (size_t i = 0; i < y.size(); ++i)
+      ASSERT_NEAR(y[i], ref[i], 1e-5f * std::abs(ref[i]) + 1e-6f) << i;
+  }
+}
+
+TEST(CudaKernels, GemvBf16) {
+  for (auto [n, K, N] : {std::tuple{1, 2880, 515}, {3, 2880, 64}, {8, 4096, 100}, {11, 64, 33}}) {
+    const auto x = normal(size_t(n) * K);
+    const auto W = normal_bf16(size_t(N) * K, 0.02f);
+    const auto b = normal_bf16(N);
+    std::vector<float> ref(size_t(n) * N), prior = normal(size_t(n) * N);
+    linear_bf16(x.data(), W.data(), b.data(), ref.data(), n, K, N);
+    Dev<float> dx(x), dy(ref.size()), dacc(prior);
+    Dev<uint16_t> dW(W), db(b);
+    CUDA_OK(cuda::gemv_bf16(dx.p, dW.p, db.p, dy.p, n, K, N, false, 0));
+    CUDA_OK(cuda::gemv_bf16(dx.p, dW.p, db.p, dacc.p, n, K, N, true, 0));
+    const auto y = dy.get(), acc = dacc.get();
+    for (int t = 0; t < n; ++t)
+      for (int r = 0; r < N; ++r) {
+        double mag = std::abs(bf16_to_f32(b[r]));
+        for (int k = 0; k < K; ++k)
+          mag += std::abs(double(x[size_t(t) * K + k]) * bf16_to_f32(W[size_t(r) * K + k]));
+        // fp32 accumulation in a different order: relative error ~ sqrt(K) ulp of sum |w x|.
+        const size_t i = size_t(t) * N + r;
+        ASSERT_NEAR(y[i], ref[i], 2e-6 * mag) << "n=" << n << " t=" << t << " r=" << r;
+        ASSERT_NEAR(acc[i], prior[i] + ref[i], 2e-6 * mag + 1e-6 * std::abs(prior[i]));
+      }
+  }
+}
+
+// RoPE at small and very large positions (1e5: where fast-math sin/cos would drift, §7.4).
+TEST(CudaKernels, RopeAndKvWrite) {
+  const int Hq = 8, Hkv = 2, d = 64, n = 3, S = (Hq + 2 * Hkv) * d, KV = Hkv * d;
+  const YarnParams yarn{150000, 32, 32, 1, 4096, false};
+  std::vector<float> inv(d / 2);
+  const float conc = yarn_inv_freq(yarn, d, inv.data());
+  for (int pos0 : {0, 129, 100000}) {
+    const auto qkv = normal(size_t(n) * S);
+    for (int ring : {0, 160}) {
+      const int slots = ring ? ring : pos0 + n;
+      Dev<float> dqkv(qkv), dinv(inv);
+      Dev<int> dpos(std::vector<int>{pos0});
+      Dev<uint16_t> kc(size_t(slots) * KV), vc(size_t(slots) * KV);
+      CUDA_OK(cuda::rope_kv(dqkv.p, S, n, dpos.p, dinv.p, conc, Hq, Hkv, d, ring, kc.p, vc.p, 0));
+      const auto out = dqkv.get();
+      const auto k = kc.get(), v = vc.get();
+      for (int t = 0; t < n; ++t) {
+        std::vector<float> q(qkv.begin() + t * S, qkv.begin() + t * S + Hq * d);
+        std::vector<float> kr(qkv.begin() + t * S + Hq * d, qkv.begin() + t * S + (Hq + Hkv) * d);
+        rope_apply(q.data(), Hq, d, pos0 + t, inv.data(), conc);
+        rope_apply(kr.data(), Hkv, d, pos0 + t, inv.data(), conc);
+        // Same fp32 formula; sincosf vs std::sin/cos differ by <= 1-2 ulp.
+        for (int i = 0; i < Hq * d; ++i) ASSERT_NEAR(out[t * S + i], q[i], 2e-6f) << pos0;
+        const int64_t slot = ring ? (pos0 + t) % ring : pos0 + t;
+        for (int i = 0; i < KV; ++i) {
+          // Stored as bf16: equal to the rounded reference, or one bf16 step away when the two
+          // fp32 values straddle a rounding boundary.
+          ASSERT_NEAR(bf16_to_f32(k[slot * KV + i]), kr[i], std::abs(kr[i]) * 0.0079f + 1e-6f);
+          ASSERT_EQ(v[slot * KV + i], f32_to_bf16(qkv[t * S + (Hq + Hkv) * d + i]));
+        }
+      }
+    }
+  }
+}
+
+// Attention over a bf16 cache: the CPU twin reads the same (bf16-valued) keys and values.
+TEST(CudaKernels, AttentionWithSinksAndWindow) {
+  for (auto [Hq, Hkv, d, window] : {std::tuple{64, 8, 64, 128}, {64, 8, 64, 0}, {8, 2, 16, 16}}) {
+    const int n = 5, KV = Hkv * d, S = Hq * d + 2 * KV;
+    for (int pos0 : {0, 40, 300}) {
+      const int ring = window ? window + 32 : 0;
+      const int slots = ring ? ring : pos0 + n;
+      const int keys = pos0 + n;  // logical positions 0 .. pos0+n-1
+      const auto kf = normal(size_t(keys) * KV), vf = normal(size_t(keys) * KV);
+      std::vector<float> kref(kf.size()), vref(vf.size());
+      std::vector<uint16_t> kc(size_t(slots) * KV), vc(size_t(slots) * KV);
+      for (int j = 0; j < keys; ++j) {
+        const int slot = ring ? j % ring : j;
+        if (ring && j < keys - ring) continue;  // overwritten in the ring, never attended
+        for (int i = 0; i < KV; ++i) {
+          kc[size_t(slot) * KV + i] = f32_to_bf16(kf[size_t(j) * KV + i]);
+          vc[size_t(slot) * KV + i] = f32_to_bf16(vf[size_t(j) * KV + i]);
+        }
+      }
+      for (size_t i = 0; i < kf.size(); ++i)
+        kref[i] = bf16_to_f32(f32_to_bf16(kf[i])), vref[i] = bf16_to_f32(f32_to_bf16(vf[i]));
+      const auto q = normal(size_t(n) * S, 0.5f);
+      const auto sinks = normal_bf16(Hq);
+      Dev<float> dq(q), dout(size_t(n) * Hq * d);
+      Dev<uint16_t> dk(kc), dv(vc), ds(sinks);
+      Dev<int> dpos(std::vector<int>{pos0});
+      const float scale = 1.0f / std::sqrt(float(d));
+      CUDA_OK(cuda::attention(dq.p, S, dk.p, dv.p, ds.p, dout.p, n, dpos.p, window, ring, Hq, Hkv,
+                              d, scale, 0));
+      const auto out = dout.get();
+      for (int t = 0; t < n; ++t) {
+        const int p = pos0 + t, lo = window ? std::max(0, p - window + 1) : 0;
+        std::vector<float> ref(Hq * d);
+        attention_sinks(&q[size_t(t) * S], kref.data(), vref.data(), sinks.data(), lo, p, Hq, Hkv,
+                        d, scale, ref.data());
+        // fp32 online softmax vs double two-pass: 1e-5 of the value scale (values ~ N(0, 1)).
+        for (int i = 0; i < Hq * d; ++i)
+          ASSERT_NEAR(out[size_t(t) * Hq * d + i], ref[i], 2e-5f) << "pos " << p << " i " << i;
+      }
+    }
+  }
+}
+
+TEST(CudaKernels, RouterTopkSoftmax) {
+  const int n = 9, D = 2880, E = 32, k = 4;
+  const auto x = normal(size_t(n) * D);
+  const auto W = normal_bf16(size_t(E) * D, 0.05f);
+  const auto b = normal_bf16(E);
+  std::vector<float> logits(size_t(n) * E);
+  linear_bf16(x.data(), W.data(), b.data(), logits.data(), n, D, E);
+  std::vector<vex_slot> slots(E);
+  for (int e = 0; e < E; ++e) slots[e] = {VEX_SLOT_NEURAL, uint32_t(e), 0, 0};
+  Dev<float> dx(x), dw(size_t(n) * k), dl(size_t(n) * E);
+  Dev<uint16_t> dW(W), db(b);
+  Dev<vex_slot> ds(slots);
+  Dev<int> di(size_t(n) * k);
+  CUDA_OK(cuda::router(dx.p, dW.p, db.p, ds.p, n, D, E, k, di.p, dw.p, dl.p, 0));
+  const auto idx = di.get();
+  const auto wt = dw.get(), gl = dl.get();
+  for (int t = 0; t < n; ++t) {
+    int ridx[4];
+    float rw[4];
+    router_topk_softmax(&logits[t * E], E, k, ridx, rw);
+    for (int e = 0; e < E; ++e) ASSERT_NEAR(gl[t * E + e], logits[t * E + e], 1e-4f);
+    for (int j = 0; j < k; ++j) {
+      ASSERT_EQ(idx[t * k + j], ridx[j]) << "token " << t;  // random logits: no near ties
+      ASSERT_NEAR(wt[t * k + j], rw[j], 1e-5f);
+    }
+  }
+  // A PRUNED slot is never chosen, even with the largest logit.
+  const int top = idx[0];
+  slots[top].kind = VEX_SLOT_PRUNED;
+  Dev<vex_slot> ds2(slots);
+  CUDA_OK(cuda::router(dx.p, dW.p, db.p, ds2.p, n, D, E, k, di.p, dw.p, nullptr, 0));
+  const auto idx2 = di.get();
+  for (int j = 0; j < k; ++j) EXPECT_NE(idx2[j], top);
+}
+
+// The two MoE kernels against expert_ffn weighted and summed, on random MXFP4 experts.
+TEST(CudaKernels, MoeGateUpAndDown) {
+  for (auto [D, I, E, k, n] : {std::tuple{2880, 2880, 8, 4, 1}, {64, 64, 8, 4, 6}}) {
+    const int g1 = D / 32, g2 = I / 32;
+    std::vector<uint8_t> gub(size_t(E) * 2 * I * g1 * 16), gus(size_t(E) * 2 * I * g1);
+    std::vector<uint8_t> dnb(size_t(E) * D * g2 * 16), dns(size_t(E) * D * g2);
+    for (auto& v : gub) v = rng() & 0xFF;
+    for (auto& v : dnb) v = rng() & 0xFF;
+    for (auto& v : gus) v = 118 + rng() % 6;
+    for (auto& v : dns) v = 118 + rng() % 6;
+    const auto gubias = normal_bf16(size_t(E) * 2 * I, 0.1f), dnbias = normal_bf16(size_t(E) * D, 0.1f);
+    const auto xn = normal(size_t(n) * D);
+    std::vector<int> idx(size_t(n) * k);
+    std::vector<float> wt(size_t(n) * k);
+    for (int t = 0; t < n; ++t)
+      for (int j = 0; j < k; ++j) idx[t * k + j] = (t + 3 * j) % E, wt[t * k + j] = 0.1f + 0.2f * j;
+    std::vector<vex_slot> slots(E);
+    for (int e = 0; e < E; ++e) slots[e] = {VEX_SLOT_NEURAL, uint32_t(E - 1 - e), 0, 0};  // permuted
+    const float limit = 7.0f;
+    // Reference: x0 + sum_j w_j expert_{slots[idx].expert}(xn).
+    const auto x0 = normal(size_t(n) * D);
+    std::vector<float> ref = x0, scratch(3 * I), y(D);
+    for (int t = 0; t < n; ++t)
+      for (int j = 0; j < k; ++j) {
+        const int e = slots[idx[t * k + j]].expert;
+        ExpertWeights ew;
+        ew.gate_up = {gub.data() + size_t(e) * 2 * I * g1 * 16, gus.data() + size_t(e) * 2 * I * g1, 2 * I, D};
+        ew.gate_up_bias = gubias.data() + size_t(e) * 2 * I;
+        ew.down = {dnb.data() + size_t(e) * D * g2 * 16, dns.data() + size_t(e) * D * g2, D, I};
+        ew.down_bias = dnbias.data() + size_t(e) * D;
+        expert_ffn(ew, &xn[size_t(t) * D], limit, scratch.data(), y.data());
+        for (int i = 0; i < D; ++i) ref[size_t(t) * D + i] += wt[t * k + j] * y[i];
+      }
+    Dev<uint8_t> a(gub), b(gus), c(dnb), d(dns);
+    Dev<uint16_t> e1(gubias), e2(dnbias);
+    Dev<float> dxn(xn), dx(x0), dh(size_t(n) * k * I), dwt(wt);
+    Dev<int> didx(idx);
+    Dev<vex_slot> dsl(slots);
+    const cuda::MoeWeights w{a.p, b.p, e1.p, c.p, d.p, e2.p, D, I};
+    CUDA_OK(cuda::moe_gate_up(dxn.p, didx.p, dsl.p, w, n, k, limit, dh.p, 0));
+    CUDA_OK(cuda::moe_down(dh.p, didx.p, dwt.p, dsl.p, w, n, k, 0, {}, dx.p, 0));
+    const auto x = dx.get();
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      worst = std::max(worst, std::abs(double(x[i]) - ref[i]));
+      scale = std::max(scale, std::abs(double(ref[i]) - x0[i]));
+    }
+    // Exact decode on both sides; only fp32 vs double accumulation differs: 1e-5 of the largest
+    // expert contribution.
+    EXPECT_LT(worst, 1e-5 * scale) << "D=" << D << " worst " << worst << " scale " << scale;
+  }
+}
+
+TEST(CudaKernels, ArgmaxNextAndAdvance) {
+  auto logits = normal(201088);
+  logits[150000] = 50, logits[170000] = 50;  // a tie: the lower id wins
+  Dev<float> dl(logits);
+  Dev<int32_t> out(1);
+  Dev<int> pos(std::vector<int>{41});
+  CUDA_OK(cuda::argmax_next(dl.p, 201088, out.p, pos.p, 1, 0));
+  EXPECT_EQ(out.get()[0], 150000);
+  EXPECT_EQ(pos.get()[0], 42);
+  EXPECT_EQ(argmax(logits), 150000);
+}
+
+}  // namespace
+}  // namespace vex

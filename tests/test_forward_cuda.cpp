@@ -1,0 +1,163 @@
+// forward_cuda against forward_cpu on tiny synthetic checkpoints, over prompts longer than
+// several sliding windows (tiny: window 16); graphs against no graphs; GPU greedy decode against
+// argmax over the logits; cache rewinds.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "runtime/forward_cpu.h"
+#include "runtime/forward_cuda.h"
+#include "runtime/model.h"
+#include "runtime/sampler.h"
+#include "runtime/session.h"
+#include "tests/fixtures.h"
+
+namespace vex {
+namespace {
+
+std::vector<int32_t> random_tokens(int n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<int32_t> t(n);
+  for (auto& x : t) x = static_cast<int32_t>(rng() % 200000);
+  return t;
+}
+
+class ForwardCuda : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    auto m = load_model(testing::tiny_checkpoint(0));
+    ASSERT_TRUE(m.ok()) << m.status();
+    model_ = std::move(*m).release();
+  }
+  std::unique_ptr<CudaEngine> engine(int ctx) {
+    auto e = CudaEngine::create(model_->config(), model_->weights, ctx);
+    EXPECT_TRUE(e.ok()) << e.status();
+    return e.ok() ? std::move(*e) : nullptr;
+  }
+  static Model* model_;
+};
+Model* ForwardCuda::model_ = nullptr;
+
+// 150 tokens = 9+ windows of 16, in chunks of 32 (prefill) and then one by one (decode).
+// Tolerances: the GPU keeps K/V in bf16 (relative rounding 2^-9) and accumulates in fp32, the
+// CPU is fp32/double throughout, so logits differ at the 1e-3 level of a row's scale; 2e-2 of
+// the row's largest |logit| leaves room for rare router flips (spec §7.8) without hiding a wrong
+// window or sink (those give O(1) errors). Top-1 must agree wherever the CPU's top-2 margin is
+// clear of that noise.
+TEST_F(ForwardCuda, MatchesForwardCpu) {
+  const Config& c = model_->config();
+  const int V = c.vocab_size, n = 150, split = 110;
+  const auto tokens = random_tokens(n, 3);
+  std::vector<float> ref(size_t(n) * V), got(size_t(n) * V, NAN);
+  CpuEngine cpu(c, model_->weights, n);
+  ASSERT_TRUE(cpu.forward(tokens, ref.data()).ok());
+  auto gpu = engine(n);
+  ASSERT_TRUE(gpu);
+  ASSERT_TRUE(gpu->forward(std::span(tokens).subspan(0, split), got.data()).ok());
+  for (int i = split; i < n; ++i)
+    ASSERT_TRUE(gpu->forward(std::span(tokens).subspan(i, 1), &got[size_t(i) * V]).ok());
+  EXPECT_EQ(gpu->pos(), n);
+  double worst = 0;
+  int agree = 0, clear = 0, clear_agree = 0;
+  for (int t = 0; t < n; ++t) {
+    const float* r = &ref[size_t(t) * V];
+    const float* g = &got[size_t(t) * V];
+    double scale = 0, err = 0;
+    for (int i = 0; i < V; ++i) {
+      ASSERT_TRUE(std::isfinite(g[i])) << "t=" << t << " i=" << i;
+      scale = std::max(scale, double(std::abs(r[i])));
+      err = std::max(err, double(std::abs(r[i] - g[i])));
+    }
+    worst = std::max(worst, err / scale);
+    const int top = argmax(std::span(r, V));
+    float second = -INFINITY;
+    for (int i = 0; i < V; ++i)
+      if (i != top) second = std::max(second, r[i]);
+    const bool same = argmax(std::span(g, V)) == top;
+    agree += same;
+    if (r[top] - second > 0.05 * scale) clear++, clear_agree += same;
+  }
+  printf("max relative logit error %.3g, top-1 agreement %d/%d (%d/%d with a clear margin)\n",
+         worst, agree, n, clear_agree, clear);
+  EXPECT_LT(worst, 2e-2);
+  EXPECT_EQ(clear_agree, clear);
+  EXPECT_GE(agree, n * 9 / 10);
+}
+
+// The captured step graph runs the same kernels on the same data: bitwise equal logits.
+TEST_F(ForwardCuda, GraphsEqualNoGraphs) {
+  const int V = model_->config().vocab_size, n = 40;
+  const auto tokens = random_tokens(n, 5);
+  std::vector<float> a(size_t(n) * V), b(size_t(n) * V);
+  for (bool graphs : {true, false}) {
+    auto e = engine(64);
+    e->set_use_graphs(graphs);
+    ASSERT_TRUE(e->forward(std::span(tokens).subspan(0, 20), nullptr).ok());
+    for (int i = 20; i < n; ++i)
+      ASSERT_TRUE(e->forward(std::span(tokens).subspan(i, 1), &(graphs ? a : b)[size_t(i) * V]).ok());
+  }
+  EXPECT_EQ(memcmp(&a[20 * size_t(V)], &b[20 * size_t(V)], size_t(n - 20) * V * sizeof(float)), 0);
+}
+
+// Greedy decode on the device equals argmax over the logits of step-by-step forward.
+TEST_F(ForwardCuda, DecodeGreedyMatchesArgmax) {
+  const int V = model_->config().vocab_size;
+  const auto prompt = random_tokens(30, 7);
+  auto a = engine(128);
+  std::vector<float> logits(V);
+  ASSERT_TRUE(a->forward(prompt, logits.data(), true).ok());
+  const int32_t first = argmax(logits);
+  int32_t next = first;
+  std::vector<int32_t> want;
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE(a->forward(std::span(&next, 1), logits.data(), true).ok());
+    next = argmax(logits);
+    want.push_back(next);
+  }
+  auto c = engine(128);
+  std::vector<int32_t> got(12);
+  ASSERT_TRUE(c->forward(prompt, nullptr).ok());
+  ASSERT_TRUE(c->decode_greedy(first, 12, got.data()).ok());
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(c->pos(), 30 + 12);
+}
+
+// A session rewinding the cache (a chat turn) gives the logits of a fresh run, both when the
+// sliding rings can go back (short rewind) and when they cannot (the engine recomputes).
+TEST_F(ForwardCuda, RewindMatchesFreshRun) {
+  const int V = model_->config().vocab_size;
+  for (int rewind : {10, 700}) {
+    auto e = make_engine(*model_, 1200, Device::kCuda);
+    ASSERT_TRUE(e.ok()) << e.status();
+    Session s(std::move(*e), V);
+    auto first = random_tokens(1000, 9);
+    ASSERT_TRUE(s.set_tokens(first).ok());
+    auto second = first;
+    second.resize(1000 - rewind);
+    const auto tail = random_tokens(5, 10);
+    second.insert(second.end(), tail.begin(), tail.end());
+    ASSERT_TRUE(s.set_tokens(second).ok());
+    auto f = make_engine(*model_, 1200, Device::kCuda);
+    Session fresh(std::move(*f), V);
+    ASSERT_TRUE(fresh.set_tokens(second).ok());
+    EXPECT_EQ(memcmp(s.logits().data(), fresh.logits().data(), V * sizeof(float)), 0)
+        << "rewind " << rewind;
+  }
+}
+
+TEST_F(ForwardCuda, BadInputAndMemory) {
+  auto e = engine(8);
+  std::vector<int32_t> too_long(9, 1);
+  EXPECT_EQ(e->forward(too_long, nullptr).message(),
+            "sequence of 9 tokens exceeds the context size 8");
+  std::vector<int32_t> bad = {1, 201088};
+  EXPECT_EQ(e->forward(bad, nullptr).message(),
+            "token id 201088 at position 1 is outside the vocabulary [0, 201088)");
+  EXPECT_GT(e->memory().weights, 2 * uint64_t(201088) * 64 * 2);  // embedding + lm_head at least
+  EXPECT_GT(e->memory().kv, 0u);
+}
+
+}  // namespace
+}  // namespace vex
