@@ -74,7 +74,7 @@ std::string gpu_name() {
 int run(int argc, char** argv) {
   std::string weights, out = "md", device_s = "auto", prompts_s = "512", batches_s = "1";
   int n_gen = 128, reps = 5;
-  bool help = false;
+  bool help = false, profile = false;
   Args a;
   a.text({"--weights", "-m"}, "checkpoint directory (required)", &weights);
   a.text({"-p", "--n-prompt"}, "prefill lengths, comma-separated (default 512)", &prompts_s);
@@ -88,6 +88,7 @@ int run(int argc, char** argv) {
     return absl::OkStatus();
   });
   a.text({"--device"}, "auto | cpu | cuda (default auto)", &device_s);
+  a.flag({"--profile"}, "time each kernel family of one decode step (CUDA)", &profile);
   a.flag({"--help", "-h"}, "show this help", &help);
   std::vector<int32_t> prompts, batches;
   absl::Status st = a.parse(argc, argv);
@@ -202,6 +203,26 @@ int run(int argc, char** argv) {
                              {"workspace", m.workspace / 1e9},
                              {"peak_in_use", (total_b - free_b) / 1e9}};
     info["decode_bytes_per_token"] = cuda->decode_bytes(n_gen / 2);
+  }
+#endif
+#ifdef VEX_WITH_CUDA
+  if (profile && cuda) {
+    // One step at the mean decode position, every launch timed with events.
+    cuda->truncate(0);
+    const auto t = tokens(n_gen / 2 + 1);
+    if (absl::Status s = cuda->forward(t, nullptr); !s.ok()) return fail(s);
+    auto prof = cuda->profile_step(t[0]);
+    if (!prof.ok()) return fail(prof.status());
+    double total = 0;
+    for (const auto& k : *prof) total += k.ms;
+    printf("decode step at position %d, kernels timed one by one (%.3f ms in all):\n\n",
+           n_gen / 2 + 1, total);
+    printf("| kernel | launches | us | share | GB/s | of copy BW |\n|---|---|---|---|---|---|\n");
+    for (const auto& k : *prof)
+      printf("| %s | %d | %.1f | %.1f %% | %s | %s |\n", k.name, k.calls, 1e3 * k.ms,
+             100 * k.ms / total, k.bytes ? absl::StrFormat("%.0f", k.bytes / k.ms / 1e6).c_str() : "",
+             k.bytes ? absl::StrFormat("%.1f %%", 100 * k.bytes / k.ms / 1e6 / copy_bw).c_str() : "");
+    printf("\n");
   }
 #endif
   if (out == "json") {

@@ -76,6 +76,12 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int f
       rope_apply(&k_[t * KV], c_.n_kv_heads, c_.head_dim, p, inv_freq_.data(), concentration_);
       std::copy_n(&k_[t * KV], KV, kc + static_cast<int64_t>(p) * KV);
       std::copy_n(&v_[t * KV], KV, vc + static_cast<int64_t>(p) * KV);
+      if (kv_bf16_)
+        for (int i = 0; i < KV; ++i) {
+          float& kk = kc[static_cast<int64_t>(p) * KV + i];
+          float& vv = vc[static_cast<int64_t>(p) * KV + i];
+          kk = bf16_to_f32(f32_to_bf16(kk)), vv = bf16_to_f32(f32_to_bf16(vv));
+        }
     }
     for (int t = 0; t < n; ++t) {
       const int p = pos_ + t;

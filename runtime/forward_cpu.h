@@ -40,6 +40,9 @@ class CpuEngine final : public Engine {
 
   // Every position's keys and values are kept, so cutting back is moving the end.
   int truncate(int n) override { return pos_ = std::clamp(n, 0, pos_); }
+  // Stores keys and values rounded to bf16, as forward_cuda does, so that the GPU engine can be
+  // checked against this reference to fp32 accuracy (tests/test_forward_cuda.cpp).
+  void set_kv_bf16(bool on) { kv_bf16_ = on; }
   int pos() const override { return pos_; }
   int max_ctx() const override { return max_ctx_; }
 
@@ -52,6 +55,7 @@ class CpuEngine final : public Engine {
   const Weights& w_;
   int max_ctx_;
   int pos_ = 0;
+  bool kv_bf16_ = false;
   std::function<void(const MoeEvent&)> moe_observer_;
   std::vector<float> inv_freq_;  // [d/2] YaRN inverse frequencies
   float concentration_ = 1;      // YaRN attention concentration, multiplies cos and sin

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "kernels/cpu/rope.h"
 #include "kernels/cuda/attention.cuh"
@@ -164,38 +165,107 @@ absl::Status CudaEngine::init(const Weights& w) {
   return absl::OkStatus();
 }
 
+absl::Status CudaEngine::timed(const char* name, uint64_t bytes,
+                               const std::function<cudaError_t()>& f) {
+  if (!profiling_) {
+    const cudaError_t err = f();
+    if (err != cudaSuccess)
+      return absl::InternalError(absl::StrCat(name, " launch failed: ", cudaGetErrorString(err)));
+    return absl::OkStatus();
+  }
+  Pending p{name, bytes, nullptr, nullptr};
+  VEX_CUDA_CHECK(cudaEventCreate(&p.start));
+  VEX_CUDA_CHECK(cudaEventCreate(&p.stop));
+  VEX_CUDA_CHECK(cudaEventRecord(p.start, stream_));
+  const cudaError_t err = f();
+  VEX_CUDA_CHECK(cudaEventRecord(p.stop, stream_));
+  pending_.push_back(p);
+  if (err != cudaSuccess)
+    return absl::InternalError(absl::StrCat(name, " launch failed: ", cudaGetErrorString(err)));
+  return absl::OkStatus();
+}
+
 // One pass of n tokens through the layers, top to bottom as spec §4.0 and forward_cpu.
 absl::Status CudaEngine::enqueue_chunk(int n, bool with_logits, int first) {
   const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), S = Q + 2 * KV;
-  const int E = c_.n_experts, k = c_.n_experts_active;
+  const int E = c_.n_experts, k = c_.n_experts_active, I = c_.d_ff;
   const float sm_scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim));
+  const uint64_t b2 = 2;  // bytes per bf16
   cudaStream_t s = stream_;
-  VEX_CUDA_CHECK(cuda::embed(d_tokens_, n, embedding_, D, x_, s));
+  VEX_RETURN_IF_ERROR(timed("embed", n * D * b2, [&] {
+    return cuda::embed(d_tokens_, n, embedding_, D, x_, s);
+  }));
   for (int il = 0; il < c_.n_layers; ++il) {
     const Layer& L = layers_[il];
     // Attention block: x += o_proj(attn(rope(q), rope(k), v)).
-    VEX_CUDA_CHECK(cuda::rmsnorm(x_, L.attn_norm, xn_, n, D, c_.rms_eps, s));
-    VEX_CUDA_CHECK(cuda::gemv_bf16(xn_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s));
-    VEX_CUDA_CHECK(cuda::rope_kv(qkv_, S, n, d_pos_, inv_freq_, concentration_, c_.n_heads,
-                                 c_.n_kv_heads, c_.head_dim, L.sliding ? ring_ : 0, L.k_cache,
-                                 L.v_cache, s));
-    VEX_CUDA_CHECK(cuda::attention(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, n, d_pos_,
-                                   L.sliding ? c_.sliding_window : 0, L.sliding ? ring_ : 0,
-                                   c_.n_heads, c_.n_kv_heads, c_.head_dim, sm_scale, s));
-    VEX_CUDA_CHECK(cuda::gemv_bf16(att_, L.wo, L.bo, x_, n, Q, D, /*accumulate=*/true, s));
+    VEX_RETURN_IF_ERROR(timed("rmsnorm", D * b2, [&] {
+      return cuda::rmsnorm(x_, L.attn_norm, xn_, n, D, c_.rms_eps, s);
+    }));
+    VEX_RETURN_IF_ERROR(timed("qkv", uint64_t(S) * D * b2, [&] {
+      return cuda::gemv_bf16(xn_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s);
+    }));
+    VEX_RETURN_IF_ERROR(timed("rope_kv", 0, [&] {
+      return cuda::rope_kv(qkv_, S, n, d_pos_, inv_freq_, concentration_, c_.n_heads,
+                           c_.n_kv_heads, c_.head_dim, L.sliding ? ring_ : 0, L.k_cache,
+                           L.v_cache, s);
+    }));
+    VEX_RETURN_IF_ERROR(timed("attention", 0, [&] {
+      return cuda::attention(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, n, d_pos_,
+                             L.sliding ? c_.sliding_window : 0, L.sliding ? ring_ : 0,
+                             c_.n_heads, c_.n_kv_heads, c_.head_dim, sm_scale, s);
+    }));
+    VEX_RETURN_IF_ERROR(timed("o_proj", uint64_t(D) * Q * b2, [&] {
+      return cuda::gemv_bf16(att_, L.wo, L.bo, x_, n, Q, D, /*accumulate=*/true, s);
+    }));
     // MoE block: x += sum over the top-k slots of w_e * expert_e(xn).
-    VEX_CUDA_CHECK(cuda::rmsnorm(x_, L.mlp_norm, xn_, n, D, c_.rms_eps, s));
-    VEX_CUDA_CHECK(cuda::router(xn_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_,
-                                nullptr, s));
-    VEX_CUDA_CHECK(cuda::moe_gate_up(xn_, idx_, L.slots, L.moe, n, k, c_.swiglu_limit, h_, s));
-    VEX_CUDA_CHECK(cuda::moe_down(h_, idx_, weight_, L.slots, L.moe, n, k, il, {}, x_, s));
+    VEX_RETURN_IF_ERROR(timed("rmsnorm", D * b2, [&] {
+      return cuda::rmsnorm(x_, L.mlp_norm, xn_, n, D, c_.rms_eps, s);
+    }));
+    VEX_RETURN_IF_ERROR(timed("router", uint64_t(E) * D * b2, [&] {
+      return cuda::router(xn_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_,
+                          nullptr, s);
+    }));
+    VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(n) * k * 2 * I * (D / 32) * 17, [&] {
+      return cuda::moe_gate_up(xn_, idx_, L.slots, L.moe, n, k, c_.swiglu_limit, h_, s);
+    }));
+    VEX_RETURN_IF_ERROR(timed("moe_down", uint64_t(n) * k * D * (I / 32) * 17, [&] {
+      return cuda::moe_down(h_, idx_, weight_, L.slots, L.moe, n, k, il, {}, x_, s);
+    }));
   }
   if (with_logits) {
     const int m = n - first;
-    VEX_CUDA_CHECK(cuda::rmsnorm(x_ + size_t(first) * D, final_norm_, xn_, m, D, c_.rms_eps, s));
-    VEX_CUDA_CHECK(cuda::gemv_bf16(xn_, lm_head_, nullptr, logits_, m, D, c_.vocab_size, false, s));
+    VEX_RETURN_IF_ERROR(timed("rmsnorm", D * b2, [&] {
+      return cuda::rmsnorm(x_ + size_t(first) * D, final_norm_, xn_, m, D, c_.rms_eps, s);
+    }));
+    VEX_RETURN_IF_ERROR(timed("lm_head", uint64_t(c_.vocab_size) * D * b2, [&] {
+      return cuda::gemv_bf16(xn_, lm_head_, nullptr, logits_, m, D, c_.vocab_size, false, s);
+    }));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<CudaEngine::KernelTime>> CudaEngine::profile_step(int32_t token) {
+  if (pos_ + 1 > max_ctx_) return absl::OutOfRangeError("the context is full");
+  VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, &token, sizeof token, cudaMemcpyHostToDevice, stream_));
+  VEX_CUDA_CHECK(cudaMemcpyAsync(d_pos_, &pos_, sizeof(int), cudaMemcpyHostToDevice, stream_));
+  profiling_ = true;
+  pending_.clear();
+  absl::Status st = enqueue_chunk(1, true, 0);
+  profiling_ = false;
+  VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  std::vector<KernelTime> out;
+  for (const Pending& p : pending_) {
+    float ms = 0;
+    cudaEventElapsedTime(&ms, p.start, p.stop);
+    cudaEventDestroy(p.start), cudaEventDestroy(p.stop);
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const KernelTime& k) { return std::strcmp(k.name, p.name) == 0; });
+    if (it == out.end()) it = out.insert(out.end(), KernelTime{p.name});
+    it->calls++, it->ms += ms, it->bytes += p.bytes;
+  }
+  pending_.clear();
+  VEX_RETURN_IF_ERROR(st);
+  return out;
 }
 
 // The one-token step as a CUDA graph: layers, logits, then argmax into d_tokens_[0] and

@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -47,6 +48,17 @@ class CudaEngine final : public Engine {
   // Without graphs every step launches its kernels one by one (tests compare both ways).
   void set_use_graphs(bool on) { use_graphs_ = on; }
   const CudaMemory& memory() const { return mem_; }
+
+  // Per-kernel timing (CUDA events around every launch; slows the step, for vexbench --profile).
+  struct KernelTime {
+    const char* name;
+    int calls = 0;
+    double ms = 0;
+    uint64_t bytes = 0;  // weight and cache bytes the launches read
+  };
+  // Runs one token at the current position without graphs, timing each kernel family; the
+  // position does not advance.
+  absl::StatusOr<std::vector<KernelTime>> profile_step(int32_t token);
   // Bytes of weights and cache one decode step reads at position pos (the bandwidth model).
   uint64_t decode_bytes(int pos) const;
 
@@ -62,12 +74,22 @@ class CudaEngine final : public Engine {
   // first..n-1 go to d_logits_ when with_logits.
   absl::Status enqueue_chunk(int n, bool with_logits, int first);
   absl::Status run_step_graph();
+  // Launches through here are timed when profiling.
+  absl::Status launch(const char* name, uint64_t bytes, cudaError_t err);
+  absl::Status timed(const char* name, uint64_t bytes, const std::function<cudaError_t()>& f);
 
   Config c_;
   int max_ctx_;
   int ring_ = 0;  // slots of a sliding layer's cache (window + chunk + rewind margin)
   int pos_ = 0;
   bool use_graphs_ = true;
+  struct Pending {
+    const char* name;
+    uint64_t bytes;
+    cudaEvent_t start, stop;
+  };
+  bool profiling_ = false;
+  std::vector<Pending> pending_;
   CudaMemory mem_;
   std::vector<void*> allocations_;
   cudaStream_t stream_ = nullptr;

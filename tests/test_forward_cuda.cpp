@@ -3,6 +3,7 @@
 // argmax over the logits; cache rewinds.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -40,50 +41,77 @@ class ForwardCuda : public ::testing::Test {
 };
 Model* ForwardCuda::model_ = nullptr;
 
+struct Agreement {
+  double median = 0, p90 = 0, max = 0;  // per position: max |ref - got| / max |ref|
+  int over = 0;                          // positions with an error above the threshold
+  int top1 = 0, clear = 0, clear_top1 = 0;
+};
+
+Agreement compare(const std::vector<float>& ref, const std::vector<float>& got, int n, int V,
+                  double threshold) {
+  Agreement a;
+  std::vector<double> rel(n);
+  for (int t = 0; t < n; ++t) {
+    const float* r = &ref[size_t(t) * V];
+    const float* g = &got[size_t(t) * V];
+    double scale = 0, err = 0;
+    for (int i = 0; i < V; ++i) {
+      scale = std::max(scale, double(std::abs(r[i])));
+      err = std::max(err, std::isfinite(g[i]) ? double(std::abs(r[i] - g[i])) : INFINITY);
+    }
+    rel[t] = err / scale;
+    a.over += rel[t] > threshold;
+    const int top = argmax(std::span(r, V));
+    float second = -INFINITY;
+    for (int i = 0; i < V; ++i)
+      if (i != top) second = std::max(second, r[i]);
+    const bool same = argmax(std::span(g, V)) == top;
+    a.top1 += same;
+    if (r[top] - second > 0.05 * scale) a.clear++, a.clear_top1 += same;
+  }
+  std::sort(rel.begin(), rel.end());
+  a.median = rel[n / 2], a.p90 = rel[n * 9 / 10], a.max = rel.back();
+  printf("relative logit error: median %.3g, p90 %.3g, max %.3g; %d/%d positions over %.0e; "
+         "top-1 %d/%d (%d/%d with a clear margin)\n",
+         a.median, a.p90, a.max, a.over, n, threshold, a.top1, n, a.clear_top1, a.clear);
+  return a;
+}
+
 // 150 tokens = 9+ windows of 16, in chunks of 32 (prefill) and then one by one (decode).
-// Tolerances: the GPU keeps K/V in bf16 (relative rounding 2^-9) and accumulates in fp32, the
-// CPU is fp32/double throughout, so logits differ at the 1e-3 level of a row's scale; 2e-2 of
-// the row's largest |logit| leaves room for rare router flips (spec §7.8) without hiding a wrong
-// window or sink (those give O(1) errors). Top-1 must agree wherever the CPU's top-2 margin is
-// clear of that noise.
+//
+// Against forward_cpu storing K/V in bf16 as the GPU does, the remaining difference is fp32
+// accumulation in another order (vs double): ~1e-6 per op, amplified through 4 random layers to
+// ~1e-5; the median position must stay under 1e-3. A wrong window, sink, ring slot or rotation
+// gives O(1) errors. Where two router logits nearly tie, that noise can pick another expert
+// (spec §7.8) and change one position's whole MoE output: at most 10% of positions may exceed
+// 1e-2. Top-1 must agree wherever the reference's top-2 margin is clear (5% of the row's scale).
+//
+// Against the pure fp32 reference, bf16 K/V (relative rounding 2^-9) moves this random model's
+// logits by a few 1e-2 (measured median 2.8e-2 on the H100): reported, and bounded loosely.
 TEST_F(ForwardCuda, MatchesForwardCpu) {
   const Config& c = model_->config();
   const int V = c.vocab_size, n = 150, split = 110;
   const auto tokens = random_tokens(n, 3);
-  std::vector<float> ref(size_t(n) * V), got(size_t(n) * V, NAN);
-  CpuEngine cpu(c, model_->weights, n);
+  std::vector<float> ref(size_t(n) * V), ref_bf16kv(size_t(n) * V), got(size_t(n) * V, NAN);
+  CpuEngine cpu(c, model_->weights, n), cpu_bf16kv(c, model_->weights, n);
+  cpu_bf16kv.set_kv_bf16(true);
   ASSERT_TRUE(cpu.forward(tokens, ref.data()).ok());
+  ASSERT_TRUE(cpu_bf16kv.forward(tokens, ref_bf16kv.data()).ok());
   auto gpu = engine(n);
   ASSERT_TRUE(gpu);
   ASSERT_TRUE(gpu->forward(std::span(tokens).subspan(0, split), got.data()).ok());
   for (int i = split; i < n; ++i)
     ASSERT_TRUE(gpu->forward(std::span(tokens).subspan(i, 1), &got[size_t(i) * V]).ok());
   EXPECT_EQ(gpu->pos(), n);
-  double worst = 0;
-  int agree = 0, clear = 0, clear_agree = 0;
-  for (int t = 0; t < n; ++t) {
-    const float* r = &ref[size_t(t) * V];
-    const float* g = &got[size_t(t) * V];
-    double scale = 0, err = 0;
-    for (int i = 0; i < V; ++i) {
-      ASSERT_TRUE(std::isfinite(g[i])) << "t=" << t << " i=" << i;
-      scale = std::max(scale, double(std::abs(r[i])));
-      err = std::max(err, double(std::abs(r[i] - g[i])));
-    }
-    worst = std::max(worst, err / scale);
-    const int top = argmax(std::span(r, V));
-    float second = -INFINITY;
-    for (int i = 0; i < V; ++i)
-      if (i != top) second = std::max(second, r[i]);
-    const bool same = argmax(std::span(g, V)) == top;
-    agree += same;
-    if (r[top] - second > 0.05 * scale) clear++, clear_agree += same;
-  }
-  printf("max relative logit error %.3g, top-1 agreement %d/%d (%d/%d with a clear margin)\n",
-         worst, agree, n, clear_agree, clear);
-  EXPECT_LT(worst, 2e-2);
-  EXPECT_EQ(clear_agree, clear);
-  EXPECT_GE(agree, n * 9 / 10);
+
+  const Agreement a = compare(ref_bf16kv, got, n, V, 1e-2);
+  EXPECT_LT(a.median, 1e-3);
+  EXPECT_LE(a.over, n / 10);
+  EXPECT_EQ(a.clear_top1, a.clear);
+  const Agreement b = compare(ref, got, n, V, 2e-1);
+  EXPECT_LT(b.median, 1e-1);
+  EXPECT_LE(b.over, n / 10);
+  EXPECT_EQ(b.clear_top1, b.clear);
 }
 
 // The captured step graph runs the same kernels on the same data: bitwise equal logits.
