@@ -94,16 +94,20 @@ int run(int argc, char** argv) {
   absl::Status st = a.parse(argc, argv);
   if (st.ok()) st = parse_int_list("-p", prompts_s, &prompts);
   if (st.ok()) st = parse_int_list("-b", batches_s, &batches);
-  if (st.ok() && weights.empty() && !help) st = absl::InvalidArgumentError("--weights DIR is required");
+  if (st.ok() && weights.empty() && !help)
+    st = absl::InvalidArgumentError("--weights DIR is required");
   if (!st.ok() || help) {
     if (!st.ok()) fprintf(stderr, "vexbench: %s\n", std::string(st.message()).c_str());
-    fprintf(help ? stdout : stderr, "usage: vexbench --weights DIR [options]\n%s", a.usage().c_str());
+    fprintf(help ? stdout : stderr, "usage: vexbench --weights DIR [options]\n%s",
+            a.usage().c_str());
     return help ? 0 : 2;
   }
   for (int b : batches)
     if (b != 1) {
-      fprintf(stderr, "vexbench: -b %d: batched decode (several sequences per step) is not "
-                      "implemented yet; only -b 1 runs\n", b);
+      fprintf(stderr,
+              "vexbench: -b %d: batched decode (several sequences per step) is not "
+              "implemented yet; only -b 1 runs\n",
+              b);
       return 2;
     }
   auto device = parse_device(device_s);
@@ -187,12 +191,9 @@ int run(int argc, char** argv) {
   }
 
   // Memory and identity, in every output.
-  nlohmann::ordered_json info = {{"gpu", gpu_name()},
-                                 {"device", cuda ? "cuda" : "cpu"},
-                                 {"commit", VEX_GIT_COMMIT},
-                                 {"weights", weights},
-                                 {"start_s", start_s},
-                                 {"copy_bandwidth_gb_s", copy_bw}};
+  nlohmann::ordered_json info = {{"gpu", gpu_name()},        {"device", cuda ? "cuda" : "cpu"},
+                                 {"commit", VEX_GIT_COMMIT}, {"weights", weights},
+                                 {"start_s", start_s},       {"copy_bandwidth_gb_s", copy_bw}};
 #ifdef VEX_WITH_CUDA
   if (cuda) {
     size_t free_b = 0, total_b = 0;
@@ -219,9 +220,10 @@ int run(int argc, char** argv) {
            n_gen / 2 + 1, total);
     printf("| kernel | launches | us | share | GB/s | of copy BW |\n|---|---|---|---|---|---|\n");
     for (const auto& k : *prof)
-      printf("| %s | %d | %.1f | %.1f %% | %s | %s |\n", k.name, k.calls, 1e3 * k.ms,
-             100 * k.ms / total, k.bytes ? absl::StrFormat("%.0f", k.bytes / k.ms / 1e6).c_str() : "",
-             k.bytes ? absl::StrFormat("%.1f %%", 100 * k.bytes / k.ms / 1e6 / copy_bw).c_str() : "");
+      printf(
+          "| %s | %d | %.1f | %.1f %% | %s | %s |\n", k.name, k.calls, 1e3 * k.ms,
+          100 * k.ms / total, k.bytes ? absl::StrFormat("%.0f", k.bytes / k.ms / 1e6).c_str() : "",
+          k.bytes ? absl::StrFormat("%.1f %%", 100 * k.bytes / k.ms / 1e6 / copy_bw).c_str() : "");
     printf("\n");
   }
 #endif
@@ -259,4 +261,6 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace vex
 
-int main(int argc, char** argv) { return vex::run(argc, argv); }
+int main(int argc, char** argv) {
+  return vex::run(argc, argv);
+}

@@ -18,17 +18,17 @@
 namespace vex {
 
 struct CudaEngine::Layer {
-  const uint16_t* attn_norm;  // [D]
-  const uint16_t* wqkv;       // [Q + 2 KV, D]: q, k, v rows concatenated at upload
-  const uint16_t* bqkv;       // [Q + 2 KV]
-  const uint16_t* wo;         // [D, Q]
-  const uint16_t* bo;         // [D]
-  const uint16_t* sinks;      // [Hq]
-  const uint16_t* mlp_norm;   // [D]
-  const uint16_t* router_w;   // [E, D]
-  const uint16_t* router_b;   // [E]
-  const vex_slot* slots;      // [E] dispatch table
-  cuda::MoeWeights moe;       // experts packed by index
+  const uint16_t* attn_norm;    // [D]
+  const uint16_t* wqkv;         // [Q + 2 KV, D]: q, k, v rows concatenated at upload
+  const uint16_t* bqkv;         // [Q + 2 KV]
+  const uint16_t* wo;           // [D, Q]
+  const uint16_t* bo;           // [D]
+  const uint16_t* sinks;        // [Hq]
+  const uint16_t* mlp_norm;     // [D]
+  const uint16_t* router_w;     // [E, D]
+  const uint16_t* router_b;     // [E]
+  const vex_slot* slots;        // [E] dispatch table
+  cuda::MoeWeights moe;         // experts packed by index
   uint16_t *k_cache, *v_cache;  // [slots, KV]: ring_ slots on sliding layers, max_ctx on full
   bool sliding;
 };
@@ -48,8 +48,8 @@ absl::StatusOr<T*> CudaEngine::alloc(size_t count, uint64_t* account) {
   if (cudaMalloc(&p, bytes) != cudaSuccess) {
     cudaGetLastError();
     return absl::ResourceExhaustedError(
-        absl::StrCat("GPU out of memory allocating ", bytes, " bytes (", mem_.weights + mem_.kv +
-                     mem_.workspace, " already allocated)"));
+        absl::StrCat("GPU out of memory allocating ", bytes, " bytes (",
+                     mem_.weights + mem_.kv + mem_.workspace, " already allocated)"));
   }
   allocations_.push_back(p);
   *account += bytes;
@@ -64,8 +64,8 @@ absl::StatusOr<T*> CudaEngine::upload(const T* host, size_t count) {
 }
 
 absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(const Config& config,
-                                                                const Weights& weights,
-                                                                int max_ctx) {
+                                                               const Weights& weights,
+                                                               int max_ctx) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     cudaGetLastError();
@@ -136,12 +136,15 @@ absl::Status CudaEngine::init(const Weights& w) {
     for (int e = 0; e < E; ++e) {
       const ExpertWeights& x = L.experts[e];
       const size_t gu = size_t(2) * I * g1, dn = size_t(D) * g2;
-      VEX_CUDA_CHECK(cudaMemcpy(gub + e * gu * 16, x.gate_up.blocks, gu * 16, cudaMemcpyHostToDevice));
+      VEX_CUDA_CHECK(
+          cudaMemcpy(gub + e * gu * 16, x.gate_up.blocks, gu * 16, cudaMemcpyHostToDevice));
       VEX_CUDA_CHECK(cudaMemcpy(gus + e * gu, x.gate_up.scales, gu, cudaMemcpyHostToDevice));
-      VEX_CUDA_CHECK(cudaMemcpy(gubias + size_t(e) * 2 * I, x.gate_up_bias, 2 * I * 2, cudaMemcpyHostToDevice));
+      VEX_CUDA_CHECK(cudaMemcpy(gubias + size_t(e) * 2 * I, x.gate_up_bias, 2 * I * 2,
+                                cudaMemcpyHostToDevice));
       VEX_CUDA_CHECK(cudaMemcpy(dnb + e * dn * 16, x.down.blocks, dn * 16, cudaMemcpyHostToDevice));
       VEX_CUDA_CHECK(cudaMemcpy(dns + e * dn, x.down.scales, dn, cudaMemcpyHostToDevice));
-      VEX_CUDA_CHECK(cudaMemcpy(dnbias + size_t(e) * D, x.down_bias, D * 2, cudaMemcpyHostToDevice));
+      VEX_CUDA_CHECK(
+          cudaMemcpy(dnbias + size_t(e) * D, x.down_bias, D * 2, cudaMemcpyHostToDevice));
     }
     d.moe = {gub, gus, gubias, dnb, dns, dnbias, D, I};
 
@@ -192,9 +195,8 @@ absl::Status CudaEngine::enqueue_chunk(int n, bool with_logits, int first) {
   const float sm_scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim));
   const uint64_t b2 = 2;  // bytes per bf16
   cudaStream_t s = stream_;
-  VEX_RETURN_IF_ERROR(timed("embed", n * D * b2, [&] {
-    return cuda::embed(d_tokens_, n, embedding_, D, x_, s);
-  }));
+  VEX_RETURN_IF_ERROR(
+      timed("embed", n * D * b2, [&] { return cuda::embed(d_tokens_, n, embedding_, D, x_, s); }));
   for (int il = 0; il < c_.n_layers; ++il) {
     const Layer& L = layers_[il];
     // Attention block: x += o_proj(attn(rope(q), rope(k), v)).
@@ -205,14 +207,13 @@ absl::Status CudaEngine::enqueue_chunk(int n, bool with_logits, int first) {
       return cuda::gemv_bf16(xn_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s);
     }));
     VEX_RETURN_IF_ERROR(timed("rope_kv", 0, [&] {
-      return cuda::rope_kv(qkv_, S, n, d_pos_, inv_freq_, concentration_, c_.n_heads,
-                           c_.n_kv_heads, c_.head_dim, L.sliding ? ring_ : 0, L.k_cache,
-                           L.v_cache, s);
+      return cuda::rope_kv(qkv_, S, n, d_pos_, inv_freq_, concentration_, c_.n_heads, c_.n_kv_heads,
+                           c_.head_dim, L.sliding ? ring_ : 0, L.k_cache, L.v_cache, s);
     }));
     VEX_RETURN_IF_ERROR(timed("attention", 0, [&] {
       return cuda::attention(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, n, d_pos_,
-                             L.sliding ? c_.sliding_window : 0, L.sliding ? ring_ : 0,
-                             c_.n_heads, c_.n_kv_heads, c_.head_dim, sm_scale, s);
+                             L.sliding ? c_.sliding_window : 0, L.sliding ? ring_ : 0, c_.n_heads,
+                             c_.n_kv_heads, c_.head_dim, sm_scale, s);
     }));
     VEX_RETURN_IF_ERROR(timed("o_proj", uint64_t(D) * Q * b2, [&] {
       return cuda::gemv_bf16(att_, L.wo, L.bo, x_, n, Q, D, /*accumulate=*/true, s);
@@ -222,8 +223,8 @@ absl::Status CudaEngine::enqueue_chunk(int n, bool with_logits, int first) {
       return cuda::rmsnorm(x_, L.mlp_norm, xn_, n, D, c_.rms_eps, s);
     }));
     VEX_RETURN_IF_ERROR(timed("router", uint64_t(E) * D * b2, [&] {
-      return cuda::router(xn_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_,
-                          nullptr, s);
+      return cuda::router(xn_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_, nullptr,
+                          s);
     }));
     VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(n) * k * 2 * I * (D / 32) * 17, [&] {
       return cuda::moe_gate_up(xn_, idx_, L.slots, L.moe, n, k, c_.swiglu_limit, h_, s);
@@ -329,14 +330,16 @@ absl::Status CudaEngine::decode_greedy(int32_t first, int n, int32_t* out) {
     return absl::OutOfRangeError(absl::StrFormat(
         "decoding %d tokens from position %d exceeds the context size %d", n, pos_, max_ctx_));
   if (first < 0 || first >= c_.vocab_size)
-    return absl::InvalidArgumentError(absl::StrCat("token id ", first, " is outside the vocabulary"));
-  VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, &first, sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+    return absl::InvalidArgumentError(
+        absl::StrCat("token id ", first, " is outside the vocabulary"));
+  VEX_CUDA_CHECK(
+      cudaMemcpyAsync(d_tokens_, &first, sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
   VEX_CUDA_CHECK(cudaMemcpyAsync(d_pos_, &pos_, sizeof(int), cudaMemcpyHostToDevice, stream_));
   for (int i = 0; i < n; ++i) {
     VEX_RETURN_IF_ERROR(run_step_graph());
     if (out)
-      VEX_CUDA_CHECK(cudaMemcpyAsync(out + i, d_tokens_, sizeof(int32_t), cudaMemcpyDeviceToHost,
-                                     stream_));
+      VEX_CUDA_CHECK(
+          cudaMemcpyAsync(out + i, d_tokens_, sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
   }
   VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
   pos_ += n;

@@ -28,9 +28,9 @@
 namespace vex {
 namespace {
 
-#define CUDA_OK(x)                                                     \
-  do {                                                                 \
-    cudaError_t e_ = (x);                                              \
+#define CUDA_OK(x)                                                      \
+  do {                                                                  \
+    cudaError_t e_ = (x);                                               \
     ASSERT_EQ(e_, cudaSuccess) << #x << ": " << cudaGetErrorString(e_); \
   } while (0)
 
@@ -249,14 +249,16 @@ TEST(CudaKernels, MoeGateUpAndDown) {
     for (auto& v : dnb) v = rng() & 0xFF;
     for (auto& v : gus) v = 118 + rng() % 6;
     for (auto& v : dns) v = 118 + rng() % 6;
-    const auto gubias = normal_bf16(size_t(E) * 2 * I, 0.1f), dnbias = normal_bf16(size_t(E) * D, 0.1f);
+    const auto gubias = normal_bf16(size_t(E) * 2 * I, 0.1f),
+               dnbias = normal_bf16(size_t(E) * D, 0.1f);
     const auto xn = normal(size_t(n) * D);
     std::vector<int> idx(size_t(n) * k);
     std::vector<float> wt(size_t(n) * k);
     for (int t = 0; t < n; ++t)
       for (int j = 0; j < k; ++j) idx[t * k + j] = (t + 3 * j) % E, wt[t * k + j] = 0.1f + 0.2f * j;
     std::vector<vex_slot> slots(E);
-    for (int e = 0; e < E; ++e) slots[e] = {VEX_SLOT_NEURAL, uint32_t(E - 1 - e), 0, 0};  // permuted
+    for (int e = 0; e < E; ++e)
+      slots[e] = {VEX_SLOT_NEURAL, uint32_t(E - 1 - e), 0, 0};  // permuted
     const float limit = 7.0f;
     // Reference: x0 + sum_j w_j expert_{slots[idx].expert}(xn).
     const auto x0 = normal(size_t(n) * D);
@@ -265,7 +267,8 @@ TEST(CudaKernels, MoeGateUpAndDown) {
       for (int j = 0; j < k; ++j) {
         const int e = slots[idx[t * k + j]].expert;
         ExpertWeights ew;
-        ew.gate_up = {gub.data() + size_t(e) * 2 * I * g1 * 16, gus.data() + size_t(e) * 2 * I * g1, 2 * I, D};
+        ew.gate_up = {gub.data() + size_t(e) * 2 * I * g1 * 16, gus.data() + size_t(e) * 2 * I * g1,
+                      2 * I, D};
         ew.gate_up_bias = gubias.data() + size_t(e) * 2 * I;
         ew.down = {dnb.data() + size_t(e) * D * g2 * 16, dns.data() + size_t(e) * D * g2, D, I};
         ew.down_bias = dnbias.data() + size_t(e) * D;

@@ -43,7 +43,7 @@ Model* ForwardCuda::model_ = nullptr;
 
 struct Agreement {
   double median = 0, p90 = 0, max = 0;  // per position: max |ref - got| / max |ref|
-  int over = 0;                          // positions with an error above the threshold
+  int over = 0;                         // positions with an error above the threshold
   int top1 = 0, clear = 0, clear_top1 = 0;
 };
 
@@ -71,9 +71,10 @@ Agreement compare(const std::vector<float>& ref, const std::vector<float>& got, 
   }
   std::sort(rel.begin(), rel.end());
   a.median = rel[n / 2], a.p90 = rel[n * 9 / 10], a.max = rel.back();
-  printf("relative logit error: median %.3g, p90 %.3g, max %.3g; %d/%d positions over %.0e; "
-         "top-1 %d/%d (%d/%d with a clear margin)\n",
-         a.median, a.p90, a.max, a.over, n, threshold, a.top1, n, a.clear_top1, a.clear);
+  printf(
+      "relative logit error: median %.3g, p90 %.3g, max %.3g; %d/%d positions over %.0e; "
+      "top-1 %d/%d (%d/%d with a clear margin)\n",
+      a.median, a.p90, a.max, a.over, n, threshold, a.top1, n, a.clear_top1, a.clear);
   return a;
 }
 
@@ -124,7 +125,8 @@ TEST_F(ForwardCuda, GraphsEqualNoGraphs) {
     e->set_use_graphs(graphs);
     ASSERT_TRUE(e->forward(std::span(tokens).subspan(0, 20), nullptr).ok());
     for (int i = 20; i < n; ++i)
-      ASSERT_TRUE(e->forward(std::span(tokens).subspan(i, 1), &(graphs ? a : b)[size_t(i) * V]).ok());
+      ASSERT_TRUE(
+          e->forward(std::span(tokens).subspan(i, 1), &(graphs ? a : b)[size_t(i) * V]).ok());
   }
   EXPECT_EQ(memcmp(&a[20 * size_t(V)], &b[20 * size_t(V)], size_t(n - 20) * V * sizeof(float)), 0);
 }

@@ -4,10 +4,11 @@
 namespace vex::cuda {
 namespace {
 
-// Block (token, KV head); warp w handles query head g*group + w, so the group's queries share
-// the K/V rows through L1. Within a warp each lane scores one key of a 32-key tile (a full
-// d-wide dot product), the tile updates the online softmax, and the values are accumulated with
-// lanes over dimensions. The sink starts the running max with its own term in the sum (§7.5).
+// Block (token, query head), one warp: decode spreads the 64 heads over 64 SMs (the 8 heads
+// of a KV group read the same K/V rows, which stay in L2). Within a warp each lane scores one key
+// of a 32-key tile (a full d-wide dot product), the tile updates the online softmax, and the values
+// are accumulated with lanes over dimensions. The sink starts the running max with its own term in
+// the sum (§7.5).
 template <int D>
 __global__ void attention_kernel(const float* __restrict__ q, int q_stride,
                                  const uint16_t* __restrict__ kc, const uint16_t* __restrict__ vc,
@@ -15,11 +16,10 @@ __global__ void attention_kernel(const float* __restrict__ q, int q_stride,
                                  const int* __restrict__ pos0, int window, int ring, int n_heads,
                                  int n_kv_heads, float sm_scale) {
   constexpr int kPer = (D + 31) / 32;  // output dims per lane
-  const int t = blockIdx.x, g = blockIdx.y, w = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int group = n_heads / n_kv_heads, h = g * group + w, kv_dim = n_kv_heads * D;
+  const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x;
+  const int g = h / (n_heads / n_kv_heads), kv_dim = n_kv_heads * D;
   const int p = *pos0 + t, lo = window > 0 ? max(0, p - window + 1) : 0;
-  extern __shared__ float qs[];  // [group][D]
-  float* qh = qs + w * D;
+  __shared__ float qh[D];
   for (int c = lane; c < D; c += 32) qh[c] = q[static_cast<int64_t>(t) * q_stride + h * D + c];
   __syncwarp();
   auto slot = [&](int j) { return static_cast<int64_t>(ring > 0 ? j % ring : j) * kv_dim + g * D; };
@@ -48,6 +48,7 @@ __global__ void attention_kernel(const float* __restrict__ q, int q_stride,
 #pragma unroll
     for (int i = 0; i < kPer; ++i) acc[i] *= scale;
     const int last = min(31, p - j0);
+#pragma unroll 8
     for (int jj = 0; jj <= last; ++jj) {
       const float pw = __shfl_sync(0xffffffffu, pj, jj);
       const uint16_t* vr = vc + slot(j0 + jj);
@@ -65,10 +66,9 @@ __global__ void attention_kernel(const float* __restrict__ q, int q_stride,
 
 template <int D>
 cudaError_t launch(const float* q, int q_stride, const uint16_t* kc, const uint16_t* vc,
-                   const uint16_t* sinks, float* out, int n, const int* pos0, int window,
-                   int ring, int n_heads, int n_kv_heads, float sm_scale, cudaStream_t stream) {
-  const int group = n_heads / n_kv_heads;
-  attention_kernel<D><<<dim3(n, n_kv_heads), 32 * group, group * D * sizeof(float), stream>>>(
+                   const uint16_t* sinks, float* out, int n, const int* pos0, int window, int ring,
+                   int n_heads, int n_kv_heads, float sm_scale, cudaStream_t stream) {
+  attention_kernel<D><<<dim3(n, n_heads), 32, 0, stream>>>(
       q, q_stride, kc, vc, sinks, out, pos0, window, ring, n_heads, n_kv_heads, sm_scale);
   return cudaGetLastError();
 }
@@ -82,11 +82,20 @@ cudaError_t attention(const float* q, int q_stride, const uint16_t* k_cache,
   if (n <= 0) return cudaSuccess;
   if (n_heads % n_kv_heads != 0 || n_heads / n_kv_heads > 32) return cudaErrorInvalidValue;
   switch (head_dim) {
-    case 16: return launch<16>(q, q_stride, k_cache, v_cache, sinks, out, n, pos0, window, ring, n_heads, n_kv_heads, sm_scale, stream);
-    case 32: return launch<32>(q, q_stride, k_cache, v_cache, sinks, out, n, pos0, window, ring, n_heads, n_kv_heads, sm_scale, stream);
-    case 64: return launch<64>(q, q_stride, k_cache, v_cache, sinks, out, n, pos0, window, ring, n_heads, n_kv_heads, sm_scale, stream);
-    case 128: return launch<128>(q, q_stride, k_cache, v_cache, sinks, out, n, pos0, window, ring, n_heads, n_kv_heads, sm_scale, stream);
-    default: return cudaErrorInvalidValue;
+    case 16:
+      return launch<16>(q, q_stride, k_cache, v_cache, sinks, out, n, pos0, window, ring, n_heads,
+                        n_kv_heads, sm_scale, stream);
+    case 32:
+      return launch<32>(q, q_stride, k_cache, v_cache, sinks, out, n, pos0, window, ring, n_heads,
+                        n_kv_heads, sm_scale, stream);
+    case 64:
+      return launch<64>(q, q_stride, k_cache, v_cache, sinks, out, n, pos0, window, ring, n_heads,
+                        n_kv_heads, sm_scale, stream);
+    case 128:
+      return launch<128>(q, q_stride, k_cache, v_cache, sinks, out, n, pos0, window, ring, n_heads,
+                         n_kv_heads, sm_scale, stream);
+    default:
+      return cudaErrorInvalidValue;
   }
 }
 

@@ -8,7 +8,9 @@
 namespace vex::cuda {
 
 // bf16 is stored as its 16-bit pattern (uint16_t), as in the checkpoint.
-__device__ __forceinline__ float bf16(uint16_t h) { return __uint_as_float(uint32_t(h) << 16); }
+__device__ __forceinline__ float bf16(uint16_t h) {
+  return __uint_as_float(uint32_t(h) << 16);
+}
 // fp32 -> bf16 with round-to-nearest-even (finite inputs).
 __device__ __forceinline__ uint16_t to_bf16(float f) {
   const uint32_t u = __float_as_uint(f);

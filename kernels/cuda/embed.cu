@@ -8,7 +8,8 @@ __global__ void embed_kernel(const int32_t* __restrict__ tokens, const uint16_t*
                              int D, float* __restrict__ x) {
   const int t = blockIdx.x;
   const uint16_t* row = emb + static_cast<int64_t>(tokens[t]) * D;
-  for (int i = threadIdx.x; i < D; i += blockDim.x) x[static_cast<int64_t>(t) * D + i] = bf16(row[i]);
+  for (int i = threadIdx.x; i < D; i += blockDim.x)
+    x[static_cast<int64_t>(t) * D + i] = bf16(row[i]);
 }
 
 }  // namespace

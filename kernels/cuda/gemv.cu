@@ -43,15 +43,15 @@ __global__ void __launch_bounds__(kWarps * 32)
 template <int T>
 cudaError_t launch(const float* x, const uint16_t* W, const uint16_t* b, float* y, int K, int N,
                    bool accumulate, cudaStream_t stream) {
-  gemv_kernel<T><<<(N + kWarps - 1) / kWarps, kWarps * 32, 0, stream>>>(x, W, b, y, K, N,
-                                                                        accumulate);
+  gemv_kernel<T>
+      <<<(N + kWarps - 1) / kWarps, kWarps * 32, 0, stream>>>(x, W, b, y, K, N, accumulate);
   return cudaGetLastError();
 }
 
 }  // namespace
 
-cudaError_t gemv_bf16(const float* x, const uint16_t* W, const uint16_t* b, float* y, int n,
-                      int K, int N, bool accumulate, cudaStream_t stream) {
+cudaError_t gemv_bf16(const float* x, const uint16_t* W, const uint16_t* b, float* y, int n, int K,
+                      int N, bool accumulate, cudaStream_t stream) {
   if (K % 8 != 0) return cudaErrorInvalidValue;
   // Groups of 8 tokens; the tail with the matching instantiation (the one dispatch switch).
   for (int t0 = 0; t0 < n; t0 += 8) {
@@ -59,14 +59,30 @@ cudaError_t gemv_bf16(const float* x, const uint16_t* W, const uint16_t* b, floa
     float* yt = y + static_cast<int64_t>(t0) * N;
     cudaError_t err;
     switch (n - t0 >= 8 ? 8 : n - t0) {
-      case 1: err = launch<1>(xt, W, b, yt, K, N, accumulate, stream); break;
-      case 2: err = launch<2>(xt, W, b, yt, K, N, accumulate, stream); break;
-      case 3: err = launch<3>(xt, W, b, yt, K, N, accumulate, stream); break;
-      case 4: err = launch<4>(xt, W, b, yt, K, N, accumulate, stream); break;
-      case 5: err = launch<5>(xt, W, b, yt, K, N, accumulate, stream); break;
-      case 6: err = launch<6>(xt, W, b, yt, K, N, accumulate, stream); break;
-      case 7: err = launch<7>(xt, W, b, yt, K, N, accumulate, stream); break;
-      default: err = launch<8>(xt, W, b, yt, K, N, accumulate, stream); break;
+      case 1:
+        err = launch<1>(xt, W, b, yt, K, N, accumulate, stream);
+        break;
+      case 2:
+        err = launch<2>(xt, W, b, yt, K, N, accumulate, stream);
+        break;
+      case 3:
+        err = launch<3>(xt, W, b, yt, K, N, accumulate, stream);
+        break;
+      case 4:
+        err = launch<4>(xt, W, b, yt, K, N, accumulate, stream);
+        break;
+      case 5:
+        err = launch<5>(xt, W, b, yt, K, N, accumulate, stream);
+        break;
+      case 6:
+        err = launch<6>(xt, W, b, yt, K, N, accumulate, stream);
+        break;
+      case 7:
+        err = launch<7>(xt, W, b, yt, K, N, accumulate, stream);
+        break;
+      default:
+        err = launch<8>(xt, W, b, yt, K, N, accumulate, stream);
+        break;
     }
     if (err != cudaSuccess) return err;
   }

@@ -12,7 +12,7 @@ namespace vex::cuda {
 // y[t, r] = (accumulate ? y[t, r] : 0) + sum_k W[r, k] x[t, k] + b[r]
 // x fp32 [n, K], W bf16 [N, K] row-major, b bf16 [N] or null, y fp32 [n, N].
 // K must be a multiple of 8 and the pointers 16-byte aligned.
-cudaError_t gemv_bf16(const float* x, const uint16_t* W, const uint16_t* b, float* y, int n,
-                      int K, int N, bool accumulate, cudaStream_t stream);
+cudaError_t gemv_bf16(const float* x, const uint16_t* W, const uint16_t* b, float* y, int n, int K,
+                      int N, bool accumulate, cudaStream_t stream);
 
 }  // namespace vex::cuda

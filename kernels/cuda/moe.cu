@@ -7,11 +7,15 @@ namespace {
 constexpr int kWarps = 8;
 constexpr float kSwigluAlpha = 1.702f;
 
-// One 32-value MXFP4 block dotted with x[32]: unit-scale codes summed, the power of two applied
-// once (exact decode, same order of operations as the CPU twin).
-__device__ __forceinline__ float block_dot(const uint4 codes, uint8_t scale, const float* x) {
+// 2^(s-127) for an E8M0 scale byte, built from the bits (exact; s = 0 is the subnormal 2^-127).
+__device__ __forceinline__ float e8m0(uint32_t s) {
+  return __uint_as_float(s ? s << 23 : 0x00400000u);
+}
+
+// One 32-value MXFP4 block dotted with x[32] (as 8 float4): unit-scale codes summed, the power
+// of two applied once (exact decode, the CPU twin's order of operations).
+__device__ __forceinline__ float block_dot(const uint4 codes, uint32_t scale, const float4* xv) {
   const uint32_t words[4] = {codes.x, codes.y, codes.z, codes.w};
-  const float4* xv = reinterpret_cast<const float4*>(x);
   float part = 0.0f;
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
@@ -22,87 +26,150 @@ __device__ __forceinline__ float block_dot(const uint4 codes, uint8_t scale, con
     part += e2m1((v >> 16) & 0xF) * b.x + e2m1((v >> 20) & 0xF) * b.y;
     part += e2m1((v >> 24) & 0xF) * b.z + e2m1((v >> 28) & 0xF) * b.w;
   }
-  return ldexpf(part, static_cast<int>(scale) - 127);
+  return part * e8m0(scale);
 }
 
-// Row r of an MXFP4 matrix with `groups` blocks per row, dotted with x; lanes over blocks.
-__device__ __forceinline__ float row_dot(const uint8_t* blocks, const uint8_t* scales, int64_t r,
-                                         int groups, const float* x, int lane) {
-  const uint4* b = reinterpret_cast<const uint4*>(blocks) + r * groups;
-  const uint8_t* s = scales + r * groups;
-  float acc = 0.0f;
-  for (int g = lane; g < groups; g += 32) acc += block_dot(__ldg(b + g), __ldg(s + g), x + 32 * g);
-  return warp_sum(acc);
+__device__ __forceinline__ void load_x(const float* x, int g, float4* xv) {
+  const float4* p = reinterpret_cast<const float4*>(x + 32 * g);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) xv[i] = __ldg(p + i);
 }
 
-// Grid (I / kWarps, n * k): warp = one j (the gate and up rows 2j, 2j + 1) of one chosen slot.
+// Grid (I / (kWarps * kJ), n * k): a warp computes kJ consecutive j of one chosen slot, i.e.
+// the 2 kJ interleaved gate/up rows 2j .. 2j + 2kJ - 1, contiguous in memory. Lanes take whole
+// blocks; all the rows' code words of a block column are loaded before any is decoded, so a lane
+// has 2 kJ 16-byte loads in flight and x (shared by the rows) is read once per column.
+constexpr int kJ = 2;
 __global__ void __launch_bounds__(kWarps * 32)
     gate_up_kernel(const float* __restrict__ xn, const int* __restrict__ idx,
                    const vex_slot* __restrict__ slots, MoeWeights w, int k, float limit,
                    float* __restrict__ h) {
-  const int j = blockIdx.x * kWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int j0 = (blockIdx.x * kWarps + threadIdx.x / 32) * kJ, lane = threadIdx.x % 32;
   const int tj = blockIdx.y, t = tj / k;  // tj = t * k + chosen index
-  if (j >= w.I) return;
+  if (j0 >= w.I) return;
   const vex_slot slot = slots[idx[tj]];
-  float out = 0.0f;
+  float out[kJ] = {};
   if (slot.kind == VEX_SLOT_NEURAL) {
+    constexpr int R = 2 * kJ;
     const int groups = w.D / 32;
-    const int64_t r0 = static_cast<int64_t>(slot.expert) * 2 * w.I + 2 * j;
+    const int64_t r0 = static_cast<int64_t>(slot.expert) * 2 * w.I + 2 * j0;
+    const uint4* b = reinterpret_cast<const uint4*>(w.gate_up_blocks) + r0 * groups;
+    const uint8_t* sc = w.gate_up_scales + r0 * groups;
     const float* x = xn + static_cast<int64_t>(t) * w.D;
-    float gate = row_dot(w.gate_up_blocks, w.gate_up_scales, r0, groups, x, lane);
-    float up = row_dot(w.gate_up_blocks, w.gate_up_scales, r0 + 1, groups, x, lane);
-    gate += bf16(w.gate_up_bias[r0]), up += bf16(w.gate_up_bias[r0 + 1]);
-    gate = fminf(gate, limit);                 // gate: clamped above only
-    up = fminf(fmaxf(up, -limit), limit);      // up: both sides (§7.7)
-    out = gate / (1.0f + expf(-gate * kSwigluAlpha)) * (up + 1.0f);
-  }
-  if (lane == 0) h[static_cast<int64_t>(tj) * w.I + j] = out;
-}
-
-// Grid (D / kWarps, n): warp = output row d of token t, summing over the k chosen slots.
-__global__ void __launch_bounds__(kWarps * 32)
-    down_kernel(const float* __restrict__ h, const int* __restrict__ idx,
-                const float* __restrict__ weight, const vex_slot* __restrict__ slots,
-                MoeWeights w, int k, int layer, TriggerBuffer triggers, float* __restrict__ x) {
-  const int d = blockIdx.x * kWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int t = blockIdx.y;
-  if (d >= w.D) return;
-  const int groups = w.I / 32;
-  float acc = 0.0f;
-  for (int j = 0; j < k; ++j) {
-    const int tj = t * k + j;
-    const vex_slot slot = slots[idx[tj]];
-    if (slot.kind == VEX_SLOT_NEURAL) {
-      const int64_t r = static_cast<int64_t>(slot.expert) * w.D + d;
-      const float dot = row_dot(w.down_blocks, w.down_scales, r, groups,
-                                h + static_cast<int64_t>(tj) * w.I, lane);
-      acc += weight[tj] * (dot + bf16(w.down_bias[r]));
-    } else if (slot.kind == VEX_SLOT_HOST && d == 0 && lane == 0 && triggers.records) {
-      const int at = atomicAdd(triggers.count, 1);
-      if (at < triggers.capacity) triggers.records[at] = {t, layer, idx[tj], weight[tj]};
+    float acc[R] = {};
+    for (int g = lane; g < groups; g += 32) {
+      uint4 c[R];
+      uint32_t s[R];
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        c[r] = __ldg(b + r * groups + g), s[r] = __ldg(sc + r * groups + g);
+      float4 xv[8];
+      load_x(x, g, xv);
+#pragma unroll
+      for (int r = 0; r < R; ++r) acc[r] += block_dot(c[r], s[r], xv);
+    }
+#pragma unroll
+    for (int q = 0; q < kJ; ++q) {
+      float gate = warp_sum(acc[2 * q]) + bf16(w.gate_up_bias[r0 + 2 * q]);
+      float up = warp_sum(acc[2 * q + 1]) + bf16(w.gate_up_bias[r0 + 2 * q + 1]);
+      gate = fminf(gate, limit);             // gate: clamped above only
+      up = fminf(fmaxf(up, -limit), limit);  // up: both sides (§7.7)
+      out[q] = gate / (1.0f + expf(-gate * kSwigluAlpha)) * (up + 1.0f);
     }
   }
-  if (lane == 0) x[static_cast<int64_t>(t) * w.D + d] += acc;
+  if (lane == 0)
+#pragma unroll
+    for (int q = 0; q < kJ; ++q)
+      if (j0 + q < w.I) h[static_cast<int64_t>(tj) * w.I + j0 + q] = out[q];
+}
+
+// Grid (D / (kWarps * kRows), n): a warp computes kRows output rows of token t, each summed over
+// the k chosen slots (at most kMaxK), with every (slot, row) code word of a block column loaded
+// before decoding. Deterministic: one warp owns each output, no atomics.
+constexpr int kRows = 2, kMaxK = 4;
+__global__ void __launch_bounds__(kWarps * 32)
+    down_kernel(const float* __restrict__ h, const int* __restrict__ idx,
+                const float* __restrict__ weight, const vex_slot* __restrict__ slots, MoeWeights w,
+                int k, int layer, TriggerBuffer triggers, float* __restrict__ x) {
+  const int d0 = (blockIdx.x * kWarps + threadIdx.x / 32) * kRows, lane = threadIdx.x % 32;
+  const int t = blockIdx.y;
+  if (d0 >= w.D) return;
+  const int groups = w.I / 32;
+  float total[kRows] = {};
+  for (int j0 = 0; j0 < k; j0 += kMaxK) {  // gpt-oss: k = 4, one pass
+    int64_t row[kMaxK];  // first row (d0) of each chosen slot's expert, -1 if not neural
+    const float* hj[kMaxK];
+#pragma unroll
+    for (int q = 0; q < kMaxK; ++q) {
+      const int tj = t * k + j0 + q;
+      row[q] = -1, hj[q] = h;
+      if (j0 + q >= k) continue;
+      const vex_slot slot = slots[idx[tj]];
+      if (slot.kind == VEX_SLOT_NEURAL) {
+        row[q] = static_cast<int64_t>(slot.expert) * w.D + d0;
+        hj[q] = h + static_cast<int64_t>(tj) * w.I;
+      } else if (slot.kind == VEX_SLOT_HOST && d0 == 0 && lane == 0 && triggers.records) {
+        const int at = atomicAdd(triggers.count, 1);
+        if (at < triggers.capacity) triggers.records[at] = {t, layer, idx[tj], weight[tj]};
+      }
+    }
+    float acc[kMaxK][kRows] = {};
+    const uint4* b = reinterpret_cast<const uint4*>(w.down_blocks);
+    for (int g = lane; g < groups; g += 32) {
+      uint4 c[kMaxK][kRows];
+      uint32_t s[kMaxK][kRows];
+#pragma unroll
+      for (int q = 0; q < kMaxK; ++q)
+#pragma unroll
+        for (int r = 0; r < kRows; ++r)
+          if (row[q] >= 0 && d0 + r < w.D) {
+            c[q][r] = __ldg(b + (row[q] + r) * groups + g);
+            s[q][r] = __ldg(w.down_scales + (row[q] + r) * groups + g);
+          }
+#pragma unroll
+      for (int q = 0; q < kMaxK; ++q) {
+        if (row[q] < 0) continue;
+        float4 xv[8];
+        load_x(hj[q], g, xv);
+#pragma unroll
+        for (int r = 0; r < kRows; ++r)
+          if (d0 + r < w.D) acc[q][r] += block_dot(c[q][r], s[q][r], xv);
+      }
+    }
+#pragma unroll
+    for (int q = 0; q < kMaxK; ++q)
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        const float dot = warp_sum(acc[q][r]);
+        if (row[q] >= 0 && d0 + r < w.D)
+          total[r] += weight[t * k + j0 + q] * (dot + bf16(w.down_bias[row[q] + r]));
+      }
+  }
+  if (lane == 0)
+#pragma unroll
+    for (int r = 0; r < kRows; ++r)
+      if (d0 + r < w.D) x[static_cast<int64_t>(t) * w.D + d0 + r] += total[r];
 }
 
 }  // namespace
 
-cudaError_t moe_gate_up(const float* xn, const int* idx, const vex_slot* slots,
-                        const MoeWeights& w, int n, int k, float limit, float* h,
-                        cudaStream_t stream) {
+cudaError_t moe_gate_up(const float* xn, const int* idx, const vex_slot* slots, const MoeWeights& w,
+                        int n, int k, float limit, float* h, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (w.D % 32 != 0 || w.I % 32 != 0) return cudaErrorInvalidValue;
-  gate_up_kernel<<<dim3((w.I + kWarps - 1) / kWarps, n * k), kWarps * 32, 0, stream>>>(
+  constexpr int per_block = kWarps * kJ;
+  gate_up_kernel<<<dim3((w.I + per_block - 1) / per_block, n * k), kWarps * 32, 0, stream>>>(
       xn, idx, slots, w, k, limit, h);
   return cudaGetLastError();
 }
 
 cudaError_t moe_down(const float* h, const int* idx, const float* weight, const vex_slot* slots,
-                     const MoeWeights& w, int n, int k, int layer, TriggerBuffer triggers,
-                     float* x, cudaStream_t stream) {
+                     const MoeWeights& w, int n, int k, int layer, TriggerBuffer triggers, float* x,
+                     cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (w.D % 32 != 0 || w.I % 32 != 0) return cudaErrorInvalidValue;
-  down_kernel<<<dim3((w.D + kWarps - 1) / kWarps, n), kWarps * 32, 0, stream>>>(
+  constexpr int per_block = kWarps * kRows;
+  down_kernel<<<dim3((w.D + per_block - 1) / per_block, n), kWarps * 32, 0, stream>>>(
       h, idx, weight, slots, w, k, layer, triggers, x);
   return cudaGetLastError();
 }

@@ -37,14 +37,13 @@ struct TriggerBuffer {
 
 // h[t, j, :] = swiglu(W1_e xn[t] + b1_e) for the j-th chosen slot e = idx[t, j] of token t.
 // xn fp32 [n, D]; idx [n, k]; h fp32 [n, k, I]. Slots other than NEURAL give h = 0.
-cudaError_t moe_gate_up(const float* xn, const int* idx, const vex_slot* slots,
-                        const MoeWeights& w, int n, int k, float limit, float* h,
-                        cudaStream_t stream);
+cudaError_t moe_gate_up(const float* xn, const int* idx, const vex_slot* slots, const MoeWeights& w,
+                        int n, int k, float limit, float* h, cudaStream_t stream);
 
 // x[t] += sum_j weight[t, j] * (W2_e h[t, j] + b2_e) over the NEURAL slots; HOST slots append a
 // trigger record (when `triggers.records` is set) and add nothing.
 cudaError_t moe_down(const float* h, const int* idx, const float* weight, const vex_slot* slots,
-                     const MoeWeights& w, int n, int k, int layer, TriggerBuffer triggers,
-                     float* x, cudaStream_t stream);
+                     const MoeWeights& w, int n, int k, int layer, TriggerBuffer triggers, float* x,
+                     cudaStream_t stream);
 
 }  // namespace vex::cuda

@@ -4,7 +4,7 @@
 namespace vex::cuda {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kThreads = 1024;  // one element or a few per thread: the row is 2880 wide
 
 // One block per row: sum of squares in fp32 per thread, then across warps.
 __global__ void rmsnorm_kernel(const float* __restrict__ x, const uint16_t* __restrict__ g,

@@ -6,8 +6,8 @@ namespace {
 
 // Block (token, head) over q heads then kv heads; thread i rotates the pair (i, i + d/2).
 __global__ void rope_kv_kernel(float* __restrict__ qkv, int stride, const int* __restrict__ pos0,
-                               const float* __restrict__ inv_freq, float concentration,
-                               int n_heads, int n_kv_heads, int head_dim, int ring,
+                               const float* __restrict__ inv_freq, float concentration, int n_heads,
+                               int n_kv_heads, int head_dim, int ring,
                                uint16_t* __restrict__ k_cache, uint16_t* __restrict__ v_cache) {
   const int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = head_dim / 2;
   const int pos = *pos0 + t;

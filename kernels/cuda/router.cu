@@ -4,7 +4,7 @@
 namespace vex::cuda {
 namespace {
 
-constexpr int kThreads = 256, kMaxE = 256, kMaxK = 8;
+constexpr int kThreads = 1024, kMaxE = 256, kMaxK = 8;
 
 __global__ void router_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
                               const uint16_t* __restrict__ b, const vex_slot* __restrict__ slots,
@@ -14,9 +14,17 @@ __global__ void router_kernel(const float* __restrict__ x, const uint16_t* __res
   const float* xt = x + static_cast<int64_t>(t) * D;
   __shared__ float s[kMaxE];
   for (int e = w; e < E; e += kThreads / 32) {
-    const uint16_t* row = W + static_cast<int64_t>(e) * D;
+    // 16-byte loads of 8 weights; the block's 32 warps cover 32 rows at once.
+    const uint4* row = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(e) * D);
     float acc = 0;
-    for (int i = lane; i < D; i += 32) acc += bf16(row[i]) * xt[i];
+    for (int c = lane; c < D / 8; c += 32) {
+      float wf[8];
+      bf16x8(__ldg(row + c), wf);
+      const float4* xv = reinterpret_cast<const float4*>(xt) + 2 * c;
+      const float4 a = xv[0], b4 = xv[1];
+      acc += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b4.x + wf[5] * b4.y +
+             wf[6] * b4.z + wf[7] * b4.w;
+    }
     acc = warp_sum(acc) + bf16(b[e]);
     if (lane == 0) {
       s[e] = acc;
@@ -51,7 +59,7 @@ cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const v
                    int n, int D, int E, int k, int* idx, float* weight, float* logits,
                    cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  if (E > kMaxE || k > kMaxK || k > E) return cudaErrorInvalidValue;
+  if (E > kMaxE || k > kMaxK || k > E || D % 8 != 0) return cudaErrorInvalidValue;
   router_kernel<<<n, kThreads, 0, stream>>>(x, W, b, slots, D, E, k, idx, weight, logits);
   return cudaGetLastError();
 }
