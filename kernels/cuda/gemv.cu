@@ -17,16 +17,26 @@ __global__ void __launch_bounds__(kWarps * 32)
   if (row >= N) return;
   const uint4* w = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(row) * K);
   float acc[T] = {};
-#pragma unroll 4
-  for (int c = lane; c < K / 8; c += 32) {
-    float wf[8];
-    bf16x8(__ldg(w + c), wf);
+  // Four 16-byte loads in flight per lane before any is used (K = 2880: 11.25 per lane).
+  const int chunks = K / 8;
+  for (int c0 = lane; c0 < chunks; c0 += 4 * 32) {
+    uint4 wv[4];
 #pragma unroll
-    for (int t = 0; t < T; ++t) {
-      const float4* xt = reinterpret_cast<const float4*>(x + static_cast<int64_t>(t) * K) + 2 * c;
-      const float4 a = xt[0], bb = xt[1];
-      acc[t] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * bb.x +
-                wf[5] * bb.y + wf[6] * bb.z + wf[7] * bb.w;
+    for (int u = 0; u < 4; ++u)
+      if (c0 + 32 * u < chunks) wv[u] = __ldg(w + c0 + 32 * u);
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int c = c0 + 32 * u;
+      if (c >= chunks) break;
+      float wf[8];
+      bf16x8(wv[u], wf);
+#pragma unroll
+      for (int t = 0; t < T; ++t) {
+        const float4* xt = reinterpret_cast<const float4*>(x + static_cast<int64_t>(t) * K) + 2 * c;
+        const float4 a = xt[0], bb = xt[1];
+        acc[t] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * bb.x +
+                  wf[5] * bb.y + wf[6] * bb.z + wf[7] * bb.w;
+      }
     }
   }
   const float bias = b ? bf16(b[row]) : 0.0f;

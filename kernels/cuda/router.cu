@@ -32,24 +32,36 @@ __global__ void router_kernel(const float* __restrict__ x, const uint16_t* __res
     }
   }
   __syncthreads();
-  if (threadIdx.x != 0) return;
-  // Selection by repeated scan, as the CPU twin: E is 32 or 128, k is 4.
+  if (w != 0) return;
+  // Top-k by k rounds of a warp-wide arg-max (ties to the lower slot id, as the CPU twin);
+  // PRUNED slots never compete. Each lane holds slots lane, lane + 32, ... (E <= 256).
+  uint32_t taken = 0;  // bit i: slot lane + 32 i already chosen or pruned
+  for (int i = 0; lane + 32 * i < E; ++i)
+    if (slots[lane + 32 * i].kind == VEX_SLOT_PRUNED) taken |= 1u << i;
+  float chosen_logit[kMaxK];
   int chosen[kMaxK];
-  for (int i = 0; i < k; ++i) {
-    int best = -1;
-    for (int e = 0; e < E; ++e) {
-      bool taken = slots[e].kind == VEX_SLOT_PRUNED;
-      for (int j = 0; j < i; ++j) taken |= chosen[j] == e;
-      if (!taken && (best < 0 || s[e] > s[best])) best = e;
+  for (int r = 0; r < k; ++r) {
+    float best = -INFINITY;
+    int at = 0x7FFFFFFF;
+    for (int i = 0; lane + 32 * i < E; ++i)
+      if (!(taken >> i & 1) && (s[lane + 32 * i] > best || at == 0x7FFFFFFF))
+        best = s[lane + 32 * i], at = lane + 32 * i;
+#pragma unroll
+    for (int off = 16; off > 0; off /= 2) {
+      const float ob = __shfl_xor_sync(0xffffffffu, best, off);
+      const int oa = __shfl_xor_sync(0xffffffffu, at, off);
+      if (ob > best || (ob == best && oa < at)) best = ob, at = oa;
     }
-    chosen[i] = best;
+    chosen[r] = at, chosen_logit[r] = best;
+    if (at % 32 == lane) taken |= 1u << (at / 32);
   }
-  const float m = s[chosen[0]];
+  if (lane != 0) return;
+  const float m = chosen_logit[0];
   float den = 0;
-  for (int i = 0; i < k; ++i) den += expf(s[chosen[i]] - m);
+  for (int i = 0; i < k; ++i) den += expf(chosen_logit[i] - m);
   for (int i = 0; i < k; ++i) {
     idx[t * k + i] = chosen[i];
-    weight[t * k + i] = expf(s[chosen[i]] - m) / den;
+    weight[t * k + i] = expf(chosen_logit[i] - m) / den;
   }
 }
 
