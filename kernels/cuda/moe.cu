@@ -20,34 +20,58 @@ __device__ __forceinline__ void fill_lut(float* lut) {
   __syncthreads();
 }
 
-// One 32-value MXFP4 block dotted with x[32] (as 8 float4): unit-scale codes summed, the power
-// of two applied once (exact decode, the CPU twin's order of operations).
-__device__ __forceinline__ float block_dot(const uint4 codes, uint32_t scale, const float4* xv,
-                                           const float* lut) {
-  const uint32_t words[4] = {codes.x, codes.y, codes.z, codes.w};
-  float part = 0.0f;
-#pragma unroll
-  for (int w = 0; w < 4; ++w) {
-    const float4 a = xv[2 * w], b = xv[2 * w + 1];
-    const uint32_t v = words[w];
-    part += lut[v & 0xF] * a.x + lut[(v >> 4) & 0xF] * a.y;
-    part += lut[(v >> 8) & 0xF] * a.z + lut[(v >> 12) & 0xF] * a.w;
-    part += lut[(v >> 16) & 0xF] * b.x + lut[(v >> 20) & 0xF] * b.y;
-    part += lut[(v >> 24) & 0xF] * b.z + lut[(v >> 28) & 0xF] * b.w;
-  }
+// Lane layout of both kernels: a warp reads 8 MXFP4 block columns at a time, lane l taking the
+// 4-byte word l % 4 (8 codes) of column l / 4. Code words and x (8 floats per lane) are then
+// contiguous across the warp: 128 bytes of codes per row and 1 KB of x per step, each load one
+// coalesced transaction, rather than 32 lanes each streaming their own 128-byte stretch of x
+// (32 cache lines per load instruction, which throttled the first version in L1).
+constexpr int kCols = 8;    // block columns per warp step
+constexpr int kUnroll = 4;  // steps whose loads are in flight together
+
+// 8 codes of one word dotted with 8 values of x; the block's power of two applied to the
+// partial (exact: a sum of 8 one-bit-mantissa products times 2^k only rounds in the sum).
+__device__ __forceinline__ float word_dot(uint32_t v, uint32_t scale, float4 a, float4 b,
+                                          const float* lut) {
+  float part = lut[v & 0xF] * a.x + lut[(v >> 4) & 0xF] * a.y;
+  part += lut[(v >> 8) & 0xF] * a.z + lut[(v >> 12) & 0xF] * a.w;
+  part += lut[(v >> 16) & 0xF] * b.x + lut[(v >> 20) & 0xF] * b.y;
+  part += lut[(v >> 24) & 0xF] * b.z + lut[(v >> 28) & 0xF] * b.w;
   return part * e8m0(scale);
 }
 
-__device__ __forceinline__ void load_x(const float* x, int g, float4* xv) {
-  const float4* p = reinterpret_cast<const float4*>(x + 32 * g);
+// acc[r] += (row r of an MXFP4 matrix) . x over all block columns, for R consecutive rows
+// starting at `row`; lanes hold partial sums (reduce with warp_sum).
+template <int R>
+__device__ __forceinline__ void rows_dot(const uint8_t* blocks, const uint8_t* scales,
+                                         int64_t row, int groups, const float* x, int lane,
+                                         const float* lut, float* acc) {
+  const uint32_t* words = reinterpret_cast<const uint32_t*>(blocks);
+  const int sub = lane % 4, col = lane / 4;
+  for (int g0 = 0; g0 < groups; g0 += kCols * kUnroll) {
+    uint32_t c[kUnroll][R], s[kUnroll][R];
+    float4 xa[kUnroll], xb[kUnroll];
 #pragma unroll
-  for (int i = 0; i < 8; ++i) xv[i] = __ldg(p + i);
+    for (int u = 0; u < kUnroll; ++u) {
+      const int g = g0 + u * kCols + col;
+      const bool ok = g < groups;
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        c[u][r] = ok ? __ldg(words + ((row + r) * groups + g) * 4 + sub) : 0u;
+        s[u][r] = ok ? __ldg(scales + (row + r) * groups + g) : 127u;
+      }
+      const float4* xp = reinterpret_cast<const float4*>(x + 32 * g + 8 * sub);
+      xa[u] = ok ? __ldg(xp) : make_float4(0, 0, 0, 0);
+      xb[u] = ok ? __ldg(xp + 1) : make_float4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u)
+#pragma unroll
+      for (int r = 0; r < R; ++r) acc[r] += word_dot(c[u][r], s[u][r], xa[u], xb[u], lut);
+  }
 }
 
 // Grid (I / (kWarps * kJ), n * k): a warp computes kJ consecutive j of one chosen slot, i.e.
-// the 2 kJ interleaved gate/up rows 2j .. 2j + 2kJ - 1, contiguous in memory. Lanes take whole
-// blocks; all the rows' code words of a block column are loaded before any is decoded, so a lane
-// has 2 kJ 16-byte loads in flight and x (shared by the rows) is read once per column.
+// the 2 kJ interleaved gate/up rows 2j .. 2j + 2kJ - 1, contiguous in memory, sharing x.
 constexpr int kJ = 2;
 __global__ void __launch_bounds__(kWarps * 32)
     gate_up_kernel(const float* __restrict__ xn, const int* __restrict__ idx,
@@ -61,24 +85,10 @@ __global__ void __launch_bounds__(kWarps * 32)
   const vex_slot slot = slots[idx[tj]];
   float out[kJ] = {};
   if (slot.kind == VEX_SLOT_NEURAL) {
-    constexpr int R = 2 * kJ;
-    const int groups = w.D / 32;
     const int64_t r0 = static_cast<int64_t>(slot.expert) * 2 * w.I + 2 * j0;
-    const uint4* b = reinterpret_cast<const uint4*>(w.gate_up_blocks) + r0 * groups;
-    const uint8_t* sc = w.gate_up_scales + r0 * groups;
-    const float* x = xn + static_cast<int64_t>(t) * w.D;
-    float acc[R] = {};
-    for (int g = lane; g < groups; g += 32) {
-      uint4 c[R];
-      uint32_t s[R];
-#pragma unroll
-      for (int r = 0; r < R; ++r)
-        c[r] = __ldg(b + r * groups + g), s[r] = __ldg(sc + r * groups + g);
-      float4 xv[8];
-      load_x(x, g, xv);
-#pragma unroll
-      for (int r = 0; r < R; ++r) acc[r] += block_dot(c[r], s[r], xv, lut);
-    }
+    float acc[2 * kJ] = {};
+    rows_dot<2 * kJ>(w.gate_up_blocks, w.gate_up_scales, r0, w.D / 32,
+                     xn + static_cast<int64_t>(t) * w.D, lane, lut, acc);
 #pragma unroll
     for (int q = 0; q < kJ; ++q) {
       float gate = warp_sum(acc[2 * q]) + bf16(w.gate_up_bias[r0 + 2 * q]);
@@ -108,8 +118,6 @@ __global__ void __launch_bounds__(kWarps * 32)
   fill_lut(lut);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = blockIdx.y;
   const int d0 = blockIdx.x * kRows, q = warp / 2, r0 = (warp % 2) * kRowsPerWarp;
-  const int groups = w.I / 32;
-  const uint4* b = reinterpret_cast<const uint4*>(w.down_blocks);
   float total = 0;  // thread r < kRows: row d0 + r
   for (int j0 = 0; j0 < k; j0 += kSlotsPerPass) {  // gpt-oss: k = 4, one pass
     const int j = j0 + q, tj = t * k + j;
@@ -118,7 +126,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     int64_t row = 0;
     if (j < k) {
       const vex_slot slot = slots[idx[tj]];
-      neural = slot.kind == VEX_SLOT_NEURAL;
+      neural = slot.kind == VEX_SLOT_NEURAL && d0 + r0 + kRowsPerWarp <= w.D;
       row = static_cast<int64_t>(slot.expert) * w.D + d0 + r0;
       if (slot.kind == VEX_SLOT_HOST && blockIdx.x == 0 && warp % 2 == 0 && lane == 0 &&
           triggers.records) {
@@ -126,29 +134,14 @@ __global__ void __launch_bounds__(kWarps * 32)
         if (at < triggers.capacity) triggers.records[at] = {t, layer, idx[tj], weight[tj]};
       }
     }
-    if (neural) {
-      const float* hj = h + static_cast<int64_t>(tj) * w.I;
-      for (int g = lane; g < groups; g += 32) {
-        uint4 c[kRowsPerWarp];
-        uint32_t s[kRowsPerWarp];
-#pragma unroll
-        for (int r = 0; r < kRowsPerWarp; ++r)
-          if (d0 + r0 + r < w.D)
-            c[r] = __ldg(b + (row + r) * groups + g), s[r] = __ldg(w.down_scales + (row + r) * groups + g);
-        float4 xv[8];
-        load_x(hj, g, xv);
-#pragma unroll
-        for (int r = 0; r < kRowsPerWarp; ++r)
-          if (d0 + r0 + r < w.D) acc[r] += block_dot(c[r], s[r], xv, lut);
-      }
-    }
+    if (neural)
+      rows_dot<kRowsPerWarp>(w.down_blocks, w.down_scales, row, w.I / 32,
+                             h + static_cast<int64_t>(tj) * w.I, lane, lut, acc);
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
       const float dot = warp_sum(acc[r]);
       if (lane == 0)
-        part[q][r0 + r] = neural && d0 + r0 + r < w.D
-                              ? weight[tj] * (dot + bf16(w.down_bias[row + r]))
-                              : 0.0f;
+        part[q][r0 + r] = neural ? weight[tj] * (dot + bf16(w.down_bias[row + r])) : 0.0f;
     }
     __syncthreads();
     if (threadIdx.x < kRows)
@@ -175,7 +168,7 @@ cudaError_t moe_down(const float* h, const int* idx, const float* weight, const 
                      const MoeWeights& w, int n, int k, int layer, TriggerBuffer triggers, float* x,
                      cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  if (w.D % 32 != 0 || w.I % 32 != 0) return cudaErrorInvalidValue;
+  if (w.D % kRows != 0 || w.I % 32 != 0) return cudaErrorInvalidValue;
   down_kernel<<<dim3((w.D + kRows - 1) / kRows, n), kWarps * 32, 0, stream>>>(
       h, idx, weight, slots, w, k, layer, triggers, x);
   return cudaGetLastError();
