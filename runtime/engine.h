@@ -28,6 +28,7 @@ class Engine {
   virtual int truncate(int n) = 0;
 
   virtual int pos() const = 0;
+  virtual const char* device() const = 0;  // "cpu", "cuda"
   virtual int max_ctx() const = 0;
 };
 

@@ -44,6 +44,7 @@ class CpuEngine final : public Engine {
   // checked against this reference to fp32 accuracy (tests/test_forward_cuda.cpp).
   void set_kv_bf16(bool on) { kv_bf16_ = on; }
   int pos() const override { return pos_; }
+  const char* device() const override { return "cpu"; }
   int max_ctx() const override { return max_ctx_; }
 
  private:

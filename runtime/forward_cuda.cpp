@@ -200,11 +200,8 @@ absl::Status CudaEngine::enqueue_chunk(int n, bool with_logits, int first) {
   for (int il = 0; il < c_.n_layers; ++il) {
     const Layer& L = layers_[il];
     // Attention block: x += o_proj(attn(rope(q), rope(k), v)).
-    VEX_RETURN_IF_ERROR(timed("rmsnorm", D * b2, [&] {
-      return cuda::rmsnorm(x_, L.attn_norm, xn_, n, D, c_.rms_eps, s);
-    }));
-    VEX_RETURN_IF_ERROR(timed("qkv", uint64_t(S) * D * b2, [&] {
-      return cuda::gemv_bf16(xn_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s);
+    VEX_RETURN_IF_ERROR(timed("rmsnorm+qkv", uint64_t(S) * D * b2, [&] {
+      return cuda::gemv_bf16(x_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s, L.attn_norm, c_.rms_eps);
     }));
     VEX_RETURN_IF_ERROR(timed("rope_kv", 0, [&] {
       return cuda::rope_kv(qkv_, S, n, d_pos_, inv_freq_, concentration_, c_.n_heads, c_.n_kv_heads,
@@ -219,12 +216,9 @@ absl::Status CudaEngine::enqueue_chunk(int n, bool with_logits, int first) {
       return cuda::gemv_bf16(att_, L.wo, L.bo, x_, n, Q, D, /*accumulate=*/true, s);
     }));
     // MoE block: x += sum over the top-k slots of w_e * expert_e(xn).
-    VEX_RETURN_IF_ERROR(timed("rmsnorm", D * b2, [&] {
-      return cuda::rmsnorm(x_, L.mlp_norm, xn_, n, D, c_.rms_eps, s);
-    }));
-    VEX_RETURN_IF_ERROR(timed("router", uint64_t(E) * D * b2, [&] {
-      return cuda::router(xn_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_, nullptr,
-                          s);
+    VEX_RETURN_IF_ERROR(timed("rmsnorm+router", uint64_t(E) * D * b2, [&] {
+      return cuda::router(x_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_, nullptr,
+                          s, L.mlp_norm, c_.rms_eps, xn_);
     }));
     VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(n) * k * 2 * I * (D / 32) * 17, [&] {
       return cuda::moe_gate_up(xn_, idx_, L.slots, L.moe, n, k, c_.swiglu_limit, h_, s);

@@ -38,6 +38,7 @@ class CudaEngine final : public Engine {
                        bool last_only = false) override;
   int truncate(int n) override;
   int pos() const override { return pos_; }
+  const char* device() const override { return "cuda"; }
   int max_ctx() const override { return max_ctx_; }
 
   // Greedy decode entirely on the GPU: runs `first` then n-1 tokens each chosen by argmax from the

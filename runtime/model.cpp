@@ -89,7 +89,8 @@ absl::StatusOr<Device> parse_device(absl::string_view name) {
   if (name == "auto") return Device::kAuto;
   if (name == "cpu") return Device::kCpu;
   if (name == "cuda") return Device::kCuda;
-  return absl::InvalidArgumentError(absl::StrCat("device must be auto, cpu or cuda, got '", name, "'"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("device must be auto, cpu or cuda, got '", name, "'"));
 }
 
 const char* device_name(Device d) {

@@ -69,8 +69,8 @@ absl::StatusOr<GenerateResult> Session::generate(std::span<const int32_t> prompt
     }
     const int32_t token = sampler.sample(logits_);
     ++r.generated;
-    const bool stop = std::find(opt.stop_tokens.begin(), opt.stop_tokens.end(), token) !=
-                      opt.stop_tokens.end();
+    const bool stop =
+        std::find(opt.stop_tokens.begin(), opt.stop_tokens.end(), token) != opt.stop_tokens.end();
     const bool go_on = !on_token || on_token(token);
     // Stop before running a token whose logits nobody will read.
     if (stop)

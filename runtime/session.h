@@ -65,6 +65,7 @@ class Session {
   std::span<const float> logits() const { return logits_; }  // [vocab] of the last token run
   int max_ctx() const { return engine_->max_ctx(); }
   Engine& engine() { return *engine_; }
+  const Engine& engine() const { return *engine_; }
 
  private:
   std::unique_ptr<Engine> engine_;

@@ -298,7 +298,13 @@ vex_status vex_context_init(vex_model* model, const vex_context_params* params,
                                                    std::to_string(p.n_ctx) + " is outside [0, " +
                                                    std::to_string(c.max_position) + "]");
     const int n_ctx = p.n_ctx ? p.n_ctx : std::min(4096, c.max_position);
-    auto engine = vex::make_engine(*model->m, n_ctx);
+    if (p.device < VEX_DEVICE_AUTO || p.device > VEX_DEVICE_CUDA)
+      return fail(VEX_STATUS_INVALID_ARGUMENT,
+                  "vex_context_init: unknown device " + std::to_string(static_cast<int>(p.device)));
+    const vex::Device device = p.device == VEX_DEVICE_CPU    ? vex::Device::kCpu
+                               : p.device == VEX_DEVICE_CUDA ? vex::Device::kCuda
+                                                             : vex::Device::kAuto;
+    auto engine = vex::make_engine(*model->m, n_ctx, device);
     if (!engine.ok()) return to_status(engine.status());
     *out_context =
         new vex_context{model, std::make_unique<vex::Session>(std::move(*engine), c.vocab_size)};
@@ -308,6 +314,10 @@ vex_status vex_context_init(vex_model* model, const vex_context_params* params,
 
 void vex_context_free(vex_context* context) {
   delete context;
+}
+
+const char* vex_context_device(const vex_context* context) {
+  return context ? context->session->engine().device() : "";
 }
 
 int32_t vex_context_size(const vex_context* context) {

@@ -61,7 +61,8 @@ assert "channels" in a and "text" in a, a
 expect 0 "" -- "$bin/vexrun" --tokenize -p "Name one JVM language."
 want="200006,17360,200008,3575,553,17554,162016,11,261,4410,6439,2359,22203,656,7788,17527,558,87447,100594,25,220,1323,19,12,3218,279,30377,289,25,14093,279,2,13888,18403,25,8450,11,49159,11,1721,13,21030,2804,413,7360,395,1753,3176,13,200007,200006,1428,200008,864,1001,162108,6439,13,200007,200006,173781"
 [ "$(cat "$tmp/out")" = "$want" ] || { echo "FAIL: --tokenize gave $(cat "$tmp/out")"; fails=$((fails + 1)); }
-expect 0 "" -- "$bin/vexrun" --raw -p "127 * 89 = " -n 4 --temp 0 -v
+expect 0 "cpu engine" -- "$bin/vexrun" --raw -p "127 * 89 = " -n 4 --temp 0 -v --device cpu
+expect 2 "device must be auto, cpu or cuda, got .tpu." -- "$bin/vexrun" -p hi --device tpu
 echo "Hello from a pipe" >"$tmp/prompt.txt"
 expect 0 "" -- "$bin/vexrun" -f "$tmp/prompt.txt" -n 2
 "$bin/vexrun" -n 2 <"$tmp/prompt.txt" >"$tmp/out" 2>"$tmp/err" || { echo "FAIL: piped prompt"; fails=$((fails + 1)); }

@@ -138,6 +138,8 @@ int main(int argc, char** argv) {
   xp.n_ctx = 80;
   CHECK(vex_context_init(model, &xp, &ctx) == VEX_STATUS_OK);
   CHECK(vex_context_size(ctx) == 80);
+  CHECK(strcmp(vex_context_device(ctx), "cpu") == 0 ||
+        strcmp(vex_context_device(ctx), "cuda") == 0);
   CHECK(vex_context_logits(ctx) == NULL);
   vex_generate_params gp = vex_generate_default_params(model);
   gp.max_tokens = 8;
@@ -191,8 +193,12 @@ int main(int argc, char** argv) {
   CHECK_ERROR(vex_generate(ctx, prompt, n_prompt, &gp, &r), VEX_STATUS_INVALID_ARGUMENT, "top_p");
   CHECK_ERROR(vex_generate(NULL, prompt, n_prompt, &gp, &r), VEX_STATUS_INVALID_ARGUMENT,
               "context is NULL");
-  xp.n_ctx = 1 << 30;
   vex_context* big = NULL;
+  xp.n_ctx = 80;
+  xp.device = (vex_device)7;
+  CHECK_ERROR(vex_context_init(model, &xp, &big), VEX_STATUS_INVALID_ARGUMENT, "unknown device 7");
+  xp.device = VEX_DEVICE_AUTO;
+  xp.n_ctx = 1 << 30;
   CHECK_ERROR(vex_context_init(model, &xp, &big), VEX_STATUS_INVALID_ARGUMENT, "n_ctx");
 
   vex_context_free(ctx);

@@ -126,6 +126,61 @@ TEST(CudaKernels, GemvBf16) {
   }
 }
 
+// The QKV projection with the attention RMSNorm fused: against rmsnorm then linear_bf16.
+TEST(CudaKernels, GemvWithFusedRmsNorm) {
+  for (int n : {1, 5}) {
+    const int K = 2880, N = 300;
+    const auto x = normal(size_t(n) * K, 4);
+    const auto g = normal_bf16(K), W = normal_bf16(size_t(N) * K, 0.02f), b = normal_bf16(N);
+    std::vector<float> xn(x.size()), ref(size_t(n) * N);
+    rmsnorm(x.data(), g.data(), xn.data(), n, K, 1e-5f);
+    linear_bf16(xn.data(), W.data(), b.data(), ref.data(), n, K, N);
+    Dev<float> dx(x), dy(ref.size());
+    Dev<uint16_t> dW(W), db(b), dg(g);
+    CUDA_OK(cuda::gemv_bf16(dx.p, dW.p, db.p, dy.p, n, K, N, false, 0, dg.p, 1e-5f));
+    const auto y = dy.get();
+    for (int t = 0; t < n; ++t)
+      for (int r = 0; r < N; ++r) {
+        double mag = std::abs(bf16_to_f32(b[r]));
+        for (int k = 0; k < K; ++k)
+          mag += std::abs(double(xn[size_t(t) * K + k]) * bf16_to_f32(W[size_t(r) * K + k]));
+        // As GemvBf16, plus the norm's scale computed in fp32 (a few ulps): 4e-6 of sum |w xn|.
+        ASSERT_NEAR(y[size_t(t) * N + r], ref[size_t(t) * N + r], 4e-6 * mag) << t << " " << r;
+      }
+  }
+}
+
+// The router with the MoE RMSNorm fused: same choices, and the normed input written out.
+TEST(CudaKernels, RouterWithFusedRmsNorm) {
+  const int n = 4, D = 2880, E = 32, k = 4;
+  const auto x = normal(size_t(n) * D, 5);
+  const auto g = normal_bf16(D), W = normal_bf16(size_t(E) * D, 0.05f), b = normal_bf16(E);
+  std::vector<float> xn(x.size()), logits(size_t(n) * E);
+  rmsnorm(x.data(), g.data(), xn.data(), n, D, 1e-5f);
+  linear_bf16(xn.data(), W.data(), b.data(), logits.data(), n, D, E);
+  std::vector<vex_slot> slots(E);
+  for (int e = 0; e < E; ++e) slots[e] = {VEX_SLOT_NEURAL, uint32_t(e), 0, 0};
+  Dev<float> dx(x), dw(size_t(n) * k), dxn(x.size());
+  Dev<uint16_t> dW(W), db(b), dg(g);
+  Dev<vex_slot> ds(slots);
+  Dev<int> di(size_t(n) * k);
+  CUDA_OK(
+      cuda::router(dx.p, dW.p, db.p, ds.p, n, D, E, k, di.p, dw.p, nullptr, 0, dg.p, 1e-5f, dxn.p));
+  const auto idx = di.get();
+  const auto wt = dw.get(), gxn = dxn.get();
+  for (size_t i = 0; i < xn.size(); ++i)  // fp32 vs double sum of squares: 1e-5 relative
+    ASSERT_NEAR(gxn[i], xn[i], 1e-5f * std::abs(xn[i]) + 1e-6f) << i;
+  for (int t = 0; t < n; ++t) {
+    int ridx[4];
+    float rw[4];
+    router_topk_softmax(&logits[t * E], E, k, ridx, rw);
+    for (int j = 0; j < k; ++j) {
+      ASSERT_EQ(idx[t * k + j], ridx[j]) << "token " << t;
+      ASSERT_NEAR(wt[t * k + j], rw[j], 1e-5f);
+    }
+  }
+}
+
 // RoPE at small and very large positions (1e5: where fast-math sin/cos would drift, §7.4).
 TEST(CudaKernels, RopeAndKvWrite) {
   const int Hq = 8, Hkv = 2, d = 64, n = 3, S = (Hq + 2 * Hkv) * d, KV = Hkv * d;

@@ -57,7 +57,8 @@ __global__ void __launch_bounds__(32)
       float vf[8];
       if (valid) bf16x8(vrow[c], vf);
 #pragma unroll
-      for (int e = 0; e < 8; ++e) acc[8 * c + e] = acc[8 * c + e] * scale + (valid ? pj * vf[e] : 0.0f);
+      for (int e = 0; e < 8; ++e)
+        acc[8 * c + e] = acc[8 * c + e] * scale + (valid ? pj * vf[e] : 0.0f);
     }
     m = m_new;
   }

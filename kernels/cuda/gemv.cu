@@ -7,17 +7,32 @@ namespace {
 constexpr int kWarps = 8;  // rows per block
 
 // One warp per output row; lane l reads 8 consecutive weights at k = 8 l + 256 i, so a warp
-// reads 512 contiguous bytes per step. T tokens share every weight load.
+// reads 512 contiguous bytes per step, four steps in flight. T tokens share every weight load.
 template <int T>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
                 const uint16_t* __restrict__ b, float* __restrict__ y, int K, int N,
-                bool accumulate) {
+                bool accumulate, const uint16_t* __restrict__ gain, float eps) {
   const int row = blockIdx.x * kWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
+  // Fused RMSNorm: warp t < T reduces token t's row; lanes then use (x * r[t]) * g.
+  __shared__ float r[T];
+  if (gain) {
+    const int wt = threadIdx.x / 32;
+    if (wt < T) {
+      const float4* xt = reinterpret_cast<const float4*>(x + static_cast<int64_t>(wt) * K);
+      float ss = 0;
+      for (int c = lane; c < K / 4; c += 32) {
+        const float4 v = xt[c];
+        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+      }
+      ss = warp_sum(ss);
+      if (lane == 0) r[wt] = rsqrtf(ss / K + eps);
+    }
+    __syncthreads();
+  }
   if (row >= N) return;
   const uint4* w = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(row) * K);
   float acc[T] = {};
-  // Four 16-byte loads in flight per lane before any is used (K = 2880: 11.25 per lane).
   const int chunks = K / 8;
   for (int c0 = lane; c0 < chunks; c0 += 4 * 32) {
     uint4 wv[4];
@@ -28,14 +43,18 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int u = 0; u < 4; ++u) {
       const int c = c0 + 32 * u;
       if (c >= chunks) break;
-      float wf[8];
+      float wf[8], gf[8];
       bf16x8(wv[u], wf);
+      if (gain) bf16x8(__ldg(reinterpret_cast<const uint4*>(gain) + c), gf);
 #pragma unroll
       for (int t = 0; t < T; ++t) {
         const float4* xt = reinterpret_cast<const float4*>(x + static_cast<int64_t>(t) * K) + 2 * c;
-        const float4 a = xt[0], bb = xt[1];
-        acc[t] += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * bb.x +
-                  wf[5] * bb.y + wf[6] * bb.z + wf[7] * bb.w;
+        float xv[8] = {xt[0].x, xt[0].y, xt[0].z, xt[0].w, xt[1].x, xt[1].y, xt[1].z, xt[1].w};
+        if (gain)
+#pragma unroll
+          for (int e = 0; e < 8; ++e) xv[e] = (xv[e] * r[t]) * gf[e];
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[t] += wf[e] * xv[e];
       }
     }
   }
@@ -52,46 +71,48 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 template <int T>
 cudaError_t launch(const float* x, const uint16_t* W, const uint16_t* b, float* y, int K, int N,
-                   bool accumulate, cudaStream_t stream) {
-  gemv_kernel<T>
-      <<<(N + kWarps - 1) / kWarps, kWarps * 32, 0, stream>>>(x, W, b, y, K, N, accumulate);
+                   bool accumulate, cudaStream_t stream, const uint16_t* gain, float eps) {
+  gemv_kernel<T><<<(N + kWarps - 1) / kWarps, kWarps * 32, 0, stream>>>(x, W, b, y, K, N,
+                                                                        accumulate, gain, eps);
   return cudaGetLastError();
 }
 
 }  // namespace
 
 cudaError_t gemv_bf16(const float* x, const uint16_t* W, const uint16_t* b, float* y, int n, int K,
-                      int N, bool accumulate, cudaStream_t stream) {
+                      int N, bool accumulate, cudaStream_t stream, const uint16_t* norm_gain,
+                      float eps) {
   if (K % 8 != 0) return cudaErrorInvalidValue;
   // Groups of 8 tokens; the tail with the matching instantiation (the one dispatch switch).
   for (int t0 = 0; t0 < n; t0 += 8) {
     const float* xt = x + static_cast<int64_t>(t0) * K;
     float* yt = y + static_cast<int64_t>(t0) * N;
+    const uint16_t* g = norm_gain;
     cudaError_t err;
     switch (n - t0 >= 8 ? 8 : n - t0) {
       case 1:
-        err = launch<1>(xt, W, b, yt, K, N, accumulate, stream);
+        err = launch<1>(xt, W, b, yt, K, N, accumulate, stream, g, eps);
         break;
       case 2:
-        err = launch<2>(xt, W, b, yt, K, N, accumulate, stream);
+        err = launch<2>(xt, W, b, yt, K, N, accumulate, stream, g, eps);
         break;
       case 3:
-        err = launch<3>(xt, W, b, yt, K, N, accumulate, stream);
+        err = launch<3>(xt, W, b, yt, K, N, accumulate, stream, g, eps);
         break;
       case 4:
-        err = launch<4>(xt, W, b, yt, K, N, accumulate, stream);
+        err = launch<4>(xt, W, b, yt, K, N, accumulate, stream, g, eps);
         break;
       case 5:
-        err = launch<5>(xt, W, b, yt, K, N, accumulate, stream);
+        err = launch<5>(xt, W, b, yt, K, N, accumulate, stream, g, eps);
         break;
       case 6:
-        err = launch<6>(xt, W, b, yt, K, N, accumulate, stream);
+        err = launch<6>(xt, W, b, yt, K, N, accumulate, stream, g, eps);
         break;
       case 7:
-        err = launch<7>(xt, W, b, yt, K, N, accumulate, stream);
+        err = launch<7>(xt, W, b, yt, K, N, accumulate, stream, g, eps);
         break;
       default:
-        err = launch<8>(xt, W, b, yt, K, N, accumulate, stream);
+        err = launch<8>(xt, W, b, yt, K, N, accumulate, stream, g, eps);
         break;
     }
     if (err != cudaSuccess) return err;

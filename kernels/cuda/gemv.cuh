@@ -1,6 +1,7 @@
 // bf16 projections with bias for small token counts (decode, short prefill chunks), twin of
-// kernels/cpu/linear.cpp. Streams each weight row once per group of up to 8 tokens with 16-byte
-// loads: at batch 1 the work is the weight bytes, so this runs near the copy bandwidth.
+// kernels/cpu/linear.cpp (and of kernels/cpu/rmsnorm.cpp when the norm is fused). Streams each
+// weight row once per group of up to 8 tokens with 16-byte loads: at batch 1 the work is the
+// weight bytes, so this runs near the copy bandwidth.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -9,10 +10,13 @@
 
 namespace vex::cuda {
 
-// y[t, r] = (accumulate ? y[t, r] : 0) + sum_k W[r, k] x[t, k] + b[r]
+// y[t, r] = (accumulate ? y[t, r] : 0) + sum_k W[r, k] xn[t, k] + b[r]
 // x fp32 [n, K], W bf16 [N, K] row-major, b bf16 [N] or null, y fp32 [n, N].
+// xn = x, or with norm_gain (bf16 [K]) the RMSNorm of x (spec §4.1) computed in the kernel:
+// each block reduces its tokens' rows itself, which saves a launch and a pass at decode.
 // K must be a multiple of 8 and the pointers 16-byte aligned.
 cudaError_t gemv_bf16(const float* x, const uint16_t* W, const uint16_t* b, float* y, int n, int K,
-                      int N, bool accumulate, cudaStream_t stream);
+                      int N, bool accumulate, cudaStream_t stream,
+                      const uint16_t* norm_gain = nullptr, float eps = 0);
 
 }  // namespace vex::cuda

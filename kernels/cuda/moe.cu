@@ -42,9 +42,9 @@ __device__ __forceinline__ float word_dot(uint32_t v, uint32_t scale, float4 a, 
 // acc[r] += (row r of an MXFP4 matrix) . x over all block columns, for R consecutive rows
 // starting at `row`; lanes hold partial sums (reduce with warp_sum).
 template <int R>
-__device__ __forceinline__ void rows_dot(const uint8_t* blocks, const uint8_t* scales,
-                                         int64_t row, int groups, const float* x, int lane,
-                                         const float* lut, float* acc) {
+__device__ __forceinline__ void rows_dot(const uint8_t* blocks, const uint8_t* scales, int64_t row,
+                                         int groups, const float* x, int lane, const float* lut,
+                                         float* acc) {
   const uint32_t* words = reinterpret_cast<const uint32_t*>(blocks);
   const int sub = lane % 4, col = lane / 4;
   for (int g0 = 0; g0 < groups; g0 += kCols * kUnroll) {
@@ -111,14 +111,14 @@ __global__ void __launch_bounds__(kWarps * 32)
 constexpr int kRows = 8, kSlotsPerPass = 4, kRowsPerWarp = 4;
 __global__ void __launch_bounds__(kWarps * 32)
     down_kernel(const float* __restrict__ h, const int* __restrict__ idx,
-                const float* __restrict__ weight, const vex_slot* __restrict__ slots,
-                MoeWeights w, int k, int layer, TriggerBuffer triggers, float* __restrict__ x) {
+                const float* __restrict__ weight, const vex_slot* __restrict__ slots, MoeWeights w,
+                int k, int layer, TriggerBuffer triggers, float* __restrict__ x) {
   __shared__ float lut[16];
   __shared__ float part[kSlotsPerPass][kRows];
   fill_lut(lut);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = blockIdx.y;
   const int d0 = blockIdx.x * kRows, q = warp / 2, r0 = (warp % 2) * kRowsPerWarp;
-  float total = 0;  // thread r < kRows: row d0 + r
+  float total = 0;                                 // thread r < kRows: row d0 + r
   for (int j0 = 0; j0 < k; j0 += kSlotsPerPass) {  // gpt-oss: k = 4, one pass
     const int j = j0 + q, tj = t * k + j;
     float acc[kRowsPerWarp] = {};

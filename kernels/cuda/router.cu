@@ -9,10 +9,29 @@ constexpr int kThreads = 1024, kMaxE = 256, kMaxK = 8;
 __global__ void router_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
                               const uint16_t* __restrict__ b, const vex_slot* __restrict__ slots,
                               int D, int E, int k, int* __restrict__ idx,
-                              float* __restrict__ weight, float* __restrict__ logits) {
+                              float* __restrict__ weight, float* __restrict__ logits,
+                              const uint16_t* __restrict__ gain, float eps,
+                              float* __restrict__ xn_out) {
   const int t = blockIdx.x, w = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float* xt = x + static_cast<int64_t>(t) * D;
   __shared__ float s[kMaxE];
+  __shared__ float part[kThreads / 32];
+  extern __shared__ float xs[];  // [D]: the router's input, normed when gain is given
+  float ss = 0;
+  for (int i = threadIdx.x; i < D; i += kThreads) xs[i] = xt[i], ss += xt[i] * xt[i];
+  if (gain) {
+    ss = warp_sum(ss);
+    if (lane == 0) part[w] = ss;
+    __syncthreads();
+    float total = 0;
+    for (int i = 0; i < kThreads / 32; ++i) total += part[i];
+    const float r = rsqrtf(total / D + eps);
+    for (int i = threadIdx.x; i < D; i += kThreads) {
+      xs[i] = (xs[i] * r) * bf16(gain[i]);  // (x * r) * g, as the CPU twin rounds it
+      xn_out[static_cast<int64_t>(t) * D + i] = xs[i];
+    }
+  }
+  __syncthreads();
   for (int e = w; e < E; e += kThreads / 32) {
     // 16-byte loads of 8 weights; the block's 32 warps cover 32 rows at once.
     const uint4* row = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(e) * D);
@@ -20,7 +39,7 @@ __global__ void router_kernel(const float* __restrict__ x, const uint16_t* __res
     for (int c = lane; c < D / 8; c += 32) {
       float wf[8];
       bf16x8(__ldg(row + c), wf);
-      const float4* xv = reinterpret_cast<const float4*>(xt) + 2 * c;
+      const float4* xv = reinterpret_cast<const float4*>(xs) + 2 * c;
       const float4 a = xv[0], b4 = xv[1];
       acc += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b4.x + wf[5] * b4.y +
              wf[6] * b4.z + wf[7] * b4.w;
@@ -69,10 +88,12 @@ __global__ void router_kernel(const float* __restrict__ x, const uint16_t* __res
 
 cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const vex_slot* slots,
                    int n, int D, int E, int k, int* idx, float* weight, float* logits,
-                   cudaStream_t stream) {
+                   cudaStream_t stream, const uint16_t* norm_gain, float eps, float* xn_out) {
   if (n <= 0) return cudaSuccess;
   if (E > kMaxE || k > kMaxK || k > E || D % 8 != 0) return cudaErrorInvalidValue;
-  router_kernel<<<n, kThreads, 0, stream>>>(x, W, b, slots, D, E, k, idx, weight, logits);
+  if (norm_gain && !xn_out) return cudaErrorInvalidValue;
+  router_kernel<<<n, kThreads, D * sizeof(float), stream>>>(x, W, b, slots, D, E, k, idx, weight,
+                                                            logits, norm_gain, eps, xn_out);
   return cudaGetLastError();
 }
 

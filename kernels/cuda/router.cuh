@@ -11,10 +11,13 @@
 namespace vex::cuda {
 
 // x fp32 [n, D]; W bf16 [E, D]; b bf16 [E]; slots [E] (PRUNED rows never chosen).
+// With norm_gain (bf16 [D]) the router reads RMSNorm(x) (spec §4.1), computed here and also
+// written to xn_out [n, D] for the experts: the MoE block's norm costs no launch of its own.
 // idx [n, k] slot ids by descending logit (ties to the lower id); weight [n, k] fp32;
-// logits [n, E] fp32 written when not null. E <= 256, k <= 8.
+// logits [n, E] fp32 written when not null. E <= 256, k <= 8, D % 8 == 0.
 cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const vex_slot* slots,
                    int n, int D, int E, int k, int* idx, float* weight, float* logits,
-                   cudaStream_t stream);
+                   cudaStream_t stream, const uint16_t* norm_gain = nullptr, float eps = 0,
+                   float* xn_out = nullptr);
 
 }  // namespace vex::cuda

@@ -34,7 +34,7 @@ using Ms = std::chrono::duration<double, std::milli>;
 
 struct Options {
   std::string weights, prompt, prompt_file, system, reasoning = "medium", date;
-  std::string logits_path;
+  std::string logits_path, device = "auto";
   std::vector<int32_t> tokens;
   int max_tokens = -1, ctx = 0;
   SamplingParams sampling;
@@ -66,7 +66,7 @@ int run_tokens(const Model& model, const Options& o) {
   const Config& c = model.config();
   const int n = static_cast<int>(o.tokens.size());
   std::vector<float> logits(static_cast<size_t>(n) * c.vocab_size);
-  auto engine = make_engine(model, n);
+  auto engine = make_engine(model, n, *parse_device(o.device));
   if (!engine.ok()) return fail(engine.status());
   const auto t0 = Clock::now();
   if (absl::Status st = (*engine)->forward(o.tokens, logits.data()); !st.ok()) return fail(st);
@@ -257,6 +257,11 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
           [&](const std::string& v) { return parse_int_list("--tokens", v, &o.tokens); });
   a.text({"--logits"}, "with --tokens: write every position's logits (.npy float32 [n, vocab])",
          &o.logits_path);
+  a.value({"--device"}, "auto | cpu | cuda (default auto: the GPU when there is one)",
+          [&](const std::string& v) {
+            o.device = v;
+            return parse_device(v).status();
+          });
   a.flag({"-v", "--verbose"}, "print load and generation timings", &o.verbose);
   a.flag({"--help", "-h"}, "show this help", &o.help);
   *usage = a.usage();
@@ -355,8 +360,10 @@ int run(int argc, char** argv) {
   }
 
   const int ctx = o.ctx ? o.ctx : std::min(4096, m.config().max_position);
-  auto engine = make_engine(m, ctx);
+  auto engine = make_engine(m, ctx, *parse_device(o.device));
   if (!engine.ok()) return fail(engine.status());
+  if (o.verbose)
+    fprintf(stderr, "vexrun: %s engine, context %d tokens\n", (*engine)->device(), ctx);
   Session session(std::move(*engine), m.config().vocab_size);
   Runner runner(m, **tok, session, o, load_ms);
   std::signal(SIGINT, [](int) { g_interrupted.store(true); });

@@ -199,9 +199,16 @@ VEX_API vex_status vex_chat_render(const vex_model* model, const vex_chat_params
 
 typedef struct vex_context vex_context;
 
+typedef enum vex_device {
+  VEX_DEVICE_AUTO = 0, /* the GPU when this build has CUDA and one is present, else the CPU */
+  VEX_DEVICE_CPU = 1,  /* the fp32 reference engine */
+  VEX_DEVICE_CUDA = 2  /* the CUDA engine; VEX_STATUS_UNSUPPORTED without one */
+} vex_device;
+
 typedef struct vex_context_params {
   size_t struct_size; /* sizeof(vex_context_params), set by the default function */
   int32_t n_ctx;      /* context size in tokens; 0 (default) = min(4096, model's maximum) */
+  vex_device device;  /* which engine runs the context (default VEX_DEVICE_AUTO) */
 } vex_context_params;
 
 VEX_API vex_context_params vex_context_default_params(void);
@@ -213,6 +220,9 @@ VEX_API vex_status vex_context_init(vex_model* model, const vex_context_params* 
 
 /* Frees a context. NULL is ignored. */
 VEX_API void vex_context_free(vex_context* context);
+
+/* The engine running the context: "cpu" or "cuda". */
+VEX_API const char* vex_context_device(const vex_context* context);
 
 /* The context size in tokens, and how many tokens it holds now. */
 VEX_API int32_t vex_context_size(const vex_context* context);
