@@ -208,23 +208,32 @@ int run(int argc, char** argv) {
 #endif
 #ifdef VEX_WITH_CUDA
   if (profile && cuda) {
-    // One step at the mean decode position, every launch timed with events.
+    // One decode step at the mean decode position, then one prefill chunk from position 0,
+    // every launch timed with events.
+    auto show = [&](const char* what, const std::vector<CudaEngine::KernelTime>& prof) {
+      double total = 0;
+      for (const auto& k : prof) total += k.ms;
+      printf("%s, kernels timed one by one (%.3f ms in all):\n\n", what, total);
+      printf("| kernel | launches | us | share | GB/s | of copy BW |\n|---|---|---|---|---|---|\n");
+      for (const auto& k : prof)
+        printf("| %s | %d | %.1f | %.1f %% | %s | %s |\n", k.name, k.calls, 1e3 * k.ms,
+               100 * k.ms / total,
+               k.bytes ? absl::StrFormat("%.0f", k.bytes / k.ms / 1e6).c_str() : "",
+               k.bytes ? absl::StrFormat("%.1f %%", 100 * k.bytes / k.ms / 1e6 / copy_bw).c_str()
+                       : "");
+      printf("\n");
+    };
     cuda->truncate(0);
     const auto t = tokens(n_gen / 2 + 1);
     if (absl::Status s = cuda->forward(t, nullptr); !s.ok()) return fail(s);
-    auto prof = cuda->profile_step(t[0]);
+    auto prof = cuda->profile_step(std::span(t).subspan(0, 1));
     if (!prof.ok()) return fail(prof.status());
-    double total = 0;
-    for (const auto& k : *prof) total += k.ms;
-    printf("decode step at position %d, kernels timed one by one (%.3f ms in all):\n\n",
-           n_gen / 2 + 1, total);
-    printf("| kernel | launches | us | share | GB/s | of copy BW |\n|---|---|---|---|---|---|\n");
-    for (const auto& k : *prof)
-      printf(
-          "| %s | %d | %.1f | %.1f %% | %s | %s |\n", k.name, k.calls, 1e3 * k.ms,
-          100 * k.ms / total, k.bytes ? absl::StrFormat("%.0f", k.bytes / k.ms / 1e6).c_str() : "",
-          k.bytes ? absl::StrFormat("%.1f %%", 100 * k.bytes / k.ms / 1e6 / copy_bw).c_str() : "");
-    printf("\n");
+    show(absl::StrFormat("decode step at position %d", n_gen / 2 + 1).c_str(), *prof);
+    cuda->truncate(0);
+    const auto chunk = tokens(std::min(CudaEngine::kChunk, max_p + n_gen));
+    prof = cuda->profile_step(chunk);
+    if (!prof.ok()) return fail(prof.status());
+    show(absl::StrFormat("prefill chunk of %zu tokens at position 0", chunk.size()).c_str(), *prof);
   }
 #endif
   if (out == "json") {

@@ -164,7 +164,12 @@ absl::Status CudaEngine::init(const Weights& w) {
   VEX_ASSIGN_OR_RETURN(idx_, alloc<int>(size_t(kChunk) * k, &ws));
   VEX_ASSIGN_OR_RETURN(weight_, alloc<float>(size_t(kChunk) * k, &ws));
   VEX_ASSIGN_OR_RETURN(h_, alloc<float>(size_t(kChunk) * k * I, &ws));
-  VEX_ASSIGN_OR_RETURN(logits_, alloc<float>(size_t(kChunk) * V, &ws));
+  VEX_ASSIGN_OR_RETURN(logits_, alloc<float>(size_t(kLogitsRows) * V, &ws));
+  moe_scratch_.capacity = kChunk * k;
+  VEX_ASSIGN_OR_RETURN(moe_scratch_.offset, alloc<int>(E + 1, &ws));
+  VEX_ASSIGN_OR_RETURN(moe_scratch_.list, alloc<int>(size_t(kChunk) * k, &ws));
+  moe_scratch_.h = h_;
+  VEX_ASSIGN_OR_RETURN(moe_scratch_.y, alloc<float>(size_t(kChunk) * k * D, &ws));
   return absl::OkStatus();
 }
 
@@ -189,7 +194,7 @@ absl::Status CudaEngine::timed(const char* name, uint64_t bytes,
 }
 
 // One pass of n tokens through the layers, top to bottom as spec §4.0 and forward_cpu.
-absl::Status CudaEngine::enqueue_chunk(int n, bool with_logits, int first) {
+absl::Status CudaEngine::enqueue_layers(int n) {
   const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), S = Q + 2 * KV;
   const int E = c_.n_experts, k = c_.n_experts_active, I = c_.d_ff;
   const float sm_scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim));
@@ -220,32 +225,45 @@ absl::Status CudaEngine::enqueue_chunk(int n, bool with_logits, int first) {
       return cuda::router(x_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_, nullptr,
                           s, L.mlp_norm, c_.rms_eps, xn_);
     }));
-    VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(n) * k * 2 * I * (D / 32) * 17, [&] {
-      return cuda::moe_gate_up(xn_, idx_, L.slots, L.moe, n, k, c_.swiglu_limit, h_, s);
-    }));
-    VEX_RETURN_IF_ERROR(timed("moe_down", uint64_t(n) * k * D * (I / 32) * 17, [&] {
-      return cuda::moe_down(h_, idx_, weight_, L.slots, L.moe, n, k, il, {}, x_, s);
-    }));
-  }
-  if (with_logits) {
-    const int m = n - first;
-    VEX_RETURN_IF_ERROR(timed("rmsnorm", D * b2, [&] {
-      return cuda::rmsnorm(x_ + size_t(first) * D, final_norm_, xn_, m, D, c_.rms_eps, s);
-    }));
-    VEX_RETURN_IF_ERROR(timed("lm_head", uint64_t(c_.vocab_size) * D * b2, [&] {
-      return cuda::gemv_bf16(xn_, lm_head_, nullptr, logits_, m, D, c_.vocab_size, false, s);
-    }));
+    if (n == 1) {  // decode: each chosen expert streamed once for the one token
+      VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(k) * 2 * I * (D / 32) * 17, [&] {
+        return cuda::moe_gate_up(xn_, idx_, L.slots, L.moe, n, k, c_.swiglu_limit, h_, s);
+      }));
+      VEX_RETURN_IF_ERROR(timed("moe_down", uint64_t(k) * D * (I / 32) * 17, [&] {
+        return cuda::moe_down(h_, idx_, weight_, L.slots, L.moe, n, k, il, {}, x_, s);
+      }));
+    } else {  // prefill: expert-major, each expert's weights read once per chunk
+      VEX_RETURN_IF_ERROR(timed("moe_grouped", 0, [&] {
+        return cuda::moe_grouped(xn_, idx_, weight_, L.slots, L.moe, n, k, E, c_.swiglu_limit, il,
+                                 {}, moe_scratch_, x_, s);
+      }));
+    }
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<CudaEngine::KernelTime>> CudaEngine::profile_step(int32_t token) {
-  if (pos_ + 1 > max_ctx_) return absl::OutOfRangeError("the context is full");
-  VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, &token, sizeof token, cudaMemcpyHostToDevice, stream_));
+absl::Status CudaEngine::enqueue_logits(int row0, int m) {
+  const int D = c_.d_model;
+  VEX_RETURN_IF_ERROR(timed("rmsnorm", D * 2, [&] {
+    return cuda::rmsnorm(x_ + size_t(row0) * D, final_norm_, xn_, m, D, c_.rms_eps, stream_);
+  }));
+  return timed("lm_head", uint64_t(c_.vocab_size) * D * 2, [&] {
+    return cuda::gemv_bf16(xn_, lm_head_, nullptr, logits_, m, D, c_.vocab_size, false, stream_);
+  });
+}
+
+absl::StatusOr<std::vector<CudaEngine::KernelTime>> CudaEngine::profile_step(
+    std::span<const int32_t> tokens) {
+  const int n = static_cast<int>(tokens.size());
+  if (n < 1 || n > kChunk || pos_ + n > max_ctx_)
+    return absl::OutOfRangeError("profile_step: 1 to kChunk tokens that fit the context");
+  VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data(), n * sizeof(int32_t),
+                                 cudaMemcpyHostToDevice, stream_));
   VEX_CUDA_CHECK(cudaMemcpyAsync(d_pos_, &pos_, sizeof(int), cudaMemcpyHostToDevice, stream_));
   profiling_ = true;
   pending_.clear();
-  absl::Status st = enqueue_chunk(1, true, 0);
+  absl::Status st = enqueue_layers(n);
+  if (st.ok()) st = enqueue_logits(n - 1, 1);
   profiling_ = false;
   VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
   std::vector<KernelTime> out;
@@ -269,7 +287,8 @@ absl::Status CudaEngine::run_step_graph() {
   if (!step_graph_) {
     cudaGraph_t graph;
     VEX_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    absl::Status st = enqueue_chunk(1, true, 0);
+    absl::Status st = enqueue_layers(1);
+    if (st.ok()) st = enqueue_logits(0, 1);
     if (st.ok())
       st = cuda::argmax_next(logits_, c_.vocab_size, d_tokens_, d_pos_, 1, stream_) == cudaSuccess
                ? absl::OkStatus()
@@ -303,14 +322,21 @@ absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits,
     VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data() + i, n * sizeof(int32_t),
                                    cudaMemcpyHostToDevice, stream_));
     VEX_CUDA_CHECK(cudaMemcpyAsync(d_pos_, &pos_, sizeof(int), cudaMemcpyHostToDevice, stream_));
-    if (n == 1 && use_graphs_ && (want || !logits))
+    if (n == 1 && use_graphs_ && (want || !logits)) {
       VEX_RETURN_IF_ERROR(run_step_graph());
-    else
-      VEX_RETURN_IF_ERROR(enqueue_chunk(n, want, first));
-    if (want) {
-      float* dst = last_only ? logits : logits + i * V;
-      VEX_CUDA_CHECK(cudaMemcpyAsync(dst, logits_, size_t(n - first) * V * sizeof(float),
-                                     cudaMemcpyDeviceToHost, stream_));
+      if (want)
+        VEX_CUDA_CHECK(cudaMemcpyAsync(logits, logits_, V * sizeof(float), cudaMemcpyDeviceToHost,
+                                       stream_));
+    } else {
+      VEX_RETURN_IF_ERROR(enqueue_layers(n));
+      // Logits in blocks of kLogitsRows rows, each copied out before the next overwrites it.
+      for (int r0 = first; want && r0 < n; r0 += kLogitsRows) {
+        const int m = std::min(kLogitsRows, n - r0);
+        VEX_RETURN_IF_ERROR(enqueue_logits(r0, m));
+        float* dst = last_only ? logits : logits + (i + r0) * V;
+        VEX_CUDA_CHECK(cudaMemcpyAsync(dst, logits_, size_t(m) * V * sizeof(float),
+                                       cudaMemcpyDeviceToHost, stream_));
+      }
     }
     VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));  // pos_ is read by the next copy
     pos_ += n;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "experts/slot.h"
+#include "kernels/cuda/moe.cuh"
 #include "runtime/config.h"
 #include "runtime/engine.h"
 #include "runtime/weights.h"
@@ -27,7 +28,8 @@ struct CudaMemory {
 
 class CudaEngine final : public Engine {
  public:
-  static constexpr int kChunk = 32;  // tokens per pass through the layers
+  static constexpr int kChunk = 128;      // tokens per pass through the layers
+  static constexpr int kLogitsRows = 32;  // logits computed per lm_head pass (buffer rows)
 
   // Uploads the weights and allocates the state for one sequence of up to max_ctx tokens.
   static absl::StatusOr<std::unique_ptr<CudaEngine>> create(const Config& config,
@@ -57,9 +59,9 @@ class CudaEngine final : public Engine {
     double ms = 0;
     uint64_t bytes = 0;  // weight and cache bytes the launches read
   };
-  // Runs one token at the current position without graphs, timing each kernel family; the
-  // position does not advance.
-  absl::StatusOr<std::vector<KernelTime>> profile_step(int32_t token);
+  // Runs the tokens (at most kChunk: one decode step or one prefill chunk) at the current
+  // position without graphs, timing each kernel family; the position does not advance.
+  absl::StatusOr<std::vector<KernelTime>> profile_step(std::span<const int32_t> tokens);
   // Bytes of weights and cache one decode step reads at position pos (the bandwidth model).
   uint64_t decode_bytes(int pos) const;
 
@@ -71,9 +73,10 @@ class CudaEngine final : public Engine {
   absl::StatusOr<T*> upload(const T* host, size_t count);
   template <typename T>
   absl::StatusOr<T*> alloc(size_t count, uint64_t* account);
-  // Enqueues one pass of n tokens (positions from d_pos_) through the model; logits of tokens
-  // first..n-1 go to d_logits_ when with_logits.
-  absl::Status enqueue_chunk(int n, bool with_logits, int first);
+  // Enqueues one pass of n tokens (positions from d_pos_) through the layers into x_.
+  absl::Status enqueue_layers(int n);
+  // Final norm and lm_head for rows row0 .. row0+m-1 of x_ (m <= kLogitsRows) into logits_.
+  absl::Status enqueue_logits(int row0, int m);
   absl::Status run_step_graph();
   // Launches through here are timed when profiling.
   absl::Status launch(const char* name, uint64_t bytes, cudaError_t err);
@@ -109,6 +112,7 @@ class CudaEngine final : public Engine {
   float *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *att_ = nullptr, *h_ = nullptr;
   float *weight_ = nullptr, *logits_ = nullptr;
   int* idx_ = nullptr;
+  cuda::MoeScratch moe_scratch_{};  // the grouped prefill path's lists and outputs
 };
 
 }  // namespace vex

@@ -28,15 +28,28 @@ __device__ __forceinline__ void fill_lut(float* lut) {
 constexpr int kCols = 8;    // block columns per warp step
 constexpr int kUnroll = 4;  // steps whose loads are in flight together
 
-// 8 codes of one word dotted with 8 values of x; the block's power of two applied to the
-// partial (exact: a sum of 8 one-bit-mantissa products times 2^k only rounds in the sum).
+// The 8 codes of one word, decoded (unit scale).
+__device__ __forceinline__ void decode8(uint32_t v, const float* lut, float* w) {
+#pragma unroll
+  for (int e = 0; e < 8; ++e) w[e] = lut[(v >> (4 * e)) & 0xF];
+}
+
+// 8 decoded codes dotted with 8 values of x, times the block's power of two (exact: a sum of 8
+// one-bit-mantissa products times 2^k only rounds in the sum). Both MoE paths use this one
+// expression, so the decode and the grouped prefill kernels agree bit for bit.
+__device__ __forceinline__ float dot8(const float* w, float4 a, float4 b, uint32_t scale) {
+  float part = w[0] * a.x + w[1] * a.y;
+  part += w[2] * a.z + w[3] * a.w;
+  part += w[4] * b.x + w[5] * b.y;
+  part += w[6] * b.z + w[7] * b.w;
+  return part * e8m0(scale);
+}
+
 __device__ __forceinline__ float word_dot(uint32_t v, uint32_t scale, float4 a, float4 b,
                                           const float* lut) {
-  float part = lut[v & 0xF] * a.x + lut[(v >> 4) & 0xF] * a.y;
-  part += lut[(v >> 8) & 0xF] * a.z + lut[(v >> 12) & 0xF] * a.w;
-  part += lut[(v >> 16) & 0xF] * b.x + lut[(v >> 20) & 0xF] * b.y;
-  part += lut[(v >> 24) & 0xF] * b.z + lut[(v >> 28) & 0xF] * b.w;
-  return part * e8m0(scale);
+  float w[8];
+  decode8(v, lut, w);
+  return dot8(w, a, b, scale);
 }
 
 // acc[r] += (row r of an MXFP4 matrix) . x over all block columns, for R consecutive rows
@@ -152,6 +165,160 @@ __global__ void __launch_bounds__(kWarps * 32)
     x[static_cast<int64_t>(t) * w.D + d0 + threadIdx.x] += total;
 }
 
+// ---- Prefill: expert-major ("grouped") kernels. A chunk's (token, slot) pairs are listed per
+// slot (moe_plan); a block then owns some rows of one expert and runs every token routed to it,
+// so each weight word is loaded and decoded once per chunk instead of once per token.
+
+// Lists, for every slot e, the pairs tj = t * k + j with idx[tj] == e, in increasing tj:
+// offset[e] .. offset[e + 1] in list. One block; thread e scans the pairs for its slot.
+__global__ void plan_kernel(const int* __restrict__ idx, int nk, int E, int* __restrict__ offset,
+                            int* __restrict__ list) {
+  __shared__ int count[1024];
+  const int e = threadIdx.x;
+  int c = 0;
+  if (e < E)
+    for (int tj = 0; tj < nk; ++tj) c += idx[tj] == e;
+  count[e] = c;
+  __syncthreads();
+  if (e == 0) {
+    int sum = 0;
+    for (int i = 0; i < E; ++i) offset[i] = sum, sum += count[i];
+    offset[E] = sum;
+  }
+  __syncthreads();
+  if (e < E) {
+    int at = offset[e];
+    for (int tj = 0; tj < nk && at < offset[e] + c; ++tj)
+      if (idx[tj] == e) list[at++] = tj;
+  }
+}
+
+constexpr int kTok = 8;  // tokens per pass over a row block: accumulators kept in registers
+
+// acc[r][q] += (row r) . x_q for R consecutive rows and up to kTok tokens (x rows xs[q]),
+// lane layout and arithmetic exactly as rows_dot, each weight word decoded once for all tokens.
+template <int R>
+__device__ __forceinline__ void rows_dot_tokens(const uint8_t* blocks, const uint8_t* scales,
+                                                int64_t row, int groups, const float* const* xs,
+                                                int ntok, int lane, const float* lut,
+                                                float (*acc)[kTok]) {
+  const uint32_t* words = reinterpret_cast<const uint32_t*>(blocks);
+  const int sub = lane % 4, col = lane / 4;
+  for (int g0 = 0; g0 < groups; g0 += kCols) {
+    const int g = g0 + col;
+    if (g >= groups) continue;
+    float w[R][8];
+    uint32_t sc[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      decode8(__ldg(words + ((row + r) * groups + g) * 4 + sub), lut, w[r]);
+      sc[r] = __ldg(scales + (row + r) * groups + g);
+    }
+#pragma unroll
+    for (int q = 0; q < kTok; ++q) {
+      if (q >= ntok) break;
+      const float4* xp = reinterpret_cast<const float4*>(xs[q] + 32 * g + 8 * sub);
+      const float4 a = __ldg(xp), b = __ldg(xp + 1);
+#pragma unroll
+      for (int r = 0; r < R; ++r) acc[r][q] += dot8(w[r], a, b, sc[r]);
+    }
+  }
+}
+
+// Grid (I / (kWarps * kJ), E): rows 2j .. of slot e's expert for all its tokens.
+__global__ void __launch_bounds__(kWarps * 32)
+    gate_up_grouped_kernel(const float* __restrict__ xn, const vex_slot* __restrict__ slots,
+                           const int* __restrict__ offset, const int* __restrict__ list,
+                           MoeWeights w, int k, float limit, float* __restrict__ h) {
+  __shared__ float lut[16];
+  fill_lut(lut);
+  const int j0 = (blockIdx.x * kWarps + threadIdx.x / 32) * kJ, lane = threadIdx.x % 32;
+  const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
+  if (j0 >= w.I || begin == end) return;
+  const vex_slot slot = slots[e];
+  const int64_t r0 = static_cast<int64_t>(slot.expert) * 2 * w.I + 2 * j0;
+  for (int i0 = begin; i0 < end; i0 += kTok) {
+    const int ntok = min(kTok, end - i0);
+    const float* xs[kTok];
+    for (int q = 0; q < kTok; ++q)
+      xs[q] = xn + static_cast<int64_t>(list[i0 + min(q, ntok - 1)] / k) * w.D;
+    float acc[2 * kJ][kTok] = {};
+    if (slot.kind == VEX_SLOT_NEURAL)
+      rows_dot_tokens<2 * kJ>(w.gate_up_blocks, w.gate_up_scales, r0, w.D / 32, xs, ntok, lane,
+                              lut, acc);
+    for (int q = 0; q < ntok; ++q) {
+#pragma unroll
+      for (int p = 0; p < kJ; ++p) {
+        float out = 0.0f;
+        if (slot.kind == VEX_SLOT_NEURAL) {
+          float gate = warp_sum(acc[2 * p][q]) + bf16(w.gate_up_bias[r0 + 2 * p]);
+          float up = warp_sum(acc[2 * p + 1][q]) + bf16(w.gate_up_bias[r0 + 2 * p + 1]);
+          gate = fminf(gate, limit);
+          up = fminf(fmaxf(up, -limit), limit);
+          out = gate / (1.0f + expf(-gate * kSwigluAlpha)) * (up + 1.0f);
+        }
+        if (lane == 0 && j0 + p < w.I) h[static_cast<int64_t>(list[i0 + q]) * w.I + j0 + p] = out;
+      }
+    }
+  }
+}
+
+// Grid (D / (kWarps * kRowsPerWarp), E): y[tj, d] = weight[tj] * (W2 h[tj] + b2)[d] for the
+// pairs routed to slot e (0 for slots that are not neural).
+__global__ void __launch_bounds__(kWarps * 32)
+    down_grouped_kernel(const float* __restrict__ h, const float* __restrict__ weight,
+                        const vex_slot* __restrict__ slots, const int* __restrict__ offset,
+                        const int* __restrict__ list, MoeWeights w, float* __restrict__ y) {
+  __shared__ float lut[16];
+  fill_lut(lut);
+  const int d0 = (blockIdx.x * kWarps + threadIdx.x / 32) * kRowsPerWarp, lane = threadIdx.x % 32;
+  const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
+  if (d0 >= w.D || begin == end) return;
+  const vex_slot slot = slots[e];
+  const int64_t row = static_cast<int64_t>(slot.expert) * w.D + d0;
+  for (int i0 = begin; i0 < end; i0 += kTok) {
+    const int ntok = min(kTok, end - i0);
+    const float* xs[kTok];
+    for (int q = 0; q < kTok; ++q)
+      xs[q] = h + static_cast<int64_t>(list[i0 + min(q, ntok - 1)]) * w.I;
+    float acc[kRowsPerWarp][kTok] = {};
+    if (slot.kind == VEX_SLOT_NEURAL)
+      rows_dot_tokens<kRowsPerWarp>(w.down_blocks, w.down_scales, row, w.I / 32, xs, ntok, lane,
+                                    lut, acc);
+    for (int q = 0; q < ntok; ++q) {
+      const int tj = list[i0 + q];
+#pragma unroll
+      for (int r = 0; r < kRowsPerWarp; ++r) {
+        const float dot = warp_sum(acc[r][q]);
+        if (lane == 0)
+          y[static_cast<int64_t>(tj) * w.D + d0 + r] =
+              slot.kind == VEX_SLOT_NEURAL ? weight[tj] * (dot + bf16(w.down_bias[row + r])) : 0.0f;
+      }
+    }
+  }
+}
+
+// x[t, d] += sum over j of y[t * k + j, d], in slot order from 0 (the decode kernel's order);
+// HOST slots leave their trigger record here.
+__global__ void combine_kernel(const float* __restrict__ y, const int* __restrict__ idx,
+                               const float* __restrict__ weight, const vex_slot* __restrict__ slots,
+                               int D, int k, int layer, TriggerBuffer triggers,
+                               float* __restrict__ x) {
+  const int t = blockIdx.x;
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float total = 0;
+    for (int j = 0; j < k; ++j) total += y[(static_cast<int64_t>(t) * k + j) * D + d];
+    x[static_cast<int64_t>(t) * D + d] += total;
+  }
+  if (threadIdx.x < k && triggers.records) {
+    const int tj = t * k + threadIdx.x;
+    if (slots[idx[tj]].kind == VEX_SLOT_HOST) {
+      const int at = atomicAdd(triggers.count, 1);
+      if (at < triggers.capacity) triggers.records[at] = {t, layer, idx[tj], weight[tj]};
+    }
+  }
+}
+
 }  // namespace
 
 cudaError_t moe_gate_up(const float* xn, const int* idx, const vex_slot* slots, const MoeWeights& w,
@@ -171,6 +338,27 @@ cudaError_t moe_down(const float* h, const int* idx, const float* weight, const 
   if (w.D % kRows != 0 || w.I % 32 != 0) return cudaErrorInvalidValue;
   down_kernel<<<dim3((w.D + kRows - 1) / kRows, n), kWarps * 32, 0, stream>>>(
       h, idx, weight, slots, w, k, layer, triggers, x);
+  return cudaGetLastError();
+}
+
+}  // namespace vex::cuda
+
+namespace vex::cuda {
+
+cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight,
+                        const vex_slot* slots, const MoeWeights& w, int n, int k, int E,
+                        float limit, int layer, TriggerBuffer triggers, MoeScratch scratch,
+                        float* x, cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  if (n * k > scratch.capacity || E > 1024 || w.D % (kWarps * kRowsPerWarp) != 0 || w.I % 32 != 0)
+    return cudaErrorInvalidValue;
+  plan_kernel<<<1, 1024, 0, stream>>>(idx, n * k, E, scratch.offset, scratch.list);
+  constexpr int per_block = kWarps * kJ;
+  gate_up_grouped_kernel<<<dim3((w.I + per_block - 1) / per_block, E), kWarps * 32, 0, stream>>>(
+      xn, slots, scratch.offset, scratch.list, w, k, limit, scratch.h);
+  down_grouped_kernel<<<dim3(w.D / (kWarps * kRowsPerWarp), E), kWarps * 32, 0, stream>>>(
+      scratch.h, weight, slots, scratch.offset, scratch.list, w, scratch.y);
+  combine_kernel<<<n, 256, 0, stream>>>(scratch.y, idx, weight, slots, w.D, k, layer, triggers, x);
   return cudaGetLastError();
 }
 

@@ -46,4 +46,22 @@ cudaError_t moe_down(const float* h, const int* idx, const float* weight, const 
                      const MoeWeights& w, int n, int k, int layer, TriggerBuffer triggers, float* x,
                      cudaStream_t stream);
 
+// Buffers of the grouped (prefill) path, for up to `capacity` (token, slot) pairs.
+struct MoeScratch {
+  int* offset;  // [E + 1]
+  int* list;    // [capacity]
+  float* h;     // [capacity, I]
+  float* y;     // [capacity, D]
+  int capacity;
+};
+
+// The whole MoE block for a chunk of n tokens, expert-major: the (token, slot) pairs are grouped
+// by slot, every chosen expert's weights are read once for all its tokens, and the k outputs of
+// each token are summed into x in slot order. Same result as moe_gate_up + moe_down, bit for
+// bit (shared arithmetic; tests/test_cuda_kernels.cpp). E <= 1024, D % 32 == 0.
+cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight,
+                        const vex_slot* slots, const MoeWeights& w, int n, int k, int E,
+                        float limit, int layer, TriggerBuffer triggers, MoeScratch scratch,
+                        float* x, cudaStream_t stream);
+
 }  // namespace vex::cuda
