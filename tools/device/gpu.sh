@@ -22,6 +22,7 @@ for t in "$pack"/bin/test_cuda_*  "$pack"/bin/test_forward_cuda; do
 done
 
 if [ "$bench" = 1 ]; then
+  "$pack/bin/bench_kernels" 2>&1 | tee "$out/bench_kernels.txt" | grep -E "^BM_|^-|Benchmark"
   ck=/tmp/vex-20b
   [ -f "$ck/config.json" ] || "$pack/bin/vexgen" --shape 20b --out "$ck" | tail -1
   "$pack/bin/vexbench" --weights "$ck" -p 512,2048 -n 128 -r 5 "$@" | tee "$out/vexbench.md"
