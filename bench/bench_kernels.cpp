@@ -97,9 +97,8 @@ void BM_GemvBf16(benchmark::State& state) {
   auto* x = static_cast<float*>(dev_random(size_t(K) * 4, 3));
   float* y = nullptr;
   cudaMalloc(&y, size_t(N) * 4);
-  run(state, double(N) * K * 2, [&] {
-    return vex::cuda::gemv_bf16(x, W, nullptr, y, 1, K, N, false, nullptr);
-  });
+  run(state, double(N) * K * 2,
+      [&] { return vex::cuda::gemv_bf16(x, W, nullptr, y, 1, K, N, false, nullptr); });
   cudaFree(W), cudaFree(x), cudaFree(y);
 }
 BENCHMARK(BM_GemvBf16)
@@ -151,18 +150,26 @@ void BM_AttentionDecode(benchmark::State& state) {
   auto* sinks = static_cast<uint16_t*>(dev_random(Hq * 2, 12));
   auto* q = static_cast<float*>(dev_random(size_t(S) * 4, 13));
   cudaMemset(q, 0, size_t(S) * 4);
-  float* out = nullptr;
+  const int splits = state.range(1);
+  float *out = nullptr, *part = nullptr;
   int* pos = nullptr;
-  cudaMalloc(&out, Hq * d * 4), cudaMalloc(&pos, 4);
+  cudaMalloc(&out, Hq * d * 4), cudaMalloc(&pos, 4), cudaMalloc(&part, Hq * splits * (d + 2) * 4);
   const int p = ctx - 1;
   cudaMemcpy(pos, &p, 4, cudaMemcpyHostToDevice);
   run(state, 2.0 * ctx * KV * 2, [&] {
-    return vex::cuda::attention(q, S, kc, vc, sinks, out, 1, pos, 0, 0, Hq, Hkv, d, 0.125f,
-                                nullptr);
+    return vex::cuda::attention(q, S, kc, vc, sinks, out, 1, pos, 0, 0, Hq, Hkv, d, 0.125f, nullptr,
+                                splits, part);
   });
 }
-BENCHMARK(BM_AttentionDecode)->Arg(128)->Arg(1024)->Arg(4096)->UseManualTime()->Unit(
-    benchmark::kMicrosecond);
+BENCHMARK(BM_AttentionDecode)
+    ->Args({128, 1})
+    ->Args({1024, 1})
+    ->Args({4096, 1})
+    ->Args({128, 4})
+    ->Args({1024, 16})
+    ->Args({4096, 16})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

@@ -73,12 +73,14 @@ std::string gpu_name() {
 
 int run(int argc, char** argv) {
   std::string weights, out = "md", device_s = "auto", prompts_s = "512", batches_s = "1";
-  int n_gen = 128, reps = 5;
+  int n_gen = 128, reps = 5, depth = 0;
   bool help = false, profile = false;
   Args a;
   a.text({"--weights", "-m"}, "checkpoint directory (required)", &weights);
   a.text({"-p", "--n-prompt"}, "prefill lengths, comma-separated (default 512)", &prompts_s);
   a.integer({"-n", "--n-gen"}, "tokens to decode per repetition (default 128)", 0, 1 << 20, &n_gen);
+  a.integer({"-d", "--depth"}, "context already in the cache before decoding (default 0)", 0,
+            1 << 20, &depth);
   a.text({"-b", "--batch"}, "sequences per decode step, comma-separated (default 1)", &batches_s);
   a.integer({"-r", "--repetitions"}, "repetitions per test (default 5)", 1, 1000, &reps);
   a.value({"-o", "--output"}, "md | csv | json (default md)", [&](const std::string& v) {
@@ -122,7 +124,7 @@ int run(int argc, char** argv) {
   if (!model.ok()) return fail(model.status());
   int max_p = 1;
   for (int p : prompts) max_p = std::max(max_p, p);
-  auto engine = make_engine(**model, max_p + n_gen + 1, *device);
+  auto engine = make_engine(**model, std::max(max_p, depth) + n_gen + 1, *device);
   if (!engine.ok()) return fail(engine.status());
   const double start_s = std::chrono::duration<double>(Clock::now() - t0).count();
   Engine& e = **engine;
@@ -158,9 +160,8 @@ int run(int argc, char** argv) {
     std::vector<double> v;
     for (int r = 0; r <= reps; ++r) {
       e.truncate(0);
-      const int32_t first = tokens(1)[0];
-      if (absl::Status s = e.forward(std::span(&first, 1), logits.data(), true); !s.ok())
-        return fail(s);
+      const auto ctx = tokens(depth + 1);  // the depth, then the token decoding starts from
+      if (absl::Status s = e.forward(ctx, logits.data(), true); !s.ok()) return fail(s);
       const auto s0 = Clock::now();
 #ifdef VEX_WITH_CUDA
       if (cuda) {
@@ -179,10 +180,11 @@ int run(int argc, char** argv) {
       const double secs = std::chrono::duration<double>(Clock::now() - s0).count();
       if (r) v.push_back(n_gen / secs);
     }
-    Row row{absl::StrCat("tg", n_gen), 1, stats(v)};
+    Row row{depth ? absl::StrCat("tg", n_gen, " @ d", depth) : absl::StrCat("tg", n_gen), 1,
+            stats(v)};
 #ifdef VEX_WITH_CUDA
     if (cuda) {
-      const double bytes = cuda->decode_bytes(n_gen / 2);  // the mean context of the run
+      const double bytes = cuda->decode_bytes(depth + n_gen / 2);  // the run's mean context
       row.gb_s = bytes * row.tok_s.mean / 1e9;
       row.share = copy_bw > 0 ? row.gb_s / copy_bw : 0;
     }
@@ -203,7 +205,7 @@ int run(int argc, char** argv) {
                              {"kv", m.kv / 1e9},
                              {"workspace", m.workspace / 1e9},
                              {"peak_in_use", (total_b - free_b) / 1e9}};
-    info["decode_bytes_per_token"] = cuda->decode_bytes(n_gen / 2);
+    info["decode_bytes_per_token"] = cuda->decode_bytes(depth + n_gen / 2);
   }
 #endif
 #ifdef VEX_WITH_CUDA

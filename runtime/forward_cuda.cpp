@@ -165,6 +165,8 @@ absl::Status CudaEngine::init(const Weights& w) {
   VEX_ASSIGN_OR_RETURN(weight_, alloc<float>(size_t(kChunk) * k, &ws));
   VEX_ASSIGN_OR_RETURN(h_, alloc<float>(size_t(kChunk) * k * I, &ws));
   VEX_ASSIGN_OR_RETURN(logits_, alloc<float>(size_t(kLogitsRows) * V, &ws));
+  VEX_ASSIGN_OR_RETURN(attn_partial_,
+                       alloc<float>(size_t(c_.n_heads) * kAttnSplits * (c_.head_dim + 2), &ws));
   moe_scratch_.capacity = kChunk * k;
   VEX_ASSIGN_OR_RETURN(moe_scratch_.offset, alloc<int>(E + 1, &ws));
   VEX_ASSIGN_OR_RETURN(moe_scratch_.list, alloc<int>(size_t(kChunk) * k, &ws));
@@ -213,9 +215,11 @@ absl::Status CudaEngine::enqueue_layers(int n) {
                            c_.head_dim, L.sliding ? ring_ : 0, L.k_cache, L.v_cache, s);
     }));
     VEX_RETURN_IF_ERROR(timed("attention", 0, [&] {
+      // Decode splits each head's keys over blocks (a sliding layer has <= 128 keys).
+      const int splits = n == 1 ? (L.sliding ? 4 : kAttnSplits) : 1;
       return cuda::attention(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, n, d_pos_,
                              L.sliding ? c_.sliding_window : 0, L.sliding ? ring_ : 0, c_.n_heads,
-                             c_.n_kv_heads, c_.head_dim, sm_scale, s);
+                             c_.n_kv_heads, c_.head_dim, sm_scale, s, splits, attn_partial_);
     }));
     VEX_RETURN_IF_ERROR(timed("o_proj", uint64_t(D) * Q * b2, [&] {
       return cuda::gemv_bf16(att_, L.wo, L.bo, x_, n, Q, D, /*accumulate=*/true, s);
@@ -325,8 +329,8 @@ absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits,
     if (n == 1 && use_graphs_ && (want || !logits)) {
       VEX_RETURN_IF_ERROR(run_step_graph());
       if (want)
-        VEX_CUDA_CHECK(cudaMemcpyAsync(logits, logits_, V * sizeof(float), cudaMemcpyDeviceToHost,
-                                       stream_));
+        VEX_CUDA_CHECK(
+            cudaMemcpyAsync(logits, logits_, V * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     } else {
       VEX_RETURN_IF_ERROR(enqueue_layers(n));
       // Logits in blocks of kLogitsRows rows, each copied out before the next overwrites it.

@@ -30,6 +30,7 @@ class CudaEngine final : public Engine {
  public:
   static constexpr int kChunk = 128;      // tokens per pass through the layers
   static constexpr int kLogitsRows = 32;  // logits computed per lm_head pass (buffer rows)
+  static constexpr int kAttnSplits = 16;  // key ranges per head in a decode step (full layers)
 
   // Uploads the weights and allocates the state for one sequence of up to max_ctx tokens.
   static absl::StatusOr<std::unique_ptr<CudaEngine>> create(const Config& config,
@@ -111,6 +112,7 @@ class CudaEngine final : public Engine {
   int* d_pos_ = nullptr;
   float *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *att_ = nullptr, *h_ = nullptr;
   float *weight_ = nullptr, *logits_ = nullptr;
+  float* attn_partial_ = nullptr;  // [Hq, kAttnSplits, d + 2] split-K attention states
   int* idx_ = nullptr;
   cuda::MoeScratch moe_scratch_{};  // the grouped prefill path's lists and outputs
 };

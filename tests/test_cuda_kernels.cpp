@@ -240,21 +240,24 @@ TEST(CudaKernels, AttentionWithSinksAndWindow) {
         kref[i] = bf16_to_f32(f32_to_bf16(kf[i])), vref[i] = bf16_to_f32(f32_to_bf16(vf[i]));
       const auto q = normal(size_t(n) * S, 0.5f);
       const auto sinks = normal_bf16(Hq);
-      Dev<float> dq(q), dout(size_t(n) * Hq * d);
-      Dev<uint16_t> dk(kc), dv(vc), ds(sinks);
-      Dev<int> dpos(std::vector<int>{pos0});
-      const float scale = 1.0f / std::sqrt(float(d));
-      CUDA_OK(cuda::attention(dq.p, S, dk.p, dv.p, ds.p, dout.p, n, dpos.p, window, ring, Hq, Hkv,
-                              d, scale, 0));
-      const auto out = dout.get();
-      for (int t = 0; t < n; ++t) {
-        const int p = pos0 + t, lo = window ? std::max(0, p - window + 1) : 0;
-        std::vector<float> ref(Hq * d);
-        attention_sinks(&q[size_t(t) * S], kref.data(), vref.data(), sinks.data(), lo, p, Hq, Hkv,
-                        d, scale, ref.data());
-        // fp32 online softmax vs double two-pass: 1e-5 of the value scale (values ~ N(0, 1)).
-        for (int i = 0; i < Hq * d; ++i)
-          ASSERT_NEAR(out[size_t(t) * Hq * d + i], ref[i], 2e-5f) << "pos " << p << " i " << i;
+      for (int splits : {1, 4, 16}) {
+        Dev<float> dq(q), dout(size_t(n) * Hq * d), part(size_t(n) * Hq * splits * (d + 2));
+        Dev<uint16_t> dk(kc), dv(vc), ds(sinks);
+        Dev<int> dpos(std::vector<int>{pos0});
+        const float scale = 1.0f / std::sqrt(float(d));
+        CUDA_OK(cuda::attention(dq.p, S, dk.p, dv.p, ds.p, dout.p, n, dpos.p, window, ring, Hq, Hkv,
+                                d, scale, 0, splits, part.p));
+        const auto out = dout.get();
+        for (int t = 0; t < n; ++t) {
+          const int p = pos0 + t, lo = window ? std::max(0, p - window + 1) : 0;
+          std::vector<float> ref(Hq * d);
+          attention_sinks(&q[size_t(t) * S], kref.data(), vref.data(), sinks.data(), lo, p, Hq, Hkv,
+                          d, scale, ref.data());
+          // fp32 online softmax vs double two-pass: 1e-5 of the value scale (values ~ N(0, 1)).
+          for (int i = 0; i < Hq * d; ++i)
+            ASSERT_NEAR(out[size_t(t) * Hq * d + i], ref[i], 2e-5f)
+                << "pos " << p << " i " << i << " splits " << splits;
+        }
       }
     }
   }
@@ -362,12 +365,14 @@ TEST(CudaKernels, MoeGroupedEqualsPerToken) {
   for (auto& v : dnb) v = rng() & 0xFF;
   for (auto& v : gus) v = 118 + rng() % 6;
   for (auto& v : dns) v = 118 + rng() % 6;
-  const auto gubias = normal_bf16(size_t(E) * 2 * I, 0.1f), dnbias = normal_bf16(size_t(E) * D, 0.1f);
+  const auto gubias = normal_bf16(size_t(E) * 2 * I, 0.1f),
+             dnbias = normal_bf16(size_t(E) * D, 0.1f);
   const auto xn = normal(size_t(n) * D), x0 = normal(size_t(n) * D);
   std::vector<int> idx(size_t(n) * k);
   std::vector<float> wt(size_t(n) * k);
   for (int t = 0; t < n; ++t)
-    for (int j = 0; j < k; ++j) idx[t * k + j] = (t * 7 + j * 5) % E, wt[t * k + j] = 0.4f - 0.1f * j;
+    for (int j = 0; j < k; ++j)
+      idx[t * k + j] = (t * 7 + j * 5) % E, wt[t * k + j] = 0.4f - 0.1f * j;
   std::vector<vex_slot> slots(E);
   for (int e = 0; e < E; ++e) slots[e] = {VEX_SLOT_NEURAL, uint32_t((e * 3) % E), 0, 0};
   slots[5].kind = VEX_SLOT_HOST;
