@@ -102,7 +102,8 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int f
       if (moe_observer_) moe_observer_({il, pos_ + t, xn + t * D, &r_[t * E], idx, wt});
       std::fill_n(y + t * D, D, 0.0f);
       for (int j = 0; j < k_act; ++j) {
-        expert_ffn(L.experts[idx[j]], xn + t * D, c_.swiglu_limit, ffn_.data(), ffn_out_.data());
+        expert_ffn(L.experts[idx[j]], xn + t * D, c_.swiglu_limit, ffn_.data(), ffn_out_.data(),
+                   bf16_expert_inputs_);
         for (int i = 0; i < D; ++i) y[t * D + i] += wt[j] * ffn_out_[i];
       }
     }

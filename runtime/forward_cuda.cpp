@@ -172,6 +172,8 @@ absl::Status CudaEngine::init(const Weights& w) {
   VEX_ASSIGN_OR_RETURN(moe_scratch_.list, alloc<int>(size_t(kChunk) * k, &ws));
   moe_scratch_.h = h_;
   VEX_ASSIGN_OR_RETURN(moe_scratch_.y, alloc<float>(size_t(kChunk) * k * D, &ws));
+  VEX_ASSIGN_OR_RETURN(moe_scratch_.xb, alloc<uint16_t>(size_t(kChunk) * D, &ws));
+  VEX_ASSIGN_OR_RETURN(moe_scratch_.hb, alloc<uint16_t>(size_t(kChunk) * k * I, &ws));
   return absl::OkStatus();
 }
 

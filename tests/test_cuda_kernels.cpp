@@ -402,6 +402,63 @@ TEST(CudaKernels, MoeGroupedEqualsPerToken) {
   EXPECT_EQ(count2.get()[0], routed_host);
 }
 
+// The tensor-core prefill path against expert_ffn with bf16 expert inputs (the one rounding
+// the path adds). Products of bf16 values are exact in fp32; the MMA accumulates in fp32 in its
+// own order, and a SwiGLU output can round to the other bf16 neighbour: 1e-3 of the largest
+// contribution bounds both.
+TEST(CudaKernels, MoeTensorCoresMatchCpu) {
+  for (auto [D, I, E, n] : {std::tuple{2880, 2880, 32, 37}, {64, 64, 8, 5}}) {
+    const int k = 4, g1 = D / 32, g2 = I / 32;
+    std::vector<uint8_t> gub(size_t(E) * 2 * I * g1 * 16), gus(size_t(E) * 2 * I * g1);
+    std::vector<uint8_t> dnb(size_t(E) * D * g2 * 16), dns(size_t(E) * D * g2);
+    for (auto& v : gub) v = rng() & 0xFF;
+    for (auto& v : dnb) v = rng() & 0xFF;
+    for (auto& v : gus) v = 118 + rng() % 6;
+    for (auto& v : dns) v = 118 + rng() % 6;
+    const auto gubias = normal_bf16(size_t(E) * 2 * I, 0.1f),
+               dnbias = normal_bf16(size_t(E) * D, 0.1f);
+    const auto xn = normal(size_t(n) * D), x0 = normal(size_t(n) * D);
+    std::vector<int> idx(size_t(n) * k);
+    std::vector<float> wt(size_t(n) * k);
+    for (int t = 0; t < n; ++t)
+      for (int j = 0; j < k; ++j)
+        idx[t * k + j] = (t * 3 + j * 2) % E, wt[t * k + j] = 0.1f + 0.2f * j;
+    std::vector<vex_slot> slots(E);
+    for (int e = 0; e < E; ++e) slots[e] = {VEX_SLOT_NEURAL, uint32_t(E - 1 - e), 0, 0};
+    std::vector<float> ref = x0, scratch(3 * I), y(D);
+    for (int t = 0; t < n; ++t)
+      for (int j = 0; j < k; ++j) {
+        const int e = slots[idx[t * k + j]].expert;
+        ExpertWeights ew;
+        ew.gate_up = {gub.data() + size_t(e) * 2 * I * g1 * 16, gus.data() + size_t(e) * 2 * I * g1,
+                      2 * I, D};
+        ew.gate_up_bias = gubias.data() + size_t(e) * 2 * I;
+        ew.down = {dnb.data() + size_t(e) * D * g2 * 16, dns.data() + size_t(e) * D * g2, D, I};
+        ew.down_bias = dnbias.data() + size_t(e) * D;
+        expert_ffn(ew, &xn[size_t(t) * D], 7.0f, scratch.data(), y.data(), /*bf16_inputs=*/true);
+        for (int i = 0; i < D; ++i) ref[size_t(t) * D + i] += wt[t * k + j] * y[i];
+      }
+    Dev<uint8_t> a(gub), b(gus), c(dnb), d(dns);
+    Dev<uint16_t> e1(gubias), e2(dnbias), xb(size_t(n) * D), hb(size_t(n) * k * I);
+    Dev<float> dxn(xn), dx(x0), dwt(wt), sh(size_t(n) * k * I), sy(size_t(n) * k * D);
+    Dev<int> didx(idx), off(E + 1), list(size_t(n) * k);
+    Dev<vex_slot> dsl(slots);
+    const cuda::MoeWeights w{a.p, b.p, e1.p, c.p, d.p, e2.p, D, I};
+    cuda::MoeScratch scratch_d{off.p, list.p, sh.p, sy.p, n * k};
+    scratch_d.xb = xb.p, scratch_d.hb = hb.p;
+    CUDA_OK(cuda::moe_grouped(dxn.p, didx.p, dwt.p, dsl.p, w, n, k, E, 7.0f, 0, {}, scratch_d, dx.p,
+                              0));
+    const auto x = dx.get();
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      worst = std::max(worst, std::abs(double(x[i]) - ref[i]));
+      scale = std::max(scale, std::abs(double(ref[i]) - x0[i]));
+    }
+    printf("tensor-core MoE, D=%d: worst %.3g of scale %.3g\n", D, worst, scale);
+    EXPECT_LT(worst, 1e-3 * scale) << "D=" << D;
+  }
+}
+
 TEST(CudaKernels, ArgmaxNextAndAdvance) {
   auto logits = normal(201088);
   logits[150000] = 50, logits[170000] = 50;  // a tie: the lower id wins

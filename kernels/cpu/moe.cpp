@@ -1,5 +1,7 @@
 #include "kernels/cpu/moe.h"
 
+#include <vector>
+
 #include <algorithm>
 #include <cmath>
 
@@ -15,13 +17,22 @@ float swiglu(float gate, float up, float limit) {
   return glu * (up + 1.0f);
 }
 
-void expert_ffn(const ExpertWeights& e, const float* x, float limit, float* scratch, float* y) {
+void expert_ffn(const ExpertWeights& e, const float* x, float limit, float* scratch, float* y,
+                bool bf16_inputs) {
   const int two_i = e.gate_up.rows, d_ff = two_i / 2, d_model = e.down.rows;
   float* h = scratch;          // [2I] interleaved: h[2j] gate, h[2j+1] up (§2.3)
   float* a = scratch + two_i;  // [I]
+  std::vector<float> xr;
+  if (bf16_inputs) {
+    xr.assign(x, x + e.gate_up.cols);
+    for (float& v : xr) v = bf16_to_f32(f32_to_bf16(v));
+    x = xr.data();
+  }
   mxfp4_matvec(e.gate_up.blocks, e.gate_up.scales, e.gate_up.cols, 0, two_i, x, h);
   for (int r = 0; r < two_i; ++r) h[r] += bf16_to_f32(e.gate_up_bias[r]);
   for (int j = 0; j < d_ff; ++j) a[j] = swiglu(h[2 * j], h[2 * j + 1], limit);
+  if (bf16_inputs)
+    for (int j = 0; j < d_ff; ++j) a[j] = bf16_to_f32(f32_to_bf16(a[j]));
   mxfp4_matvec(e.down.blocks, e.down.scales, e.down.cols, 0, d_model, a, y);
   for (int r = 0; r < d_model; ++r) y[r] += bf16_to_f32(e.down_bias[r]);
 }

@@ -1,5 +1,6 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/moe.cuh"
+#include "kernels/cuda/moe_prefill.cuh"
 
 namespace vex::cuda {
 namespace {
@@ -244,8 +245,8 @@ __global__ void __launch_bounds__(kWarps * 32)
       xs[q] = xn + static_cast<int64_t>(list[i0 + min(q, ntok - 1)] / k) * w.D;
     float acc[2 * kJ][kTok] = {};
     if (slot.kind == VEX_SLOT_NEURAL)
-      rows_dot_tokens<2 * kJ>(w.gate_up_blocks, w.gate_up_scales, r0, w.D / 32, xs, ntok, lane,
-                              lut, acc);
+      rows_dot_tokens<2 * kJ>(w.gate_up_blocks, w.gate_up_scales, r0, w.D / 32, xs, ntok, lane, lut,
+                              acc);
     for (int q = 0; q < ntok; ++q) {
 #pragma unroll
       for (int p = 0; p < kJ; ++p) {
@@ -345,14 +346,26 @@ cudaError_t moe_down(const float* h, const int* idx, const float* weight, const 
 
 namespace vex::cuda {
 
-cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight,
-                        const vex_slot* slots, const MoeWeights& w, int n, int k, int E,
-                        float limit, int layer, TriggerBuffer triggers, MoeScratch scratch,
-                        float* x, cudaStream_t stream) {
+cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, const vex_slot* slots,
+                        const MoeWeights& w, int n, int k, int E, float limit, int layer,
+                        TriggerBuffer triggers, MoeScratch scratch, float* x, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (n * k > scratch.capacity || E > 1024 || w.D % (kWarps * kRowsPerWarp) != 0 || w.I % 32 != 0)
     return cudaErrorInvalidValue;
   plan_kernel<<<1, 1024, 0, stream>>>(idx, n * k, E, scratch.offset, scratch.list);
+  if (scratch.xb && scratch.hb) {
+    cudaError_t err = to_bf16(xn, scratch.xb, int64_t(n) * w.D, stream);
+    if (err == cudaSuccess)
+      err = moe_gate_up_mma(scratch.xb, slots, scratch.offset, scratch.list, w, E, k, limit,
+                            scratch.hb, stream);
+    if (err == cudaSuccess)
+      err = moe_down_mma(scratch.hb, weight, slots, scratch.offset, scratch.list, w, E, scratch.y,
+                         stream);
+    if (err != cudaSuccess) return err;
+    combine_kernel<<<n, 256, 0, stream>>>(scratch.y, idx, weight, slots, w.D, k, layer, triggers,
+                                          x);
+    return cudaGetLastError();
+  }
   constexpr int per_block = kWarps * kJ;
   gate_up_grouped_kernel<<<dim3((w.I + per_block - 1) / per_block, E), kWarps * 32, 0, stream>>>(
       xn, slots, scratch.offset, scratch.list, w, k, limit, scratch.h);

@@ -53,6 +53,10 @@ struct MoeScratch {
   float* h;     // [capacity, I]
   float* y;     // [capacity, D]
   int capacity;
+  // Set both to run the expert GEMMs on tensor cores (moe_prefill.cuh): bf16 activations at the
+  // expert inputs. Null: the CUDA-core path, bit-identical to the decode kernels.
+  uint16_t* xb = nullptr;  // [capacity / k, D]
+  uint16_t* hb = nullptr;  // [capacity, I]
 };
 
 // The whole MoE block for a chunk of n tokens, expert-major: the (token, slot) pairs are grouped

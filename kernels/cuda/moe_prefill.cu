@@ -1,0 +1,192 @@
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/moe_prefill.cuh"
+
+#include <cuda_bf16.h>
+
+namespace vex::cuda {
+namespace {
+
+constexpr int kWarps = 4;          // a block: 4 warps x 16 rows = 64 weight rows
+constexpr int kRowsPerBlock = 64;  // ... times 16 tokens (two n8 tiles) per pass
+constexpr int kTokens = 16;
+constexpr float kSwigluAlpha = 1.702f;
+
+__device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, const uint32_t* b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+// Byte of two E2M1 codes -> two bf16 (low nibble = even element = low half), unit scale.
+__device__ void fill_lut8(uint32_t* lut) {
+  for (int v = threadIdx.x; v < 256; v += blockDim.x) {
+    const uint32_t lo = __float_as_uint(e2m1(v & 0xF)) >> 16;
+    const uint32_t hi = __float_as_uint(e2m1(v >> 4)) >> 16;
+    lut[v] = (hi << 16) | lo;  // e2m1 values are exact in bf16 (1 mantissa bit)
+  }
+  __syncthreads();
+}
+
+// bf16x2 times an E8M0 power of two, exact (a 1-bit mantissa times 2^k).
+__device__ __forceinline__ uint32_t scale2(uint32_t v, uint32_t s) {
+  const uint32_t p = s ? (s << 7) : 0x0040u;  // 2^(s-127) as bf16 bits
+  const __nv_bfloat162 r =
+      __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&v),
+              __halves2bfloat162(__ushort_as_bfloat16(p), __ushort_as_bfloat16(p)));
+  return *reinterpret_cast<const uint32_t*>(&r);
+}
+
+__device__ __forceinline__ uint32_t byte_of(const uint4& q, int j) {
+  const uint32_t w = j < 4 ? q.x : j < 8 ? q.y : j < 12 ? q.z : q.w;
+  return (w >> (8 * (j % 4))) & 0xFF;
+}
+
+// C[16 rows of this warp][16 tokens] = W[rows] . X[tokens]^T over K, for rows `row` (this
+// warp's first) of an MXFP4 matrix with K/32 blocks per row, and token rows xrow[0..1] per
+// n8 tile (this lane's column g of each tile). acc[tile][4] in the C layout of m16n8k16.
+__device__ __forceinline__ void warp_tile(const uint8_t* blocks, const uint8_t* scales, int64_t row,
+                                          int K, const uint16_t* const* xrow, const uint32_t* lut,
+                                          float (*acc)[4]) {
+  const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4, groups = K / 32;
+  const uint4* ba = reinterpret_cast<const uint4*>(blocks) + (row + g) * groups;
+  const uint4* bb = reinterpret_cast<const uint4*>(blocks) + (row + g + 8) * groups;
+  const uint8_t* sa = scales + (row + g) * groups;
+  const uint8_t* sb = scales + (row + g + 8) * groups;
+  for (int blk = 0; blk < groups; ++blk) {
+    const uint4 qa = __ldg(ba + blk), qb = __ldg(bb + blk);
+    const uint32_t ska = __ldg(sa + blk), skb = __ldg(sb + blk);
+#pragma unroll
+    for (int step = 0; step < 2; ++step) {
+      const int k0 = blk * 32 + step * 16;
+      uint32_t a[4];
+      a[0] = scale2(lut[byte_of(qa, step * 8 + c)], ska);      // row g,   k 2c, 2c+1
+      a[1] = scale2(lut[byte_of(qb, step * 8 + c)], skb);      // row g+8, k 2c, 2c+1
+      a[2] = scale2(lut[byte_of(qa, step * 8 + c + 4)], ska);  // row g,   k 2c+8, 2c+9
+      a[3] = scale2(lut[byte_of(qb, step * 8 + c + 4)], skb);  // row g+8, k 2c+8, 2c+9
+#pragma unroll
+      for (int tile = 0; tile < 2; ++tile) {
+        const uint32_t* xr = reinterpret_cast<const uint32_t*>(xrow[tile] + k0);
+        const uint32_t b[2] = {__ldg(xr + c), __ldg(xr + c + 4)};  // k 2c, 2c+1 and 2c+8, 2c+9
+        mma_bf16(acc[tile], a, b);
+      }
+    }
+  }
+}
+
+// Grid (2I / 64, E): 64 gate/up rows of slot e's expert against its tokens, 16 at a time.
+__global__ void __launch_bounds__(kWarps * 32)
+    gate_up_mma_kernel(const uint16_t* __restrict__ xb, const vex_slot* __restrict__ slots,
+                       const int* __restrict__ offset, const int* __restrict__ list, MoeWeights w,
+                       int k, float limit, uint16_t* __restrict__ hb) {
+  __shared__ uint32_t lut[256];
+  fill_lut8(lut);
+  const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
+  const vex_slot slot = slots[e];
+  if (begin == end) return;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  const int r_local = blockIdx.x * kRowsPerBlock + warp * 16;  // row within the expert
+  const int64_t row = static_cast<int64_t>(slot.expert) * 2 * w.I + r_local;
+  for (int i0 = begin; i0 < end; i0 += kTokens) {
+    const uint16_t* xrow[2];
+    for (int tile = 0; tile < 2; ++tile)
+      xrow[tile] = xb + static_cast<int64_t>(list[min(i0 + tile * 8 + g, end - 1)] / k) * w.D;
+    float acc[2][4] = {};
+    if (slot.kind == VEX_SLOT_NEURAL)
+      warp_tile(w.gate_up_blocks, w.gate_up_scales, row, w.D, xrow, lut, acc);
+      // Rows g (even: gate) and g + 1 (up) sit in lanes 4g + c and 4(g+1) + c: pair them.
+#pragma unroll
+    for (int tile = 0; tile < 2; ++tile)
+#pragma unroll
+      for (int v = 0; v < 4; ++v) {
+        const float up = __shfl_down_sync(0xffffffffu, acc[tile][v], 4);
+        if (g % 2) continue;
+        const int r = r_local + g + (v >= 2 ? 8 : 0);   // gate row (even)
+        const int i = i0 + tile * 8 + 2 * c + (v % 2);  // pair index in the list
+        if (i >= end) continue;
+        float out = 0.0f;
+        if (slot.kind == VEX_SLOT_NEURAL) {
+          const int64_t br = static_cast<int64_t>(slot.expert) * 2 * w.I + r;
+          float gt = acc[tile][v] + bf16(w.gate_up_bias[br]);
+          float u = up + bf16(w.gate_up_bias[br + 1]);
+          gt = fminf(gt, limit);
+          u = fminf(fmaxf(u, -limit), limit);
+          out = gt / (1.0f + expf(-gt * kSwigluAlpha)) * (u + 1.0f);
+        }
+        hb[static_cast<int64_t>(list[i]) * w.I + r / 2] = to_bf16(out);
+      }
+  }
+}
+
+// Grid (D / 64, E): 64 down rows of slot e's expert against its pairs' hb, 16 at a time.
+__global__ void __launch_bounds__(kWarps * 32)
+    down_mma_kernel(const uint16_t* __restrict__ hb, const float* __restrict__ weight,
+                    const vex_slot* __restrict__ slots, const int* __restrict__ offset,
+                    const int* __restrict__ list, MoeWeights w, float* __restrict__ y) {
+  __shared__ uint32_t lut[256];
+  fill_lut8(lut);
+  const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
+  const vex_slot slot = slots[e];
+  if (begin == end) return;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  const int d_local = blockIdx.x * kRowsPerBlock + warp * 16;
+  const int64_t row = static_cast<int64_t>(slot.expert) * w.D + d_local;
+  for (int i0 = begin; i0 < end; i0 += kTokens) {
+    const uint16_t* xrow[2];
+    for (int tile = 0; tile < 2; ++tile)
+      xrow[tile] = hb + static_cast<int64_t>(list[min(i0 + tile * 8 + g, end - 1)]) * w.I;
+    float acc[2][4] = {};
+    if (slot.kind == VEX_SLOT_NEURAL)
+      warp_tile(w.down_blocks, w.down_scales, row, w.I, xrow, lut, acc);
+#pragma unroll
+    for (int tile = 0; tile < 2; ++tile)
+#pragma unroll
+      for (int v = 0; v < 4; ++v) {
+        const int d = d_local + g + (v >= 2 ? 8 : 0);
+        const int i = i0 + tile * 8 + 2 * c + (v % 2);
+        if (i >= end) continue;
+        const int tj = list[i];
+        y[static_cast<int64_t>(tj) * w.D + d] =
+            slot.kind == VEX_SLOT_NEURAL
+                ? weight[tj] * (acc[tile][v] + bf16(w.down_bias[row - d_local + d]))
+                : 0.0f;
+      }
+  }
+}
+
+__global__ void to_bf16_kernel(const float* __restrict__ x, uint16_t* __restrict__ xb,
+                               int64_t count) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x)
+    xb[i] = to_bf16(x[i]);
+}
+
+}  // namespace
+
+cudaError_t moe_gate_up_mma(const uint16_t* xb, const vex_slot* slots, const int* offset,
+                            const int* list, const MoeWeights& w, int E, int k, float limit,
+                            uint16_t* hb, cudaStream_t stream) {
+  if (w.D % 32 || (2 * w.I) % kRowsPerBlock) return cudaErrorInvalidValue;
+  gate_up_mma_kernel<<<dim3(2 * w.I / kRowsPerBlock, E), kWarps * 32, 0, stream>>>(
+      xb, slots, offset, list, w, k, limit, hb);
+  return cudaGetLastError();
+}
+
+cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot* slots,
+                         const int* offset, const int* list, const MoeWeights& w, int E, float* y,
+                         cudaStream_t stream) {
+  if (w.I % 32 || w.D % kRowsPerBlock) return cudaErrorInvalidValue;
+  down_mma_kernel<<<dim3(w.D / kRowsPerBlock, E), kWarps * 32, 0, stream>>>(hb, weight, slots,
+                                                                            offset, list, w, y);
+  return cudaGetLastError();
+}
+
+cudaError_t to_bf16(const float* x, uint16_t* xb, int64_t count, cudaStream_t stream) {
+  if (count <= 0) return cudaSuccess;
+  const int blocks = static_cast<int>(std::min<int64_t>((count + 255) / 256, 4096));
+  to_bf16_kernel<<<blocks, 256, 0, stream>>>(x, xb, count);
+  return cudaGetLastError();
+}
+
+}  // namespace vex::cuda

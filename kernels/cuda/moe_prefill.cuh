@@ -1,0 +1,30 @@
+// The MoE block of a prefill chunk on tensor cores: expert-major like moe_grouped, with the
+// MXFP4 weights dequantized exactly to bf16 in registers, straight into the A fragments of
+// mma.sync m16n8k16 (bf16 x bf16 -> fp32), and the tokens' activations in bf16 as the B
+// operand (the references' dtype at expert inputs, spec §5). Launched by moe_grouped.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "experts/slot.h"
+#include "kernels/cuda/moe.cuh"
+
+namespace vex::cuda {
+
+// hb[tj, j] = bf16(swiglu(W1_e xb[t] + b1_e)) for the pairs listed per slot (offset, list).
+// xb: bf16 [n, D]; hb: bf16 [n * k, I]. D, I multiples of 64; 2I rows per expert.
+cudaError_t moe_gate_up_mma(const uint16_t* xb, const vex_slot* slots, const int* offset,
+                            const int* list, const MoeWeights& w, int E, int k, float limit,
+                            uint16_t* hb, cudaStream_t stream);
+
+// y[tj, d] = weight[tj] * (W2_e hb[tj] + b2_e)[d] (0 for slots that are not neural).
+cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot* slots,
+                         const int* offset, const int* list, const MoeWeights& w, int E,
+                         float* y, cudaStream_t stream);
+
+// xb = bf16(x), count values.
+cudaError_t to_bf16(const float* x, uint16_t* xb, int64_t count, cudaStream_t stream);
+
+}  // namespace vex::cuda
