@@ -12,6 +12,13 @@
 #include "runtime/dtype.h"
 
 namespace vex {
+namespace {
+
+void round_bf16(float* v, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) v[i] = bf16_to_f32(f32_to_bf16(v[i]));
+}
+
+}  // namespace
 
 CpuEngine::CpuEngine(const Config& config, const Weights& weights, int max_ctx)
     : c_(config), w_(weights), max_ctx_(max_ctx) {
@@ -67,6 +74,7 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int f
 
     // Attention block: x += o_proj(attn(rope(q), rope(k), v)).
     rmsnorm(x, L.attn_norm, xn, n, D, c_.rms_eps);
+    if (bf16_gemm_inputs_) round_bf16(xn, n * D);
     linear_bf16(xn, L.wq, L.bq, q_.data(), n, D, Q);
     linear_bf16(xn, L.wk, L.bk, k_.data(), n, D, KV);
     linear_bf16(xn, L.wv, L.bv, v_.data(), n, D, KV);
@@ -89,6 +97,7 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int f
       attention_sinks(&q_[t * Q], kc, vc, L.sinks, lo, p, c_.n_heads, c_.n_kv_heads, c_.head_dim,
                       sm_scale, &att_[t * Q]);
     }
+    if (bf16_gemm_inputs_) round_bf16(att_.data(), n * Q);
     linear_bf16(att_.data(), L.wo, L.bo, y, n, Q, D);
     for (int i = 0; i < n * D; ++i) x[i] += y[i];
 
@@ -103,7 +112,7 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int f
       std::fill_n(y + t * D, D, 0.0f);
       for (int j = 0; j < k_act; ++j) {
         expert_ffn(L.experts[idx[j]], xn + t * D, c_.swiglu_limit, ffn_.data(), ffn_out_.data(),
-                   bf16_expert_inputs_);
+                   bf16_gemm_inputs_);
         for (int i = 0; i < D; ++i) y[t * D + i] += wt[j] * ffn_out_[i];
       }
     }

@@ -43,9 +43,10 @@ class CpuEngine final : public Engine {
   // Stores keys and values rounded to bf16, as forward_cuda does, so that the GPU engine can be
   // checked against this reference to fp32 accuracy (tests/test_forward_cuda.cpp).
   void set_kv_bf16(bool on) { kv_bf16_ = on; }
-  // Rounds the experts' inputs to bf16 (expert_ffn's bf16_inputs), as forward_cuda's
-  // tensor-core prefill does; toggled per call by the tests to mirror prefill vs decode.
-  void set_bf16_expert_inputs(bool on) { bf16_expert_inputs_ = on; }
+  // Rounds the inputs of the QKV and O projections and of the experts to bf16 (expert_ffn's
+  // bf16_inputs), as forward_cuda's tensor-core prefill does; toggled per call by the tests to
+  // mirror prefill (bf16 GEMM inputs) vs decode (fp32).
+  void set_bf16_gemm_inputs(bool on) { bf16_gemm_inputs_ = on; }
   int pos() const override { return pos_; }
   const char* device() const override { return "cpu"; }
   int max_ctx() const override { return max_ctx_; }
@@ -59,7 +60,7 @@ class CpuEngine final : public Engine {
   const Weights& w_;
   int max_ctx_;
   int pos_ = 0;
-  bool kv_bf16_ = false, bf16_expert_inputs_ = false;
+  bool kv_bf16_ = false, bf16_gemm_inputs_ = false;
   std::function<void(const MoeEvent&)> moe_observer_;
   std::vector<float> inv_freq_;  // [d/2] YaRN inverse frequencies
   float concentration_ = 1;      // YaRN attention concentration, multiplies cos and sin

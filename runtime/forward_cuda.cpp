@@ -8,8 +8,10 @@
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/embed.cuh"
+#include "kernels/cuda/gemm.cuh"
 #include "kernels/cuda/gemv.cuh"
 #include "kernels/cuda/moe.cuh"
+#include "kernels/cuda/moe_prefill.cuh"
 #include "kernels/cuda/norm.cuh"
 #include "kernels/cuda/rope.cuh"
 #include "kernels/cuda/router.cuh"
@@ -173,6 +175,7 @@ absl::Status CudaEngine::init(const Weights& w) {
   moe_scratch_.h = h_;
   VEX_ASSIGN_OR_RETURN(moe_scratch_.y, alloc<float>(size_t(kChunk) * k * D, &ws));
   VEX_ASSIGN_OR_RETURN(moe_scratch_.xb, alloc<uint16_t>(size_t(kChunk) * D, &ws));
+  VEX_ASSIGN_OR_RETURN(act_bf16_, alloc<uint16_t>(size_t(kChunk) * std::max(D, Q), &ws));
   VEX_ASSIGN_OR_RETURN(moe_scratch_.hb, alloc<uint16_t>(size_t(kChunk) * k * I, &ws));
   return absl::OkStatus();
 }
@@ -209,9 +212,20 @@ absl::Status CudaEngine::enqueue_layers(int n) {
   for (int il = 0; il < c_.n_layers; ++il) {
     const Layer& L = layers_[il];
     // Attention block: x += o_proj(attn(rope(q), rope(k), v)).
-    VEX_RETURN_IF_ERROR(timed("rmsnorm+qkv", uint64_t(S) * D * b2, [&] {
-      return cuda::gemv_bf16(x_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s, L.attn_norm, c_.rms_eps);
-    }));
+    if (n == 1) {
+      VEX_RETURN_IF_ERROR(timed("rmsnorm+qkv", uint64_t(S) * D * b2, [&] {
+        return cuda::gemv_bf16(x_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s, L.attn_norm,
+                               c_.rms_eps);
+      }));
+    } else {  // prefill: norm, bf16, tensor-core GEMM
+      VEX_RETURN_IF_ERROR(timed("rmsnorm", 0, [&] {
+        cudaError_t e = cuda::rmsnorm(x_, L.attn_norm, xn_, n, D, c_.rms_eps, s);
+        return e != cudaSuccess ? e : cuda::to_bf16(xn_, act_bf16_, int64_t(n) * D, s);
+      }));
+      VEX_RETURN_IF_ERROR(timed("qkv_gemm", uint64_t(S) * D * b2, [&] {
+        return cuda::gemm_bf16(act_bf16_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s);
+      }));
+    }
     VEX_RETURN_IF_ERROR(timed("rope_kv", 0, [&] {
       return cuda::rope_kv(qkv_, S, n, d_pos_, inv_freq_, concentration_, c_.n_heads, c_.n_kv_heads,
                            c_.head_dim, L.sliding ? ring_ : 0, L.k_cache, L.v_cache, s);
@@ -223,9 +237,16 @@ absl::Status CudaEngine::enqueue_layers(int n) {
                              L.sliding ? c_.sliding_window : 0, L.sliding ? ring_ : 0, c_.n_heads,
                              c_.n_kv_heads, c_.head_dim, sm_scale, s, splits, attn_partial_);
     }));
-    VEX_RETURN_IF_ERROR(timed("o_proj", uint64_t(D) * Q * b2, [&] {
-      return cuda::gemv_bf16(att_, L.wo, L.bo, x_, n, Q, D, /*accumulate=*/true, s);
-    }));
+    if (n == 1) {
+      VEX_RETURN_IF_ERROR(timed("o_proj", uint64_t(D) * Q * b2, [&] {
+        return cuda::gemv_bf16(att_, L.wo, L.bo, x_, n, Q, D, /*accumulate=*/true, s);
+      }));
+    } else {
+      VEX_RETURN_IF_ERROR(timed("o_gemm", uint64_t(D) * Q * b2, [&] {
+        cudaError_t e = cuda::to_bf16(att_, act_bf16_, int64_t(n) * Q, s);
+        return e != cudaSuccess ? e : cuda::gemm_bf16(act_bf16_, L.wo, L.bo, x_, n, Q, D, true, s);
+      }));
+    }
     // MoE block: x += sum over the top-k slots of w_e * expert_e(xn).
     VEX_RETURN_IF_ERROR(timed("rmsnorm+router", uint64_t(E) * D * b2, [&] {
       return cuda::router(x_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_, nullptr,

@@ -112,7 +112,8 @@ class CudaEngine final : public Engine {
   int* d_pos_ = nullptr;
   float *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *att_ = nullptr, *h_ = nullptr;
   float *weight_ = nullptr, *logits_ = nullptr;
-  float* attn_partial_ = nullptr;  // [Hq, kAttnSplits, d + 2] split-K attention states
+  float* attn_partial_ = nullptr;
+  uint16_t* act_bf16_ = nullptr;  // [kChunk, max(D, Q)] GEMM inputs of a prefill chunk  // [Hq, kAttnSplits, d + 2] split-K attention states
   int* idx_ = nullptr;
   cuda::MoeScratch moe_scratch_{};  // the grouped prefill path's lists and outputs
 };

@@ -17,6 +17,7 @@
 #include "kernels/cpu/router.h"
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/embed.cuh"
+#include "kernels/cuda/gemm.cuh"
 #include "kernels/cuda/gemv.cuh"
 #include "kernels/cuda/moe.cuh"
 #include "kernels/cuda/norm.cuh"
@@ -123,6 +124,34 @@ TEST(CudaKernels, GemvBf16) {
         const size_t i = size_t(t) * N + r;
         ASSERT_NEAR(y[i], ref[i], 2e-6 * mag) << "n=" << n << " t=" << t << " r=" << r;
         ASSERT_NEAR(acc[i], prior[i] + ref[i], 2e-6 * mag + 1e-6 * std::abs(prior[i]));
+      }
+  }
+}
+
+// The tensor-core GEMM of prefill chunks against linear_bf16 on the same bf16-rounded inputs:
+// bf16 products are exact in fp32; the MMA's fp32 accumulation order (and its truncation of
+// partial sums) differs from the double reference: 1e-5 of sum |w x|.
+TEST(CudaKernels, GemmBf16TensorCores) {
+  for (auto [n, K, N] : {std::tuple{13, 2880, 320}, {40, 4096, 128}, {128, 64, 192}}) {
+    auto x = normal(size_t(n) * K);
+    std::vector<uint16_t> xb(x.size());
+    for (size_t i = 0; i < x.size(); ++i) xb[i] = f32_to_bf16(x[i]), x[i] = bf16_to_f32(xb[i]);
+    const auto W = normal_bf16(size_t(N) * K, 0.02f), b = normal_bf16(N);
+    std::vector<float> ref(size_t(n) * N), prior = normal(size_t(n) * N);
+    linear_bf16(x.data(), W.data(), b.data(), ref.data(), n, K, N);
+    Dev<uint16_t> dx(xb), dW(W), db(b);
+    Dev<float> dy(ref.size()), dacc(prior);
+    CUDA_OK(cuda::gemm_bf16(dx.p, dW.p, db.p, dy.p, n, K, N, false, 0));
+    CUDA_OK(cuda::gemm_bf16(dx.p, dW.p, db.p, dacc.p, n, K, N, true, 0));
+    const auto y = dy.get(), acc = dacc.get();
+    for (int t = 0; t < n; ++t)
+      for (int r = 0; r < N; ++r) {
+        double mag = std::abs(bf16_to_f32(b[r]));
+        for (int k = 0; k < K; ++k)
+          mag += std::abs(double(x[size_t(t) * K + k]) * bf16_to_f32(W[size_t(r) * K + k]));
+        const size_t i = size_t(t) * N + r;
+        ASSERT_NEAR(y[i], ref[i], 1e-5 * mag) << "n=" << n << " t=" << t << " r=" << r;
+        ASSERT_NEAR(acc[i], prior[i] + ref[i], 1e-5 * mag + 1e-6 * std::abs(prior[i]));
       }
   }
 }

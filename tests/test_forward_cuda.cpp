@@ -96,12 +96,12 @@ TEST_F(ForwardCuda, MatchesForwardCpu) {
   std::vector<float> ref(size_t(n) * V), ref_bf16kv(size_t(n) * V), got(size_t(n) * V, NAN);
   CpuEngine cpu(c, model_->weights, n), cpu_bf16kv(c, model_->weights, n);
   ASSERT_TRUE(cpu.forward(tokens, ref.data()).ok());
-  // The mirror of the GPU's storage: bf16 K/V, and bf16 expert inputs where the GPU prefills on
-  // tensor cores (the first `split` tokens); decode steps feed the experts fp32.
+  // The mirror of the GPU's storage: bf16 K/V, and bf16 GEMM inputs (projections, experts)
+  // where the GPU prefills on tensor cores (the first `split` tokens); decode steps are fp32.
   cpu_bf16kv.set_kv_bf16(true);
-  cpu_bf16kv.set_bf16_expert_inputs(true);
+  cpu_bf16kv.set_bf16_gemm_inputs(true);
   ASSERT_TRUE(cpu_bf16kv.forward(std::span(tokens).subspan(0, split), ref_bf16kv.data()).ok());
-  cpu_bf16kv.set_bf16_expert_inputs(false);
+  cpu_bf16kv.set_bf16_gemm_inputs(false);
   ASSERT_TRUE(
       cpu_bf16kv.forward(std::span(tokens).subspan(split), &ref_bf16kv[size_t(split) * V]).ok());
   auto gpu = engine(n);
