@@ -26,6 +26,17 @@ __device__ __forceinline__ void bf16x8(const uint4& w, float* out) {
   }
 }
 
+// c += A B for one m16n8k16 tile: bf16 inputs, fp32 accumulate (sm_80+). Fragment layouts
+// (g = lane / 4, c = lane % 4): a = rows g, g+8 x k pairs 2c and 2c+8; b = k pairs 2c and 2c+8
+// of column g; c = rows g, g+8 x columns 2c, 2c+1.
+__device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, const uint32_t* b) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);

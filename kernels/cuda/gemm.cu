@@ -6,14 +6,6 @@ namespace {
 
 constexpr int kWarps = 4, kRowsPerBlock = 64, kTokens = 16;
 
-__device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, const uint32_t* b) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
 // Grid (N / 64): warp w owns rows 16 w .. of the block's 64, and runs every 16 tokens against
 // them (A fragments straight from the bf16 rows, B from the token rows; m16n8k16 layouts).
 __global__ void __launch_bounds__(kWarps * 32)

@@ -11,14 +11,6 @@ constexpr int kRowsPerBlock = 64;  // ... times 16 tokens (two n8 tiles) per pas
 constexpr int kTokens = 16;
 constexpr float kSwigluAlpha = 1.702f;
 
-__device__ __forceinline__ void mma_bf16(float* c, const uint32_t* a, const uint32_t* b) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
-}
-
 // Byte of two E2M1 codes -> two bf16 (low nibble = even element = low half), unit scale.
 __device__ void fill_lut8(uint32_t* lut) {
   for (int v = threadIdx.x; v < 256; v += blockDim.x) {
