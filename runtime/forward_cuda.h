@@ -80,7 +80,6 @@ class CudaEngine final : public Engine {
   absl::Status enqueue_logits(int row0, int m);
   absl::Status run_step_graph();
   // Launches through here are timed when profiling.
-  absl::Status launch(const char* name, uint64_t bytes, cudaError_t err);
   absl::Status timed(const char* name, uint64_t bytes, const std::function<cudaError_t()>& f);
 
   Config c_;

@@ -42,6 +42,14 @@ __device__ __forceinline__ float warp_sum(float v) {
   for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
   return v;
 }
+// The clamped SwiGLU of gpt-oss (spec §4.6, §7.7), twin of vex::swiglu: gate clamped above
+// only, up on both sides, alpha 1.702 in the sigmoid, +1 on up.
+__device__ __forceinline__ float swiglu(float gate, float up, float limit) {
+  gate = fminf(gate, limit);
+  up = fminf(fmaxf(up, -limit), limit);
+  return gate / (1.0f + expf(-gate * 1.702f)) * (up + 1.0f);
+}
+
 __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
   for (int off = 16; off > 0; off /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, off));

@@ -6,7 +6,6 @@ namespace vex::cuda {
 namespace {
 
 constexpr int kWarps = 8;
-constexpr float kSwigluAlpha = 1.702f;
 
 // 2^(s-127) for an E8M0 scale byte, built from the bits (exact; s = 0 is the subnormal 2^-127).
 __device__ __forceinline__ float e8m0(uint32_t s) {
@@ -105,11 +104,9 @@ __global__ void __launch_bounds__(kWarps * 32)
                      xn + static_cast<int64_t>(t) * w.D, lane, lut, acc);
 #pragma unroll
     for (int q = 0; q < kJ; ++q) {
-      float gate = warp_sum(acc[2 * q]) + bf16(w.gate_up_bias[r0 + 2 * q]);
-      float up = warp_sum(acc[2 * q + 1]) + bf16(w.gate_up_bias[r0 + 2 * q + 1]);
-      gate = fminf(gate, limit);             // gate: clamped above only
-      up = fminf(fmaxf(up, -limit), limit);  // up: both sides (§7.7)
-      out[q] = gate / (1.0f + expf(-gate * kSwigluAlpha)) * (up + 1.0f);
+      const float gate = warp_sum(acc[2 * q]) + bf16(w.gate_up_bias[r0 + 2 * q]);
+      const float up = warp_sum(acc[2 * q + 1]) + bf16(w.gate_up_bias[r0 + 2 * q + 1]);
+      out[q] = swiglu(gate, up, limit);
     }
   }
   if (lane == 0)
@@ -252,11 +249,9 @@ __global__ void __launch_bounds__(kWarps * 32)
       for (int p = 0; p < kJ; ++p) {
         float out = 0.0f;
         if (slot.kind == VEX_SLOT_NEURAL) {
-          float gate = warp_sum(acc[2 * p][q]) + bf16(w.gate_up_bias[r0 + 2 * p]);
-          float up = warp_sum(acc[2 * p + 1][q]) + bf16(w.gate_up_bias[r0 + 2 * p + 1]);
-          gate = fminf(gate, limit);
-          up = fminf(fmaxf(up, -limit), limit);
-          out = gate / (1.0f + expf(-gate * kSwigluAlpha)) * (up + 1.0f);
+          const float gate = warp_sum(acc[2 * p][q]) + bf16(w.gate_up_bias[r0 + 2 * p]);
+          const float up = warp_sum(acc[2 * p + 1][q]) + bf16(w.gate_up_bias[r0 + 2 * p + 1]);
+          out = swiglu(gate, up, limit);
         }
         if (lane == 0 && j0 + p < w.I) h[static_cast<int64_t>(list[i0 + q]) * w.I + j0 + p] = out;
       }

@@ -9,7 +9,6 @@ namespace {
 constexpr int kWarps = 4;          // a block: 4 warps x 16 rows = 64 weight rows
 constexpr int kRowsPerBlock = 64;  // ... times 16 tokens (two n8 tiles) per pass
 constexpr int kTokens = 16;
-constexpr float kSwigluAlpha = 1.702f;
 
 // Byte of two E2M1 codes -> two bf16 (low nibble = even element = low half), unit scale.
 __device__ void fill_lut8(uint32_t* lut) {
@@ -100,11 +99,8 @@ __global__ void __launch_bounds__(kWarps * 32)
         float out = 0.0f;
         if (slot.kind == VEX_SLOT_NEURAL) {
           const int64_t br = static_cast<int64_t>(slot.expert) * 2 * w.I + r;
-          float gt = acc[tile][v] + bf16(w.gate_up_bias[br]);
-          float u = up + bf16(w.gate_up_bias[br + 1]);
-          gt = fminf(gt, limit);
-          u = fminf(fmaxf(u, -limit), limit);
-          out = gt / (1.0f + expf(-gt * kSwigluAlpha)) * (u + 1.0f);
+          out = swiglu(acc[tile][v] + bf16(w.gate_up_bias[br]), up + bf16(w.gate_up_bias[br + 1]),
+                       limit);
         }
         hb[static_cast<int64_t>(list[i]) * w.I + r / 2] = to_bf16(out);
       }
