@@ -10,6 +10,20 @@
 
 namespace vex {
 
+// The checks every Engine::forward makes before running anything: the tokens fit after `pos`
+// in `max_ctx`, and every id is in [0, vocab).
+inline absl::Status check_tokens(std::span<const int32_t> tokens, int pos, int max_ctx,
+                                 int vocab) {
+  if (pos + static_cast<int64_t>(tokens.size()) > max_ctx)
+    return absl::OutOfRangeError(absl::StrFormat(
+        "sequence of %d tokens exceeds the context size %d", pos + tokens.size(), max_ctx));
+  for (size_t i = 0; i < tokens.size(); ++i)
+    if (tokens[i] < 0 || tokens[i] >= vocab)
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "token id %d at position %d is outside the vocabulary [0, %d)", tokens[i], i, vocab));
+  return absl::OkStatus();
+}
+
 class Engine {
  public:
   virtual ~Engine() = default;

@@ -332,14 +332,7 @@ absl::Status CudaEngine::run_step_graph() {
 }
 
 absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits, bool last_only) {
-  if (pos_ + static_cast<int64_t>(tokens.size()) > max_ctx_)
-    return absl::OutOfRangeError(absl::StrFormat(
-        "sequence of %d tokens exceeds the context size %d", pos_ + tokens.size(), max_ctx_));
-  for (size_t i = 0; i < tokens.size(); ++i)
-    if (tokens[i] < 0 || tokens[i] >= c_.vocab_size)
-      return absl::InvalidArgumentError(
-          absl::StrFormat("token id %d at position %d is outside the vocabulary [0, %d)", tokens[i],
-                          i, c_.vocab_size));
+  VEX_RETURN_IF_ERROR(check_tokens(tokens, pos_, max_ctx_, c_.vocab_size));
   const size_t V = c_.vocab_size;
   for (size_t i = 0; i < tokens.size(); i += kChunk) {
     const int n = static_cast<int>(std::min<size_t>(kChunk, tokens.size() - i));
