@@ -34,7 +34,7 @@ CpuEngine::CpuEngine(const Config& config, const Weights& weights, int max_ctx)
   q_.resize(kChunk * c_.q_dim()), att_.resize(kChunk * c_.q_dim());
   k_.resize(kChunk * c_.kv_dim()), v_.resize(kChunk * c_.kv_dim());
   r_.resize(kChunk * c_.n_experts);
-  ffn_.resize(3 * c_.d_ff), ffn_out_.resize(D);
+  ffn_.resize(3 * c_.d_ff + D), ffn_out_.resize(D);
 }
 
 absl::Status CpuEngine::forward(std::span<const int32_t> tokens, float* logits, bool last_only) {

@@ -350,7 +350,7 @@ TEST(CudaKernels, MoeGateUpAndDown) {
     const float limit = 7.0f;
     // Reference: x0 + sum_j w_j expert_{slots[idx].expert}(xn).
     const auto x0 = normal(size_t(n) * D);
-    std::vector<float> ref = x0, scratch(3 * I), y(D);
+    std::vector<float> ref = x0, scratch(3 * I + D), y(D);
     for (int t = 0; t < n; ++t)
       for (int j = 0; j < k; ++j) {
         const int e = slots[idx[t * k + j]].expert;
@@ -454,7 +454,7 @@ TEST(CudaKernels, MoeTensorCoresMatchCpu) {
         idx[t * k + j] = (t * 3 + j * 2) % E, wt[t * k + j] = 0.1f + 0.2f * j;
     std::vector<vex_slot> slots(E);
     for (int e = 0; e < E; ++e) slots[e] = {VEX_SLOT_NEURAL, uint32_t(E - 1 - e), 0, 0};
-    std::vector<float> ref = x0, scratch(3 * I), y(D);
+    std::vector<float> ref = x0, scratch(3 * I + D), y(D);
     for (int t = 0; t < n; ++t)
       for (int j = 0; j < k; ++j) {
         const int e = slots[idx[t * k + j]].expert;

@@ -1,7 +1,5 @@
 #include "kernels/cpu/moe.h"
 
-#include <vector>
-
 #include <algorithm>
 #include <cmath>
 
@@ -22,11 +20,10 @@ void expert_ffn(const ExpertWeights& e, const float* x, float limit, float* scra
   const int two_i = e.gate_up.rows, d_ff = two_i / 2, d_model = e.down.rows;
   float* h = scratch;          // [2I] interleaved: h[2j] gate, h[2j+1] up (§2.3)
   float* a = scratch + two_i;  // [I]
-  std::vector<float> xr;
   if (bf16_inputs) {
-    xr.assign(x, x + e.gate_up.cols);
-    for (float& v : xr) v = bf16_to_f32(f32_to_bf16(v));
-    x = xr.data();
+    float* xr = scratch + 3 * d_ff;  // [D]
+    for (int i = 0; i < e.gate_up.cols; ++i) xr[i] = bf16_to_f32(f32_to_bf16(x[i]));
+    x = xr;
   }
   mxfp4_matvec(e.gate_up.blocks, e.gate_up.scales, e.gate_up.cols, 0, two_i, x, h);
   for (int r = 0; r < two_i; ++r) h[r] += bf16_to_f32(e.gate_up_bias[r]);

@@ -10,7 +10,7 @@ inline constexpr float kSwigluAlpha = 1.702f;  // hard-coded in every reference
 // gate clamped above only, up clamped both sides, +1 on up.
 float swiglu(float gate, float up, float limit);
 
-// y[D] = W2 · swiglu(W1 · x + b1) + b2 for one token x[D]. scratch: [3 * I] floats.
+// y[D] = W2 · swiglu(W1 · x + b1) + b2 for one token x[D]. scratch: [3 * I + D] floats.
 // With bf16_inputs, x and the SwiGLU output are rounded to bf16 before their matrix products, as
 // the tensor-core prefill path of forward_cuda (and the references, spec §5) feed them.
 void expert_ffn(const ExpertWeights& e, const float* x, float limit, float* scratch, float* y,
