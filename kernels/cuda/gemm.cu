@@ -44,6 +44,13 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
+__global__ void to_bf16_kernel(const float* __restrict__ x, uint16_t* __restrict__ xb,
+                               int64_t count) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x)
+    xb[i] = to_bf16(x[i]);
+}
+
 }  // namespace
 
 cudaError_t gemm_bf16(const uint16_t* xb, const uint16_t* W, const uint16_t* b, float* y, int n,
@@ -51,6 +58,13 @@ cudaError_t gemm_bf16(const uint16_t* xb, const uint16_t* W, const uint16_t* b, 
   if (n <= 0) return cudaSuccess;
   if (K % 16 != 0 || N % kRowsPerBlock != 0) return cudaErrorInvalidValue;
   gemm_kernel<<<N / kRowsPerBlock, kWarps * 32, 0, stream>>>(xb, W, b, y, n, K, N, accumulate);
+  return cudaGetLastError();
+}
+
+cudaError_t to_bf16(const float* x, uint16_t* xb, int64_t count, cudaStream_t stream) {
+  if (count <= 0) return cudaSuccess;
+  const int blocks = static_cast<int>(std::min<int64_t>((count + 255) / 256, 4096));
+  to_bf16_kernel<<<blocks, 256, 0, stream>>>(x, xb, count);
   return cudaGetLastError();
 }
 

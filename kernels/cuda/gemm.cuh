@@ -14,4 +14,7 @@ namespace vex::cuda {
 cudaError_t gemm_bf16(const uint16_t* xb, const uint16_t* W, const uint16_t* b, float* y, int n,
                       int K, int N, bool accumulate, cudaStream_t stream);
 
+// xb = bf16(x) (round to nearest even), count values: the GEMM inputs of a prefill chunk.
+cudaError_t to_bf16(const float* x, uint16_t* xb, int64_t count, cudaStream_t stream);
+
 }  // namespace vex::cuda

@@ -1,4 +1,5 @@
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/gemm.cuh"
 #include "kernels/cuda/moe.cuh"
 #include "kernels/cuda/moe_prefill.cuh"
 

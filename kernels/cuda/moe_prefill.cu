@@ -143,13 +143,6 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-__global__ void to_bf16_kernel(const float* __restrict__ x, uint16_t* __restrict__ xb,
-                               int64_t count) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x)
-    xb[i] = to_bf16(x[i]);
-}
-
 }  // namespace
 
 cudaError_t moe_gate_up_mma(const uint16_t* xb, const vex_slot* slots, const int* offset,
@@ -167,13 +160,6 @@ cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot
   if (w.I % 32 || w.D % kRowsPerBlock) return cudaErrorInvalidValue;
   down_mma_kernel<<<dim3(w.D / kRowsPerBlock, E), kWarps * 32, 0, stream>>>(hb, weight, slots,
                                                                             offset, list, w, y);
-  return cudaGetLastError();
-}
-
-cudaError_t to_bf16(const float* x, uint16_t* xb, int64_t count, cudaStream_t stream) {
-  if (count <= 0) return cudaSuccess;
-  const int blocks = static_cast<int>(std::min<int64_t>((count + 255) / 256, 4096));
-  to_bf16_kernel<<<blocks, 256, 0, stream>>>(x, xb, count);
   return cudaGetLastError();
 }
 

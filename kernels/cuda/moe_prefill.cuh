@@ -24,7 +24,4 @@ cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot
                          const int* offset, const int* list, const MoeWeights& w, int E,
                          float* y, cudaStream_t stream);
 
-// xb = bf16(x), count values.
-cudaError_t to_bf16(const float* x, uint16_t* xb, int64_t count, cudaStream_t stream);
-
 }  // namespace vex::cuda
