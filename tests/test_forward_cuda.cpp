@@ -88,7 +88,7 @@ Agreement compare(const std::vector<float>& ref, const std::vector<float>& got, 
 // 1e-2. Top-1 must agree wherever the reference's top-2 margin is clear (5% of the row's scale).
 //
 // Against the pure fp32 reference, bf16 K/V (relative rounding 2^-9) moves this random model's
-// logits by a few 1e-2 (measured median 2.8e-2 on the H100): reported, and bounded loosely.
+// logits by a few 1e-2 (measured median 3.2e-2 on the H100): reported, and bounded at 1e-1.
 TEST_F(ForwardCuda, MatchesForwardCpu) {
   const Config& c = model_->config();
   const int V = c.vocab_size, n = 150, split = 110;
