@@ -145,7 +145,7 @@ void BM_AttentionDecode(benchmark::State& state) {
   const int p = ctx - 1;
   cudaMemcpy(pos, &p, 4, cudaMemcpyHostToDevice);
   run(state, 2.0 * ctx * KV * 2, [&] {
-    return vex::cuda::attention(q, S, kc, vc, sinks, out, 1, pos, 0, 0, Hq, Hkv, d, 0.125f, nullptr,
+    return vex::cuda::attention(q, S, kc, vc, sinks, out, 1, {pos}, 0, 0, Hq, Hkv, d, 0.125f, nullptr,
                                 splits, part);
   });
 }

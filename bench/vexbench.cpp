@@ -2,7 +2,8 @@
 //   vexbench --weights DIR [-p 512,2048] [-n 128] [-b 1] [-r 5] [-o md|csv|json] [--device cuda]
 // Each test runs r times after one warm-up; figures are mean ± std over the repetitions. For
 // decode, the bytes one step reads (weights + KV) give the achieved bandwidth, reported against
-// the measured device-to-device copy bandwidth (the ceiling of GPU.md).
+// the measured device-to-device copy bandwidth (the ceiling of GPU.md). With -b B, B sequences
+// decode together (one pass per step, CUDA); t/s is then the aggregate over the B sequences.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -104,14 +105,14 @@ int run(int argc, char** argv) {
             a.usage().c_str());
     return help ? 0 : 2;
   }
-  for (int b : batches)
-    if (b != 1) {
-      fprintf(stderr,
-              "vexbench: -b %d: batched decode (several sequences per step) is not "
-              "implemented yet; only -b 1 runs\n",
-              b);
+  int max_b = 1;
+  for (int b : batches) {
+    if (b < 1) {
+      fprintf(stderr, "vexbench: -b %d: a batch is at least one sequence\n", b);
       return 2;
     }
+    max_b = std::max(max_b, b);
+  }
   auto device = parse_device(device_s);
   auto fail = [](const absl::Status& s) {
     fprintf(stderr, "vexbench: %s\n", std::string(s.message()).c_str());
@@ -124,7 +125,7 @@ int run(int argc, char** argv) {
   if (!model.ok()) return fail(model.status());
   int max_p = 1;
   for (int p : prompts) max_p = std::max(max_p, p);
-  auto engine = make_engine(**model, std::max(max_p, depth) + n_gen + 1, *device);
+  auto engine = make_engine(**model, std::max(max_p, depth) + n_gen + 1, *device, max_b);
   if (!engine.ok()) return fail(engine.status());
   const double start_s = std::chrono::duration<double>(Clock::now() - t0).count();
   Engine& e = **engine;
@@ -156,21 +157,33 @@ int run(int argc, char** argv) {
     }
     rows.push_back({absl::StrCat("pp", p), 1, stats(v)});
   }
-  if (n_gen > 0) {
+  // Decode: every sequence of the batch holds `depth` tokens plus the one decoding starts from.
+  for (int B : batches) {
+    if (n_gen <= 0) break;
     std::vector<double> v;
     for (int r = 0; r <= reps; ++r) {
-      e.truncate(0);
-      const auto ctx = tokens(depth + 1);  // the depth, then the token decoding starts from
-      if (absl::Status s = e.forward(ctx, logits.data(), true); !s.ok()) return fail(s);
+      std::vector<int32_t> first(B);
+      for (int b = 0; b < B; ++b) {
+#ifdef VEX_WITH_CUDA
+        if (cuda)
+          if (absl::Status s = cuda->set_sequence(b); !s.ok()) return fail(s);
+#endif
+        e.truncate(0);
+        const auto ctx = tokens(depth + 1);
+        if (absl::Status s = e.forward(ctx, logits.data(), true); !s.ok()) return fail(s);
+        first[b] = argmax(logits);
+      }
       const auto s0 = Clock::now();
 #ifdef VEX_WITH_CUDA
       if (cuda) {
-        if (absl::Status s = cuda->decode_greedy(argmax(logits), n_gen, nullptr); !s.ok())
-          return fail(s);
+        if (absl::Status s = cuda->set_sequence(0); !s.ok()) return fail(s);
+        absl::Status s = B == 1 ? cuda->decode_greedy(first[0], n_gen, nullptr)
+                                : cuda->decode_greedy_batch(first, n_gen, nullptr);
+        if (!s.ok()) return fail(s);
       } else
 #endif
       {
-        int32_t next = argmax(logits);
+        int32_t next = first[0];
         for (int i = 0; i < n_gen; ++i) {
           if (absl::Status s = e.forward(std::span(&next, 1), logits.data(), true); !s.ok())
             return fail(s);
@@ -178,14 +191,14 @@ int run(int argc, char** argv) {
         }
       }
       const double secs = std::chrono::duration<double>(Clock::now() - s0).count();
-      if (r) v.push_back(n_gen / secs);
+      if (r) v.push_back(double(B) * n_gen / secs);
     }
-    Row row{depth ? absl::StrCat("tg", n_gen, " @ d", depth) : absl::StrCat("tg", n_gen), 1,
+    Row row{depth ? absl::StrCat("tg", n_gen, " @ d", depth) : absl::StrCat("tg", n_gen), B,
             stats(v)};
 #ifdef VEX_WITH_CUDA
-    if (cuda) {
-      const double bytes = cuda->decode_bytes(depth + n_gen / 2);  // the run's mean context
-      row.gb_s = bytes * row.tok_s.mean / 1e9;
+    if (cuda) {  // bytes of one step at the run's mean context; steps/s = tok/s / B
+      const double bytes = cuda->decode_bytes(depth + n_gen / 2, B);
+      row.gb_s = bytes * row.tok_s.mean / B / 1e9;
       row.share = copy_bw > 0 ? row.gb_s / copy_bw : 0;
     }
 #endif

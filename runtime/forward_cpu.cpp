@@ -114,6 +114,7 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int f
 
   if (logits) {
     rmsnorm(x + first * D, w_.final_norm, xn, n - first, D, c_.rms_eps);
+    if (bf16_gemm_inputs_) round_bf16(xn, (n - first) * D);
     linear_bf16(xn, w_.lm_head, nullptr, logits, n - first, D, c_.vocab_size);
   }
   pos_ += n;

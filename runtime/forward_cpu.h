@@ -43,9 +43,9 @@ class CpuEngine final : public Engine {
   // Stores keys and values rounded to bf16, as forward_cuda does, so that the GPU engine can be
   // checked against this reference to fp32 accuracy (tests/test_forward_cuda.cpp).
   void set_kv_bf16(bool on) { kv_bf16_ = on; }
-  // Rounds the inputs of the QKV and O projections and of the experts to bf16 (expert_ffn's
-  // bf16_inputs), as forward_cuda's tensor-core prefill does; toggled per call by the tests to
-  // mirror prefill (bf16 GEMM inputs) vs decode (fp32).
+  // Rounds the inputs of the QKV and O projections, the experts (expert_ffn's bf16_inputs) and
+  // lm_head to bf16, as forward_cuda does on tensor cores (CudaEngine::uses_gemm: prefill, and
+  // large decode batches); toggled per call by the tests to mirror those passes (vs fp32 ones).
   void set_bf16_gemm_inputs(bool on) { bf16_gemm_inputs_ = on; }
   int pos() const override { return pos_; }
   const char* device() const override { return "cpu"; }

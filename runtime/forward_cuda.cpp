@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numeric>
 
 #include "kernels/cpu/rope.h"
 #include "kernels/cuda/attention.cuh"
@@ -34,10 +35,11 @@ struct CudaEngine::Layer {
   bool sliding;
 };
 
-CudaEngine::CudaEngine(const Config& c, int max_ctx) : c_(c), max_ctx_(max_ctx) {}
+CudaEngine::CudaEngine(const Config& c, int max_ctx, int n_seqs)
+    : c_(c), max_ctx_(max_ctx), pos_(n_seqs, 0) {}
 
 CudaEngine::~CudaEngine() {
-  if (step_graph_) cudaGraphExecDestroy(step_graph_);
+  for (auto& [rows, g] : step_graphs_) cudaGraphExecDestroy(g);
   for (void* p : allocations_) cudaFree(p);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -66,7 +68,7 @@ absl::StatusOr<T*> CudaEngine::upload(const T* host, size_t count) {
 
 absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(const Config& config,
                                                                const Weights& weights,
-                                                               int max_ctx) {
+                                                               int max_ctx, int n_seqs) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     cudaGetLastError();
@@ -75,7 +77,10 @@ absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(const Config& con
   if (config.head_dim % 8 || config.d_model % 32 || config.d_ff % 32)
     return absl::UnimplementedError(
         "the CUDA engine needs head_dim % 8 == 0 and hidden_size, intermediate_size % 32 == 0");
-  auto e = std::unique_ptr<CudaEngine>(new CudaEngine(config, max_ctx));
+  if (n_seqs < 1 || n_seqs > kMaxSeqs)
+    return absl::InvalidArgumentError(
+        absl::StrCat("the CUDA engine runs 1 to ", kMaxSeqs, " sequences, not ", n_seqs));
+  auto e = std::unique_ptr<CudaEngine>(new CudaEngine(config, max_ctx, n_seqs));
   VEX_RETURN_IF_ERROR(e->init(weights));
   return e;
 }
@@ -149,7 +154,7 @@ absl::Status CudaEngine::init(const Weights& w) {
     }
     d.moe = {gub, gus, gubias, dnb, dns, dnbias, D, I};
 
-    const size_t slots_n = d.sliding ? ring_ : max_ctx_;
+    const size_t slots_n = size_t(d.sliding ? ring_ : max_ctx_) * n_seqs();
     VEX_ASSIGN_OR_RETURN(d.k_cache, alloc<uint16_t>(slots_n * KV, &mem_.kv));
     VEX_ASSIGN_OR_RETURN(d.v_cache, alloc<uint16_t>(slots_n * KV, &mem_.kv));
     layers_.push_back(d);
@@ -157,7 +162,8 @@ absl::Status CudaEngine::init(const Weights& w) {
 
   uint64_t& ws = mem_.workspace;
   VEX_ASSIGN_OR_RETURN(d_tokens_, alloc<int32_t>(kChunk, &ws));
-  VEX_ASSIGN_OR_RETURN(d_pos_, alloc<int>(1, &ws));
+  VEX_ASSIGN_OR_RETURN(d_pos_, alloc<int>(kChunk, &ws));
+  VEX_ASSIGN_OR_RETURN(d_seq_, alloc<int>(kChunk, &ws));
   VEX_ASSIGN_OR_RETURN(x_, alloc<float>(size_t(kChunk) * D, &ws));
   VEX_ASSIGN_OR_RETURN(xn_, alloc<float>(size_t(kChunk) * D, &ws));
   VEX_ASSIGN_OR_RETURN(qkv_, alloc<float>(size_t(kChunk) * (Q + 2 * KV), &ws));
@@ -165,9 +171,11 @@ absl::Status CudaEngine::init(const Weights& w) {
   VEX_ASSIGN_OR_RETURN(idx_, alloc<int>(size_t(kChunk) * k, &ws));
   VEX_ASSIGN_OR_RETURN(weight_, alloc<float>(size_t(kChunk) * k, &ws));
   VEX_ASSIGN_OR_RETURN(h_, alloc<float>(size_t(kChunk) * k * I, &ws));
-  VEX_ASSIGN_OR_RETURN(logits_, alloc<float>(size_t(kLogitsRows) * V, &ws));
-  VEX_ASSIGN_OR_RETURN(attn_partial_,
-                       alloc<float>(size_t(c_.n_heads) * kAttnSplits * (c_.head_dim + 2), &ws));
+  logits_rows_ = std::max(kLogitsRows, n_seqs());
+  VEX_ASSIGN_OR_RETURN(logits_, alloc<float>(size_t(logits_rows_) * V, &ws));
+  VEX_ASSIGN_OR_RETURN(attn_partial_, alloc<float>(size_t(n_seqs()) * c_.n_heads * kAttnSplits *
+                                                       (c_.head_dim + 2),
+                                                   &ws));
   moe_scratch_.capacity = kChunk * k;
   VEX_ASSIGN_OR_RETURN(moe_scratch_.offset, alloc<int>(E + 1, &ws));
   VEX_ASSIGN_OR_RETURN(moe_scratch_.list, alloc<int>(size_t(kChunk) * k, &ws));
@@ -200,23 +208,30 @@ absl::Status CudaEngine::timed(const char* name, uint64_t bytes,
 }
 
 // One pass of n tokens through the layers, top to bottom as spec §4.0 and forward_cpu.
-absl::Status CudaEngine::enqueue_layers(int n) {
+absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
   const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), S = Q + 2 * KV;
   const int E = c_.n_experts, k = c_.n_experts_active, I = c_.d_ff;
   const float sm_scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim));
   const uint64_t b2 = 2;  // bytes per bf16
   cudaStream_t s = stream_;
+  const bool gemm = uses_gemm(n, decode);
+  // Decode splits each row's keys over blocks (a sliding layer has <= 128 keys); fewer splits
+  // as the batch itself fills the GPU.
+  const int splits_full = decode ? std::max(1, kAttnSplits / n) : 1;
+  const int splits_sliding = decode ? std::max(1, 4 / n) : 1;
   VEX_RETURN_IF_ERROR(
       timed("embed", n * D * b2, [&] { return cuda::embed(d_tokens_, n, embedding_, D, x_, s); }));
   for (int il = 0; il < c_.n_layers; ++il) {
     const Layer& L = layers_[il];
+    const cuda::CacheRows rows{d_pos_, d_seq_,
+                               int64_t(L.sliding ? ring_ : max_ctx_) * KV};
     // Attention block: x += o_proj(attn(rope(q), rope(k), v)).
-    if (n == 1) {
+    if (!gemm) {
       VEX_RETURN_IF_ERROR(timed("rmsnorm+qkv", uint64_t(S) * D * b2, [&] {
         return cuda::gemv_bf16(x_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s, L.attn_norm,
                                c_.rms_eps);
       }));
-    } else {  // prefill: norm, bf16, tensor-core GEMM
+    } else {  // norm, bf16, tensor-core GEMM
       VEX_RETURN_IF_ERROR(timed("rmsnorm", 0, [&] {
         cudaError_t e = cuda::rmsnorm(x_, L.attn_norm, xn_, n, D, c_.rms_eps, s);
         return e != cudaSuccess ? e : cuda::to_bf16(xn_, act_bf16_, int64_t(n) * D, s);
@@ -226,17 +241,16 @@ absl::Status CudaEngine::enqueue_layers(int n) {
       }));
     }
     VEX_RETURN_IF_ERROR(timed("rope_kv", 0, [&] {
-      return cuda::rope_kv(qkv_, S, n, d_pos_, inv_freq_, concentration_, c_.n_heads, c_.n_kv_heads,
+      return cuda::rope_kv(qkv_, S, n, rows, inv_freq_, concentration_, c_.n_heads, c_.n_kv_heads,
                            c_.head_dim, L.sliding ? ring_ : 0, L.k_cache, L.v_cache, s);
     }));
     VEX_RETURN_IF_ERROR(timed("attention", 0, [&] {
-      // Decode splits each head's keys over blocks (a sliding layer has <= 128 keys).
-      const int splits = n == 1 ? (L.sliding ? 4 : kAttnSplits) : 1;
-      return cuda::attention(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, n, d_pos_,
+      const int splits = L.sliding ? splits_sliding : splits_full;
+      return cuda::attention(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, n, rows,
                              L.sliding ? c_.sliding_window : 0, L.sliding ? ring_ : 0, c_.n_heads,
                              c_.n_kv_heads, c_.head_dim, sm_scale, s, splits, attn_partial_);
     }));
-    if (n == 1) {
+    if (!gemm) {
       VEX_RETURN_IF_ERROR(timed("o_proj", uint64_t(D) * Q * b2, [&] {
         return cuda::gemv_bf16(att_, L.wo, L.bo, x_, n, Q, D, /*accumulate=*/true, s);
       }));
@@ -251,14 +265,14 @@ absl::Status CudaEngine::enqueue_layers(int n) {
       return cuda::router(x_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_, nullptr,
                           s, L.mlp_norm, c_.rms_eps, xn_);
     }));
-    if (n == 1) {  // decode: each chosen expert streamed once for the one token
+    if (!gemm) {  // each chosen expert streamed once per token
       VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(k) * 2 * I * (D / 32) * 17, [&] {
         return cuda::moe_gate_up(xn_, idx_, L.slots, L.moe, n, k, c_.swiglu_limit, h_, s);
       }));
       VEX_RETURN_IF_ERROR(timed("moe_down", uint64_t(k) * D * (I / 32) * 17, [&] {
         return cuda::moe_down(h_, idx_, weight_, L.slots, L.moe, n, k, il, {}, x_, s);
       }));
-    } else {  // prefill: expert-major, each expert's weights read once per chunk
+    } else {  // expert-major, each expert's weights read once per pass
       VEX_RETURN_IF_ERROR(timed("moe_grouped", 0, [&] {
         return cuda::moe_grouped(xn_, idx_, weight_, L.slots, L.moe, n, k, E, c_.swiglu_limit, il,
                                  {}, moe_scratch_, x_, s);
@@ -268,28 +282,39 @@ absl::Status CudaEngine::enqueue_layers(int n) {
   return absl::OkStatus();
 }
 
-absl::Status CudaEngine::enqueue_logits(int row0, int m) {
-  const int D = c_.d_model;
+absl::Status CudaEngine::enqueue_logits(int row0, int m, bool gemm) {
+  const int D = c_.d_model, V = c_.vocab_size;
   VEX_RETURN_IF_ERROR(timed("rmsnorm", D * 2, [&] {
-    return cuda::rmsnorm(x_ + size_t(row0) * D, final_norm_, xn_, m, D, c_.rms_eps, stream_);
+    cudaError_t e = cuda::rmsnorm(x_ + size_t(row0) * D, final_norm_, xn_, m, D, c_.rms_eps, stream_);
+    return e != cudaSuccess || !gemm ? e : cuda::to_bf16(xn_, act_bf16_, int64_t(m) * D, stream_);
   }));
-  return timed("lm_head", uint64_t(c_.vocab_size) * D * 2, [&] {
-    return cuda::gemv_bf16(xn_, lm_head_, nullptr, logits_, m, D, c_.vocab_size, false, stream_);
+  return timed("lm_head", uint64_t(V) * D * 2, [&] {
+    return gemm ? cuda::gemm_bf16(act_bf16_, lm_head_, nullptr, logits_, m, D, V, false, stream_)
+                : cuda::gemv_bf16(xn_, lm_head_, nullptr, logits_, m, D, V, false, stream_);
   });
+}
+
+absl::Status CudaEngine::place_rows(std::span<const int> pos, std::span<const int> seq) {
+  VEX_CUDA_CHECK(cudaMemcpyAsync(d_pos_, pos.data(), pos.size() * sizeof(int),
+                                 cudaMemcpyHostToDevice, stream_));
+  VEX_CUDA_CHECK(cudaMemcpyAsync(d_seq_, seq.data(), seq.size() * sizeof(int),
+                                 cudaMemcpyHostToDevice, stream_));
+  // From pageable memory the copies return once the source is staged: the spans may go.
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<CudaEngine::KernelTime>> CudaEngine::profile_step(
     std::span<const int32_t> tokens) {
   const int n = static_cast<int>(tokens.size());
-  if (n < 1 || n > kChunk || pos_ + n > max_ctx_)
+  if (n < 1 || n > kChunk || pos() + n > max_ctx_)
     return absl::OutOfRangeError("profile_step: 1 to kChunk tokens that fit the context");
   VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data(), n * sizeof(int32_t),
                                  cudaMemcpyHostToDevice, stream_));
-  VEX_CUDA_CHECK(cudaMemcpyAsync(d_pos_, &pos_, sizeof(int), cudaMemcpyHostToDevice, stream_));
+  VEX_RETURN_IF_ERROR(place_chunk(n));
   profiling_ = true;
   pending_.clear();
-  absl::Status st = enqueue_layers(n);
-  if (st.ok()) st = enqueue_logits(n - 1, 1);
+  absl::Status st = enqueue_layers(n, n == 1);
+  if (st.ok()) st = enqueue_logits(n - 1, 1, uses_gemm(n, n == 1));
   profiling_ = false;
   VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
   std::vector<KernelTime> out;
@@ -307,31 +332,49 @@ absl::StatusOr<std::vector<CudaEngine::KernelTime>> CudaEngine::profile_step(
   return out;
 }
 
-// The one-token step as a CUDA graph: layers, logits, then argmax into d_tokens_[0] and
-// d_pos_ += 1, so replays chain on the device. Captured on first use.
-absl::Status CudaEngine::run_step_graph() {
-  if (!step_graph_) {
+absl::Status CudaEngine::place_chunk(int n) {
+  std::vector<int> pos(n), seq(n, cur_);
+  std::iota(pos.begin(), pos.end(), pos_[cur_]);
+  return place_rows(pos, seq);
+}
+
+absl::Status CudaEngine::set_sequence(int seq) {
+  if (seq < 0 || seq >= n_seqs())
+    return absl::OutOfRangeError(
+        absl::StrCat("sequence ", seq, " does not exist (the engine holds ", n_seqs(), ")"));
+  cur_ = seq;
+  return absl::OkStatus();
+}
+
+absl::Status CudaEngine::run_step_graph(int rows) {
+  auto it = std::find_if(step_graphs_.begin(), step_graphs_.end(),
+                         [&](const auto& g) { return g.first == rows; });
+  if (it == step_graphs_.end()) {
+    cudaGraphExec_t exec;
     cudaGraph_t graph;
     VEX_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    absl::Status st = enqueue_layers(1);
-    if (st.ok()) st = enqueue_logits(0, 1);
+    const bool gemm = uses_gemm(rows, true);
+    absl::Status st = enqueue_layers(rows, /*decode=*/true);
+    if (st.ok()) st = enqueue_logits(0, rows, gemm);
     if (st.ok())
-      st = cuda::argmax_next(logits_, c_.vocab_size, d_tokens_, d_pos_, 1, stream_) == cudaSuccess
+      st = cuda::argmax_next(logits_, c_.vocab_size, rows, d_tokens_, d_pos_, 1, stream_) ==
+                   cudaSuccess
                ? absl::OkStatus()
                : absl::InternalError("argmax_next launch failed");
     const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
     VEX_RETURN_IF_ERROR(st);
     VEX_CUDA_CHECK(end);
-    const cudaError_t inst = cudaGraphInstantiate(&step_graph_, graph, 0);
+    const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
     cudaGraphDestroy(graph);
     VEX_CUDA_CHECK(inst);
+    it = step_graphs_.insert(step_graphs_.end(), {rows, exec});
   }
-  VEX_CUDA_CHECK(cudaGraphLaunch(step_graph_, stream_));
+  VEX_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
   return absl::OkStatus();
 }
 
 absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits, bool last_only) {
-  VEX_RETURN_IF_ERROR(check_tokens(tokens, pos_, max_ctx_, c_.vocab_size));
+  VEX_RETURN_IF_ERROR(check_tokens(tokens, pos(), max_ctx_, c_.vocab_size));
   const size_t V = c_.vocab_size;
   for (size_t i = 0; i < tokens.size(); i += kChunk) {
     const int n = static_cast<int>(std::min<size_t>(kChunk, tokens.size() - i));
@@ -340,67 +383,121 @@ absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits,
     const int first = last_only ? n - 1 : 0;
     VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data() + i, n * sizeof(int32_t),
                                    cudaMemcpyHostToDevice, stream_));
-    VEX_CUDA_CHECK(cudaMemcpyAsync(d_pos_, &pos_, sizeof(int), cudaMemcpyHostToDevice, stream_));
+    VEX_RETURN_IF_ERROR(place_chunk(n));
     if (n == 1 && use_graphs_ && (want || !logits)) {
-      VEX_RETURN_IF_ERROR(run_step_graph());
+      VEX_RETURN_IF_ERROR(run_step_graph(1));
       if (want)
         VEX_CUDA_CHECK(
             cudaMemcpyAsync(logits, logits_, V * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     } else {
-      VEX_RETURN_IF_ERROR(enqueue_layers(n));
+      VEX_RETURN_IF_ERROR(enqueue_layers(n, n == 1));
       // Logits in blocks of kLogitsRows rows, each copied out before the next overwrites it.
       for (int r0 = first; want && r0 < n; r0 += kLogitsRows) {
         const int m = std::min(kLogitsRows, n - r0);
-        VEX_RETURN_IF_ERROR(enqueue_logits(r0, m));
+        VEX_RETURN_IF_ERROR(enqueue_logits(r0, m, uses_gemm(n, n == 1)));
         float* dst = last_only ? logits : logits + (i + r0) * V;
         VEX_CUDA_CHECK(cudaMemcpyAsync(dst, logits_, size_t(m) * V * sizeof(float),
                                        cudaMemcpyDeviceToHost, stream_));
       }
     }
-    VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));  // pos_ is read by the next copy
-    pos_ += n;
+    VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    pos_[cur_] += n;
   }
   return absl::OkStatus();
 }
 
 absl::Status CudaEngine::decode_greedy(int32_t first, int n, int32_t* out) {
   if (n <= 0) return absl::OkStatus();
-  if (pos_ + n > max_ctx_)
+  if (pos() + n > max_ctx_)
     return absl::OutOfRangeError(absl::StrFormat(
-        "decoding %d tokens from position %d exceeds the context size %d", n, pos_, max_ctx_));
-  if (first < 0 || first >= c_.vocab_size)
-    return absl::InvalidArgumentError(
-        absl::StrCat("token id ", first, " is outside the vocabulary"));
+        "decoding %d tokens from position %d exceeds the context size %d", n, pos(), max_ctx_));
+  VEX_RETURN_IF_ERROR(check_tokens(std::span(&first, 1), pos(), max_ctx_, c_.vocab_size));
   VEX_CUDA_CHECK(
       cudaMemcpyAsync(d_tokens_, &first, sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
-  VEX_CUDA_CHECK(cudaMemcpyAsync(d_pos_, &pos_, sizeof(int), cudaMemcpyHostToDevice, stream_));
+  VEX_RETURN_IF_ERROR(place_chunk(1));
   for (int i = 0; i < n; ++i) {
-    VEX_RETURN_IF_ERROR(run_step_graph());
+    VEX_RETURN_IF_ERROR(run_step_graph(1));
     if (out)
       VEX_CUDA_CHECK(
           cudaMemcpyAsync(out + i, d_tokens_, sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
   }
   VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  pos_ += n;
+  pos_[cur_] += n;
+  return absl::OkStatus();
+}
+
+// Every sequence's next token in one pass: row s is sequence s at its own position.
+absl::Status CudaEngine::start_batch(std::span<const int32_t> tokens, int steps) {
+  const int B = static_cast<int>(tokens.size());
+  if (B < 1 || B > n_seqs())
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a batched step takes one token for each of 1 to ", n_seqs(), " sequences, not ", B));
+  for (int b = 0; b < B; ++b) {
+    VEX_RETURN_IF_ERROR(check_tokens(tokens.subspan(b, 1), pos_[b], max_ctx_, c_.vocab_size));
+    if (pos_[b] + steps > max_ctx_)
+      return absl::OutOfRangeError(
+          absl::StrFormat("sequence %d: decoding %d tokens from position %d exceeds the context "
+                          "size %d",
+                          b, steps, pos_[b], max_ctx_));
+  }
+  std::vector<int> seq(B);
+  std::iota(seq.begin(), seq.end(), 0);
+  VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data(), B * sizeof(int32_t),
+                                 cudaMemcpyHostToDevice, stream_));
+  return place_rows(std::span(pos_).subspan(0, B), seq);
+}
+
+absl::Status CudaEngine::decode_batch(std::span<const int32_t> tokens, float* logits) {
+  VEX_RETURN_IF_ERROR(start_batch(tokens, 1));
+  const int B = static_cast<int>(tokens.size());
+  if (use_graphs_) {
+    VEX_RETURN_IF_ERROR(run_step_graph(B));
+  } else {
+    VEX_RETURN_IF_ERROR(enqueue_layers(B, /*decode=*/true));
+    VEX_RETURN_IF_ERROR(enqueue_logits(0, B, uses_gemm(B, true)));
+  }
+  if (logits)
+    VEX_CUDA_CHECK(cudaMemcpyAsync(logits, logits_, size_t(B) * c_.vocab_size * sizeof(float),
+                                   cudaMemcpyDeviceToHost, stream_));
+  VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  for (int b = 0; b < B; ++b) ++pos_[b];
+  return absl::OkStatus();
+}
+
+absl::Status CudaEngine::decode_greedy_batch(std::span<const int32_t> first, int n, int32_t* out) {
+  if (n <= 0) return absl::OkStatus();
+  VEX_RETURN_IF_ERROR(start_batch(first, n));
+  const int B = static_cast<int>(first.size());
+  for (int i = 0; i < n; ++i) {
+    VEX_RETURN_IF_ERROR(run_step_graph(B));
+    if (out)
+      VEX_CUDA_CHECK(cudaMemcpyAsync(out + size_t(i) * B, d_tokens_, B * sizeof(int32_t),
+                                     cudaMemcpyDeviceToHost, stream_));
+  }
+  VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  for (int b = 0; b < B; ++b) pos_[b] += n;
   return absl::OkStatus();
 }
 
 int CudaEngine::truncate(int n) {
-  n = std::clamp(n, 0, pos_);
+  int& pos = pos_[cur_];
+  n = std::clamp(n, 0, pos);
   // Sliding layers keep ring_ slots: going back further than the ring has spare slots would
   // read keys that later positions overwrote, so the caller recomputes from the start.
-  if (ring_ < max_ctx_ && pos_ - n > ring_ - c_.sliding_window - kChunk) n = 0;
-  return pos_ = n;
+  if (ring_ < max_ctx_ && pos - n > ring_ - c_.sliding_window - kChunk) n = 0;
+  return pos = n;
 }
 
-uint64_t CudaEngine::decode_bytes(int pos) const {
+uint64_t CudaEngine::decode_bytes(int pos, int batch) const {
   const uint64_t D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), E = c_.n_experts;
-  uint64_t b = D * 2 + c_.vocab_size * D * 2 + D * 2;  // embedding row, lm_head, final norm
+  const double k = c_.n_experts_active;
+  const double experts = batch == 1 ? k : E * (1 - std::pow(1 - k / E, batch));
+  uint64_t b = batch * D * 2 + c_.vocab_size * D * 2 + D * 2;  // embedding rows, lm_head, norm
   for (int il = 0; il < c_.n_layers; ++il) {
     b += 2 * D * 2 + (Q + 2 * KV) * (D + 1) * 2 + D * (Q + 1) * 2 + E * (D + 1) * 2;
-    b += c_.n_experts_active * expert_bytes_;
+    b += static_cast<uint64_t>(experts * expert_bytes_);
     const uint64_t keys = c_.layer_sliding[il] ? std::min(pos + 1, c_.sliding_window) : pos + 1;
-    b += 2 * keys * KV * 2;  // K and V rows read
+    b += batch * 2 * keys * KV * 2;  // K and V rows read
   }
   return b;
 }

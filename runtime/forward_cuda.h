@@ -2,6 +2,8 @@
 // cache, fp32 activations and accumulation, MXFP4 experts kept packed and decoded in registers).
 // Weights are uploaded once; activations, KV cache and routing buffers are allocated once here.
 // Prompts run in chunks of kChunk tokens; a one-token step runs as a captured CUDA graph.
+// An engine holds n_seqs sequences side by side in its caches: the Engine interface works on
+// the selected one (set_sequence), and a batched decode step advances all of them at once.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -31,16 +33,24 @@ class CudaEngine final : public Engine {
   static constexpr int kChunk = 128;      // tokens per pass through the layers
   static constexpr int kLogitsRows = 32;  // logits computed per lm_head pass (buffer rows)
   static constexpr int kAttnSplits = 16;  // key ranges per head in a decode step (full layers)
+  // Prefill passes (any length) and batched decode steps of more than kGemvRows sequences run
+  // the projections, experts and lm_head on tensor cores with bf16 inputs (GEMMs); one-token
+  // steps and smaller batches stream the weights once per step with fp32 inputs. (A prefill's
+  // result must not depend on how its tokens were chunked: a rewound chat recomputes a tail.)
+  static constexpr int kGemvRows = 8;
+  static bool uses_gemm(int rows, bool decode) { return decode ? rows > kGemvRows : rows > 1; }
+  static constexpr int kMaxSeqs = kChunk;  // a batched step is one pass of n_seqs rows
 
-  // Uploads the weights and allocates the state for one sequence of up to max_ctx tokens.
+  // Uploads the weights and allocates the state for n_seqs sequences of up to max_ctx tokens.
   static absl::StatusOr<std::unique_ptr<CudaEngine>> create(const Config& config,
-                                                            const Weights& weights, int max_ctx);
+                                                            const Weights& weights, int max_ctx,
+                                                            int n_seqs = 1);
   ~CudaEngine() override;
 
   absl::Status forward(std::span<const int32_t> tokens, float* logits,
                        bool last_only = false) override;
   int truncate(int n) override;
-  int pos() const override { return pos_; }
+  int pos() const override { return pos_[cur_]; }
   const char* device() const override { return "cuda"; }
   int max_ctx() const override { return max_ctx_; }
 
@@ -48,6 +58,17 @@ class CudaEngine final : public Engine {
   // previous step's logits, replaying the captured step graph without host round trips; writes
   // the n chosen tokens to out (if not null). The path vexbench times.
   absl::Status decode_greedy(int32_t first, int n, int32_t* out);
+
+  // Sequences: forward, truncate, pos and decode_greedy act on the selected one (initially 0).
+  int n_seqs() const { return static_cast<int>(pos_.size()); }
+  absl::Status set_sequence(int seq);
+  int pos_of(int seq) const { return pos_.at(seq); }
+  // One decode step of sequences 0 .. B-1 (B = tokens.size() <= n_seqs) in one pass: tokens[s]
+  // is appended to sequence s; logits (if not null) receives [B, V]. A captured graph per B.
+  absl::Status decode_batch(std::span<const int32_t> tokens, float* logits);
+  // Greedy decode of sequences 0 .. B-1 at once on the GPU: first[s] starts sequence s, then
+  // n-1 steps each choosing every sequence's argmax; out (if not null) receives [n, B] tokens.
+  absl::Status decode_greedy_batch(std::span<const int32_t> first, int n, int32_t* out);
 
   // Without graphs every step launches its kernels one by one (tests compare both ways).
   void set_use_graphs(bool on) { use_graphs_ = on; }
@@ -63,29 +84,44 @@ class CudaEngine final : public Engine {
   // Runs the tokens (at most kChunk: one decode step or one prefill chunk) at the current
   // position without graphs, timing each kernel family; the position does not advance.
   absl::StatusOr<std::vector<KernelTime>> profile_step(std::span<const int32_t> tokens);
-  // Bytes of weights and cache one decode step reads at position pos (the bandwidth model).
-  uint64_t decode_bytes(int pos) const;
+  // Bytes of weights and cache one decode step of `batch` sequences, each at position pos, reads
+  // (the bandwidth model; for batch > 1 the experts counted are the expected number of distinct
+  // experts under uniform routing, E (1 - (1 - k/E)^batch), per layer).
+  uint64_t decode_bytes(int pos, int batch = 1) const;
 
  private:
   struct Layer;
-  CudaEngine(const Config& c, int max_ctx);
+  CudaEngine(const Config& c, int max_ctx, int n_seqs);
   absl::Status init(const Weights& w);
   template <typename T>
   absl::StatusOr<T*> upload(const T* host, size_t count);
   template <typename T>
   absl::StatusOr<T*> alloc(size_t count, uint64_t* account);
-  // Enqueues one pass of n tokens (positions from d_pos_) through the layers into x_.
-  absl::Status enqueue_layers(int n);
-  // Final norm and lm_head for rows row0 .. row0+m-1 of x_ (m <= kLogitsRows) into logits_.
-  absl::Status enqueue_logits(int row0, int m);
-  absl::Status run_step_graph();
+  // Enqueues one pass of n rows (placed by d_pos_, d_seq_) through the layers into x_; decode:
+  // each row is a different sequence's next token (attention splits its keys over blocks).
+  absl::Status enqueue_layers(int n, bool decode);
+  // Final norm and lm_head for rows row0 .. row0+m-1 of x_ (m <= logits_rows_) into logits_;
+  // gemm: with bf16 inputs on tensor cores (the lm_head of a pass of more than kGemvRows rows).
+  absl::Status enqueue_logits(int row0, int m, bool gemm);
+  // Copies the rows' positions and sequences for a pass to the device.
+  absl::Status place_rows(std::span<const int> pos, std::span<const int> seq);
+  // n tokens of the selected sequence from its position.
+  absl::Status place_chunk(int n);
+  // Checks a batched step's tokens and room for `steps` steps; uploads tokens and placement.
+  absl::Status start_batch(std::span<const int32_t> tokens, int steps);
+  // A decode step of `rows` rows (one per sequence, placed by d_pos_, d_seq_) as a CUDA graph:
+  // layers, logits, argmax into d_tokens_ and positions advanced on the device. Captured on first
+  // use of each row count.
+  absl::Status run_step_graph(int rows);
   // Launches through here are timed when profiling.
   absl::Status timed(const char* name, uint64_t bytes, const std::function<cudaError_t()>& f);
 
   Config c_;
   int max_ctx_;
   int ring_ = 0;  // slots of a sliding layer's cache (window + chunk + rewind margin)
-  int pos_ = 0;
+  std::vector<int> pos_;  // per sequence
+  int cur_ = 0;           // the sequence the Engine interface acts on
+  int logits_rows_ = 0;
   bool use_graphs_ = true;
   struct Pending {
     const char* name;
@@ -97,7 +133,7 @@ class CudaEngine final : public Engine {
   CudaMemory mem_;
   std::vector<void*> allocations_;
   cudaStream_t stream_ = nullptr;
-  cudaGraphExec_t step_graph_ = nullptr;
+  std::vector<std::pair<int, cudaGraphExec_t>> step_graphs_;  // by row count
 
   // Weights on the device.
   const uint16_t *embedding_ = nullptr, *final_norm_ = nullptr, *lm_head_ = nullptr;
@@ -108,11 +144,11 @@ class CudaEngine final : public Engine {
 
   // State: [kChunk, ...] activations, named as in spec §4.
   int32_t* d_tokens_ = nullptr;
-  int* d_pos_ = nullptr;
+  int *d_pos_ = nullptr, *d_seq_ = nullptr;  // [rows] placement of a pass (kernels/cuda/rows.cuh)
   float *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *att_ = nullptr, *h_ = nullptr;
   float *weight_ = nullptr, *logits_ = nullptr;
-  float* attn_partial_ = nullptr;
-  uint16_t* act_bf16_ = nullptr;  // [kChunk, max(D, Q)] GEMM inputs of a prefill chunk  // [Hq, kAttnSplits, d + 2] split-K attention states
+  float* attn_partial_ = nullptr;  // [n_seqs, Hq, kAttnSplits, d + 2] split-K attention states
+  uint16_t* act_bf16_ = nullptr;  // [rows, max(D, Q)] GEMM inputs of a pass
   int* idx_ = nullptr;
   cuda::MoeScratch moe_scratch_{};  // the grouped prefill path's lists and outputs
 };

@@ -98,12 +98,12 @@ const char* device_name(Device d) {
 }
 
 absl::StatusOr<std::unique_ptr<Engine>> make_engine(const Model& model, int max_ctx,
-                                                    Device device) {
+                                                    Device device, int n_seqs) {
   if (max_ctx < 1)
     return absl::InvalidArgumentError(absl::StrCat("context size must be >= 1, got ", max_ctx));
 #ifdef VEX_WITH_CUDA
   if (device != Device::kCpu) {
-    auto e = CudaEngine::create(model.config(), model.weights, max_ctx);
+    auto e = CudaEngine::create(model.config(), model.weights, max_ctx, n_seqs);
     if (e.ok()) return std::unique_ptr<Engine>(std::move(*e));
     // Auto falls back to the CPU only when there is no GPU; other failures are errors.
     if (device == Device::kCuda || e.status().code() != absl::StatusCode::kUnimplemented)
@@ -113,6 +113,10 @@ absl::StatusOr<std::unique_ptr<Engine>> make_engine(const Model& model, int max_
   if (device == Device::kCuda)
     return absl::UnimplementedError("this build of vex has no CUDA engine (nvcc was not found)");
 #endif
+  if (n_seqs != 1)
+    return absl::UnimplementedError(absl::StrCat(
+        n_seqs, " sequences per engine (batched decode) need the CUDA engine; the CPU engine "
+                "holds one"));
   return std::make_unique<CpuEngine>(model.config(), model.weights, max_ctx);
 }
 

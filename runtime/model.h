@@ -44,8 +44,10 @@ enum class Device {
 absl::StatusOr<Device> parse_device(absl::string_view name);  // auto | cpu | cuda
 const char* device_name(Device d);
 
-// A forward pass over the model for one sequence of up to max_ctx tokens.
+// A forward pass over the model for sequences of up to max_ctx tokens. n_seqs > 1 (batched
+// decode, CudaEngine::decode_batch) needs the CUDA engine; the CPU engine holds one sequence.
 absl::StatusOr<std::unique_ptr<Engine>> make_engine(const Model& model, int max_ctx,
-                                                    Device device = Device::kAuto);
+                                                    Device device = Device::kAuto,
+                                                    int n_seqs = 1);
 
 }  // namespace vex

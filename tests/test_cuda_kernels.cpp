@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <vector>
 
@@ -221,13 +222,19 @@ TEST(CudaKernels, RopeAndKvWrite) {
   for (int pos0 : {0, 129, 100000}) {
     const auto qkv = normal(size_t(n) * S);
     for (int ring : {0, 160}) {
+      // Rows in sequence 1 of a two-sequence cache (sequence 0 must stay untouched).
       const int slots = ring ? ring : pos0 + n;
       Dev<float> dqkv(qkv), dinv(inv);
-      Dev<int> dpos(std::vector<int>{pos0});
-      Dev<uint16_t> kc(size_t(slots) * KV), vc(size_t(slots) * KV);
-      CUDA_OK(cuda::rope_kv(dqkv.p, S, n, dpos.p, dinv.p, conc, Hq, Hkv, d, ring, kc.p, vc.p, 0));
+      Dev<int> dpos(std::vector<int>{pos0, pos0 + 1, pos0 + 2}), dseq(std::vector<int>(n, 1));
+      Dev<uint16_t> kc(size_t(2) * slots * KV), vc(size_t(2) * slots * KV);
+      const cuda::CacheRows rows{dpos.p, dseq.p, int64_t(slots) * KV};
+      CUDA_OK(cuda::rope_kv(dqkv.p, S, n, rows, dinv.p, conc, Hq, Hkv, d, ring, kc.p, vc.p, 0));
       const auto out = dqkv.get();
-      const auto k = kc.get(), v = vc.get();
+      auto k = kc.get(), v = vc.get();
+      for (size_t i = 0; i < size_t(slots) * KV; ++i)
+        ASSERT_TRUE(k[i] == 0xFFFF && v[i] == 0xFFFF) << "sequence 0 written at " << i;
+      k.erase(k.begin(), k.begin() + size_t(slots) * KV);
+      v.erase(v.begin(), v.begin() + size_t(slots) * KV);
       for (int t = 0; t < n; ++t) {
         std::vector<float> q(qkv.begin() + t * S, qkv.begin() + t * S + Hq * d);
         std::vector<float> kr(qkv.begin() + t * S + Hq * d, qkv.begin() + t * S + (Hq + Hkv) * d);
@@ -272,10 +279,16 @@ TEST(CudaKernels, AttentionWithSinksAndWindow) {
       const auto sinks = normal_bf16(Hq);
       for (int splits : {1, 4, 16}) {
         Dev<float> dq(q), dout(size_t(n) * Hq * d), part(size_t(n) * Hq * splits * (d + 2));
-        Dev<uint16_t> dk(kc), dv(vc), ds(sinks);
-        Dev<int> dpos(std::vector<int>{pos0});
+        // The keys are sequence 1 of a two-sequence cache whose sequence 0 holds other keys.
+        std::vector<uint16_t> k2 = normal_bf16(kc.size()), v2 = normal_bf16(vc.size());
+        k2.insert(k2.end(), kc.begin(), kc.end()), v2.insert(v2.end(), vc.begin(), vc.end());
+        Dev<uint16_t> dk(k2), dv(v2), ds(sinks);
+        std::vector<int> pos(n);
+        std::iota(pos.begin(), pos.end(), pos0);
+        Dev<int> dpos(pos), dseq(std::vector<int>(n, 1));
         const float scale = 1.0f / std::sqrt(float(d));
-        CUDA_OK(cuda::attention(dq.p, S, dk.p, dv.p, ds.p, dout.p, n, dpos.p, window, ring, Hq, Hkv,
+        const cuda::CacheRows rows{dpos.p, dseq.p, int64_t(slots) * KV};
+        CUDA_OK(cuda::attention(dq.p, S, dk.p, dv.p, ds.p, dout.p, n, rows, window, ring, Hq, Hkv,
                                 d, scale, 0, splits, part.p));
         const auto out = dout.get();
         for (int t = 0; t < n; ++t) {
@@ -474,15 +487,20 @@ TEST(CudaKernels, MoeTensorCoresMatchCpu) {
 }
 
 TEST(CudaKernels, ArgmaxNextAndAdvance) {
-  auto logits = normal(201088);
+  const int V = 201088, rows = 3;
+  auto logits = normal(size_t(rows) * V);
   logits[150000] = 50, logits[170000] = 50;  // a tie: the lower id wins
+  logits[V + 7] = 60;                        // row 1: the first id but one
   Dev<float> dl(logits);
-  Dev<int32_t> out(1);
-  Dev<int> pos(std::vector<int>{41});
-  CUDA_OK(cuda::argmax_next(dl.p, 201088, out.p, pos.p, 1, 0));
-  EXPECT_EQ(out.get()[0], 150000);
-  EXPECT_EQ(pos.get()[0], 42);
-  EXPECT_EQ(argmax(logits), 150000);
+  Dev<int32_t> out(rows);
+  Dev<int> pos(std::vector<int>{41, 7, 0});
+  CUDA_OK(cuda::argmax_next(dl.p, V, rows, out.p, pos.p, 1, 0));
+  const auto got = out.get();
+  for (int r = 0; r < rows; ++r)
+    EXPECT_EQ(got[r], argmax(std::span(logits).subspan(size_t(r) * V, V))) << r;
+  EXPECT_EQ(got[0], 150000);
+  EXPECT_EQ(got[1], 7);
+  EXPECT_EQ(pos.get(), (std::vector<int>{42, 8, 1}));
 }
 
 }  // namespace

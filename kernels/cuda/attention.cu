@@ -18,18 +18,19 @@ template <int D>
 __global__ void __launch_bounds__(32)
     attention_kernel(const float* __restrict__ q, int q_stride, const uint16_t* __restrict__ kc,
                      const uint16_t* __restrict__ vc, const uint16_t* __restrict__ sinks,
-                     float* __restrict__ out, const int* __restrict__ pos0, int window, int ring,
+                     float* __restrict__ out, CacheRows rows, int window, int ring,
                      int n_heads, int n_kv_heads, float sm_scale, float* __restrict__ partial) {
   const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x, z = blockIdx.z, S = gridDim.z;
   const int g = h / (n_heads / n_kv_heads), kv_dim = n_kv_heads * D;
-  const int p = *pos0 + t, first = window > 0 ? max(0, p - window + 1) : 0;
+  const int p = rows.pos[t], first = window > 0 ? max(0, p - window + 1) : 0;
   const int per = ((p - first + 1 + S - 1) / S + 31) / 32 * 32;  // keys per split
   const int lo = first + z * per, hi = min(p, lo + per - 1);
   __shared__ float qh[D];
   __shared__ float red[32][D + 1];  // +1: lanes write rows without bank conflicts
   for (int c = lane; c < D; c += 32) qh[c] = q[static_cast<int64_t>(t) * q_stride + h * D + c];
   __syncwarp();
-  auto slot = [&](int j) { return static_cast<int64_t>(ring > 0 ? j % ring : j) * kv_dim + g * D; };
+  const int64_t base = cache_base(rows, t) + g * D;
+  auto slot = [&](int j) { return base + static_cast<int64_t>(ring > 0 ? j % ring : j) * kv_dim; };
 
   float m = z == 0 ? bf16(sinks[h]) : -INFINITY;  // the running max, the sink's in split 0
   float l = z == 0 ? 1.0f : 0.0f;                 // this warp's sum, held by every lane
@@ -116,11 +117,11 @@ __global__ void attention_combine_kernel(const float* __restrict__ partial, int 
 
 template <int D>
 cudaError_t launch(const float* q, int q_stride, const uint16_t* kc, const uint16_t* vc,
-                   const uint16_t* sinks, float* out, int n, const int* pos0, int window, int ring,
+                   const uint16_t* sinks, float* out, int n, CacheRows rows, int window, int ring,
                    int n_heads, int n_kv_heads, float sm_scale, int splits, float* partial,
                    cudaStream_t stream) {
   attention_kernel<D><<<dim3(n, n_heads, splits), 32, 0, stream>>>(
-      q, q_stride, kc, vc, sinks, out, pos0, window, ring, n_heads, n_kv_heads, sm_scale, partial);
+      q, q_stride, kc, vc, sinks, out, rows, window, ring, n_heads, n_kv_heads, sm_scale, partial);
   if (splits > 1)
     attention_combine_kernel<D><<<dim3(n, n_heads), D, 0, stream>>>(partial, splits, n_heads, out);
   return cudaGetLastError();
@@ -130,7 +131,7 @@ cudaError_t launch(const float* q, int q_stride, const uint16_t* kc, const uint1
 
 cudaError_t attention(const float* q, int q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, const uint16_t* sinks, float* out, int n,
-                      const int* pos0, int window, int ring, int n_heads, int n_kv_heads,
+                      CacheRows rows, int window, int ring, int n_heads, int n_kv_heads,
                       int head_dim, float sm_scale, cudaStream_t stream, int splits,
                       float* partial) {
   if (n <= 0) return cudaSuccess;
@@ -139,7 +140,7 @@ cudaError_t attention(const float* q, int q_stride, const uint16_t* k_cache,
   switch (head_dim) {
 #define VEX_ATTENTION_CASE(D)                                                                   \
   case D:                                                                                       \
-    return launch<D>(q, q_stride, k_cache, v_cache, sinks, out, n, pos0, window, ring, n_heads, \
+    return launch<D>(q, q_stride, k_cache, v_cache, sinks, out, n, rows, window, ring, n_heads,  \
                      n_kv_heads, sm_scale, splits, partial, stream);
     VEX_ATTENTION_CASE(16)
     VEX_ATTENTION_CASE(32)

@@ -1,15 +1,18 @@
 // Attention with sinks and the sliding window over the bf16 KV cache (spec §4.4), twin of
-// kernels/cpu/attention.cpp. One kernel for decode and for prefill chunks: token t of the chunk
-// is at position *pos0 + t and attends keys max(0, p - window + 1) .. p (window 0: all).
+// kernels/cpu/attention.cpp. One kernel for decode and for prefill chunks: row t is at position
+// p = rows.pos[t] of sequence rows.seq[t] (kernels/cuda/rows.cuh) and attends that sequence's
+// keys max(0, p - window + 1) .. p (window 0: all).
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
+#include "kernels/cuda/rows.cuh"
+
 namespace vex::cuda {
 
-// q: rows of `q_stride` floats, query head h at h*d; k/v cache bf16 [slots, Hkv*d] with key j at
+// q: rows of `q_stride` floats, query head h at h*d; k/v cache bf16 [seqs, slots, Hkv*d], key j at
 // slot j % ring (ring > 0) or j; sinks bf16 [Hq]; out fp32 [n, Hq*d]. d in {16, 32, 64, 128}.
 // splits > 1 divides each query's keys into that many ranges run by separate blocks and merged
 // after (flash-decoding: a decode step at long context otherwise runs on only Hq warps);
@@ -17,7 +20,7 @@ namespace vex::cuda {
 // and the ranges follow the position read on the device.
 cudaError_t attention(const float* q, int q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, const uint16_t* sinks, float* out, int n,
-                      const int* pos0, int window, int ring, int n_heads, int n_kv_heads,
+                      CacheRows rows, int window, int ring, int n_heads, int n_kv_heads,
                       int head_dim, float sm_scale, cudaStream_t stream, int splits = 1,
                       float* partial = nullptr);
 

@@ -5,12 +5,12 @@ namespace vex::cuda {
 namespace {
 
 // Block (token, head) over q heads then kv heads; thread i rotates the pair (i, i + d/2).
-__global__ void rope_kv_kernel(float* __restrict__ qkv, int stride, const int* __restrict__ pos0,
+__global__ void rope_kv_kernel(float* __restrict__ qkv, int stride, CacheRows rows,
                                const float* __restrict__ inv_freq, float concentration, int n_heads,
                                int n_kv_heads, int head_dim, int ring,
                                uint16_t* __restrict__ k_cache, uint16_t* __restrict__ v_cache) {
   const int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = head_dim / 2;
-  const int pos = *pos0 + t;
+  const int pos = rows.pos[t];
   float s, c;
   sincosf(static_cast<float>(pos) * inv_freq[i], &s, &c);
   c *= concentration, s *= concentration;
@@ -24,9 +24,9 @@ __global__ void rope_kv_kernel(float* __restrict__ qkv, int stride, const int* _
     return;
   }
   const int g = h - n_heads, kv_dim = n_kv_heads * head_dim;
-  const int64_t slot = ring > 0 ? pos % ring : pos;
-  uint16_t* kd = k_cache + slot * kv_dim + g * head_dim;
-  uint16_t* vd = v_cache + slot * kv_dim + g * head_dim;
+  const int64_t at = cache_base(rows, t) + (ring > 0 ? pos % ring : pos) * int64_t(kv_dim);
+  uint16_t* kd = k_cache + at + g * head_dim;
+  uint16_t* vd = v_cache + at + g * head_dim;
   const float* v = row + (n_heads + n_kv_heads + g) * head_dim;
   kd[i] = to_bf16(r1), kd[i + half] = to_bf16(r2);
   vd[i] = to_bf16(v[i]), vd[i + half] = to_bf16(v[i + half]);
@@ -34,13 +34,13 @@ __global__ void rope_kv_kernel(float* __restrict__ qkv, int stride, const int* _
 
 }  // namespace
 
-cudaError_t rope_kv(float* qkv, int stride, int n, const int* pos0, const float* inv_freq,
+cudaError_t rope_kv(float* qkv, int stride, int n, CacheRows rows, const float* inv_freq,
                     float concentration, int n_heads, int n_kv_heads, int head_dim, int ring,
                     uint16_t* k_cache, uint16_t* v_cache, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (head_dim % 2 != 0 || head_dim > 2048) return cudaErrorInvalidValue;
   rope_kv_kernel<<<dim3(n, n_heads + n_kv_heads), head_dim / 2, 0, stream>>>(
-      qkv, stride, pos0, inv_freq, concentration, n_heads, n_kv_heads, head_dim, ring, k_cache,
+      qkv, stride, rows, inv_freq, concentration, n_heads, n_kv_heads, head_dim, ring, k_cache,
       v_cache);
   return cudaGetLastError();
 }

@@ -6,8 +6,11 @@ namespace {
 
 constexpr int kThreads = 1024;
 
+// Block r: row r of the logits.
 __global__ void argmax_kernel(const float* __restrict__ logits, int V, int32_t* out, int* pos,
                               int advance) {
+  const int r = blockIdx.x;
+  logits += static_cast<int64_t>(r) * V;
   float best = -INFINITY;
   int at = 0x7FFFFFFF;
   for (int i = threadIdx.x; i < V; i += kThreads)
@@ -26,16 +29,17 @@ __global__ void argmax_kernel(const float* __restrict__ logits, int V, int32_t* 
     __syncthreads();
   }
   if (threadIdx.x == 0) {
-    out[0] = si[0];
-    *pos += advance;
+    out[r] = si[0];
+    pos[r] += advance;
   }
 }
 
 }  // namespace
 
-cudaError_t argmax_next(const float* logits, int V, int32_t* out, int* pos, int advance,
+cudaError_t argmax_next(const float* logits, int V, int rows, int32_t* out, int* pos, int advance,
                         cudaStream_t stream) {
-  argmax_kernel<<<1, kThreads, 0, stream>>>(logits, V, out, pos, advance);
+  if (rows <= 0) return cudaSuccess;
+  argmax_kernel<<<rows, kThreads, 0, stream>>>(logits, V, out, pos, advance);
   return cudaGetLastError();
 }
 

@@ -8,8 +8,9 @@
 
 namespace vex::cuda {
 
-// out[0] = argmax(logits[0..V)); then *pos += advance (the step's tokens are now in the cache).
-cudaError_t argmax_next(const float* logits, int V, int32_t* out, int* pos, int advance,
+// For each row r < rows of logits [rows, V]: out[r] = argmax(row r), then pos[r] += advance (the
+// step's tokens are now in the cache; a batched step advances each sequence).
+cudaError_t argmax_next(const float* logits, int V, int rows, int32_t* out, int* pos, int advance,
                         cudaStream_t stream);
 
 }  // namespace vex::cuda
