@@ -67,8 +67,8 @@ absl::StatusOr<T*> CudaEngine::upload(const T* host, size_t count) {
 }
 
 absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(const Config& config,
-                                                               const Weights& weights,
-                                                               int max_ctx, int n_seqs) {
+                                                               const Weights& weights, int max_ctx,
+                                                               int n_seqs) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     cudaGetLastError();
@@ -87,6 +87,10 @@ absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(const Config& con
 
 absl::Status CudaEngine::init(const Weights& w) {
   VEX_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  gemm_ = std::make_unique<cuda::Gemm>();
+  if (gemm_->init() != cudaSuccess)
+    return absl::InternalError(absl::StrCat("cuBLASLt: ", gemm_->error()));
+  mem_.workspace += gemm_->workspace_bytes();
   const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), E = c_.n_experts, I = c_.d_ff;
   const int k = c_.n_experts_active, V = c_.vocab_size;
   // A sliding layer keeps its last `window` keys plus the chunk being written (whose keys must
@@ -173,9 +177,9 @@ absl::Status CudaEngine::init(const Weights& w) {
   VEX_ASSIGN_OR_RETURN(h_, alloc<float>(size_t(kChunk) * k * I, &ws));
   logits_rows_ = std::max(kLogitsRows, n_seqs());
   VEX_ASSIGN_OR_RETURN(logits_, alloc<float>(size_t(logits_rows_) * V, &ws));
-  VEX_ASSIGN_OR_RETURN(attn_partial_, alloc<float>(size_t(n_seqs()) * c_.n_heads * kAttnSplits *
-                                                       (c_.head_dim + 2),
-                                                   &ws));
+  VEX_ASSIGN_OR_RETURN(
+      attn_partial_,
+      alloc<float>(size_t(n_seqs()) * c_.n_heads * kAttnSplits * (c_.head_dim + 2), &ws));
   moe_scratch_.capacity = kChunk * k;
   VEX_ASSIGN_OR_RETURN(moe_scratch_.offset, alloc<int>(E + 1, &ws));
   VEX_ASSIGN_OR_RETURN(moe_scratch_.list, alloc<int>(size_t(kChunk) * k, &ws));
@@ -189,11 +193,15 @@ absl::Status CudaEngine::init(const Weights& w) {
 
 absl::Status CudaEngine::timed(const char* name, uint64_t bytes,
                                const std::function<cudaError_t()>& f) {
+  auto failed = [&](cudaError_t err) {
+    // cuBLAS failures come back as cudaErrorUnknown with the cuBLAS status in gemm_->error().
+    return absl::InternalError(absl::StrCat(
+        name,
+        " launch failed: ", err == cudaErrorUnknown ? gemm_->error() : cudaGetErrorString(err)));
+  };
   if (!profiling_) {
     const cudaError_t err = f();
-    if (err != cudaSuccess)
-      return absl::InternalError(absl::StrCat(name, " launch failed: ", cudaGetErrorString(err)));
-    return absl::OkStatus();
+    return err != cudaSuccess ? failed(err) : absl::OkStatus();
   }
   Pending p{name, bytes, nullptr, nullptr};
   VEX_CUDA_CHECK(cudaEventCreate(&p.start));
@@ -202,9 +210,7 @@ absl::Status CudaEngine::timed(const char* name, uint64_t bytes,
   const cudaError_t err = f();
   VEX_CUDA_CHECK(cudaEventRecord(p.stop, stream_));
   pending_.push_back(p);
-  if (err != cudaSuccess)
-    return absl::InternalError(absl::StrCat(name, " launch failed: ", cudaGetErrorString(err)));
-  return absl::OkStatus();
+  return err != cudaSuccess ? failed(err) : absl::OkStatus();
 }
 
 // One pass of n tokens through the layers, top to bottom as spec §4.0 and forward_cpu.
@@ -223,8 +229,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
       timed("embed", n * D * b2, [&] { return cuda::embed(d_tokens_, n, embedding_, D, x_, s); }));
   for (int il = 0; il < c_.n_layers; ++il) {
     const Layer& L = layers_[il];
-    const cuda::CacheRows rows{d_pos_, d_seq_,
-                               int64_t(L.sliding ? ring_ : max_ctx_) * KV};
+    const cuda::CacheRows rows{d_pos_, d_seq_, int64_t(L.sliding ? ring_ : max_ctx_) * KV};
     // Attention block: x += o_proj(attn(rope(q), rope(k), v)).
     if (!gemm) {
       VEX_RETURN_IF_ERROR(timed("rmsnorm+qkv", uint64_t(S) * D * b2, [&] {
@@ -237,7 +242,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
         return e != cudaSuccess ? e : cuda::to_bf16(xn_, act_bf16_, int64_t(n) * D, s);
       }));
       VEX_RETURN_IF_ERROR(timed("qkv_gemm", uint64_t(S) * D * b2, [&] {
-        return cuda::gemm_bf16(act_bf16_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s);
+        return gemm_->run(act_bf16_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s);
       }));
     }
     VEX_RETURN_IF_ERROR(timed("rope_kv", 0, [&] {
@@ -257,7 +262,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
     } else {
       VEX_RETURN_IF_ERROR(timed("o_gemm", uint64_t(D) * Q * b2, [&] {
         cudaError_t e = cuda::to_bf16(att_, act_bf16_, int64_t(n) * Q, s);
-        return e != cudaSuccess ? e : cuda::gemm_bf16(act_bf16_, L.wo, L.bo, x_, n, Q, D, true, s);
+        return e != cudaSuccess ? e : gemm_->run(act_bf16_, L.wo, L.bo, x_, n, Q, D, true, s);
       }));
     }
     // MoE block: x += sum over the top-k slots of w_e * expert_e(xn).
@@ -285,11 +290,12 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
 absl::Status CudaEngine::enqueue_logits(int row0, int m, bool gemm) {
   const int D = c_.d_model, V = c_.vocab_size;
   VEX_RETURN_IF_ERROR(timed("rmsnorm", D * 2, [&] {
-    cudaError_t e = cuda::rmsnorm(x_ + size_t(row0) * D, final_norm_, xn_, m, D, c_.rms_eps, stream_);
+    cudaError_t e =
+        cuda::rmsnorm(x_ + size_t(row0) * D, final_norm_, xn_, m, D, c_.rms_eps, stream_);
     return e != cudaSuccess || !gemm ? e : cuda::to_bf16(xn_, act_bf16_, int64_t(m) * D, stream_);
   }));
   return timed("lm_head", uint64_t(V) * D * 2, [&] {
-    return gemm ? cuda::gemm_bf16(act_bf16_, lm_head_, nullptr, logits_, m, D, V, false, stream_)
+    return gemm ? gemm_->run(act_bf16_, lm_head_, nullptr, logits_, m, D, V, false, stream_)
                 : cuda::gemv_bf16(xn_, lm_head_, nullptr, logits_, m, D, V, false, stream_);
   });
 }

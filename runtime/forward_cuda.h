@@ -20,6 +20,9 @@
 #include "runtime/weights.h"
 
 namespace vex {
+namespace cuda {
+class Gemm;
+}
 
 // GPU memory of an engine, in bytes.
 struct CudaMemory {
@@ -150,7 +153,8 @@ class CudaEngine final : public Engine {
   float* attn_partial_ = nullptr;  // [n_seqs, Hq, kAttnSplits, d + 2] split-K attention states
   uint16_t* act_bf16_ = nullptr;  // [rows, max(D, Q)] GEMM inputs of a pass
   int* idx_ = nullptr;
-  cuda::MoeScratch moe_scratch_{};  // the grouped prefill path's lists and outputs
+  cuda::MoeScratch moe_scratch_{};
+  std::unique_ptr<cuda::Gemm> gemm_;  // cuBLASLt for passes on tensor cores  // the grouped prefill path's lists and outputs
 };
 
 }  // namespace vex

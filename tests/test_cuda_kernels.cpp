@@ -130,11 +130,14 @@ TEST(CudaKernels, GemvBf16) {
   }
 }
 
-// The tensor-core GEMM of prefill chunks against linear_bf16 on the same bf16-rounded inputs:
-// bf16 products are exact in fp32; the MMA's fp32 accumulation order (and its truncation of
+// The cuBLASLt GEMM of prefill chunks against linear_bf16 on the same bf16-rounded inputs:
+// bf16 products are exact in fp32; the tensor cores' fp32 accumulation order (and truncation of
 // partial sums) differs from the double reference: 1e-5 of sum |w x|.
 TEST(CudaKernels, GemmBf16TensorCores) {
-  for (auto [n, K, N] : {std::tuple{13, 2880, 320}, {40, 4096, 128}, {128, 64, 192}}) {
+  cuda::Gemm gemm;
+  CUDA_OK(gemm.init());
+  for (auto [n, K, N] :
+       {std::tuple{13, 2880, 320}, {40, 4096, 128}, {128, 64, 192}, {1, 2880, 5120}}) {
     auto x = normal(size_t(n) * K);
     std::vector<uint16_t> xb(x.size());
     for (size_t i = 0; i < x.size(); ++i) xb[i] = f32_to_bf16(x[i]), x[i] = bf16_to_f32(xb[i]);
@@ -143,8 +146,8 @@ TEST(CudaKernels, GemmBf16TensorCores) {
     linear_bf16(x.data(), W.data(), b.data(), ref.data(), n, K, N);
     Dev<uint16_t> dx(xb), dW(W), db(b);
     Dev<float> dy(ref.size()), dacc(prior);
-    CUDA_OK(cuda::gemm_bf16(dx.p, dW.p, db.p, dy.p, n, K, N, false, 0));
-    CUDA_OK(cuda::gemm_bf16(dx.p, dW.p, db.p, dacc.p, n, K, N, true, 0));
+    CUDA_OK(gemm.run(dx.p, dW.p, db.p, dy.p, n, K, N, false, 0));
+    CUDA_OK(gemm.run(dx.p, dW.p, db.p, dacc.p, n, K, N, true, 0));
     const auto y = dy.get(), acc = dacc.get();
     for (int t = 0; t < n; ++t)
       for (int r = 0; r < N; ++r) {

@@ -47,7 +47,7 @@ struct Agreement {
   int top1 = 0, clear = 0, clear_top1 = 0;
 };
 
-Agreement compare(const std::vector<float>& ref, const std::vector<float>& got, int n, int V,
+Agreement compare(std::span<const float> ref, std::span<const float> got, int n, int V,
                   double threshold) {
   Agreement a;
   std::vector<double> rel(n);
@@ -178,8 +178,12 @@ TEST_F(ForwardCuda, RewindMatchesFreshRun) {
     auto f = make_engine(*model_, 1200, Device::kCuda);
     Session fresh(std::move(*f), V);
     ASSERT_TRUE(fresh.set_tokens(second).ok());
-    EXPECT_EQ(memcmp(s.logits().data(), fresh.logits().data(), V * sizeof(float)), 0)
-        << "rewind " << rewind;
+    // The recomputed tail (5 tokens) and the fresh run's last chunk are GEMMs of other shapes,
+    // which cuBLASLt may run with other algorithms (another fp32 summation order): equal to
+    // reordering noise (measured below 1e-5); a wrong rewind is O(1) off.
+    const Agreement a = compare(fresh.logits(), s.logits(), 1, V, 1e-4);
+    EXPECT_EQ(a.over, 0) << "rewind " << rewind;
+    EXPECT_EQ(a.top1, 1) << "rewind " << rewind;
   }
 }
 
@@ -214,8 +218,7 @@ TEST_F(ForwardCuda, BatchedDecodeMatchesForwardCpu) {
       const auto tokens = random_tokens(B, 200 + i);
       ASSERT_TRUE(gpu->decode_batch(tokens, &got[size_t(i) * B * V]).ok());
       for (int b = 0; b < B; ++b)
-        ASSERT_TRUE(
-            cpu[b]->forward(std::span(&tokens[b], 1), &ref[(size_t(i) * B + b) * V]).ok());
+        ASSERT_TRUE(cpu[b]->forward(std::span(&tokens[b], 1), &ref[(size_t(i) * B + b) * V]).ok());
     }
     for (int b = 0; b < B; ++b) EXPECT_EQ(gpu->pos_of(b), 40 + 7 * b + steps);
     printf("B = %d: ", B);
@@ -246,8 +249,7 @@ TEST_F(ForwardCuda, BatchedDecodeMatchesSingleSequences) {
     const auto tokens = random_tokens(B, 600 + i);
     ASSERT_TRUE(batch->decode_batch(tokens, &got[size_t(i) * B * V]).ok());
     for (int b = 0; b < B; ++b)
-      ASSERT_TRUE(
-          single[b]->forward(std::span(&tokens[b], 1), &ref[(size_t(i) * B + b) * V]).ok());
+      ASSERT_TRUE(single[b]->forward(std::span(&tokens[b], 1), &ref[(size_t(i) * B + b) * V]).ok());
   }
   const Agreement a = compare(ref, got, steps * B, V, 1e-4);
   EXPECT_LT(a.median, 1e-4);

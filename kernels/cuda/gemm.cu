@@ -4,44 +4,13 @@
 namespace vex::cuda {
 namespace {
 
-constexpr int kWarps = 4, kRowsPerBlock = 64, kTokens = 16;
-
-// Grid (N / 64): warp w owns rows 16 w .. of the block's 64, and runs every 16 tokens against
-// them (A fragments straight from the bf16 rows, B from the token rows; m16n8k16 layouts).
-__global__ void __launch_bounds__(kWarps * 32)
-    gemm_kernel(const uint16_t* __restrict__ xb, const uint16_t* __restrict__ W,
-                const uint16_t* __restrict__ b, float* __restrict__ y, int n, int K, int N,
-                bool accumulate) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
-  const int r0 = blockIdx.x * kRowsPerBlock + warp * 16;
-  const uint32_t* wa = reinterpret_cast<const uint32_t*>(W + static_cast<int64_t>(r0 + g) * K);
-  const uint32_t* wb = reinterpret_cast<const uint32_t*>(W + static_cast<int64_t>(r0 + g + 8) * K);
-  for (int t0 = 0; t0 < n; t0 += kTokens) {
-    const uint32_t* xr[2];
-    for (int tile = 0; tile < 2; ++tile)
-      xr[tile] = reinterpret_cast<const uint32_t*>(
-          xb + static_cast<int64_t>(min(t0 + tile * 8 + g, n - 1)) * K);
-    float acc[2][4] = {};
-    for (int k0 = 0; k0 < K; k0 += 16) {
-      const int kw = k0 / 2 + c;  // u32 index of elements (k0 + 2c, k0 + 2c + 1)
-      const uint32_t a[4] = {__ldg(wa + kw), __ldg(wb + kw), __ldg(wa + kw + 4),
-                             __ldg(wb + kw + 4)};
-#pragma unroll
-      for (int tile = 0; tile < 2; ++tile) {
-        const uint32_t bb[2] = {__ldg(xr[tile] + kw), __ldg(xr[tile] + kw + 4)};
-        mma_bf16(acc[tile], a, bb);
-      }
-    }
-#pragma unroll
-    for (int tile = 0; tile < 2; ++tile)
-#pragma unroll
-      for (int v = 0; v < 4; ++v) {
-        const int r = r0 + g + (v >= 2 ? 8 : 0), t = t0 + tile * 8 + 2 * c + (v % 2);
-        if (t >= n) continue;
-        float* out = y + static_cast<int64_t>(t) * N + r;
-        *out = (accumulate ? *out : 0.0f) + acc[tile][v] + (b ? bf16(b[r]) : 0.0f);
-      }
-  }
+// y = (accumulate ? y : 0) + b, broadcast over the rows: the GEMM then adds into y (beta = 1).
+__global__ void bias_kernel(float* __restrict__ y, const uint16_t* __restrict__ b, int n, int N,
+                            bool accumulate) {
+  const int64_t count = int64_t(n) * N;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
+       i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = (accumulate ? y[i] : 0.0f) + (b ? bf16(b[i % N]) : 0.0f);
 }
 
 __global__ void to_bf16_kernel(const float* __restrict__ x, uint16_t* __restrict__ xb,
@@ -51,20 +20,90 @@ __global__ void to_bf16_kernel(const float* __restrict__ x, uint16_t* __restrict
     xb[i] = to_bf16(x[i]);
 }
 
+int grid_for(int64_t count) {
+  return static_cast<int>(std::min<int64_t>((count + 255) / 256, 4096));
+}
+
 }  // namespace
 
-cudaError_t gemm_bf16(const uint16_t* xb, const uint16_t* W, const uint16_t* b, float* y, int n,
+Gemm::~Gemm() {
+  for (Plan& p : plans_) {
+    cublasLtMatrixLayoutDestroy(p.a), cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c), cublasLtMatmulDescDestroy(p.op);
+  }
+  if (workspace_) cudaFree(workspace_);
+  if (handle_) cublasLtDestroy(handle_);
+}
+
+cudaError_t Gemm::fail(cublasStatus_t s, const char* what, int n, int K, int N) {
+  std::snprintf(error_, sizeof(error_), "%s (cuBLAS status %d; n %d, K %d, N %d)", what,
+                static_cast<int>(s), n, K, N);
+  return cudaErrorUnknown;
+}
+
+cudaError_t Gemm::init() {
+  if (handle_) return cudaSuccess;
+  if (cublasStatus_t s = cublasLtCreate(&handle_); s != CUBLAS_STATUS_SUCCESS)
+    return fail(s, "cublasLtCreate failed");
+  return cudaMalloc(&workspace_, kWorkspaceBytes);
+}
+
+// Row-major Y[n, N] = X[n, K] W[N, K]^T is, column-major, Y^T (N x n) = W^T' (N x K) X^T (K x n):
+// A = W stored K x N (ld K) transposed, B = X stored K x n (ld K), C = D = Y stored N x n (ld N).
+const Gemm::Plan* Gemm::plan(int n, int K, int N) {
+  for (const Plan& p : plans_)
+    if (p.n == n && p.K == K && p.N == N) return &p;
+  Plan p;
+  p.n = n, p.K = K, p.N = N;
+  const cublasOperation_t trans = CUBLAS_OP_T;
+  cublasLtMatmulPreference_t pref = nullptr;
+  cublasLtMatmulHeuristicResult_t best{};
+  int found = 0;
+  const size_t ws = kWorkspaceBytes;
+  cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
+  auto good = [&](cublasStatus_t r) { return (st = r) == CUBLAS_STATUS_SUCCESS; };
+  bool ok = good(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F)) &&
+            good(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &trans,
+                                                sizeof(trans))) &&
+            good(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, K, N, K)) &&
+            good(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, K, n, K)) &&
+            good(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, N, n, N)) &&
+            good(cublasLtMatmulPreferenceCreate(&pref)) &&
+            good(cublasLtMatmulPreferenceSetAttribute(
+                pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws))) &&
+            good(cublasLtMatmulAlgoGetHeuristic(handle_, p.op, p.a, p.b, p.c, p.c, pref, 1, &best,
+                                                &found)) &&
+            found > 0;
+  if (pref) cublasLtMatmulPreferenceDestroy(pref);
+  if (!ok) {
+    cublasLtMatrixLayoutDestroy(p.a), cublasLtMatrixLayoutDestroy(p.b);
+    cublasLtMatrixLayoutDestroy(p.c), cublasLtMatmulDescDestroy(p.op);
+    fail(st, found ? "cuBLASLt setup failed" : "cuBLASLt has no algorithm for this bf16 GEMM", n, K,
+         N);
+    return nullptr;
+  }
+  p.algo = best.algo;
+  plans_.push_back(p);
+  return &plans_.back();
+}
+
+cudaError_t Gemm::run(const uint16_t* xb, const uint16_t* W, const uint16_t* b, float* y, int n,
                       int K, int N, bool accumulate, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  if (K % 16 != 0 || N % kRowsPerBlock != 0) return cudaErrorInvalidValue;
-  gemm_kernel<<<N / kRowsPerBlock, kWarps * 32, 0, stream>>>(xb, W, b, y, n, K, N, accumulate);
-  return cudaGetLastError();
+  if (!handle_) return cudaErrorNotReady;  // init() first
+  const Plan* p = plan(n, K, N);
+  if (!p) return cudaErrorUnknown;
+  bias_kernel<<<grid_for(int64_t(n) * N), 256, 0, stream>>>(y, b, n, N, accumulate);
+  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
+  const float alpha = 1.0f, beta = 1.0f;
+  const cublasStatus_t s = cublasLtMatmul(handle_, p->op, &alpha, W, p->a, xb, p->b, &beta, y, p->c,
+                                          y, p->c, &p->algo, workspace_, kWorkspaceBytes, stream);
+  return s == CUBLAS_STATUS_SUCCESS ? cudaSuccess : fail(s, "cublasLtMatmul failed", n, K, N);
 }
 
 cudaError_t to_bf16(const float* x, uint16_t* xb, int64_t count, cudaStream_t stream) {
   if (count <= 0) return cudaSuccess;
-  const int blocks = static_cast<int>(std::min<int64_t>((count + 255) / 256, 4096));
-  to_bf16_kernel<<<blocks, 256, 0, stream>>>(x, xb, count);
+  to_bf16_kernel<<<grid_for(count), 256, 0, stream>>>(x, xb, count);
   return cudaGetLastError();
 }
 
