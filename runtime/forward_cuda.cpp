@@ -74,9 +74,9 @@ absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(const Config& con
     cudaGetLastError();
     return absl::UnimplementedError("no CUDA device");
   }
-  if (config.head_dim % 8 || config.d_model % 32 || config.d_ff % 32)
+  if (config.head_dim % 8 || config.d_model % 64 || config.d_ff % 64)
     return absl::UnimplementedError(
-        "the CUDA engine needs head_dim % 8 == 0 and hidden_size, intermediate_size % 32 == 0");
+        "the CUDA engine needs head_dim % 8 == 0 and hidden_size, intermediate_size % 64 == 0");
   if (n_seqs < 1 || n_seqs > kMaxSeqs)
     return absl::InvalidArgumentError(
         absl::StrCat("the CUDA engine runs 1 to ", kMaxSeqs, " sequences, not ", n_seqs));

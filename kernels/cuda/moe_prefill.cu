@@ -29,39 +29,55 @@ __device__ __forceinline__ uint32_t scale2(uint32_t v, uint32_t s) {
   return *reinterpret_cast<const uint32_t*>(&r);
 }
 
-__device__ __forceinline__ uint32_t byte_of(const uint4& q, int j) {
-  const uint32_t w = j < 4 ? q.x : j < 8 ? q.y : j < 12 ? q.z : q.w;
-  return (w >> (8 * (j % 4))) & 0xFF;
-}
-
 // C[16 rows of this warp][16 tokens] = W[rows] . X[tokens]^T over K, for rows `row` (this
 // warp's first) of an MXFP4 matrix with K/32 blocks per row, and token rows xrow[0..1] per
 // n8 tile (this lane's column g of each tile). acc[tile][4] in the C layout of m16n8k16.
+//
+// The k order inside an MMA is free as long as A and B agree, so each lane takes 16 contiguous
+// k of every 64: its 8 code bytes (one 8-byte load per row; the 4 lanes of a row read 32
+// contiguous bytes), one scale, and its tokens' 16 bf16 (two 16-byte loads per token row).
+// Step s of 4 pairs the lane's bytes 2s, 2s+1 with x words 2s, 2s+1. Loads for the next 64 k
+// are issued before the current ones are used.
 __device__ __forceinline__ void warp_tile(const uint8_t* blocks, const uint8_t* scales, int64_t row,
                                           int K, const uint16_t* const* xrow, const uint32_t* lut,
                                           float (*acc)[4]) {
   const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4, groups = K / 32;
-  const uint4* ba = reinterpret_cast<const uint4*>(blocks) + (row + g) * groups;
-  const uint4* bb = reinterpret_cast<const uint4*>(blocks) + (row + g + 8) * groups;
-  const uint8_t* sa = scales + (row + g) * groups;
-  const uint8_t* sb = scales + (row + g + 8) * groups;
-  for (int blk = 0; blk < groups; ++blk) {
-    const uint4 qa = __ldg(ba + blk), qb = __ldg(bb + blk);
-    const uint32_t ska = __ldg(sa + blk), skb = __ldg(sb + blk);
+  const uint2* ca = reinterpret_cast<const uint2*>(blocks + (row + g) * groups * 16) + c;
+  const uint2* cb = reinterpret_cast<const uint2*>(blocks + (row + g + 8) * groups * 16) + c;
+  const uint8_t* sa = scales + (row + g) * groups + c / 2;
+  const uint8_t* sb = scales + (row + g + 8) * groups + c / 2;
+  const uint4* x0 = reinterpret_cast<const uint4*>(xrow[0]) + 2 * c;
+  const uint4* x1 = reinterpret_cast<const uint4*>(xrow[1]) + 2 * c;
+  // One 64-k step: 4 uint2 code words per row pair, per 64 k the pointers advance by 4 uint2
+  // (32 bytes of codes), 2 scales, and 8 uint4 of x (64 bf16).
+  uint2 qa = __ldg(ca), qb = __ldg(cb);
+  uint32_t ska = __ldg(sa), skb = __ldg(sb);
+  uint4 xa[2] = {__ldg(x0), __ldg(x0 + 1)}, xb[2] = {__ldg(x1), __ldg(x1 + 1)};
+  for (int s64 = 0; s64 < K / 64; ++s64) {
+    const uint2 cqa = qa, cqb = qb;
+    const uint32_t cska = ska, cskb = skb;
+    const uint4 cxa[2] = {xa[0], xa[1]}, cxb[2] = {xb[0], xb[1]};
+    if (s64 + 1 < K / 64) {
+      const int o = (s64 + 1) * 4;
+      qa = __ldg(ca + o), qb = __ldg(cb + o);
+      ska = __ldg(sa + 2 * (s64 + 1)), skb = __ldg(sb + 2 * (s64 + 1));
+      xa[0] = __ldg(x0 + 8 * (s64 + 1)), xa[1] = __ldg(x0 + 8 * (s64 + 1) + 1);
+      xb[0] = __ldg(x1 + 8 * (s64 + 1)), xb[1] = __ldg(x1 + 8 * (s64 + 1) + 1);
+    }
+    const uint32_t wa[2] = {cqa.x, cqa.y}, wb[2] = {cqb.x, cqb.y};
+    const uint32_t* ta = reinterpret_cast<const uint32_t*>(cxa);
+    const uint32_t* tb = reinterpret_cast<const uint32_t*>(cxb);
 #pragma unroll
-    for (int step = 0; step < 2; ++step) {
-      const int k0 = blk * 32 + step * 16;
+    for (int step = 0; step < 4; ++step) {
+      const int j0 = 2 * step, j1 = 2 * step + 1;  // the lane's code bytes of this step
       uint32_t a[4];
-      a[0] = scale2(lut[byte_of(qa, step * 8 + c)], ska);      // row g,   k 2c, 2c+1
-      a[1] = scale2(lut[byte_of(qb, step * 8 + c)], skb);      // row g+8, k 2c, 2c+1
-      a[2] = scale2(lut[byte_of(qa, step * 8 + c + 4)], ska);  // row g,   k 2c+8, 2c+9
-      a[3] = scale2(lut[byte_of(qb, step * 8 + c + 4)], skb);  // row g+8, k 2c+8, 2c+9
-#pragma unroll
-      for (int tile = 0; tile < 2; ++tile) {
-        const uint32_t* xr = reinterpret_cast<const uint32_t*>(xrow[tile] + k0);
-        const uint32_t b[2] = {__ldg(xr + c), __ldg(xr + c + 4)};  // k 2c, 2c+1 and 2c+8, 2c+9
-        mma_bf16(acc[tile], a, b);
-      }
+      a[0] = scale2(lut[(wa[j0 / 4] >> (8 * (j0 % 4))) & 0xFF], cska);  // row g
+      a[1] = scale2(lut[(wb[j0 / 4] >> (8 * (j0 % 4))) & 0xFF], cskb);  // row g + 8
+      a[2] = scale2(lut[(wa[j1 / 4] >> (8 * (j1 % 4))) & 0xFF], cska);
+      a[3] = scale2(lut[(wb[j1 / 4] >> (8 * (j1 % 4))) & 0xFF], cskb);
+      const uint32_t b0[2] = {ta[j0], ta[j1]}, b1[2] = {tb[j0], tb[j1]};
+      mma_bf16(acc[0], a, b0);
+      mma_bf16(acc[1], a, b1);
     }
   }
 }
@@ -148,7 +164,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 cudaError_t moe_gate_up_mma(const uint16_t* xb, const vex_slot* slots, const int* offset,
                             const int* list, const MoeWeights& w, int E, int k, float limit,
                             uint16_t* hb, cudaStream_t stream) {
-  if (w.D % 32 || (2 * w.I) % kRowsPerBlock) return cudaErrorInvalidValue;
+  if (w.D % 64 || (2 * w.I) % kRowsPerBlock) return cudaErrorInvalidValue;
   gate_up_mma_kernel<<<dim3(2 * w.I / kRowsPerBlock, E), kWarps * 32, 0, stream>>>(
       xb, slots, offset, list, w, k, limit, hb);
   return cudaGetLastError();
@@ -157,7 +173,7 @@ cudaError_t moe_gate_up_mma(const uint16_t* xb, const vex_slot* slots, const int
 cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot* slots,
                          const int* offset, const int* list, const MoeWeights& w, int E, float* y,
                          cudaStream_t stream) {
-  if (w.I % 32 || w.D % kRowsPerBlock) return cudaErrorInvalidValue;
+  if (w.I % 64 || w.D % kRowsPerBlock) return cudaErrorInvalidValue;
   down_mma_kernel<<<dim3(w.D / kRowsPerBlock, E), kWarps * 32, 0, stream>>>(hb, weight, slots,
                                                                             offset, list, w, y);
   return cudaGetLastError();
