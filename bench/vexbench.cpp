@@ -75,6 +75,7 @@ std::string gpu_name() {
 int run(int argc, char** argv) {
   std::string weights, out = "md", device_s = "auto", prompts_s = "512", batches_s = "1";
   int n_gen = 128, reps = 5, depth = 0;
+  float top_p = 0;  // 0: greedy decode
   bool help = false, profile = false;
   Args a;
   a.text({"--weights", "-m"}, "checkpoint directory (required)", &weights);
@@ -91,6 +92,9 @@ int run(int argc, char** argv) {
     return absl::OkStatus();
   });
   a.text({"--device"}, "auto | cpu | cuda (default auto)", &device_s);
+  a.number({"--top-p"},
+           "decode by sampling on the GPU (temperature 1, this top-p) instead of greedy (batch 1)",
+           0.0, 1.0, &top_p);
   a.flag({"--profile"}, "time each kernel family of one decode step (CUDA)", &profile);
   a.flag({"--help", "-h"}, "show this help", &help);
   std::vector<int32_t> prompts, batches;
@@ -177,8 +181,10 @@ int run(int argc, char** argv) {
 #ifdef VEX_WITH_CUDA
       if (cuda) {
         if (absl::Status s = cuda->set_sequence(0); !s.ok()) return fail(s);
-        absl::Status s = B == 1 ? cuda->decode_greedy(first[0], n_gen, nullptr)
-                                : cuda->decode_greedy_batch(first, n_gen, nullptr);
+        const SamplingParams sp{1.0f, 0, static_cast<float>(top_p), 0.0f, uint64_t(r)};
+        absl::Status s = B > 1       ? cuda->decode_greedy_batch(first, n_gen, nullptr)
+                         : top_p > 0 ? cuda->decode_sample(first[0], n_gen, sp, 0, nullptr)
+                                     : cuda->decode_greedy(first[0], n_gen, nullptr);
         if (!s.ok()) return fail(s);
       } else
 #endif
@@ -193,8 +199,9 @@ int run(int argc, char** argv) {
       const double secs = std::chrono::duration<double>(Clock::now() - s0).count();
       if (r) v.push_back(double(B) * n_gen / secs);
     }
-    Row row{depth ? absl::StrCat("tg", n_gen, " @ d", depth) : absl::StrCat("tg", n_gen), B,
-            stats(v)};
+    Row row{absl::StrCat("tg", n_gen, depth ? absl::StrCat(" @ d", depth) : "",
+                         top_p > 0 && B == 1 ? absl::StrCat(" top-p ", top_p) : ""),
+            B, stats(v)};
 #ifdef VEX_WITH_CUDA
     if (cuda) {  // bytes of one step at the run's mean context; steps/s = tok/s / B
       const double bytes = cuda->decode_bytes(depth + n_gen / 2, B);

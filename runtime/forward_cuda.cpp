@@ -168,6 +168,8 @@ absl::Status CudaEngine::init(const Weights& w) {
   VEX_ASSIGN_OR_RETURN(d_tokens_, alloc<int32_t>(kChunk, &ws));
   VEX_ASSIGN_OR_RETURN(d_pos_, alloc<int>(kChunk, &ws));
   VEX_ASSIGN_OR_RETURN(d_seq_, alloc<int>(kChunk, &ws));
+  VEX_ASSIGN_OR_RETURN(d_draws_, alloc<uint64_t>(kChunk, &ws));
+  VEX_ASSIGN_OR_RETURN(d_sampling_, alloc<cuda::SamplingConfig>(1, &ws));
   VEX_ASSIGN_OR_RETURN(x_, alloc<float>(size_t(kChunk) * D, &ws));
   VEX_ASSIGN_OR_RETURN(xn_, alloc<float>(size_t(kChunk) * D, &ws));
   VEX_ASSIGN_OR_RETURN(qkv_, alloc<float>(size_t(kChunk) * (Q + 2 * KV), &ws));
@@ -352,9 +354,10 @@ absl::Status CudaEngine::set_sequence(int seq) {
   return absl::OkStatus();
 }
 
-absl::Status CudaEngine::run_step_graph(int rows) {
+absl::Status CudaEngine::run_step_graph(int rows, bool sampled) {
+  const int key = 2 * rows + sampled;
   auto it = std::find_if(step_graphs_.begin(), step_graphs_.end(),
-                         [&](const auto& g) { return g.first == rows; });
+                         [&](const auto& g) { return g.first == key; });
   if (it == step_graphs_.end()) {
     cudaGraphExec_t exec;
     cudaGraph_t graph;
@@ -362,18 +365,22 @@ absl::Status CudaEngine::run_step_graph(int rows) {
     const bool gemm = uses_gemm(rows, true);
     absl::Status st = enqueue_layers(rows, /*decode=*/true);
     if (st.ok()) st = enqueue_logits(0, rows, gemm);
-    if (st.ok())
-      st = cuda::argmax_next(logits_, c_.vocab_size, rows, d_tokens_, d_pos_, 1, stream_) ==
-                   cudaSuccess
-               ? absl::OkStatus()
-               : absl::InternalError("argmax_next launch failed");
+    if (st.ok()) {
+      const cudaError_t e =
+          sampled ? cuda::sample_next(logits_, c_.vocab_size, rows,
+                                      static_cast<const cuda::SamplingConfig*>(d_sampling_),
+                                      d_draws_, d_tokens_, d_pos_, 1, stream_)
+                  : cuda::argmax_next(logits_, c_.vocab_size, rows, d_tokens_, d_pos_, 1, stream_);
+      if (e != cudaSuccess)
+        st = absl::InternalError(absl::StrCat("token selection failed: ", cudaGetErrorString(e)));
+    }
     const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
     VEX_RETURN_IF_ERROR(st);
     VEX_CUDA_CHECK(end);
     const cudaError_t inst = cudaGraphInstantiate(&exec, graph, 0);
     cudaGraphDestroy(graph);
     VEX_CUDA_CHECK(inst);
-    it = step_graphs_.insert(step_graphs_.end(), {rows, exec});
+    it = step_graphs_.insert(step_graphs_.end(), {key, exec});
   }
   VEX_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
   return absl::OkStatus();
@@ -413,7 +420,22 @@ absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits,
 }
 
 absl::Status CudaEngine::decode_greedy(int32_t first, int n, int32_t* out) {
+  return decode_sample(first, n, SamplingParams{.temperature = 0}, 0, out);
+}
+
+absl::Status CudaEngine::decode_sample(int32_t first, int n, const SamplingParams& params,
+                                       uint64_t draw0, int32_t* out) {
   if (n <= 0) return absl::OkStatus();
+  VEX_RETURN_IF_ERROR(validate(params));
+  const bool sampled = params.temperature > 0 && params.top_k != 1;
+  if (sampled) {
+    const cuda::SamplingConfig cfg{params.temperature, params.top_k, params.top_p, params.min_p,
+                                   params.seed};
+    VEX_CUDA_CHECK(cudaMemcpyAsync(d_sampling_, &cfg, sizeof(cfg), cudaMemcpyHostToDevice,
+                                   stream_));
+    VEX_CUDA_CHECK(
+        cudaMemcpyAsync(d_draws_, &draw0, sizeof(draw0), cudaMemcpyHostToDevice, stream_));
+  }
   if (pos() + n > max_ctx_)
     return absl::OutOfRangeError(absl::StrFormat(
         "decoding %d tokens from position %d exceeds the context size %d", n, pos(), max_ctx_));
@@ -422,7 +444,7 @@ absl::Status CudaEngine::decode_greedy(int32_t first, int n, int32_t* out) {
       cudaMemcpyAsync(d_tokens_, &first, sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
   VEX_RETURN_IF_ERROR(place_chunk(1));
   for (int i = 0; i < n; ++i) {
-    VEX_RETURN_IF_ERROR(run_step_graph(1));
+    VEX_RETURN_IF_ERROR(run_step_graph(1, sampled));
     if (out)
       VEX_CUDA_CHECK(
           cudaMemcpyAsync(out + i, d_tokens_, sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));

@@ -17,6 +17,7 @@
 #include "kernels/cuda/moe.cuh"
 #include "runtime/config.h"
 #include "runtime/engine.h"
+#include "runtime/sampler.h"
 #include "runtime/weights.h"
 
 namespace vex {
@@ -61,6 +62,10 @@ class CudaEngine final : public Engine {
   // previous step's logits, replaying the captured step graph without host round trips; writes
   // the n chosen tokens to out (if not null). The path vexbench times.
   absl::Status decode_greedy(int32_t first, int n, int32_t* out);
+  // The same with each token drawn on the GPU as vex::Sampler(params) draws it at draw indices
+  // draw0 + 1, draw0 + 2, ... (kernels/cuda/sampling.cuh): only the tokens come back.
+  absl::Status decode_sample(int32_t first, int n, const SamplingParams& params, uint64_t draw0,
+                             int32_t* out);
 
   // Sequences: forward, truncate, pos and decode_greedy act on the selected one (initially 0).
   int n_seqs() const { return static_cast<int>(pos_.size()); }
@@ -115,7 +120,8 @@ class CudaEngine final : public Engine {
   // A decode step of `rows` rows (one per sequence, placed by d_pos_, d_seq_) as a CUDA graph:
   // layers, logits, argmax into d_tokens_ and positions advanced on the device. Captured on first
   // use of each row count.
-  absl::Status run_step_graph(int rows);
+  // sampled: the token is drawn with the parameters in d_sampling_ (else argmax).
+  absl::Status run_step_graph(int rows, bool sampled = false);
   // Launches through here are timed when profiling.
   absl::Status timed(const char* name, uint64_t bytes, const std::function<cudaError_t()>& f);
 
@@ -136,7 +142,7 @@ class CudaEngine final : public Engine {
   CudaMemory mem_;
   std::vector<void*> allocations_;
   cudaStream_t stream_ = nullptr;
-  std::vector<std::pair<int, cudaGraphExec_t>> step_graphs_;  // by row count
+  std::vector<std::pair<int, cudaGraphExec_t>> step_graphs_;  // by 2 * rows + sampled
 
   // Weights on the device.
   const uint16_t *embedding_ = nullptr, *final_norm_ = nullptr, *lm_head_ = nullptr;
@@ -147,6 +153,8 @@ class CudaEngine final : public Engine {
 
   // State: [kChunk, ...] activations, named as in spec §4.
   int32_t* d_tokens_ = nullptr;
+  void* d_sampling_ = nullptr;   // cuda::SamplingConfig
+  uint64_t* d_draws_ = nullptr;  // [kChunk] draw index of each row's sampler
   int *d_pos_ = nullptr, *d_seq_ = nullptr;  // [rows] placement of a pass (kernels/cuda/rows.cuh)
   float *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *att_ = nullptr, *h_ = nullptr;
   float *weight_ = nullptr, *logits_ = nullptr;

@@ -506,5 +506,42 @@ TEST(CudaKernels, ArgmaxNextAndAdvance) {
   EXPECT_EQ(pos.get(), (std::vector<int>{42, 8, 1}));
 }
 
+// Sampling on the GPU draws what vex::Sampler draws: the same filters on the same weights and the
+// same counter-based uniform. The two differ only in summation order (double) and in expf's last
+// ulp, which move a boundary by ~1e-7 of a token's mass; a draw landing there is rare. Rows of
+// 201,088 logits ~ N(0, 2) with planted ties at the top; 6 settings x 40 draws, 2 rows.
+TEST(CudaKernels, SampleNextMatchesSampler) {
+  const int V = 201088, rows = 2, draws = 40;
+  auto logits = normal(size_t(rows) * V, 2.0f);
+  for (int r = 0; r < rows; ++r)  // ties at the largest logits (top-k / top-p boundaries)
+    logits[size_t(r) * V + 1000] = logits[size_t(r) * V + 90000] = 9.0f,
+                           logits[size_t(r) * V + 5] = logits[size_t(r) * V + 70000] = 8.5f;
+  const SamplingParams settings[] = {{0.7f, 0, 1.0f, 0.0f, 1}, {1.0f, 50, 1.0f, 0.0f, 2},
+                                     {1.0f, 0, 0.9f, 0.0f, 3}, {0.8f, 40, 0.95f, 0.05f, 4},
+                                     {1.3f, 0, 1.0f, 0.1f, 5}, {1.0f, 3, 1.0f, 0.0f, 6}};
+  Dev<float> dl(logits);
+  int total = 0, same = 0;
+  for (const SamplingParams& p : settings) {
+    const cuda::SamplingConfig cfg{p.temperature, p.top_k, p.top_p, p.min_p, p.seed};
+    Dev<cuda::SamplingConfig> dcfg(std::vector<cuda::SamplingConfig>{cfg});
+    Dev<uint64_t> dd(std::vector<uint64_t>(rows, 0));
+    Dev<int32_t> out(rows);
+    Dev<int> pos(std::vector<int>(rows, 0));
+    std::vector<Sampler> cpu(rows, Sampler(p));
+    for (int i = 0; i < draws; ++i) {
+      CUDA_OK(cuda::sample_next(dl.p, V, rows, dcfg.p, dd.p, out.p, pos.p, 1, 0));
+      const auto got = out.get();
+      for (int r = 0; r < rows; ++r) {
+        const int32_t want = cpu[r].sample(std::span(logits).subspan(size_t(r) * V, V));
+        ++total, same += got[r] == want;
+      }
+    }
+    EXPECT_EQ(dd.get(), std::vector<uint64_t>(rows, draws));
+    EXPECT_EQ(pos.get(), std::vector<int>(rows, draws));
+  }
+  printf("GPU sampling: %d of %d draws equal to vex::Sampler's\n", same, total);
+  EXPECT_GE(same, total - 2);
+}
+
 }  // namespace
 }  // namespace vex

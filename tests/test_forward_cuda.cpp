@@ -160,6 +160,32 @@ TEST_F(ForwardCuda, DecodeGreedyMatchesArgmax) {
   EXPECT_EQ(c->pos(), 30 + 12);
 }
 
+// Sampled decode on the device equals step-by-step forward with vex::Sampler on the host (same
+// draw indices): only the token comes back.
+TEST_F(ForwardCuda, DecodeSampleMatchesHostSampler) {
+  const int V = model_->config().vocab_size, n = 16;
+  const auto prompt = random_tokens(30, 8);
+  const SamplingParams p{0.9f, 40, 0.95f, 0.0f, 77};
+  auto a = engine(128);
+  std::vector<float> logits(V);
+  ASSERT_TRUE(a->forward(prompt, logits.data(), true).ok());
+  Sampler sampler(p);
+  const int32_t first = sampler.sample(logits);
+  int32_t next = first;
+  std::vector<int32_t> want;
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(a->forward(std::span(&next, 1), logits.data(), true).ok());
+    next = sampler.sample(logits);
+    want.push_back(next);
+  }
+  auto c = engine(128);
+  std::vector<int32_t> got(n);
+  ASSERT_TRUE(c->forward(prompt, nullptr).ok());
+  ASSERT_TRUE(c->decode_sample(first, n, p, /*draw0=*/1, got.data()).ok());
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(c->pos(), 30 + n);
+}
+
 // A session rewinding the cache (a chat turn) gives the logits of a fresh run, both when the
 // sliding rings can go back (short rewind) and when they cannot (the engine recomputes).
 TEST_F(ForwardCuda, RewindMatchesFreshRun) {

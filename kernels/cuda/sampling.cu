@@ -34,7 +34,210 @@ __global__ void argmax_kernel(const float* __restrict__ logits, int V, int32_t* 
   }
 }
 
+// ---- Sampling (twin of vex::Sampler::sample) ----
+//
+// The kept tokens are always a prefix of the order (weight descending, id ascending), so they
+// are described by a threshold weight v and a tie count e: every w > v, and the first e tokens
+// (by id) with w == v. Weights are w = exp(z - max z), z = logit / temperature, as the CPU. Each
+// filter narrows (v, e) with block-wide tallies over the row (bisection on the bits of v: positive
+// floats order as their bits); the draw then walks the kept tokens in id order.
+
+struct Tally {
+  int gt, eq;      // tokens with w > v, w == v
+  double mass_gt;  // sum of w over w > v
+};
+
+template <typename T>
+__device__ T warp_sum_t(T v) {
+#pragma unroll
+  for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+template <typename T>
+__device__ T block_sum(T v, T* smem) {
+  v = warp_sum_t(v);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) smem[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < kThreads / 32 ? smem[lane] : T(0);
+    v = warp_sum_t(v);
+    if (lane == 0) smem[0] = v;
+  }
+  __syncthreads();
+  const T r = smem[0];
+  __syncthreads();
+  return r;
+}
+
+__device__ Tally tally(const float* l, int V, float temperature, float mx, float v, double* dsm,
+                       int* ism) {
+  int gt = 0, eq = 0;
+  double mass = 0;
+  for (int i = threadIdx.x; i < V; i += kThreads) {
+    const float w = expf(l[i] / temperature - mx);
+    if (w > v)
+      ++gt, mass += w;
+    else if (w == v)
+      ++eq;
+  }
+  Tally t;
+  t.gt = block_sum(gt, ism);
+  t.eq = block_sum(eq, ism);
+  t.mass_gt = block_sum(mass, dsm);
+  return t;
+}
+
+// Exclusive prefix sum over the block's threads (in thread order).
+template <typename T>
+__device__ T block_exclusive_scan(T v, T* smem) {
+  smem[threadIdx.x] = v;
+  __syncthreads();
+  for (int off = 1; off < kThreads; off *= 2) {
+    const T add = threadIdx.x >= off ? smem[threadIdx.x - off] : T(0);
+    __syncthreads();
+    smem[threadIdx.x] += add;
+    __syncthreads();
+  }
+  const T r = smem[threadIdx.x] - v;
+  __syncthreads();
+  return r;
+}
+
+__global__ void __launch_bounds__(kThreads)
+    sample_kernel(const float* __restrict__ logits, int V, const SamplingConfig* __restrict__ cfg,
+                  uint64_t* draws, int32_t* out, int* pos, int advance) {
+  const int r = blockIdx.x;
+  const float* l = logits + static_cast<int64_t>(r) * V;
+  const SamplingConfig c = *cfg;
+  __shared__ double dsm[kThreads];
+  __shared__ int ism[kThreads];
+  __shared__ float fsm[32];
+
+  // Max of z = logit / T (block max through warps).
+  float mx = -INFINITY;
+  for (int i = threadIdx.x; i < V; i += kThreads) mx = fmaxf(mx, l[i] / c.temperature);
+  mx = warp_max(mx);
+  if (threadIdx.x % 32 == 0) fsm[threadIdx.x / 32] = mx;
+  __syncthreads();
+  mx = -INFINITY;
+  for (int w = 0; w < kThreads / 32; ++w) mx = fmaxf(mx, fsm[w]);
+  __syncthreads();
+
+  // (v, e): start with every token (v below all weights).
+  float v = -1.0f;
+  int e = 0;
+  auto bits = [](float f) { return __float_as_uint(f); };
+  auto value = [](uint32_t b) { return __uint_as_float(b); };
+  if (c.top_k > 0 && c.top_k < V) {
+    // The k-th largest weight: the largest v with count(w >= v) >= k.
+    uint32_t lo = 0, hi = bits(1.0f);
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo + 1) / 2;
+      const Tally t = tally(l, V, c.temperature, mx, value(mid), dsm, ism);
+      if (t.gt + t.eq >= c.top_k) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    v = value(lo);
+    e = c.top_k - tally(l, V, c.temperature, mx, v, dsm, ism).gt;
+  }
+  Tally tv = tally(l, V, c.temperature, mx, v, dsm, ism);
+  double total = tv.mass_gt + double(e) * (v > 0 ? v : 0.0f);
+  if (c.top_p < 1) {
+    // The largest v' >= v whose kept mass (w >= v', within the kept set) reaches top_p * total,
+    // then as many ties at v' as the CPU's running sum takes.
+    const double target = double(c.top_p) * total;
+    uint32_t lo = v < 0 ? 0 : bits(v), hi = bits(1.0f);
+    const bool from_all = v < 0;
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo + 1) / 2;
+      const Tally t = tally(l, V, c.temperature, mx, value(mid), dsm, ism);
+      if (t.mass_gt + double(t.eq) * value(mid) >= target) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    const float nv = value(lo);
+    const Tally t = tally(l, V, c.temperature, mx, nv, dsm, ism);
+    const int ties = (!from_all && nv == v) ? e : t.eq;
+    double mass = t.mass_gt;
+    int j = 0;
+    while (j < ties && mass < target) mass += nv, ++j;
+    v = nv, e = j, tv = t;
+    total = mass;
+  }
+  if (c.min_p > 0 && c.min_p > v) {
+    tv = tally(l, V, c.temperature, mx, c.min_p, dsm, ism);
+    v = c.min_p, e = tv.eq;
+    total = tv.mass_gt + double(e) * v;
+  }
+
+  // The draw, in id order: thread t walks ids [t per, (t+1) per).
+  // splitmix64 of (seed, draw index), as Sampler::uniform.
+  const uint64_t draw = draws[r] + 1;
+  uint64_t z = c.seed + 0x9E3779B97F4A7C15ull * draw;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  const double u = static_cast<double>(z >> 11) * 0x1.0p-53 * total;
+
+  const int per = (V + kThreads - 1) / kThreads;
+  const int i0 = min(V, threadIdx.x * per), i1 = min(V, i0 + per);
+  int my_ties = 0;
+  for (int i = i0; i < i1; ++i) my_ties += expf(l[i] / c.temperature - mx) == v;
+  int rank = block_exclusive_scan(my_ties, ism);
+  double my_mass = 0;
+  int last = -1;
+  {
+    int rk = rank;
+    for (int i = i0; i < i1; ++i) {
+      const float w = expf(l[i] / c.temperature - mx);
+      const bool keep = w > v || (w == v && rk++ < e);
+      if (keep) my_mass += w, last = i;
+    }
+  }
+  const double before = block_exclusive_scan(my_mass, dsm);
+  __shared__ int chosen, last_kept;
+  if (threadIdx.x == 0) chosen = -1, last_kept = -1;
+  __syncthreads();
+  atomicMax(&last_kept, last);
+  if (my_mass > 0 && u >= before && u < before + my_mass) {
+    double acc = before;
+    int rk = rank;
+    for (int i = i0; i < i1; ++i) {
+      const float w = expf(l[i] / c.temperature - mx);
+      const bool keep = w > v || (w == v && rk++ < e);
+      if (!keep) continue;
+      acc += w;
+      if (u < acc) {
+        chosen = i;
+        break;
+      }
+    }
+    if (chosen < 0) chosen = last;  // rounding at the thread's end: its last kept token
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    out[r] = chosen >= 0 ? chosen : last_kept;  // u rounded up to total: the last kept token
+    draws[r] = draw;
+    pos[r] += advance;
+  }
+}
+
 }  // namespace
+
+cudaError_t sample_next(const float* logits, int V, int rows, const SamplingConfig* config,
+                        uint64_t* draws, int32_t* out, int* pos, int advance, cudaStream_t stream) {
+  if (rows <= 0) return cudaSuccess;
+  if (V <= 0 || V > (1 << 24)) return cudaErrorInvalidValue;
+  sample_kernel<<<rows, kThreads, 0, stream>>>(logits, V, config, draws, out, pos, advance);
+  return cudaGetLastError();
+}
 
 cudaError_t argmax_next(const float* logits, int V, int rows, int32_t* out, int* pos, int advance,
                         cudaStream_t stream) {

@@ -1,5 +1,7 @@
 // Token selection on the GPU so that only the token comes back: argmax over the logits (ties to
-// the lower id, as vex::argmax), written where the next decode step reads its token.
+// the lower id, as vex::argmax), and seeded sampling with temperature, top-k, top-p and min-p
+// drawing the token vex::Sampler draws (twin of runtime/sampler.cpp), written where the next
+// decode step reads its token.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -12,5 +14,21 @@ namespace vex::cuda {
 // step's tokens are now in the cache; a batched step advances each sequence).
 cudaError_t argmax_next(const float* logits, int V, int rows, int32_t* out, int* pos, int advance,
                         cudaStream_t stream);
+
+// vex::SamplingParams as the kernel reads it (from device memory, so a captured graph follows
+// changes). temperature > 0 and top_k != 1 (otherwise use argmax_next).
+struct SamplingConfig {
+  float temperature;
+  int top_k;
+  float top_p;
+  float min_p;
+  uint64_t seed;
+};
+
+// For each row r: draws[r] += 1, then out[r] = the token vex::Sampler with config->seed draws at
+// draw index draws[r] (same filters, same counter-based uniform, the kept tokens accumulated in
+// id order), and pos[r] += advance. One block per row; V <= 2^24.
+cudaError_t sample_next(const float* logits, int V, int rows, const SamplingConfig* config,
+                        uint64_t* draws, int32_t* out, int* pos, int advance, cudaStream_t stream);
 
 }  // namespace vex::cuda
