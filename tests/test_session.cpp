@@ -137,5 +137,14 @@ TEST_F(SessionTest, ModelDefaultsFromGenerationConfig) {
   EXPECT_EQ(model_->sampling.temperature, 1.0f);
 }
 
+// The CPU engine holds one sequence: asking it for a batch is a clear error, not a crash.
+TEST_F(SessionTest, CpuEngineRefusesSeveralSequences) {
+  auto e = make_engine(*model_, 64, Device::kCpu, 4);
+  EXPECT_EQ(e.status().message(),
+            "4 sequences per engine (batched decode) need the CUDA engine; the CPU engine holds "
+            "one");
+  EXPECT_TRUE(make_engine(*model_, 64, Device::kCpu, 1).ok());
+}
+
 }  // namespace
 }  // namespace vex
