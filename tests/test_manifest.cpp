@@ -153,7 +153,9 @@ TEST_F(ManifestTest, CorruptedTextNeverCrashes) {
       t[(seed >> 8) % t.size()] = static_cast<char>(seed >> 24);
     }
     auto m = parse(t);
-    if (!m.ok()) EXPECT_NE(m.status().message().find("m.toml"), std::string::npos);
+    if (!m.ok()) {
+      EXPECT_NE(m.status().message().find("m.toml"), std::string::npos);
+    }
   }
 }
 
