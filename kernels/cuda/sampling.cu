@@ -47,22 +47,22 @@ struct Tally {
   double mass_gt;  // sum of w over w > v
 };
 
-template <typename T>
-__device__ T warp_sum_t(T v) {
-#pragma unroll
-  for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
+// Token i's weight w = exp(z_i - max z), z = logit / temperature, in fp32 as the CPU.
+struct Weights {
+  const float* l;
+  float temperature, mx;
+  __device__ float operator()(int i) const { return expf(l[i] / temperature - mx); }
+};
 
 template <typename T>
 __device__ T block_sum(T v, T* smem) {
-  v = warp_sum_t(v);
+  v = warp_sum(v);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   if (lane == 0) smem[warp] = v;
   __syncthreads();
   if (warp == 0) {
     v = lane < kThreads / 32 ? smem[lane] : T(0);
-    v = warp_sum_t(v);
+    v = warp_sum(v);
     if (lane == 0) smem[0] = v;
   }
   __syncthreads();
@@ -71,12 +71,11 @@ __device__ T block_sum(T v, T* smem) {
   return r;
 }
 
-__device__ Tally tally(const float* l, int V, float temperature, float mx, float v, double* dsm,
-                       int* ism) {
+__device__ Tally tally(const Weights& weight, int V, float v, double* dsm, int* ism) {
   int gt = 0, eq = 0;
   double mass = 0;
   for (int i = threadIdx.x; i < V; i += kThreads) {
-    const float w = expf(l[i] / temperature - mx);
+    const float w = weight(i);
     if (w > v)
       ++gt, mass += w;
     else if (w == v)
@@ -124,18 +123,20 @@ __global__ void __launch_bounds__(kThreads)
   mx = -INFINITY;
   for (int w = 0; w < kThreads / 32; ++w) mx = fmaxf(mx, fsm[w]);
   __syncthreads();
+  const Weights weight{l, c.temperature, mx};
 
   // (v, e): start with every token (v below all weights).
   float v = -1.0f;
   int e = 0;
   auto bits = [](float f) { return __float_as_uint(f); };
   auto value = [](uint32_t b) { return __uint_as_float(b); };
-  if (c.top_k > 0 && c.top_k < V) {
+  const bool top_k = c.top_k > 0 && c.top_k < V;
+  if (top_k) {
     // The k-th largest weight: the largest v with count(w >= v) >= k.
     uint32_t lo = 0, hi = bits(1.0f);
     while (lo < hi) {
       const uint32_t mid = lo + (hi - lo + 1) / 2;
-      const Tally t = tally(l, V, c.temperature, mx, value(mid), dsm, ism);
+      const Tally t = tally(weight, V, value(mid), dsm, ism);
       if (t.gt + t.eq >= c.top_k) {
         lo = mid;
       } else {
@@ -143,19 +144,18 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
     v = value(lo);
-    e = c.top_k - tally(l, V, c.temperature, mx, v, dsm, ism).gt;
   }
-  Tally tv = tally(l, V, c.temperature, mx, v, dsm, ism);
-  double total = tv.mass_gt + double(e) * (v > 0 ? v : 0.0f);
+  const Tally at_v = tally(weight, V, v, dsm, ism);
+  if (top_k) e = c.top_k - at_v.gt;  // the ties at the k-th weight that fit in k
+  double total = at_v.mass_gt + double(e) * v;
   if (c.top_p < 1) {
     // The largest v' >= v whose kept mass (w >= v', within the kept set) reaches top_p * total,
     // then as many ties at v' as the CPU's running sum takes.
     const double target = double(c.top_p) * total;
-    uint32_t lo = v < 0 ? 0 : bits(v), hi = bits(1.0f);
-    const bool from_all = v < 0;
+    uint32_t lo = top_k ? bits(v) : 0, hi = bits(1.0f);
     while (lo < hi) {
       const uint32_t mid = lo + (hi - lo + 1) / 2;
-      const Tally t = tally(l, V, c.temperature, mx, value(mid), dsm, ism);
+      const Tally t = tally(weight, V, value(mid), dsm, ism);
       if (t.mass_gt + double(t.eq) * value(mid) >= target) {
         lo = mid;
       } else {
@@ -163,18 +163,18 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
     const float nv = value(lo);
-    const Tally t = tally(l, V, c.temperature, mx, nv, dsm, ism);
-    const int ties = (!from_all && nv == v) ? e : t.eq;
+    const Tally t = tally(weight, V, nv, dsm, ism);
+    const int ties = (top_k && nv == v) ? e : t.eq;
     double mass = t.mass_gt;
     int j = 0;
     while (j < ties && mass < target) mass += nv, ++j;
-    v = nv, e = j, tv = t;
+    v = nv, e = j;
     total = mass;
   }
   if (c.min_p > 0 && c.min_p > v) {
-    tv = tally(l, V, c.temperature, mx, c.min_p, dsm, ism);
-    v = c.min_p, e = tv.eq;
-    total = tv.mass_gt + double(e) * v;
+    const Tally t = tally(weight, V, c.min_p, dsm, ism);
+    v = c.min_p, e = t.eq;
+    total = t.mass_gt + double(e) * v;
   }
 
   // The draw, in id order: thread t walks ids [t per, (t+1) per).
@@ -189,14 +189,14 @@ __global__ void __launch_bounds__(kThreads)
   const int per = (V + kThreads - 1) / kThreads;
   const int i0 = min(V, threadIdx.x * per), i1 = min(V, i0 + per);
   int my_ties = 0;
-  for (int i = i0; i < i1; ++i) my_ties += expf(l[i] / c.temperature - mx) == v;
+  for (int i = i0; i < i1; ++i) my_ties += weight(i) == v;
   int rank = block_exclusive_scan(my_ties, ism);
   double my_mass = 0;
   int last = -1;
   {
     int rk = rank;
     for (int i = i0; i < i1; ++i) {
-      const float w = expf(l[i] / c.temperature - mx);
+      const float w = weight(i);
       const bool keep = w > v || (w == v && rk++ < e);
       if (keep) my_mass += w, last = i;
     }
@@ -210,7 +210,7 @@ __global__ void __launch_bounds__(kThreads)
     double acc = before;
     int rk = rank;
     for (int i = i0; i < i1; ++i) {
-      const float w = expf(l[i] / c.temperature - mx);
+      const float w = weight(i);
       const bool keep = w > v || (w == v && rk++ < e);
       if (!keep) continue;
       acc += w;
