@@ -177,8 +177,8 @@ absl::Status CudaEngine::init(const Weights& w) {
   VEX_ASSIGN_OR_RETURN(idx_, alloc<int>(size_t(kChunk) * k, &ws));
   VEX_ASSIGN_OR_RETURN(weight_, alloc<float>(size_t(kChunk) * k, &ws));
   VEX_ASSIGN_OR_RETURN(h_, alloc<float>(size_t(kChunk) * k * I, &ws));
-  logits_rows_ = std::max(kLogitsRows, n_seqs());
-  VEX_ASSIGN_OR_RETURN(logits_, alloc<float>(size_t(logits_rows_) * V, &ws));
+  const int logits_rows = std::max(kLogitsRows, n_seqs());
+  VEX_ASSIGN_OR_RETURN(logits_, alloc<float>(size_t(logits_rows) * V, &ws));
   VEX_ASSIGN_OR_RETURN(
       attn_partial_,
       alloc<float>(size_t(n_seqs()) * c_.n_heads * kAttnSplits * (c_.head_dim + 2), &ws));
@@ -367,9 +367,8 @@ absl::Status CudaEngine::run_step_graph(int rows, bool sampled) {
     if (st.ok()) st = enqueue_logits(0, rows, gemm);
     if (st.ok()) {
       const cudaError_t e =
-          sampled ? cuda::sample_next(logits_, c_.vocab_size, rows,
-                                      static_cast<const cuda::SamplingConfig*>(d_sampling_),
-                                      d_draws_, d_tokens_, d_pos_, 1, stream_)
+          sampled ? cuda::sample_next(logits_, c_.vocab_size, rows, d_sampling_, d_draws_,
+                                      d_tokens_, d_pos_, 1, stream_)
                   : cuda::argmax_next(logits_, c_.vocab_size, rows, d_tokens_, d_pos_, 1, stream_);
       if (e != cudaSuccess)
         st = absl::InternalError(absl::StrCat("token selection failed: ", cudaGetErrorString(e)));
@@ -427,19 +426,16 @@ absl::Status CudaEngine::decode_sample(int32_t first, int n, const SamplingParam
                                        uint64_t draw0, int32_t* out) {
   if (n <= 0) return absl::OkStatus();
   VEX_RETURN_IF_ERROR(validate(params));
+  VEX_RETURN_IF_ERROR(check_decode(cur_, first, n, ""));
   const bool sampled = params.temperature > 0 && params.top_k != 1;
   if (sampled) {
     const cuda::SamplingConfig cfg{params.temperature, params.top_k, params.top_p, params.min_p,
                                    params.seed};
-    VEX_CUDA_CHECK(cudaMemcpyAsync(d_sampling_, &cfg, sizeof(cfg), cudaMemcpyHostToDevice,
-                                   stream_));
+    VEX_CUDA_CHECK(
+        cudaMemcpyAsync(d_sampling_, &cfg, sizeof(cfg), cudaMemcpyHostToDevice, stream_));
     VEX_CUDA_CHECK(
         cudaMemcpyAsync(d_draws_, &draw0, sizeof(draw0), cudaMemcpyHostToDevice, stream_));
   }
-  if (pos() + n > max_ctx_)
-    return absl::OutOfRangeError(absl::StrFormat(
-        "decoding %d tokens from position %d exceeds the context size %d", n, pos(), max_ctx_));
-  VEX_RETURN_IF_ERROR(check_tokens(std::span(&first, 1), pos(), max_ctx_, c_.vocab_size));
   VEX_CUDA_CHECK(
       cudaMemcpyAsync(d_tokens_, &first, sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
   VEX_RETURN_IF_ERROR(place_chunk(1));
@@ -454,20 +450,23 @@ absl::Status CudaEngine::decode_sample(int32_t first, int n, const SamplingParam
   return absl::OkStatus();
 }
 
+absl::Status CudaEngine::check_decode(int seq, int32_t first, int steps,
+                                      const std::string& prefix) const {
+  if (pos_[seq] + steps > max_ctx_)
+    return absl::OutOfRangeError(
+        absl::StrFormat("%sdecoding %d tokens from position %d exceeds the context size %d", prefix,
+                        steps, pos_[seq], max_ctx_));
+  return check_tokens(std::span(&first, 1), pos_[seq], max_ctx_, c_.vocab_size);
+}
+
 // Every sequence's next token in one pass: row s is sequence s at its own position.
 absl::Status CudaEngine::start_batch(std::span<const int32_t> tokens, int steps) {
   const int B = static_cast<int>(tokens.size());
   if (B < 1 || B > n_seqs())
     return absl::InvalidArgumentError(absl::StrCat(
         "a batched step takes one token for each of 1 to ", n_seqs(), " sequences, not ", B));
-  for (int b = 0; b < B; ++b) {
-    VEX_RETURN_IF_ERROR(check_tokens(tokens.subspan(b, 1), pos_[b], max_ctx_, c_.vocab_size));
-    if (pos_[b] + steps > max_ctx_)
-      return absl::OutOfRangeError(
-          absl::StrFormat("sequence %d: decoding %d tokens from position %d exceeds the context "
-                          "size %d",
-                          b, steps, pos_[b], max_ctx_));
-  }
+  for (int b = 0; b < B; ++b)
+    VEX_RETURN_IF_ERROR(check_decode(b, tokens[b], steps, absl::StrCat("sequence ", b, ": ")));
   std::vector<int> seq(B);
   std::iota(seq.begin(), seq.end(), 0);
   VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data(), B * sizeof(int32_t),

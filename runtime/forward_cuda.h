@@ -11,10 +11,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "experts/slot.h"
 #include "kernels/cuda/moe.cuh"
+#include "kernels/cuda/sampling.cuh"
 #include "runtime/config.h"
 #include "runtime/engine.h"
 #include "runtime/sampler.h"
@@ -108,13 +110,17 @@ class CudaEngine final : public Engine {
   // Enqueues one pass of n rows (placed by d_pos_, d_seq_) through the layers into x_; decode:
   // each row is a different sequence's next token (attention splits its keys over blocks).
   absl::Status enqueue_layers(int n, bool decode);
-  // Final norm and lm_head for rows row0 .. row0+m-1 of x_ (m <= logits_rows_) into logits_;
-  // gemm: with bf16 inputs on tensor cores (the lm_head of a pass of more than kGemvRows rows).
+  // Final norm and lm_head for rows row0 .. row0+m-1 of x_ (m <= max(kLogitsRows, n_seqs)) into
+  // logits_; gemm: with bf16 inputs on tensor cores (the lm_head of a pass of more than kGemvRows
+  // rows).
   absl::Status enqueue_logits(int row0, int m, bool gemm);
   // Copies the rows' positions and sequences for a pass to the device.
   absl::Status place_rows(std::span<const int> pos, std::span<const int> seq);
   // n tokens of the selected sequence from its position.
   absl::Status place_chunk(int n);
+  // Room for `steps` decode steps in sequence seq and a valid first token; prefix starts the
+  // error messages.
+  absl::Status check_decode(int seq, int32_t first, int steps, const std::string& prefix) const;
   // Checks a batched step's tokens and room for `steps` steps; uploads tokens and placement.
   absl::Status start_batch(std::span<const int32_t> tokens, int steps);
   // A decode step of `rows` rows (one per sequence, placed by d_pos_, d_seq_) as a CUDA graph:
@@ -127,10 +133,9 @@ class CudaEngine final : public Engine {
 
   Config c_;
   int max_ctx_;
-  int ring_ = 0;  // slots of a sliding layer's cache (window + chunk + rewind margin)
+  int ring_ = 0;          // slots of a sliding layer's cache (window + chunk + rewind margin)
   std::vector<int> pos_;  // per sequence
   int cur_ = 0;           // the sequence the Engine interface acts on
-  int logits_rows_ = 0;
   bool use_graphs_ = true;
   struct Pending {
     const char* name;
@@ -153,16 +158,17 @@ class CudaEngine final : public Engine {
 
   // State: [kChunk, ...] activations, named as in spec §4.
   int32_t* d_tokens_ = nullptr;
-  void* d_sampling_ = nullptr;   // cuda::SamplingConfig
-  uint64_t* d_draws_ = nullptr;  // [kChunk] draw index of each row's sampler
+  cuda::SamplingConfig* d_sampling_ = nullptr;
+  uint64_t* d_draws_ = nullptr;              // [kChunk] draw index of each row's sampler
   int *d_pos_ = nullptr, *d_seq_ = nullptr;  // [rows] placement of a pass (kernels/cuda/rows.cuh)
   float *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *att_ = nullptr, *h_ = nullptr;
   float *weight_ = nullptr, *logits_ = nullptr;
   float* attn_partial_ = nullptr;  // [n_seqs, Hq, kAttnSplits, d + 2] split-K attention states
-  uint16_t* act_bf16_ = nullptr;  // [rows, max(D, Q)] GEMM inputs of a pass
+  uint16_t* act_bf16_ = nullptr;   // [rows, max(D, Q)] GEMM inputs of a pass
   int* idx_ = nullptr;
   cuda::MoeScratch moe_scratch_{};
-  std::unique_ptr<cuda::Gemm> gemm_;  // cuBLASLt for passes on tensor cores  // the grouped prefill path's lists and outputs
+  std::unique_ptr<cuda::Gemm> gemm_;  // cuBLASLt for passes on tensor cores  // the grouped prefill
+                                      // path's lists and outputs
 };
 
 }  // namespace vex
