@@ -105,6 +105,23 @@ TEST(CudaKernels, RmsNorm) {
   }
 }
 
+// A projection's outputs against linear_bf16's ref: y = ref and acc = prior + ref, each to `rel`
+// of sum |w x| + |b| (the scale of the fp32 sums' rounding), for rows t < n, outputs r < N.
+void expect_linear(const std::vector<float>& y, const std::vector<float>& acc,
+                   const std::vector<float>& ref, const std::vector<float>& prior,
+                   const std::vector<float>& x, const std::vector<uint16_t>& W,
+                   const std::vector<uint16_t>& b, int n, int K, int N, double rel) {
+  for (int t = 0; t < n; ++t)
+    for (int r = 0; r < N; ++r) {
+      double mag = std::abs(bf16_to_f32(b[r]));
+      for (int k = 0; k < K; ++k)
+        mag += std::abs(double(x[size_t(t) * K + k]) * bf16_to_f32(W[size_t(r) * K + k]));
+      const size_t i = size_t(t) * N + r;
+      ASSERT_NEAR(y[i], ref[i], rel * mag) << "n=" << n << " t=" << t << " r=" << r;
+      ASSERT_NEAR(acc[i], prior[i] + ref[i], rel * mag + 1e-6 * std::abs(prior[i]));
+    }
+}
+
 TEST(CudaKernels, GemvBf16) {
   for (auto [n, K, N] : {std::tuple{1, 2880, 515}, {3, 2880, 64}, {8, 4096, 100}, {11, 64, 33}}) {
     const auto x = normal(size_t(n) * K);
@@ -116,17 +133,8 @@ TEST(CudaKernels, GemvBf16) {
     Dev<uint16_t> dW(W), db(b);
     CUDA_OK(cuda::gemv_bf16(dx.p, dW.p, db.p, dy.p, n, K, N, false, 0));
     CUDA_OK(cuda::gemv_bf16(dx.p, dW.p, db.p, dacc.p, n, K, N, true, 0));
-    const auto y = dy.get(), acc = dacc.get();
-    for (int t = 0; t < n; ++t)
-      for (int r = 0; r < N; ++r) {
-        double mag = std::abs(bf16_to_f32(b[r]));
-        for (int k = 0; k < K; ++k)
-          mag += std::abs(double(x[size_t(t) * K + k]) * bf16_to_f32(W[size_t(r) * K + k]));
-        // fp32 accumulation in a different order: relative error ~ sqrt(K) ulp of sum |w x|.
-        const size_t i = size_t(t) * N + r;
-        ASSERT_NEAR(y[i], ref[i], 2e-6 * mag) << "n=" << n << " t=" << t << " r=" << r;
-        ASSERT_NEAR(acc[i], prior[i] + ref[i], 2e-6 * mag + 1e-6 * std::abs(prior[i]));
-      }
+    // fp32 accumulation in a different order: relative error ~ sqrt(K) ulp of sum |w x|.
+    expect_linear(dy.get(), dacc.get(), ref, prior, x, W, b, n, K, N, 2e-6);
   }
 }
 
@@ -148,16 +156,7 @@ TEST(CudaKernels, GemmBf16TensorCores) {
     Dev<float> dy(ref.size()), dacc(prior);
     CUDA_OK(gemm.run(dx.p, dW.p, db.p, dy.p, n, K, N, false, 0));
     CUDA_OK(gemm.run(dx.p, dW.p, db.p, dacc.p, n, K, N, true, 0));
-    const auto y = dy.get(), acc = dacc.get();
-    for (int t = 0; t < n; ++t)
-      for (int r = 0; r < N; ++r) {
-        double mag = std::abs(bf16_to_f32(b[r]));
-        for (int k = 0; k < K; ++k)
-          mag += std::abs(double(x[size_t(t) * K + k]) * bf16_to_f32(W[size_t(r) * K + k]));
-        const size_t i = size_t(t) * N + r;
-        ASSERT_NEAR(y[i], ref[i], 1e-5 * mag) << "n=" << n << " t=" << t << " r=" << r;
-        ASSERT_NEAR(acc[i], prior[i] + ref[i], 1e-5 * mag + 1e-6 * std::abs(prior[i]));
-      }
+    expect_linear(dy.get(), dacc.get(), ref, prior, x, W, b, n, K, N, 1e-5);
   }
 }
 
