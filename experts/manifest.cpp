@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_join.h"
 #include "loader/safetensors.h"
 
 namespace vex {
@@ -79,13 +80,11 @@ absl::Status check_sidecar(const std::string& manifest, const toml::node& n,
     const TensorInfo* t = (*st)->find(name);
     if (!t)
       return error(manifest, n, absl::StrCat("'router': ", file, " has no tensor '", name, "'"));
-    if (t->shape != shape || (t->dtype != DType::kF32 && t->dtype != DType::kBF16)) {
-      TensorInfo want;
-      want.shape = shape;
+    if (t->shape != shape || (t->dtype != DType::kF32 && t->dtype != DType::kBF16))
       return error(manifest, n,
-                   absl::StrCat("'router': ", file, ": tensor '", name, "' is ", t->shape_str(),
-                                ", expected ", want.shape_str(), " of F32 or BF16"));
-    }
+                   absl::StrCat("'router': ", file, ": tensor '", name, "' is ",
+                                std::string(dtype_name(t->dtype)), " ", t->shape_str(),
+                                ", expected F32 or BF16 [", absl::StrJoin(shape, ", "), "]"));
     return absl::OkStatus();
   };
   VEX_RETURN_IF_ERROR(shaped("weight", {1, c.d_model}));

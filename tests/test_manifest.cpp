@@ -114,8 +114,8 @@ TEST_F(ManifestTest, BadInputNamesFileLineAndKey) {
       {v + "router = \"missing.safetensors\"\n",
        "DIR/m.toml:5:10: 'router': the sidecar DIR/missing.safetensors does not exist"},
       {v + "router = \"wide.safetensors\"\n",
-       "DIR/m.toml:5:10: 'router': DIR/wide.safetensors: tensor 'weight' is [2, 64], expected "
-       "[1, 64] of F32 or BF16"},
+       "DIR/m.toml:5:10: 'router': DIR/wide.safetensors: tensor 'weight' is F32 [2, 64], "
+       "expected F32 or BF16 [1, 64]"},
       {"[[virtual]]\nname = \"calc\"\nkind = \"host\"\nrouter = \"calc.safetensors\"\n",
        "DIR/m.toml:1:1: [[virtual]] needs 'layers'"},
       {"[[virtual]]\nname = \"calc\"\nkind = \"gpu\"\nlayers = [1]\nrouter = "
