@@ -125,7 +125,7 @@ void BM_MoeDecode(benchmark::State& state) {
   const double bytes = double(k) * (2.0 * I * g1 * 17 + double(D) * g2 * 17);
   run(state, bytes, [&] {
     cudaError_t e = vex::cuda::moe_gate_up(xn, idx, ds, w, 1, k, 7.0f, h, nullptr);
-    return e != cudaSuccess ? e : vex::cuda::moe_down(h, idx, wt, ds, w, 1, k, 0, {}, x, nullptr);
+    return e != cudaSuccess ? e : vex::cuda::moe_down(h, idx, wt, ds, w, 1, k, x, nullptr);
   });
 }
 BENCHMARK(BM_MoeDecode)->UseManualTime()->Unit(benchmark::kMicrosecond);

@@ -69,9 +69,11 @@ absl::StatusOr<std::string> string_of(const std::string& path, const toml::node&
   return *v;
 }
 
-// A router sidecar: weight [1, hidden], bias [1], F32 or BF16.
+// A router sidecar: weight [1, hidden], bias [1], F32 or BF16; a DEVICE expert's also holds its
+// argument rows args.weight [2, hidden], args.bias [2] and its output direction out.weight
+// [hidden], out.bias [hidden].
 absl::Status check_sidecar(const std::string& manifest, const toml::node& n,
-                           const std::string& file, const Config& c) {
+                           const std::string& file, const Config& c, bool device) {
   if (!fs::exists(file))
     return error(manifest, n, absl::StrCat("'router': the sidecar ", file, " does not exist"));
   auto st = SafetensorsFile::open(file);
@@ -88,7 +90,12 @@ absl::Status check_sidecar(const std::string& manifest, const toml::node& n,
     return absl::OkStatus();
   };
   VEX_RETURN_IF_ERROR(shaped("weight", {1, c.d_model}));
-  return shaped("bias", {1});
+  VEX_RETURN_IF_ERROR(shaped("bias", {1}));
+  if (!device) return absl::OkStatus();
+  VEX_RETURN_IF_ERROR(shaped("args.weight", {2, c.d_model}));
+  VEX_RETURN_IF_ERROR(shaped("args.bias", {2}));
+  VEX_RETURN_IF_ERROR(shaped("out.weight", {c.d_model}));
+  return shaped("out.bias", {c.d_model});
 }
 
 absl::Status parse_prune(const std::string& path, const toml::table& prune, const Config& c,
@@ -159,7 +166,8 @@ absl::Status parse_virtual(const std::string& path, const toml::table& v, const 
   VEX_ASSIGN_OR_RETURN(std::string file, string_of(path, *router, "router"));
   const fs::path p(file);
   x.router = p.is_absolute() ? file : (fs::path(path).parent_path() / p).string();
-  VEX_RETURN_IF_ERROR(check_sidecar(path, *router, x.router, c));
+  VEX_RETURN_IF_ERROR(
+      check_sidecar(path, *router, x.router, c, x.kind == VirtualExpertSpec::Kind::kDevice));
   if (const toml::node* t = v.get("threshold")) {
     const auto f = t->value<double>();
     if (!(t->is_number()) || !f || !(*f >= 0 && *f <= 1))

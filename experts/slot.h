@@ -12,15 +12,29 @@ extern "C" {
 typedef enum vex_slot_kind {
   VEX_SLOT_NEURAL = 0,  // MXFP4 FFN of the expert whose packed weights `expert` indexes
   VEX_SLOT_PRUNED = 1,  // never selected: its router row is masked to -inf, no weights loaded
-  VEX_SLOT_DEVICE = 2,  // a deterministic device function (issue #5)
-  VEX_SLOT_HOST = 3,    // writes a trigger record, adds nothing (issue #5)
+  VEX_SLOT_DEVICE = 2,  // a deterministic device function of values read from the hidden state
+  VEX_SLOT_HOST = 3,    // writes a trigger record, adds nothing; the runtime acts after the step
 } vex_slot_kind;
 
+// The exact functions a DEVICE slot computes from its two arguments a, b (experts/device_fn.h).
+typedef enum vex_device_fn {
+  VEX_FN_ADD = 0,         // a + b
+  VEX_FN_SUB = 1,         // a - b
+  VEX_FN_MUL = 2,         // a * b
+  VEX_FN_DIV = 3,         // a / b (0 when b == 0)
+  VEX_FN_DSCR = 4,        // NOI / annual debt service: a / b
+  VEX_FN_LTV = 5,         // loan / value x 100
+  VEX_FN_CAP_RATE = 6,    // NOI / price x 100
+  VEX_FN_DEBT_YIELD = 7,  // NOI / loan x 100
+  VEX_FN_COUNT = 8,
+} vex_device_fn;
+
 typedef struct vex_slot {
-  uint32_t kind;       // vex_slot_kind
-  uint32_t expert;     // NEURAL: index of the expert's weights in the layer's packed arrays
-  float threshold;     // virtual slots: minimum routing weight to count; 0 = none
-  uint32_t function;   // DEVICE/HOST: which function or registered expert (issue #5)
+  uint32_t kind;      // vex_slot_kind
+  uint32_t expert;    // NEURAL: index of the expert's weights in the layer's packed arrays;
+                      // DEVICE: index of the slot's parameters in the layer's device table
+  float threshold;    // virtual slots: minimum routing weight to count; 0 = none
+  uint32_t function;  // DEVICE: a vex_device_fn; HOST: the model's host-expert index
 } vex_slot;
 
 #ifdef __cplusplus

@@ -119,7 +119,11 @@ absl::StatusOr<Weights> map_weights(const Checkpoint& ck) {
     VEX_ASSIGN_OR_RETURN(const uint16_t* dn_bias,
                          m.bf16(name("mlp.experts.down_proj_bias", "mlp.mlp2_bias"), {E, D}));
     l.experts.resize(E);
+    l.slots.resize(E);
+    l.expert_ids.resize(E);
     for (int64_t e = 0; e < E; ++e) {
+      l.slots[e] = {VEX_SLOT_NEURAL, static_cast<uint32_t>(e), 0.0f, 0};
+      l.expert_ids[e] = static_cast<int>(e);
       ExpertWeights& x = l.experts[e];
       x.gate_up = {gu_blocks + e * 2 * I * (D / 32) * 16, gu_scales + e * 2 * I * (D / 32),
                    static_cast<int>(2 * I), static_cast<int>(D)};

@@ -24,6 +24,15 @@ inline absl::Status check_tokens(std::span<const int32_t> tokens, int pos, int m
   return absl::OkStatus();
 }
 
+// A HOST slot chosen by the router (DESIGN.md §5): where, and with what routing weight.
+struct ExpertTrigger {
+  int seq = 0;    // sequence (0 for single-sequence engines)
+  int pos = 0;    // position of the token whose MoE layer chose the slot
+  int layer = 0;  // MoE layer
+  int slot = 0;   // router row / slot index in that layer
+  float weight = 0;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -40,6 +49,13 @@ class Engine {
   // which may be fewer than n when a cache cannot go back that far (ring buffers); the caller
   // re-runs the rest.
   virtual int truncate(int n) = 0;
+
+  // The HOST-slot triggers of the last forward() call, in position order (a layer's records
+  // after the layer before it at the same position).
+  virtual std::span<const ExpertTrigger> triggers() const = 0;
+  // Off: virtual slots (DEVICE and HOST) are masked out of the routing, as if no manifest had
+  // attached them; the model then runs exactly as without them. On by default.
+  virtual void set_virtual_experts(bool on) = 0;
 
   virtual int pos() const = 0;
   virtual const char* device() const = 0;  // "cpu", "cuda"

@@ -33,12 +33,15 @@ CpuEngine::CpuEngine(const Config& config, const Weights& weights, int max_ctx)
   x_.resize(kChunk * D), xn_.resize(kChunk * D), y_.resize(kChunk * D);
   q_.resize(kChunk * c_.q_dim()), att_.resize(kChunk * c_.q_dim());
   k_.resize(kChunk * c_.kv_dim()), v_.resize(kChunk * c_.kv_dim());
-  r_.resize(kChunk * c_.n_experts);
+  int slots = 0;
+  for (const LayerWeights& L : w_.layers) slots = std::max(slots, L.n_slots());
+  r_.resize(kChunk * slots);
   ffn_.resize(3 * c_.d_ff + D), ffn_out_.resize(D);
 }
 
 absl::Status CpuEngine::forward(std::span<const int32_t> tokens, float* logits, bool last_only) {
   VEX_RETURN_IF_ERROR(check_tokens(tokens, pos_, max_ctx_, c_.vocab_size));
+  triggers_.clear();
   for (size_t i = 0; i < tokens.size(); i += kChunk) {
     const int n = static_cast<int>(std::min<size_t>(kChunk, tokens.size() - i));
     const bool last_chunk = i + n == tokens.size();
@@ -52,7 +55,7 @@ absl::Status CpuEngine::forward(std::span<const int32_t> tokens, float* logits, 
 
 // One chunk of n tokens at positions pos_ .. pos_+n-1, top to bottom as spec §4.0.
 void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int first) {
-  const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), E = c_.n_experts;
+  const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim();
   const int k_act = c_.n_experts_active;
   const float sm_scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim));
   float *x = x_.data(), *xn = xn_.data(), *y = y_.data();
@@ -94,20 +97,24 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int f
     linear_bf16(att_.data(), L.wo, L.bo, y, n, Q, D);
     for (int i = 0; i < n * D; ++i) x[i] += y[i];
 
-    // MoE block: x += sum over the top-k experts of w_e * expert_e(xn).
+    // MoE block: x += sum over the top-k slots of w_e * slot_e(xn). Pruned rows, and virtual
+    // ones when switched off, never compete.
+    const int S = L.n_slots();
     rmsnorm(x, L.mlp_norm, xn, n, D, c_.rms_eps);
-    linear_bf16(xn, L.router_w, L.router_b, r_.data(), n, D, E);
+    linear_bf16(xn, L.router_w, L.router_b, r_.data(), n, D, S);
     for (int t = 0; t < n; ++t) {
+      float* r = &r_[t * S];
+      for (int e = 0; e < S; ++e) {
+        const uint32_t kind = L.slots[e].kind;
+        if (kind == VEX_SLOT_PRUNED || (!virtual_on_ && kind != VEX_SLOT_NEURAL))
+          r[e] = -INFINITY;
+      }
       int idx[16];
       float wt[16];
-      router_topk_softmax(&r_[t * E], E, k_act, idx, wt);
-      if (moe_observer_) moe_observer_({il, pos_ + t, xn + t * D, &r_[t * E], idx, wt});
+      router_topk_softmax(r, S, k_act, idx, wt);
+      if (moe_observer_) moe_observer_({il, pos_ + t, xn + t * D, r, idx, wt});
       std::fill_n(y + t * D, D, 0.0f);
-      for (int j = 0; j < k_act; ++j) {
-        expert_ffn(L.experts[idx[j]], xn + t * D, c_.swiglu_limit, ffn_.data(), ffn_out_.data(),
-                   bf16_gemm_inputs_);
-        for (int i = 0; i < D; ++i) y[t * D + i] += wt[j] * ffn_out_[i];
-      }
+      moe_token(il, t, xn + t * D, idx, wt, y + t * D);
     }
     for (int i = 0; i < n * D; ++i) x[i] += y[i];
   }
@@ -118,6 +125,27 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int f
     linear_bf16(xn, w_.lm_head, nullptr, logits, n - first, D, c_.vocab_size);
   }
   pos_ += n;
+}
+
+void CpuEngine::moe_token(int il, int t, const float* xn, const int* idx, const float* wt,
+                          float* y) {
+  const LayerWeights& L = w_.layers[il];
+  const int D = c_.d_model;
+  for (int j = 0; j < c_.n_experts_active; ++j) {
+    const vex_slot& s = L.slots[idx[j]];
+    // A virtual slot counts only when its routing weight reaches its threshold.
+    if (s.kind != VEX_SLOT_NEURAL && wt[j] < s.threshold) continue;
+    if (s.kind == VEX_SLOT_NEURAL) {
+      expert_ffn(L.experts[s.expert], xn, c_.swiglu_limit, ffn_.data(), ffn_out_.data(),
+                 bf16_gemm_inputs_);
+    } else if (s.kind == VEX_SLOT_DEVICE) {
+      device_expert(L.device_params[s.expert], s.function, xn, D, ffn_out_.data());
+    } else {  // HOST: recorded for the runtime, adds nothing
+      if (s.kind == VEX_SLOT_HOST) triggers_.push_back({0, pos_ + t, il, idx[j], wt[j]});
+      continue;
+    }
+    for (int i = 0; i < D; ++i) y[i] += wt[j] * ffn_out_[i];
+  }
 }
 
 }  // namespace vex

@@ -27,7 +27,7 @@ class CpuEngine final : public Engine {
                        bool last_only = false) override;
 
   // Called for every token at every MoE layer with the normed MoE input xn [D], the router
-  // logits [E] and the chosen experts and weights [k]: the probe point for routing statistics
+  // logits [S] (one per slot) and the chosen slots and weights [k]: the probe point for routing statistics
   // and for collecting hidden states (vexprobe). Not called when unset.
   struct MoeEvent {
     int layer, pos;
@@ -47,6 +47,8 @@ class CpuEngine final : public Engine {
   // lm_head to bf16, as forward_cuda does on tensor cores (CudaEngine::uses_gemm: prefill, and
   // large decode batches); toggled per call by the tests to mirror those passes (vs fp32 ones).
   void set_bf16_gemm_inputs(bool on) { bf16_gemm_inputs_ = on; }
+  std::span<const ExpertTrigger> triggers() const override { return triggers_; }
+  void set_virtual_experts(bool on) override { virtual_on_ = on; }
   int pos() const override { return pos_; }
   const char* device() const override { return "cpu"; }
   int max_ctx() const override { return max_ctx_; }
@@ -54,13 +56,16 @@ class CpuEngine final : public Engine {
  private:
   // Writes the logits of tokens first .. n-1 of the chunk when logits is not null.
   void forward_chunk(const int32_t* tokens, int n, float* logits, int first);
+  // y[D] += the routing-weighted outputs of token t's k chosen slots at layer il.
+  void moe_token(int il, int t, const float* xn, const int* idx, const float* wt, float* y);
 
   static constexpr int kChunk = 32;  // tokens per pass through the layers; bounds scratch size
   const Config& c_;
   const Weights& w_;
   int max_ctx_;
   int pos_ = 0;
-  bool kv_bf16_ = false, bf16_gemm_inputs_ = false;
+  bool kv_bf16_ = false, bf16_gemm_inputs_ = false, virtual_on_ = true;
+  std::vector<ExpertTrigger> triggers_;
   std::function<void(const MoeEvent&)> moe_observer_;
   std::vector<float> inv_freq_;  // [d/2] YaRN inverse frequencies
   float concentration_ = 1;      // YaRN attention concentration, multiplies cos and sin

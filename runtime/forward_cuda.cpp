@@ -27,9 +27,13 @@ struct CudaEngine::Layer {
   const uint16_t* bo;           // [D]
   const uint16_t* sinks;        // [Hq]
   const uint16_t* mlp_norm;     // [D]
-  const uint16_t* router_w;     // [E, D]
-  const uint16_t* router_b;     // [E]
-  const vex_slot* slots;        // [E] dispatch table
+  const uint16_t* router_w;     // [S, D]: one row per slot
+  const uint16_t* router_b;     // [S]
+  vex_slot* slots;              // [S] dispatch table
+  int n_slots;
+  bool has_virtual;                     // DEVICE or HOST slots: moe_virtual runs after the experts
+  std::vector<vex_slot> slots_on, slots_off;  // the table with virtual slots on / masked
+  const vex_device_params* device;      // DEVICE slots' parameters, device pointers
   cuda::MoeWeights moe;         // experts packed by index
   uint16_t *k_cache, *v_cache;  // [slots, KV]: ring_ slots on sliding layers, max_ctx on full
   bool sliding;
@@ -91,8 +95,10 @@ absl::Status CudaEngine::init(const Weights& w) {
   if (gemm_->init() != cudaSuccess)
     return absl::InternalError(absl::StrCat("cuBLASLt: ", gemm_->error()));
   mem_.workspace += gemm_->workspace_bytes();
-  const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), E = c_.n_experts, I = c_.d_ff;
+  const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), I = c_.d_ff;
   const int k = c_.n_experts_active, V = c_.vocab_size;
+  int max_slots = 0;
+  for (const LayerWeights& L : w.layers) max_slots = std::max(max_slots, L.n_slots());
   // A sliding layer keeps its last `window` keys plus the chunk being written (whose keys must
   // not overwrite ones its earlier tokens still read) plus a margin that lets a chat rewind a
   // few hundred tokens (truncate) without recomputing the prompt.
@@ -127,14 +133,34 @@ absl::Status CudaEngine::init(const Weights& w) {
     VEX_ASSIGN_OR_RETURN(d.bo, upload(L.bo, D));
     VEX_ASSIGN_OR_RETURN(d.sinks, upload(L.sinks, c_.n_heads));
     VEX_ASSIGN_OR_RETURN(d.mlp_norm, upload(L.mlp_norm, D));
-    VEX_ASSIGN_OR_RETURN(d.router_w, upload(L.router_w, size_t(E) * D));
-    VEX_ASSIGN_OR_RETURN(d.router_b, upload(L.router_b, E));
-    // Every router row is a neural expert until a manifest says otherwise (issue #5).
-    std::vector<vex_slot> slots(E);
-    for (int e = 0; e < E; ++e) slots[e] = {VEX_SLOT_NEURAL, uint32_t(e), 0.0f, 0};
-    VEX_ASSIGN_OR_RETURN(d.slots, upload(slots.data(), slots.size()));
+    const int S = L.n_slots(), E = static_cast<int>(L.experts.size());
+    d.n_slots = S;
+    VEX_ASSIGN_OR_RETURN(d.router_w, upload(L.router_w, size_t(S) * D));
+    VEX_ASSIGN_OR_RETURN(d.router_b, upload(L.router_b, S));
+    // The slot table as loaded (a manifest's pruning and virtual rows), and the same table with
+    // the virtual slots masked, swapped in by set_virtual_experts.
+    d.slots_on = d.slots_off = L.slots;
+    d.has_virtual = false;
+    for (vex_slot& s : d.slots_off)
+      if (s.kind == VEX_SLOT_DEVICE || s.kind == VEX_SLOT_HOST) {
+        d.has_virtual = true;
+        has_host_ |= s.kind == VEX_SLOT_HOST;
+        s.kind = VEX_SLOT_PRUNED;
+      }
+    VEX_ASSIGN_OR_RETURN(d.slots, upload(L.slots.data(), L.slots.size()));
+    std::vector<vex_device_params> device;
+    for (const vex_device_params& p : L.device_params) {
+      vex_device_params q;
+      VEX_ASSIGN_OR_RETURN(q.args_w, upload(p.args_w, size_t(2) * D));
+      VEX_ASSIGN_OR_RETURN(q.args_b, upload(p.args_b, 2));
+      VEX_ASSIGN_OR_RETURN(q.out_w, upload(p.out_w, D));
+      VEX_ASSIGN_OR_RETURN(q.out_b, upload(p.out_b, D));
+      device.push_back(q);
+    }
+    VEX_ASSIGN_OR_RETURN(d.device, upload(device.data(), device.size()));
 
-    // Experts packed by index; each expert's tensors are contiguous slices of the checkpoint.
+    // The loaded experts packed by index (pruned ones are not there); each expert's tensors are
+    // contiguous slices of the checkpoint.
     uint8_t *gub, *gus, *dnb, *dns;
     uint16_t *gubias, *dnbias;
     VEX_ASSIGN_OR_RETURN(gub, alloc<uint8_t>(size_t(E) * 2 * I * g1 * 16, &mem_.weights));
@@ -169,6 +195,9 @@ absl::Status CudaEngine::init(const Weights& w) {
   VEX_ASSIGN_OR_RETURN(d_pos_, alloc<int>(kChunk, &ws));
   VEX_ASSIGN_OR_RETURN(d_seq_, alloc<int>(kChunk, &ws));
   VEX_ASSIGN_OR_RETURN(d_draws_, alloc<uint64_t>(kChunk, &ws));
+  VEX_ASSIGN_OR_RETURN(d_triggers_.records, alloc<cuda::Trigger>(kMaxTriggers, &ws));
+  VEX_ASSIGN_OR_RETURN(d_triggers_.count, alloc<int>(1, &ws));
+  d_triggers_.capacity = kMaxTriggers;
   VEX_ASSIGN_OR_RETURN(d_sampling_, alloc<cuda::SamplingConfig>(1, &ws));
   VEX_ASSIGN_OR_RETURN(x_, alloc<float>(size_t(kChunk) * D, &ws));
   VEX_ASSIGN_OR_RETURN(xn_, alloc<float>(size_t(kChunk) * D, &ws));
@@ -183,7 +212,7 @@ absl::Status CudaEngine::init(const Weights& w) {
       attn_partial_,
       alloc<float>(size_t(n_seqs()) * c_.n_heads * kAttnSplits * (c_.head_dim + 2), &ws));
   moe_scratch_.capacity = kChunk * k;
-  VEX_ASSIGN_OR_RETURN(moe_scratch_.offset, alloc<int>(E + 1, &ws));
+  VEX_ASSIGN_OR_RETURN(moe_scratch_.offset, alloc<int>(max_slots + 1, &ws));
   VEX_ASSIGN_OR_RETURN(moe_scratch_.list, alloc<int>(size_t(kChunk) * k, &ws));
   moe_scratch_.h = h_;
   VEX_ASSIGN_OR_RETURN(moe_scratch_.y, alloc<float>(size_t(kChunk) * k * D, &ws));
@@ -218,7 +247,7 @@ absl::Status CudaEngine::timed(const char* name, uint64_t bytes,
 // One pass of n tokens through the layers, top to bottom as spec §4.0 and forward_cpu.
 absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
   const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), S = Q + 2 * KV;
-  const int E = c_.n_experts, k = c_.n_experts_active, I = c_.d_ff;
+  const int k = c_.n_experts_active, I = c_.d_ff;
   const float sm_scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim));
   const uint64_t b2 = 2;  // bytes per bf16
   cudaStream_t s = stream_;
@@ -268,6 +297,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
       }));
     }
     // MoE block: x += sum over the top-k slots of w_e * expert_e(xn).
+    const int E = L.n_slots;
     VEX_RETURN_IF_ERROR(timed("rmsnorm+router", uint64_t(E) * D * b2, [&] {
       return cuda::router(x_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_, nullptr,
                           s, L.mlp_norm, c_.rms_eps, xn_);
@@ -277,14 +307,19 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
         return cuda::moe_gate_up(xn_, idx_, L.slots, L.moe, n, k, c_.swiglu_limit, h_, s);
       }));
       VEX_RETURN_IF_ERROR(timed("moe_down", uint64_t(k) * D * (I / 32) * 17, [&] {
-        return cuda::moe_down(h_, idx_, weight_, L.slots, L.moe, n, k, il, {}, x_, s);
+        return cuda::moe_down(h_, idx_, weight_, L.slots, L.moe, n, k, x_, s);
       }));
     } else {  // expert-major, each expert's weights read once per pass
       VEX_RETURN_IF_ERROR(timed("moe_grouped", 0, [&] {
-        return cuda::moe_grouped(xn_, idx_, weight_, L.slots, L.moe, n, k, E, c_.swiglu_limit, il,
-                                 {}, moe_scratch_, x_, s);
+        return cuda::moe_grouped(xn_, idx_, weight_, L.slots, L.moe, n, k, E, c_.swiglu_limit,
+                                 moe_scratch_, x_, s);
       }));
     }
+    if (L.has_virtual)
+      VEX_RETURN_IF_ERROR(timed("moe_virtual", 0, [&] {
+        return cuda::moe_virtual(xn_, idx_, weight_, L.slots, L.device, n, k, D, il, rows,
+                                 d_triggers_, x_, s);
+      }));
   }
   return absl::OkStatus();
 }
@@ -385,8 +420,39 @@ absl::Status CudaEngine::run_step_graph(int rows, bool sampled) {
   return absl::OkStatus();
 }
 
+absl::Status CudaEngine::reset_triggers() {
+  triggers_.clear();
+  if (has_host_) VEX_CUDA_CHECK(cudaMemsetAsync(d_triggers_.count, 0, sizeof(int), stream_));
+  return absl::OkStatus();
+}
+
+absl::Status CudaEngine::read_triggers() {
+  if (!has_host_) return absl::OkStatus();
+  static_assert(sizeof(cuda::Trigger) == sizeof(ExpertTrigger));
+  int count = 0;
+  VEX_CUDA_CHECK(cudaMemcpy(&count, d_triggers_.count, sizeof(int), cudaMemcpyDeviceToHost));
+  triggers_.resize(std::min(count, kMaxTriggers));
+  if (!triggers_.empty())
+    VEX_CUDA_CHECK(cudaMemcpy(triggers_.data(), d_triggers_.records,
+                              triggers_.size() * sizeof(ExpertTrigger), cudaMemcpyDeviceToHost));
+  // Blocks of one pass write in any order: sort by (sequence, position, layer, slot).
+  std::sort(triggers_.begin(), triggers_.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.seq, a.pos, a.layer, a.slot) < std::tie(b.seq, b.pos, b.layer, b.slot);
+  });
+  return absl::OkStatus();
+}
+
+void CudaEngine::set_virtual_experts(bool on) {
+  for (Layer& L : layers_)
+    if (L.has_virtual) {
+      const auto& table = on ? L.slots_on : L.slots_off;
+      cudaMemcpy(L.slots, table.data(), table.size() * sizeof(vex_slot), cudaMemcpyHostToDevice);
+    }
+}
+
 absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits, bool last_only) {
   VEX_RETURN_IF_ERROR(check_tokens(tokens, pos(), max_ctx_, c_.vocab_size));
+  VEX_RETURN_IF_ERROR(reset_triggers());
   const size_t V = c_.vocab_size;
   for (size_t i = 0; i < tokens.size(); i += kChunk) {
     const int n = static_cast<int>(std::min<size_t>(kChunk, tokens.size() - i));
@@ -415,7 +481,7 @@ absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits,
     VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
     pos_[cur_] += n;
   }
-  return absl::OkStatus();
+  return read_triggers();
 }
 
 absl::Status CudaEngine::decode_greedy(int32_t first, int n, int32_t* out) {
@@ -439,6 +505,7 @@ absl::Status CudaEngine::decode_sample(int32_t first, int n, const SamplingParam
   VEX_CUDA_CHECK(
       cudaMemcpyAsync(d_tokens_, &first, sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
   VEX_RETURN_IF_ERROR(place_chunk(1));
+  VEX_RETURN_IF_ERROR(reset_triggers());
   for (int i = 0; i < n; ++i) {
     VEX_RETURN_IF_ERROR(run_step_graph(1, sampled));
     if (out)
@@ -447,7 +514,7 @@ absl::Status CudaEngine::decode_sample(int32_t first, int n, const SamplingParam
   }
   VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
   pos_[cur_] += n;
-  return absl::OkStatus();
+  return read_triggers();
 }
 
 absl::Status CudaEngine::check_decode(int seq, int32_t first, int steps,
@@ -471,6 +538,7 @@ absl::Status CudaEngine::start_batch(std::span<const int32_t> tokens, int steps)
   std::iota(seq.begin(), seq.end(), 0);
   VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data(), B * sizeof(int32_t),
                                  cudaMemcpyHostToDevice, stream_));
+  VEX_RETURN_IF_ERROR(reset_triggers());
   return place_rows(std::span(pos_).subspan(0, B), seq);
 }
 
@@ -488,7 +556,7 @@ absl::Status CudaEngine::decode_batch(std::span<const int32_t> tokens, float* lo
                                    cudaMemcpyDeviceToHost, stream_));
   VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
   for (int b = 0; b < B; ++b) ++pos_[b];
-  return absl::OkStatus();
+  return read_triggers();
 }
 
 absl::Status CudaEngine::decode_greedy_batch(std::span<const int32_t> first, int n, int32_t* out) {
@@ -503,7 +571,7 @@ absl::Status CudaEngine::decode_greedy_batch(std::span<const int32_t> first, int
   }
   VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
   for (int b = 0; b < B; ++b) pos_[b] += n;
-  return absl::OkStatus();
+  return read_triggers();
 }
 
 int CudaEngine::truncate(int n) {
@@ -516,12 +584,13 @@ int CudaEngine::truncate(int n) {
 }
 
 uint64_t CudaEngine::decode_bytes(int pos, int batch) const {
-  const uint64_t D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), E = c_.n_experts;
+  const uint64_t D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim();
   const double k = c_.n_experts_active;
-  const double experts = batch == 1 ? k : E * (1 - std::pow(1 - k / E, batch));
   uint64_t b = batch * D * 2 + c_.vocab_size * D * 2 + D * 2;  // embedding rows, lm_head, norm
   for (int il = 0; il < c_.n_layers; ++il) {
-    b += 2 * D * 2 + (Q + 2 * KV) * (D + 1) * 2 + D * (Q + 1) * 2 + E * (D + 1) * 2;
+    const double E = layers_[il].n_slots;
+    const double experts = batch == 1 ? k : E * (1 - std::pow(1 - k / E, batch));
+    b += 2 * D * 2 + (Q + 2 * KV) * (D + 1) * 2 + D * (Q + 1) * 2 + uint64_t(E) * (D + 1) * 2;
     b += static_cast<uint64_t>(experts * expert_bytes_);
     const uint64_t keys = c_.layer_sliding[il] ? std::min(pos + 1, c_.sliding_window) : pos + 1;
     b += batch * 2 * keys * KV * 2;  // K and V rows read

@@ -56,6 +56,8 @@ class CudaEngine final : public Engine {
   absl::Status forward(std::span<const int32_t> tokens, float* logits,
                        bool last_only = false) override;
   int truncate(int n) override;
+  std::span<const ExpertTrigger> triggers() const override { return triggers_; }
+  void set_virtual_experts(bool on) override;
   int pos() const override { return pos_[cur_]; }
   const char* device() const override { return "cuda"; }
   int max_ctx() const override { return max_ctx_; }
@@ -159,6 +161,14 @@ class CudaEngine final : public Engine {
   // State: [kChunk, ...] activations, named as in spec §4.
   int32_t* d_tokens_ = nullptr;
   cuda::SamplingConfig* d_sampling_ = nullptr;
+  // HOST-slot triggers: written by moe_virtual, reset when a call starts, read back after it
+  // (only when some layer has HOST slots).
+  static constexpr int kMaxTriggers = 4096;
+  cuda::TriggerBuffer d_triggers_{};
+  std::vector<ExpertTrigger> triggers_;
+  bool has_host_ = false;
+  absl::Status reset_triggers();
+  absl::Status read_triggers();  // after the stream is synchronized
   uint64_t* d_draws_ = nullptr;              // [kChunk] draw index of each row's sampler
   int *d_pos_ = nullptr, *d_seq_ = nullptr;  // [rows] placement of a pass (kernels/cuda/rows.cuh)
   float *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *att_ = nullptr, *h_ = nullptr;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "experts/attach.h"
 #include "loader/json_util.h"
 #include "loader/weights_map.h"
 #include "runtime/forward_cpu.h"
@@ -51,6 +52,14 @@ absl::StatusOr<const Tokenizer*> Model::require_tokenizer() const {
 
 absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,
                                                   const LoadProgress& progress) {
+  LoadOptions options;
+  options.progress = progress;
+  return load_model(dir, options);
+}
+
+absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,
+                                                  const LoadOptions& options) {
+  const LoadProgress& progress = options.progress;
   auto step = [&](float f) {
     return !progress || progress(f) ? absl::OkStatus()
                                     : absl::CancelledError(absl::StrCat(dir, ": load cancelled"));
@@ -60,6 +69,15 @@ absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,
   VEX_ASSIGN_OR_RETURN(m->checkpoint, Checkpoint::open(dir));
   VEX_RETURN_IF_ERROR(step(0.3f));
   VEX_ASSIGN_OR_RETURN(m->weights, map_weights(*m->checkpoint));
+  if (!options.experts.empty()) {
+    VEX_ASSIGN_OR_RETURN(const Manifest manifest, load_manifest(options.experts, m->config()));
+    VEX_ASSIGN_OR_RETURN(AttachResult a, apply_manifest(manifest, *m->checkpoint, &m->weights,
+                                                        options.mask_pruned));
+    m->manifest_path = options.experts;
+    m->host_experts = std::move(a.host_experts);
+    m->pruned_experts = a.pruned;
+  }
+  m->weight_bytes = weight_bytes(m->weights, m->config());
   VEX_RETURN_IF_ERROR(step(0.5f));
 
   m->tokenizer_path = sidecar(*m->checkpoint, "tokenizer.json");

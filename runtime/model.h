@@ -22,6 +22,10 @@ struct Model {
   std::string tokenizer_path;            // where tokenizer.json was looked for
   SamplingParams sampling;               // generation_config.json over vex's defaults
   std::vector<int32_t> stop_tokens;      // <|return|>, <|call|> and generation_config's EOS ids
+  std::string manifest_path;             // the expert manifest applied, "" for none
+  std::vector<std::string> host_experts;  // HOST slots' expert names, by slot.function
+  int pruned_experts = 0;                 // neural experts the manifest left unloaded
+  uint64_t weight_bytes = 0;              // bytes of the tensors the forward pass reads
   const Config& config() const { return checkpoint->config(); }
 
   // The tokenizer, or an error naming the missing file (prompts need one; token ids do not).
@@ -31,8 +35,17 @@ struct Model {
 // Reports load progress in [0, 1]; returning false cancels the load (absl::CancelledError).
 using LoadProgress = std::function<bool(float)>;
 
+struct LoadOptions {
+  std::string experts;       // expert manifest (experts/manifest.h), "" for none
+  bool mask_pruned = false;  // keep pruned experts loaded and mask their router rows (tests)
+  LoadProgress progress;
+};
+
 // Loads the checkpoint in `dir` (either layout); tokenizer.json and generation_config.json are
-// taken from the checkpoint folder or, for an original/ folder, from its parent.
+// taken from the checkpoint folder or, for an original/ folder, from its parent. A manifest is
+// applied after mapping: pruned experts are never read nor uploaded (experts/attach.h).
+absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,
+                                                  const LoadOptions& options);
 absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,
                                                   const LoadProgress& progress = {});
 

@@ -62,11 +62,39 @@ absl::StatusOr<GenerateResult> Session::generate(std::span<const int32_t> prompt
   r.prompt_ms = ms(t1 - t0).count();
 
   Sampler sampler(opt.sampling);
+  bool injected_last = false;  // the last tokens came from an expert: its triggers are not re-asked
   for (;;) {
     if (opt.max_tokens >= 0 && r.generated >= opt.max_tokens) {
       r.reason = StopReason::kMaxTokens;
       break;
     }
+    if (opt.experts && !injected_last) {
+      VEX_ASSIGN_OR_RETURN(std::vector<int32_t> cont, continuation(*opt.experts));
+      if (!cont.empty()) {
+        const size_t room = static_cast<size_t>(engine_->max_ctx() - engine_->pos());
+        if (opt.max_tokens >= 0)
+          cont.resize(std::min<size_t>(cont.size(), opt.max_tokens - r.generated));
+        cont.resize(std::min(cont.size(), room));
+        if (cont.empty()) {
+          r.reason = StopReason::kContextFull;
+          break;
+        }
+        VEX_RETURN_IF_ERROR(append(cont));
+        injected_last = true;
+        r.injected += static_cast<int>(cont.size());
+        bool go_on = true;
+        for (int32_t t : cont) {
+          ++r.generated;
+          if (on_token && !on_token(t)) go_on = false;
+        }
+        if (!go_on || cancel_.load()) {
+          r.reason = go_on ? StopReason::kCancelled : StopReason::kCallback;
+          break;
+        }
+        continue;
+      }
+    }
+    injected_last = false;
     const int32_t token = sampler.sample(logits_);
     ++r.generated;
     const bool stop =
@@ -91,6 +119,15 @@ absl::StatusOr<GenerateResult> Session::generate(std::span<const int32_t> prompt
   }
   r.generate_ms = ms(Clock::now() - t1).count();
   return r;
+}
+
+absl::StatusOr<std::vector<int32_t>> Session::continuation(TriggerHandler& experts) {
+  std::vector<ExpertTrigger> fired;
+  const int last = static_cast<int>(tokens_.size()) - 1;
+  for (const ExpertTrigger& t : engine_->triggers())
+    if (t.pos == last) fired.push_back(t);
+  if (fired.empty()) return std::vector<int32_t>{};
+  return experts.on_triggers(fired, tokens_);
 }
 
 }  // namespace vex

@@ -11,6 +11,7 @@
 
 #include "runtime/engine.h"
 #include "runtime/sampler.h"
+#include "runtime/virtual_experts.h"
 
 namespace vex {
 
@@ -27,6 +28,11 @@ struct GenerateOptions {
   int max_tokens = -1;  // -1: until a stop token or the context is full
   SamplingParams sampling = {};
   std::vector<int32_t> stop_tokens = {};
+  // HOST experts: when the last position run fired HOST slots, the handler may return a
+  // continuation, which is appended (one prefill chunk) and streamed instead of a sampled token.
+  // A trigger at the prompt's last position acts on the first generated tokens. Null: triggers
+  // are ignored.
+  TriggerHandler* experts = nullptr;
 };
 
 struct GenerateResult {
@@ -34,6 +40,7 @@ struct GenerateResult {
   int prompt_tokens = 0;   // tokens of the prompt
   int reused_tokens = 0;   // of those, already in the cache from an earlier call (not recomputed)
   int generated = 0;       // tokens passed to the callback, the stop token included
+  int injected = 0;        // of those, tokens a HOST expert appended
   double prompt_ms = 0;    // running the prompt's new tokens
   double generate_ms = 0;  // the generation loop
 };
@@ -68,6 +75,9 @@ class Session {
   const Engine& engine() const { return *engine_; }
 
  private:
+  // What the HOST triggers at the last position ask to append (empty: none fired or declined).
+  absl::StatusOr<std::vector<int32_t>> continuation(TriggerHandler& experts);
+
   std::unique_ptr<Engine> engine_;
   std::vector<int32_t> tokens_;  // the tokens whose keys and values are in the cache
   std::vector<float> logits_;

@@ -5,7 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
+
+#include "experts/device_fn.h"
+#include "experts/slot.h"
 
 namespace vex {
 
@@ -37,9 +41,16 @@ struct LayerWeights {
   const uint16_t* bo = nullptr;         // [D]
   const uint16_t* sinks = nullptr;      // [Hq] one raw sink logit per query head
   const uint16_t* mlp_norm = nullptr;   // [D] RMSNorm gain before the MoE
-  const uint16_t* router_w = nullptr;   // [E, D]
-  const uint16_t* router_b = nullptr;   // [E]
-  std::vector<ExpertWeights> experts;   // [E]
+  const uint16_t* router_w = nullptr;   // [S, D]: one row per slot
+  const uint16_t* router_b = nullptr;   // [S]
+  // The dispatch table (experts/slot.h): one slot per router row. Without a manifest S = E and
+  // slot e is neural expert e; a manifest drops pruned rows and appends virtual ones
+  // (experts/attach.cpp).
+  std::vector<vex_slot> slots;                   // [S]
+  std::vector<ExpertWeights> experts;            // the loaded neural experts, by slot.expert
+  std::vector<int> expert_ids;                   // their ids in the checkpoint
+  std::vector<vex_device_params> device_params;  // DEVICE slots' parameters, by slot.expert
+  int n_slots() const { return static_cast<int>(slots.size()); }
 };
 
 struct Weights {
@@ -47,6 +58,10 @@ struct Weights {
   std::vector<LayerWeights> layers;      // [n_layers]
   const uint16_t* final_norm = nullptr;  // [D]
   const uint16_t* lm_head = nullptr;     // [V, D], not tied to the embedding
+  // Tensors built at load rather than mapped (router tables a manifest rewrites, virtual experts'
+  // parameters); the pointers above may point into them. Moving Weights keeps them valid.
+  std::vector<std::unique_ptr<uint16_t[]>> owned_bf16;
+  std::vector<std::unique_ptr<float[]>> owned_f32;
 };
 
 }  // namespace vex

@@ -78,4 +78,24 @@ expect 1 "tokenizer.json: not found" -- "$bin/vexrun" --weights "$tmp/ck" -p hi
 echo '{"model": {"type": "WordPiece"}}' >"$tmp/ck/tokenizer.json"
 expect 1 "ck/tokenizer.json: key 'model': expected a BPE model" -- "$bin/vexrun" --weights "$tmp/ck" -p hi
 
+# Virtual experts on the demo model: the calculator fires from its learned router row (issue #5).
+src=$(cd "$(dirname "$0")/.." && pwd)
+expect 0 "expert calculator fired at layer 0, position 5 \(weight 0\.9[0-9]+\): 127 \* 89 -> 11303" -- \
+  "$bin/vexrun" --raw --experts "$src/experts/demo/calc.toml" -p "127 * 89 = " --trace-experts -n 6 --temp 0 --device cpu
+head -c 5 "$tmp/out" | grep -q "^11303" || { echo "FAIL: no 11303 from the calculator"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 0 "" -- "$bin/vexrun" --raw --experts "$src/experts/demo/calc.toml" -p "127 * 89 = " -n 6 --temp 0 --json --device cpu
+python3 -c '
+import json, sys
+a = json.load(open(sys.argv[1]))
+f = a["experts"][0]
+assert f["expert"] == "calculator" and f["answered"] and f["output"] == "11303", a
+assert a["text"].startswith("11303") and a["tokens"]["injected"] > 0, a
+' "$tmp/out" || { echo "FAIL: --json experts"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 0 "" -- "$bin/vexrun" --raw --experts "$src/experts/demo/calc.toml" -p "127 * 89 = " -n 6 --temp 0 --no-virtual --device cpu
+head -c 5 "$tmp/out" | grep -q "^11303" && { echo "FAIL: --no-virtual still injected"; fails=$((fails + 1)); }
+printf '[[virtual]]\nname = "abacus"\nkind = "host"\nlayers = [0]\nrouter = "%s"\n' "$src/experts/demo/calculator-l0.safetensors" >"$tmp/bad.toml"
+expect 1 "bad.toml: virtual expert 'abacus' is neither a builtin nor registered" -- "$bin/vexrun" --raw --experts "$tmp/bad.toml" -p "1 + 1 = " -n 1
+printf '[prune]\nkeep = { "0" = [0, 1] }\n' >"$tmp/bad.toml"
+expect 1 "bad.toml:2:[0-9]+: layer 0 keeps 2 experts, fewer than the 4" -- "$bin/vexrun" --experts "$tmp/bad.toml" -p hi -n 1
+
 [ "$fails" -eq 0 ] && echo "all CLI checks passed" || { echo "$fails CLI checks failed"; exit 1; }

@@ -55,6 +55,15 @@ const std::string& tiny_checkpoint(uint64_t seed) {
   return cache[seed] = opt.out;
 }
 
+const std::string& tiny_chat_checkpoint() {
+  static const std::string dir = [] {
+    std::string d = copy_checkpoint(tiny_checkpoint(0), "tiny_chat");
+    fs::copy_file(VEX_TOKENIZER_JSON, d + "/tokenizer.json");
+    return d;
+  }();
+  return dir;
+}
+
 std::string copy_checkpoint(const std::string& from, const std::string& tag) {
   std::string to = temp_dir(tag);
   fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::overwrite_existing);

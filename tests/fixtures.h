@@ -15,6 +15,10 @@ std::string temp_dir(const std::string& tag);
 // process and cached; do not modify it (copy it with copy_checkpoint first).
 const std::string& tiny_checkpoint(uint64_t seed = 0);
 
+// The tiny checkpoint (seed 0) with the gpt-oss tokenizer.json beside it, as the demo model:
+// text prompts work. Written once per process.
+const std::string& tiny_chat_checkpoint();
+
 // The gpt-oss tokenizer.json fetched by tools/fetch-tokenizer.sh (the `tokenizer` CTest
 // fixture), loaded once per process; aborts with a hint when it is missing.
 const Tokenizer& tokenizer();

@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -425,7 +426,7 @@ TEST(CudaKernels, MoeGateUpAndDown) {
     Dev<int> didx(r.idx);
     Dev<vex_slot> dsl(r.slots);
     CUDA_OK(cuda::moe_gate_up(dxn.p, didx.p, dsl.p, ex.weights(), n, k, 7.0f, dh.p, 0));
-    CUDA_OK(cuda::moe_down(dh.p, didx.p, dwt.p, dsl.p, ex.weights(), n, k, 0, {}, dx.p, 0));
+    CUDA_OK(cuda::moe_down(dh.p, didx.p, dwt.p, dsl.p, ex.weights(), n, k, dx.p, 0));
     const auto [worst, scale] = worst_and_scale(dx.get(), ref, x0);
     // Exact decode on both sides; only fp32 vs double accumulation differs: 1e-5 of the largest
     // expert contribution.
@@ -434,7 +435,7 @@ TEST(CudaKernels, MoeGateUpAndDown) {
 }
 
 // The expert-major prefill path against the per-token decode kernels: same arithmetic, so the
-// residual must match bit for bit; a HOST slot adds nothing and leaves the same trigger records.
+// residual must match bit for bit; a HOST slot adds nothing on either path.
 TEST(CudaKernels, MoeGroupedEqualsPerToken) {
   const int D = 2880, I = 2880, E = 32, k = 4, n = 50;
   const RandomExperts ex(D, I, E);
@@ -443,24 +444,73 @@ TEST(CudaKernels, MoeGroupedEqualsPerToken) {
   const auto xn = normal(size_t(n) * D), x0 = normal(size_t(n) * D);
   Dev<float> dxn(xn), x1(x0), x2(x0), dh(size_t(n) * k * I), dwt(r.wt);
   Dev<float> sh(size_t(n) * k * I), sy(size_t(n) * k * D);
-  Dev<int> didx(r.idx), off(E + 1), list(size_t(n) * k), count1(std::vector<int>{0}),
-      count2(std::vector<int>{0});
-  Dev<cuda::Trigger> tr1(64), tr2(64);
+  Dev<int> didx(r.idx), off(E + 1), list(size_t(n) * k);
   Dev<vex_slot> dsl(r.slots);
   const cuda::MoeWeights w = ex.weights();
   CUDA_OK(cuda::moe_gate_up(dxn.p, didx.p, dsl.p, w, n, k, 7.0f, dh.p, 0));
-  CUDA_OK(cuda::moe_down(dh.p, didx.p, dwt.p, dsl.p, w, n, k, 3, {tr1.p, count1.p, 64}, x1.p, 0));
+  CUDA_OK(cuda::moe_down(dh.p, didx.p, dwt.p, dsl.p, w, n, k, x1.p, 0));
   const cuda::MoeScratch scratch{off.p, list.p, sh.p, sy.p, n * k};
-  CUDA_OK(cuda::moe_grouped(dxn.p, didx.p, dwt.p, dsl.p, w, n, k, E, 7.0f, 3, {tr2.p, count2.p, 64},
-                            scratch, x2.p, 0));
+  CUDA_OK(cuda::moe_grouped(dxn.p, didx.p, dwt.p, dsl.p, w, n, k, E, 7.0f, scratch, x2.p, 0));
   const auto r1 = x1.get(), r2 = x2.get();
   EXPECT_EQ(memcmp(r1.data(), r2.data(), r1.size() * sizeof(float)), 0)
       << "largest difference " << worst_and_scale(r1, r2, x0).first;
-  int routed_host = 0;
-  for (int v : r.idx) routed_host += v == 5;
-  EXPECT_GT(routed_host, 0);
-  EXPECT_EQ(count1.get()[0], routed_host);
-  EXPECT_EQ(count2.get()[0], routed_host);
+}
+
+// The virtual slots (moe_virtual) against the CPU twin: DEVICE slots on constructed hidden states
+// (xn[0], xn[1] read by unit rows: DSCR 1.2e6 / 1e6, LTV 7.5e5 / 1e6 x 100), HOST slots leaving
+// {seq, pos, layer, slot, weight} only at or above their threshold, neural slots untouched.
+// Tolerance: the arguments are fp32 block sums of one non-zero product (exact), so every value is
+// the fp32 rounding of the CPU's (one ulp from the differently ordered final add).
+TEST(CudaKernels, MoeVirtualSlotsMatchCpu) {
+  const int D = 2880, k = 4, n = 3;
+  std::vector<float> aw(2 * D, 0.0f), ab = {0, 0}, ow = normal(D), ob = normal(D);
+  aw[0] = 1, aw[D + 1] = 1;
+  Dev<float> daw(aw), dab(ab), dow(ow), dob(ob);
+  const vex_device_params host_p{aw.data(), ab.data(), ow.data(), ob.data()};
+  const std::vector<vex_device_params> dev_p = {{daw.p, dab.p, dow.p, dob.p}};
+  Dev<vex_device_params> dp(dev_p);
+  // Slots: 0-1 neural, 2 DSCR, 3 LTV, 4 HOST (threshold 0.3), 5 HOST (no threshold).
+  std::vector<vex_slot> slots = {{VEX_SLOT_NEURAL, 0, 0, 0},    {VEX_SLOT_NEURAL, 1, 0, 0},
+                                 {VEX_SLOT_DEVICE, 0, 0, VEX_FN_DSCR},
+                                 {VEX_SLOT_DEVICE, 0, 0.2f, VEX_FN_LTV},
+                                 {VEX_SLOT_HOST, 0, 0.3f, 0}, {VEX_SLOT_HOST, 0, 0, 1}};
+  const std::vector<int> idx = {2, 0, 4, 5, 3, 4, 1, 0, 5, 2, 3, 1};
+  const std::vector<float> wt = {0.4f, 0.3f, 0.2f, 0.1f, 0.5f, 0.35f, 0.1f, 0.05f,
+                                 0.25f, 0.25f, 0.15f, 0.35f};
+  auto xn = normal(size_t(n) * D), x0 = normal(size_t(n) * D);
+  for (int t = 0; t < n; ++t) xn[t * D] = 1.2e6f + t * 1e5f, xn[t * D + 1] = 1e6f;
+  std::vector<float> ref = x0, y(D);
+  for (int t = 0; t < n; ++t)
+    for (int j = 0; j < k; ++j) {
+      const vex_slot& s = slots[idx[t * k + j]];
+      if (s.kind != VEX_SLOT_DEVICE || wt[t * k + j] < s.threshold) continue;
+      device_expert(host_p, s.function, &xn[t * D], D, y.data());
+      for (int i = 0; i < D; ++i) ref[t * D + i] += wt[t * k + j] * y[i];
+    }
+  Dev<float> dxn(xn), dx(x0), dwt(wt);
+  Dev<int> didx(idx), pos(std::vector<int>{10, 11, 12}), seq(std::vector<int>{0, 2, 1}),
+      count(std::vector<int>{0});
+  Dev<vex_slot> dsl(slots);
+  Dev<cuda::Trigger> tr(16);
+  CUDA_OK(cuda::moe_virtual(dxn.p, didx.p, dwt.p, dsl.p, dp.p, n, k, D, 5, {pos.p, seq.p, 0},
+                            {tr.p, count.p, 16}, dx.p, 0));
+  const auto got = dx.get();
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], ref[i], 2e-6 * (1 + std::abs(ref[i]))) << i;
+  // Expected triggers: t0 slot 5 (0.1), t1 slot 4 (0.35 >= 0.3), t2 slot 5 (0.25); t0 slot 4
+  // (0.2 < 0.3) is silent.
+  ASSERT_EQ(count.get()[0], 3);
+  auto recs = tr.get();
+  recs.resize(3);
+  std::sort(recs.begin(), recs.end(), [](auto& a, auto& b) { return a.pos < b.pos; });
+  const int want[3][3] = {{10, 0, 5}, {11, 2, 4}, {12, 1, 5}};  // pos, seq, slot
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(recs[i].pos, want[i][0]);
+    EXPECT_EQ(recs[i].seq, want[i][1]);
+    EXPECT_EQ(recs[i].slot, want[i][2]);
+    EXPECT_EQ(recs[i].layer, 5);
+  }
+  EXPECT_FLOAT_EQ(recs[1].weight, 0.35f);
 }
 
 // The tensor-core prefill path against expert_ffn with bf16 expert inputs (the one rounding
@@ -480,8 +530,8 @@ TEST(CudaKernels, MoeTensorCoresMatchCpu) {
     Dev<vex_slot> dsl(r.slots);
     cuda::MoeScratch scratch{off.p, list.p, sh.p, sy.p, n * k};
     scratch.xb = xb.p, scratch.hb = hb.p;
-    CUDA_OK(cuda::moe_grouped(dxn.p, didx.p, dwt.p, dsl.p, ex.weights(), n, k, E, 7.0f, 0, {},
-                              scratch, dx.p, 0));
+    CUDA_OK(
+        cuda::moe_grouped(dxn.p, didx.p, dwt.p, dsl.p, ex.weights(), n, k, E, 7.0f, scratch, dx.p, 0));
     const auto [worst, scale] = worst_and_scale(dx.get(), ref, x0);
     printf("tensor-core MoE, D=%d: worst %.3g of scale %.3g\n", D, worst, scale);
     EXPECT_LT(worst, 1e-3 * scale) << "D=" << D;

@@ -21,6 +21,17 @@ class ManifestTest : public ::testing::Test {
     c_.n_layers = 4, c_.n_experts = 8, c_.n_experts_active = 4, c_.d_model = 64;
     sidecar("calc.safetensors", {1, 64}, {1});
     sidecar("wide.safetensors", {2, 64}, {2});
+    std::vector<float> w(64, 0.5f), b(1, -1.0f), aw(128, 0.25f), ab(2, 1.0f), ow(64, 2.0f),
+        ob(64, 0.0f);
+    ASSERT_TRUE(write_safetensors((dir_ / "dscr.safetensors").string(),
+                                  {{"weight", DType::kF32, {1, 64}},
+                                   {"bias", DType::kF32, {1}},
+                                   {"args.weight", DType::kF32, {2, 64}},
+                                   {"args.bias", DType::kF32, {2}},
+                                   {"out.weight", DType::kF32, {64}},
+                                   {"out.bias", DType::kF32, {64}}},
+                                  {w.data(), b.data(), aw.data(), ab.data(), ow.data(), ob.data()})
+                    .ok());
   }
   void sidecar(const std::string& name, std::vector<int64_t> w, std::vector<int64_t> b) {
     std::vector<float> wd(w[0] * w[1], 0.5f), bd(b[0], -1.0f);
@@ -66,7 +77,7 @@ threshold = 0.3
 name = "dscr"
 kind = "device"
 layers = [3]
-router = "calc.safetensors"
+router = "dscr.safetensors"
 )");
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->base_name, "gpt-oss-20b");
@@ -116,6 +127,9 @@ TEST_F(ManifestTest, BadInputNamesFileLineAndKey) {
       {v + "router = \"wide.safetensors\"\n",
        "DIR/m.toml:5:10: 'router': DIR/wide.safetensors: tensor 'weight' is F32 [2, 64], "
        "expected F32 or BF16 [1, 64]"},
+      {"[[virtual]]\nname = \"dscr\"\nkind = \"device\"\nlayers = [1]\nrouter = "
+       "\"calc.safetensors\"\n",
+       "DIR/m.toml:5:10: 'router': DIR/calc.safetensors has no tensor 'args.weight'"},
       {"[[virtual]]\nname = \"calc\"\nkind = \"host\"\nrouter = \"calc.safetensors\"\n",
        "DIR/m.toml:1:1: [[virtual]] needs 'layers'"},
       {"[[virtual]]\nname = \"calc\"\nkind = \"gpu\"\nlayers = [1]\nrouter = "

@@ -34,4 +34,16 @@ void expert_ffn(const ExpertWeights& e, const float* x, float limit, float* scra
   for (int r = 0; r < d_model; ++r) y[r] += bf16_to_f32(e.down_bias[r]);
 }
 
+float device_expert(const vex_device_params& p, uint32_t fn, const float* xn, int D, float* y) {
+  float arg[2];
+  for (int a = 0; a < 2; ++a) {
+    double acc = 0;
+    for (int i = 0; i < D; ++i) acc += double(p.args_w[a * D + i]) * xn[i];
+    arg[a] = static_cast<float>(acc) + p.args_b[a];
+  }
+  const float f = vex_device_apply(fn, arg[0], arg[1]);
+  for (int i = 0; i < D; ++i) y[i] = f * p.out_w[i] + p.out_b[i];
+  return f;
+}
+
 }  // namespace vex

@@ -16,4 +16,8 @@ float swiglu(float gate, float up, float limit);
 void expert_ffn(const ExpertWeights& e, const float* x, float limit, float* scratch, float* y,
                 bool bf16_inputs = false);
 
+// A DEVICE slot (experts/device_fn.h): a = A[0].xn + c[0], b = A[1].xn + c[1] (dot products in
+// double, rounded to fp32), y[D] = f(a, b) * P + q. Returns f(a, b).
+float device_expert(const vex_device_params& p, uint32_t fn, const float* xn, int D, float* y);
+
 }  // namespace vex

@@ -124,7 +124,7 @@ constexpr int kRows = 8, kSlotsPerPass = 4, kRowsPerWarp = 4;
 __global__ void __launch_bounds__(kWarps * 32)
     down_kernel(const float* __restrict__ h, const int* __restrict__ idx,
                 const float* __restrict__ weight, const vex_slot* __restrict__ slots, MoeWeights w,
-                int k, int layer, TriggerBuffer triggers, float* __restrict__ x) {
+                int k, float* __restrict__ x) {
   __shared__ float lut[16];
   __shared__ float part[kSlotsPerPass][kRows];
   fill_lut(lut);
@@ -140,11 +140,6 @@ __global__ void __launch_bounds__(kWarps * 32)
       const vex_slot slot = slots[idx[tj]];
       neural = slot.kind == VEX_SLOT_NEURAL && d0 + r0 + kRowsPerWarp <= w.D;
       row = static_cast<int64_t>(slot.expert) * w.D + d0 + r0;
-      if (slot.kind == VEX_SLOT_HOST && blockIdx.x == 0 && warp % 2 == 0 && lane == 0 &&
-          triggers.records) {
-        const int at = atomicAdd(triggers.count, 1);
-        if (at < triggers.capacity) triggers.records[at] = {t, layer, idx[tj], weight[tj]};
-      }
     }
     if (neural)
       rows_dot<kRowsPerWarp>(w.down_blocks, w.down_scales, row, w.I / 32,
@@ -295,24 +290,60 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-// x[t, d] += sum over j of y[t * k + j, d], in slot order from 0 (the decode kernel's order);
-// HOST slots leave their trigger record here.
-__global__ void combine_kernel(const float* __restrict__ y, const int* __restrict__ idx,
-                               const float* __restrict__ weight, const vex_slot* __restrict__ slots,
-                               int D, int k, int layer, TriggerBuffer triggers,
-                               float* __restrict__ x) {
+// x[t, d] += sum over j of y[t * k + j, d], in slot order from 0 (the decode kernel's order).
+__global__ void combine_kernel(const float* __restrict__ y, int D, int k, float* __restrict__ x) {
   const int t = blockIdx.x;
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
     float total = 0;
     for (int j = 0; j < k; ++j) total += y[(static_cast<int64_t>(t) * k + j) * D + d];
     x[static_cast<int64_t>(t) * D + d] += total;
   }
-  if (threadIdx.x < k && triggers.records) {
-    const int tj = t * k + threadIdx.x;
-    if (slots[idx[tj]].kind == VEX_SLOT_HOST) {
-      const int at = atomicAdd(triggers.count, 1);
-      if (at < triggers.capacity) triggers.records[at] = {t, layer, idx[tj], weight[tj]};
+}
+
+// Block t: token t's chosen virtual slots (moe_virtual).
+constexpr int kVirtualThreads = 256;
+__global__ void __launch_bounds__(kVirtualThreads)
+    virtual_kernel(const float* __restrict__ xn, const int* __restrict__ idx,
+                   const float* __restrict__ weight, const vex_slot* __restrict__ slots,
+                   const vex_device_params* __restrict__ device, int k, int D, int layer,
+                   CacheRows rows, TriggerBuffer triggers, float* __restrict__ x) {
+  __shared__ float part[2][kVirtualThreads / 32];
+  const int t = blockIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const float* xt = xn + static_cast<int64_t>(t) * D;
+  for (int j = 0; j < k; ++j) {
+    const int tj = t * k + j;
+    const vex_slot s = slots[idx[tj]];
+    const float wt = weight[tj];
+    if (s.kind == VEX_SLOT_NEURAL || s.kind == VEX_SLOT_PRUNED || wt < s.threshold) continue;
+    if (s.kind == VEX_SLOT_HOST) {
+      if (threadIdx.x == 0 && triggers.records) {
+        const int at = atomicAdd(triggers.count, 1);
+        if (at < triggers.capacity)
+          triggers.records[at] = {rows.seq ? rows.seq[t] : 0, rows.pos[t], layer, idx[tj], wt};
+      }
+      continue;
     }
+    // DEVICE: the two arguments by block reductions, then the result along P.
+    const vex_device_params p = device[s.expert];
+    float acc[2] = {0, 0};
+    for (int i = threadIdx.x; i < D; i += kVirtualThreads) {
+      acc[0] += p.args_w[i] * xt[i];
+      acc[1] += p.args_w[D + i] * xt[i];
+    }
+    for (int a = 0; a < 2; ++a) {
+      acc[a] = warp_sum(acc[a]);
+      if (lane == 0) part[a][warp] = acc[a];
+    }
+    __syncthreads();
+    float arg[2] = {0, 0};
+    for (int a = 0; a < 2; ++a) {
+      for (int w = 0; w < kVirtualThreads / 32; ++w) arg[a] += part[a][w];
+      arg[a] += p.args_b[a];
+    }
+    __syncthreads();
+    const float f = vex_device_apply(s.function, arg[0], arg[1]);
+    for (int i = threadIdx.x; i < D; i += kVirtualThreads)
+      x[static_cast<int64_t>(t) * D + i] += wt * (f * p.out_w[i] + p.out_b[i]);
   }
 }
 
@@ -329,12 +360,21 @@ cudaError_t moe_gate_up(const float* xn, const int* idx, const vex_slot* slots, 
 }
 
 cudaError_t moe_down(const float* h, const int* idx, const float* weight, const vex_slot* slots,
-                     const MoeWeights& w, int n, int k, int layer, TriggerBuffer triggers, float* x,
-                     cudaStream_t stream) {
+                     const MoeWeights& w, int n, int k, float* x, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (w.D % kRows != 0 || w.I % 32 != 0) return cudaErrorInvalidValue;
   down_kernel<<<dim3((w.D + kRows - 1) / kRows, n), kWarps * 32, 0, stream>>>(
-      h, idx, weight, slots, w, k, layer, triggers, x);
+      h, idx, weight, slots, w, k, x);
+  return cudaGetLastError();
+}
+
+cudaError_t moe_virtual(const float* xn, const int* idx, const float* weight,
+                        const vex_slot* slots, const vex_device_params* device, int n, int k,
+                        int D, int layer, CacheRows rows, TriggerBuffer triggers, float* x,
+                        cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  virtual_kernel<<<n, kVirtualThreads, 0, stream>>>(xn, idx, weight, slots, device, k, D, layer,
+                                                    rows, triggers, x);
   return cudaGetLastError();
 }
 
@@ -343,8 +383,8 @@ cudaError_t moe_down(const float* h, const int* idx, const float* weight, const 
 namespace vex::cuda {
 
 cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, const vex_slot* slots,
-                        const MoeWeights& w, int n, int k, int E, float limit, int layer,
-                        TriggerBuffer triggers, MoeScratch scratch, float* x, cudaStream_t stream) {
+                        const MoeWeights& w, int n, int k, int E, float limit, MoeScratch scratch,
+                        float* x, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (n * k > scratch.capacity || E > 1024 || w.D % (kWarps * kRowsPerWarp) != 0 || w.I % 32 != 0)
     return cudaErrorInvalidValue;
@@ -358,8 +398,7 @@ cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, co
       err = moe_down_mma(scratch.hb, weight, slots, scratch.offset, scratch.list, w, E, scratch.y,
                          stream);
     if (err != cudaSuccess) return err;
-    combine_kernel<<<n, 256, 0, stream>>>(scratch.y, idx, weight, slots, w.D, k, layer, triggers,
-                                          x);
+    combine_kernel<<<n, 256, 0, stream>>>(scratch.y, w.D, k, x);
     return cudaGetLastError();
   }
   constexpr int per_block = kWarps * kJ;
@@ -367,7 +406,7 @@ cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, co
       xn, slots, scratch.offset, scratch.list, w, k, limit, scratch.h);
   down_grouped_kernel<<<dim3(w.D / (kWarps * kRowsPerWarp), E), kWarps * 32, 0, stream>>>(
       scratch.h, weight, slots, scratch.offset, scratch.list, w, scratch.y);
-  combine_kernel<<<n, 256, 0, stream>>>(scratch.y, idx, weight, slots, w.D, k, layer, triggers, x);
+  combine_kernel<<<n, 256, 0, stream>>>(scratch.y, w.D, k, x);
   return cudaGetLastError();
 }
 

@@ -7,7 +7,9 @@
 
 #include <cstdint>
 
+#include "experts/device_fn.h"
 #include "experts/slot.h"
+#include "kernels/cuda/rows.cuh"
 
 namespace vex::cuda {
 
@@ -22,11 +24,10 @@ struct MoeWeights {
   int D, I;
 };
 
-// A HOST slot chosen by the router: recorded for the runtime, adds nothing (issue #5).
+// A HOST slot chosen by the router at or above its threshold: recorded for the runtime, adds
+// nothing. Same layout as vex::ExpertTrigger (runtime/engine.h).
 struct Trigger {
-  int32_t token;  // index in the step's tokens
-  int32_t layer;
-  int32_t slot;
+  int32_t seq, pos, layer, slot;
   float weight;
 };
 struct TriggerBuffer {
@@ -40,11 +41,19 @@ struct TriggerBuffer {
 cudaError_t moe_gate_up(const float* xn, const int* idx, const vex_slot* slots, const MoeWeights& w,
                         int n, int k, float limit, float* h, cudaStream_t stream);
 
-// x[t] += sum_j weight[t, j] * (W2_e h[t, j] + b2_e) over the NEURAL slots; HOST slots append a
-// trigger record (when `triggers.records` is set) and add nothing.
+// x[t] += sum_j weight[t, j] * (W2_e h[t, j] + b2_e) over the NEURAL slots (others add nothing
+// here; moe_virtual runs them).
 cudaError_t moe_down(const float* h, const int* idx, const float* weight, const vex_slot* slots,
-                     const MoeWeights& w, int n, int k, int layer, TriggerBuffer triggers, float* x,
-                     cudaStream_t stream);
+                     const MoeWeights& w, int n, int k, float* x, cudaStream_t stream);
+
+// The virtual slots among token t's k chosen ones, each counted only at or above its threshold:
+// DEVICE slots add weight * (f(a, b) * P + q) to x[t] (experts/device_fn.h; a, b read from
+// xn[t]), HOST slots append {seq, pos, layer, slot, weight} to `triggers`. Launched after the
+// neural experts, for layers that have virtual slots. Twin of CpuEngine::moe_token's virtual part.
+cudaError_t moe_virtual(const float* xn, const int* idx, const float* weight,
+                        const vex_slot* slots, const vex_device_params* device, int n, int k,
+                        int D, int layer, CacheRows rows, TriggerBuffer triggers, float* x,
+                        cudaStream_t stream);
 
 // Buffers of the grouped (prefill) path, for up to `capacity` (token, slot) pairs.
 struct MoeScratch {
@@ -65,7 +74,6 @@ struct MoeScratch {
 // bit (shared arithmetic; tests/test_cuda_kernels.cpp). E <= 1024, D % 32 == 0.
 cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight,
                         const vex_slot* slots, const MoeWeights& w, int n, int k, int E,
-                        float limit, int layer, TriggerBuffer triggers, MoeScratch scratch,
-                        float* x, cudaStream_t stream);
+                        float limit, MoeScratch scratch, float* x, cudaStream_t stream);
 
 }  // namespace vex::cuda

@@ -34,12 +34,12 @@ using Ms = std::chrono::duration<double, std::milli>;
 
 struct Options {
   std::string weights, prompt, prompt_file, system, reasoning = "medium", date;
-  std::string logits_path, device = "auto";
+  std::string logits_path, device = "auto", experts, time_zone;
   std::vector<int32_t> tokens;
   int max_tokens = -1, ctx = 0;
   SamplingParams sampling;
   bool seed_set = false, raw = false, show_analysis = false, json = false, tokenize = false;
-  bool verbose = false, help = false;
+  bool verbose = false, help = false, trace_experts = false, no_virtual = false;
   // Sampling flags given on the command line (they override generation_config.json).
   bool temp_set = false, top_k_set = false, top_p_set = false, min_p_set = false;
 };
@@ -92,14 +92,28 @@ int run_tokens(const Model& model, const Options& o) {
 // One chat turn or raw completion: generates, streams the answer, reports.
 class Runner {
  public:
-  Runner(const Model& m, const Tokenizer& tok, Session& s, const Options& o, double load_ms)
-      : m_(m), tok_(tok), s_(s), o_(o), load_ms_(load_ms) {}
+  Runner(const Model& m, const Tokenizer& tok, Session& s, const Options& o, double load_ms,
+         VirtualExperts* experts)
+      : m_(m), tok_(tok), s_(s), o_(o), load_ms_(load_ms), experts_(experts) {
+    if (experts_ && o_.trace_experts)
+      experts_->on_firing = [](const ExpertFiring& f) {
+        fprintf(stderr, "vexrun: expert %s fired at layer %d, position %d (weight %.3f): %s\n",
+                f.expert.c_str(), f.layer, f.pos, f.weight,
+                f.answered ? absl::StrCat(f.inputs, " -> ", f.output).c_str() : "declined");
+      };
+  }
 
   // Renders the conversation with the new user message, generates, and appends the reply.
   absl::Status chat_turn(harmony::Conversation& conv, const std::string& user) {
     conv.messages.push_back({.role = "user", .content = user});
     const auto prompt = harmony::render(tok_, conv, /*for_completion=*/true).tokens;
     harmony::StreamParser parser(tok_);
+    // Experts write only inside a message's content, and read that message.
+    if (experts_)
+      experts_->text = [&]() -> std::optional<std::string> {
+        if (!parser.in_content()) return std::nullopt;
+        return parser.open()->content;
+      };
     std::string shown_channel;  // channel of the text printed last (for --show-analysis)
     bool printed_final = false;
     auto on_token = [&](int32_t t) {
@@ -149,6 +163,7 @@ class Runner {
   // The prompt as text with special tokens recognized, no chat format; every token is shown.
   absl::Status raw_completion(const std::string& text) {
     const auto prompt = tok_.encode(text, /*allow_special=*/true);
+    if (experts_) experts_->text = nullptr;  // raw mode: the whole text
     StreamDecoder dec(tok_);
     auto on_token = [&](int32_t t) {
       const std::string piece = dec.feed(t);
@@ -168,8 +183,11 @@ class Runner {
                                           const Session::TokenCallback& on_token) {
     raw_.clear();
     g_interrupted.store(false);
-    GenerateOptions opt{
-        .max_tokens = o_.max_tokens, .sampling = o_.sampling, .stop_tokens = m_.stop_tokens};
+    GenerateOptions opt{.max_tokens = o_.max_tokens,
+                        .sampling = o_.sampling,
+                        .stop_tokens = m_.stop_tokens,
+                        .experts = experts_};
+    if (experts_) experts_->clear();
     return s_.generate(prompt, opt, on_token);
   }
 
@@ -192,6 +210,15 @@ class Runner {
                          {"generate_ms", r.generate_ms},
                          {"generate_tok_s", per_second(r.generated, r.generate_ms)}};
     answer["seed"] = o_.sampling.seed;
+    answer["experts"] = nlohmann::ordered_json::array();
+    for (const ExpertFiring& f : experts_ ? experts_->firings() : std::vector<ExpertFiring>{}) {
+      nlohmann::ordered_json j = {{"expert", f.expert},   {"layer", f.layer},
+                                  {"position", f.pos},    {"weight", f.weight},
+                                  {"answered", f.answered}};
+      if (f.answered) j["inputs"] = f.inputs, j["output"] = f.output;
+      answer["experts"].push_back(j);
+    }
+    answer["tokens"]["injected"] = r.injected;
     out(answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   }
 
@@ -200,7 +227,8 @@ class Runner {
   Session& s_;
   const Options& o_;
   double load_ms_;
-  std::string raw_;  // the generated text of the current answer
+  VirtualExperts* experts_;  // null: no HOST experts attached, or --no-virtual
+  std::string raw_;          // the generated text of the current answer
 };
 
 absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
@@ -262,6 +290,13 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
             o.device = v;
             return parse_device(v).status();
           });
+  a.text({"--experts"}, "expert manifest (TOML): pruned experts and virtual experts",
+         &o.experts);
+  a.flag({"--trace-experts"}, "print every virtual-expert firing to stderr", &o.trace_experts);
+  a.flag({"--no-virtual"}, "switch the manifest's virtual experts off for this run",
+         &o.no_virtual);
+  a.text({"--tz"}, "time zone of the datetime expert (IANA name; default $TZ, else UTC)",
+         &o.time_zone);
   a.flag({"-v", "--verbose"}, "print load and generation timings", &o.verbose);
   a.flag({"--help", "-h"}, "show this help", &o.help);
   *usage = a.usage();
@@ -301,15 +336,33 @@ int run(int argc, char** argv) {
             o.weights.c_str());
   }
   const auto t0 = Clock::now();
-  auto model = load_model(o.weights, [&](float f) {
+  LoadOptions load;
+  load.experts = o.experts;
+  load.progress = [&](float f) {
     if (tty_err) fprintf(stderr, "\rvexrun: loading %s %3.0f%%", o.weights.c_str(), 100 * f);
     return true;
-  });
+  };
+  auto model = load_model(o.weights, load);
   if (tty_err) fprintf(stderr, "\r\033[K");
   if (!model.ok()) return fail(model.status());
   const Model& m = **model;
   const double load_ms = Ms(Clock::now() - t0).count();
-  if (o.verbose) fprintf(stderr, "vexrun: loaded %s in %.1f ms\n", o.weights.c_str(), load_ms);
+  if (o.verbose) {
+    fprintf(stderr, "vexrun: loaded %s in %.1f ms (%.1f MB of weights)\n", o.weights.c_str(),
+            load_ms, m.weight_bytes / 1e6);
+    if (!m.manifest_path.empty())
+      fprintf(stderr, "vexrun: %s: %d experts pruned, %zu host experts attached%s\n",
+              m.manifest_path.c_str(), m.pruned_experts, m.host_experts.size(),
+              o.no_virtual ? " (switched off)" : "");
+  }
+  // HOST experts bound by name before anything runs: an unknown name fails here.
+  ExpertRegistry registry(o.time_zone);
+  std::unique_ptr<VirtualExperts> experts;
+  if (!m.host_experts.empty() && !o.no_virtual) {
+    auto v = VirtualExperts::bind(m, registry);
+    if (!v.ok()) return fail(v.status());
+    experts = std::move(*v);
+  }
   if (!o.tokens.empty()) return run_tokens(m, o);
 
   auto tok = m.require_tokenizer();
@@ -364,8 +417,9 @@ int run(int argc, char** argv) {
   if (!engine.ok()) return fail(engine.status());
   if (o.verbose)
     fprintf(stderr, "vexrun: %s engine, context %d tokens\n", (*engine)->device(), ctx);
+  (*engine)->set_virtual_experts(!o.no_virtual);
   Session session(std::move(*engine), m.config().vocab_size);
-  Runner runner(m, **tok, session, o, load_ms);
+  Runner runner(m, **tok, session, o, load_ms, experts.get());
   std::signal(SIGINT, [](int) { g_interrupted.store(true); });
 
   if (!interactive) {

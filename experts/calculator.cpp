@@ -1,0 +1,266 @@
+// The calculator expert: exact arithmetic on the expression that the text ends with, written
+// "EXPR =" (the trigger comes after the equals sign).
+//
+// Grammar (usual precedence; ^ binds right and tighter than unary minus, so -2^2 = -4):
+//   expr    := term (('+' | '-') term)*
+//   term    := unary (('*' | '×' | '·' | '/' | '÷' | '%') unary)*     '%' between operands: modulo
+//   unary   := ('-' | '+') unary | power
+//   power   := postfix ('^' unary)?                                    integer exponents only
+//   postfix := primary ('%' ('of' unary)?)?                            15% = 0.15; 15% of 200 = 30
+//   primary := NUMBER | '(' expr ')'                                   1,234.5 thousands separators
+// Values are GMP rationals; modulo needs integers (floored: the result has the divisor's sign).
+// The result is printed with format_exact (experts/exact.h).
+//
+// Declines (never guesses): no "=" at the end; the expression is not preceded by a space, a
+// start of line or punctuation (so "x+3 =", "f(2) =" and "$5 + 3 =" are not read as 3 or 2);
+// a hedge before it ("approximately 3 × 4 =", "~3 × 4 ="); no operator ("room 127 ="); anything
+// that does not parse, division by zero, a non-integer exponent or modulo operand, or a result
+// beyond 100,000 bits.
+#include <array>
+
+#include "experts/exact.h"
+#include "experts/expert.h"
+
+namespace vex {
+namespace {
+
+enum class Tok { kNum, kPlus, kMinus, kTimes, kDivide, kPercent, kPow, kOpen, kClose, kOf };
+
+struct Token {
+  Tok kind;
+  mpq_class value;  // kNum
+  size_t begin;     // byte offset in the text
+};
+
+constexpr std::array<const char*, 8> kHedges = {"approximately", "approx", "about",  "roughly",
+                                                "around",        "nearly", "almost", "circa"};
+constexpr size_t kMaxBits = 100000;
+
+bool alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+// A line split into expression tokens and barriers (words and other symbols).
+struct Lexeme {
+  bool barrier;
+  Token tok;
+  std::string_view text;
+  bool space_before;
+};
+
+std::vector<Lexeme> lex(std::string_view s) {
+  static constexpr std::pair<std::string_view, Tok> kSymbols[] = {
+      {"+", Tok::kPlus},    {"-", Tok::kMinus},  {"−", Tok::kMinus},  {"*", Tok::kTimes},
+      {"×", Tok::kTimes},   {"·", Tok::kTimes},  {"/", Tok::kDivide}, {"÷", Tok::kDivide},
+      {"%", Tok::kPercent}, {"^", Tok::kPow},    {"(", Tok::kOpen},   {")", Tok::kClose}};
+  std::vector<Lexeme> out;
+  size_t i = 0;
+  bool space = true;
+  while (i < s.size()) {
+    if (s[i] == ' ' || s[i] == '\t') {
+      ++i, space = true;
+      continue;
+    }
+    const size_t begin = i;
+    Lexeme x{true, {Tok::kNum, 0, begin}, {}, space};
+    space = false;
+    if (const size_t n = decimal_prefix(s.substr(i)); n > 0) {
+      i += n;
+      // "3x", "127th", "1.2.3": not a number on its own.
+      if (i < s.size() && (alnum(s[i]) || s[i] == '.' || s[i] == ',')) {
+        while (i < s.size() && (alnum(s[i]) || s[i] == '.' || s[i] == ',')) ++i;
+      } else {
+        x.barrier = false, x.tok.value = *parse_decimal(s.substr(begin, n));
+      }
+    } else if (alnum(s[i])) {
+      while (i < s.size() && alnum(s[i])) ++i;
+      if (s.substr(begin, i - begin) == "of" && !out.empty() && !out.back().barrier &&
+          out.back().tok.kind == Tok::kPercent)
+        x.barrier = false, x.tok.kind = Tok::kOf;
+    } else {
+      for (const auto& [text, kind] : kSymbols)
+        if (s.substr(i).starts_with(text)) {
+          x.barrier = false, x.tok.kind = kind, i += text.size();
+          break;
+        }
+      if (x.barrier) {  // one UTF-8 character
+        ++i;
+        while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) ++i;
+      }
+    }
+    x.text = s.substr(begin, i - begin);
+    out.push_back(x);
+  }
+  return out;
+}
+
+class Parser {
+ public:
+  explicit Parser(const std::vector<Token>& t) : t_(t) {}
+
+  std::optional<mpq_class> parse() {
+    auto v = expr();
+    if (!v || at_ != t_.size()) return std::nullopt;
+    return v;
+  }
+  bool saw_operator() const { return ops_ > 0; }
+
+ private:
+  bool peek(Tok k, size_t ahead = 0) const {
+    return at_ + ahead < t_.size() && t_[at_ + ahead].kind == k;
+  }
+  bool eat(Tok k) { return peek(k) ? (++at_, true) : false; }
+  static bool too_big(const mpq_class& v) {
+    return mpz_sizeinbase(v.get_num_mpz_t(), 2) + mpz_sizeinbase(v.get_den_mpz_t(), 2) > kMaxBits;
+  }
+
+  std::optional<mpq_class> expr() {
+    auto v = term();
+    while (v && (peek(Tok::kPlus) || peek(Tok::kMinus))) {
+      const bool plus = t_[at_++].kind == Tok::kPlus;
+      ++ops_;
+      auto r = term();
+      if (!r) return std::nullopt;
+      if (plus)
+        *v += *r;
+      else
+        *v -= *r;
+    }
+    return v;
+  }
+
+  std::optional<mpq_class> term() {
+    auto v = unary();
+    for (;;) {
+      if (!v) return std::nullopt;
+      Tok op;
+      if (peek(Tok::kTimes) || peek(Tok::kDivide)) {
+        op = t_[at_].kind;
+      } else if (peek(Tok::kPercent) && (peek(Tok::kNum, 1) || peek(Tok::kOpen, 1))) {
+        op = Tok::kPercent;  // modulo: '%' with an operand after it
+      } else {
+        return v;
+      }
+      ++at_, ++ops_;
+      auto r = unary();
+      if (!r) return std::nullopt;
+      if (op == Tok::kTimes) {
+        *v *= *r;
+      } else if (op == Tok::kDivide) {
+        if (sgn(*r) == 0) return std::nullopt;
+        *v /= *r;
+      } else {
+        if (v->get_den() != 1 || r->get_den() != 1 || sgn(*r) == 0) return std::nullopt;
+        mpz_class m;
+        mpz_fdiv_r(m.get_mpz_t(), v->get_num_mpz_t(), r->get_num_mpz_t());
+        if (sgn(m) != 0 && sgn(m) != sgn(r->get_num())) m += r->get_num();
+        *v = mpq_class(m);
+      }
+      if (too_big(*v)) return std::nullopt;
+    }
+  }
+
+  std::optional<mpq_class> unary() {
+    if (eat(Tok::kMinus)) {
+      auto v = unary();
+      if (v) *v = -*v;
+      return v;
+    }
+    if (eat(Tok::kPlus)) return unary();
+    return power();
+  }
+
+  std::optional<mpq_class> power() {
+    auto base = postfix();
+    if (!base || !eat(Tok::kPow)) return base;
+    ++ops_;
+    auto e = unary();
+    if (!e || e->get_den() != 1) return std::nullopt;
+    const mpz_class& n = e->get_num();
+    if (sgn(*base) == 0 && sgn(n) < 0) return std::nullopt;
+    if (abs(n) > 100000) return std::nullopt;
+    // Bound the result's size before computing it.
+    const unsigned long k = mpz_class(abs(n)).get_ui();
+    const size_t bits = (mpz_sizeinbase(base->get_num_mpz_t(), 2) +
+                         mpz_sizeinbase(base->get_den_mpz_t(), 2)) *
+                        k;
+    if (bits > kMaxBits) return std::nullopt;
+    mpz_class num, den;
+    mpz_pow_ui(num.get_mpz_t(), base->get_num_mpz_t(), k);
+    mpz_pow_ui(den.get_mpz_t(), base->get_den_mpz_t(), k);
+    mpq_class r(num, den);
+    r.canonicalize();
+    if (sgn(n) < 0) r = 1 / r;
+    return r;
+  }
+
+  std::optional<mpq_class> postfix() {
+    auto v = primary();
+    if (!v || !peek(Tok::kPercent) || peek(Tok::kNum, 1) || peek(Tok::kOpen, 1)) return v;
+    ++at_, ++ops_;
+    *v /= 100;
+    if (eat(Tok::kOf)) {
+      auto r = unary();
+      if (!r) return std::nullopt;
+      *v *= *r;
+    }
+    return v;
+  }
+
+  std::optional<mpq_class> primary() {
+    if (peek(Tok::kNum)) return t_[at_++].value;
+    if (!eat(Tok::kOpen)) return std::nullopt;
+    auto v = expr();
+    if (!v || !eat(Tok::kClose)) return std::nullopt;
+    return v;
+  }
+
+  const std::vector<Token>& t_;
+  size_t at_ = 0;
+  int ops_ = 0;
+};
+
+class Calculator final : public HostExpert {
+ public:
+  const std::string& name() const override { return name_; }
+
+  std::optional<ExpertAnswer> answer(std::string_view text) const override {
+    std::string_view s = trim_end(text);
+    if (!s.ends_with('=')) return std::nullopt;
+    s.remove_suffix(1);
+    if (s.ends_with('=') || s.ends_with('<') || s.ends_with('>') || s.ends_with('!'))
+      return std::nullopt;  // "==", "<=", ">=", "!=" are comparisons
+    s = trim_end(s);
+    if (const size_t nl = s.rfind('\n'); nl != std::string_view::npos) s = s.substr(nl + 1);
+    const std::vector<Lexeme> line = lex(s);
+    size_t first = line.size();  // the expression: the lexemes after the last barrier
+    while (first > 0 && !line[first - 1].barrier) --first;
+    if (first == line.size()) return std::nullopt;
+    if (first > 0) {
+      const Lexeme& b = line[first - 1];
+      std::string word(b.text);
+      for (char& c : word) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (const char* h : kHedges)
+        if (word == h) return std::nullopt;
+      if (word == "~" || word == "≈") return std::nullopt;
+      // Glued to a word or a symbol ("x+3", "f(2)", "$5"): part of something else.
+      if (!line[first].space_before && word != ":" && word != "\"" && word != "'" && word != "`")
+        return std::nullopt;
+    }
+    std::vector<Token> toks;
+    for (size_t i = first; i < line.size(); ++i) toks.push_back(line[i].tok);
+    Parser p(toks);
+    const auto v = p.parse();
+    if (!v || !p.saw_operator()) return std::nullopt;
+    const std::string expr(trim_end(s.substr(toks.front().begin)));
+    const std::string out = format_exact(*v);
+    return ExpertAnswer{expr, out, continue_with(text, out)};
+  }
+
+ private:
+  std::string name_ = "calculator";
+};
+
+}  // namespace
+
+std::unique_ptr<HostExpert> make_calculator() { return std::make_unique<Calculator>(); }
+
+}  // namespace vex

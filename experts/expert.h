@@ -1,0 +1,61 @@
+// HOST experts (DESIGN.md §5, exact mode): deterministic functions the router calls by firing a
+// HOST slot. After the step, the runtime gives the expert the text written so far (the open
+// message's content in chat mode, the whole text in raw mode); the expert reads its operands from
+// the exact text just before the trigger and either declines (nothing parses: generation goes on
+// untouched) or answers with the text to append. Experts never guess: an input they cannot read
+// exactly is declined.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vex {
+
+struct ExpertAnswer {
+  std::string inputs;        // what was parsed, for the trace ("127 * 89")
+  std::string output;        // the exact result ("11303")
+  std::string continuation;  // the text appended to the sequence (" 11303")
+};
+
+class HostExpert {
+ public:
+  virtual ~HostExpert() = default;
+  virtual const std::string& name() const = 0;
+  // The answer to the question `text` ends with, or nullopt to decline.
+  virtual std::optional<ExpertAnswer> answer(std::string_view text) const = 0;
+};
+
+// The continuation for `output` after `text`: a space first unless the text already ends in one.
+std::string continue_with(std::string_view text, std::string_view output);
+
+// `text` with trailing whitespace removed.
+std::string_view trim_end(std::string_view text);
+
+// The builtin experts (each in its own file).
+std::unique_ptr<HostExpert> make_calculator();
+// `time_zone` is an IANA name ("Europe/Berlin"; "" = the TZ environment variable, else UTC);
+// `now_unix` fixes the clock (tests); nullopt reads the system clock.
+std::unique_ptr<HostExpert> make_datetime(const std::string& time_zone = "",
+                                          std::optional<int64_t> now_unix = std::nullopt);
+std::unique_ptr<HostExpert> make_units();
+std::unique_ptr<HostExpert> make_finance();
+std::unique_ptr<HostExpert> make_interpreter();
+
+// Names an expert can be attached by: builtins, then those registered (C API). Later
+// registrations of a name replace earlier ones.
+class ExpertRegistry {
+ public:
+  // With the builtins; `time_zone` configures the datetime expert (make_datetime).
+  explicit ExpertRegistry(const std::string& time_zone = "");
+  void add(std::unique_ptr<HostExpert> expert);
+  const HostExpert* find(std::string_view name) const;
+  std::vector<std::string> names() const;
+
+ private:
+  std::vector<std::unique_ptr<HostExpert>> experts_;
+};
+
+}  // namespace vex

@@ -1,0 +1,64 @@
+// The runtime side of HOST experts (DESIGN.md §5): after a step whose last position fired HOST
+// slots, the session asks a TriggerHandler what to append. VirtualExperts is the handler vexrun
+// and the C API use: it binds the model's HOST slots to experts by name, gives the expert the
+// text written so far, and records every firing.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "experts/expert.h"
+#include "runtime/engine.h"
+#include "runtime/status.h"
+
+namespace vex {
+
+struct Model;
+
+class TriggerHandler {
+ public:
+  virtual ~TriggerHandler() = default;
+  // `fired`: the HOST triggers at the last position of `tokens` (non-empty). Returns the tokens
+  // to append instead of sampling (a continuation), or none to go on as if nothing fired.
+  virtual absl::StatusOr<std::vector<int32_t>> on_triggers(std::span<const ExpertTrigger> fired,
+                                                           std::span<const int32_t> tokens) = 0;
+};
+
+// One firing of a HOST expert, answered or declined.
+struct ExpertFiring {
+  std::string expert;
+  int layer = 0, pos = 0;
+  float weight = 0;
+  bool answered = false;
+  std::string inputs, output;  // when answered
+};
+
+class VirtualExperts final : public TriggerHandler {
+ public:
+  // Binds each of the model's HOST experts (Model::host_experts) to the registry's expert of that
+  // name; an unknown name is an error naming the manifest.
+  static absl::StatusOr<std::unique_ptr<VirtualExperts>> bind(const Model& model,
+                                                              const ExpertRegistry& registry);
+
+  // The text the expert reads, or nullopt where no text may be injected (chat mode: outside a
+  // message's content). Unset: the whole sequence decoded (raw mode).
+  std::function<std::optional<std::string>()> text;
+  // Called for every firing (the trace, --trace-experts).
+  std::function<void(const ExpertFiring&)> on_firing;
+
+  absl::StatusOr<std::vector<int32_t>> on_triggers(std::span<const ExpertTrigger> fired,
+                                                   std::span<const int32_t> tokens) override;
+  const std::vector<ExpertFiring>& firings() const { return firings_; }
+  void clear() { firings_.clear(); }
+
+ private:
+  VirtualExperts(const Model& m) : model_(m) {}
+  const Model& model_;
+  std::vector<const HostExpert*> experts_;  // by slot.function
+  std::vector<ExpertFiring> firings_;
+};
+
+}  // namespace vex
