@@ -74,6 +74,7 @@ std::string gpu_name() {
 
 int run(int argc, char** argv) {
   std::string weights, out = "md", device_s = "auto", prompts_s = "512", batches_s = "1";
+  std::string experts;
   int n_gen = 128, reps = 5, depth = 0;
   float top_p = 0;  // 0: greedy decode
   bool help = false, profile = false;
@@ -92,6 +93,7 @@ int run(int argc, char** argv) {
     return absl::OkStatus();
   });
   a.text({"--device"}, "auto | cpu | cuda (default auto)", &device_s);
+  a.text({"--experts"}, "expert manifest: pruned experts and virtual experts (TOML)", &experts);
   a.number({"--top-p"},
            "decode by sampling on the GPU (temperature 1, this top-p) instead of greedy (batch 1)",
            0.0, 1.0, &top_p);
@@ -125,7 +127,9 @@ int run(int argc, char** argv) {
   if (!device.ok()) return fail(device.status());
 
   const auto t0 = Clock::now();
-  auto model = load_model(weights);
+  LoadOptions load;
+  load.experts = experts;
+  auto model = load_model(weights, load);
   if (!model.ok()) return fail(model.status());
   int max_p = 1;
   for (int p : prompts) max_p = std::max(max_p, p);
@@ -215,7 +219,10 @@ int run(int argc, char** argv) {
   // Memory and identity, in every output.
   nlohmann::ordered_json info = {{"gpu", gpu_name()},        {"device", cuda ? "cuda" : "cpu"},
                                  {"commit", VEX_GIT_COMMIT}, {"weights", weights},
-                                 {"start_s", start_s},       {"copy_bandwidth_gb_s", copy_bw}};
+                                 {"start_s", start_s},       {"copy_bandwidth_gb_s", copy_bw},
+                                 {"experts", experts},
+                                 {"pruned_experts", (*model)->pruned_experts},
+                                 {"weight_bytes_read", (*model)->weight_bytes}};
 #ifdef VEX_WITH_CUDA
   if (cuda) {
     size_t free_b = 0, total_b = 0;
@@ -281,6 +288,12 @@ int run(int argc, char** argv) {
          gpu_name().c_str(), cuda ? "cuda" : "cpu", copy_bw, start_s);
   if (info.contains("gpu_memory_gb"))
     printf("GPU memory: %s\n", info["gpu_memory_gb"].dump().c_str());
+  printf("weights read: %.3f GB%s\n", (*model)->weight_bytes / 1e9,
+         experts.empty() ? ""
+                         : absl::StrFormat(" (manifest %s: %d experts pruned, %zu host experts)",
+                                           experts, (*model)->pruned_experts,
+                                           (*model)->host_experts.size())
+                               .c_str());
   printf("\n| test | batch | t/s | GB/s | of copy BW |\n|---|---|---|---|---|\n");
   for (const Row& r : rows)
     printf("| %s | %d | %.2f ± %.2f | %s | %s |\n", r.test.c_str(), r.batch, r.tok_s.mean,

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <random>
 
+#include "loader/safetensors_writer.h"
 #include "runtime/forward_cpu.h"
 #include "runtime/forward_cuda.h"
 #include "runtime/model.h"
@@ -341,6 +343,139 @@ TEST_F(ForwardCuda, BadInputAndMemory) {
             "token id 201088 at position 1 is outside the vocabulary [0, 201088)");
   EXPECT_GT(e->memory().weights, 2 * uint64_t(201088) * 64 * 2);  // embedding + lm_head at least
   EXPECT_GT(e->memory().kv, 0u);
+}
+
+}  // namespace
+}  // namespace vex
+
+namespace vex {
+namespace {
+
+// Expert slots on the GPU (issue #5): a manifest that prunes 8 experts, attaches a DEVICE "mul"
+// slot at layers 1-2 and a HOST calculator slot at layer 2 (rows that always win: bias 30).
+class CudaSlots : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(testing::temp_dir("cuda_slots"));
+    const int D = 64;
+    std::vector<float> w(D, 0.0f), b = {30.0f}, aw(2 * D, 0.0f), ab = {3.0f, 4.0f}, ow(D, 0.0f),
+                                   ob(D, 0.0f);
+    ow[0] = 1.0f;
+    ASSERT_TRUE(write_safetensors(*dir_ + "/mul.safetensors",
+                                  {{"weight", DType::kF32, {1, D}},
+                                   {"bias", DType::kF32, {1}},
+                                   {"args.weight", DType::kF32, {2, D}},
+                                   {"args.bias", DType::kF32, {2}},
+                                   {"out.weight", DType::kF32, {D}},
+                                   {"out.bias", DType::kF32, {D}}},
+                                  {w.data(), b.data(), aw.data(), ab.data(), ow.data(), ob.data()})
+                    .ok());
+    ASSERT_TRUE(write_safetensors(*dir_ + "/calc.safetensors",
+                                  {{"weight", DType::kF32, {1, D}}, {"bias", DType::kF32, {1}}},
+                                  {w.data(), b.data()})
+                    .ok());
+    std::ofstream(*dir_ + "/prune.toml")
+        << "[prune]\nkeep = { \"0\" = [0, 2, 4, 6, 7], \"3\" = [1, 2, 3, 5] }\n"
+           "drop = { \"1\" = [3] }\n";
+    std::ofstream(*dir_ + "/virtual.toml")
+        << "[prune]\ndrop = { \"1\" = [3] }\n"
+           "[[virtual]]\nname = \"mul\"\nkind = \"device\"\nlayers = [1, 2]\n"
+           "router = \"mul.safetensors\"\n"
+           "[[virtual]]\nname = \"calculator\"\nkind = \"host\"\nlayers = [2]\n"
+           "router = \"calc.safetensors\"\nthreshold = 0.3\n";
+  }
+  static std::unique_ptr<Model> load(const std::string& manifest, bool mask = false) {
+    LoadOptions o;
+    o.experts = *dir_ + "/" + manifest;
+    o.mask_pruned = mask;
+    auto m = load_model(testing::tiny_checkpoint(0), o);
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? std::move(*m) : nullptr;
+  }
+  static std::vector<float> gpu_logits(const Model& m, std::span<const int32_t> t,
+                                       std::vector<ExpertTrigger>* triggers = nullptr) {
+    auto e = CudaEngine::create(m.config(), m.weights, 256, 1);
+    EXPECT_TRUE(e.ok()) << e.status();
+    std::vector<float> out(t.size() * m.config().vocab_size);
+    // Prefill chunk (tensor cores) for the first 40 tokens, then decode steps (GEMV, graphs).
+    EXPECT_TRUE((*e)->forward(t.subspan(0, 40), out.data()).ok());
+    std::vector<ExpertTrigger> all((*e)->triggers().begin(), (*e)->triggers().end());
+    for (size_t i = 40; i < t.size(); ++i) {
+      EXPECT_TRUE((*e)->forward(t.subspan(i, 1), &out[i * m.config().vocab_size]).ok());
+      all.insert(all.end(), (*e)->triggers().begin(), (*e)->triggers().end());
+    }
+    if (triggers) *triggers = all;
+    return out;
+  }
+  static std::string* dir_;
+};
+std::string* CudaSlots::dir_ = nullptr;
+
+// Physical pruning on the GPU equals masking: the same experts, in the same order, per token;
+// the kernels see the same rows of the same experts. Bit-identical expected (same shapes, same
+// cuBLASLt plans); GPU memory falls by the pruned experts' bytes.
+TEST_F(CudaSlots, PruningEqualsMasking) {
+  auto pruned = load("prune.toml"), masked = load("prune.toml", true);
+  ASSERT_TRUE(pruned && masked);
+  const auto t = random_tokens(60, 7);
+  const auto a = gpu_logits(*pruned, t), b = gpu_logits(*masked, t);
+  size_t diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff += a[i] != b[i];
+  EXPECT_EQ(diff, 0u);
+  auto ep = CudaEngine::create(pruned->config(), pruned->weights, 64, 1);
+  auto em = CudaEngine::create(masked->config(), masked->weights, 64, 1);
+  ASSERT_TRUE(ep.ok() && em.ok());
+  printf("GPU weights: pruned %llu bytes, masked (all loaded) %llu bytes\n",
+         (unsigned long long)(*ep)->memory().weights, (unsigned long long)(*em)->memory().weights);
+  EXPECT_LT((*ep)->memory().weights, (*em)->memory().weights);
+}
+
+// DEVICE and HOST slots through the whole GPU forward pass against the CPU one (mirrored
+// dtypes, tolerances of MatchesForwardCpu); the HOST triggers are the same positions, and
+// switching virtual experts off gives the plain model's logits.
+TEST_F(CudaSlots, VirtualSlotsMatchCpu) {
+  auto m = load("virtual.toml");
+  ASSERT_TRUE(m);
+  const Config& c = m->config();
+  const int V = c.vocab_size, n = 60;
+  const auto t = random_tokens(n, 9);
+  std::vector<ExpertTrigger> gpu_triggers;
+  const auto got = gpu_logits(*m, t, &gpu_triggers);
+  CpuEngine cpu(c, m->weights, n);
+  cpu.set_kv_bf16(true);
+  cpu.set_bf16_gemm_inputs(true);
+  std::vector<float> ref(size_t(n) * V);
+  ASSERT_TRUE(cpu.forward(std::span(t).subspan(0, 40), ref.data()).ok());
+  std::vector<ExpertTrigger> cpu_triggers(cpu.triggers().begin(), cpu.triggers().end());
+  cpu.set_bf16_gemm_inputs(false);
+  for (int i = 40; i < n; ++i) {
+    ASSERT_TRUE(cpu.forward(std::span(t).subspan(i, 1), &ref[size_t(i) * V]).ok());
+    cpu_triggers.insert(cpu_triggers.end(), cpu.triggers().begin(), cpu.triggers().end());
+  }
+  const Agreement a = compare(ref, got, n, V, 1e-2);
+  EXPECT_LT(a.median, 1e-3);
+  EXPECT_LE(a.over, n / 10);
+  ASSERT_EQ(gpu_triggers.size(), cpu_triggers.size());
+  for (size_t i = 0; i < gpu_triggers.size(); ++i) {
+    EXPECT_EQ(gpu_triggers[i].pos, cpu_triggers[i].pos);
+    EXPECT_EQ(gpu_triggers[i].layer, 2);
+    EXPECT_NEAR(gpu_triggers[i].weight, cpu_triggers[i].weight, 1e-4);
+  }
+  EXPECT_EQ(gpu_triggers.size(), size_t(n));
+
+  // Off: exactly the model with the manifest's pruning only.
+  auto e = CudaEngine::create(c, m->weights, 64, 1);
+  ASSERT_TRUE(e.ok());
+  (*e)->set_virtual_experts(false);
+  std::vector<float> off(size_t(20) * V), off_ref(size_t(20) * V);
+  ASSERT_TRUE((*e)->forward(std::span(t).subspan(0, 20), off.data()).ok());
+  EXPECT_TRUE((*e)->triggers().empty());
+  CpuEngine cpu_off(c, m->weights, 20);
+  cpu_off.set_virtual_experts(false);
+  cpu_off.set_kv_bf16(true);
+  cpu_off.set_bf16_gemm_inputs(true);
+  ASSERT_TRUE(cpu_off.forward(std::span(t).subspan(0, 20), off_ref.data()).ok());
+  EXPECT_LT(compare(off_ref, off, 20, V, 1e-2).median, 1e-3);
 }
 
 }  // namespace
