@@ -6,6 +6,7 @@
 #include <mutex>
 #include <new>
 
+#include "experts/expert.h"
 #include "runtime/harmony.h"
 #include "runtime/model.h"
 #include "runtime/session.h"
@@ -18,6 +19,7 @@ struct vex_context {
   vex_model* model;
   std::unique_ptr<vex::Session> session;
   bool has_logits = false;
+  vex::ExpertRegistry experts;  // builtins + vex_expert_register
 };
 
 namespace {
@@ -182,7 +184,10 @@ vex_status vex_model_load(const char* dir, const vex_model_params* params, vex_m
     log(VEX_LOG_INFO, std::string("loading ") + dir);
     vex::LoadProgress progress;
     if (p.on_progress) progress = [&](float f) { return p.on_progress(f, p.progress_user_data); };
-    auto m = vex::load_model(dir, progress);
+    vex::LoadOptions load;
+    load.progress = progress;
+    if (p.experts) load.experts = p.experts;
+    auto m = vex::load_model(dir, load);
     if (!m.ok()) return to_status(m.status());
     *out_model = new vex_model{std::move(*m)};
     return VEX_STATUS_OK;
@@ -307,7 +312,8 @@ vex_status vex_context_init(vex_model* model, const vex_context_params* params,
     auto engine = vex::make_engine(*model->m, n_ctx, device);
     if (!engine.ok()) return to_status(engine.status());
     *out_context =
-        new vex_context{model, std::make_unique<vex::Session>(std::move(*engine), c.vocab_size)};
+        new vex_context{model, std::make_unique<vex::Session>(std::move(*engine), c.vocab_size),
+                        false, vex::ExpertRegistry()};
     return VEX_STATUS_OK;
   });
 }
@@ -357,6 +363,7 @@ vex_generate_params vex_generate_default_params(const vex_model* model) {
   p.max_tokens = -1;
   p.sampling = vex_sampling_default_params(model);
   p.chat = true;
+  p.virtual_experts = true;
   return p;
 }
 
@@ -378,17 +385,42 @@ vex_status vex_generate(vex_context* context, const int32_t* prompt, size_t n_pr
     opt.stop_tokens.insert(opt.stop_tokens.end(), p.stop_tokens, p.stop_tokens + p.n_stop_tokens);
 
     // Text for the callback: through the Harmony parser in chat mode, else a UTF-8-safe decoder.
+    // Chat mode parses even without a callback when virtual experts need to know where the
+    // message content is.
     const vex::Tokenizer* tok = m.tokenizer.get();
     std::optional<vex::harmony::StreamParser> parser;
     std::optional<vex::StreamDecoder> decoder;
-    if (p.on_token && tok) {
+    const bool experts_on = p.virtual_experts && !m.host_experts.empty();
+    if ((p.on_token || experts_on) && tok) {
       if (p.chat)
         parser.emplace(*tok);
       else
         decoder.emplace(*tok);
     }
+    context->session->engine().set_virtual_experts(p.virtual_experts);
+    std::unique_ptr<vex::VirtualExperts> experts;
+    if (experts_on) {
+      auto v = vex::VirtualExperts::bind(m, context->experts);
+      if (!v.ok()) return to_status(v.status());
+      experts = std::move(*v);
+      if (parser)
+        experts->text = [&]() -> std::optional<std::string> {
+          if (!parser->in_content()) return std::nullopt;
+          return parser->open()->content;
+        };
+      if (p.on_expert)
+        experts->on_firing = [&](const vex::ExpertFiring& f) {
+          const vex_expert_event ev{f.expert.c_str(), f.layer,         f.pos,         f.weight,
+                                    f.answered,       f.inputs.c_str(), f.output.c_str()};
+          p.on_expert(&ev, p.user_data);
+        };
+      opt.experts = experts.get();
+    }
     auto on_token = [&](int32_t t) {
-      if (!p.on_token) return true;
+      if (!p.on_token) {
+        if (parser) parser->feed(t);
+        return true;
+      }
       vex_token_event ev{};
       ev.token = t;
       std::string text, channel;
@@ -422,6 +454,43 @@ vex_status vex_generate(vex_context* context, const int32_t* prompt, size_t n_pr
       out.generate_ms = r->generate_ms;
       memcpy(result, &out, std::min(sizeof out, result->struct_size));
     }
+    return VEX_STATUS_OK;
+  });
+}
+
+namespace {
+
+// A HOST expert an embedder registered: its callback behind the HostExpert interface.
+class CallbackExpert final : public vex::HostExpert {
+ public:
+  CallbackExpert(std::string name, vex_expert_callback cb, void* user)
+      : name_(std::move(name)), cb_(cb), user_(user) {}
+  const std::string& name() const override { return name_; }
+  std::optional<vex::ExpertAnswer> answer(std::string_view text) const override {
+    char buf[4096];
+    const size_t n = cb_(text.data(), text.size(), buf, sizeof buf, user_);
+    if (n == 0) return std::nullopt;
+    const std::string out(buf, std::min(n, sizeof buf));
+    return vex::ExpertAnswer{"", out, vex::continue_with(text, out)};
+  }
+
+ private:
+  std::string name_;
+  vex_expert_callback cb_;
+  void* user_;
+};
+
+}  // namespace
+
+vex_status vex_expert_register(vex_context* context, const char* name,
+                               vex_expert_callback callback, void* user_data) {
+  if (!context) return null_arg("vex_expert_register", "context");
+  if (!name) return null_arg("vex_expert_register", "name");
+  if (!callback) return null_arg("vex_expert_register", "callback");
+  if (!*name)
+    return fail(VEX_STATUS_INVALID_ARGUMENT, "vex_expert_register: the name is empty");
+  return guard([&] {
+    context->experts.add(std::make_unique<CallbackExpert>(name, callback, user_data));
     return VEX_STATUS_OK;
   });
 }

@@ -3,6 +3,7 @@
  * message. Usage: test_c_api MODEL_DIR (a tiny checkpoint with tokenizer.json). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <vex/vex.h>
@@ -67,6 +68,108 @@ static int logged = 0;
 static void on_log(vex_log_level level, const char* msg, void* user) {
   (void)user;
   if (level == VEX_LOG_ERROR && msg[0]) ++logged;
+}
+
+/* A registered expert: a lookup table of capitals, declining anything else. */
+static int lookups = 0;
+static size_t capitals(const char* text, size_t len, char* answer, size_t capacity, void* user) {
+  (void)user;
+  ++lookups;
+  static const char* q = "The capital of France is";
+  const size_t ql = strlen(q);
+  size_t end = len;
+  while (end > 0 && text[end - 1] == ' ') --end;
+  if (end < ql || memcmp(text + end - ql, q, ql) != 0 || capacity < 5) return 0;
+  memcpy(answer, "Paris", 5);
+  return 5;
+}
+static int firings = 0, answered = 0;
+static void on_expert(const vex_expert_event* ev, void* user) {
+  (void)user;
+  ++firings;
+  if (ev->answered && strcmp(ev->expert, "capitals") == 0 && strcmp(ev->output, "Paris") == 0)
+    ++answered;
+}
+static char generated[256];
+static size_t generated_len = 0;
+static bool collect_text(const vex_token_event* ev, void* user) {
+  (void)user;
+  if (generated_len + ev->text_len < sizeof generated) {
+    memcpy(generated + generated_len, ev->text, ev->text_len);
+    generated_len += ev->text_len;
+  }
+  return true;
+}
+
+/* A router sidecar (safetensors) whose row always wins: weight [1, 64] zeros, bias [1] = 30. */
+static void write_sidecar(const char* path) {
+  const char* header =
+      "{\"weight\":{\"dtype\":\"F32\",\"shape\":[1,64],\"data_offsets\":[0,256]},"
+      "\"bias\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[256,260]}}";
+  char padded[256];
+  size_t n = strlen(header);
+  memcpy(padded, header, n);
+  while (n % 8) padded[n++] = ' ';
+  FILE* f = fopen(path, "wb");
+  unsigned char len[8] = {0};
+  for (int i = 0; i < 8; ++i) len[i] = (unsigned char)((uint64_t)n >> (8 * i));
+  fwrite(len, 1, 8, f);
+  fwrite(padded, 1, n, f);
+  float data[65] = {0};
+  data[64] = 30.0f;
+  fwrite(data, sizeof(float), 65, f);
+  fclose(f);
+}
+
+/* vex_expert_register: a manifest attaches "capitals" at layer 1; it fires, answers "Paris"
+ * after "The capital of France is", declines elsewhere, and the per-request flag switches it off. */
+static void check_registered_expert(const char* dir) {
+  char sidecar[512], manifest[512];
+  snprintf(sidecar, sizeof sidecar, "%s/capitals.safetensors", dir);
+  snprintf(manifest, sizeof manifest, "%s/capitals.toml", dir);
+  write_sidecar(sidecar);
+  FILE* f = fopen(manifest, "w");
+  fprintf(f, "[[virtual]]\nname = \"capitals\"\nkind = \"host\"\nlayers = [1]\n"
+             "router = \"capitals.safetensors\"\n");
+  fclose(f);
+  vex_model_params mp = vex_model_default_params();
+  mp.experts = manifest;
+  vex_model* model = NULL;
+  CHECK(vex_model_load(dir, &mp, &model) == VEX_STATUS_OK);
+  vex_context* ctx = NULL;
+  vex_context_params xp = vex_context_default_params();
+  xp.n_ctx = 128;
+  xp.device = VEX_DEVICE_CPU;
+  CHECK(vex_context_init(model, &xp, &ctx) == VEX_STATUS_OK);
+  int32_t prompt[64];
+  size_t n = 0;
+  const char* text = "The capital of France is";
+  CHECK(vex_tokenize(model, text, strlen(text), false, prompt, 64, &n) == VEX_STATUS_OK);
+  vex_generate_params gp = vex_generate_default_params(model);
+  CHECK(gp.virtual_experts);
+  gp.chat = false;
+  gp.max_tokens = 4;
+  gp.sampling.temperature = 0;
+  gp.on_token = collect_text;
+  gp.on_expert = on_expert;
+  /* Not registered yet: the manifest's name does not resolve. */
+  CHECK_ERROR(vex_generate(ctx, prompt, n, &gp, NULL), VEX_STATUS_NOT_FOUND,
+              "'capitals' is neither a builtin nor registered");
+  CHECK_ERROR(vex_expert_register(ctx, "", capitals, NULL), VEX_STATUS_INVALID_ARGUMENT, "empty");
+  CHECK(vex_expert_register(ctx, "capitals", capitals, NULL) == VEX_STATUS_OK);
+  generated_len = 0;
+  CHECK(vex_generate(ctx, prompt, n, &gp, NULL) == VEX_STATUS_OK);
+  CHECK(answered == 1 && firings >= 1);
+  CHECK(generated_len >= 6 && memcmp(generated, " Paris", 6) == 0);
+  /* Switched off for a request: no call, no firing. */
+  const int before = lookups;
+  gp.virtual_experts = false;
+  generated_len = 0;
+  CHECK(vex_generate(ctx, prompt, n, &gp, NULL) == VEX_STATUS_OK);
+  CHECK(lookups == before);
+  CHECK(!(generated_len >= 6 && memcmp(generated, " Paris", 6) == 0));
+  vex_context_free(ctx);
+  vex_model_free(model);
 }
 
 int main(int argc, char** argv) {
@@ -205,6 +308,7 @@ int main(int argc, char** argv) {
   vex_model_free(model);
   vex_model_free(NULL);
   vex_context_free(NULL);
+  check_registered_expert(dir);
   if (failures) {
     fprintf(stderr, "%d C API checks failed\n", failures);
     return 1;

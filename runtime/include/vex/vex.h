@@ -121,6 +121,8 @@ typedef struct vex_model_params {
   size_t struct_size;                /* sizeof(vex_model_params), set by the default function */
   vex_progress_callback on_progress; /* NULL: no progress reports */
   void* progress_user_data;          /* passed to on_progress */
+  const char* experts;               /* expert manifest (TOML): pruned experts are never loaded,
+                                        virtual experts are attached (NULL: none) */
 } vex_model_params;
 
 VEX_API vex_model_params vex_model_default_params(void);
@@ -276,6 +278,19 @@ typedef enum vex_stop_reason {
   VEX_STOP_CANCELLED = 4     /* vex_context_cancel */
 } vex_stop_reason;
 
+/* A virtual (HOST) expert firing, reported to vex_generate_params.on_expert. */
+typedef struct vex_expert_event {
+  const char* expert; /* the expert's name */
+  int32_t layer;      /* the MoE layer whose router chose it */
+  int32_t position;   /* the position whose router chose it */
+  float weight;       /* its routing weight */
+  bool answered;      /* false: it declined (nothing parsed) and generation went on untouched */
+  const char* inputs; /* what it parsed (answered only; may be "") */
+  const char* output; /* its exact answer (answered only) */
+} vex_expert_event;
+
+typedef void (*vex_expert_event_callback)(const vex_expert_event* event, void* user_data);
+
 typedef struct vex_generate_params {
   size_t struct_size;           /* sizeof(vex_generate_params), set by the default function */
   int32_t max_tokens;           /* -1 (default): until a stop token or the context is full */
@@ -285,7 +300,10 @@ typedef struct vex_generate_params {
   const int32_t* stop_tokens;   /* extra stop tokens, or NULL */
   size_t n_stop_tokens;         /* count of stop_tokens */
   vex_token_callback on_token;  /* NULL: no streaming */
-  void* user_data;              /* passed to on_token */
+  void* user_data;              /* passed to on_token and on_expert */
+  bool virtual_experts;         /* the model's virtual experts take part (default true); false:
+                                   the model runs as if the manifest attached none */
+  vex_expert_event_callback on_expert; /* every virtual-expert firing, or NULL */
 } vex_generate_params;
 
 VEX_API vex_generate_params vex_generate_default_params(const vex_model* model);
@@ -306,6 +324,24 @@ typedef struct vex_generate_result {
  * the context while generating is a normal stop (VEX_STOP_CONTEXT_FULL). */
 VEX_API vex_status vex_generate(vex_context* context, const int32_t* prompt, size_t n_prompt,
                                 const vex_generate_params* params, vex_generate_result* result);
+
+/* ---------------------------------------------------------------------------------------------
+ * Virtual experts
+ * ------------------------------------------------------------------------------------------ */
+
+/* An embedder's HOST expert. Called when its slot fires, with the text written so far (the open
+ * message's content in chat mode, the whole text in raw mode; UTF-8, not NUL-terminated). To
+ * answer, write the exact answer (e.g. "11303") into `answer` (at most `capacity` bytes) and
+ * return its length; return 0 to decline (generation goes on untouched). The runtime appends the
+ * answer to the sequence, after a space unless the text ends in one. */
+typedef size_t (*vex_expert_callback)(const char* text, size_t text_len, char* answer,
+                                      size_t capacity, void* user_data);
+
+/* Registers an expert under `name` on this context: a manifest's [[virtual]] entry of kind
+ * "host" with that name (loaded with the model) binds to it, like a builtin (calculator, ...);
+ * registering a builtin's name replaces it for this context. The name is copied. */
+VEX_API vex_status vex_expert_register(vex_context* context, const char* name,
+                                       vex_expert_callback callback, void* user_data);
 
 #ifdef __cplusplus
 }
