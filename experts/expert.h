@@ -36,20 +36,12 @@ std::string_view trim_end(std::string_view text);
 
 // The builtin experts (each in its own file).
 std::unique_ptr<HostExpert> make_calculator();
-// `time_zone` is an IANA name ("Europe/Berlin"; "" = the TZ environment variable, else UTC);
-// `now_unix` fixes the clock (tests); nullopt reads the system clock.
-std::unique_ptr<HostExpert> make_datetime(const std::string& time_zone = "",
-                                          std::optional<int64_t> now_unix = std::nullopt);
-std::unique_ptr<HostExpert> make_units();
-std::unique_ptr<HostExpert> make_finance();
-std::unique_ptr<HostExpert> make_interpreter();
 
 // Names an expert can be attached by: builtins, then those registered (C API). Later
 // registrations of a name replace earlier ones.
 class ExpertRegistry {
  public:
-  // With the builtins; `time_zone` configures the datetime expert (make_datetime).
-  explicit ExpertRegistry(const std::string& time_zone = "");
+  ExpertRegistry();  // with the builtins
   void add(std::unique_ptr<HostExpert> expert);
   const HostExpert* find(std::string_view name) const;
   std::vector<std::string> names() const;

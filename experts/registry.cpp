@@ -16,7 +16,7 @@ std::string_view trim_end(std::string_view text) {
   return text;
 }
 
-ExpertRegistry::ExpertRegistry(const std::string& time_zone) {
+ExpertRegistry::ExpertRegistry() {
   add(make_calculator());
 }
 

@@ -34,7 +34,7 @@ using Ms = std::chrono::duration<double, std::milli>;
 
 struct Options {
   std::string weights, prompt, prompt_file, system, reasoning = "medium", date;
-  std::string logits_path, device = "auto", experts, time_zone;
+  std::string logits_path, device = "auto", experts;
   std::vector<int32_t> tokens;
   int max_tokens = -1, ctx = 0;
   SamplingParams sampling;
@@ -295,8 +295,6 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
   a.flag({"--trace-experts"}, "print every virtual-expert firing to stderr", &o.trace_experts);
   a.flag({"--no-virtual"}, "switch the manifest's virtual experts off for this run",
          &o.no_virtual);
-  a.text({"--tz"}, "time zone of the datetime expert (IANA name; default $TZ, else UTC)",
-         &o.time_zone);
   a.flag({"-v", "--verbose"}, "print load and generation timings", &o.verbose);
   a.flag({"--help", "-h"}, "show this help", &o.help);
   *usage = a.usage();
@@ -356,7 +354,7 @@ int run(int argc, char** argv) {
               o.no_virtual ? " (switched off)" : "");
   }
   // HOST experts bound by name before anything runs: an unknown name fails here.
-  ExpertRegistry registry(o.time_zone);
+  ExpertRegistry registry;
   std::unique_ptr<VirtualExperts> experts;
   if (!m.host_experts.empty() && !o.no_virtual) {
     auto v = VirtualExperts::bind(m, registry);

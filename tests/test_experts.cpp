@@ -1,0 +1,67 @@
+// The builtin HOST experts against independent oracles: tests/data/experts/NAME.tsv holds
+// "text <TAB> expected output" (or DECLINE) rows written by tools/oracles/NAME.py, which computes
+// the expected values with Python's exact arithmetic on its own expression trees (never by
+// parsing the text the expert reads). Every row must match exactly: the outputs are exact.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "experts/exact.h"
+#include "experts/expert.h"
+
+namespace vex {
+namespace {
+
+struct Case {
+  std::string text, want;
+};
+
+std::vector<Case> load_cases(const std::string& name) {
+  std::ifstream in(std::string(VEX_TEST_DATA) + "/experts/" + name + ".tsv");
+  std::vector<Case> out;
+  for (std::string line; std::getline(in, line);) {
+    const size_t tab = line.rfind('\t');
+    if (tab == std::string::npos) continue;
+    out.push_back({line.substr(0, tab), line.substr(tab + 1)});
+  }
+  return out;
+}
+
+void check_suite(const HostExpert& e, const std::string& name, size_t min_cases) {
+  const std::vector<Case> cases = load_cases(name);
+  ASSERT_GE(cases.size(), min_cases) << name << ".tsv";
+  int declines = 0;
+  for (const Case& c : cases) {
+    const auto a = e.answer(c.text);
+    if (c.want == "DECLINE") {
+      ++declines;
+      EXPECT_FALSE(a.has_value()) << "'" << c.text << "' should decline, got " << a->output;
+    } else {
+      ASSERT_TRUE(a.has_value()) << "'" << c.text << "' declined; want " << c.want;
+      EXPECT_EQ(a->output, c.want) << "'" << c.text << "'";
+      EXPECT_EQ(a->continuation, continue_with(c.text, c.want));
+    }
+  }
+  EXPECT_GE(declines, 10) << name << ": decline cases";
+}
+
+TEST(Calculator, OracleSuite) { check_suite(*make_calculator(), "calculator", 100); }
+
+TEST(Exact, Format) {
+  EXPECT_EQ(format_exact(mpq_class(11303)), "11303");
+  EXPECT_EQ(format_exact(mpq_class(-1, 8)), "-0.125");
+  EXPECT_EQ(format_exact(mpq_class(1, 3)), "0.333333333333333");
+  EXPECT_EQ(format_exact(mpq_class(2, 3)), "0.666666666666667");
+  EXPECT_EQ(format_exact(mpq_class("99999999999999999/100000000000000000")), "0.99999999999999999");
+  EXPECT_EQ(format_exact(mpq_class(-1, 3000000)), "-0.000000333333333333333");
+  EXPECT_EQ(format_fixed(mpq_class(12345, 1000), 2), "12.35");  // half away from zero
+  EXPECT_EQ(format_fixed(mpq_class(-5, 1000), 2), "-0.01");
+  EXPECT_EQ(format_fixed(mpq_class(1, 1000), 2), "0.00");
+  ASSERT_TRUE(parse_decimal("1,234.5").has_value());
+  EXPECT_EQ(*parse_decimal("1,234.5"), mpq_class(2469, 2));
+  EXPECT_FALSE(parse_decimal("1,23").has_value());
+  EXPECT_FALSE(parse_decimal("12a").has_value());
+}
+
+}  // namespace
+}  // namespace vex

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Independent oracle for the calculator expert (experts/calculator.cpp): random expression
+trees rendered as text the way people write them (×, ÷, ^, %, "of", thousands separators,
+parentheses, unary minus) and evaluated here with Python's exact Fraction arithmetic on the tree,
+never by parsing the text; the result formatted by this file's own implementation of the
+documented output format (experts/exact.h) using the decimal module. Plus cases that must
+decline. Writes tests/data/experts/calculator.tsv: text <TAB> expected output or DECLINE.
+
+  python3 tools/oracles/calculator.py > tests/data/experts/calculator.tsv
+"""
+import random
+from decimal import Decimal, ROUND_HALF_EVEN, getcontext
+from fractions import Fraction
+
+getcontext().prec = 2000
+
+
+def fmt(q: Fraction) -> str:
+    """Integers in full; terminating decimals exactly; else 15 significant digits (at least 3
+    decimals), half to even, trailing zeros dropped."""
+    neg = q < 0
+    a = -q if neg else q
+    if a.denominator == 1:
+        s = str(a.numerator)
+    else:
+        d = a.denominator
+        while d % 2 == 0:
+            d //= 2
+        while d % 5 == 0:
+            d //= 5
+        if d == 1:
+            s = format(Decimal(a.numerator) / Decimal(a.denominator), "f")
+        else:
+            x = Decimal(a.numerator) / Decimal(a.denominator)
+            e = x.adjusted()
+            places = max(14 - e, 3)
+            s = format(x.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN), "f")
+            if "." in s:
+                s = s.rstrip("0").rstrip(".")
+    return "-" + s if neg and s != "0" else s
+
+
+def number(r):
+    kind = r.randrange(5)
+    if kind == 0:
+        v = r.randrange(0, 10)
+        return str(v), Fraction(v)
+    if kind == 1:
+        v = r.randrange(10, 1000)
+        return str(v), Fraction(v)
+    if kind == 2:
+        v = r.randrange(1000, 10**7)
+        return (f"{v:,}" if r.random() < 0.5 else str(v)), Fraction(v)
+    if kind == 3:
+        i, f = r.randrange(0, 100), r.randrange(1, 100)
+        t = f"{i}.{f:02d}" if r.random() < 0.5 else f"{i}.{f}"
+        return t, Fraction(t)
+    v = r.randrange(10**9, 10**15)
+    return str(v), Fraction(v)
+
+
+def expr(r, depth):
+    """(text, value, precedence) with precedence 3 = atom, 2 = product, 1 = sum."""
+    if depth == 0 or r.random() < 0.3:
+        return (*number(r), 3)
+    op = r.choice(["+", "-", "*", "×", "/", "÷", "^", "%", "pct", "of"])
+    if op == "^":
+        t, v, p = expr(r, 0)
+        n = r.randrange(-3, 9) if v != 0 else r.randrange(1, 5)
+        return f"{t}^{n}" if n >= 0 else f"{t}^({n})", v ** n, 3
+    if op == "pct":
+        t, v, _ = expr(r, 0)
+        return f"{t}%", v / 100, 3
+    if op == "of":
+        (t1, v1, _), (t2, v2, p2) = expr(r, 0), expr(r, depth - 1)
+        t2 = t2 if p2 == 3 else f"({t2})"
+        return f"{t1}% of {t2}", v1 / 100 * v2, 2
+    (t1, v1, p1), (t2, v2, p2) = expr(r, depth - 1), expr(r, depth - 1)
+    if op in "+-":
+        if p2 < 2 or (op == "-" and p2 == 1) or p2 == 1:
+            t2 = f"({t2})"
+        val = v1 + v2 if op == "+" else v1 - v2
+        sp = " " if r.random() < 0.8 else ""
+        return f"{t1}{sp}{op}{sp}{t2}", val, 1
+    t1 = t1 if p1 >= 2 else f"({t1})"
+    t2 = t2 if p2 == 3 else f"({t2})"
+    sp = " " if r.random() < 0.8 else ""
+    if op in ("*", "×"):
+        return f"{t1}{sp}{op}{sp}{t2}", v1 * v2, 2
+    if op == "%":
+        if v1.denominator != 1 or v2.denominator != 1 or v2 == 0:
+            return f"{t1}{sp}*{sp}{t2}", v1 * v2, 2
+        return f"{t1} % {t2}", Fraction(v1.numerator % v2.numerator), 2
+    if v2 == 0:
+        return f"{t1}{sp}+{sp}{t2}", v1 + v2, 1
+    return f"{t1}{sp}{op}{sp}{t2}", v1 / v2, 2
+
+
+def main():
+    r = random.Random(20261123)
+    rows = [("127 * 89 = ", "11303"), ("What is 127 * 89 =", "11303"), ("2^100 =", str(2**100)),
+            ("-2^2 =", "-4"), ("(-2)^2 =", "4"), ("7 % 3 =", "1"), ("-7 % 3 =", "2"),
+            ("15% of 200 =", "30"), ("1/3 =", fmt(Fraction(1, 3))), ("2/3 =", fmt(Fraction(2, 3))),
+            ("0.1 + 0.2 =", "0.3"), ("1,234,567 × 3 =", "3703701"), ("10 ÷ 4 =", "2.5"),
+            ("100000000000000000000 / 3 =", fmt(Fraction(10**20, 3))), ("2^-3 =", "0.125"),
+            ("Compute: 3 + 4 * 5 =", "23"), ("-(3 - 5) =", "2"), ("12 − 5 =", "7")]
+    seen = set(t for t, _ in rows)
+    while len(rows) < 140:
+        t, v, _ = expr(r, r.randrange(1, 4))
+        if not any(c in t for c in "+-*×/÷^%") or t in seen:
+            continue
+        if abs(v.numerator) > 10**60 or v.denominator > 10**60:
+            continue
+        lead = r.choice(["", "", "So ", "What is ", "Compute ", "The result: "])
+        text = lead + t + r.choice([" = ", " =", "="])
+        seen.add(t)
+        rows.append((text, fmt(v)))
+    declines = ["room 127 =", "approximately 3 × 4 =", "x = 5", "x = ", "about 12 + 7 =",
+                "roughly 100 / 3 =", "~ 3 * 4 =", "x+3 =", "2x + 3 =", "f(2) =", "$5 + 3 =",
+                "1 / 0 =", "5 % 0 =", "2^0.5 =", "3.5 % 2 =", "127 * 89", "127 * 89 = 11303",
+                "a == b", "3 <= 4", "(1 + 2 =", "1 + 2) =", "1 + =", "* 3 =", "127 =",
+                "Version 2.4.1 + 1 =", "call 555 1234 =", "12 34 =", "3 + 4 is", "", "=",
+                "0^-1 =", "2^100001 ="]
+    rows += [(d, "DECLINE") for d in declines]
+    for t, want in rows:
+        assert "\t" not in t and "\n" not in t
+        print(f"{t}\t{want}")
+
+
+if __name__ == "__main__":
+    main()
