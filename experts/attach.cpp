@@ -3,6 +3,7 @@
 #include <array>
 #include <filesystem>
 
+#include "absl/strings/str_join.h"
 #include "loader/safetensors.h"
 #include "loader/sha256.h"
 #include "runtime/dtype.h"
@@ -95,9 +96,8 @@ absl::StatusOr<AttachResult> apply_manifest(const Manifest& m, const Checkpoint&
       const auto fn = device_fn_by_name(v.name);
       if (!fn)
         return absl::InvalidArgumentError(absl::StrCat(
-            m.path, ": virtual expert '", v.name,
-            "' is of kind device, which computes one of: add, sub, mul, div, dscr, ltv, cap_rate, "
-            "debt_yield"));
+            m.path, ": virtual expert '", v.name, "' is of kind device, which computes one of: ",
+            absl::StrJoin(kDeviceFnNames, ", ")));
       x.slot.kind = VEX_SLOT_DEVICE, x.slot.function = *fn;
       VEX_ASSIGN_OR_RETURN(x.args_w, read_f32(*f, v.router, "args.weight"));
       VEX_ASSIGN_OR_RETURN(x.args_b, read_f32(*f, v.router, "args.bias"));
@@ -170,13 +170,12 @@ absl::StatusOr<AttachResult> apply_manifest(const Manifest& m, const Checkpoint&
 }
 
 uint64_t weight_bytes(const Weights& w, const Config& c) {
-  const uint64_t D = c.d_model, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim(), I = c.d_ff;
-  const uint64_t expert = 2 * I * (D / 32) * 17 + 2 * I * 2 + D * (I / 32) * 17 + D * 2;
+  const uint64_t D = c.d_model, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim();
   uint64_t b = 2 * V * D * 2 + D * 2;  // embedding, lm_head, final norm
   for (const LayerWeights& L : w.layers) {
     b += 2 * D * 2 + (Q + 2 * KV) * (D + 1) * 2 + D * (Q + 1) * 2 + c.n_heads * 2;
     b += uint64_t(L.n_slots()) * (D + 1) * 2;  // router rows
-    for (const vex_slot& s : L.slots) b += s.kind == VEX_SLOT_NEURAL ? expert : 0;
+    for (const vex_slot& s : L.slots) b += s.kind == VEX_SLOT_NEURAL ? c.expert_bytes() : 0;
   }
   return b;
 }

@@ -38,6 +38,12 @@ struct Config {
   int q_dim() const { return n_heads * head_dim; }      // 4096
   int kv_dim() const { return n_kv_heads * head_dim; }  // 512
   int group_size() const { return n_heads / n_kv_heads; }
+  // One expert's packed bytes: MXFP4 gate_up [2I, D] and down [D, I] (16 bytes of codes + 1 scale
+  // byte per 32 values) with their bf16 biases.
+  uint64_t expert_bytes() const {
+    const uint64_t D = d_model, I = d_ff;
+    return 2 * I * (D / 32) * 17 + 2 * I * 2 + D * (I / 32) * 17 + D * 2;
+  }
 
   // The gpt-oss layer pattern (spec §1.3): even layers slide, odd layers attend fully.
   void set_alternating_layers() {

@@ -55,7 +55,7 @@ class Engine {
   virtual std::span<const ExpertTrigger> triggers() const = 0;
   // Off: virtual slots (DEVICE and HOST) are masked out of the routing, as if no manifest had
   // attached them; the model then runs exactly as without them. On by default.
-  virtual void set_virtual_experts(bool on) = 0;
+  virtual absl::Status set_virtual_experts(bool on) = 0;
 
   virtual int pos() const = 0;
   virtual const char* device() const = 0;  // "cpu", "cuda"

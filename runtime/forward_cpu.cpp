@@ -133,15 +133,15 @@ void CpuEngine::moe_token(int il, int t, const float* xn, const int* idx, const 
   const int D = c_.d_model;
   for (int j = 0; j < c_.n_experts_active; ++j) {
     const vex_slot& s = L.slots[idx[j]];
-    // A virtual slot counts only when its routing weight reaches its threshold.
-    if (s.kind != VEX_SLOT_NEURAL && wt[j] < s.threshold) continue;
+    // A virtual slot counts only when its routing weight reaches its threshold (neural: 0).
+    if (wt[j] < s.threshold) continue;
     if (s.kind == VEX_SLOT_NEURAL) {
       expert_ffn(L.experts[s.expert], xn, c_.swiglu_limit, ffn_.data(), ffn_out_.data(),
                  bf16_gemm_inputs_);
     } else if (s.kind == VEX_SLOT_DEVICE) {
       device_expert(L.device_params[s.expert], s.function, xn, D, ffn_out_.data());
-    } else {  // HOST: recorded for the runtime, adds nothing
-      if (s.kind == VEX_SLOT_HOST) triggers_.push_back({0, pos_ + t, il, idx[j], wt[j]});
+    } else {  // HOST (pruned rows never win): recorded for the runtime, adds nothing
+      triggers_.push_back({0, pos_ + t, il, idx[j], wt[j]});
       continue;
     }
     for (int i = 0; i < D; ++i) y[i] += wt[j] * ffn_out_[i];

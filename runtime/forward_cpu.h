@@ -48,7 +48,10 @@ class CpuEngine final : public Engine {
   // large decode batches); toggled per call by the tests to mirror those passes (vs fp32 ones).
   void set_bf16_gemm_inputs(bool on) { bf16_gemm_inputs_ = on; }
   std::span<const ExpertTrigger> triggers() const override { return triggers_; }
-  void set_virtual_experts(bool on) override { virtual_on_ = on; }
+  absl::Status set_virtual_experts(bool on) override {
+    virtual_on_ = on;
+    return absl::OkStatus();
+  }
   int pos() const override { return pos_; }
   const char* device() const override { return "cpu"; }
   int max_ctx() const override { return max_ctx_; }

@@ -114,7 +114,6 @@ absl::Status CudaEngine::init(const Weights& w) {
   VEX_ASSIGN_OR_RETURN(inv_freq_, upload(inv_freq.data(), inv_freq.size()));
 
   const int g1 = D / 32, g2 = I / 32;
-  expert_bytes_ = uint64_t(2 * I) * g1 * 17 + 2 * I * 2 + uint64_t(D) * g2 * 17 + D * 2;
   std::vector<uint16_t> qkv(size_t(Q + 2 * KV) * D), bqkv(Q + 2 * KV);
   for (int il = 0; il < c_.n_layers; ++il) {
     const LayerWeights& L = w.layers[il];
@@ -442,12 +441,14 @@ absl::Status CudaEngine::read_triggers() {
   return absl::OkStatus();
 }
 
-void CudaEngine::set_virtual_experts(bool on) {
+absl::Status CudaEngine::set_virtual_experts(bool on) {
   for (Layer& L : layers_)
     if (L.has_virtual) {
       const auto& table = on ? L.slots_on : L.slots_off;
-      cudaMemcpy(L.slots, table.data(), table.size() * sizeof(vex_slot), cudaMemcpyHostToDevice);
+      VEX_CUDA_CHECK(cudaMemcpy(L.slots, table.data(), table.size() * sizeof(vex_slot),
+                                cudaMemcpyHostToDevice));
     }
+  return absl::OkStatus();
 }
 
 absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits, bool last_only) {
@@ -591,7 +592,7 @@ uint64_t CudaEngine::decode_bytes(int pos, int batch) const {
     const double E = layers_[il].n_slots;
     const double experts = batch == 1 ? k : E * (1 - std::pow(1 - k / E, batch));
     b += 2 * D * 2 + (Q + 2 * KV) * (D + 1) * 2 + D * (Q + 1) * 2 + uint64_t(E) * (D + 1) * 2;
-    b += static_cast<uint64_t>(experts * expert_bytes_);
+    b += static_cast<uint64_t>(experts * c_.expert_bytes());
     const uint64_t keys = c_.layer_sliding[il] ? std::min(pos + 1, c_.sliding_window) : pos + 1;
     b += batch * 2 * keys * KV * 2;  // K and V rows read
   }

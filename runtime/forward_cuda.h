@@ -57,7 +57,7 @@ class CudaEngine final : public Engine {
                        bool last_only = false) override;
   int truncate(int n) override;
   std::span<const ExpertTrigger> triggers() const override { return triggers_; }
-  void set_virtual_experts(bool on) override;
+  absl::Status set_virtual_experts(bool on) override;
   int pos() const override { return pos_[cur_]; }
   const char* device() const override { return "cuda"; }
   int max_ctx() const override { return max_ctx_; }
@@ -156,7 +156,6 @@ class CudaEngine final : public Engine {
   std::vector<Layer> layers_;
   float* inv_freq_ = nullptr;
   float concentration_ = 1;
-  uint64_t expert_bytes_ = 0;  // one expert's packed weights (gate_up + down, with scales, bias)
 
   // State: [kChunk, ...] activations, named as in spec §4.
   int32_t* d_tokens_ = nullptr;

@@ -87,6 +87,11 @@ class StreamParser {
   // The message whose header or content is being read, or null between messages.
   const Message* open() const { return state_ == State::kBetween ? nullptr : &messages_.back(); }
   bool in_content() const { return state_ == State::kContent; }
+  // The open message's content so far while its content is being read; null in a header or
+  // between messages.
+  const std::string* content() const {
+    return in_content() ? &messages_.back().content : nullptr;
+  }
   // Text generated outside any message (malformed output).
   const std::string& stray() const { return stray_; }
   bool done() const { return done_; }

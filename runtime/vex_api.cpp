@@ -397,17 +397,15 @@ vex_status vex_generate(vex_context* context, const int32_t* prompt, size_t n_pr
       else
         decoder.emplace(*tok);
     }
-    context->session->engine().set_virtual_experts(p.virtual_experts);
+    if (absl::Status st = context->session->engine().set_virtual_experts(p.virtual_experts);
+        !st.ok())
+      return to_status(st);
     std::unique_ptr<vex::VirtualExperts> experts;
     if (experts_on) {
       auto v = vex::VirtualExperts::bind(m, context->experts);
       if (!v.ok()) return to_status(v.status());
       experts = std::move(*v);
-      if (parser)
-        experts->text = [&]() -> std::optional<std::string> {
-          if (!parser->in_content()) return std::nullopt;
-          return parser->open()->content;
-        };
+      if (parser) experts->read_message_content(*parser);
       if (p.on_expert)
         experts->on_firing = [&](const vex::ExpertFiring& f) {
           const vex_expert_event ev{f.expert.c_str(), f.layer,         f.pos,         f.weight,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "experts/expert.h"
+#include "runtime/harmony.h"
 #include "runtime/engine.h"
 #include "runtime/status.h"
 
@@ -46,6 +47,14 @@ class VirtualExperts final : public TriggerHandler {
   // The text the expert reads, or nullopt where no text may be injected (chat mode: outside a
   // message's content). Unset: the whole sequence decoded (raw mode).
   std::function<std::optional<std::string>()> text;
+  // Chat mode: the expert reads the content of the message `parser` is in, and nothing is
+  // injected in headers or between messages. The parser must outlive the generation.
+  void read_message_content(const harmony::StreamParser& parser) {
+    text = [&parser]() -> std::optional<std::string> {
+      const std::string* c = parser.content();
+      return c ? std::optional<std::string>(*c) : std::nullopt;
+    };
+  }
   // Called for every firing (the trace, --trace-experts).
   std::function<void(const ExpertFiring&)> on_firing;
 

@@ -459,6 +459,8 @@ TEST_F(CudaSlots, VirtualSlotsMatchCpu) {
   for (size_t i = 0; i < gpu_triggers.size(); ++i) {
     EXPECT_EQ(gpu_triggers[i].pos, cpu_triggers[i].pos);
     EXPECT_EQ(gpu_triggers[i].layer, 2);
+    // The routing weight is a softmax of router logits that differ by fp32-vs-double sums
+    // (~1e-6 relative on logits of ~30): 1e-4 absolute is far above that noise.
     EXPECT_NEAR(gpu_triggers[i].weight, cpu_triggers[i].weight, 1e-4);
   }
   EXPECT_EQ(gpu_triggers.size(), size_t(n));
@@ -466,12 +468,12 @@ TEST_F(CudaSlots, VirtualSlotsMatchCpu) {
   // Off: exactly the model with the manifest's pruning only.
   auto e = CudaEngine::create(c, m->weights, 64, 1);
   ASSERT_TRUE(e.ok());
-  (*e)->set_virtual_experts(false);
+  ASSERT_TRUE((*e)->set_virtual_experts(false).ok());
   std::vector<float> off(size_t(20) * V), off_ref(size_t(20) * V);
   ASSERT_TRUE((*e)->forward(std::span(t).subspan(0, 20), off.data()).ok());
   EXPECT_TRUE((*e)->triggers().empty());
   CpuEngine cpu_off(c, m->weights, 20);
-  cpu_off.set_virtual_experts(false);
+  ASSERT_TRUE(cpu_off.set_virtual_experts(false).ok());
   cpu_off.set_kv_bf16(true);
   cpu_off.set_bf16_gemm_inputs(true);
   ASSERT_TRUE(cpu_off.forward(std::span(t).subspan(0, 20), off_ref.data()).ok());

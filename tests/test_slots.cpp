@@ -57,7 +57,7 @@ std::unique_ptr<Model> load(const std::string& manifest, bool mask = false,
 
 std::vector<float> run(const Model& m, std::span<const int32_t> tokens, bool virtual_on = true) {
   CpuEngine e(m.config(), m.weights, 64);
-  e.set_virtual_experts(virtual_on);
+  EXPECT_TRUE(e.set_virtual_experts(virtual_on).ok());
   std::vector<float> logits(tokens.size() * m.config().vocab_size);
   EXPECT_TRUE(e.forward(tokens, logits.data()).ok());
   return logits;
@@ -90,10 +90,9 @@ drop = { "1" = [3] }
   EXPECT_NE(a, c);  // and pruning did change the model
 
   // Bytes read fall by exactly the pruned experts' bytes.
-  const Config& cf = full->config();
-  const uint64_t D = cf.d_model, I = cf.d_ff;
-  const uint64_t expert = 2 * I * (D / 32) * 17 + 2 * I * 2 + D * (I / 32) * 17 + D * 2;
-  EXPECT_EQ(full->weight_bytes - pruned->weight_bytes, 8 * (expert + (D + 1) * 2));
+  // (Independent of Config::expert_bytes: 64 x 64 experts, 2 x 64 x 2 x 17 bytes of MXFP4 gate_up
+  // and 64 x 2 x 17 of down, 128 + 64 bf16 biases; 65 bf16 per router row.)
+  EXPECT_EQ(full->weight_bytes - pruned->weight_bytes, 8u * (4352 + 256 + 2176 + 128 + 130));
 }
 
 // A DEVICE slot computes its function exactly from the arguments it reads. Constructed hidden
@@ -311,6 +310,7 @@ TEST_F(Injection, DeclinesLeaveGenerationUntouched) {
                               [&](int32_t t) { return out.push_back(t), true; });
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(with, model_->tokenizer->decode(out));
+  ASSERT_FALSE(experts_->firings().empty());  // the slot fired; the calculator declined
   for (const ExpertFiring& f : experts_->firings()) EXPECT_FALSE(f.answered);
 }
 
@@ -325,10 +325,7 @@ TEST_F(Injection, InsideAnAssistantMessage) {
   harmony::StreamParser parser(tok);
   for (int32_t t : forced) parser.feed(t);
   prompt.insert(prompt.end(), forced.begin(), forced.end());
-  experts_->text = [&]() -> std::optional<std::string> {
-    if (!parser.in_content()) return std::nullopt;
-    return parser.open()->content;
-  };
+  experts_->read_message_content(parser);
   std::vector<int32_t> out;
   GenerateOptions o{.max_tokens = 8, .sampling = {.temperature = 0}};
   o.experts = experts_.get();
@@ -341,10 +338,7 @@ TEST_F(Injection, InsideAnAssistantMessage) {
 
   // In a header (the prompt ends with "<|start|>assistant") nothing is injected.
   harmony::StreamParser header(tok);
-  experts_->text = [&]() -> std::optional<std::string> {
-    if (!header.in_content()) return std::nullopt;
-    return header.open()->content;
-  };
+  experts_->read_message_content(header);
   experts_->clear();
   auto r2 = session_->generate(harmony::render(tok, conv, true).tokens,
                                GenerateOptions{.max_tokens = 1, .sampling = {.temperature = 0},

@@ -52,6 +52,21 @@ struct Counts {
   }
 };
 
+// The normed MoE input and the router logits at `layer` for every position of `ids`.
+absl::StatusOr<std::vector<Sample>> layer_samples(const Model& m, std::span<const int32_t> ids,
+                                                  int layer) {
+  const int D = m.config().d_model, S = m.weights.layers[layer].n_slots();
+  CpuEngine engine(m.config(), m.weights, static_cast<int>(ids.size()));
+  std::vector<Sample> out;
+  engine.set_moe_observer([&](const CpuEngine::MoeEvent& ev) {
+    if (ev.layer != layer) return;
+    out.push_back({std::vector<float>(ev.xn, ev.xn + D),
+                   std::vector<float>(ev.router_logits, ev.router_logits + S), false, false});
+  });
+  VEX_RETURN_IF_ERROR(engine.forward(ids, nullptr));
+  return out;
+}
+
 // Logistic regression by full-batch gradient descent (Adam) on standardized features, classes
 // weighted to balance, small L2; returns w [D] and b for the raw features.
 std::pair<std::vector<double>, double> fit(const std::vector<const Sample*>& train, int D) {
@@ -132,35 +147,15 @@ int train_router(const Options& o) {
   std::vector<Sample> samples;
   for (size_t ti = 0; ti < texts->size(); ++ti) {
     const std::vector<int32_t> ids = (*tok)->encode((*texts)[ti], false);
-    CpuEngine engine(c, m.weights, static_cast<int>(ids.size()));
-    const size_t first = samples.size();
-    engine.set_moe_observer([&](const CpuEngine::MoeEvent& ev) {
-      if (ev.layer != o.layer) return;
-      const int E = m.weights.layers[o.layer].n_slots();
-      samples.push_back({std::vector<float>(ev.xn, ev.xn + D),
-                         std::vector<float>(ev.router_logits, ev.router_logits + E), false,
-                         ti % 5 == 0});
-    });
-    if (absl::Status st = engine.forward(ids, nullptr); !st.ok())
-      return fprintf(stderr, "vexprobe: %s\n", st.ToString().c_str()), 1;
-    for (size_t i = 0; i < ids.size(); ++i)
-      samples[first + i].positive =
-          expert->answer((*tok)->decode(std::span(ids).first(i + 1))).has_value();
+    auto got = layer_samples(m, ids, o.layer);
+    if (!got.ok()) return fprintf(stderr, "vexprobe: %s\n", got.status().ToString().c_str()), 1;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      Sample& s = (*got)[i];
+      s.positive = expert->answer((*tok)->decode(std::span(ids).first(i + 1))).has_value();
+      s.held_out = ti % 5 == 0;
+      samples.push_back(std::move(s));
+    }
   }
-  // The routing weight the learned row gets at the last position of each probe text.
-  auto probe = [&](const std::string& text, double a) {
-    const std::vector<int32_t> ids = (*tok)->encode(text, false);
-    CpuEngine engine(c, m.weights, static_cast<int>(ids.size()));
-    Sample last;
-    engine.set_moe_observer([&](const CpuEngine::MoeEvent& ev) {
-      if (ev.layer != o.layer || ev.pos + 1 != static_cast<int>(ids.size())) return;
-      const int E = m.weights.layers[o.layer].n_slots();
-      last = {std::vector<float>(ev.xn, ev.xn + D),
-              std::vector<float>(ev.router_logits, ev.router_logits + E), false, false};
-    });
-    (void)engine.forward(ids, nullptr);
-    return last;
-  };
   std::vector<const Sample*> train, test;
   for (const Sample& s : samples) (s.held_out ? test : train).push_back(&s);
   auto [w, b] = fit(train, D);
@@ -204,8 +199,11 @@ int train_router(const Options& o) {
   printf("routing, held out:              precision %.3f  recall %.3f  (tp %d fp %d fn %d)\n",
          route_test.precision(), route_test.recall(), route_test.tp, route_test.fp, route_test.fn);
 
+  // The routing weight the learned row gets at the last position of each probe text.
   for (const std::string& text : o.probes) {
-    const Sample s = probe(text, best_a);
+    auto got = layer_samples(m, (*tok)->encode(text, false), o.layer);
+    if (!got.ok() || got->empty()) continue;
+    const Sample& s = got->back();
     std::vector<float> logits = s.router;
     logits.push_back(static_cast<float>(logit(s, best_a)));
     int idx[16];

@@ -109,11 +109,7 @@ class Runner {
     const auto prompt = harmony::render(tok_, conv, /*for_completion=*/true).tokens;
     harmony::StreamParser parser(tok_);
     // Experts write only inside a message's content, and read that message.
-    if (experts_)
-      experts_->text = [&]() -> std::optional<std::string> {
-        if (!parser.in_content()) return std::nullopt;
-        return parser.open()->content;
-      };
+    if (experts_) experts_->read_message_content(parser);
     std::string shown_channel;  // channel of the text printed last (for --show-analysis)
     bool printed_final = false;
     auto on_token = [&](int32_t t) {
@@ -415,7 +411,7 @@ int run(int argc, char** argv) {
   if (!engine.ok()) return fail(engine.status());
   if (o.verbose)
     fprintf(stderr, "vexrun: %s engine, context %d tokens\n", (*engine)->device(), ctx);
-  (*engine)->set_virtual_experts(!o.no_virtual);
+  if (absl::Status st = (*engine)->set_virtual_experts(!o.no_virtual); !st.ok()) return fail(st);
   Session session(std::move(*engine), m.config().vocab_size);
   Runner runner(m, **tok, session, o, load_ms, experts.get());
   std::signal(SIGINT, [](int) { g_interrupted.store(true); });
