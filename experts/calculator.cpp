@@ -16,10 +16,9 @@
 // a hedge before it ("approximately 3 × 4 =", "~3 × 4 ="); no operator ("room 127 ="); anything
 // that does not parse, division by zero, a non-integer exponent or modulo operand, or a result
 // beyond 100,000 bits.
-#include <array>
-
 #include "experts/exact.h"
 #include "experts/expert.h"
+#include "experts/text.h"
 
 namespace vex {
 namespace {
@@ -32,8 +31,6 @@ struct Token {
   size_t begin;     // byte offset in the text
 };
 
-constexpr std::array<const char*, 8> kHedges = {"approximately", "approx", "about",  "roughly",
-                                                "around",        "nearly", "almost", "circa"};
 constexpr size_t kMaxBits = 100000;
 
 bool alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
@@ -236,11 +233,8 @@ class Calculator final : public HostExpert {
     if (first == line.size()) return std::nullopt;
     if (first > 0) {
       const Lexeme& b = line[first - 1];
-      std::string word(b.text);
-      for (char& c : word) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      for (const char* h : kHedges)
-        if (word == h) return std::nullopt;
-      if (word == "~" || word == "≈") return std::nullopt;
+      if (is_hedge(b.text)) return std::nullopt;
+      const std::string_view word = b.text;
       // Glued to a word or a symbol ("x+3", "f(2)", "$5"): part of something else.
       if (!line[first].space_before && word != ":" && word != "\"" && word != "'" && word != "`")
         return std::nullopt;

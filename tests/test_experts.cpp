@@ -46,6 +46,7 @@ void check_suite(const HostExpert& e, const std::string& name, size_t min_cases)
 }
 
 TEST(Calculator, OracleSuite) { check_suite(*make_calculator(), "calculator", 100); }
+TEST(Units, OracleSuite) { check_suite(*make_units(), "units", 100); }
 
 TEST(Exact, Format) {
   EXPECT_EQ(format_exact(mpq_class(11303)), "11303");
