@@ -37,6 +37,7 @@ std::string_view trim_end(std::string_view text);
 // The builtin experts (each in its own file).
 std::unique_ptr<HostExpert> make_calculator();
 std::unique_ptr<HostExpert> make_units();
+std::unique_ptr<HostExpert> make_finance();
 
 // Names an expert can be attached by: builtins, then those registered (C API). Later
 // registrations of a name replace earlier ones.

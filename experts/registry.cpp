@@ -19,6 +19,7 @@ std::string_view trim_end(std::string_view text) {
 ExpertRegistry::ExpertRegistry() {
   add(make_calculator());
   add(make_units());
+  add(make_finance());
 }
 
 void ExpertRegistry::add(std::unique_ptr<HostExpert> expert) {

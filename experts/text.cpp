@@ -33,7 +33,7 @@ std::optional<std::string_view> question_line(std::string_view text) {
     s.remove_suffix(1);
   } else {
     bool found = false;
-    for (std::string_view m : {" is", " are", " was", " equals", " comes to"})
+    for (std::string_view m : {" is", " are", " was", " equals", " comes to", " of"})
       if (s.size() > m.size() && lower(s.substr(s.size() - m.size())) == m) {
         s.remove_suffix(m.size());
         found = true;
@@ -47,7 +47,7 @@ std::optional<std::string_view> question_line(std::string_view text) {
 }
 
 std::vector<std::string_view> words(std::string_view s) {
-  static constexpr std::string_view kPunct = ",;()?!\"'";
+  static constexpr std::string_view kPunct = ",;:()?!\"'";
   std::vector<std::string_view> out;
   size_t i = 0;
   while (i < s.size()) {

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Independent oracle for the finance expert (experts/finance.cpp): paragraphs rendered here
+from chosen values (the values are never read back from the text), the answer computed with
+Fraction (DSCR = NOI / annual debt service; LTV = loan / value x 100; cap rate = NOI / price x 100;
+debt yield = NOI / loan x 100; monthly annuity payment P r / (1 - (1 + r)^-n), r = rate / 12,
+rounded to the cent half away from zero) and formatted by tools/oracles/calculator.py's formatter.
+Plus cases that must decline.
+
+  python3 tools/oracles/finance.py > tests/data/experts/finance.tsv
+"""
+import random
+import sys
+from fractions import Fraction as F
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from calculator import fmt  # noqa: E402
+
+
+def money_text(r, v):
+    """A way people write the amount v (a whole number of dollars)."""
+    style = r.randrange(5)
+    if style == 0 and v % 1000 == 0:
+        return f"${v // 1000}k"
+    if style == 1 and v % 100000 == 0:
+        return f"${F(v, 10**6).numerator / F(v, 10**6).denominator:g}M"
+    if style == 2 and v % 100000 == 0:
+        return f"${F(v, 10**6).numerator / F(v, 10**6).denominator:g} million"
+    if style == 3:
+        return f"{v:,}"
+    return f"${v:,}"
+
+
+def amount(r, lo, hi, round_to=1000):
+    return r.randrange(lo // round_to, hi // round_to) * round_to
+
+
+def cents(q):
+    """Round half away from zero to 2 places, written with thousands separators."""
+    n = abs(q) * 100
+    i = n.numerator // n.denominator
+    if (n - i) * 2 >= 1:
+        i += 1
+    s = f"{i // 100:,}.{i % 100:02d}"
+    return ("-" if q < 0 and i else "") + "$" + s
+
+
+def payment(p, rate, months):
+    if rate == 0:
+        return F(p, months)
+    r = F(rate) / 1200
+    g = (1 + r) ** months
+    return p * r * g / (g - 1)
+
+
+def dscr(r):
+    noi, ds = amount(r, 100000, 5000000), amount(r, 50000, 4000000)
+    monthly = r.random() < 0.2
+    ds_t = money_text(r, ds // 12 if monthly else ds)
+    if monthly:
+        ds = ds // 12 * 12
+    ds_label = "monthly debt service" if monthly else r.choice(["annual debt service", "debt service"])
+    t = r.choice([f"NOI is {money_text(r, noi)} and {ds_label} is {ds_t}, so the DSCR is",
+                  f"The property has an NOI of {money_text(r, noi)}. The {ds_label} is {ds_t}. DSCR =",
+                  f"Net operating income: {money_text(r, noi)}; {ds_label}: {ds_t}. The debt service coverage ratio is",
+                  f"With {money_text(r, noi)} NOI and {ds_t} {ds_label}, the DSCR comes to"])
+    return t, fmt(F(noi, ds))
+
+
+def ltv(r):
+    loan, value = amount(r, 100000, 8000000), amount(r, 200000, 12000000)
+    t = r.choice([f"The loan is {money_text(r, loan)} and the property value is {money_text(r, value)}. LTV =",
+                  f"A {money_text(r, loan)} loan on a property valued at {money_text(r, value)} gives a loan-to-value ratio of:",
+                  f"Loan amount {money_text(r, loan)}, appraised value {money_text(r, value)}, so the LTV is"])
+    return t, fmt(F(loan, value) * 100) + "%"
+
+
+def cap_rate(r):
+    noi, price = amount(r, 50000, 2000000), amount(r, 500000, 30000000)
+    t = r.choice([f"NOI of {money_text(r, noi)} and a purchase price of {money_text(r, price)}: the cap rate is",
+                  f"The building sold for a price of {money_text(r, price)} with net operating income of {money_text(r, noi)}. Cap rate =",
+                  f"Price {money_text(r, price)}, NOI {money_text(r, noi)}. The capitalization rate is"])
+    return t, fmt(F(noi, price) * 100) + "%"
+
+
+def debt_yield(r):
+    noi, loan = amount(r, 50000, 2000000), amount(r, 500000, 20000000)
+    t = r.choice([f"NOI is {money_text(r, noi)} and the loan amount is {money_text(r, loan)}. Debt yield =",
+                  f"A {money_text(r, loan)} loan against {money_text(r, noi)} NOI has a debt yield of",
+                  f"Loan: {money_text(r, loan)}. NOI: {money_text(r, noi)}. The debt yield is"])
+    return t, fmt(F(noi, loan) * 100) + "%"
+
+
+def loan_payment(r):
+    p = amount(r, 10000, 2000000)
+    rate = F(r.randrange(0, 1200), 100) if r.random() < 0.9 else F(0)
+    rate_t = format(rate.numerator / rate.denominator, ".2f").rstrip("0").rstrip(".") + "%"
+    years = r.choice([5, 10, 15, 20, 25, 30])
+    term = r.choice([f"{years}-year", f"for {years} years", f"for {years * 12} months"])
+    p_t = f"${p:,}"
+    if term.endswith("-year"):
+        t = f"A {term} {p_t} mortgage at {rate_t}: the monthly payment is"
+    else:
+        t = r.choice([f"Borrowing {p_t} (loan amount) at {rate_t} {term}, the monthly payment is",
+                      f"Loan of {p_t} at an interest rate of {rate_t} {term}. Monthly payment =",
+                      f"The principal is {p_t}, the rate is {rate_t}, {term}. The monthly mortgage payment comes to"])
+    return t, cents(payment(p, rate, years * 12))
+
+
+def main():
+    r = random.Random(20261123)
+    rows = [("NOI is $1,200,000 and annual debt service is $950,000, so the DSCR is", fmt(F(1200000, 950000))),
+            ("The loan is $3,000,000 and the property value is $4,000,000. LTV =", "75%"),
+            ("NOI $500k, price $10M. Cap rate:", "5%"),
+            ("NOI is $1.2 million and the loan is $12 million. The debt yield is", "10%"),
+            ("A $300,000 loan at 6% for 30 years. The monthly payment is", cents(payment(300000, 6, 360))),
+            ("A $120,000 loan at 0% for 10 years. The monthly payment is", "$1,000.00"),
+            ("Monthly debt service is $10,000 and NOI is $150,000. DSCR =", "1.25"),
+            ("NOI €80,000, value €1,000,000. Cap rate =", "8%")]
+    gens = [dscr, ltv, cap_rate, debt_yield, loan_payment]
+    seen = set(t for t, _ in rows)
+    while len(rows) < 130:
+        t, want = r.choice(gens)(r)
+        if t in seen:
+            continue
+        seen.add(t)
+        rows.append((t, want))
+    declines = ["room 127 =", "approximately 3 × 4 =", "x = 5", "The DSCR is",
+                "NOI is $1,200,000, so the DSCR is",
+                "NOI is about $1,200,000 and debt service is $950,000, so the DSCR is",
+                "NOI is $1,200,000 and debt service is $0, so the DSCR is",
+                "NOI is $1,200,000, NOI is $1,300,000 and debt service is $950,000. DSCR =",
+                "The loan is $3,000,000. LTV =", "The value is $4,000,000. LTV =",
+                "A $300,000 loan at 6%. The monthly payment is",
+                "A $300,000 loan for 30 years. The monthly payment is",
+                "NOI is $1,200,000 and debt service is $950,000, so the DSCR is 1.26",
+                "NOI is $1,200,000 and debt service is $950,000, so the IRR is",
+                "NOI is $1,200,000 and debt service is $950,000.\n\nThe DSCR is",
+                "The loan is $3,000,000 and the property value is roughly $4,000,000. LTV =",
+                "Price $10M. Cap rate =", "NOI $500k. Debt yield =",
+                "A $300,000 loan at 6% for 2.5 years. The monthly payment is",
+                "The cap rate is 5%. The loan-to-value ratio is"]
+    rows += [(d, "DECLINE") for d in declines]
+    for t, want in rows:
+        assert "\t" not in t
+        print(f"{t}\t{want}".replace("\n", "\\n"))
+
+
+if __name__ == "__main__":
+    main()
