@@ -6,11 +6,14 @@
 // exactly is declined.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "absl/time/time.h"
 
 namespace vex {
 
@@ -38,6 +41,10 @@ std::string_view trim_end(std::string_view text);
 std::unique_ptr<HostExpert> make_calculator();
 std::unique_ptr<HostExpert> make_units();
 std::unique_ptr<HostExpert> make_finance();
+// datetime answers "today" from `now` in `zone`; the default reads the system clock in the local
+// time zone (the TZ environment variable, e.g. TZ=Europe/Paris).
+std::unique_ptr<HostExpert> make_datetime();
+std::unique_ptr<HostExpert> make_datetime(absl::TimeZone zone, std::function<absl::Time()> now);
 
 // Names an expert can be attached by: builtins, then those registered (C API). Later
 // registrations of a name replace earlier ones.

@@ -20,6 +20,7 @@ ExpertRegistry::ExpertRegistry() {
   add(make_calculator());
   add(make_units());
   add(make_finance());
+  add(make_datetime());
 }
 
 void ExpertRegistry::add(std::unique_ptr<HostExpert> expert) {

@@ -53,6 +53,17 @@ TEST(Calculator, OracleSuite) { check_suite(*make_calculator(), "calculator", 10
 TEST(Units, OracleSuite) { check_suite(*make_units(), "units", 100); }
 TEST(Finance, OracleSuite) { check_suite(*make_finance(), "finance", 100); }
 
+// The clock and zone of tools/oracles/dates.py: 2026-11-23 06:30 UTC, still Sunday the 22nd in
+// Los Angeles (the zone decides the date).
+TEST(DateTime, OracleSuite) {
+  absl::TimeZone zone;
+  ASSERT_TRUE(absl::LoadTimeZone("America/Los_Angeles", &zone)) << "tzdata missing";
+  const auto expert = make_datetime(zone, [] { return absl::FromUnixSeconds(1795415400); });
+  check_suite(*expert, "datetime", 100);
+  const auto utc = make_datetime(absl::UTCTimeZone(), [] { return absl::FromUnixSeconds(1795415400); });
+  EXPECT_EQ(utc->answer("Today is")->output, "Monday, November 23, 2026");
+}
+
 TEST(Exact, Format) {
   EXPECT_EQ(format_exact(mpq_class(11303)), "11303");
   EXPECT_EQ(format_exact(mpq_class(-1, 8)), "-0.125");

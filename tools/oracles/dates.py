@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Independent oracle for the datetime expert (experts/datetime.cpp): dates chosen here, the
+answers computed with Python's datetime (proleptic Gregorian) and zoneinfo, rendered in the
+expert's documented formats. "Today" is the instant NOW in ZONE (the test builds the expert with
+the same clock and zone). Plus cases that must decline.
+
+  python3 tools/oracles/dates.py > tests/data/experts/datetime.tsv
+
+(Named dates.py: a file named datetime.py would shadow the module it uses.)
+"""
+import calendar
+import random
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+NOW = 1795415400  # 2026-11-23 06:30:00 UTC: still Sunday 2026-11-22 in Los Angeles
+ZONE = "America/Los_Angeles"
+
+MONTHS = list(calendar.month_name)[1:]
+WEEKDAYS = list(calendar.day_name)  # Monday first
+
+
+def iso(d):
+    return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+
+
+def long_us(d):
+    return f"{MONTHS[d.month - 1]} {d.day}, {d.year}"
+
+
+def long_eu(d):
+    return f"{d.day} {MONTHS[d.month - 1]} {d.year}"
+
+
+STYLES = [iso, long_us, long_eu]
+
+
+def written(r, d):
+    """The date as a question might write it, and the style answers come back in."""
+    style = r.choice(STYLES)
+    text = style(d)
+    if style is long_us and r.random() < 0.3:
+        text = f"{MONTHS[d.month - 1][:3]} {d.day}, {d.year}"
+    if style is long_us and r.random() < 0.2:
+        suffix = "th" if 11 <= d.day <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(d.day % 10, "th")
+        text = f"{MONTHS[d.month - 1]} {d.day}{suffix}, {d.year}"
+    return text, style
+
+
+def some_date(r):
+    return date(r.randrange(1, 10000) if r.random() < 0.2 else r.randrange(1900, 2100),
+                r.randrange(1, 13), r.randrange(1, 29 + 1))
+
+
+def add_months(d, n):
+    m = d.month - 1 + n
+    y, m = d.year + m // 12, m % 12 + 1
+    if not 1 <= y <= 9999 or d.day > calendar.monthrange(y, m)[1]:
+        return None
+    return date(y, m, d.day)
+
+
+def main():
+    r = random.Random(20261123)
+    today = datetime.fromtimestamp(NOW, timezone.utc).astimezone(ZoneInfo(ZONE)).date()
+    today_long = f"{WEEKDAYS[today.weekday()]}, {long_us(today)}"
+    rows = [("Today is", today_long), ("Today's date is", today_long),
+            ("The current date is", today_long), ("So today is", today_long),
+            ("The day of the week today is", WEEKDAYS[today.weekday()]),
+            ("Today's weekday is", WEEKDAYS[today.weekday()]),
+            ("2024-02-29 was a", "Thursday"), ("March 14, 2015 was a", "Saturday"),
+            ("The number of days between 2024-01-01 and 2024-12-25 is", "359"),
+            ("2024-01-31 + 30 days =", "2024-03-01"), ("90 days after March 1, 2024 is", "May 30, 2024"),
+            ("2 weeks before 2024-01-10 is", "2023-12-27"), ("2023-05-31 plus 3 months =", "2023-08-31"),
+            ("The number of days from 2024-12-25 to 2024-01-01 is", "-359"),
+            ("1 January 2000 was a", "Saturday"), ("0001-01-01 was a", "Monday"),
+            ("9999-12-31 is a", "Friday"), ("2024-02-29 + 1 year =", "DECLINE")]
+    rows[-1] = ("2024-02-29 + 4 years =", "2028-02-29")
+    seen = set(t for t, _ in rows)
+    while len(rows) < 150:
+        kind = r.randrange(4)
+        d = some_date(r)
+        t, style = written(r, d)
+        if kind == 0:
+            text = r.choice([f"{t} was a", f"{t} is a", f"{t} fell on a", f"The weekday of {t} is",
+                             f"The day of the week for {t} is"])
+            want = WEEKDAYS[d.weekday()]
+        elif kind == 1:
+            e = some_date(r) if r.random() < 0.3 else d + timedelta(days=r.randrange(-3000, 3000))
+            if not 1 <= e.year <= 9999:
+                continue
+            u, _ = written(r, e)
+            if r.random() < 0.5:
+                text, want = f"The number of days between {t} and {u} is", str(abs((e - d).days))
+            else:
+                text, want = f"Days from {t} to {u} =", str((e - d).days)
+        elif kind == 2:
+            n = r.randrange(0, 2000)
+            unit = r.choice(["days", "weeks"])
+            delta = timedelta(days=n * (7 if unit == "weeks" else 1))
+            sign = r.choice([1, -1])
+            try:
+                e = d + delta if sign > 0 else d - delta
+            except OverflowError:
+                continue
+            if r.random() < 0.5:
+                op = r.choice(["+", "plus"]) if sign > 0 else r.choice(["-", "minus"])
+                text = f"{t} {op} {n:,} {unit} ="
+            else:
+                text = f"{n:,} {unit} {'after' if sign > 0 else 'before'} {t} is"
+            want = style(e)
+        else:
+            n = r.randrange(1, 60)
+            unit = r.choice(["months", "years"])
+            sign = r.choice([1, -1])
+            e = add_months(d, sign * n * (12 if unit == "years" else 1))
+            if e is None:
+                continue
+            text = f"{t} {'+' if sign > 0 else '-'} {n} {unit} ="
+            want = style(e)
+        if text in seen:
+            continue
+        seen.add(text)
+        rows.append((text, want))
+    declines = ["room 127 =", "approximately 3 × 4 =", "x = 5", "03/04/2024 was a",
+                "04.03.2024 was a", "2023-02-29 was a", "February 30, 2024 is a",
+                "2024-01-31 + 1 month =", "The weather today is", "The answer today is",
+                "9999-12-31 + 1 day =", "0001-01-01 - 1 day =", "about 30 days after 2024-01-01 is",
+                "2024-13-01 was a", "Days between 2024-01-01 and 2024-02-01",
+                "The date 2024-01-01 was an", "x2024-01-01 was a", "2024-01-01 + 3 fortnights =",
+                "2024-01-01 + 1.5 days =", "Today", "Tuesday is a"]
+    rows += [(x, "DECLINE") for x in declines]
+    for t, want in rows:
+        assert "\t" not in t and "\n" not in t
+        print(f"{t}\t{want}")
+
+
+if __name__ == "__main__":
+    main()
