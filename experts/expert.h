@@ -41,6 +41,7 @@ std::string_view trim_end(std::string_view text);
 std::unique_ptr<HostExpert> make_calculator();
 std::unique_ptr<HostExpert> make_units();
 std::unique_ptr<HostExpert> make_finance();
+std::unique_ptr<HostExpert> make_interpreter();
 // datetime answers "today" from `now` in `zone`; the default reads the system clock in the local
 // time zone (the TZ environment variable, e.g. TZ=Europe/Paris).
 std::unique_ptr<HostExpert> make_datetime();

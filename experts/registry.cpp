@@ -21,6 +21,7 @@ ExpertRegistry::ExpertRegistry() {
   add(make_units());
   add(make_finance());
   add(make_datetime());
+  add(make_interpreter());
 }
 
 void ExpertRegistry::add(std::unique_ptr<HostExpert> expert) {

@@ -53,6 +53,8 @@ TEST(Calculator, OracleSuite) { check_suite(*make_calculator(), "calculator", 10
 TEST(Units, OracleSuite) { check_suite(*make_units(), "units", 100); }
 TEST(Finance, OracleSuite) { check_suite(*make_finance(), "finance", 100); }
 
+TEST(Interpreter, OracleSuite) { check_suite(*make_interpreter(), "interpreter", 100); }
+
 // The clock and zone of tools/oracles/dates.py: 2026-11-23 06:30 UTC, still Sunday the 22nd in
 // Los Angeles (the zone decides the date).
 TEST(DateTime, OracleSuite) {

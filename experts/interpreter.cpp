@@ -1,0 +1,91 @@
+// The interpreter expert: the value of a small Python-style program the text ends with, computed
+// by the sandboxed evaluator of experts/pyexpr.h (no files, processes, network or imports;
+// bounded steps and memory). Two ways to ask:
+//   a REPL block, the trigger after the newline that ends a ">>> " line:
+//       ">>> xs = [3, 1, 2]\n>>> sorted(xs)\n"  -> "[1, 2, 3]"
+//     every ">>> " line of the block (back to a blank line or a ``` fence) runs in order; other
+//     lines are earlier outputs and are skipped;
+//   inline code in backticks followed by "=", "is", "returns", "evaluates to", "gives" or "->":
+//       "`sum(range(10))` returns"  -> "`45`"
+// The output is Python's repr of the value (in backticks for inline code).
+//
+// Declines: the last statement is an assignment ("x = 5") or its value is None; any Python
+// exception (ZeroDivisionError, NameError, ...); syntax outside the subset; a continuation line
+// ("... "); the step or memory budget exhausted.
+#include "experts/expert.h"
+#include "experts/pyexpr.h"
+#include "experts/text.h"
+
+namespace vex {
+namespace {
+
+constexpr std::string_view kPrompt = ">>> ";
+
+// The ">>> " statements of the block the text ends with, or empty when it does not end with one.
+std::vector<std::string> repl_block(std::string_view text) {
+  if (!text.ends_with('\n')) return {};
+  std::vector<std::string_view> lines;
+  std::string_view rest = text.substr(0, text.size() - 1);
+  for (;;) {
+    const size_t nl = rest.rfind('\n');
+    const std::string_view line = nl == std::string_view::npos ? rest : rest.substr(nl + 1);
+    if (trim_end(line).empty() || line.starts_with("```")) break;
+    lines.push_back(line);
+    if (nl == std::string_view::npos) break;
+    rest = rest.substr(0, nl);
+  }
+  if (lines.empty() || !lines.front().starts_with(kPrompt)) return {};
+  std::vector<std::string> statements;
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    if (it->starts_with("... ") || *it == "...") return {};  // multi-line statements
+    if (it->starts_with(kPrompt)) statements.emplace_back(trim_end(it->substr(kPrompt.size())));
+  }
+  return statements;
+}
+
+// The code of "`CODE` <marker>" at the end of the text.
+std::optional<std::string_view> inline_code(std::string_view text) {
+  std::string_view s = trim_end(text);
+  bool marked = false;
+  for (std::string_view m : {"=", "->", "→", " is", " returns", " evaluates to", " gives"})
+    if (s.size() > m.size() && lower(s.substr(s.size() - m.size())) == m) {
+      s = trim_end(s.substr(0, s.size() - m.size()));
+      marked = true;
+      break;
+    }
+  if (!marked || !s.ends_with('`') || s.ends_with("``")) return std::nullopt;
+  s.remove_suffix(1);
+  const size_t open = s.rfind('`');
+  if (open == std::string_view::npos) return std::nullopt;
+  const std::string_view code = s.substr(open + 1);
+  if (code.empty() || code.find('\n') != std::string_view::npos) return std::nullopt;
+  return code;
+}
+
+class Interpreter final : public HostExpert {
+ public:
+  const std::string& name() const override { return name_; }
+
+  std::optional<ExpertAnswer> answer(std::string_view text) const override {
+    std::vector<std::string> statements = repl_block(text);
+    const bool repl = !statements.empty();
+    if (!repl) {
+      const auto code = inline_code(text);
+      if (!code) return std::nullopt;
+      statements.emplace_back(*code);
+    }
+    const auto value = py::run(statements);
+    if (!value.ok()) return std::nullopt;
+    const std::string out = repl ? *value : "`" + *value + "`";
+    return ExpertAnswer{statements.back(), out, continue_with(text, out)};
+  }
+
+ private:
+  std::string name_ = "interpreter";
+};
+
+}  // namespace
+
+std::unique_ptr<HostExpert> make_interpreter() { return std::make_unique<Interpreter>(); }
+
+}  // namespace vex

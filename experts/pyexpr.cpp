@@ -1,0 +1,1597 @@
+#include "experts/pyexpr.h"
+
+#include <gmpxx.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "absl/container/flat_hash_map.h"
+
+namespace vex::py {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Values
+
+struct Value;
+using Items = std::vector<Value>;
+
+enum class Type { kNone, kBool, kInt, kFloat, kStr, kList, kTuple, kRange, kIter };
+
+struct Value {
+  Type type = Type::kNone;
+  mpz_class i;                         // kBool (0/1), kInt
+  double f = 0;                        // kFloat
+  std::u32string s;                    // kStr, in code points
+  std::shared_ptr<const Items> items;  // kList, kTuple, kIter (a materialised iterator)
+  int64_t start = 0, stop = 0, step = 1;  // kRange
+};
+
+Value none() { return {}; }
+Value boolean(bool b) {
+  Value v;
+  v.type = Type::kBool, v.i = b ? 1 : 0;
+  return v;
+}
+Value integer(mpz_class n) {
+  Value v;
+  v.type = Type::kInt, v.i = std::move(n);
+  return v;
+}
+Value real(double d) {
+  Value v;
+  v.type = Type::kFloat, v.f = d;
+  return v;
+}
+Value str(std::u32string s) {
+  Value v;
+  v.type = Type::kStr, v.s = std::move(s);
+  return v;
+}
+Value seq(Type t, Items items) {
+  Value v;
+  v.type = t, v.items = std::make_shared<const Items>(std::move(items));
+  return v;
+}
+
+bool is_int(const Value& v) { return v.type == Type::kInt || v.type == Type::kBool; }
+bool is_num(const Value& v) { return is_int(v) || v.type == Type::kFloat; }
+
+absl::Status error(std::string_view kind, std::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(std::string(kind), ": ", std::string(what)));
+}
+absl::Status type_error(std::string_view what) { return error("TypeError", what); }
+absl::Status value_error(std::string_view what) { return error("ValueError", what); }
+absl::Status unsupported(std::string_view what) { return error("unsupported", what); }
+
+std::string type_name(const Value& v) {
+  static constexpr const char* kNames[] = {"NoneType", "bool",  "int",   "float",   "str",
+                                           "list",     "tuple", "range", "iterator"};
+  return kNames[static_cast<int>(v.type)];
+}
+
+std::u32string from_utf8(std::string_view s) {
+  std::u32string out;
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = s[i];
+    const int n = c < 0x80 ? 1 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    char32_t cp = n == 1 ? c : c & (0x3F >> (n - 1));
+    for (int k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (s[i + k] & 0x3F);
+    out.push_back(cp);
+    i += n;
+  }
+  return out;
+}
+
+std::string to_utf8(std::u32string_view s) {
+  std::string out;
+  for (char32_t c : s) {
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else if (c < 0x800) {
+      out += static_cast<char>(0xC0 | (c >> 6)), out += static_cast<char>(0x80 | (c & 0x3F));
+    } else if (c < 0x10000) {
+      out += static_cast<char>(0xE0 | (c >> 12));
+      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F)), out += static_cast<char>(0x80 | (c & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (c >> 18)), out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F)), out += static_cast<char>(0x80 | (c & 0x3F));
+    }
+  }
+  return out;
+}
+
+// Python's float repr: the shortest digits that round-trip (std::to_chars picks the same ones),
+// positional when the decimal point falls within 16 places, else d.ddde±XX.
+std::string float_repr(double x) {
+  if (std::isnan(x)) return "nan";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  if (x == 0) return std::signbit(x) ? "-0.0" : "0.0";
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, std::fabs(x), std::chars_format::scientific);
+  const std::string s(buf, r.ptr);
+  const size_t e = s.find('e');
+  const std::string digits = s.substr(0, 1) + (e > 2 ? s.substr(2, e - 2) : "");
+  const int decpt = std::stoi(s.substr(e + 1)) + 1;  // value = 0.DIGITS × 10^decpt
+  const int n = static_cast<int>(digits.size());
+  std::string out;
+  if (decpt > -4 && decpt <= 16) {
+    if (decpt <= 0)
+      out = "0." + std::string(-decpt, '0') + digits;
+    else if (decpt >= n)
+      out = digits + std::string(decpt - n, '0') + ".0";
+    else
+      out = digits.substr(0, decpt) + "." + digits.substr(decpt);
+  } else {
+    out = digits.substr(0, 1) + (n > 1 ? "." + digits.substr(1) : "");
+    const int ex = decpt - 1;
+    out += absl::StrFormat("e%c%02d", ex < 0 ? '-' : '+', std::abs(ex));
+  }
+  return (x < 0 ? "-" : "") + out;
+}
+
+// Python's str repr; characters whose printability depends on Unicode tables beyond Latin are
+// refused rather than guessed.
+absl::StatusOr<std::string> str_repr(std::u32string_view s) {
+  const bool has_single = s.find(U'\'') != std::u32string_view::npos;
+  const bool has_double = s.find(U'"') != std::u32string_view::npos;
+  const char32_t quote = has_single && !has_double ? U'"' : U'\'';
+  std::u32string out(1, quote);
+  for (char32_t c : s) {
+    if (c == quote || c == U'\\') {
+      out += U'\\', out += c;
+    } else if (c == U'\n') {
+      out += U"\\n";
+    } else if (c == U'\r') {
+      out += U"\\r";
+    } else if (c == U'\t') {
+      out += U"\\t";
+    } else if (c < 0x20 || (c >= 0x7F && c <= 0xA0) || c == 0xAD) {
+      out += from_utf8(absl::StrFormat("\\x%02x", static_cast<unsigned>(c)));
+    } else if (c > 0x24F) {
+      return unsupported("repr of a character outside Latin");
+    } else {
+      out += c;
+    }
+  }
+  out += quote;
+  return to_utf8(out);
+}
+
+absl::StatusOr<std::string> repr(const Value& v) {
+  switch (v.type) {
+    case Type::kNone:
+      return "None";
+    case Type::kBool:
+      return v.i != 0 ? "True" : "False";
+    case Type::kInt:
+      // Python 3.11+ refuses to print integers of more than 4300 digits.
+      if (mpz_sizeinbase(v.i.get_mpz_t(), 10) > 4300) return value_error("int too large to print");
+      return v.i.get_str();
+    case Type::kFloat:
+      return float_repr(v.f);
+    case Type::kStr:
+      return str_repr(v.s);
+    case Type::kList:
+    case Type::kTuple: {
+      const bool list = v.type == Type::kList;
+      std::string out = list ? "[" : "(";
+      for (size_t k = 0; k < v.items->size(); ++k) {
+        VEX_ASSIGN_OR_RETURN(std::string item, repr((*v.items)[k]));
+        out += (k ? ", " : "") + item;
+      }
+      if (!list && v.items->size() == 1) out += ",";
+      return out + (list ? "]" : ")");
+    }
+    case Type::kRange:
+      return v.step == 1 ? absl::StrCat("range(", v.start, ", ", v.stop, ")")
+                         : absl::StrCat("range(", v.start, ", ", v.stop, ", ", v.step, ")");
+    case Type::kIter:
+      return unsupported("repr of an iterator (its address)");
+  }
+  return unsupported("repr");
+}
+
+// Correctly rounded int -> float (round half to even), as Python converts.
+absl::StatusOr<double> int_to_float(const mpz_class& n) {
+  if (mpz_sizeinbase(n.get_mpz_t(), 2) <= 53) return n.get_d();
+  const double d = std::strtod(n.get_str().c_str(), nullptr);
+  if (std::isinf(d)) return error("OverflowError", "int too large to convert to float");
+  return d;
+}
+
+// Correctly rounded a / b for integers, as Python's int true division: exact decimal digits well
+// past any tie between two doubles, plus a sticky digit, then strtod (itself correctly rounded).
+absl::StatusOr<double> divide_to_float(const mpz_class& a, const mpz_class& b) {
+  if (mpz_sizeinbase(a.get_mpz_t(), 2) <= 53 && mpz_sizeinbase(b.get_mpz_t(), 2) <= 53)
+    return a.get_d() / b.get_d();
+  const mpz_class na = abs(a), nb = abs(b);
+  const long shift = std::max<long>(0, 800 - static_cast<long>(mpz_sizeinbase(na.get_mpz_t(), 10)) +
+                                           static_cast<long>(mpz_sizeinbase(nb.get_mpz_t(), 10)));
+  mpz_class scale, q, r;
+  mpz_ui_pow_ui(scale.get_mpz_t(), 10, shift);
+  mpz_tdiv_qr(q.get_mpz_t(), r.get_mpz_t(), mpz_class(na * scale).get_mpz_t(), nb.get_mpz_t());
+  std::string digits = q.get_str() + (r != 0 ? "1" : "") + "e-" +
+                       std::to_string(shift + (r != 0 ? 1 : 0));
+  const double d = std::strtod(digits.c_str(), nullptr);
+  if (std::isinf(d)) return error("OverflowError", "integer division result too large for a float");
+  return sgn(a) * sgn(b) < 0 ? -d : d;
+}
+
+absl::StatusOr<double> as_float(const Value& v) {
+  if (v.type == Type::kFloat) return v.f;
+  if (is_int(v)) return int_to_float(v.i);
+  return type_error("must be real number, not " + type_name(v));
+}
+
+// The exact value of a finite number.
+mpq_class exact(const Value& v) {
+  if (v.type == Type::kFloat) return mpq_class(v.f);
+  return mpq_class(v.i);
+}
+
+// -1, 0, 1 for numbers (exact, as Python compares int with float); nullopt if a NaN is involved.
+std::optional<int> compare_numbers(const Value& a, const Value& b) {
+  const double x = a.type == Type::kFloat ? a.f : 0, y = b.type == Type::kFloat ? b.f : 0;
+  if (std::isnan(x) || std::isnan(y)) return std::nullopt;
+  if (std::isinf(x) || std::isinf(y)) {
+    const double xi = std::isinf(x) ? x : 0, yi = std::isinf(y) ? y : 0;
+    if (xi == yi) return 0;
+    return xi < yi ? -1 : 1;
+  }
+  const int c = cmp(exact(a), exact(b));
+  return c < 0 ? -1 : c > 0 ? 1 : 0;
+}
+
+int64_t length(const Value& v) {
+  if (v.type == Type::kStr) return static_cast<int64_t>(v.s.size());
+  if (v.type == Type::kRange) {
+    const int64_t n = v.step > 0 ? (v.stop - v.start + v.step - 1) / v.step
+                                 : (v.start - v.stop - v.step - 1) / -v.step;
+    return std::max<int64_t>(n, 0);
+  }
+  return static_cast<int64_t>(v.items->size());
+}
+
+bool equal(const Value& a, const Value& b);
+
+bool equal_items(const Items& a, const Items& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t k = 0; k < a.size(); ++k)
+    if (!equal(a[k], b[k])) return false;
+  return true;
+}
+
+bool equal(const Value& a, const Value& b) {
+  if (is_num(a) && is_num(b)) return compare_numbers(a, b) == 0;
+  if (a.type != b.type) return false;
+  switch (a.type) {
+    case Type::kNone:
+      return true;
+    case Type::kStr:
+      return a.s == b.s;
+    case Type::kList:
+    case Type::kTuple:
+      return equal_items(*a.items, *b.items);
+    case Type::kRange: {
+      // Ranges are equal when they hold the same elements.
+      const int64_t n = length(a);
+      return n == length(b) && (n == 0 || (a.start == b.start && (n == 1 || a.step == b.step)));
+    }
+    default:
+      return a.items == b.items;
+  }
+}
+
+// Python's ordering: numbers, strings, and lists or tuples (lexicographic) of one type.
+absl::StatusOr<int> order(const Value& a, const Value& b) {
+  if (is_num(a) && is_num(b)) {
+    const auto c = compare_numbers(a, b);
+    return c ? *c : 2;  // 2: unordered (NaN); every comparison with it is False
+  }
+  if (a.type == Type::kStr && b.type == Type::kStr) return a.s < b.s ? -1 : a.s == b.s ? 0 : 1;
+  if (a.type == b.type && (a.type == Type::kList || a.type == Type::kTuple)) {
+    const Items &x = *a.items, &y = *b.items;
+    for (size_t k = 0; k < x.size() && k < y.size(); ++k) {
+      if (equal(x[k], y[k])) continue;
+      return order(x[k], y[k]);
+    }
+    return x.size() < y.size() ? -1 : x.size() == y.size() ? 0 : 1;
+  }
+  return type_error("'<' not supported between instances of '" + type_name(a) + "' and '" +
+                    type_name(b) + "'");
+}
+
+bool truthy(const Value& v) {
+  switch (v.type) {
+    case Type::kNone:
+      return false;
+    case Type::kBool:
+    case Type::kInt:
+      return v.i != 0;
+    case Type::kFloat:
+      return v.f != 0;
+    case Type::kStr:
+      return !v.s.empty();
+    case Type::kRange:
+      return v.step > 0 ? v.start < v.stop : v.start > v.stop;
+    default:
+      return !v.items->empty();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lexer and parser
+
+enum class Tok { kNum, kStr, kName, kOp, kEnd };
+
+struct Token {
+  Tok kind;
+  std::string text;
+  Value value;  // kNum, kStr
+};
+
+bool ident_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
+bool ident_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+absl::StatusOr<std::vector<Token>> lex(std::string_view s) {
+  static constexpr std::string_view kOps3[] = {"**=", "//="};
+  static constexpr std::string_view kOps2[] = {"**", "//", "==", "!=", "<=", ">=", "+=", "-=", "*="};
+  std::vector<Token> out;
+  size_t i = 0;
+  while (i < s.size()) {
+    const char c = s[i];
+    if (c == ' ' || c == '\t') {
+      ++i;
+      continue;
+    }
+    if (c == '#') break;
+    if (std::isdigit(static_cast<unsigned char>(c)) ||
+        (c == '.' && i + 1 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])))) {
+      size_t j = i;
+      bool is_float = false;
+      std::string clean;
+      while (j < s.size()) {
+        const char d = s[j];
+        if (std::isdigit(static_cast<unsigned char>(d))) {
+          clean += d;
+        } else if (d == '_' && j + 1 < s.size() && std::isdigit(static_cast<unsigned char>(s[j + 1])) &&
+                   !clean.empty() && std::isdigit(static_cast<unsigned char>(clean.back()))) {
+        } else if (d == '.' && !is_float) {
+          is_float = true, clean += d;
+        } else if ((d == 'e' || d == 'E') && !clean.empty() && clean.find('e') == std::string::npos) {
+          is_float = true, clean += 'e';
+          if (j + 1 < s.size() && (s[j + 1] == '+' || s[j + 1] == '-')) clean += s[++j];
+        } else {
+          break;
+        }
+        ++j;
+      }
+      if (j < s.size() && ident_char(s[j])) return error("SyntaxError", "invalid number literal");
+      Token t{Tok::kNum, std::string(s.substr(i, j - i)), {}};
+      if (is_float) {
+        if (clean.back() == 'e' || clean.back() == '+' || clean.back() == '-')
+          return error("SyntaxError", "invalid float literal");
+        t.value = real(std::strtod(clean.c_str(), nullptr));
+      } else {
+        if (clean.size() > 1 && clean[0] == '0' && clean.find_first_not_of('0') != std::string::npos)
+          return error("SyntaxError", "leading zeros in an integer literal");
+        if (clean.size() > 5000) return unsupported("integer literal too long");
+        t.value = integer(mpz_class(clean));
+      }
+      out.push_back(std::move(t));
+      i = j;
+      continue;
+    }
+    const bool raw = (c == 'r' || c == 'R') && i + 1 < s.size() && (s[i + 1] == '\'' || s[i + 1] == '"');
+    if (c == '\'' || c == '"' || raw) {
+      if (raw) ++i;
+      const char q = s[i];
+      if (s.substr(i).starts_with(std::string(3, q))) return unsupported("triple-quoted string");
+      std::string body;
+      size_t j = i + 1;
+      for (;; ++j) {
+        if (j >= s.size()) return error("SyntaxError", "unterminated string literal");
+        if (s[j] == q) break;
+        if (s[j] != '\\' || raw) {
+          body += s[j];
+          continue;
+        }
+        if (++j >= s.size()) return error("SyntaxError", "unterminated string literal");
+        switch (s[j]) {
+          case 'n': body += '\n'; break;
+          case 't': body += '\t'; break;
+          case 'r': body += '\r'; break;
+          case '0': body += '\0'; break;
+          case '\\': case '\'': case '"': body += s[j]; break;
+          case 'x': {
+            if (j + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[j + 1])) ||
+                !std::isxdigit(static_cast<unsigned char>(s[j + 2])))
+              return error("SyntaxError", "bad \\x escape");
+            body += to_utf8(std::u32string(1, static_cast<char32_t>(
+                                                  std::stoi(std::string(s.substr(j + 1, 2)), nullptr, 16))));
+            j += 2;
+            break;
+          }
+          default: return unsupported("string escape");
+        }
+      }
+      Token t{Tok::kStr, std::string(s.substr(i, j + 1 - i)), str(from_utf8(body))};
+      out.push_back(std::move(t));
+      i = j + 1;
+      continue;
+    }
+    if (ident_start(c)) {
+      size_t j = i;
+      while (j < s.size() && ident_char(s[j])) ++j;
+      out.push_back({Tok::kName, std::string(s.substr(i, j - i)), {}});
+      i = j;
+      continue;
+    }
+    std::string op;
+    for (std::string_view o : kOps3)
+      if (s.substr(i).starts_with(o)) op = o;
+    if (op.empty())
+      for (std::string_view o : kOps2)
+        if (s.substr(i).starts_with(o)) op = o;
+    if (op.empty() && std::string_view("+-*/%<>=()[],:.").find(c) != std::string_view::npos)
+      op = std::string(1, c);
+    if (op.empty()) return error("SyntaxError", absl::StrCat("unexpected character '", std::string(1, c), "'"));
+    out.push_back({Tok::kOp, op, {}});
+    i += op.size();
+  }
+  out.push_back({Tok::kEnd, "", {}});
+  return out;
+}
+
+enum class K { kLit, kName, kList, kTuple, kUnary, kBinary, kCompare, kAnd, kOr, kNot, kIf,
+               kCall, kMethod, kIndex, kSlice, kComp };
+
+struct Node;
+using NodeP = std::unique_ptr<Node>;
+
+struct Clause {
+  std::vector<std::string> targets;  // "for x in" / "for i, x in"
+  NodeP iter;
+  std::vector<NodeP> conds;          // "if ..." after it
+};
+
+struct Node {
+  K kind;
+  Value lit;                       // kLit
+  std::string name;                // kName, kCall, kMethod; the operator of kUnary / kBinary
+  std::vector<std::string> ops;    // kCompare: the operators between kids
+  std::vector<NodeP> kids;         // operands, elements, arguments (kMethod: the object first)
+  std::vector<std::string> kw;     // kCall/kMethod: keyword names of the last kw.size() kids
+  std::vector<Clause> clauses;     // kComp: kids[0] is the element; name is "list" or "gen"
+};
+
+NodeP node(K kind, std::string name = {}) {
+  auto n = std::make_unique<Node>();
+  n->kind = kind, n->name = std::move(name);
+  return n;
+}
+
+constexpr std::string_view kKeywords[] = {"and", "or", "not", "in", "is", "if", "else", "for",
+                                          "lambda", "None", "True", "False", "import", "def",
+                                          "class", "while", "return", "yield", "del", "global"};
+
+class Parser {
+ public:
+  explicit Parser(const std::vector<Token>& t) : t_(t) {}
+
+  absl::StatusOr<NodeP> whole() {
+    VEX_ASSIGN_OR_RETURN(NodeP n, tuple_or_expr());
+    if (!at_end()) return error("SyntaxError", "unexpected '" + t_[at_].text + "'");
+    return n;
+  }
+  // "x = ...", "x += ...": the target and operator, consumed; nullopt (nothing consumed) if not.
+  std::optional<std::pair<std::string, std::string>> assignment() {
+    if (t_.size() < 3 || t_[0].kind != Tok::kName || keyword(t_[0].text) || t_[1].kind != Tok::kOp)
+      return std::nullopt;
+    const std::string& op = t_[1].text;
+    if (op != "=" && op != "+=" && op != "-=" && op != "*=" && op != "//=" && op != "**=")
+      return std::nullopt;
+    at_ = 2;
+    return std::make_pair(t_[0].text, op);
+  }
+  bool at_end() const { return t_[at_].kind == Tok::kEnd; }
+
+ private:
+  static bool keyword(const std::string& s) {
+    return std::find(std::begin(kKeywords), std::end(kKeywords), s) != std::end(kKeywords);
+  }
+  bool is_op(std::string_view o, size_t ahead = 0) const {
+    const Token& t = t_[std::min(at_ + ahead, t_.size() - 1)];
+    return t.kind == Tok::kOp && t.text == o;
+  }
+  bool is_kw(std::string_view k, size_t ahead = 0) const {
+    const Token& t = t_[std::min(at_ + ahead, t_.size() - 1)];
+    return t.kind == Tok::kName && t.text == k;
+  }
+  bool eat_op(std::string_view o) { return is_op(o) ? (++at_, true) : false; }
+  bool eat_kw(std::string_view k) { return is_kw(k) ? (++at_, true) : false; }
+  NodeP fail(absl::Status s) {
+    if (status_.ok()) status_ = std::move(s);
+    return nullptr;
+  }
+  bool expect_op(std::string_view o) {
+    if (eat_op(o)) return true;
+    fail(error("SyntaxError", absl::StrCat("expected '", std::string(o), "'")));
+    return false;
+  }
+
+  absl::StatusOr<NodeP> tuple_or_expr() {
+    NodeP first = ternary();
+    if (!status_.ok()) return status_;
+    if (!is_op(",")) return first;
+    auto t = node(K::kTuple);
+    t->kids.push_back(std::move(first));
+    while (eat_op(",") && !at_end()) {
+      t->kids.push_back(ternary());
+      if (!status_.ok()) return status_;
+    }
+    return t;
+  }
+
+  NodeP ternary() {
+    NodeP a = or_test();
+    if (!a || !is_kw("if")) return a;
+    ++at_;
+    auto n = node(K::kIf);
+    NodeP cond = or_test();
+    if (!cond || !eat_kw("else")) return fail(error("SyntaxError", "expected 'else'"));
+    NodeP b = ternary();
+    if (!b) return nullptr;
+    n->kids.push_back(std::move(cond)), n->kids.push_back(std::move(a)), n->kids.push_back(std::move(b));
+    return n;
+  }
+
+  NodeP or_test() { return chain(K::kOr, "or", &Parser::and_test); }
+  NodeP and_test() { return chain(K::kAnd, "and", &Parser::not_test); }
+  NodeP chain(K kind, std::string_view kw, NodeP (Parser::*next)()) {
+    NodeP a = (this->*next)();
+    if (!a || !is_kw(kw)) return a;
+    auto n = node(kind);
+    n->kids.push_back(std::move(a));
+    while (eat_kw(kw)) {
+      NodeP b = (this->*next)();
+      if (!b) return nullptr;
+      n->kids.push_back(std::move(b));
+    }
+    return n;
+  }
+
+  NodeP not_test() {
+    if (!eat_kw("not")) return comparison();
+    NodeP a = not_test();
+    if (!a) return nullptr;
+    auto n = node(K::kNot);
+    n->kids.push_back(std::move(a));
+    return n;
+  }
+
+  NodeP comparison() {
+    NodeP a = arith();
+    if (!a) return nullptr;
+    auto n = node(K::kCompare);
+    n->kids.push_back(std::move(a));
+    for (;;) {
+      std::string op;
+      for (std::string_view o : {"<", ">", "==", "!=", "<=", ">="})
+        if (is_op(o)) op = o;
+      if (!op.empty()) {
+        ++at_;
+      } else if (is_kw("in")) {
+        op = "in", ++at_;
+      } else if (is_kw("not") && is_kw("in", 1)) {
+        op = "not in", at_ += 2;
+      } else if (is_kw("is")) {
+        return fail(unsupported("'is' (object identity)"));
+      } else {
+        break;
+      }
+      NodeP b = arith();
+      if (!b) return nullptr;
+      n->ops.push_back(op);
+      n->kids.push_back(std::move(b));
+    }
+    if (n->ops.empty()) return std::move(n->kids[0]);
+    return n;
+  }
+
+  NodeP binary_left(const std::vector<std::string_view>& ops, NodeP (Parser::*next)()) {
+    NodeP a = (this->*next)();
+    for (;;) {
+      if (!a) return nullptr;
+      std::string op;
+      for (std::string_view o : ops)
+        if (is_op(o)) op = o;
+      if (op.empty()) return a;
+      ++at_;
+      NodeP b = (this->*next)();
+      if (!b) return nullptr;
+      auto n = node(K::kBinary, op);
+      n->kids.push_back(std::move(a)), n->kids.push_back(std::move(b));
+      a = std::move(n);
+    }
+  }
+  NodeP arith() { return binary_left({"+", "-"}, &Parser::term); }
+  NodeP term() { return binary_left({"*", "/", "//", "%"}, &Parser::factor); }
+
+  NodeP factor() {
+    for (std::string_view o : {"-", "+"})
+      if (eat_op(o)) {
+        NodeP a = factor();
+        if (!a) return nullptr;
+        auto n = node(K::kUnary, std::string(o));
+        n->kids.push_back(std::move(a));
+        return n;
+      }
+    NodeP base = primary();
+    if (!base || !eat_op("**")) return base;
+    NodeP e = factor();  // right-associative, binds tighter than unary minus on its left
+    if (!e) return nullptr;
+    auto n = node(K::kBinary, "**");
+    n->kids.push_back(std::move(base)), n->kids.push_back(std::move(e));
+    return n;
+  }
+
+  // Arguments up to ")" (the "(" eaten): positional, then keyword; a lone generator expression.
+  bool arguments(Node& call) {
+    if (eat_op(")")) return true;
+    for (;;) {
+      if (t_[at_].kind == Tok::kName && is_op("=", 1)) {
+        call.kw.push_back(t_[at_].text);
+        at_ += 2;
+      } else if (!call.kw.empty()) {
+        fail(error("SyntaxError", "positional argument follows keyword argument"));
+        return false;
+      }
+      NodeP a = ternary();
+      if (!a) return false;
+      if (is_kw("for")) {
+        a = comprehension(std::move(a), "gen");
+        if (!a) return false;
+      }
+      call.kids.push_back(std::move(a));
+      if (eat_op(")")) return true;
+      if (!expect_op(",")) return false;
+      if (eat_op(")")) return true;
+    }
+  }
+
+  NodeP primary() {
+    NodeP a = atom();
+    for (;;) {
+      if (!a) return nullptr;
+      if (eat_op("(")) {
+        if (a->kind != K::kName) return fail(unsupported("calling anything but a builtin"));
+        auto n = node(K::kCall, a->name);
+        if (!arguments(*n)) return nullptr;
+        a = std::move(n);
+      } else if (eat_op(".")) {
+        if (t_[at_].kind != Tok::kName || !is_op("(", 1))
+          return fail(unsupported("attributes other than method calls"));
+        auto n = node(K::kMethod, t_[at_].text);
+        at_ += 2;
+        n->kids.push_back(std::move(a));
+        if (!arguments(*n)) return nullptr;
+        a = std::move(n);
+      } else if (eat_op("[")) {
+        NodeP parts[3];
+        int colons = 0;
+        for (;;) {
+          if (is_op(":")) {
+            if (++colons > 2) return fail(error("SyntaxError", "bad slice"));
+            ++at_;
+            continue;
+          }
+          if (is_op("]")) break;
+          if (parts[colons]) return fail(error("SyntaxError", "bad subscript"));
+          parts[colons] = ternary();
+          if (!parts[colons]) return nullptr;
+        }
+        ++at_;
+        auto n = node(colons ? K::kSlice : K::kIndex);
+        n->kids.push_back(std::move(a));
+        if (!colons && !parts[0]) return fail(error("SyntaxError", "empty subscript"));
+        for (int k = 0; k <= (colons ? 2 : 0); ++k) n->kids.push_back(std::move(parts[k]));
+        a = std::move(n);
+      } else {
+        return a;
+      }
+    }
+  }
+
+  NodeP comprehension(NodeP element, std::string kind) {
+    auto n = node(K::kComp, std::move(kind));
+    n->kids.push_back(std::move(element));
+    while (eat_kw("for")) {
+      Clause c;
+      do {
+        if (t_[at_].kind != Tok::kName || keyword(t_[at_].text))
+          return fail(unsupported("comprehension targets other than names"));
+        c.targets.push_back(t_[at_++].text);
+      } while (eat_op(","));
+      if (!eat_kw("in")) return fail(error("SyntaxError", "expected 'in'"));
+      c.iter = or_test();
+      if (!c.iter) return nullptr;
+      while (eat_kw("if")) {
+        NodeP cond = or_test();
+        if (!cond) return nullptr;
+        c.conds.push_back(std::move(cond));
+      }
+      n->clauses.push_back(std::move(c));
+    }
+    return n;
+  }
+
+  // Elements up to `close`; a comprehension after the first element.
+  NodeP display(K kind, std::string_view close) {
+    auto n = node(kind);
+    bool comma = false;
+    while (!eat_op(close)) {
+      NodeP e = ternary();
+      if (!e) return nullptr;
+      if (n->kids.empty() && is_kw("for")) {
+        NodeP c = comprehension(std::move(e), kind == K::kList ? "list" : "gen");
+        if (!c || !expect_op(close)) return nullptr;
+        return c;
+      }
+      n->kids.push_back(std::move(e));
+      if (eat_op(close)) break;
+      if (!expect_op(",")) return nullptr;
+      comma = true;
+    }
+    if (kind == K::kTuple && n->kids.size() == 1 && !comma) return std::move(n->kids[0]);
+    return n;
+  }
+
+  NodeP atom() {
+    const Token& t = t_[at_];
+    if (t.kind == Tok::kNum) {
+      ++at_;
+      auto n = node(K::kLit);
+      n->lit = t.value;
+      return n;
+    }
+    if (t.kind == Tok::kStr) {
+      auto n = node(K::kLit);
+      n->lit = str({});
+      while (t_[at_].kind == Tok::kStr) n->lit.s += t_[at_++].value.s;  // "a" "b" == "ab"
+      return n;
+    }
+    if (t.kind == Tok::kName) {
+      ++at_;
+      if (t.text == "None" || t.text == "True" || t.text == "False") {
+        auto n = node(K::kLit);
+        n->lit = t.text == "None" ? none() : boolean(t.text == "True");
+        return n;
+      }
+      if (keyword(t.text)) return fail(unsupported("'" + t.text + "'"));
+      return node(K::kName, t.text);
+    }
+    if (eat_op("(")) return display(K::kTuple, ")");
+    if (eat_op("[")) return display(K::kList, "]");
+    return fail(error("SyntaxError", t.kind == Tok::kEnd ? "unexpected end" : "unexpected '" + t.text + "'"));
+  }
+
+  const std::vector<Token>& t_;
+  size_t at_ = 0;
+  absl::Status status_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation
+
+class Eval {
+ public:
+  explicit Eval(const Limits& limits) : steps_(limits.steps), bytes_(limits.bytes) {}
+
+  absl::StatusOr<Value> eval(const Node& n);
+  absl::Status assign(const std::string& name, Value v) {
+    env_[name] = std::move(v);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<Value> lookup(const std::string& name) const {
+    const auto it = env_.find(name);
+    if (it == env_.end()) return error("NameError", "name '" + name + "' is not defined");
+    return it->second;
+  }
+  absl::StatusOr<Value> binary(const std::string& op, const Value& a, const Value& b);
+
+ private:
+  absl::Status charge(int64_t steps, int64_t bytes = 0) {
+    steps_ -= steps, bytes_ -= bytes;
+    if (steps_ < 0) return unsupported("step budget exhausted");
+    if (bytes_ < 0) return unsupported("memory budget exhausted");
+    return absl::OkStatus();
+  }
+  absl::Status charge_int(const mpz_class& n) {
+    return charge(0, static_cast<int64_t>(mpz_sizeinbase(n.get_mpz_t(), 2) / 8));
+  }
+  // Calls f on each element of an iterable, one step each.
+  absl::Status each(const Value& v, const std::function<absl::Status(const Value&)>& f);
+  absl::StatusOr<Items> materialise(const Value& v) {
+    Items out;
+    VEX_RETURN_IF_ERROR(each(v, [&](const Value& x) {
+      out.push_back(x);
+      return charge(0, sizeof(Value));
+    }));
+    return out;
+  }
+  absl::StatusOr<Value> call(const Node& n);
+  absl::StatusOr<Value> method(const Node& n);
+  absl::StatusOr<Value> comprehension(const Node& n);
+  absl::Status clauses(const Node& n, size_t k, Items& out);
+  absl::StatusOr<Value> index(const Value& obj, const Value& idx);
+  absl::StatusOr<Value> slice(const Value& obj, const Value* start, const Value* stop, const Value* step);
+  absl::StatusOr<Value> power(const Value& a, const Value& b);
+  absl::StatusOr<Value> round(const Value& x, const Value* digits);
+
+  absl::flat_hash_map<std::string, Value> env_;
+  int64_t steps_, bytes_;
+};
+
+absl::Status Eval::each(const Value& v, const std::function<absl::Status(const Value&)>& f) {
+  switch (v.type) {
+    case Type::kRange:
+      for (int64_t x = v.start; v.step > 0 ? x < v.stop : x > v.stop; x += v.step) {
+        VEX_RETURN_IF_ERROR(charge(1));
+        VEX_RETURN_IF_ERROR(f(integer(x)));
+      }
+      return absl::OkStatus();
+    case Type::kStr:
+      for (char32_t c : v.s) {
+        VEX_RETURN_IF_ERROR(charge(1));
+        VEX_RETURN_IF_ERROR(f(str(std::u32string(1, c))));
+      }
+      return absl::OkStatus();
+    case Type::kList:
+    case Type::kTuple:
+    case Type::kIter:
+      for (const Value& x : *v.items) {
+        VEX_RETURN_IF_ERROR(charge(1));
+        VEX_RETURN_IF_ERROR(f(x));
+      }
+      return absl::OkStatus();
+    default:
+      return type_error("'" + type_name(v) + "' object is not iterable");
+  }
+}
+
+
+absl::StatusOr<int64_t> small_int(const Value& v, std::string_view what) {
+  if (!is_int(v)) return type_error(absl::StrCat(std::string(what), " must be an integer, not ", type_name(v)));
+  if (!v.i.fits_slong_p()) return error("OverflowError", absl::StrCat(std::string(what), " too large"));
+  return v.i.get_si();
+}
+
+// Python's float floor division and modulo (Objects/floatobject.c, float_divmod).
+std::pair<double, double> float_divmod(double vx, double wx) {
+  double mod = std::fmod(vx, wx);
+  double div = (vx - mod) / wx;
+  if (mod != 0) {
+    if ((wx < 0) != (mod < 0)) mod += wx, div -= 1.0;
+  } else {
+    mod = std::copysign(0.0, wx);
+  }
+  double floordiv;
+  if (div != 0) {
+    floordiv = std::floor(div);
+    if (div - floordiv > 0.5) floordiv += 1.0;
+  } else {
+    floordiv = std::copysign(0.0, vx / wx);
+  }
+  return {floordiv, mod};
+}
+
+absl::StatusOr<Value> Eval::power(const Value& a, const Value& b) {
+  if (is_int(a) && is_int(b) && sgn(b.i) >= 0) {
+    if (!b.i.fits_ulong_p()) return unsupported("exponent too large");
+    const unsigned long e = b.i.get_ui();
+    const double bits = static_cast<double>(mpz_sizeinbase(a.i.get_mpz_t(), 2)) * e;
+    if (bits > 1e6 && abs(a.i) > 1) return unsupported("result too large");
+    VEX_RETURN_IF_ERROR(charge(1, static_cast<int64_t>(bits / 8)));
+    mpz_class r;
+    mpz_pow_ui(r.get_mpz_t(), a.i.get_mpz_t(), e);
+    return integer(r);
+  }
+  VEX_ASSIGN_OR_RETURN(const double x, as_float(a));
+  VEX_ASSIGN_OR_RETURN(const double y, as_float(b));
+  // Python's float_pow special cases, then the C library's pow.
+  if (y == 0) return real(1.0);
+  if (std::isnan(x)) return real(x);
+  if (std::isnan(y)) return real(x == 1.0 ? 1.0 : y);
+  if (x == 0 && y < 0) return error("ZeroDivisionError", "0.0 cannot be raised to a negative power");
+  if (x < 0 && std::isfinite(x) && std::isfinite(y) && y != std::floor(y))
+    return unsupported("complex result");
+  const double r = std::pow(x, y);
+  if (std::isinf(r) && std::isfinite(x) && std::isfinite(y))
+    return error("OverflowError", "(34, 'Numerical result out of range')");
+  return real(r);
+}
+
+absl::StatusOr<Value> Eval::binary(const std::string& op, const Value& a, const Value& b) {
+  VEX_RETURN_IF_ERROR(charge(1));
+  if (op == "**") {
+    if (!is_num(a) || !is_num(b)) return type_error("unsupported operand type(s) for **");
+    return power(a, b);
+  }
+  if (is_int(a) && is_int(b)) {
+    mpz_class r;
+    if (op == "+") r = a.i + b.i;
+    else if (op == "-") r = a.i - b.i;
+    else if (op == "*") r = a.i * b.i;
+    else if (op == "/") {
+      if (b.i == 0) return error("ZeroDivisionError", "division by zero");
+      VEX_ASSIGN_OR_RETURN(const double d, divide_to_float(a.i, b.i));
+      return real(d);
+    } else {  // "//", "%": floored
+      if (b.i == 0) return error("ZeroDivisionError", "integer division or modulo by zero");
+      mpz_class q, m;
+      mpz_fdiv_qr(q.get_mpz_t(), m.get_mpz_t(), a.i.get_mpz_t(), b.i.get_mpz_t());
+      r = op == "//" ? q : m;
+    }
+    VEX_RETURN_IF_ERROR(charge_int(r));
+    return integer(r);
+  }
+  if (is_num(a) && is_num(b)) {
+    VEX_ASSIGN_OR_RETURN(const double x, as_float(a));
+    VEX_ASSIGN_OR_RETURN(const double y, as_float(b));
+    if (op == "+") return real(x + y);
+    if (op == "-") return real(x - y);
+    if (op == "*") return real(x * y);
+    if (y == 0) return error("ZeroDivisionError", "float division by zero");
+    if (op == "/") return real(x / y);
+    const auto [q, m] = float_divmod(x, y);
+    return real(op == "//" ? q : m);
+  }
+  const bool seq_a = a.type == Type::kStr || a.type == Type::kList || a.type == Type::kTuple;
+  const bool seq_b = b.type == Type::kStr || b.type == Type::kList || b.type == Type::kTuple;
+  if (op == "+" && seq_a && a.type == b.type) {
+    VEX_RETURN_IF_ERROR(charge(0, (length(a) + length(b)) * (a.type == Type::kStr ? 4 : sizeof(Value))));
+    if (a.type == Type::kStr) return str(a.s + b.s);
+    Items items = *a.items;
+    items.insert(items.end(), b.items->begin(), b.items->end());
+    return seq(a.type, std::move(items));
+  }
+  if (op == "*" && ((seq_a && is_int(b)) || (is_int(a) && seq_b))) {
+    const Value& s = seq_a ? a : b;
+    const Value& n = seq_a ? b : a;
+    const int64_t k = n.i > 0 ? (n.i.fits_slong_p() ? n.i.get_si() : INT64_MAX) : 0;
+    const int64_t len = length(s);
+    if (len && k > (INT64_C(1) << 40) / len) return unsupported("memory budget exhausted");
+    VEX_RETURN_IF_ERROR(charge(len * k, len * k * (s.type == Type::kStr ? 4 : sizeof(Value))));
+    if (s.type == Type::kStr) {
+      std::u32string out;
+      for (int64_t r = 0; r < k; ++r) out += s.s;
+      return str(std::move(out));
+    }
+    Items items;
+    for (int64_t r = 0; r < k; ++r) items.insert(items.end(), s.items->begin(), s.items->end());
+    return seq(s.type, std::move(items));
+  }
+  if (op == "%" && a.type == Type::kStr) return unsupported("printf-style formatting");
+  return type_error("unsupported operand type(s) for " + op + ": '" + type_name(a) + "' and '" +
+                    type_name(b) + "'");
+}
+
+absl::StatusOr<Value> Eval::index(const Value& obj, const Value& idx) {
+  if (obj.type != Type::kStr && obj.type != Type::kList && obj.type != Type::kTuple &&
+      obj.type != Type::kRange)
+    return type_error("'" + type_name(obj) + "' object is not subscriptable");
+  VEX_ASSIGN_OR_RETURN(int64_t k, small_int(idx, "indices"));
+  const int64_t n = length(obj);
+  if (k < 0) k += n;
+  if (k < 0 || k >= n) return error("IndexError", type_name(obj) + " index out of range");
+  if (obj.type == Type::kStr) return str(std::u32string(1, obj.s[k]));
+  if (obj.type == Type::kRange) return integer(obj.start + k * obj.step);
+  return (*obj.items)[k];
+}
+
+// Python's slice semantics (PySlice_AdjustIndices).
+absl::StatusOr<Value> Eval::slice(const Value& obj, const Value* start, const Value* stop,
+                                  const Value* step) {
+  if (obj.type != Type::kStr && obj.type != Type::kList && obj.type != Type::kTuple)
+    return unsupported("slicing a " + type_name(obj));
+  const int64_t n = length(obj);
+  int64_t st = 1;
+  if (step && step->type != Type::kNone) {
+    VEX_ASSIGN_OR_RETURN(st, small_int(*step, "slice indices"));
+    if (st == 0) return value_error("slice step cannot be zero");
+  }
+  const auto bound = [&](const Value* v, int64_t dflt) -> absl::StatusOr<int64_t> {
+    if (!v || v->type == Type::kNone) return dflt;
+    VEX_ASSIGN_OR_RETURN(int64_t k, small_int(*v, "slice indices"));
+    if (k < 0) {
+      k += n;
+      if (k < 0) k = st < 0 ? -1 : 0;
+    } else if (k >= n) {
+      k = st < 0 ? n - 1 : n;
+    }
+    return k;
+  };
+  VEX_ASSIGN_OR_RETURN(const int64_t lo, bound(start, st < 0 ? n - 1 : 0));
+  VEX_ASSIGN_OR_RETURN(const int64_t hi, bound(stop, st < 0 ? -1 : n));
+  std::u32string s;
+  Items items;
+  for (int64_t k = lo; st > 0 ? k < hi : k > hi; k += st) {
+    VEX_RETURN_IF_ERROR(charge(1, sizeof(Value)));
+    if (obj.type == Type::kStr)
+      s += obj.s[k];
+    else
+      items.push_back((*obj.items)[k]);
+  }
+  return obj.type == Type::kStr ? str(std::move(s)) : seq(obj.type, std::move(items));
+}
+
+// round(x) and round(x, n) as Python rounds: half to even on the exact binary value; a float
+// result is the double nearest the rounded decimal.
+absl::StatusOr<Value> Eval::round(const Value& x, const Value* digits) {
+  if (!is_num(x)) return type_error("type " + type_name(x) + " doesn't define __round__");
+  if (x.type == Type::kFloat && !std::isfinite(x.f)) {
+    if (!digits || digits->type == Type::kNone)
+      return std::isnan(x.f) ? value_error("cannot convert float NaN to integer")
+                             : error("OverflowError", "cannot convert float infinity to integer");
+    return x;
+  }
+  int64_t n = 0;
+  const bool has_n = digits && digits->type != Type::kNone;
+  if (has_n) {
+    VEX_ASSIGN_OR_RETURN(n, small_int(*digits, "ndigits"));
+  }
+  if (is_int(x) && (!has_n || n >= 0)) return integer(x.i);
+  if (n > 400 || n < -400) return unsupported("ndigits out of range");
+  mpq_class scaled = exact(x);
+  mpz_class p;
+  mpz_ui_pow_ui(p.get_mpz_t(), 10, static_cast<unsigned long>(n < 0 ? -n : n));
+  if (n >= 0) scaled *= p; else scaled /= p;
+  // Half to even.
+  mpz_class q, r;
+  mpz_fdiv_qr(q.get_mpz_t(), r.get_mpz_t(), scaled.get_num_mpz_t(), scaled.get_den_mpz_t());
+  const int c = cmp(mpz_class(2 * r), scaled.get_den());
+  if (c > 0 || (c == 0 && mpz_odd_p(q.get_mpz_t()))) ++q;
+  if (!has_n) return integer(q);
+  if (is_int(x)) return integer(q * p);
+  const std::string text = q.get_str() + "e" + std::to_string(-n);
+  double d = std::strtod(text.c_str(), nullptr);
+  if (d == 0) d = std::copysign(0.0, x.f);
+  if (std::isinf(d)) return error("OverflowError", "rounded value too large to represent");
+  return real(d);
+}
+
+absl::StatusOr<Value> to_int(const Value& v) {
+  if (is_int(v)) return integer(v.i);
+  if (v.type == Type::kFloat) {
+    if (std::isnan(v.f)) return value_error("cannot convert float NaN to integer");
+    if (std::isinf(v.f)) return error("OverflowError", "cannot convert float infinity to integer");
+    return integer(mpz_class(std::trunc(v.f)));
+  }
+  if (v.type == Type::kStr) {
+    std::string s = to_utf8(v.s);
+    const size_t b = s.find_first_not_of(" \t\n"), e = s.find_last_not_of(" \t\n");
+    s = b == std::string::npos ? "" : s.substr(b, e - b + 1);
+    std::string digits;
+    size_t k = (!s.empty() && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+    for (; k < s.size(); ++k) {
+      if (std::isdigit(static_cast<unsigned char>(s[k]))) digits += s[k];
+      else if (!(s[k] == '_' && !digits.empty() && k + 1 < s.size() && s[k + 1] != '_'))
+        return value_error("invalid literal for int() with base 10");
+    }
+    if (digits.empty()) return value_error("invalid literal for int() with base 10");
+    if (digits.size() > 4300) return value_error("exceeds the limit for integer string conversion");
+    mpz_class n(digits);
+    return integer(s[0] == '-' ? mpz_class(-n) : n);
+  }
+  return type_error("int() argument must be a string or a real number, not '" + type_name(v) + "'");
+}
+
+absl::StatusOr<Value> to_float(const Value& v) {
+  if (is_num(v)) {
+    VEX_ASSIGN_OR_RETURN(const double d, as_float(v));
+    return real(d);
+  }
+  if (v.type != Type::kStr) return type_error("float() argument must be a string or a real number");
+  std::string s = to_utf8(v.s);
+  const size_t b = s.find_first_not_of(" \t\n"), e = s.find_last_not_of(" \t\n");
+  s = b == std::string::npos ? "" : s.substr(b, e - b + 1);
+  std::string t = s;
+  std::erase(t, '_');
+  const std::string l = [&] {
+    std::string x = t;
+    for (char& c : x) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return x;
+  }();
+  const std::string body = (!l.empty() && (l[0] == '-' || l[0] == '+')) ? l.substr(1) : l;
+  const bool special = body == "inf" || body == "infinity" || body == "nan";
+  const bool plain = !body.empty() && body.find_first_not_of("0123456789.e+-") == std::string::npos &&
+                     (std::isdigit(static_cast<unsigned char>(body[0])) || body[0] == '.');
+  char* end = nullptr;
+  const double d = std::strtod(t.c_str(), &end);
+  if ((!special && !plain) || end != t.c_str() + t.size() || s.find("__") != std::string::npos)
+    return value_error("could not convert string to float");
+  return real(d);
+}
+
+absl::StatusOr<Value> to_str(const Value& v) {
+  if (v.type == Type::kStr) return v;
+  VEX_ASSIGN_OR_RETURN(const std::string r, repr(v));
+  return str(from_utf8(r));
+}
+
+absl::StatusOr<Value> Eval::call(const Node& n) {
+  const std::string& f = n.name;
+  if (env_.contains(f)) return unsupported("calling a variable");
+  const size_t n_kw = n.kw.size(), n_pos = n.kids.size() - n_kw;
+  std::vector<Value> args;
+  for (size_t k = 0; k < n_pos; ++k) {
+    VEX_ASSIGN_OR_RETURN(Value v, eval(*n.kids[k]));
+    args.push_back(std::move(v));
+  }
+  absl::flat_hash_map<std::string, Value> kw;
+  for (size_t k = 0; k < n_kw; ++k) {
+    VEX_ASSIGN_OR_RETURN(Value v, eval(*n.kids[n_pos + k]));
+    kw[n.kw[k]] = std::move(v);
+  }
+  const auto arity = [&](size_t lo, size_t hi, std::initializer_list<std::string_view> names = {}) {
+    for (const auto& [name, v] : kw)
+      if (std::find(names.begin(), names.end(), name) == names.end())
+        return type_error("'" + name + "' is an invalid keyword argument for " + f + "()");
+    if (args.size() < lo || args.size() > hi)
+      return type_error(absl::StrCat(f, "() takes ", lo, " to ", hi, " arguments (", args.size(), " given)"));
+    return absl::OkStatus();
+  };
+  if (f == "len") {
+    VEX_RETURN_IF_ERROR(arity(1, 1));
+    const Value& v = args[0];
+    if (v.type != Type::kStr && v.type != Type::kList && v.type != Type::kTuple && v.type != Type::kRange)
+      return type_error("object of type '" + type_name(v) + "' has no len()");
+    return integer(length(v));
+  }
+  if (f == "abs") {
+    VEX_RETURN_IF_ERROR(arity(1, 1));
+    if (is_int(args[0])) return integer(abs(args[0].i));
+    if (args[0].type == Type::kFloat) return real(std::fabs(args[0].f));
+    return type_error("bad operand type for abs(): '" + type_name(args[0]) + "'");
+  }
+  if (f == "range") {
+    VEX_RETURN_IF_ERROR(arity(1, 3));
+    int64_t a[3] = {0, 0, 1};
+    for (size_t k = 0; k < args.size(); ++k) {
+      VEX_ASSIGN_OR_RETURN(a[args.size() == 1 ? 1 : k], small_int(args[k], "range() arguments"));
+    }
+    if (a[2] == 0) return value_error("range() arg 3 must not be zero");
+    if (std::abs(a[0]) > (INT64_C(1) << 60) || std::abs(a[1]) > (INT64_C(1) << 60))
+      return unsupported("range bounds beyond 2^60");
+    Value r;
+    r.type = Type::kRange, r.start = a[0], r.stop = a[1], r.step = a[2];
+    return r;
+  }
+  if (f == "sum") {
+    VEX_RETURN_IF_ERROR(arity(1, 2, {"start"}));
+    Value total = args.size() > 1 ? args[1] : kw.contains("start") ? kw["start"] : integer(0);
+    if (total.type == Type::kStr) return type_error("sum() can't sum strings [use ''.join(seq) instead]");
+    VEX_RETURN_IF_ERROR(each(args[0], [&](const Value& x) -> absl::Status {
+      VEX_ASSIGN_OR_RETURN(total, binary("+", total, x));
+      return absl::OkStatus();
+    }));
+    return total;
+  }
+  if (f == "min" || f == "max") {
+    VEX_RETURN_IF_ERROR(arity(1, SIZE_MAX, {"default"}));
+    Items items;
+    if (args.size() == 1) {
+      VEX_ASSIGN_OR_RETURN(items, materialise(args[0]));
+    } else {
+      if (kw.contains("default")) return type_error("default with multiple arguments");
+      items = args;
+    }
+    if (items.empty()) {
+      if (kw.contains("default")) return kw["default"];
+      return value_error(f + "() arg is an empty sequence");
+    }
+    Value best = items[0];
+    for (size_t k = 1; k < items.size(); ++k) {
+      VEX_ASSIGN_OR_RETURN(const int c, order(items[k], best));
+      if (f == "min" ? c == -1 : c == 1) best = items[k];
+    }
+    return best;
+  }
+  if (f == "sorted") {
+    VEX_RETURN_IF_ERROR(arity(1, 1, {"reverse"}));
+    VEX_ASSIGN_OR_RETURN(Items items, materialise(args[0]));
+    const bool reverse = kw.contains("reverse") && truthy(kw["reverse"]);
+    absl::Status st;
+    VEX_RETURN_IF_ERROR(charge(static_cast<int64_t>(items.size()) * 20));
+    // Stable, like Python's sort; reverse keeps equal elements in their original order too.
+    std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
+      auto c = reverse ? order(y, x) : order(x, y);
+      if (!c.ok()) {
+        if (st.ok()) st = c.status();
+        return false;
+      }
+      return *c == -1;
+    });
+    VEX_RETURN_IF_ERROR(st);
+    return seq(Type::kList, std::move(items));
+  }
+  if (f == "round") {
+    VEX_RETURN_IF_ERROR(arity(1, 2, {"ndigits"}));
+    const Value* digits = args.size() > 1 ? &args[1] : kw.contains("ndigits") ? &kw["ndigits"] : nullptr;
+    return round(args[0], digits);
+  }
+  if (f == "list" || f == "tuple") {
+    VEX_RETURN_IF_ERROR(arity(0, 1));
+    if (args.empty()) return seq(f == "list" ? Type::kList : Type::kTuple, {});
+    VEX_ASSIGN_OR_RETURN(Items items, materialise(args[0]));
+    return seq(f == "list" ? Type::kList : Type::kTuple, std::move(items));
+  }
+  if (f == "int" || f == "float" || f == "str" || f == "bool") {
+    VEX_RETURN_IF_ERROR(arity(0, 1));
+    if (args.empty()) return f == "int" ? integer(0) : f == "float" ? real(0) : f == "str" ? str({}) : boolean(false);
+    if (f == "int") return to_int(args[0]);
+    if (f == "float") return to_float(args[0]);
+    if (f == "str") return to_str(args[0]);
+    return boolean(truthy(args[0]));
+  }
+  if (f == "any" || f == "all") {
+    VEX_RETURN_IF_ERROR(arity(1, 1));
+    const bool any = f == "any";
+    bool result = !any, done = false;
+    VEX_RETURN_IF_ERROR(each(args[0], [&](const Value& x) {
+      if (!done && truthy(x) == any) result = any, done = true;
+      return absl::OkStatus();
+    }));
+    return boolean(result);
+  }
+  if (f == "divmod") {
+    VEX_RETURN_IF_ERROR(arity(2, 2));
+    VEX_ASSIGN_OR_RETURN(Value q, binary("//", args[0], args[1]));
+    VEX_ASSIGN_OR_RETURN(Value m, binary("%", args[0], args[1]));
+    return seq(Type::kTuple, {q, m});
+  }
+  if (f == "enumerate" || f == "reversed") {
+    VEX_RETURN_IF_ERROR(arity(1, f == "enumerate" ? 2 : 1, {"start"}));
+    VEX_ASSIGN_OR_RETURN(Items items, materialise(args[0]));
+    if (f == "reversed") {
+      if (args[0].type == Type::kIter) return type_error("'iterator' object is not reversible");
+      std::reverse(items.begin(), items.end());
+      return seq(Type::kIter, std::move(items));
+    }
+    const Value* start = args.size() > 1 ? &args[1] : kw.contains("start") ? &kw["start"] : nullptr;
+    mpz_class k = 0;
+    if (start) {
+      if (!is_int(*start)) return type_error("'" + type_name(*start) + "' object cannot be interpreted as an integer");
+      k = start->i;
+    }
+    Items out;
+    for (Value& x : items) out.push_back(seq(Type::kTuple, {integer(k), std::move(x)})), ++k;
+    return seq(Type::kIter, std::move(out));
+  }
+  if (f == "zip") {
+    VEX_RETURN_IF_ERROR(arity(0, SIZE_MAX));
+    std::vector<Items> lists;
+    size_t n_min = SIZE_MAX;
+    for (const Value& a : args) {
+      VEX_ASSIGN_OR_RETURN(Items items, materialise(a));
+      n_min = std::min(n_min, items.size());
+      lists.push_back(std::move(items));
+    }
+    Items out;
+    for (size_t k = 0; k < (lists.empty() ? 0 : n_min); ++k) {
+      Items t;
+      for (const Items& l : lists) t.push_back(l[k]);
+      out.push_back(seq(Type::kTuple, std::move(t)));
+    }
+    return seq(Type::kIter, std::move(out));
+  }
+  return error("NameError", "name '" + f + "' is not defined (or not available here)");
+}
+
+absl::StatusOr<Value> Eval::method(const Node& n) {
+  VEX_ASSIGN_OR_RETURN(const Value obj, eval(*n.kids[0]));
+  if (!n.kw.empty()) return unsupported("keyword arguments to methods");
+  std::vector<Value> args;
+  for (size_t k = 1; k < n.kids.size(); ++k) {
+    VEX_ASSIGN_OR_RETURN(Value v, eval(*n.kids[k]));
+    args.push_back(std::move(v));
+  }
+  const std::string& m = n.name;
+  const auto want = [&](size_t lo, size_t hi) {
+    if (args.size() < lo || args.size() > hi)
+      return type_error(absl::StrCat(m, "() takes ", lo, " to ", hi, " arguments"));
+    return absl::OkStatus();
+  };
+  const auto str_arg = [&](size_t k) -> absl::StatusOr<std::u32string> {
+    if (args[k].type != Type::kStr) return type_error("must be str, not " + type_name(args[k]));
+    return args[k].s;
+  };
+  if (obj.type == Type::kList || obj.type == Type::kTuple) {
+    VEX_RETURN_IF_ERROR(want(1, 1));
+    VEX_RETURN_IF_ERROR(charge(static_cast<int64_t>(obj.items->size())));
+    int64_t count = 0;
+    for (size_t k = 0; k < obj.items->size(); ++k)
+      if (equal((*obj.items)[k], args[0])) {
+        if (m == "index") return integer(static_cast<long>(k));
+        ++count;
+      }
+    if (m == "count") return integer(count);
+    if (m == "index") return value_error("value is not in " + type_name(obj));
+    return unsupported("method " + type_name(obj) + "." + m + " (values are immutable here)");
+  }
+  if (obj.type != Type::kStr) return unsupported("method " + type_name(obj) + "." + m);
+  const std::u32string& s = obj.s;
+  VEX_RETURN_IF_ERROR(charge(static_cast<int64_t>(s.size()) + 1, static_cast<int64_t>(s.size()) * 4));
+  const auto ascii_only = [&]() {
+    for (char32_t c : s)
+      if (c >= 0x80) return unsupported("case mapping beyond ASCII");
+    return absl::OkStatus();
+  };
+  if (m == "upper" || m == "lower") {
+    VEX_RETURN_IF_ERROR(want(0, 0));
+    VEX_RETURN_IF_ERROR(ascii_only());
+    std::u32string out = s;
+    for (char32_t& c : out)
+      c = m == "upper" ? (c >= 'a' && c <= 'z' ? c - 32 : c) : (c >= 'A' && c <= 'Z' ? c + 32 : c);
+    return str(std::move(out));
+  }
+  if (m == "strip") {
+    VEX_RETURN_IF_ERROR(want(0, 1));
+    std::u32string chars = U" \t\n\r\x0b\x0c";
+    if (!args.empty() && args[0].type != Type::kNone) {
+      VEX_ASSIGN_OR_RETURN(chars, str_arg(0));
+    } else {
+      VEX_RETURN_IF_ERROR(ascii_only());  // Unicode whitespace is not ASCII's
+    }
+    const size_t b = s.find_first_not_of(chars);
+    if (b == std::u32string::npos) return str({});
+    return str(s.substr(b, s.find_last_not_of(chars) - b + 1));
+  }
+  if (m == "split") {
+    VEX_RETURN_IF_ERROR(want(0, 1));
+    Items out;
+    if (args.empty() || args[0].type == Type::kNone) {
+      VEX_RETURN_IF_ERROR(ascii_only());
+      size_t k = 0;
+      const auto space = [](char32_t c) { return c == ' ' || (c >= 9 && c <= 13); };
+      while (k < s.size()) {
+        while (k < s.size() && space(s[k])) ++k;
+        size_t j = k;
+        while (j < s.size() && !space(s[j])) ++j;
+        if (j > k) out.push_back(str(s.substr(k, j - k)));
+        k = j;
+      }
+    } else {
+      VEX_ASSIGN_OR_RETURN(const std::u32string sep, str_arg(0));
+      if (sep.empty()) return value_error("empty separator");
+      size_t k = 0;
+      for (size_t j; (j = s.find(sep, k)) != std::u32string::npos; k = j + sep.size())
+        out.push_back(str(s.substr(k, j - k)));
+      out.push_back(str(s.substr(k)));
+    }
+    return seq(Type::kList, std::move(out));
+  }
+  if (m == "join") {
+    VEX_RETURN_IF_ERROR(want(1, 1));
+    std::u32string out;
+    bool first = true;
+    VEX_RETURN_IF_ERROR(each(args[0], [&](const Value& x) -> absl::Status {
+      if (x.type != Type::kStr) return type_error("sequence item: expected str instance, " + type_name(x) + " found");
+      if (!first) out += s;
+      first = false;
+      out += x.s;
+      return charge(0, static_cast<int64_t>(x.s.size() + s.size()) * 4);
+    }));
+    return str(std::move(out));
+  }
+  if (m == "replace") {
+    VEX_RETURN_IF_ERROR(want(2, 2));
+    VEX_ASSIGN_OR_RETURN(const std::u32string from, str_arg(0));
+    VEX_ASSIGN_OR_RETURN(const std::u32string to, str_arg(1));
+    if (from.empty()) return unsupported("replace of the empty string");
+    std::u32string out;
+    size_t k = 0;
+    for (size_t j; (j = s.find(from, k)) != std::u32string::npos; k = j + from.size()) {
+      out += s.substr(k, j - k) + to;
+      VEX_RETURN_IF_ERROR(charge(1, static_cast<int64_t>(to.size()) * 4));
+    }
+    return str(out + s.substr(k));
+  }
+  if (m == "startswith" || m == "endswith" || m == "count" || m == "find") {
+    VEX_RETURN_IF_ERROR(want(1, 1));
+    VEX_ASSIGN_OR_RETURN(const std::u32string sub, str_arg(0));
+    if (m == "startswith") return boolean(s.starts_with(sub));
+    if (m == "endswith") return boolean(s.ends_with(sub));
+    if (m == "find") {
+      const size_t p = s.find(sub);
+      return integer(p == std::u32string::npos ? -1 : static_cast<long>(p));
+    }
+    if (sub.empty()) return integer(static_cast<long>(s.size()) + 1);
+    long count = 0;
+    for (size_t k = 0; (k = s.find(sub, k)) != std::u32string::npos; k += sub.size()) ++count;
+    return integer(count);
+  }
+  return unsupported("method str." + m);
+}
+
+absl::Status Eval::clauses(const Node& n, size_t k, Items& out) {
+  if (k == n.clauses.size()) {
+    VEX_ASSIGN_OR_RETURN(Value v, eval(*n.kids[0]));
+    out.push_back(std::move(v));
+    return charge(0, sizeof(Value));
+  }
+  const Clause& c = n.clauses[k];
+  VEX_ASSIGN_OR_RETURN(const Value iter, eval(*c.iter));
+  return each(iter, [&](const Value& x) -> absl::Status {
+    if (c.targets.size() == 1) {
+      env_[c.targets[0]] = x;
+    } else {
+      if ((x.type != Type::kTuple && x.type != Type::kList) || x.items->size() != c.targets.size())
+        return value_error("cannot unpack into " + std::to_string(c.targets.size()) + " names");
+      for (size_t t = 0; t < c.targets.size(); ++t) env_[c.targets[t]] = (*x.items)[t];
+    }
+    for (const NodeP& cond : c.conds) {
+      VEX_ASSIGN_OR_RETURN(const Value v, eval(*cond));
+      if (!truthy(v)) return absl::OkStatus();
+    }
+    return clauses(n, k + 1, out);
+  });
+}
+
+absl::StatusOr<Value> Eval::comprehension(const Node& n) {
+  // The loop names are local to the comprehension (Python 3): saved and restored around it.
+  std::vector<std::pair<std::string, std::optional<Value>>> saved;
+  for (const Clause& c : n.clauses)
+    for (const std::string& t : c.targets) {
+      const auto it = env_.find(t);
+      saved.emplace_back(t, it == env_.end() ? std::nullopt : std::optional<Value>(it->second));
+    }
+  Items out;
+  const absl::Status st = clauses(n, 0, out);
+  for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
+    if (it->second)
+      env_[it->first] = *it->second;
+    else
+      env_.erase(it->first);
+  }
+  VEX_RETURN_IF_ERROR(st);
+  return seq(n.name == "list" ? Type::kList : Type::kIter, std::move(out));
+}
+
+absl::StatusOr<Value> Eval::eval(const Node& n) {
+  VEX_RETURN_IF_ERROR(charge(1));
+  switch (n.kind) {
+    case K::kLit:
+      return n.lit;
+    case K::kName:
+      return lookup(n.name);
+    case K::kList:
+    case K::kTuple: {
+      Items items;
+      for (const NodeP& k : n.kids) {
+        VEX_ASSIGN_OR_RETURN(Value v, eval(*k));
+        items.push_back(std::move(v));
+      }
+      VEX_RETURN_IF_ERROR(charge(0, static_cast<int64_t>(items.size() * sizeof(Value))));
+      return seq(n.kind == K::kList ? Type::kList : Type::kTuple, std::move(items));
+    }
+    case K::kUnary: {
+      VEX_ASSIGN_OR_RETURN(const Value a, eval(*n.kids[0]));
+      if (is_int(a)) return integer(n.name == "-" ? mpz_class(-a.i) : a.i);
+      if (a.type == Type::kFloat) return real(n.name == "-" ? -a.f : a.f);
+      return type_error("bad operand type for unary " + n.name + ": '" + type_name(a) + "'");
+    }
+    case K::kBinary: {
+      VEX_ASSIGN_OR_RETURN(const Value a, eval(*n.kids[0]));
+      VEX_ASSIGN_OR_RETURN(const Value b, eval(*n.kids[1]));
+      return binary(n.name, a, b);
+    }
+    case K::kCompare: {
+      VEX_ASSIGN_OR_RETURN(Value a, eval(*n.kids[0]));
+      for (size_t k = 0; k < n.ops.size(); ++k) {
+        VEX_ASSIGN_OR_RETURN(Value b, eval(*n.kids[k + 1]));
+        const std::string& op = n.ops[k];
+        bool r;
+        if (op == "==" || op == "!=") {
+          r = equal(a, b) == (op == "==");
+        } else if (op == "in" || op == "not in") {
+          bool found = false;
+          if (b.type == Type::kStr) {
+            if (a.type != Type::kStr) return type_error("'in <string>' requires string as left operand");
+            found = b.s.find(a.s) != std::u32string::npos;
+          } else {
+            VEX_RETURN_IF_ERROR(each(b, [&](const Value& x) {
+              found = found || equal(a, x);
+              return absl::OkStatus();
+            }));
+          }
+          r = found == (op == "in");
+        } else {
+          VEX_ASSIGN_OR_RETURN(const int c, order(a, b));
+          r = c != 2 && (op == "<" ? c < 0 : op == ">" ? c > 0 : op == "<=" ? c <= 0 : c >= 0);
+        }
+        if (!r) return boolean(false);  // chained: a < b < c stops at the first False
+        a = std::move(b);
+      }
+      return boolean(true);
+    }
+    case K::kAnd:
+    case K::kOr: {
+      Value v;
+      for (const NodeP& k : n.kids) {
+        VEX_ASSIGN_OR_RETURN(v, eval(*k));
+        if (truthy(v) == (n.kind == K::kOr)) return v;
+      }
+      return v;
+    }
+    case K::kNot: {
+      VEX_ASSIGN_OR_RETURN(const Value a, eval(*n.kids[0]));
+      return boolean(!truthy(a));
+    }
+    case K::kIf: {
+      VEX_ASSIGN_OR_RETURN(const Value c, eval(*n.kids[0]));
+      return eval(*n.kids[truthy(c) ? 1 : 2]);
+    }
+    case K::kCall:
+      return call(n);
+    case K::kMethod:
+      return method(n);
+    case K::kIndex: {
+      VEX_ASSIGN_OR_RETURN(const Value obj, eval(*n.kids[0]));
+      VEX_ASSIGN_OR_RETURN(const Value idx, eval(*n.kids[1]));
+      return index(obj, idx);
+    }
+    case K::kSlice: {
+      VEX_ASSIGN_OR_RETURN(const Value obj, eval(*n.kids[0]));
+      Value parts[3];
+      for (int k = 0; k < 3; ++k) {
+        if (!n.kids[k + 1]) continue;
+        VEX_ASSIGN_OR_RETURN(parts[k], eval(*n.kids[k + 1]));
+      }
+      return slice(obj, &parts[0], &parts[1], &parts[2]);
+    }
+    case K::kComp:
+      return comprehension(n);
+  }
+  return unsupported("expression");
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> run(const std::vector<std::string>& statements, const Limits& limits) {
+  if (statements.empty()) return absl::InvalidArgumentError("no statements");
+  Eval ev(limits);
+  for (size_t k = 0; k < statements.size(); ++k) {
+    const bool last = k + 1 == statements.size();
+    VEX_ASSIGN_OR_RETURN(const std::vector<Token> toks, lex(statements[k]));
+    Parser p(toks);
+    if (const auto target = p.assignment()) {
+      if (last) return unsupported("the last statement is an assignment (no value to show)");
+      VEX_ASSIGN_OR_RETURN(const NodeP rhs, p.whole());
+      VEX_ASSIGN_OR_RETURN(Value v, ev.eval(*rhs));
+      const auto& [name, op] = *target;
+      if (op != "=") {
+        VEX_ASSIGN_OR_RETURN(const Value old, ev.lookup(name));
+        VEX_ASSIGN_OR_RETURN(v, ev.binary(op.substr(0, op.size() - 1), old, v));
+      }
+      VEX_RETURN_IF_ERROR(ev.assign(name, std::move(v)));
+      continue;
+    }
+    VEX_ASSIGN_OR_RETURN(const NodeP expr, p.whole());
+    VEX_ASSIGN_OR_RETURN(const Value v, ev.eval(*expr));
+    if (last) {
+      if (v.type == Type::kNone) return unsupported("the value is None (nothing is shown)");
+      return repr(v);
+    }
+  }
+  return unsupported("unreachable");
+}
+
+}  // namespace vex::py

@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Independent oracle for the interpreter expert (experts/interpreter.cpp, experts/pyexpr.cpp):
+programs generated here are run by CPython itself (eval/exec with only the supported builtins),
+and the expected output is CPython's repr of the value. Programs CPython rejects (exceptions) or
+whose value is None or an iterator object are cases the expert must decline, as are features
+outside the sandbox (imports, files, attributes, lambdas, assignments as the last statement).
+Must run on Python 3.11 (sum() of floats adds left to right there; 3.12 compensates).
+
+  python3 tools/oracles/interpreter.py > tests/data/experts/interpreter.tsv
+"""
+import random
+import sys
+
+assert sys.version_info[:2] == (3, 11), "run with Python 3.11 (see the docstring)"
+
+BUILTINS = {name: getattr(__builtins__, name) for name in
+            "abs all any bool divmod enumerate float int len list max min range reversed round "
+            "sorted str sum tuple zip".split()}
+ITERATORS = (type(zip()), type(enumerate([])), type(reversed([])), type(iter([])))
+
+
+def run(statements):
+    """CPython's repr of the last statement's value, or None when the expert must decline."""
+    env = {"__builtins__": BUILTINS}
+    try:
+        for s in statements[:-1]:
+            exec(s, env)
+        last = statements[-1]
+        try:
+            compile(last, "<case>", "eval")
+        except SyntaxError:
+            return None  # an assignment (or another statement) has no value to show
+        v = eval(last, env)
+    except Exception:  # noqa: BLE001 - any Python exception is a decline
+        return None
+    if v is None or isinstance(v, ITERATORS):
+        return None
+    return repr(v)
+
+
+def num(r):
+    k = r.randrange(6)
+    if k == 0:
+        return str(r.randrange(0, 10))
+    if k == 1:
+        return str(r.randrange(10, 10**6))
+    if k == 2:
+        return f"{r.randrange(0, 1000)}.{r.randrange(0, 1000)}"
+    if k == 3:
+        return str(r.randrange(10**15, 10**30))
+    if k == 4:
+        return r.choice(["0.1", "0.2", "0.3", "1.5", "2.5", "1e-5", "3e20", "1e16", "0.5"])
+    return f"({-r.randrange(1, 100)})"
+
+
+def arith(r, depth):
+    if depth == 0 or r.random() < 0.3:
+        return num(r)
+    op = r.choice(["+", "-", "*", "/", "//", "%", "**", "+", "*"])
+    a, b = arith(r, depth - 1), arith(r, depth - 1)
+    if op == "**":
+        b = str(r.randrange(-3, 12))
+        b = f"({b})" if b.startswith("-") else b
+    return f"({a} {op} {b})" if r.random() < 0.5 else f"{a} {op} {b}"
+
+
+def int_list(r, n=None):
+    n = r.randrange(0, 8) if n is None else n
+    return "[" + ", ".join(str(r.randrange(-50, 100)) for _ in range(n)) + "]"
+
+
+def float_list(r):
+    return "[" + ", ".join(r.choice(["0.1", "0.2", "1.5", "2.25", "3.0", "-0.7", "10"])
+                           for _ in range(r.randrange(1, 8))) + "]"
+
+
+WORDS = ["apple", "Banana", "cherry", "date", "fig", "grape", "kiwi", "lemon", "mango", "it's"]
+
+
+def str_list(r):
+    return "[" + ", ".join(repr(r.choice(WORDS)) for _ in range(r.randrange(1, 6))) + "]"
+
+
+def collection(r):
+    k = r.randrange(10)
+    xs = int_list(r)
+    if k == 0:
+        return f"sorted({xs}{r.choice(['', ', reverse=True'])})"
+    if k == 1:
+        return f"{r.choice(['sum', 'len', 'min', 'max'])}({xs})"
+    if k == 2:
+        return f"[x {r.choice(['*', '+', '%', '//'])} {r.randrange(1, 9)} for x in {xs} if x {r.choice(['>', '<', '!='])} {r.randrange(-10, 60)}]"
+    if k == 3:
+        n = r.randrange(0, 60)
+        return f"sum({r.choice(['x', 'x * x', 'x ** 3', 'x % 7'])} for x in range({n}))"
+    if k == 4:
+        return f"{xs}[{r.randrange(-8, 8)}:{r.randrange(-8, 8)}{r.choice(['', ':-1', ':2'])}]"
+    if k == 5:
+        return f"sum({float_list(r)})"
+    if k == 6:
+        return f"{r.choice(['min', 'max', 'sorted'])}({str_list(r)})"
+    if k == 7:
+        return f"list(zip({xs}, {str_list(r)}))"
+    if k == 8:
+        return f"round({arith(r, 2)}{r.choice(['', ', 2', ', 0', ', -1', ', 3'])})"
+    return f"{r.choice(['any', 'all'])}(x > {r.randrange(-5, 50)} for x in {xs})"
+
+
+def strings(r):
+    w = repr(r.choice(WORDS))
+    k = r.randrange(8)
+    if k == 0:
+        return f"{w}.{r.choice(['upper', 'lower', 'strip'])}()"
+    if k == 1:
+        return f"{r.choice([repr(', '), repr('-'), repr('')])}.join({str_list(r)})"
+    if k == 2:
+        return f"{w}[{r.randrange(-6, 6)}]"
+    if k == 3:
+        return f"{w}[::-1]"
+    if k == 4:
+        return f"len({w} * {r.randrange(0, 5)})"
+    if k == 5:
+        return f"{repr(' '.join(r.choice(WORDS) for _ in range(4)))}.split()"
+    if k == 6:
+        return f"{w}.{r.choice(['count', 'find', 'startswith', 'endswith'])}({repr(r.choice('aeiounb'))})"
+    return f"sorted({w})"
+
+
+def main():
+    r = random.Random(20261123)
+    sessions = [
+        [">>> sorted([3, 1, 2])"], [">>> sum(range(10))"], [">>> 1/3"], [">>> 0.1 + 0.2"],
+        [">>> 2**100"], [">>> xs = [3, 1, 2]", ">>> sorted(xs)"],
+        [">>> x = 5", ">>> x += 2", ">>> x * 3"],
+        [">>> words = 'the quick brown fox'.split()", ">>> [len(w) for w in words]"],
+        [">>> round(2.675, 2)"], [">>> round(2.5), round(3.5), round(-0.5)"],
+        [">>> -7 // 2, -7 % 2, divmod(-7.5, 2)"], [">>> 10**20 / 3"], [">>> 1e16, 1e-5, 123456789.0"],
+        [">>> [(i, c) for i, c in enumerate('abc')]"], [">>> max('apple', 'banana')"],
+        [">>> \"it's\""], [">>> ('a', 1, 2.0, None, True)"],
+        [">>> 1 < 2 < 3 > 2"], [">>> [1, 2] == [1, 2], (1, 2) == [1, 2], 1 == 1.0"],
+        [">>> int('  -42 '), float('2.5e3'), str(0.1)"], [">>> abs(-2**63)"],
+        [">>> 2 ** -2, (-8) ** 2, 2.0 ** 0.5"], [">>> [x for x in range(20) if x % 3 == 0][1:]"],
+        [">>> sum([0.1] * 10)"], [">>> range(2, 10, 3)"], [">>> list(range(10, 0, -3))"],
+        [">>> 'a' < 'b' <= 'b'"], [">>> not 0, not '', [] or [0]"], [">>> 3 if [] else 4"],
+        [">>> sorted(['b', 'A', 'a', 'B'])"], [">>> min([]) if False else 'empty'"],
+        [">>> len(str(2 ** 1000))"], [">>> 10 ** 30 // 7, 10 ** 30 % 7"],
+        [">>> total = 0", ">>> total = total + sum(range(5))", ">>> total"],
+        [">>> xs = [1, 2, 3]", ">>> xs", "[1, 2, 3]", ">>> [x * 2 for x in xs]"],
+    ]
+    rows = []
+    for s in sessions:
+        stmts = [x[4:] for x in s if x.startswith(">>> ")]
+        text = "\\n".join(s) + "\\n"
+        rows.append((text, run(stmts)))
+    seen = set()
+    gens = [lambda r: arith(r, r.randrange(1, 4)), collection, strings]
+    while len(rows) < 190:
+        code = r.choice(gens)(r)
+        if code in seen:
+            continue
+        seen.add(code)
+        want = run([code])
+        if want is None and r.random() < 0.7:
+            continue  # keep the suite mostly answers; exceptions still appear as declines
+        if r.random() < 0.5:
+            text = f">>> {code}\\n"
+        else:
+            text = f"`{code}` " + r.choice(["returns", "=", "evaluates to", "is"])
+            want = None if want is None else f"`{want}`"
+        rows.append((text, want))
+    declines = ["room 127 =", "approximately 3 × 4 =", "x = 5", ">>> x = 5\\n", "`x = 5` is",
+                ">>> import os\\n", ">>> open('/etc/passwd').read()\\n", ">>> __import__('os')\\n",
+                ">>> (lambda: 1)()\\n", ">>> print(1)\\n", ">>> 1/0\\n", ">>> [1, 2][5]\\n",
+                ">>> undefined_name\\n", ">>> sum(range(10**12))\\n", ">>> 'x' * 10**10\\n",
+                ">>> 2 ** 10**9\\n", ">>> 1 +\\n", ">>> sorted([1, 'a'])\\n", ">>> None\\n",
+                ">>> zip([1], [2])\\n", ">>> (-8) ** (1/3)\\n", ">>> 1.5.real\\n",
+                ">>> 3\\n...", ">>> for x in range(3):\\n", "`sorted([3, 1])`", "sorted([3, 1])\\n",
+                ">>> sorted([3, 1])", ">>> 0 ** -1\\n", ">>> float('abc')\\n", ">>> int(float('inf'))\\n",
+                ">>> 10.0 ** 400\\n", ">>> [x for x in range(3)][1.5]\\n", ">>> x is None\\n"]
+    rows += [(d, None) for d in declines]
+    for text, want in rows:
+        assert "\t" not in text and "\n" not in text and "\\" not in text.replace("\\n", "")
+        print(f"{text}\t{'DECLINE' if want is None else want}")
+
+
+if __name__ == "__main__":
+    main()
