@@ -98,4 +98,16 @@ expect 1 "bad.toml: virtual expert 'abacus' is neither a builtin nor registered"
 printf '[prune]\nkeep = { "0" = [0, 1] }\n' >"$tmp/bad.toml"
 expect 1 "bad.toml:2:[0-9]+: layer 0 keeps 2 experts, fewer than the 4" -- "$bin/vexrun" --experts "$tmp/bad.toml" -p hi -n 1
 
+# Router rows for every builtin (vexprobe): a short run reports held-out precision and recall
+# and writes a sidecar that a manifest attaches.
+for e in calculator datetime units finance interpreter; do
+  expect 0 "" -- "$bin/vexprobe" train-router --expert $e --layer 0 --texts 40 --out "$tmp/$e.safetensors"
+  grep -qE "expert $e, layer 0: [0-9]+ positions \([1-9][0-9]* positive\)" "$tmp/out" &&
+    grep -q "routing, held out: *precision" "$tmp/out" ||
+    { echo "FAIL: vexprobe $e: no positives or no held-out figures"; cat "$tmp/out"; fails=$((fails + 1)); }
+done
+printf '[[virtual]]\nname = "units"\nkind = "host"\nlayers = [0]\nrouter = "%s"\nthreshold = 0.5\n' "$tmp/units.safetensors" >"$tmp/units.toml"
+expect 0 "" -- "$bin/vexrun" --raw --experts "$tmp/units.toml" -p "5 km in m = " -n 2 --temp 0 --device cpu
+expect 2 "--expert abacus is not a builtin expert" -- "$bin/vexprobe" train-router --expert abacus --layer 0
+
 [ "$fails" -eq 0 ] && echo "all CLI checks passed" || { echo "$fails CLI checks failed"; exit 1; }

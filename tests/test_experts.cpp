@@ -9,6 +9,7 @@
 
 #include "experts/exact.h"
 #include "experts/expert.h"
+#include "tools/vexprobe/prompts.h"
 
 namespace vex {
 namespace {
@@ -64,6 +65,26 @@ TEST(DateTime, OracleSuite) {
   check_suite(*expert, "datetime", 100);
   const auto utc = make_datetime(absl::UTCTimeZone(), [] { return absl::FromUnixSeconds(1795415400); });
   EXPECT_EQ(utc->answer("Today is")->output, "Monday, November 23, 2026");
+}
+
+// vexprobe's training texts for every builtin hold both labels: positions the expert answers and
+// texts (look-alikes included) where it answers nowhere.
+TEST(TrainingTexts, EveryBuiltinHasPositivesAndNegatives) {
+  const ExpertRegistry registry;
+  for (const std::string& name : registry.names()) {
+    const auto texts = training_texts(name, 60, 7);
+    ASSERT_TRUE(texts.ok()) << texts.status();
+    int with_answer = 0, without = 0;
+    for (const std::string& t : *texts) {
+      bool answered = false;
+      for (size_t n = 1; n <= t.size() && !answered; ++n)
+        answered = registry.find(name)->answer(t.substr(0, n)).has_value();
+      ++(answered ? with_answer : without);
+    }
+    EXPECT_GE(with_answer, 20) << name;
+    EXPECT_GE(without, 5) << name;
+  }
+  EXPECT_FALSE(training_texts("abacus", 1, 0).ok());
 }
 
 TEST(Exact, Format) {

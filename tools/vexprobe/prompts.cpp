@@ -1,5 +1,6 @@
 #include "tools/vexprobe/prompts.h"
 
+#include <functional>
 #include <random>
 
 #include "absl/strings/str_format.h"
@@ -49,55 +50,196 @@ std::string arithmetic(Gen& g) {
   return e;
 }
 
-std::string calculator_text(Gen& g, const HostExpert* calc) {
-  static const std::vector<std::string> lead = {"", "", "What is ", "Compute ", "So ",
-                                                "Let me check: ", "The answer: ", "Next, "};
-  static const std::vector<std::string> prose = {
-      "The meeting is in room 127 on Tuesday.",
-      "She was born in 1987 and moved here in 2004.",
-      "Call 555 1234 after 6 pm.",
-      "Let x = 5 and y = x + 2.",
-      "The ratio was roughly 3 to 4.",
-      "In Python, a == b compares values.",
-      "We need approximately 3 × 4 = ",
-      "room 127 = ",
-      "x = ",
-      "The total cost = price + tax, where tax = ",
-      "Chapter 12 covers 3 topics.",
-      "He scored 98 out of 100 on the test.",
-      "Version 2.4.1 fixes 17 bugs.",
-      "about 12 + 7 = ",
-      "f(2) = "};
+// What a builtin's training texts are made of: questions it answers (their answers follow
+// mid-text, as in a worked answer) and prose with look-alikes it must not answer.
+struct Recipe {
+  std::function<std::string(Gen&)> question;
+  std::vector<std::string> prose;
+  std::string after_answer;  // written after an answer mid-text
+};
+
+std::string mixed_text(Gen& g, const HostExpert& expert, const Recipe& r) {
   std::string t;
   const int parts = g.num(1, 3);
   for (int i = 0; i < parts; ++i) {
-    if (!t.empty()) t += " ";
+    if (!t.empty() && !t.ends_with('\n')) t += " ";
     if (g.coin(0.55)) {
-      const std::string e = arithmetic(g);
-      t += g.pick(lead) + e + (g.coin(0.8) ? " = " : " =");
-      // Mid-text, the result follows as it would in a worked answer.
+      t += r.question(g);
       if (i + 1 < parts) {
-        const auto a = calc->answer(t);
-        t += a ? a->continuation + "." : " it.";
+        const auto a = expert.answer(t);
+        t += a ? a->continuation + r.after_answer : " it" + r.after_answer;
       }
     } else {
-      t += g.pick(prose);
+      t += g.pick(r.prose);
     }
   }
   return t;
+}
+
+Recipe calculator_recipe() {
+  static const std::vector<std::string> lead = {"", "", "What is ", "Compute ", "So ",
+                                                "Let me check: ", "The answer: ", "Next, "};
+  // Each draw in its own statement: the order of draws (and so the texts) is fixed.
+  return {[](Gen& g) {
+            const std::string e = arithmetic(g);
+            const std::string end = g.coin(0.8) ? " = " : " =";
+            return g.pick(lead) + e + end;
+          },
+          {"The meeting is in room 127 on Tuesday.",
+           "She was born in 1987 and moved here in 2004.",
+           "Call 555 1234 after 6 pm.",
+           "Let x = 5 and y = x + 2.",
+           "The ratio was roughly 3 to 4.",
+           "In Python, a == b compares values.",
+           "We need approximately 3 × 4 = ",
+           "room 127 = ",
+           "x = ",
+           "The total cost = price + tax, where tax = ",
+           "Chapter 12 covers 3 topics.",
+           "He scored 98 out of 100 on the test.",
+           "Version 2.4.1 fixes 17 bugs.",
+           "about 12 + 7 = ",
+           "f(2) = "},
+          "."};
+}
+
+Recipe units_recipe() {
+  static const std::vector<std::vector<std::string>> kinds = {
+      {"km", "miles", "m", "feet", "inches", "cm", "yards"},
+      {"kg", "pounds", "lb", "ounces", "g", "stone"},
+      {"liters", "gallons", "mL", "cups", "fl oz", "quarts"},
+      {"°C", "°F", "kelvin"},
+      {"km/h", "mph", "m/s", "knots"},
+      {"GB", "MB", "GiB", "MiB", "bytes", "bits"},
+      {"kWh", "J", "kcal", "BTU"},
+      {"hours", "minutes", "seconds", "days", "weeks"},
+      {"acres", "hectares", "square feet", "m²"}};
+  static const std::vector<std::string> lead = {"", "", "Convert ", "So ", "That is, "};
+  static const std::vector<std::string> conn = {" in ", " to ", " into "};
+  static const std::vector<std::string> mark = {" =", " = ", ":", " is"};
+  return {[](Gen& g) {
+            const auto& k = g.pick(kinds);
+            const std::string& a = g.pick(k);
+            std::string b = g.pick(k);
+            while (b == a) b = g.pick(k);
+            const std::string l = g.pick(lead);
+            const std::string n = g.number();
+            const std::string c = g.pick(conn);
+            return l + n + " " + a + c + b + g.pick(mark);
+          },
+          {"The trail is about 5 km in the hills.", "It weighs 3 kg in total.",
+           "Room 12 in building 4 is", "Add 2 cups of flour to the bowl.",
+           "approximately 5 km in miles =", "The year 2020 in review:",
+           "5 kg in meters =", "We drove 300 miles to Denver.", "3 KB in bytes =",
+           "Set the oven to 180 °C and wait.", "x in range(10) is"},
+          "."};
+}
+
+Recipe finance_recipe() {
+  static const std::vector<std::string> metric = {"the DSCR is", "DSCR =", "the LTV is",
+                                                  "the cap rate is", "the debt yield is",
+                                                  "the monthly payment is"};
+  return {[](Gen& g) {
+            const std::string noi = absl::StrFormat("$%d,000", g.num(100, 2000));
+            const std::string big = absl::StrFormat("$%d,000,000", g.num(2, 40));
+            const int a = g.num(50, 1500), b = g.num(2, 9), c = g.num(0, 9), years = 5 * g.num(1, 6);
+            switch (g.num(0, 4)) {
+              case 0:
+                return "NOI is " + noi + " and annual debt service is " +
+                       absl::StrFormat("$%d,000", a) + ", so the DSCR is";
+              case 1:
+                return "The loan is " + big + " and the property value is " +
+                       absl::StrFormat("$%d,000,000", a / 20 + 3) + ". LTV =";
+              case 2:
+                return "NOI of " + noi + " and a purchase price of " + big + ": the cap rate is";
+              case 3:
+                return "A " + big + " loan against " + noi + " NOI has a debt yield of";
+              default:
+                return absl::StrFormat(
+                    "A $%d,000 loan at %d.%d%% for %d years. The monthly payment is", a, b, c, years);
+            }
+          },
+          {"The building has 40 units and a pool.", "Rates rose 0.25% in March.",
+           "NOI is $1,200,000, so the DSCR is", "The cap rate is 5%.",
+           "NOI is about $900,000 and debt service is $700,000, so the DSCR is",
+           "Our lender quoted a 30-year term.", "The property is worth more than we paid.",
+           "The IRR is", "A $300,000 loan at 6%. The monthly payment is"},
+          "."};
+}
+
+Recipe datetime_recipe() {
+  static const std::vector<std::string> month = {"January", "March", "May", "July",
+                                                 "September", "November"};
+  return {[](Gen& g) {
+            const int y = g.num(1900, 2100), m = g.num(1, 12), day = g.num(1, 28);
+            const std::string iso = absl::StrFormat("%04d-%02d-%02d", y, m, day);
+            const std::string& name = g.pick(month);
+            const int y2 = g.num(1900, 2100), day2 = g.num(1, 28), n = g.num(1, 400);
+            const std::string words = absl::StrFormat("%s %d, %d", name, day2, y2);
+            const std::string d = g.coin() ? iso : words;
+            switch (g.num(0, 4)) {
+              case 0:
+                return std::string(n % 2 ? "Today is" : "Today's date is");
+              case 1:
+                return d + " was a";
+              case 2:
+                return "The number of days between " + iso + " and " + d + " is";
+              case 3:
+                return d + " + " + std::to_string(n) + " days =";
+              default:
+                return std::to_string(n % 20 + 1) + " weeks after " + d + " is";
+            }
+          },
+          {"The weather today is", "The answer today is", "03/04/2024 was a",
+           "We met on a Tuesday.", "The deadline is next week.", "2023-02-29 was a",
+           "In 1999 the company was founded.", "about 30 days after 2024-01-01 is"},
+          "."};
+}
+
+Recipe interpreter_recipe() {
+  static const std::vector<std::string> fns = {"sorted", "sum", "len", "max", "min"};
+  return {[](Gen& g) {
+            std::string xs = "[";
+            for (int i = 0, n = g.num(1, 6); i < n; ++i)
+              xs += (i ? ", " : "") + std::to_string(g.num(-20, 99));
+            xs += "]";
+            const std::string& fn = g.pick(fns);
+            switch (g.num(0, 3)) {
+              case 0:
+                return ">>> " + fn + "(" + xs + ")\n";
+              case 1:
+                return ">>> [x * " + std::to_string(g.num(2, 9)) + " for x in " + xs + "]\n";
+              case 2:
+                return "`" + fn + "(" + xs + ")` returns";
+              default:
+                return ">>> " + arithmetic(g) + "\n";
+            }
+          },
+          {">>> x = 5\n", "x = 5", "Use sorted() to sort a list.", ">>> import os\n",
+           "In Python, `len` returns the length.", ">>> print('hi')\n", "def f(x): return x\n",
+           "The function `sum` is built in."},
+          "\n"};
 }
 
 }  // namespace
 
 absl::StatusOr<std::vector<std::string>> training_texts(const std::string& expert, int n,
                                                         uint64_t seed) {
+  const ExpertRegistry registry;
+  const HostExpert* e = registry.find(expert);
+  Recipe recipe;
+  if (expert == "calculator") recipe = calculator_recipe();
+  else if (expert == "units") recipe = units_recipe();
+  else if (expert == "finance") recipe = finance_recipe();
+  else if (expert == "datetime") recipe = datetime_recipe();
+  else if (expert == "interpreter") recipe = interpreter_recipe();
+  if (!e || !recipe.question)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "no training texts for expert '", expert,
+        "' (known: calculator, datetime, units, finance, interpreter)"));
   Gen g(seed);
   std::vector<std::string> out;
-  if (expert != "calculator")
-    return absl::InvalidArgumentError(absl::StrCat(
-        "no training texts for expert '", expert, "' (known: calculator)"));
-  const auto calc = make_calculator();
-  for (int i = 0; i < n; ++i) out.push_back(calculator_text(g, calc.get()));
+  for (int i = 0; i < n; ++i) out.push_back(mixed_text(g, *e, recipe));
   return out;
 }
 
