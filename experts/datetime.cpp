@@ -209,7 +209,7 @@ std::optional<std::pair<Span, size_t>> span_suffix(std::string_view s) {
     std::string n;
     for (char c : h.substr(b))
       if (c != ',') n += c;
-    if (n.size() > 7) return std::nullopt;
+    if (n.empty() || n.size() > 7) return std::nullopt;
     std::string unit(u);
     if (unit.ends_with('s')) unit.pop_back();
     return std::make_pair(Span{std::stol(n), unit}, b);

@@ -11,7 +11,7 @@
 //
 // Declines: the last statement is an assignment ("x = 5") or its value is None; any Python
 // exception (ZeroDivisionError, NameError, ...); syntax outside the subset; a continuation line
-// ("... "); the step or memory budget exhausted.
+// ("... "); more than 64 statements; the step, memory or nesting budget exhausted.
 #include "experts/expert.h"
 #include "experts/pyexpr.h"
 #include "experts/text.h"
@@ -20,6 +20,7 @@ namespace vex {
 namespace {
 
 constexpr std::string_view kPrompt = ">>> ";
+constexpr size_t kMaxStatements = 64;  // a longer block is declined, not run
 
 // The ">>> " statements of the block the text ends with, or empty when it does not end with one.
 std::vector<std::string> repl_block(std::string_view text) {
@@ -40,6 +41,7 @@ std::vector<std::string> repl_block(std::string_view text) {
     if (it->starts_with("... ") || *it == "...") return {};  // multi-line statements
     if (it->starts_with(kPrompt)) statements.emplace_back(trim_end(it->substr(kPrompt.size())));
   }
+  if (statements.size() > kMaxStatements) return {};
   return statements;
 }
 

@@ -539,7 +539,19 @@ class Parser {
     return t;
   }
 
+  // Nesting depth (parentheses, unary operators, "not", "**"): bounded, so that neither this
+  // recursive parser nor the evaluator and repr that follow the tree can exhaust the stack.
+  static constexpr int kMaxDepth = 200;  // about 65 levels of parentheses
+  struct Nest {
+    explicit Nest(Parser& p) : p_(p) { ++p_.depth_; }
+    ~Nest() { --p_.depth_; }
+    bool too_deep() const { return p_.depth_ > kMaxDepth; }
+    Parser& p_;
+  };
+
   NodeP ternary() {
+    const Nest nest(*this);
+    if (nest.too_deep()) return fail(unsupported("nesting too deep"));
     NodeP a = or_test();
     if (!a || !is_kw("if")) return a;
     ++at_;
@@ -568,6 +580,8 @@ class Parser {
   }
 
   NodeP not_test() {
+    const Nest nest(*this);
+    if (nest.too_deep()) return fail(unsupported("nesting too deep"));
     if (!eat_kw("not")) return comparison();
     NodeP a = not_test();
     if (!a) return nullptr;
@@ -625,6 +639,8 @@ class Parser {
   NodeP term() { return binary_left({"*", "/", "//", "%"}, &Parser::factor); }
 
   NodeP factor() {
+    const Nest nest(*this);
+    if (nest.too_deep()) return fail(unsupported("nesting too deep"));
     for (std::string_view o : {"-", "+"})
       if (eat_op(o)) {
         NodeP a = factor();
@@ -784,6 +800,7 @@ class Parser {
 
   const std::vector<Token>& t_;
   size_t at_ = 0;
+  int depth_ = 0;
   absl::Status status_;
 };
 

@@ -128,6 +128,7 @@ mpq_class factor_value(std::string_view f) {
 }
 
 bool matches(std::string_view spelling, std::string_view s) {
+  if (spelling.size() != s.size()) return false;
   if (spelling == s) return true;
   // Spellings written all in lowercase letters (and spaces, hyphens) are words: any case.
   for (char c : spelling)

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <random>
 
 #include "experts/exact.h"
 #include "experts/expert.h"
@@ -65,6 +66,52 @@ TEST(DateTime, OracleSuite) {
   check_suite(*expert, "datetime", 100);
   const auto utc = make_datetime(absl::UTCTimeZone(), [] { return absl::FromUnixSeconds(1795415400); });
   EXPECT_EQ(utc->answer("Today is")->output, "Monday, November 23, 2026");
+}
+
+// Arbitrary text never crashes an expert (they read whatever the model writes): every prefix of
+// every suite text, random edits of them, random bytes, and pathological inputs. Declining is
+// fine; the answers given must still be non-empty.
+TEST(Experts, ArbitraryTextIsSafe) {
+  const ExpertRegistry registry;
+  std::vector<std::string> texts;
+  for (const char* suite : {"calculator", "units", "finance", "datetime", "interpreter"})
+    for (const Case& c : load_cases(suite)) texts.push_back(c.text);
+  std::mt19937 rng(5);
+  const size_t n_suite = texts.size();
+  for (size_t i = 0; i < 2000; ++i) {
+    std::string t = texts[rng() % n_suite];
+    for (int e = 0; e < 3 && !t.empty(); ++e) t[rng() % t.size()] = static_cast<char>(rng() % 256);
+    texts.push_back(t);
+  }
+  for (int i = 0; i < 300; ++i) {
+    std::string t(rng() % 64, ' ');
+    for (char& c : t) c = static_cast<char>(rng() % 256);
+    texts.push_back(t + (i % 2 ? " =" : "\n"));
+  }
+  texts.push_back(">>> " + std::string(5000, '(') + "1" + std::string(5000, ')') + "\n");
+  texts.push_back(">>> " + std::string(5000, '-') + "1\n");
+  texts.push_back(">>> " + std::string(3000, '[') + "\n");
+  texts.push_back(">>> 'x' * 10**9\n");
+  texts.push_back(">>> sum(range(10**15))\n");
+  std::string many;
+  for (int i = 0; i < 500; ++i) many += ">>> x = [x]\n";
+  texts.push_back(">>> x = 0\n" + many + ">>> x\n");
+  std::string long_units;
+  for (int i = 0; i < 20000; ++i) long_units += " in in";
+  texts.push_back("5 km" + long_units + " miles =");
+  texts.push_back("2024-01-01 + , days =");
+  for (const std::string& t : texts)
+    for (const std::string& name : registry.names()) {
+      if (t.size() < 400) {  // every prefix of the short ones
+        for (size_t n = 0; n <= t.size(); ++n) {
+          const auto a = registry.find(name)->answer(std::string_view(t).substr(0, n));
+          if (a) EXPECT_FALSE(a->output.empty()) << name << ": " << t.substr(0, n);
+        }
+      } else {
+        const auto a = registry.find(name)->answer(t);
+        if (a) EXPECT_FALSE(a->output.empty()) << name;
+      }
+    }
 }
 
 // vexprobe's training texts for every builtin hold both labels: positions the expert answers and
