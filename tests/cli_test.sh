@@ -106,6 +106,9 @@ for e in calculator datetime units finance interpreter; do
     grep -q "routing, held out: *precision" "$tmp/out" ||
     { echo "FAIL: vexprobe $e: no positives or no held-out figures"; cat "$tmp/out"; fails=$((fails + 1)); }
 done
+expect 0 "expert units fired at layer 0, position [0-9]+ \(weight [01]\.[0-9]+\): 5 km in m -> 5000 m" -- \
+  "$bin/vexrun" --raw --experts "$src/experts/demo/units.toml" -p "5 km in m = " --trace-experts -n 4 --temp 0 --device cpu
+head -c 6 "$tmp/out" | grep -q "^5000 m" || { echo "FAIL: no 5000 m from the units expert"; cat "$tmp/out"; fails=$((fails + 1)); }
 printf '[[virtual]]\nname = "units"\nkind = "host"\nlayers = [0]\nrouter = "%s"\nthreshold = 0.5\n' "$tmp/units.safetensors" >"$tmp/units.toml"
 expect 0 "" -- "$bin/vexrun" --raw --experts "$tmp/units.toml" -p "5 km in m = " -n 2 --temp 0 --device cpu
 expect 2 "--expert abacus is not a builtin expert" -- "$bin/vexprobe" train-router --expert abacus --layer 0
