@@ -11,6 +11,7 @@
 #include <optional>
 
 #include "absl/container/flat_hash_map.h"
+#include "experts/text.h"
 
 namespace vex::py {
 namespace {
@@ -1121,11 +1122,7 @@ absl::StatusOr<Value> to_float(const Value& v) {
   s = b == std::string::npos ? "" : s.substr(b, e - b + 1);
   std::string t = s;
   std::erase(t, '_');
-  const std::string l = [&] {
-    std::string x = t;
-    for (char& c : x) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return x;
-  }();
+  const std::string l = lower(t);
   const std::string body = (!l.empty() && (l[0] == '-' || l[0] == '+')) ? l.substr(1) : l;
   const bool special = body == "inf" || body == "infinity" || body == "nan";
   const bool plain = !body.empty() && body.find_first_not_of("0123456789.e+-") == std::string::npos &&
