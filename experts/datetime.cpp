@@ -96,6 +96,21 @@ size_t digits_before(std::string_view s, size_t end) {
 
 long to_long(std::string_view s) { return s.empty() || s.size() > 6 ? -1 : std::stol(std::string(s)); }
 
+// `s` without an ordinal suffix after its last digit ("1st" -> "1").
+std::string_view strip_ordinal(std::string_view s) {
+  for (std::string_view ord : {"st", "nd", "rd", "th"})
+    if (s.ends_with(ord) && s.size() > 2 && digit(s[s.size() - 3])) return s.substr(0, s.size() - 2);
+  return s;
+}
+
+// Where the month name that `s` ends with starts ("... Sept." -> its offset), and the month
+// (1-12, or 0 when the last word is not a month).
+std::pair<size_t, int> month_suffix(std::string_view s) {
+  size_t b = s.size();
+  while (b > 0 && (std::isalpha(static_cast<unsigned char>(s[b - 1])) || s[b - 1] == '.')) --b;
+  return {b, month_of(s.substr(b))};
+}
+
 // The date `s` ends with, if any (preceded by a start, a space or punctuation, never a word).
 std::optional<Date> date_suffix(std::string_view s) {
   const auto standalone = [&](size_t begin) { return begin == 0 || !word_char(s[begin - 1]); };
@@ -121,18 +136,13 @@ std::optional<Date> date_suffix(std::string_view s) {
   if (head.ends_with(", ")) {
     // "Month D, YYYY" / "Month Dth, YYYY".
     head.remove_suffix(2);
-    for (std::string_view ord : {"st", "nd", "rd", "th"})
-      if (head.ends_with(ord)) head.remove_suffix(2);
+    head = strip_ordinal(head);
     const size_t dstart = digits_before(head, head.size());
     if (dstart == head.size() || head.size() - dstart > 2 || dstart < 2 || head[dstart - 1] != ' ')
       return std::nullopt;
     const long day = to_long(head.substr(dstart));
     const std::string_view before = head.substr(0, dstart - 1);
-    size_t mstart = before.size();
-    while (mstart > 0 && (std::isalpha(static_cast<unsigned char>(before[mstart - 1])) ||
-                          before[mstart - 1] == '.'))
-      --mstart;
-    const int month = month_of(before.substr(mstart));
+    const auto [mstart, month] = month_suffix(before);
     if (!month || !standalone(mstart)) return std::nullopt;
     const auto d = make_day(year, month, day);
     if (!d) return std::nullopt;
@@ -141,15 +151,9 @@ std::optional<Date> date_suffix(std::string_view s) {
   if (!head.ends_with(' ')) return std::nullopt;
   // "D Month YYYY".
   head.remove_suffix(1);
-  size_t mstart = head.size();
-  while (mstart > 0 && (std::isalpha(static_cast<unsigned char>(head[mstart - 1])) ||
-                        head[mstart - 1] == '.'))
-    --mstart;
-  const int month = month_of(head.substr(mstart));
+  const auto [mstart, month] = month_suffix(head);
   if (!month || mstart < 2 || head[mstart - 1] != ' ') return std::nullopt;
-  std::string_view dpart = head.substr(0, mstart - 1);
-  for (std::string_view ord : {"st", "nd", "rd", "th"})
-    if (dpart.ends_with(ord)) dpart.remove_suffix(2);
+  const std::string_view dpart = strip_ordinal(head.substr(0, mstart - 1));
   const size_t dstart = digits_before(dpart, dpart.size());
   if (dstart == dpart.size() || dpart.size() - dstart > 2 || !standalone(dstart))
     return std::nullopt;
@@ -256,17 +260,20 @@ class DateTime final : public HostExpert {
  private:
   using Result = std::optional<std::pair<std::string, std::string>>;  // inputs, output
 
+  // The clock is read only once the question is known to ask for today.
   Result today(std::string_view q) const {
-    const absl::CivilDay d = absl::ToCivilDay(now_(), zone_);
-    const std::string inputs = "today in " + zone_.name();
+    bool date = false, weekday = false;
     for (std::string_view p : {"today", "today's date", "the date today", "the current date",
                                "the date"})
-      if (clause_is(q, p))
-        return std::make_pair(inputs, weekday_name(d) + ", " + format_date(d, Style::kMonthFirst));
+      date = date || clause_is(q, p);
     for (std::string_view p : {"the day of the week today", "today's weekday", "the weekday today",
                                "the day today"})
-      if (clause_is(q, p)) return std::make_pair(inputs, weekday_name(d));
-    return std::nullopt;
+      weekday = weekday || clause_is(q, p);
+    if (!date && !weekday) return std::nullopt;
+    const absl::CivilDay d = absl::ToCivilDay(now_(), zone_);
+    return std::make_pair("today in " + zone_.name(),
+                          date ? weekday_name(d) + ", " + format_date(d, Style::kMonthFirst)
+                               : weekday_name(d));
   }
 
   // "DATE was a" / "DATE is a" / "DATE fell on a" / "DATE falls on a" / "DATE will be a".

@@ -119,10 +119,16 @@ std::optional<Amount> amount(const std::vector<std::string>& w, size_t i) {
 
 // The label starting at word i (the longest), or nullptr.
 const Label* label_at(const std::vector<std::string>& w, size_t i, size_t* len) {
+  static const std::vector<std::vector<std::string_view>> kLabelWords = [] {
+    std::vector<std::vector<std::string_view>> out;
+    for (const Label& l : kLabels) out.push_back(words(l.words));
+    return out;
+  }();
   const Label* best = nullptr;
   *len = 0;
-  for (const Label& l : kLabels) {
-    const std::vector<std::string_view> lw = words(l.words);
+  for (size_t n = 0; n < std::size(kLabels); ++n) {
+    const Label& l = kLabels[n];
+    const std::vector<std::string_view>& lw = kLabelWords[n];
     if (lw.size() <= *len || i + lw.size() > w.size()) continue;
     bool ok = true;
     for (size_t k = 0; k < lw.size() && ok; ++k) ok = w[i + k] == lw[k];

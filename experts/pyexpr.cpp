@@ -363,6 +363,7 @@ absl::StatusOr<std::vector<Token>> lex(std::string_view s) {
           clean += d;
         } else if (d == '_' && j + 1 < s.size() && std::isdigit(static_cast<unsigned char>(s[j + 1])) &&
                    !clean.empty() && std::isdigit(static_cast<unsigned char>(clean.back()))) {
+          // A digit separator ("1_000"): skipped.
         } else if (d == '.' && !is_float) {
           is_float = true, clean += d;
         } else if ((d == 'e' || d == 'E') && !clean.empty() && clean.find('e') == std::string::npos) {
@@ -813,10 +814,7 @@ class Eval {
   explicit Eval(const Limits& limits) : steps_(limits.steps), bytes_(limits.bytes) {}
 
   absl::StatusOr<Value> eval(const Node& n);
-  absl::Status assign(const std::string& name, Value v) {
-    env_[name] = std::move(v);
-    return absl::OkStatus();
-  }
+  void assign(const std::string& name, Value v) { env_[name] = std::move(v); }
   absl::StatusOr<Value> lookup(const std::string& name) const {
     const auto it = env_.find(name);
     if (it == env_.end()) return error("NameError", "name '" + name + "' is not defined");
@@ -1582,30 +1580,25 @@ absl::StatusOr<Value> Eval::eval(const Node& n) {
 absl::StatusOr<std::string> run(const std::vector<std::string>& statements, const Limits& limits) {
   if (statements.empty()) return absl::InvalidArgumentError("no statements");
   Eval ev(limits);
+  Value v;
   for (size_t k = 0; k < statements.size(); ++k) {
-    const bool last = k + 1 == statements.size();
     VEX_ASSIGN_OR_RETURN(const std::vector<Token> toks, lex(statements[k]));
     Parser p(toks);
-    if (const auto target = p.assignment()) {
-      if (last) return unsupported("the last statement is an assignment (no value to show)");
-      VEX_ASSIGN_OR_RETURN(const NodeP rhs, p.whole());
-      VEX_ASSIGN_OR_RETURN(Value v, ev.eval(*rhs));
-      const auto& [name, op] = *target;
-      if (op != "=") {
-        VEX_ASSIGN_OR_RETURN(const Value old, ev.lookup(name));
-        VEX_ASSIGN_OR_RETURN(v, ev.binary(op.substr(0, op.size() - 1), old, v));
-      }
-      VEX_RETURN_IF_ERROR(ev.assign(name, std::move(v)));
-      continue;
-    }
+    const auto target = p.assignment();
+    if (target && k + 1 == statements.size())
+      return unsupported("the last statement is an assignment (no value to show)");
     VEX_ASSIGN_OR_RETURN(const NodeP expr, p.whole());
-    VEX_ASSIGN_OR_RETURN(const Value v, ev.eval(*expr));
-    if (last) {
-      if (v.type == Type::kNone) return unsupported("the value is None (nothing is shown)");
-      return repr(v);
+    VEX_ASSIGN_OR_RETURN(v, ev.eval(*expr));
+    if (!target) continue;
+    const auto& [name, op] = *target;
+    if (op != "=") {
+      VEX_ASSIGN_OR_RETURN(const Value old, ev.lookup(name));
+      VEX_ASSIGN_OR_RETURN(v, ev.binary(op.substr(0, op.size() - 1), old, v));
     }
+    ev.assign(name, std::move(v));
   }
-  return unsupported("unreachable");
+  if (v.type == Type::kNone) return unsupported("the value is None (nothing is shown)");
+  return repr(v);
 }
 
 }  // namespace vex::py

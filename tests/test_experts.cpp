@@ -65,7 +65,9 @@ TEST(DateTime, OracleSuite) {
   const auto expert = make_datetime(zone, [] { return absl::FromUnixSeconds(1795415400); });
   check_suite(*expert, "datetime", 100);
   const auto utc = make_datetime(absl::UTCTimeZone(), [] { return absl::FromUnixSeconds(1795415400); });
-  EXPECT_EQ(utc->answer("Today is")->output, "Monday, November 23, 2026");
+  const auto today = utc->answer("Today is");
+  ASSERT_TRUE(today.has_value());
+  EXPECT_EQ(today->output, "Monday, November 23, 2026");
 }
 
 // Arbitrary text never crashes an expert (they read whatever the model writes): every prefix of
@@ -105,11 +107,15 @@ TEST(Experts, ArbitraryTextIsSafe) {
       if (t.size() < 400) {  // every prefix of the short ones
         for (size_t n = 0; n <= t.size(); ++n) {
           const auto a = registry.find(name)->answer(std::string_view(t).substr(0, n));
-          if (a) EXPECT_FALSE(a->output.empty()) << name << ": " << t.substr(0, n);
+          if (a) {
+            EXPECT_FALSE(a->output.empty()) << name << ": " << t.substr(0, n);
+          }
         }
       } else {
         const auto a = registry.find(name)->answer(t);
-        if (a) EXPECT_FALSE(a->output.empty()) << name;
+        if (a) {
+          EXPECT_FALSE(a->output.empty()) << name;
+        }
       }
     }
 }
