@@ -124,8 +124,8 @@ void BM_MoeDecode(benchmark::State& state) {
   cudaMemset(xn, 0, D * 4), cudaMemset(x, 0, D * 4);
   const double bytes = double(k) * (2.0 * I * g1 * 17 + double(D) * g2 * 17);
   run(state, bytes, [&] {
-    cudaError_t e = vex::cuda::moe_gate_up(xn, idx, ds, w, 1, k, 7.0f, h, nullptr);
-    return e != cudaSuccess ? e : vex::cuda::moe_down(h, idx, wt, ds, w, 1, k, x, nullptr);
+    cudaError_t e = vex::cuda::moe_gate_up(xn, idx, ds, w, {}, 1, k, 7.0f, h, nullptr);
+    return e != cudaSuccess ? e : vex::cuda::moe_down(h, idx, wt, ds, w, {}, 1, k, x, nullptr);
   });
 }
 BENCHMARK(BM_MoeDecode)->UseManualTime()->Unit(benchmark::kMicrosecond);
@@ -145,8 +145,8 @@ void BM_AttentionDecode(benchmark::State& state) {
   const int p = ctx - 1;
   cudaMemcpy(pos, &p, 4, cudaMemcpyHostToDevice);
   run(state, 2.0 * ctx * KV * 2, [&] {
-    return vex::cuda::attention(q, S, kc, vc, sinks, out, 1, {pos}, 0, 0, Hq, Hkv, d, 0.125f, nullptr,
-                                splits, part);
+    return vex::cuda::attention(q, S, kc, vc, sinks, out, 1, {pos}, 0, 0, Hq, Hkv, d, 0.125f,
+                                nullptr, splits, part);
   });
 }
 BENCHMARK(BM_AttentionDecode)

@@ -14,6 +14,7 @@
 #include "runtime/model.h"
 #include "runtime/sampler.h"
 #include "tools/args.h"
+#include "vex_commit.h"  // generated at build time: VEX_GIT_COMMIT
 #ifdef VEX_WITH_CUDA
 #include <cuda_runtime.h>
 

@@ -20,21 +20,21 @@
 namespace vex {
 
 struct CudaEngine::Layer {
-  const uint16_t* attn_norm;    // [D]
-  const uint16_t* wqkv;         // [Q + 2 KV, D]: q, k, v rows concatenated at upload
-  const uint16_t* bqkv;         // [Q + 2 KV]
-  const uint16_t* wo;           // [D, Q]
-  const uint16_t* bo;           // [D]
-  const uint16_t* sinks;        // [Hq]
-  const uint16_t* mlp_norm;     // [D]
-  const uint16_t* router_w;     // [S, D]: one row per slot
-  const uint16_t* router_b;     // [S]
-  vex_slot* slots;              // [S] dispatch table
+  const uint16_t* attn_norm;  // [D]
+  const uint16_t* wqkv;       // [Q + 2 KV, D]: q, k, v rows concatenated at upload
+  const uint16_t* bqkv;       // [Q + 2 KV]
+  const uint16_t* wo;         // [D, Q]
+  const uint16_t* bo;         // [D]
+  const uint16_t* sinks;      // [Hq]
+  const uint16_t* mlp_norm;   // [D]
+  const uint16_t* router_w;   // [S, D]: one row per slot
+  const uint16_t* router_b;   // [S]
+  vex_slot* slots;            // [S] dispatch table
   int n_slots;
-  bool has_virtual;                     // DEVICE or HOST slots: moe_virtual runs after the experts
+  bool has_virtual;                           // DEVICE or HOST slots in the table
   std::vector<vex_slot> slots_on, slots_off;  // the table with virtual slots on / masked
-  const vex_device_params* device;      // DEVICE slots' parameters, device pointers
-  cuda::MoeWeights moe;         // experts packed by index
+  const vex_device_params* device;            // DEVICE slots' parameters, device pointers
+  cuda::MoeWeights moe;                       // experts packed by index
   uint16_t *k_cache, *v_cache;  // [slots, KV]: ring_ slots on sliding layers, max_ctx on full
   bool sliding;
 };
@@ -205,6 +205,7 @@ absl::Status CudaEngine::init(const Weights& w) {
   VEX_ASSIGN_OR_RETURN(idx_, alloc<int>(size_t(kChunk) * k, &ws));
   VEX_ASSIGN_OR_RETURN(weight_, alloc<float>(size_t(kChunk) * k, &ws));
   VEX_ASSIGN_OR_RETURN(h_, alloc<float>(size_t(kChunk) * k * I, &ws));
+  VEX_ASSIGN_OR_RETURN(device_args_, alloc<float>(size_t(kChunk) * k * 2, &ws));
   const int logits_rows = std::max(kLogitsRows, n_seqs());
   VEX_ASSIGN_OR_RETURN(logits_, alloc<float>(size_t(logits_rows) * V, &ws));
   VEX_ASSIGN_OR_RETURN(
@@ -295,30 +296,29 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
         return e != cudaSuccess ? e : gemm_->run(act_bf16_, L.wo, L.bo, x_, n, Q, D, true, s);
       }));
     }
-    // MoE block: x += sum over the top-k slots of w_e * expert_e(xn).
+    // MoE block: x += sum over the top-k slots of w_e * slot_e(xn); virtual slots run inside
+    // the same kernels (kernels/cuda/virtual_slots.cuh).
     const int E = L.n_slots;
+    const cuda::VirtualSlots virt =
+        L.has_virtual ? cuda::VirtualSlots{L.device, device_args_, il, rows, d_triggers_}
+                      : cuda::VirtualSlots{};
     VEX_RETURN_IF_ERROR(timed("rmsnorm+router", uint64_t(E) * D * b2, [&] {
       return cuda::router(x_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_, nullptr,
                           s, L.mlp_norm, c_.rms_eps, xn_);
     }));
     if (!gemm) {  // each chosen expert streamed once per token
       VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(k) * 2 * I * (D / 32) * 17, [&] {
-        return cuda::moe_gate_up(xn_, idx_, L.slots, L.moe, n, k, c_.swiglu_limit, h_, s);
+        return cuda::moe_gate_up(xn_, idx_, L.slots, L.moe, virt, n, k, c_.swiglu_limit, h_, s);
       }));
       VEX_RETURN_IF_ERROR(timed("moe_down", uint64_t(k) * D * (I / 32) * 17, [&] {
-        return cuda::moe_down(h_, idx_, weight_, L.slots, L.moe, n, k, x_, s);
+        return cuda::moe_down(h_, idx_, weight_, L.slots, L.moe, virt, n, k, x_, s);
       }));
     } else {  // expert-major, each expert's weights read once per pass
       VEX_RETURN_IF_ERROR(timed("moe_grouped", 0, [&] {
-        return cuda::moe_grouped(xn_, idx_, weight_, L.slots, L.moe, n, k, E, c_.swiglu_limit,
+        return cuda::moe_grouped(xn_, idx_, weight_, L.slots, L.moe, virt, n, k, E, c_.swiglu_limit,
                                  moe_scratch_, x_, s);
       }));
     }
-    if (L.has_virtual)
-      VEX_RETURN_IF_ERROR(timed("moe_virtual", 0, [&] {
-        return cuda::moe_virtual(xn_, idx_, weight_, L.slots, L.device, n, k, D, il, rows,
-                                 d_triggers_, x_, s);
-      }));
   }
   return absl::OkStatus();
 }

@@ -160,18 +160,19 @@ class CudaEngine final : public Engine {
   // State: [kChunk, ...] activations, named as in spec §4.
   int32_t* d_tokens_ = nullptr;
   cuda::SamplingConfig* d_sampling_ = nullptr;
-  // HOST-slot triggers: written by moe_virtual, reset when a call starts, read back after it
+  // HOST-slot triggers: written by the MoE kernels, reset when a call starts, read back after it
   // (only when some layer has HOST slots).
   static constexpr int kMaxTriggers = 4096;
   cuda::TriggerBuffer d_triggers_{};
   std::vector<ExpertTrigger> triggers_;
   bool has_host_ = false;
   absl::Status reset_triggers();
-  absl::Status read_triggers();  // after the stream is synchronized
+  absl::Status read_triggers();              // after the stream is synchronized
   uint64_t* d_draws_ = nullptr;              // [kChunk] draw index of each row's sampler
   int *d_pos_ = nullptr, *d_seq_ = nullptr;  // [rows] placement of a pass (kernels/cuda/rows.cuh)
   float *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *att_ = nullptr, *h_ = nullptr;
   float *weight_ = nullptr, *logits_ = nullptr;
+  float* device_args_ = nullptr;   // [kChunk * k, 2] DEVICE slots' arguments (cuda::VirtualSlots)
   float* attn_partial_ = nullptr;  // [n_seqs, Hq, kAttnSplits, d + 2] split-K attention states
   uint16_t* act_bf16_ = nullptr;   // [rows, max(D, Q)] GEMM inputs of a pass
   int* idx_ = nullptr;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "kernels/cpu/attention.h"
@@ -370,13 +371,15 @@ struct RandomExperts {
   cuda::MoeWeights weights() const {
     return {d_gub->p, d_gus->p, d_gubias->p, d_dnb->p, d_dns->p, d_dnbias->p, D, I};
   }
-  // x0 + sum_j wt[t, j] expert_{slots[idx[t, j]].expert}(xn[t]) for every token, with expert_ffn.
+  // x0 + sum_j wt[t, j] expert_{slots[idx[t, j]].expert}(xn[t]) for every token, with expert_ffn
+  // (NEURAL slots only).
   std::vector<float> reference(const std::vector<float>& xn, const std::vector<int>& idx,
                                const std::vector<float>& wt, const std::vector<vex_slot>& slots,
                                const std::vector<float>& x0, int k, bool bf16_inputs) const {
     const size_t g1 = D / 32, g2 = I / 32;
     std::vector<float> ref = x0, scratch(3 * I + D), y(D);
     for (size_t tj = 0; tj < idx.size(); ++tj) {
+      if (slots[idx[tj]].kind != VEX_SLOT_NEURAL) continue;
       const size_t e = slots[idx[tj]].expert, t = tj / k;
       ExpertWeights ew;
       ew.gate_up = {gub.data() + e * 2 * I * g1 * 16, gus.data() + e * 2 * I * g1, 2 * I, D};
@@ -425,8 +428,8 @@ TEST(CudaKernels, MoeGateUpAndDown) {
     Dev<float> dxn(xn), dx(x0), dh(size_t(n) * k * I), dwt(r.wt);
     Dev<int> didx(r.idx);
     Dev<vex_slot> dsl(r.slots);
-    CUDA_OK(cuda::moe_gate_up(dxn.p, didx.p, dsl.p, ex.weights(), n, k, 7.0f, dh.p, 0));
-    CUDA_OK(cuda::moe_down(dh.p, didx.p, dwt.p, dsl.p, ex.weights(), n, k, dx.p, 0));
+    CUDA_OK(cuda::moe_gate_up(dxn.p, didx.p, dsl.p, ex.weights(), {}, n, k, 7.0f, dh.p, 0));
+    CUDA_OK(cuda::moe_down(dh.p, didx.p, dwt.p, dsl.p, ex.weights(), {}, n, k, dx.p, 0));
     const auto [worst, scale] = worst_and_scale(dx.get(), ref, x0);
     // Exact decode on both sides; only fp32 vs double accumulation differs: 1e-5 of the largest
     // expert contribution.
@@ -447,70 +450,109 @@ TEST(CudaKernels, MoeGroupedEqualsPerToken) {
   Dev<int> didx(r.idx), off(E + 1), list(size_t(n) * k);
   Dev<vex_slot> dsl(r.slots);
   const cuda::MoeWeights w = ex.weights();
-  CUDA_OK(cuda::moe_gate_up(dxn.p, didx.p, dsl.p, w, n, k, 7.0f, dh.p, 0));
-  CUDA_OK(cuda::moe_down(dh.p, didx.p, dwt.p, dsl.p, w, n, k, x1.p, 0));
+  CUDA_OK(cuda::moe_gate_up(dxn.p, didx.p, dsl.p, w, {}, n, k, 7.0f, dh.p, 0));
+  CUDA_OK(cuda::moe_down(dh.p, didx.p, dwt.p, dsl.p, w, {}, n, k, x1.p, 0));
   const cuda::MoeScratch scratch{off.p, list.p, sh.p, sy.p, n * k};
-  CUDA_OK(cuda::moe_grouped(dxn.p, didx.p, dwt.p, dsl.p, w, n, k, E, 7.0f, scratch, x2.p, 0));
+  CUDA_OK(cuda::moe_grouped(dxn.p, didx.p, dwt.p, dsl.p, w, {}, n, k, E, 7.0f, scratch, x2.p, 0));
   const auto r1 = x1.get(), r2 = x2.get();
   EXPECT_EQ(memcmp(r1.data(), r2.data(), r1.size() * sizeof(float)), 0)
       << "largest difference " << worst_and_scale(r1, r2, x0).first;
 }
 
-// The virtual slots (moe_virtual) against the CPU twin: DEVICE slots on constructed hidden states
-// (xn[0], xn[1] read by unit rows: DSCR 1.2e6 / 1e6, LTV 7.5e5 / 1e6 x 100), HOST slots leaving
-// {seq, pos, layer, slot, weight} only at or above their threshold, neural slots untouched.
-// Tolerance: the arguments are fp32 block sums of one non-zero product (exact), so every value is
-// the fp32 rounding of the CPU's (one ulp from the differently ordered final add).
+// Virtual slots inside the three MoE kernel families (decode, CUDA-core grouped, tensor-core
+// grouped), mixed with neural experts, against the CPU twin (expert_ffn + device_expert, as
+// CpuEngine::moe_token): DEVICE slots on constructed hidden states (xn[0] and xn[1] read by
+// unit rows, so a = 1.2e6 + 1e5 t exactly: DSCR a / (0.5 b), LTV a / b x 100; arguments read
+// from bf16 inputs would be off by ~1e-3), HOST slots leaving {seq, pos, layer, slot, weight}
+// only at or above their threshold, a DEVICE slot below its threshold adding nothing.
+// Tolerance: the neural part as in the tests above (1e-5 of the largest expert contribution on
+// CUDA cores, 1e-3 on tensor cores), plus 4e-6 of the virtual part's and x0's magnitude (fp32
+// sums in another order, one FMA). The decode and CUDA-core grouped paths agree bit for bit.
 TEST(CudaKernels, MoeVirtualSlotsMatchCpu) {
-  const int D = 2880, k = 4, n = 3;
-  std::vector<float> aw(2 * D, 0.0f), ab = {0, 0}, ow = normal(D), ob = normal(D);
-  aw[0] = 1, aw[D + 1] = 1;
-  Dev<float> daw(aw), dab(ab), dow(ow), dob(ob);
-  const vex_device_params host_p{aw.data(), ab.data(), ow.data(), ob.data()};
-  const std::vector<vex_device_params> dev_p = {{daw.p, dab.p, dow.p, dob.p}};
-  Dev<vex_device_params> dp(dev_p);
-  // Slots: 0-1 neural, 2 DSCR, 3 LTV, 4 HOST (threshold 0.3), 5 HOST (no threshold).
-  std::vector<vex_slot> slots = {{VEX_SLOT_NEURAL, 0, 0, 0},    {VEX_SLOT_NEURAL, 1, 0, 0},
-                                 {VEX_SLOT_DEVICE, 0, 0, VEX_FN_DSCR},
-                                 {VEX_SLOT_DEVICE, 0, 0.2f, VEX_FN_LTV},
-                                 {VEX_SLOT_HOST, 0, 0.3f, 0}, {VEX_SLOT_HOST, 0, 0, 1}};
-  const std::vector<int> idx = {2, 0, 4, 5, 3, 4, 1, 0, 5, 2, 3, 1};
-  const std::vector<float> wt = {0.4f, 0.3f, 0.2f, 0.1f, 0.5f, 0.35f, 0.1f, 0.05f,
-                                 0.25f, 0.25f, 0.15f, 0.35f};
-  auto xn = normal(size_t(n) * D), x0 = normal(size_t(n) * D);
+  const int D = 2880, I = 64, k = 4, n = 3;
+  const RandomExperts ex(D, I, 4);
+  // Two parameter sets, so a kernel reading the wrong one fails.
+  std::vector<float> aw0(2 * D, 0.0f), aw1(2 * D, 0.0f), ab = {0, 0};
+  aw0[0] = 1, aw0[D + 1] = 1, aw1[0] = 1, aw1[D + 1] = 0.5f;
+  const std::vector<float> ow0 = normal(D), ob0 = normal(D), ow1 = normal(D), ob1 = normal(D);
+  const std::vector<vex_device_params> host_p = {{aw0.data(), ab.data(), ow0.data(), ob0.data()},
+                                                 {aw1.data(), ab.data(), ow1.data(), ob1.data()}};
+  Dev<float> daw0(aw0), daw1(aw1), dab(ab), dow0(ow0), dob0(ob0), dow1(ow1), dob1(ob1);
+  Dev<vex_device_params> dp(std::vector<vex_device_params>{{daw0.p, dab.p, dow0.p, dob0.p},
+                                                           {daw1.p, dab.p, dow1.p, dob1.p}});
+  // Slots: 0-3 neural (experts reversed), 4 DSCR (set 1), 5 LTV (set 0, threshold 0.2),
+  // 6 HOST (threshold 0.3), 7 HOST (none).
+  std::vector<vex_slot> slots = {
+      {VEX_SLOT_NEURAL, 3, 0, 0},           {VEX_SLOT_NEURAL, 2, 0, 0},
+      {VEX_SLOT_NEURAL, 1, 0, 0},           {VEX_SLOT_NEURAL, 0, 0, 0},
+      {VEX_SLOT_DEVICE, 1, 0, VEX_FN_DSCR}, {VEX_SLOT_DEVICE, 0, 0.2f, VEX_FN_LTV},
+      {VEX_SLOT_HOST, 0, 0.3f, 0},          {VEX_SLOT_HOST, 0, 0, 1}};
+  const std::vector<int> idx = {4, 0, 6, 7, 5, 6, 1, 2, 7, 4, 5, 3};
+  const std::vector<float> wt = {0.4f, 0.3f,  0.2f,  0.1f,  0.5f,  0.35f,
+                                 0.1f, 0.05f, 0.25f, 0.25f, 0.15f, 0.35f};
+  auto xn = normal(size_t(n) * D);
+  const auto x0 = normal(size_t(n) * D);
   for (int t = 0; t < n; ++t) xn[t * D] = 1.2e6f + t * 1e5f, xn[t * D + 1] = 1e6f;
-  std::vector<float> ref = x0, y(D);
+  // The virtual part and its magnitude, per element.
+  std::vector<float> virt(size_t(n) * D, 0.0f), mag(size_t(n) * D), y(D);
   for (int t = 0; t < n; ++t)
     for (int j = 0; j < k; ++j) {
       const vex_slot& s = slots[idx[t * k + j]];
       if (s.kind != VEX_SLOT_DEVICE || wt[t * k + j] < s.threshold) continue;
-      device_expert(host_p, s.function, &xn[t * D], D, y.data());
-      for (int i = 0; i < D; ++i) ref[t * D + i] += wt[t * k + j] * y[i];
+      device_expert(host_p[s.expert], s.function, &xn[t * D], D, y.data());
+      for (int i = 0; i < D; ++i) virt[t * D + i] += wt[t * k + j] * y[i];
     }
-  Dev<float> dxn(xn), dx(x0), dwt(wt);
-  Dev<int> didx(idx), pos(std::vector<int>{10, 11, 12}), seq(std::vector<int>{0, 2, 1}),
-      count(std::vector<int>{0});
+  for (size_t i = 0; i < mag.size(); ++i) mag[i] = std::abs(virt[i]) + std::abs(x0[i]);
+
+  Dev<float> dxn(xn), dwt(wt), args(size_t(n) * k * 2), dh(size_t(n) * k * I);
+  Dev<float> sh(size_t(n) * k * I), sy(size_t(n) * k * D);
+  Dev<uint16_t> xb(size_t(n) * D), hb(size_t(n) * k * I);
+  Dev<int> didx(idx), off(slots.size() + 1), list(size_t(n) * k);
+  Dev<int> pos(std::vector<int>{10, 11, 12}), seq(std::vector<int>{0, 2, 1}), count(1);
   Dev<vex_slot> dsl(slots);
   Dev<cuda::Trigger> tr(16);
-  CUDA_OK(cuda::moe_virtual(dxn.p, didx.p, dwt.p, dsl.p, dp.p, n, k, D, 5, {pos.p, seq.p, 0},
-                            {tr.p, count.p, 16}, dx.p, 0));
-  const auto got = dx.get();
-  for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_NEAR(got[i], ref[i], 2e-6 * (1 + std::abs(ref[i]))) << i;
-  // Expected triggers: t0 slot 5 (0.1), t1 slot 4 (0.35 >= 0.3), t2 slot 5 (0.25); t0 slot 4
-  // (0.2 < 0.3) is silent.
-  ASSERT_EQ(count.get()[0], 3);
-  auto recs = tr.get();
-  recs.resize(3);
-  std::sort(recs.begin(), recs.end(), [](auto& a, auto& b) { return a.pos < b.pos; });
-  const int want[3][3] = {{10, 0, 5}, {11, 2, 4}, {12, 1, 5}};  // pos, seq, slot
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(recs[i].pos, want[i][0]);
-    EXPECT_EQ(recs[i].seq, want[i][1]);
-    EXPECT_EQ(recs[i].slot, want[i][2]);
-    EXPECT_EQ(recs[i].layer, 5);
+  const cuda::VirtualSlots v{dp.p, args.p, 5, {pos.p, seq.p, 0}, {tr.p, count.p, 16}};
+  const int E = static_cast<int>(slots.size());
+  std::vector<float> decoded;
+  for (const char* path : {"decode", "grouped", "tensor cores"}) {
+    SCOPED_TRACE(path);
+    const std::string p = path;
+    Dev<float> dx(x0);
+    CUDA_OK(cudaMemset(count.p, 0, sizeof(int)));
+    cuda::MoeScratch scratch{off.p, list.p, sh.p, sy.p, n * k};
+    if (p == "tensor cores") scratch.xb = xb.p, scratch.hb = hb.p;
+    if (p == "decode") {
+      CUDA_OK(cuda::moe_gate_up(dxn.p, didx.p, dsl.p, ex.weights(), v, n, k, 7.0f, dh.p, 0));
+      CUDA_OK(cuda::moe_down(dh.p, didx.p, dwt.p, dsl.p, ex.weights(), v, n, k, dx.p, 0));
+    } else {
+      CUDA_OK(cuda::moe_grouped(dxn.p, didx.p, dwt.p, dsl.p, ex.weights(), v, n, k, E, 7.0f,
+                                scratch, dx.p, 0));
+    }
+    const auto got = dx.get();
+    const auto ref = ex.reference(xn, idx, wt, slots, x0, k, p == "tensor cores");
+    const auto [worst, scale] = worst_and_scale(got, ref, x0);  // scale: the neural part
+    const double rel = p == "tensor cores" ? 1e-3 : 1e-5;
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], ref[i] + virt[i], rel * scale + 4e-6 * mag[i]) << i;
+    if (p == "decode") decoded = got;
+    if (p == "grouped") {
+      EXPECT_EQ(memcmp(got.data(), decoded.data(), got.size() * sizeof(float)), 0);
+    }
+    // Expected triggers: t0 slot 7 (0.1), t1 slot 6 (0.35 >= 0.3), t2 slot 7 (0.25); t0 slot 6
+    // (0.2 < 0.3) is silent.
+    ASSERT_EQ(count.get()[0], 3);
+    auto recs = tr.get();
+    recs.resize(3);
+    std::sort(recs.begin(), recs.end(), [](auto& a, auto& b) { return a.pos < b.pos; });
+    const int want[3][3] = {{10, 0, 7}, {11, 2, 6}, {12, 1, 7}};  // pos, seq, slot
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(recs[i].pos, want[i][0]);
+      EXPECT_EQ(recs[i].seq, want[i][1]);
+      EXPECT_EQ(recs[i].slot, want[i][2]);
+      EXPECT_EQ(recs[i].layer, 5);
+    }
+    EXPECT_FLOAT_EQ(recs[1].weight, 0.35f);
   }
-  EXPECT_FLOAT_EQ(recs[1].weight, 0.35f);
 }
 
 // The tensor-core prefill path against expert_ffn with bf16 expert inputs (the one rounding
@@ -530,8 +572,8 @@ TEST(CudaKernels, MoeTensorCoresMatchCpu) {
     Dev<vex_slot> dsl(r.slots);
     cuda::MoeScratch scratch{off.p, list.p, sh.p, sy.p, n * k};
     scratch.xb = xb.p, scratch.hb = hb.p;
-    CUDA_OK(
-        cuda::moe_grouped(dxn.p, didx.p, dwt.p, dsl.p, ex.weights(), n, k, E, 7.0f, scratch, dx.p, 0));
+    CUDA_OK(cuda::moe_grouped(dxn.p, didx.p, dwt.p, dsl.p, ex.weights(), {}, n, k, E, 7.0f, scratch,
+                              dx.p, 0));
     const auto [worst, scale] = worst_and_scale(dx.get(), ref, x0);
     printf("tensor-core MoE, D=%d: worst %.3g of scale %.3g\n", D, worst, scale);
     EXPECT_LT(worst, 1e-3 * scale) << "D=" << D;

@@ -2,6 +2,7 @@
 #include "kernels/cuda/gemm.cuh"
 #include "kernels/cuda/moe.cuh"
 #include "kernels/cuda/moe_prefill.cuh"
+#include "kernels/cuda/virtual_slots.cuh"
 
 namespace vex::cuda {
 namespace {
@@ -85,30 +86,36 @@ __device__ __forceinline__ void rows_dot(const uint8_t* blocks, const uint8_t* s
 }
 
 // Grid (I / (kWarps * kJ), n * k): a warp computes kJ consecutive j of one chosen slot, i.e.
-// the 2 kJ interleaved gate/up rows 2j .. 2j + 2kJ - 1, contiguous in memory, sharing x.
+// the 2 kJ interleaved gate/up rows 2j .. 2j + 2kJ - 1, contiguous in memory, sharing x. A
+// DEVICE slot's arguments take the first warp of the slot's first block. kVirtual: compiled
+// with the virtual slots' paths, launched for layers that have such slots (the others run the
+// neural-only instantiation: not one instruction more in their loops).
 constexpr int kJ = 2;
+template <bool kVirtual>
 __global__ void __launch_bounds__(kWarps * 32)
     gate_up_kernel(const float* __restrict__ xn, const int* __restrict__ idx,
-                   const vex_slot* __restrict__ slots, MoeWeights w, int k, float limit,
-                   float* __restrict__ h) {
+                   const vex_slot* __restrict__ slots, MoeWeights w, VirtualSlots v, int k,
+                   float limit, float* __restrict__ h) {
   __shared__ float lut[16];
   fill_lut(lut);
   const int j0 = (blockIdx.x * kWarps + threadIdx.x / 32) * kJ, lane = threadIdx.x % 32;
   const int tj = blockIdx.y, t = tj / k;  // tj = t * k + chosen index
   if (j0 >= w.I) return;
   const vex_slot slot = slots[idx[tj]];
-  float out[kJ] = {};
-  if (slot.kind == VEX_SLOT_NEURAL) {
-    const int64_t r0 = static_cast<int64_t>(slot.expert) * 2 * w.I + 2 * j0;
-    float acc[2 * kJ] = {};
-    rows_dot<2 * kJ>(w.gate_up_blocks, w.gate_up_scales, r0, w.D / 32,
-                     xn + static_cast<int64_t>(t) * w.D, lane, lut, acc);
+  const float* x = xn + static_cast<int64_t>(t) * w.D;
+  if (slot.kind != VEX_SLOT_NEURAL) {
+    if constexpr (kVirtual)
+      if (slot.kind == VEX_SLOT_DEVICE && j0 == 0) device_slot_args(slot, v, x, w.D, tj, lane);
+    return;
+  }
+  const int64_t r0 = static_cast<int64_t>(slot.expert) * 2 * w.I + 2 * j0;
+  float acc[2 * kJ] = {}, out[kJ];
+  rows_dot<2 * kJ>(w.gate_up_blocks, w.gate_up_scales, r0, w.D / 32, x, lane, lut, acc);
 #pragma unroll
-    for (int q = 0; q < kJ; ++q) {
-      const float gate = warp_sum(acc[2 * q]) + bf16(w.gate_up_bias[r0 + 2 * q]);
-      const float up = warp_sum(acc[2 * q + 1]) + bf16(w.gate_up_bias[r0 + 2 * q + 1]);
-      out[q] = swiglu(gate, up, limit);
-    }
+  for (int q = 0; q < kJ; ++q) {
+    const float gate = warp_sum(acc[2 * q]) + bf16(w.gate_up_bias[r0 + 2 * q]);
+    const float up = warp_sum(acc[2 * q + 1]) + bf16(w.gate_up_bias[r0 + 2 * q + 1]);
+    out[q] = swiglu(gate, up, limit);
   }
   if (lane == 0)
 #pragma unroll
@@ -119,12 +126,14 @@ __global__ void __launch_bounds__(kWarps * 32)
 // Grid (D / kRows, n): a block computes kRows = 8 output rows of token t. Warp w takes chosen
 // slot w / 2 (of at most 4 per pass) and rows 4 (w % 2) .. +3 of the block's 8: contiguous rows
 // of one expert, sharing the h loads. The per-slot partial sums meet in shared memory and are
-// added in slot order by one thread per row: deterministic, no atomics.
+// added in slot order by one thread per row: deterministic, no atomics. A virtual slot's warps
+// write its rows instead (DEVICE) or nothing (HOST, whose trigger the first block records).
 constexpr int kRows = 8, kSlotsPerPass = 4, kRowsPerWarp = 4;
+template <bool kVirtual>
 __global__ void __launch_bounds__(kWarps * 32)
     down_kernel(const float* __restrict__ h, const int* __restrict__ idx,
                 const float* __restrict__ weight, const vex_slot* __restrict__ slots, MoeWeights w,
-                int k, float* __restrict__ x) {
+                VirtualSlots v, int k, float* __restrict__ x) {
   __shared__ float lut[16];
   __shared__ float part[kSlotsPerPass][kRows];
   fill_lut(lut);
@@ -134,29 +143,36 @@ __global__ void __launch_bounds__(kWarps * 32)
   for (int j0 = 0; j0 < k; j0 += kSlotsPerPass) {  // gpt-oss: k = 4, one pass
     const int j = j0 + q, tj = t * k + j;
     float acc[kRowsPerWarp] = {};
-    bool neural = false;
+    vex_slot slot{VEX_SLOT_PRUNED, 0, 0, 0};  // past k: adds nothing
     int64_t row = 0;
     if (j < k) {
-      const vex_slot slot = slots[idx[tj]];
-      neural = slot.kind == VEX_SLOT_NEURAL && d0 + r0 + kRowsPerWarp <= w.D;
+      slot = slots[idx[tj]];
       row = static_cast<int64_t>(slot.expert) * w.D + d0 + r0;
+      if constexpr (kVirtual)
+        if (blockIdx.x == 0 && r0 == 0 && lane == 0)
+          host_slot_trigger(slot, v, idx[tj], t, weight[tj]);
     }
+    const bool neural = slot.kind == VEX_SLOT_NEURAL;
     if (neural)
       rows_dot<kRowsPerWarp>(w.down_blocks, w.down_scales, row, w.I / 32,
                              h + static_cast<int64_t>(tj) * w.I, lane, lut, acc);
 #pragma unroll
     for (int r = 0; r < kRowsPerWarp; ++r) {
       const float dot = warp_sum(acc[r]);
-      if (lane == 0)
-        part[q][r0 + r] = neural ? weight[tj] * (dot + bf16(w.down_bias[row + r])) : 0.0f;
+      if (lane != 0) continue;
+      float out = 0.0f;
+      if (neural)
+        out = weight[tj] * (dot + bf16(w.down_bias[row + r]));
+      else if constexpr (kVirtual)
+        out = virtual_slot_row(slot, v, tj, weight[tj], d0 + r0 + r);
+      part[q][r0 + r] = out;
     }
     __syncthreads();
     if (threadIdx.x < kRows)
       for (int qq = 0; qq < kSlotsPerPass; ++qq) total += part[qq][threadIdx.x];
     __syncthreads();
   }
-  if (threadIdx.x < kRows && d0 + threadIdx.x < w.D)
-    x[static_cast<int64_t>(t) * w.D + d0 + threadIdx.x] += total;
+  if (threadIdx.x < kRows) x[static_cast<int64_t>(t) * w.D + d0 + threadIdx.x] += total;
 }
 
 // ---- Prefill: expert-major ("grouped") kernels. A chunk's (token, slot) pairs are listed per
@@ -219,17 +235,23 @@ __device__ __forceinline__ void rows_dot_tokens(const uint8_t* blocks, const uin
   }
 }
 
-// Grid (I / (kWarps * kJ), E): rows 2j .. of slot e's expert for all its tokens.
+// Grid (I / (kWarps * kJ), E): rows 2j .. of slot e's expert for all its tokens; a virtual
+// slot's arguments in its first block.
 __global__ void __launch_bounds__(kWarps * 32)
     gate_up_grouped_kernel(const float* __restrict__ xn, const vex_slot* __restrict__ slots,
                            const int* __restrict__ offset, const int* __restrict__ list,
-                           MoeWeights w, int k, float limit, float* __restrict__ h) {
+                           MoeWeights w, VirtualSlots v, int k, float limit,
+                           float* __restrict__ h) {
   __shared__ float lut[16];
   fill_lut(lut);
-  const int j0 = (blockIdx.x * kWarps + threadIdx.x / 32) * kJ, lane = threadIdx.x % 32;
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
-  if (j0 >= w.I || begin == end) return;
   const vex_slot slot = slots[e];
+  if (slot.kind != VEX_SLOT_NEURAL) {
+    if (blockIdx.x == 0) device_slot_args_grouped(slot, v, xn, w.D, list, begin, end, k);
+    return;
+  }
+  const int j0 = (blockIdx.x * kWarps + threadIdx.x / 32) * kJ, lane = threadIdx.x % 32;
+  if (j0 >= w.I || begin == end) return;
   const int64_t r0 = static_cast<int64_t>(slot.expert) * 2 * w.I + 2 * j0;
   for (int i0 = begin; i0 < end; i0 += kTok) {
     const int ntok = min(kTok, end - i0);
@@ -237,18 +259,14 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int q = 0; q < kTok; ++q)
       xs[q] = xn + static_cast<int64_t>(list[i0 + min(q, ntok - 1)] / k) * w.D;
     float acc[2 * kJ][kTok] = {};
-    if (slot.kind == VEX_SLOT_NEURAL)
-      rows_dot_tokens<2 * kJ>(w.gate_up_blocks, w.gate_up_scales, r0, w.D / 32, xs, ntok, lane, lut,
-                              acc);
+    rows_dot_tokens<2 * kJ>(w.gate_up_blocks, w.gate_up_scales, r0, w.D / 32, xs, ntok, lane, lut,
+                            acc);
     for (int q = 0; q < ntok; ++q) {
 #pragma unroll
       for (int p = 0; p < kJ; ++p) {
-        float out = 0.0f;
-        if (slot.kind == VEX_SLOT_NEURAL) {
-          const float gate = warp_sum(acc[2 * p][q]) + bf16(w.gate_up_bias[r0 + 2 * p]);
-          const float up = warp_sum(acc[2 * p + 1][q]) + bf16(w.gate_up_bias[r0 + 2 * p + 1]);
-          out = swiglu(gate, up, limit);
-        }
+        const float gate = warp_sum(acc[2 * p][q]) + bf16(w.gate_up_bias[r0 + 2 * p]);
+        const float up = warp_sum(acc[2 * p + 1][q]) + bf16(w.gate_up_bias[r0 + 2 * p + 1]);
+        const float out = swiglu(gate, up, limit);
         if (lane == 0 && j0 + p < w.I) h[static_cast<int64_t>(list[i0 + q]) * w.I + j0 + p] = out;
       }
     }
@@ -256,17 +274,24 @@ __global__ void __launch_bounds__(kWarps * 32)
 }
 
 // Grid (D / (kWarps * kRowsPerWarp), E): y[tj, d] = weight[tj] * (W2 h[tj] + b2)[d] for the
-// pairs routed to slot e (0 for slots that are not neural).
+// pairs routed to slot e; a virtual slot's rows (virtual_slots.cuh) for a slot that is not neural.
 __global__ void __launch_bounds__(kWarps * 32)
     down_grouped_kernel(const float* __restrict__ h, const float* __restrict__ weight,
                         const vex_slot* __restrict__ slots, const int* __restrict__ offset,
-                        const int* __restrict__ list, MoeWeights w, float* __restrict__ y) {
+                        const int* __restrict__ list, MoeWeights w, VirtualSlots v, int k,
+                        float* __restrict__ y) {
   __shared__ float lut[16];
   fill_lut(lut);
-  const int d0 = (blockIdx.x * kWarps + threadIdx.x / 32) * kRowsPerWarp, lane = threadIdx.x % 32;
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
-  if (d0 >= w.D || begin == end) return;
   const vex_slot slot = slots[e];
+  constexpr int kBlockRows = kWarps * kRowsPerWarp;
+  if (slot.kind != VEX_SLOT_NEURAL) {
+    virtual_slot_rows_grouped(slot, v, e, list, begin, end, k, weight, blockIdx.x * kBlockRows,
+                              kBlockRows, w.D, y);
+    return;
+  }
+  const int d0 = (blockIdx.x * kWarps + threadIdx.x / 32) * kRowsPerWarp, lane = threadIdx.x % 32;
+  if (d0 >= w.D || begin == end) return;
   const int64_t row = static_cast<int64_t>(slot.expert) * w.D + d0;
   for (int i0 = begin; i0 < end; i0 += kTok) {
     const int ntok = min(kTok, end - i0);
@@ -274,9 +299,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int q = 0; q < kTok; ++q)
       xs[q] = h + static_cast<int64_t>(list[i0 + min(q, ntok - 1)]) * w.I;
     float acc[kRowsPerWarp][kTok] = {};
-    if (slot.kind == VEX_SLOT_NEURAL)
-      rows_dot_tokens<kRowsPerWarp>(w.down_blocks, w.down_scales, row, w.I / 32, xs, ntok, lane,
-                                    lut, acc);
+    rows_dot_tokens<kRowsPerWarp>(w.down_blocks, w.down_scales, row, w.I / 32, xs, ntok, lane, lut,
+                                  acc);
     for (int q = 0; q < ntok; ++q) {
       const int tj = list[i0 + q];
 #pragma unroll
@@ -284,7 +308,7 @@ __global__ void __launch_bounds__(kWarps * 32)
         const float dot = warp_sum(acc[r][q]);
         if (lane == 0)
           y[static_cast<int64_t>(tj) * w.D + d0 + r] =
-              slot.kind == VEX_SLOT_NEURAL ? weight[tj] * (dot + bf16(w.down_bias[row + r])) : 0.0f;
+              weight[tj] * (dot + bf16(w.down_bias[row + r]));
       }
     }
   }
@@ -300,81 +324,32 @@ __global__ void combine_kernel(const float* __restrict__ y, int D, int k, float*
   }
 }
 
-// Block t: token t's chosen virtual slots (moe_virtual).
-constexpr int kVirtualThreads = 256;
-__global__ void __launch_bounds__(kVirtualThreads)
-    virtual_kernel(const float* __restrict__ xn, const int* __restrict__ idx,
-                   const float* __restrict__ weight, const vex_slot* __restrict__ slots,
-                   const vex_device_params* __restrict__ device, int k, int D, int layer,
-                   CacheRows rows, TriggerBuffer triggers, float* __restrict__ x) {
-  __shared__ float part[2][kVirtualThreads / 32];
-  const int t = blockIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  const float* xt = xn + static_cast<int64_t>(t) * D;
-  for (int j = 0; j < k; ++j) {
-    const int tj = t * k + j;
-    const vex_slot s = slots[idx[tj]];
-    const float wt = weight[tj];
-    if (s.kind == VEX_SLOT_NEURAL || s.kind == VEX_SLOT_PRUNED || wt < s.threshold) continue;
-    if (s.kind == VEX_SLOT_HOST) {
-      if (threadIdx.x == 0 && triggers.records) {
-        const int at = atomicAdd(triggers.count, 1);
-        if (at < triggers.capacity)
-          triggers.records[at] = {rows.seq ? rows.seq[t] : 0, rows.pos[t], layer, idx[tj], wt};
-      }
-      continue;
-    }
-    // DEVICE: the two arguments by block reductions, then the result along P.
-    const vex_device_params p = device[s.expert];
-    float acc[2] = {0, 0};
-    for (int i = threadIdx.x; i < D; i += kVirtualThreads) {
-      acc[0] += p.args_w[i] * xt[i];
-      acc[1] += p.args_w[D + i] * xt[i];
-    }
-    for (int a = 0; a < 2; ++a) {
-      acc[a] = warp_sum(acc[a]);
-      if (lane == 0) part[a][warp] = acc[a];
-    }
-    __syncthreads();
-    float arg[2] = {0, 0};
-    for (int a = 0; a < 2; ++a) {
-      for (int w = 0; w < kVirtualThreads / 32; ++w) arg[a] += part[a][w];
-      arg[a] += p.args_b[a];
-    }
-    __syncthreads();
-    const float f = vex_device_apply(s.function, arg[0], arg[1]);
-    for (int i = threadIdx.x; i < D; i += kVirtualThreads)
-      x[static_cast<int64_t>(t) * D + i] += wt * (f * p.out_w[i] + p.out_b[i]);
-  }
-}
-
 }  // namespace
 
 cudaError_t moe_gate_up(const float* xn, const int* idx, const vex_slot* slots, const MoeWeights& w,
-                        int n, int k, float limit, float* h, cudaStream_t stream) {
+                        const VirtualSlots& v, int n, int k, float limit, float* h,
+                        cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (w.D % 32 != 0 || w.I % 32 != 0) return cudaErrorInvalidValue;
   constexpr int per_block = kWarps * kJ;
-  gate_up_kernel<<<dim3((w.I + per_block - 1) / per_block, n * k), kWarps * 32, 0, stream>>>(
-      xn, idx, slots, w, k, limit, h);
+  const dim3 grid((w.I + per_block - 1) / per_block, n * k);
+  if (v.empty())
+    gate_up_kernel<false><<<grid, kWarps * 32, 0, stream>>>(xn, idx, slots, w, v, k, limit, h);
+  else
+    gate_up_kernel<true><<<grid, kWarps * 32, 0, stream>>>(xn, idx, slots, w, v, k, limit, h);
   return cudaGetLastError();
 }
 
 cudaError_t moe_down(const float* h, const int* idx, const float* weight, const vex_slot* slots,
-                     const MoeWeights& w, int n, int k, float* x, cudaStream_t stream) {
+                     const MoeWeights& w, const VirtualSlots& v, int n, int k, float* x,
+                     cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (w.D % kRows != 0 || w.I % 32 != 0) return cudaErrorInvalidValue;
-  down_kernel<<<dim3((w.D + kRows - 1) / kRows, n), kWarps * 32, 0, stream>>>(
-      h, idx, weight, slots, w, k, x);
-  return cudaGetLastError();
-}
-
-cudaError_t moe_virtual(const float* xn, const int* idx, const float* weight,
-                        const vex_slot* slots, const vex_device_params* device, int n, int k,
-                        int D, int layer, CacheRows rows, TriggerBuffer triggers, float* x,
-                        cudaStream_t stream) {
-  if (n <= 0) return cudaSuccess;
-  virtual_kernel<<<n, kVirtualThreads, 0, stream>>>(xn, idx, weight, slots, device, k, D, layer,
-                                                    rows, triggers, x);
+  const dim3 grid(w.D / kRows, n);
+  if (v.empty())
+    down_kernel<false><<<grid, kWarps * 32, 0, stream>>>(h, idx, weight, slots, w, v, k, x);
+  else
+    down_kernel<true><<<grid, kWarps * 32, 0, stream>>>(h, idx, weight, slots, w, v, k, x);
   return cudaGetLastError();
 }
 
@@ -383,8 +358,8 @@ cudaError_t moe_virtual(const float* xn, const int* idx, const float* weight,
 namespace vex::cuda {
 
 cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, const vex_slot* slots,
-                        const MoeWeights& w, int n, int k, int E, float limit, MoeScratch scratch,
-                        float* x, cudaStream_t stream) {
+                        const MoeWeights& w, const VirtualSlots& v, int n, int k, int E,
+                        float limit, MoeScratch scratch, float* x, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (n * k > scratch.capacity || E > 1024 || w.D % (kWarps * kRowsPerWarp) != 0 || w.I % 32 != 0)
     return cudaErrorInvalidValue;
@@ -392,20 +367,20 @@ cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, co
   if (scratch.xb && scratch.hb) {
     cudaError_t err = to_bf16(xn, scratch.xb, int64_t(n) * w.D, stream);
     if (err == cudaSuccess)
-      err = moe_gate_up_mma(scratch.xb, slots, scratch.offset, scratch.list, w, E, k, limit,
+      err = moe_gate_up_mma(xn, scratch.xb, slots, scratch.offset, scratch.list, w, v, E, k, limit,
                             scratch.hb, stream);
     if (err == cudaSuccess)
-      err = moe_down_mma(scratch.hb, weight, slots, scratch.offset, scratch.list, w, E, scratch.y,
-                         stream);
+      err = moe_down_mma(scratch.hb, weight, slots, scratch.offset, scratch.list, w, v, E, k,
+                         scratch.y, stream);
     if (err != cudaSuccess) return err;
     combine_kernel<<<n, 256, 0, stream>>>(scratch.y, w.D, k, x);
     return cudaGetLastError();
   }
   constexpr int per_block = kWarps * kJ;
   gate_up_grouped_kernel<<<dim3((w.I + per_block - 1) / per_block, E), kWarps * 32, 0, stream>>>(
-      xn, slots, scratch.offset, scratch.list, w, k, limit, scratch.h);
+      xn, slots, scratch.offset, scratch.list, w, v, k, limit, scratch.h);
   down_grouped_kernel<<<dim3(w.D / (kWarps * kRowsPerWarp), E), kWarps * 32, 0, stream>>>(
-      scratch.h, weight, slots, scratch.offset, scratch.list, w, scratch.y);
+      scratch.h, weight, slots, scratch.offset, scratch.list, w, v, k, scratch.y);
   combine_kernel<<<n, 256, 0, stream>>>(scratch.y, w.D, k, x);
   return cudaGetLastError();
 }

@@ -36,24 +36,35 @@ struct TriggerBuffer {
   int capacity;
 };
 
-// h[t, j, :] = swiglu(W1_e xn[t] + b1_e) for the j-th chosen slot e = idx[t, j] of token t.
-// xn fp32 [n, D]; idx [n, k]; h fp32 [n, k, I]. Slots other than NEURAL give h = 0.
+// A layer's virtual slots as the fused kernels see them (kernels/cuda/virtual_slots.cuh).
+// Empty (the default) for a layer without any: the decode kernels then run their neural-only
+// instantiation, and a virtual slot would add nothing and record nothing.
+struct VirtualSlots {
+  const vex_device_params* device = nullptr;  // DEVICE slots' parameters, by the slot's `expert`
+  float* args = nullptr;                      // [n * k, 2]: a DEVICE pair's arguments a, b
+  int layer = 0;                              // written into trigger records
+  CacheRows rows{};                           // each token's sequence and position
+  TriggerBuffer triggers{};                   // HOST records; null: not recorded
+  bool empty() const { return !args && !triggers.records; }
+};
+
+// Every chosen slot counts only at or above its threshold (neural slots: 0). NEURAL slots run
+// the expert's MLP; DEVICE slots add weight * (f(a, b) * P + q) with a, b read linearly from
+// xn[t] (experts/device_fn.h); HOST slots append {seq, pos, layer, slot, weight} to
+// v.triggers and add nothing. Twin of CpuEngine::moe_token.
+
+// Gate-up pass: h[t, j, :] = swiglu(W1_e xn[t] + b1_e) for the j-th chosen slot e = idx[t, j]
+// of token t when it is NEURAL (h is not written for others); a DEVICE slot's a, b into v.args.
+// xn fp32 [n, D]; idx [n, k]; h fp32 [n, k, I].
 cudaError_t moe_gate_up(const float* xn, const int* idx, const vex_slot* slots, const MoeWeights& w,
-                        int n, int k, float limit, float* h, cudaStream_t stream);
-
-// x[t] += sum_j weight[t, j] * (W2_e h[t, j] + b2_e) over the NEURAL slots (others add nothing
-// here; moe_virtual runs them).
-cudaError_t moe_down(const float* h, const int* idx, const float* weight, const vex_slot* slots,
-                     const MoeWeights& w, int n, int k, float* x, cudaStream_t stream);
-
-// The virtual slots among token t's k chosen ones, each counted only at or above its threshold:
-// DEVICE slots add weight * (f(a, b) * P + q) to x[t] (experts/device_fn.h; a, b read from
-// xn[t]), HOST slots append {seq, pos, layer, slot, weight} to `triggers`. Launched after the
-// neural experts, for layers that have virtual slots. Twin of CpuEngine::moe_token's virtual part.
-cudaError_t moe_virtual(const float* xn, const int* idx, const float* weight,
-                        const vex_slot* slots, const vex_device_params* device, int n, int k,
-                        int D, int layer, CacheRows rows, TriggerBuffer triggers, float* x,
+                        const VirtualSlots& v, int n, int k, float limit, float* h,
                         cudaStream_t stream);
+
+// Down pass: x[t] += sum_j weight[t, j] * out_j[t] over the chosen slots, in slot order: the
+// NEURAL slots' W2_e h[t, j] + b2_e, the DEVICE slots' results; the HOST slots' triggers.
+cudaError_t moe_down(const float* h, const int* idx, const float* weight, const vex_slot* slots,
+                     const MoeWeights& w, const VirtualSlots& v, int n, int k, float* x,
+                     cudaStream_t stream);
 
 // Buffers of the grouped (prefill) path, for up to `capacity` (token, slot) pairs.
 struct MoeScratch {
@@ -71,9 +82,10 @@ struct MoeScratch {
 // The whole MoE block for a chunk of n tokens, expert-major: the (token, slot) pairs are grouped
 // by slot, every chosen expert's weights are read once for all its tokens, and the k outputs of
 // each token are summed into x in slot order. Same result as moe_gate_up + moe_down, bit for
-// bit (shared arithmetic; tests/test_cuda_kernels.cpp). E <= 1024, D % 32 == 0.
-cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight,
-                        const vex_slot* slots, const MoeWeights& w, int n, int k, int E,
+// bit (shared arithmetic, virtual slots included; tests/test_cuda_kernels.cpp). E <= 1024,
+// D % 32 == 0.
+cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, const vex_slot* slots,
+                        const MoeWeights& w, const VirtualSlots& v, int n, int k, int E,
                         float limit, MoeScratch scratch, float* x, cudaStream_t stream);
 
 }  // namespace vex::cuda

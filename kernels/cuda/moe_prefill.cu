@@ -1,5 +1,6 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/moe_prefill.cuh"
+#include "kernels/cuda/virtual_slots.cuh"
 
 #include <cuda_bf16.h>
 
@@ -82,15 +83,21 @@ __device__ __forceinline__ void warp_tile(const uint8_t* blocks, const uint8_t* 
   }
 }
 
-// Grid (2I / 64, E): 64 gate/up rows of slot e's expert against its tokens, 16 at a time.
+// Grid (2I / 64, E): 64 gate/up rows of slot e's expert against its tokens, 16 at a time; a
+// virtual slot's arguments (from the fp32 xn) in its first block.
 __global__ void __launch_bounds__(kWarps * 32)
-    gate_up_mma_kernel(const uint16_t* __restrict__ xb, const vex_slot* __restrict__ slots,
-                       const int* __restrict__ offset, const int* __restrict__ list, MoeWeights w,
-                       int k, float limit, uint16_t* __restrict__ hb) {
+    gate_up_mma_kernel(const float* __restrict__ xn, const uint16_t* __restrict__ xb,
+                       const vex_slot* __restrict__ slots, const int* __restrict__ offset,
+                       const int* __restrict__ list, MoeWeights w, VirtualSlots v, int k,
+                       float limit, uint16_t* __restrict__ hb) {
   __shared__ uint32_t lut[256];
   fill_lut8(lut);
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
   const vex_slot slot = slots[e];
+  if (slot.kind != VEX_SLOT_NEURAL) {
+    if (blockIdx.x == 0) device_slot_args_grouped(slot, v, xn, w.D, list, begin, end, k);
+    return;
+  }
   if (begin == end) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
   const int r_local = blockIdx.x * kRowsPerBlock + warp * 16;  // row within the expert
@@ -100,9 +107,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int tile = 0; tile < 2; ++tile)
       xrow[tile] = xb + static_cast<int64_t>(list[min(i0 + tile * 8 + g, end - 1)] / k) * w.D;
     float acc[2][4] = {};
-    if (slot.kind == VEX_SLOT_NEURAL)
-      warp_tile(w.gate_up_blocks, w.gate_up_scales, row, w.D, xrow, lut, acc);
-      // Rows g (even: gate) and g + 1 (up) sit in lanes 4g + c and 4(g+1) + c: pair them.
+    warp_tile(w.gate_up_blocks, w.gate_up_scales, row, w.D, xrow, lut, acc);
+    // Rows g (even: gate) and g + 1 (up) sit in lanes 4g + c and 4(g+1) + c: pair them.
 #pragma unroll
     for (int tile = 0; tile < 2; ++tile)
 #pragma unroll
@@ -112,26 +118,30 @@ __global__ void __launch_bounds__(kWarps * 32)
         const int r = r_local + g + (v >= 2 ? 8 : 0);   // gate row (even)
         const int i = i0 + tile * 8 + 2 * c + (v % 2);  // pair index in the list
         if (i >= end) continue;
-        float out = 0.0f;
-        if (slot.kind == VEX_SLOT_NEURAL) {
-          const int64_t br = static_cast<int64_t>(slot.expert) * 2 * w.I + r;
-          out = swiglu(acc[tile][v] + bf16(w.gate_up_bias[br]), up + bf16(w.gate_up_bias[br + 1]),
-                       limit);
-        }
+        const int64_t br = static_cast<int64_t>(slot.expert) * 2 * w.I + r;
+        const float out = swiglu(acc[tile][v] + bf16(w.gate_up_bias[br]),
+                                 up + bf16(w.gate_up_bias[br + 1]), limit);
         hb[static_cast<int64_t>(list[i]) * w.I + r / 2] = to_bf16(out);
       }
   }
 }
 
-// Grid (D / 64, E): 64 down rows of slot e's expert against its pairs' hb, 16 at a time.
+// Grid (D / 64, E): 64 down rows of slot e's expert against its pairs' hb, 16 at a time; a
+// virtual slot's rows (virtual_slots.cuh) for a slot that is not neural.
 __global__ void __launch_bounds__(kWarps * 32)
     down_mma_kernel(const uint16_t* __restrict__ hb, const float* __restrict__ weight,
                     const vex_slot* __restrict__ slots, const int* __restrict__ offset,
-                    const int* __restrict__ list, MoeWeights w, float* __restrict__ y) {
+                    const int* __restrict__ list, MoeWeights w, VirtualSlots v, int k,
+                    float* __restrict__ y) {
   __shared__ uint32_t lut[256];
   fill_lut8(lut);
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
   const vex_slot slot = slots[e];
+  if (slot.kind != VEX_SLOT_NEURAL) {
+    virtual_slot_rows_grouped(slot, v, e, list, begin, end, k, weight, blockIdx.x * kRowsPerBlock,
+                              kRowsPerBlock, w.D, y);
+    return;
+  }
   if (begin == end) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
   const int d_local = blockIdx.x * kRowsPerBlock + warp * 16;
@@ -141,8 +151,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int tile = 0; tile < 2; ++tile)
       xrow[tile] = hb + static_cast<int64_t>(list[min(i0 + tile * 8 + g, end - 1)]) * w.I;
     float acc[2][4] = {};
-    if (slot.kind == VEX_SLOT_NEURAL)
-      warp_tile(w.down_blocks, w.down_scales, row, w.I, xrow, lut, acc);
+    warp_tile(w.down_blocks, w.down_scales, row, w.I, xrow, lut, acc);
 #pragma unroll
     for (int tile = 0; tile < 2; ++tile)
 #pragma unroll
@@ -152,30 +161,29 @@ __global__ void __launch_bounds__(kWarps * 32)
         if (i >= end) continue;
         const int tj = list[i];
         y[static_cast<int64_t>(tj) * w.D + d] =
-            slot.kind == VEX_SLOT_NEURAL
-                ? weight[tj] * (acc[tile][v] + bf16(w.down_bias[row - d_local + d]))
-                : 0.0f;
+            weight[tj] * (acc[tile][v] + bf16(w.down_bias[row - d_local + d]));
       }
   }
 }
 
 }  // namespace
 
-cudaError_t moe_gate_up_mma(const uint16_t* xb, const vex_slot* slots, const int* offset,
-                            const int* list, const MoeWeights& w, int E, int k, float limit,
-                            uint16_t* hb, cudaStream_t stream) {
+cudaError_t moe_gate_up_mma(const float* xn, const uint16_t* xb, const vex_slot* slots,
+                            const int* offset, const int* list, const MoeWeights& w,
+                            const VirtualSlots& v, int E, int k, float limit, uint16_t* hb,
+                            cudaStream_t stream) {
   if (w.D % 64 || (2 * w.I) % kRowsPerBlock) return cudaErrorInvalidValue;
   gate_up_mma_kernel<<<dim3(2 * w.I / kRowsPerBlock, E), kWarps * 32, 0, stream>>>(
-      xb, slots, offset, list, w, k, limit, hb);
+      xn, xb, slots, offset, list, w, v, k, limit, hb);
   return cudaGetLastError();
 }
 
 cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot* slots,
-                         const int* offset, const int* list, const MoeWeights& w, int E, float* y,
-                         cudaStream_t stream) {
+                         const int* offset, const int* list, const MoeWeights& w,
+                         const VirtualSlots& v, int E, int k, float* y, cudaStream_t stream) {
   if (w.I % 64 || w.D % kRowsPerBlock) return cudaErrorInvalidValue;
-  down_mma_kernel<<<dim3(w.D / kRowsPerBlock, E), kWarps * 32, 0, stream>>>(hb, weight, slots,
-                                                                            offset, list, w, y);
+  down_mma_kernel<<<dim3(w.D / kRowsPerBlock, E), kWarps * 32, 0, stream>>>(
+      hb, weight, slots, offset, list, w, v, k, y);
   return cudaGetLastError();
 }
 
