@@ -94,7 +94,7 @@ constexpr int kJ = 2;
 template <bool kVirtual>
 __global__ void __launch_bounds__(kWarps * 32)
     gate_up_kernel(const float* __restrict__ xn, const int* __restrict__ idx,
-                   const vex_slot* __restrict__ slots, MoeWeights w, VirtualSlots v, int k,
+                   const vex_slot* __restrict__ slots, MoeWeights w, VirtualSlots virt, int k,
                    float limit, float* __restrict__ h) {
   __shared__ float lut[16];
   fill_lut(lut);
@@ -105,7 +105,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const float* x = xn + static_cast<int64_t>(t) * w.D;
   if (slot.kind != VEX_SLOT_NEURAL) {
     if constexpr (kVirtual)
-      if (slot.kind == VEX_SLOT_DEVICE && j0 == 0) device_slot_args(slot, v, x, w.D, tj, lane);
+      if (slot.kind == VEX_SLOT_DEVICE && j0 == 0) device_slot_args(slot, virt, x, w.D, tj, lane);
     return;
   }
   const int64_t r0 = static_cast<int64_t>(slot.expert) * 2 * w.I + 2 * j0;
@@ -133,7 +133,7 @@ template <bool kVirtual>
 __global__ void __launch_bounds__(kWarps * 32)
     down_kernel(const float* __restrict__ h, const int* __restrict__ idx,
                 const float* __restrict__ weight, const vex_slot* __restrict__ slots, MoeWeights w,
-                VirtualSlots v, int k, float* __restrict__ x) {
+                VirtualSlots virt, int k, float* __restrict__ x) {
   __shared__ float lut[16];
   __shared__ float part[kSlotsPerPass][kRows];
   fill_lut(lut);
@@ -150,7 +150,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       row = static_cast<int64_t>(slot.expert) * w.D + d0 + r0;
       if constexpr (kVirtual)
         if (blockIdx.x == 0 && r0 == 0 && lane == 0)
-          host_slot_trigger(slot, v, idx[tj], t, weight[tj]);
+          host_slot_trigger(slot, virt, idx[tj], t, weight[tj]);
     }
     const bool neural = slot.kind == VEX_SLOT_NEURAL;
     if (neural)
@@ -164,7 +164,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (neural)
         out = weight[tj] * (dot + bf16(w.down_bias[row + r]));
       else if constexpr (kVirtual)
-        out = virtual_slot_row(slot, v, tj, weight[tj], d0 + r0 + r);
+        out = virtual_slot_row(slot, virt, tj, weight[tj], d0 + r0 + r);
       part[q][r0 + r] = out;
     }
     __syncthreads();
@@ -240,14 +240,14 @@ __device__ __forceinline__ void rows_dot_tokens(const uint8_t* blocks, const uin
 __global__ void __launch_bounds__(kWarps * 32)
     gate_up_grouped_kernel(const float* __restrict__ xn, const vex_slot* __restrict__ slots,
                            const int* __restrict__ offset, const int* __restrict__ list,
-                           MoeWeights w, VirtualSlots v, int k, float limit,
+                           MoeWeights w, VirtualSlots virt, int k, float limit,
                            float* __restrict__ h) {
   __shared__ float lut[16];
   fill_lut(lut);
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
   const vex_slot slot = slots[e];
   if (slot.kind != VEX_SLOT_NEURAL) {
-    if (blockIdx.x == 0) device_slot_args_grouped(slot, v, xn, w.D, list, begin, end, k);
+    if (blockIdx.x == 0) device_slot_args_grouped(slot, virt, xn, w.D, list, begin, end, k);
     return;
   }
   const int j0 = (blockIdx.x * kWarps + threadIdx.x / 32) * kJ, lane = threadIdx.x % 32;
@@ -278,7 +278,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 __global__ void __launch_bounds__(kWarps * 32)
     down_grouped_kernel(const float* __restrict__ h, const float* __restrict__ weight,
                         const vex_slot* __restrict__ slots, const int* __restrict__ offset,
-                        const int* __restrict__ list, MoeWeights w, VirtualSlots v, int k,
+                        const int* __restrict__ list, MoeWeights w, VirtualSlots virt, int k,
                         float* __restrict__ y) {
   __shared__ float lut[16];
   fill_lut(lut);
@@ -286,7 +286,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   const vex_slot slot = slots[e];
   constexpr int kBlockRows = kWarps * kRowsPerWarp;
   if (slot.kind != VEX_SLOT_NEURAL) {
-    virtual_slot_rows_grouped(slot, v, e, list, begin, end, k, weight, blockIdx.x * kBlockRows,
+    virtual_slot_rows_grouped(slot, virt, e, list, begin, end, k, weight, blockIdx.x * kBlockRows,
                               kBlockRows, w.D, y);
     return;
   }
@@ -327,29 +327,29 @@ __global__ void combine_kernel(const float* __restrict__ y, int D, int k, float*
 }  // namespace
 
 cudaError_t moe_gate_up(const float* xn, const int* idx, const vex_slot* slots, const MoeWeights& w,
-                        const VirtualSlots& v, int n, int k, float limit, float* h,
+                        const VirtualSlots& virt, int n, int k, float limit, float* h,
                         cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (w.D % 32 != 0 || w.I % 32 != 0) return cudaErrorInvalidValue;
   constexpr int per_block = kWarps * kJ;
   const dim3 grid((w.I + per_block - 1) / per_block, n * k);
-  if (v.empty())
-    gate_up_kernel<false><<<grid, kWarps * 32, 0, stream>>>(xn, idx, slots, w, v, k, limit, h);
+  if (virt.empty())
+    gate_up_kernel<false><<<grid, kWarps * 32, 0, stream>>>(xn, idx, slots, w, virt, k, limit, h);
   else
-    gate_up_kernel<true><<<grid, kWarps * 32, 0, stream>>>(xn, idx, slots, w, v, k, limit, h);
+    gate_up_kernel<true><<<grid, kWarps * 32, 0, stream>>>(xn, idx, slots, w, virt, k, limit, h);
   return cudaGetLastError();
 }
 
 cudaError_t moe_down(const float* h, const int* idx, const float* weight, const vex_slot* slots,
-                     const MoeWeights& w, const VirtualSlots& v, int n, int k, float* x,
+                     const MoeWeights& w, const VirtualSlots& virt, int n, int k, float* x,
                      cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (w.D % kRows != 0 || w.I % 32 != 0) return cudaErrorInvalidValue;
   const dim3 grid(w.D / kRows, n);
-  if (v.empty())
-    down_kernel<false><<<grid, kWarps * 32, 0, stream>>>(h, idx, weight, slots, w, v, k, x);
+  if (virt.empty())
+    down_kernel<false><<<grid, kWarps * 32, 0, stream>>>(h, idx, weight, slots, w, virt, k, x);
   else
-    down_kernel<true><<<grid, kWarps * 32, 0, stream>>>(h, idx, weight, slots, w, v, k, x);
+    down_kernel<true><<<grid, kWarps * 32, 0, stream>>>(h, idx, weight, slots, w, virt, k, x);
   return cudaGetLastError();
 }
 
@@ -358,7 +358,7 @@ cudaError_t moe_down(const float* h, const int* idx, const float* weight, const 
 namespace vex::cuda {
 
 cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, const vex_slot* slots,
-                        const MoeWeights& w, const VirtualSlots& v, int n, int k, int E,
+                        const MoeWeights& w, const VirtualSlots& virt, int n, int k, int E,
                         float limit, MoeScratch scratch, float* x, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (n * k > scratch.capacity || E > 1024 || w.D % (kWarps * kRowsPerWarp) != 0 || w.I % 32 != 0)
@@ -367,10 +367,10 @@ cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, co
   if (scratch.xb && scratch.hb) {
     cudaError_t err = to_bf16(xn, scratch.xb, int64_t(n) * w.D, stream);
     if (err == cudaSuccess)
-      err = moe_gate_up_mma(xn, scratch.xb, slots, scratch.offset, scratch.list, w, v, E, k, limit,
-                            scratch.hb, stream);
+      err = moe_gate_up_mma(xn, scratch.xb, slots, scratch.offset, scratch.list, w, virt, E, k,
+                            limit, scratch.hb, stream);
     if (err == cudaSuccess)
-      err = moe_down_mma(scratch.hb, weight, slots, scratch.offset, scratch.list, w, v, E, k,
+      err = moe_down_mma(scratch.hb, weight, slots, scratch.offset, scratch.list, w, virt, E, k,
                          scratch.y, stream);
     if (err != cudaSuccess) return err;
     combine_kernel<<<n, 256, 0, stream>>>(scratch.y, w.D, k, x);
@@ -378,9 +378,9 @@ cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, co
   }
   constexpr int per_block = kWarps * kJ;
   gate_up_grouped_kernel<<<dim3((w.I + per_block - 1) / per_block, E), kWarps * 32, 0, stream>>>(
-      xn, slots, scratch.offset, scratch.list, w, v, k, limit, scratch.h);
+      xn, slots, scratch.offset, scratch.list, w, virt, k, limit, scratch.h);
   down_grouped_kernel<<<dim3(w.D / (kWarps * kRowsPerWarp), E), kWarps * 32, 0, stream>>>(
-      scratch.h, weight, slots, scratch.offset, scratch.list, w, v, k, scratch.y);
+      scratch.h, weight, slots, scratch.offset, scratch.list, w, virt, k, scratch.y);
   combine_kernel<<<n, 256, 0, stream>>>(scratch.y, w.D, k, x);
   return cudaGetLastError();
 }

@@ -51,19 +51,19 @@ struct VirtualSlots {
 // Every chosen slot counts only at or above its threshold (neural slots: 0). NEURAL slots run
 // the expert's MLP; DEVICE slots add weight * (f(a, b) * P + q) with a, b read linearly from
 // xn[t] (experts/device_fn.h); HOST slots append {seq, pos, layer, slot, weight} to
-// v.triggers and add nothing. Twin of CpuEngine::moe_token.
+// virt.triggers and add nothing. Twin of CpuEngine::moe_token.
 
 // Gate-up pass: h[t, j, :] = swiglu(W1_e xn[t] + b1_e) for the j-th chosen slot e = idx[t, j]
-// of token t when it is NEURAL (h is not written for others); a DEVICE slot's a, b into v.args.
+// of token t when it is NEURAL (h is not written for others); a DEVICE slot's a, b into virt.args.
 // xn fp32 [n, D]; idx [n, k]; h fp32 [n, k, I].
 cudaError_t moe_gate_up(const float* xn, const int* idx, const vex_slot* slots, const MoeWeights& w,
-                        const VirtualSlots& v, int n, int k, float limit, float* h,
+                        const VirtualSlots& virt, int n, int k, float limit, float* h,
                         cudaStream_t stream);
 
 // Down pass: x[t] += sum_j weight[t, j] * out_j[t] over the chosen slots, in slot order: the
 // NEURAL slots' W2_e h[t, j] + b2_e, the DEVICE slots' results; the HOST slots' triggers.
 cudaError_t moe_down(const float* h, const int* idx, const float* weight, const vex_slot* slots,
-                     const MoeWeights& w, const VirtualSlots& v, int n, int k, float* x,
+                     const MoeWeights& w, const VirtualSlots& virt, int n, int k, float* x,
                      cudaStream_t stream);
 
 // Buffers of the grouped (prefill) path, for up to `capacity` (token, slot) pairs.
@@ -85,7 +85,7 @@ struct MoeScratch {
 // bit (shared arithmetic, virtual slots included; tests/test_cuda_kernels.cpp). E <= 1024,
 // D % 32 == 0.
 cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, const vex_slot* slots,
-                        const MoeWeights& w, const VirtualSlots& v, int n, int k, int E,
+                        const MoeWeights& w, const VirtualSlots& virt, int n, int k, int E,
                         float limit, MoeScratch scratch, float* x, cudaStream_t stream);
 
 }  // namespace vex::cuda

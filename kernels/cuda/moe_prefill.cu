@@ -88,14 +88,14 @@ __device__ __forceinline__ void warp_tile(const uint8_t* blocks, const uint8_t* 
 __global__ void __launch_bounds__(kWarps * 32)
     gate_up_mma_kernel(const float* __restrict__ xn, const uint16_t* __restrict__ xb,
                        const vex_slot* __restrict__ slots, const int* __restrict__ offset,
-                       const int* __restrict__ list, MoeWeights w, VirtualSlots v, int k,
+                       const int* __restrict__ list, MoeWeights w, VirtualSlots virt, int k,
                        float limit, uint16_t* __restrict__ hb) {
   __shared__ uint32_t lut[256];
   fill_lut8(lut);
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
   const vex_slot slot = slots[e];
   if (slot.kind != VEX_SLOT_NEURAL) {
-    if (blockIdx.x == 0) device_slot_args_grouped(slot, v, xn, w.D, list, begin, end, k);
+    if (blockIdx.x == 0) device_slot_args_grouped(slot, virt, xn, w.D, list, begin, end, k);
     return;
   }
   if (begin == end) return;
@@ -131,15 +131,15 @@ __global__ void __launch_bounds__(kWarps * 32)
 __global__ void __launch_bounds__(kWarps * 32)
     down_mma_kernel(const uint16_t* __restrict__ hb, const float* __restrict__ weight,
                     const vex_slot* __restrict__ slots, const int* __restrict__ offset,
-                    const int* __restrict__ list, MoeWeights w, VirtualSlots v, int k,
+                    const int* __restrict__ list, MoeWeights w, VirtualSlots virt, int k,
                     float* __restrict__ y) {
   __shared__ uint32_t lut[256];
   fill_lut8(lut);
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
   const vex_slot slot = slots[e];
   if (slot.kind != VEX_SLOT_NEURAL) {
-    virtual_slot_rows_grouped(slot, v, e, list, begin, end, k, weight, blockIdx.x * kRowsPerBlock,
-                              kRowsPerBlock, w.D, y);
+    virtual_slot_rows_grouped(slot, virt, e, list, begin, end, k, weight,
+                              blockIdx.x * kRowsPerBlock, kRowsPerBlock, w.D, y);
     return;
   }
   if (begin == end) return;
@@ -170,20 +170,20 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 cudaError_t moe_gate_up_mma(const float* xn, const uint16_t* xb, const vex_slot* slots,
                             const int* offset, const int* list, const MoeWeights& w,
-                            const VirtualSlots& v, int E, int k, float limit, uint16_t* hb,
+                            const VirtualSlots& virt, int E, int k, float limit, uint16_t* hb,
                             cudaStream_t stream) {
   if (w.D % 64 || (2 * w.I) % kRowsPerBlock) return cudaErrorInvalidValue;
   gate_up_mma_kernel<<<dim3(2 * w.I / kRowsPerBlock, E), kWarps * 32, 0, stream>>>(
-      xn, xb, slots, offset, list, w, v, k, limit, hb);
+      xn, xb, slots, offset, list, w, virt, k, limit, hb);
   return cudaGetLastError();
 }
 
 cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot* slots,
                          const int* offset, const int* list, const MoeWeights& w,
-                         const VirtualSlots& v, int E, int k, float* y, cudaStream_t stream) {
+                         const VirtualSlots& virt, int E, int k, float* y, cudaStream_t stream) {
   if (w.I % 64 || w.D % kRowsPerBlock) return cudaErrorInvalidValue;
   down_mma_kernel<<<dim3(w.D / kRowsPerBlock, E), kWarps * 32, 0, stream>>>(
-      hb, weight, slots, offset, list, w, v, k, y);
+      hb, weight, slots, offset, list, w, virt, k, y);
   return cudaGetLastError();
 }
 
