@@ -92,10 +92,12 @@ absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,
 
   const std::string gen = sidecar(*m->checkpoint, "generation_config.json");
   VEX_ASSIGN_OR_RETURN(m->sampling, sampling_from_generation_config(gen, SamplingParams{}));
-  m->stop_tokens = {200002, 200012};  // <|return|>, <|call|> (spec §6.4)
+  // <|return|> and <|call|> end a turn (spec §6.4), under whatever ids the tokenizer gives them.
+  if (m->tokenizer)
+    m->stop_tokens = {m->tokenizer->special_id("<|return|>"), m->tokenizer->special_id("<|call|>")};
   VEX_RETURN_IF_ERROR(read_eos(gen, &m->stop_tokens));
   // <|end|> closes one message, never the turn, even if a config lists it.
-  std::erase(m->stop_tokens, 200007);
+  if (m->tokenizer) std::erase(m->stop_tokens, m->tokenizer->special_id("<|end|>"));
   std::sort(m->stop_tokens.begin(), m->stop_tokens.end());
   m->stop_tokens.erase(std::unique(m->stop_tokens.begin(), m->stop_tokens.end()),
                        m->stop_tokens.end());

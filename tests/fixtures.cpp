@@ -64,6 +64,11 @@ const std::string& tiny_chat_checkpoint() {
   return dir;
 }
 
+std::string demo_model() {
+  const char* env = std::getenv("VEX_DEMO_MODEL");
+  return env && *env ? env : std::string(VEX_TEST_DATA) + "/../../models/vex-demo";
+}
+
 std::string copy_checkpoint(const std::string& from, const std::string& tag) {
   std::string to = temp_dir(tag);
   fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::overwrite_existing);

@@ -23,6 +23,10 @@ const std::string& tiny_chat_checkpoint();
 // fixture), loaded once per process; aborts with a hint when it is missing.
 const Tokenizer& tokenizer();
 
+// models/vex-demo, the trained demo model committed in the repository ($VEX_DEMO_MODEL when set,
+// for test binaries run away from the source tree).
+std::string demo_model();
+
 // Copies a checkpoint directory (recursively) for tests that corrupt files.
 std::string copy_checkpoint(const std::string& from, const std::string& tag);
 

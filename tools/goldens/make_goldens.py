@@ -19,6 +19,8 @@ transformers itself.
 
   python3 tools/goldens/make_goldens.py --ckpt /tmp/tiny --out tests/data/golden_tiny.safetensors \
       --vexgen "vexgen --shape tiny --seed 0 --out /tmp/tiny"
+  python3 tools/goldens/make_goldens.py --ckpt models/vex-demo --source models/vex-demo \
+      --lengths 1,9,150,300 --out tests/data/golden_demo.safetensors
 """
 import argparse
 import json
@@ -125,7 +127,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ckpt", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--vexgen", required=True, help="the exact vexgen command that made --ckpt")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--vexgen", help="the exact vexgen command that made --ckpt")
+    src.add_argument("--source", help="where --ckpt comes from (a committed model: its path)")
+    ap.add_argument("--lengths", default=",".join(map(str, LENGTHS)),
+                    help="sequence lengths (longer than the model's sliding window)")
     ap.add_argument("--seed", type=int, default=1234, help="seed of the token sequences")
     ap.add_argument("--inspect", action="store_true", help="print transformers' GptOss source")
     args = ap.parse_args()
@@ -156,7 +162,8 @@ def main():
     cols = np.sort(rng.choice(vocab, size=N_COLS, replace=False)).astype(np.int32)
     out = {"cols": torch.from_numpy(cols)}
     spread = 0.0
-    for s, n in enumerate(LENGTHS):
+    lengths = [int(x) for x in args.lengths.split(",")]
+    for s, n in enumerate(lengths):
         ids = rng.integers(0, vocab, size=n).astype(np.int32)
         l32 = run(model32, ids.tolist())
         l64 = run(model64, ids.tolist())
@@ -170,10 +177,10 @@ def main():
         print(f"sequence {s}: {n} tokens, top-1 at last position {int(top.indices[-1, 0])} "
               f"({float(top.values[-1, 0]):.5f}), logit std {float(l32.std()):.3f}")
     meta = {
-        "vexgen": args.vexgen,
+        ("vexgen" if args.vexgen else "source"): args.vexgen or args.source,
         "oracle": f"transformers {transformers.__version__} GptOssForCausalLM float32 eager, "
                   f"torch {torch.__version__} CPU",
-        "lengths": ",".join(map(str, LENGTHS)),
+        "lengths": ",".join(map(str, lengths)),
         "token_seed": str(args.seed),
         "fp32_vs_fp64_max_rel": f"{spread:.3e}",
     }

@@ -8,12 +8,13 @@ Must run on Python 3.11 (sum() of floats adds left to right there; 3.12 compensa
 
   python3 tools/oracles/interpreter.py > tests/data/experts/interpreter.tsv
 """
+import builtins
 import random
 import sys
 
 assert sys.version_info[:2] == (3, 11), "run with Python 3.11 (see the docstring)"
 
-BUILTINS = {name: getattr(__builtins__, name) for name in
+BUILTINS = {name: getattr(builtins, name) for name in
             "abs all any bool divmod enumerate float int len list max min range reversed round "
             "sorted str sum tuple zip".split()}
 ITERATORS = (type(zip()), type(enumerate([])), type(reversed([])), type(iter([])))

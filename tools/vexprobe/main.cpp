@@ -121,7 +121,7 @@ bool fires(const Sample& s, double z, int k, float threshold) {
 int train_router(const Options& o) {
   std::string dir = o.weights;
   if (dir.empty()) {
-    auto demo = ensure_demo_model();
+    auto demo = demo_model_dir();
     if (!demo.ok()) return fprintf(stderr, "vexprobe: %s\n", demo.status().ToString().c_str()), 1;
     dir = *demo;
   }

@@ -1,6 +1,5 @@
-// The embedded demo model: with no --weights, vexrun runs the tiny synthetic checkpoint of
-// `vexgen --shape tiny --seed 0` (random weights) with the real gpt-oss tokenizer, made on first
-// use and cached.
+// The embedded demo model: with no --weights, vexrun and vexprobe run models/vex-demo, the small
+// trained gpt-oss-architecture model committed in the repository (models/vex-demo/README.md).
 #pragma once
 
 #include <string>
@@ -9,8 +8,9 @@
 
 namespace vex {
 
-// Returns the demo checkpoint directory, creating it under $VEX_CACHE (default ~/.cache/vex) if
-// needed. tokenizer.json comes from tools/fetch-tokenizer.sh's cache, fetched if missing.
-absl::StatusOr<std::string> ensure_demo_model();
+// The demo checkpoint directory: $VEX_DEMO_MODEL when set, else models/vex-demo beside the build
+// folder holding the running binary (build/vexrun -> models/vex-demo), else in the source tree
+// this binary was built from. NotFound, naming the places looked at, when none holds it.
+absl::StatusOr<std::string> demo_model_dir();
 
 }  // namespace vex

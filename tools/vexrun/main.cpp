@@ -3,7 +3,7 @@
 //   vexrun [--weights DIR]                             interactive chat on a terminal
 //   vexrun --weights DIR --raw -p "text"               plain completion, no chat format
 //   vexrun --weights DIR --tokens 1,2,3 --logits l.npy the token-level interface
-// Without --weights it runs the embedded demo model (random weights, real tokenizer).
+// Without --weights it runs the demo model committed in models/vex-demo (tools/vexrun/demo.h).
 // The answer goes to stdout; everything else (progress, timings, errors) to stderr.
 #include <unistd.h>
 
@@ -143,7 +143,7 @@ class Runner {
     }
     if (!o_.json) {
       if (!printed_final) {
-        // A model that never opens a final message (the random demo model, or one cut off by -n
+        // A model that never opens a final message (a small model gone astray, or one cut off by -n
         // while thinking) still shows what it wrote.
         fprintf(stderr, "vexrun: no final answer (stop: %s); the generated text follows\n",
                 stop_reason_name(r.reason));
@@ -320,14 +320,9 @@ int run(int argc, char** argv) {
   const bool tty_in = isatty(STDIN_FILENO), tty_err = isatty(STDERR_FILENO);
 
   if (o.weights.empty()) {
-    auto demo = ensure_demo_model();
+    auto demo = demo_model_dir();
     if (!demo.ok()) return fail(demo.status());
     o.weights = *demo;
-    fprintf(stderr,
-            "vexrun: no --weights given: running the embedded demo model (%s), a tiny model with "
-            "RANDOM weights and the real gpt-oss tokenizer. Its output is noise; pass --weights "
-            "DIR for a real model.\n",
-            o.weights.c_str());
   }
   const auto t0 = Clock::now();
   LoadOptions load;
