@@ -39,6 +39,15 @@ absl::Status Session::set_tokens(std::span<const int32_t> tokens) {
   return append(tokens.subspan(keep));
 }
 
+absl::Status Session::set_virtual_experts(bool on) {
+  if (on == virtual_on_) return absl::OkStatus();
+  VEX_RETURN_IF_ERROR(engine_->set_virtual_experts(on));
+  virtual_on_ = on;
+  engine_->truncate(0);
+  tokens_.clear();
+  return absl::OkStatus();
+}
+
 absl::Status Session::append(std::span<const int32_t> tokens) {
   if (tokens.empty()) return absl::OkStatus();
   VEX_RETURN_IF_ERROR(engine_->forward(tokens, logits_.data(), /*last_only=*/true));

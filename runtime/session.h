@@ -65,6 +65,11 @@ class Session {
                                           const GenerateOptions& opt,
                                           const TokenCallback& on_token);
 
+  // Switches the engine's virtual slots on or off (Engine::set_virtual_experts). The keys and
+  // values in the cache were computed under the old routing, so a change drops them: the next
+  // prompt is run in full.
+  absl::Status set_virtual_experts(bool on);
+
   // Asks a running generate() to stop after the current token; safe from any thread.
   void cancel() { cancel_.store(true); }
 
@@ -82,6 +87,7 @@ class Session {
   std::vector<int32_t> tokens_;  // the tokens whose keys and values are in the cache
   std::vector<float> logits_;
   int reused_ = 0;  // tokens the last set_tokens() kept from the cache
+  bool virtual_on_ = true;  // the engine's virtual slots (engines start with them on)
   std::atomic<bool> cancel_{false};
 };
 

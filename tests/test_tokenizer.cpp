@@ -144,10 +144,37 @@ TEST(Tokenizer, BadFiles) {
           utf8.push_back(static_cast<char>(0x80 | (u & 0x3F)));
     other["model"]["vocab"][utf8] = c;
   }
-  expect_error(other.dump(), "not the gpt-oss (o200k_harmony) tokenizer");
+  expect_error(other.dump(), "added_tokens: no <|start|>");
   expect_error(R"({"model": {"type": "BPE", "vocab": {}, "merges": []},
                  "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "(unclosed"}}})",
                "does not compile");
+}
+
+// A tokenizer other than o200k through the same code: the demo model's own byte-level BPE
+// (8,192 ids, the o200k pre-tokenizer regex, Harmony's specials at ids 8176...). Oracle: the ids
+// that Hugging Face `tokenizers` gave each string when tools/train/train.py trained it
+// (tests/data/demo_tokenizer_ids.jsonl: held-out corpus snippets cut at random places, plus edge
+// cases: empty, whitespace runs, CRLF, non-ASCII, digits, contractions, special-token text).
+TEST(Tokenizer, DemoTokenizerMatchesHuggingFace) {
+  auto t = Tokenizer::load(testing::demo_model() + "/tokenizer.json");
+  ASSERT_TRUE(t.ok()) << t.status();
+  const Tokenizer& demo = **t;
+  EXPECT_EQ(demo.vocab_size(), 8192);
+  EXPECT_EQ(demo.special_id("<|start|>"), 8181);
+  EXPECT_EQ(demo.special_id("<|return|>"), 8178);
+  EXPECT_TRUE(demo.is_special(8184));   // <|call|>
+  EXPECT_FALSE(demo.is_special(8175));  // the last BPE entry
+  std::ifstream in(std::string(VEX_TEST_DATA) + "/demo_tokenizer_ids.jsonl");
+  int n = 0;
+  for (std::string line; std::getline(in, line); ++n) {
+    const auto j = nlohmann::json::parse(line);
+    const std::string text = j["text"];
+    const auto want = j["ids"].get<std::vector<int32_t>>();
+    // Hugging Face matches added-token text everywhere: vex with specials allowed.
+    ASSERT_EQ(demo.encode(text, true), want) << "string " << n << ": " << text;
+    EXPECT_EQ(demo.decode(want), text) << "string " << n;
+  }
+  EXPECT_GT(n, 300);
 }
 
 }  // namespace

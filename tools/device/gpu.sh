@@ -7,6 +7,8 @@
 set -uo pipefail
 pack=$PWD/.device/pack
 export LD_LIBRARY_PATH=$pack/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# The packed binaries live away from the source tree: the demo model is found through this.
+export VEX_DEMO_MODEL=$PWD/models/vex-demo
 out=${OUT:-/tmp/vex-out}
 mkdir -p "$out"
 bench=1

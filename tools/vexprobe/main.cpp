@@ -1,5 +1,5 @@
 // vexprobe: look inside the routing.
-//   vexprobe train-router --expert calculator --layer 2 [--weights DIR] [--out FILE]
+//   vexprobe train-router --expert calculator --layer 2|--sweep [--weights DIR] [--out FILE]
 // learns the router row of a virtual expert (DESIGN.md §5): runs labelled texts through the CPU
 // engine, collects the normed MoE inputs at the layer, fits a logistic regression (positive: the
 // expert answers the text up to that token), scales the row so that it competes with the neural
@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <numeric>
 #include <random>
+#include <tuple>
 
 #include "experts/expert.h"
 #include "kernels/cpu/router.h"
@@ -17,6 +18,7 @@
 #include "runtime/forward_cpu.h"
 #include "runtime/model.h"
 #include "tools/args.h"
+#include "tools/vexprobe/eval.h"
 #include "tools/vexprobe/prompts.h"
 #include "tools/vexrun/demo.h"
 
@@ -29,7 +31,7 @@ struct Options {
   int layer = -1, texts = 600;
   int seed = 1;
   float threshold = 0.5f;
-  bool help = false;
+  bool sweep = false, help = false;
 };
 
 struct Sample {
@@ -52,16 +54,18 @@ struct Counts {
   }
 };
 
-// The normed MoE input and the router logits at `layer` for every position of `ids`.
-absl::StatusOr<std::vector<Sample>> layer_samples(const Model& m, std::span<const int32_t> ids,
-                                                  int layer) {
-  const int D = m.config().d_model, S = m.weights.layers[layer].n_slots();
+// The normed MoE input and the router logits at every layer for every position of `ids`:
+// out[layer][position].
+absl::StatusOr<std::vector<std::vector<Sample>>> layer_samples(const Model& m,
+                                                               std::span<const int32_t> ids) {
+  const int D = m.config().d_model;
   CpuEngine engine(m.config(), m.weights, static_cast<int>(ids.size()));
-  std::vector<Sample> out;
+  std::vector<std::vector<Sample>> out(m.config().n_layers);
   engine.set_moe_observer([&](const CpuEngine::MoeEvent& ev) {
-    if (ev.layer != layer) return;
-    out.push_back({std::vector<float>(ev.xn, ev.xn + D),
-                   std::vector<float>(ev.router_logits, ev.router_logits + S), false, false});
+    const int S = m.weights.layers[ev.layer].n_slots();
+    out[ev.layer].push_back({std::vector<float>(ev.xn, ev.xn + D),
+                             std::vector<float>(ev.router_logits, ev.router_logits + S), false,
+                             false});
   });
   VEX_RETURN_IF_ERROR(engine.forward(ids, nullptr));
   return out;
@@ -118,6 +122,44 @@ bool fires(const Sample& s, double z, int k, float threshold) {
   return false;
 }
 
+// A row learned at one layer, calibrated, and measured.
+struct LayerFit {
+  std::vector<double> w;  // [D], the logistic regression's
+  double b = 0, scale = 1, shift = 0;
+  Counts lr_test, route_train, route_test;
+  double logit(const Sample& s) const {  // the calibrated row's router logit
+    double z = b;
+    for (size_t i = 0; i < w.size(); ++i) z += w[i] * s.x[i];
+    return scale * z;
+  }
+};
+
+LayerFit fit_layer(const std::vector<Sample>& samples, int D, int k, float threshold) {
+  std::vector<const Sample*> train, test;
+  for (const Sample& s : samples) (s.held_out ? test : train).push_back(&s);
+  LayerFit f;
+  std::tie(f.w, f.b) = fit(train, D);
+  // Calibrate the row against the neural rows it competes with: a power-of-two scale and a
+  // bias shift (the class weights favour recall), chosen for the best F1 of the routing
+  // decision on the training texts.
+  const double b0 = f.b;
+  double best_f1 = -1, best_a = 1, best_shift = 0;
+  for (double a = 1; a <= 256; a *= 2)
+    for (double shift = -6; shift <= 2; shift += 0.5) {
+      f.b = b0 + shift, f.scale = a;
+      Counts cnt;
+      for (const Sample* s : train) cnt.add(fires(*s, f.logit(*s), k, threshold), s->positive);
+      if (cnt.f1() > best_f1 + 1e-9) best_f1 = cnt.f1(), best_a = a, best_shift = shift;
+    }
+  f.b = b0 + best_shift, f.scale = best_a, f.shift = best_shift;
+  for (const Sample* s : train) f.route_train.add(fires(*s, f.logit(*s), k, threshold), s->positive);
+  for (const Sample* s : test) {
+    f.lr_test.add(f.logit(*s) / f.scale - best_shift > 0, s->positive);
+    f.route_test.add(fires(*s, f.logit(*s), k, threshold), s->positive);
+  }
+  return f;
+}
+
 int train_router(const Options& o) {
   std::string dir = o.weights;
   if (dir.empty()) {
@@ -131,7 +173,7 @@ int train_router(const Options& o) {
   const Config& c = m.config();
   auto tok = m.require_tokenizer();
   if (!tok.ok()) return fprintf(stderr, "vexprobe: %s\n", tok.status().ToString().c_str()), 1;
-  if (o.layer < 0 || o.layer >= c.n_layers)
+  if (!o.sweep && o.layer >= c.n_layers)
     return fprintf(stderr, "vexprobe: --layer %d is not a layer of this model [0, %d)\n", o.layer,
                    c.n_layers),
            2;
@@ -142,97 +184,159 @@ int train_router(const Options& o) {
   auto texts = training_texts(o.expert, o.texts, static_cast<uint64_t>(o.seed));
   if (!texts.ok()) return fprintf(stderr, "vexprobe: %s\n", texts.status().ToString().c_str()), 2;
 
-  // Hidden states and labels at every position of every text.
-  const int D = c.d_model;
-  std::vector<Sample> samples;
+  // Hidden states and labels at every position of every text, for every layer (one forward).
+  const int D = c.d_model, k = c.n_experts_active;
+  std::vector<std::vector<Sample>> samples(c.n_layers);
+  int positions = 0, positives = 0, held_positions = 0, held_positives = 0;
   for (size_t ti = 0; ti < texts->size(); ++ti) {
-    const std::vector<int32_t> ids = (*tok)->encode((*texts)[ti], false);
-    auto got = layer_samples(m, ids, o.layer);
+    const std::vector<int32_t> ids = (*tok)->encode((*texts)[ti], /*allow_special=*/true);
+    auto got = layer_samples(m, ids);
     if (!got.ok()) return fprintf(stderr, "vexprobe: %s\n", got.status().ToString().c_str()), 1;
     for (size_t i = 0; i < ids.size(); ++i) {
-      Sample& s = (*got)[i];
-      s.positive = expert->answer((*tok)->decode(std::span(ids).first(i + 1))).has_value();
-      s.held_out = ti % 5 == 0;
-      samples.push_back(std::move(s));
+      const auto read = expert_reads((*tok)->decode(std::span(ids).first(i + 1)));
+      const bool positive = read && expert->answer(*read).has_value();
+      const bool held_out = ti % 5 == 0;
+      positions++, positives += positive;
+      held_positions += held_out, held_positives += held_out && positive;
+      for (int l = 0; l < c.n_layers; ++l) {
+        Sample& s = (*got)[l][i];
+        s.positive = positive, s.held_out = held_out;
+        samples[l].push_back(std::move(s));
+      }
     }
   }
-  std::vector<const Sample*> train, test;
-  for (const Sample& s : samples) (s.held_out ? test : train).push_back(&s);
-  auto [w, b] = fit(train, D);
+  printf("expert %s: %d positions (%d positive) from %d texts; held out: every 5th text (%d "
+         "positions, %d positive)\n",
+         o.expert.c_str(), positions, positives, o.texts, held_positions, held_positives);
 
-  // Calibrate the row against the neural rows it competes with: a power-of-two scale and a
-  // bias shift (the class weights favour recall), chosen for the best F1 of the routing
-  // decision on the training texts.
-  double shift = 0;
-  auto logit = [&](const Sample& s, double a) {
-    double z = b + shift;
-    for (int i = 0; i < D; ++i) z += w[i] * s.x[i];
-    return a * z;
-  };
-  double best_a = 1, best_shift = 0, best_f1 = -1;
-  for (double a = 1; a <= 256; a *= 2)
-    for (shift = -6; shift <= 2; shift += 0.5) {
-      Counts cnt;
-      for (const Sample* s : train)
-        cnt.add(fires(*s, logit(*s, a), c.n_experts_active, o.threshold), s->positive);
-      if (cnt.f1() > best_f1 + 1e-9) best_f1 = cnt.f1(), best_a = a, best_shift = shift;
-    }
-  shift = best_shift;
-  b += shift, shift = 0;
-  Counts lr_test, route_train, route_test;
-  for (const Sample* s : train)
-    route_train.add(fires(*s, logit(*s, best_a), c.n_experts_active, o.threshold), s->positive);
-  for (const Sample* s : test) {
-    lr_test.add(logit(*s, 1) - best_shift > 0, s->positive);
-    route_test.add(fires(*s, logit(*s, best_a), c.n_experts_active, o.threshold), s->positive);
+  // One row per layer asked for; with --sweep the layer whose routing decision has the best
+  // held-out F1 is kept.
+  int layer = o.sweep ? -1 : o.layer;
+  LayerFit best;
+  if (o.sweep)
+    printf("layer  LR precision  LR recall  routing precision  routing recall  F1   (held out)\n");
+  for (int l = 0; l < c.n_layers; ++l) {
+    if (!o.sweep && l != o.layer) continue;
+    LayerFit f = fit_layer(samples[l], D, k, o.threshold);
+    if (o.sweep)
+      printf("%5d  %12.3f  %9.3f  %17.3f  %14.3f  %.3f\n", l, f.lr_test.precision(),
+             f.lr_test.recall(), f.route_test.precision(), f.route_test.recall(),
+             f.route_test.f1());
+    if (layer < 0 || f.route_test.f1() > best.route_test.f1()) layer = l, best = std::move(f);
   }
-  printf("expert %s, layer %d: %zu positions (%d positive) from %d texts; held out: every 5th "
-         "text (%zu positions, %d positive)\n",
-         o.expert.c_str(), o.layer, samples.size(), route_train.tp + route_train.fn +
-         route_test.tp + route_test.fn, o.texts, test.size(), route_test.tp + route_test.fn);
-  printf("logistic regression, held out:  precision %.3f  recall %.3f\n", lr_test.precision(),
-         lr_test.recall());
+  printf("layer %d: logistic regression, held out:  precision %.3f  recall %.3f\n", layer,
+         best.lr_test.precision(), best.lr_test.recall());
   printf("routing (top-%d, threshold %.2f, row scale %g, bias shift %g), train: precision %.3f  "
          "recall %.3f\n",
-         c.n_experts_active, o.threshold, best_a, best_shift, route_train.precision(),
-         route_train.recall());
+         k, o.threshold, best.scale, best.shift, best.route_train.precision(),
+         best.route_train.recall());
   printf("routing, held out:              precision %.3f  recall %.3f  (tp %d fp %d fn %d)\n",
-         route_test.precision(), route_test.recall(), route_test.tp, route_test.fp, route_test.fn);
+         best.route_test.precision(), best.route_test.recall(), best.route_test.tp,
+         best.route_test.fp, best.route_test.fn);
 
   // The routing weight the learned row gets at the last position of each probe text.
   for (const std::string& text : o.probes) {
-    auto got = layer_samples(m, (*tok)->encode(text, false), o.layer);
-    if (!got.ok() || got->empty()) continue;
-    const Sample& s = got->back();
+    auto got = layer_samples(m, (*tok)->encode(text, false));
+    if (!got.ok() || (*got)[layer].empty()) continue;
+    const Sample& s = (*got)[layer].back();
     std::vector<float> logits = s.router;
-    logits.push_back(static_cast<float>(logit(s, best_a)));
+    logits.push_back(static_cast<float>(best.logit(s)));
     int idx[16];
     float wt[16];
-    router_topk_softmax(logits.data(), static_cast<int>(logits.size()), c.n_experts_active, idx,
-                        wt);
+    router_topk_softmax(logits.data(), static_cast<int>(logits.size()), k, idx, wt);
     float weight = 0;
-    for (int j = 0; j < c.n_experts_active; ++j)
+    for (int j = 0; j < k; ++j)
       if (idx[j] == static_cast<int>(s.router.size())) weight = wt[j];
     printf("probe \"%s\": routing weight %.3f (%s); the expert %s\n", text.c_str(), weight,
            weight >= o.threshold ? "fires" : "silent",
            expert->answer(text) ? "answers" : "declines");
   }
   const std::string out =
-      o.out.empty() ? absl::StrCat(o.expert, "-l", o.layer, ".safetensors") : o.out;
+      o.out.empty() ? absl::StrCat(o.expert, "-l", layer, ".safetensors") : o.out;
   std::vector<float> row(D);
-  for (int i = 0; i < D; ++i) row[i] = static_cast<float>(best_a * w[i]);
-  const float bias = static_cast<float>(best_a * b);
+  for (int i = 0; i < D; ++i) row[i] = static_cast<float>(best.scale * best.w[i]);
+  const float bias = static_cast<float>(best.scale * best.b);
   absl::Status st = write_safetensors(
       out, {{"weight", DType::kF32, {1, D}}, {"bias", DType::kF32, {1}}}, {row.data(), &bias},
       {{"expert", o.expert},
-       {"layer", std::to_string(o.layer)},
-       {"held_out_precision", absl::StrFormat("%.4f", route_test.precision())},
-       {"held_out_recall", absl::StrFormat("%.4f", route_test.recall())}});
+       {"layer", std::to_string(layer)},
+       {"held_out_precision", absl::StrFormat("%.4f", best.route_test.precision())},
+       {"held_out_recall", absl::StrFormat("%.4f", best.route_test.recall())}});
   if (!st.ok()) return fprintf(stderr, "vexprobe: %s\n", st.ToString().c_str()), 1;
   printf("wrote %s; attach it with:\n\n[[virtual]]\nname = \"%s\"\nkind = \"host\"\nlayers = "
          "[%d]\nrouter = \"%s\"\nthreshold = %.2f\n",
-         out.c_str(), o.expert.c_str(), o.layer,
+         out.c_str(), o.expert.c_str(), layer,
          std::filesystem::path(out).filename().c_str(), o.threshold);
+  return 0;
+}
+
+// vexprobe eval: the model's own answers next to the answers with the experts, per cell.
+int eval(int argc, char** argv) {
+  std::string weights, experts, task = "arith", device = "auto";
+  int n = 20, seed = 1, show = 3;
+  bool chat = false, help = false;
+  Args a;
+  a.text({"--weights", "-m"}, "checkpoint directory (default: the embedded demo model)", &weights);
+  a.text({"--experts"}, "expert manifest whose virtual experts are compared with the model alone",
+         &experts);
+  a.text({"--task"}, "arith (multiplication, addition, division by operand size), units, weekday",
+         &task);
+  a.flag({"--chat"}, "ask in Harmony chat (the answer is in the final message), not raw text",
+         &chat);
+  a.integer({"--n"}, "questions per table row (default 20)", 1, 100000, &n);
+  a.integer({"--seed"}, "seed of the questions (default 1)", 0, 1 << 30, &seed);
+  a.integer({"--show"}, "examples printed per row (default 3)", 0, 1000, &show);
+  a.text({"--device"}, "auto | cpu | cuda", &device);
+  a.flag({"--help", "-h"}, "show this help", &help);
+  const std::string usage =
+      "usage: vexprobe eval [--task arith|units|weekday] [--chat] [--experts FILE] [options]\n" +
+      a.usage();
+  if (absl::Status st = a.parse(argc - 1, argv + 1); !st.ok() || help) {
+    if (!st.ok()) fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str());
+    fprintf(help ? stdout : stderr, "%s", usage.c_str());
+    return help ? 0 : 2;
+  }
+  std::vector<EvalItem> items;
+  if (task == "arith") items = arithmetic_items(n, seed);
+  else if (task == "units") items = units_items(n, seed);
+  else if (task == "weekday") items = weekday_items(n, seed);
+  else return fprintf(stderr, "vexprobe: --task must be arith, units or weekday\n"), 2;
+  if (weights.empty()) {
+    auto demo = demo_model_dir();
+    if (!demo.ok()) return fprintf(stderr, "vexprobe: %s\n", demo.status().ToString().c_str()), 1;
+    weights = *demo;
+  }
+  LoadOptions load;
+  load.experts = experts;
+  auto model = load_model(weights, load);
+  if (!model.ok()) return fprintf(stderr, "vexprobe: %s\n", model.status().ToString().c_str()), 1;
+  auto results = run_eval(**model, items, chat, device);
+  if (!results.ok())
+    return fprintf(stderr, "vexprobe: %s\n", results.status().ToString().c_str()), 1;
+  const bool with = !(*model)->host_experts.empty();
+  printf("%s, %s, greedy, %s\n\n| question | n | model exact |%s\n|---|---|---|%s\n",
+         weights.c_str(), chat ? "chat" : "raw", with ? experts.c_str() : "no experts attached",
+         with ? " with experts exact | expert answered |" : "", with ? "---|---|" : "");
+  std::string examples;
+  for (size_t i = 0; i < items.size();) {
+    size_t j = i;
+    int exact = 0, exact_with = 0, fired = 0;
+    for (; j < items.size() && items[j].cell == items[i].cell; ++j) {
+      const EvalResult& r = (*results)[j];
+      exact += r.exact, exact_with += r.exact_with_experts, fired += r.fired;
+      if (static_cast<int>(j - i) < show)
+        absl::StrAppend(&examples, chat ? items[j].question : items[j].raw, " -> ",
+                        (chat ? "" : items[j].raw), r.model, with ? " | with experts: " : "",
+                        with ? (chat ? "" : items[j].raw) + r.with_experts : "", "  (exact: ",
+                        items[j].want, ")\n");
+    }
+    const double m = j - i;
+    printf("| %s | %d | %.0f %% |", items[i].cell.c_str(), static_cast<int>(m), 100 * exact / m);
+    if (with) printf(" %.0f %% | %.0f %% |", 100 * exact_with / m, 100 * fired / m);
+    printf("\n");
+    i = j;
+  }
+  printf("\nexamples:\n%s", examples.c_str());
   return 0;
 }
 
@@ -243,6 +347,8 @@ int run(int argc, char** argv) {
          &o.weights);
   a.text({"--expert"}, "the builtin expert whose router row is learned", &o.expert);
   a.integer({"--layer"}, "the MoE layer the row is attached to", 0, 1 << 20, &o.layer);
+  a.flag({"--sweep"}, "fit a row at every layer, report each, keep the best (held-out F1)",
+         &o.sweep);
   a.integer({"--texts"}, "labelled texts to run (default 600; every 5th is held out)", 10,
             1 << 20, &o.texts);
   a.integer({"--seed"}, "seed of the text generator (default 1)", 0, 1 << 30, &o.seed);
@@ -254,8 +360,9 @@ int run(int argc, char** argv) {
           [&](const std::string& v) { return o.probes.push_back(v), absl::OkStatus(); });
   a.flag({"--help", "-h"}, "show this help", &o.help);
   const std::string usage =
-      "usage: vexprobe train-router --expert NAME --layer L [--weights DIR] [options]\n" +
+      "usage: vexprobe train-router --expert NAME --layer L|--sweep [--weights DIR] [options]\n" +
       a.usage();
+  if (argc >= 2 && std::string(argv[1]) == "eval") return eval(argc, argv);
   if (argc < 2 || std::string(argv[1]) != "train-router") {
     fprintf(stderr, "%s", usage.c_str());
     return 2;
@@ -265,8 +372,9 @@ int run(int argc, char** argv) {
     fprintf(o.help ? stdout : stderr, "%s", usage.c_str());
     return o.help ? 0 : 2;
   }
-  if (o.expert.empty() || o.layer < 0) {
-    fprintf(stderr, "vexprobe: train-router needs --expert and --layer\n%s", usage.c_str());
+  if (o.expert.empty() || (o.layer < 0) == !o.sweep) {
+    fprintf(stderr, "vexprobe: train-router needs --expert and one of --layer, --sweep\n%s",
+            usage.c_str());
     return 2;
   }
   return train_router(o);

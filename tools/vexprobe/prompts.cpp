@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "experts/expert.h"
+#include "runtime/harmony.h"
 
 namespace vex {
 namespace {
@@ -221,7 +222,26 @@ Recipe interpreter_recipe() {
           "\n"};
 }
 
+// The text as the final answer of a Harmony chat, rendered as vexrun renders one (default system
+// message): the row must fire where the assistant writes the question out, not only in raw text.
+std::string in_chat(Gen& g, const std::string& answer) {
+  static const std::vector<std::string> asks = {"Please work this out.", "Can you help?",
+                                                "Quick question.", "What is the answer?",
+                                                "Tell me."};
+  return "<|start|>system<|message|>" + harmony::system_text({}) +
+         "<|end|><|start|>user<|message|>" + g.pick(asks) +
+         "<|end|><|start|>assistant<|channel|>final<|message|>" + answer;
+}
+
 }  // namespace
+
+std::optional<std::string> expert_reads(std::string_view text) {
+  const size_t at = text.rfind("<|message|>");
+  if (at == std::string_view::npos) return std::string(text);
+  const std::string_view content = text.substr(at + 11);
+  if (content.find("<|") != std::string_view::npos) return std::nullopt;
+  return std::string(content);
+}
 
 absl::StatusOr<std::vector<std::string>> training_texts(const std::string& expert, int n,
                                                         uint64_t seed) {
@@ -239,7 +259,10 @@ absl::StatusOr<std::vector<std::string>> training_texts(const std::string& exper
         "' (known: calculator, datetime, units, finance, interpreter)"));
   Gen g(seed);
   std::vector<std::string> out;
-  for (int i = 0; i < n; ++i) out.push_back(mixed_text(g, *e, recipe));
+  for (int i = 0; i < n; ++i) {
+    std::string t = mixed_text(g, *e, recipe);
+    out.push_back(g.coin(0.4) ? in_chat(g, t) : t);
+  }
   return out;
 }
 

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,9 +14,15 @@
 
 namespace vex {
 
-// `n` texts for `expert` (calculator, datetime, units, finance, interpreter), deterministic in
+// `n` texts for `expert` (about 40% of them as the final answer of a Harmony chat, in
+// special-token text: encode them with specials allowed) (calculator, datetime, units, finance, interpreter), deterministic in
 // `seed`. Unknown names are an error listing the known ones.
 absl::StatusOr<std::vector<std::string>> training_texts(const std::string& expert, int n,
                                                         uint64_t seed);
+
+// What an expert reads at the end of `text`, as the runtime gives it: in chat (the text holds
+// "<|message|>"), the content of the open message, or nothing (nullopt) inside headers and
+// between messages; raw text whole.
+std::optional<std::string> expert_reads(std::string_view text);
 
 }  // namespace vex

@@ -8,9 +8,10 @@
 
 namespace vex {
 
-// The demo checkpoint directory: $VEX_DEMO_MODEL when set, else models/vex-demo beside the build
-// folder holding the running binary (build/vexrun -> models/vex-demo), else in the source tree
-// this binary was built from. NotFound, naming the places looked at, when none holds it.
+// The demo checkpoint directory: $VEX_DEMO_MODEL when set (and then only that), else
+// models/vex-demo beside the build folder holding the running binary (build/vexrun ->
+// models/vex-demo), else in the source tree this binary was built from. NotFound, naming the
+// places looked at, when none holds it.
 absl::StatusOr<std::string> demo_model_dir();
 
 }  // namespace vex

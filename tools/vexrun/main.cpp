@@ -406,8 +406,8 @@ int run(int argc, char** argv) {
   if (!engine.ok()) return fail(engine.status());
   if (o.verbose)
     fprintf(stderr, "vexrun: %s engine, context %d tokens\n", (*engine)->device(), ctx);
-  if (absl::Status st = (*engine)->set_virtual_experts(!o.no_virtual); !st.ok()) return fail(st);
   Session session(std::move(*engine), m.config().vocab_size);
+  if (absl::Status st = session.set_virtual_experts(!o.no_virtual); !st.ok()) return fail(st);
   Runner runner(m, **tok, session, o, load_ms, experts.get());
   std::signal(SIGINT, [](int) { g_interrupted.store(true); });
 
