@@ -149,7 +149,7 @@ int run(int argc, char** argv) {
   std::mt19937 rng(1);
   auto tokens = [&](int n) {
     std::vector<int32_t> t(n);
-    for (auto& x : t) x = rng() % 200000;
+    for (auto& x : t) x = static_cast<int32_t>(rng() % std::min(c.vocab_size, 200000));
     return t;
   };
   std::vector<float> logits(c.vocab_size);

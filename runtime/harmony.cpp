@@ -172,6 +172,11 @@ StreamParser::Step StreamParser::feed(int32_t id) {
         step.content = close(End::kNone);
         step.message_done = true;
         begin("");
+      } else if (tok_.is_special(id)) {
+        // Content is ordinary text: another special token (<|endoftext|>, which a model's
+        // generation_config may list as a stop) cuts the message off and is never shown.
+        step.content = close(End::kNone);
+        step.message_done = true;
       } else {
         step.content = content_->feed(id);
         messages_.back().content += step.content;

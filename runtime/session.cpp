@@ -72,6 +72,8 @@ absl::StatusOr<GenerateResult> Session::generate(std::span<const int32_t> prompt
 
   Sampler sampler(opt.sampling);
   bool injected_last = false;  // the last tokens came from an expert: its triggers are not re-asked
+  bool sealed = false;         // sampling right after an expert's answer
+  std::vector<int32_t> after_answer;  // tokens sampled since that answer
   for (;;) {
     if (opt.max_tokens >= 0 && r.generated >= opt.max_tokens) {
       r.reason = StopReason::kMaxTokens;
@@ -90,6 +92,8 @@ absl::StatusOr<GenerateResult> Session::generate(std::span<const int32_t> prompt
         }
         VEX_RETURN_IF_ERROR(append(cont));
         injected_last = true;
+        sealed = true;
+        after_answer.clear();
         r.injected += static_cast<int>(cont.size());
         bool go_on = true;
         for (int32_t t : cont) {
@@ -104,7 +108,14 @@ absl::StatusOr<GenerateResult> Session::generate(std::span<const int32_t> prompt
       }
     }
     injected_last = false;
-    const int32_t token = sampler.sample(logits_);
+    std::span<const float> logits = logits_;
+    if (sealed && opt.experts) {  // the expert's answer may not be run on into (TriggerHandler::seal)
+      masked_.assign(logits_.begin(), logits_.end());
+      sealed = opt.experts->seal(after_answer, masked_);
+      if (sealed) logits = masked_;
+    }
+    const int32_t token = sampler.sample(logits);
+    if (sealed) after_answer.push_back(token);
     ++r.generated;
     const bool stop =
         std::find(opt.stop_tokens.begin(), opt.stop_tokens.end(), token) != opt.stop_tokens.end();

@@ -86,6 +86,7 @@ class Session {
   std::unique_ptr<Engine> engine_;
   std::vector<int32_t> tokens_;  // the tokens whose keys and values are in the cache
   std::vector<float> logits_;
+  std::vector<float> masked_;  // logits_ with the tokens masked that would run on into an answer
   int reused_ = 0;  // tokens the last set_tokens() kept from the cache
   bool virtual_on_ = true;  // the engine's virtual slots (engines start with them on)
   std::atomic<bool> cancel_{false};

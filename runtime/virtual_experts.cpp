@@ -1,5 +1,8 @@
 #include "runtime/virtual_experts.h"
 
+#include <cctype>
+#include <cmath>
+
 #include "absl/strings/str_join.h"
 #include "runtime/model.h"
 
@@ -45,10 +48,37 @@ absl::StatusOr<std::vector<int32_t>> VirtualExperts::on_triggers(
     if (on_firing) on_firing(f);
     if (a) {
       VEX_ASSIGN_OR_RETURN(const Tokenizer* tok, model_.require_tokenizer());
+      answer_ = a->continuation;
       return tok->encode(a->continuation, /*allow_special=*/false);
     }
   }
   return std::vector<int32_t>{};
+}
+
+bool VirtualExperts::seal(std::span<const int32_t> after, std::span<float> logits) {
+  const Tokenizer* tok = model_.tokenizer.get();
+  if (answer_.empty() || !tok || after.size() > 1) return false;
+  const unsigned char last = answer_.back();
+  if (first_.empty()) {  // token classes, once
+    first_.assign(tok->vocab_size(), 0);
+    for (int32_t id = 0; id < tok->vocab_size(); ++id) {
+      const std::string& b = tok->token_bytes(id);
+      if (b.empty() || tok->is_special(id)) continue;
+      const unsigned char c = b[0];
+      first_[id] = (isalnum(c) ? kAlnum : 0) | (isdigit(c) ? kDigit : 0) |
+                   (b == "." || b == "," ? kSeparator : 0);
+    }
+  }
+  uint8_t banned = 0;
+  if (after.empty() && isalnum(last)) banned = kAlnum;
+  if (after.size() == 1 && isdigit(last) && after[0] < static_cast<int32_t>(first_.size()) &&
+      (first_[after[0]] & kSeparator))
+    banned = kDigit;
+  if (!banned) return false;
+  const size_t n = std::min(logits.size(), first_.size());
+  for (size_t id = 0; id < n; ++id)
+    if (first_[id] & banned) logits[id] = -INFINITY;
+  return true;
 }
 
 }  // namespace vex

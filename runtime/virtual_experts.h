@@ -26,6 +26,14 @@ class TriggerHandler {
   // to append instead of sampling (a continuation), or none to go on as if nothing fired.
   virtual absl::StatusOr<std::vector<int32_t>> on_triggers(std::span<const ExpertTrigger> fired,
                                                            std::span<const int32_t> tokens) = 0;
+  // After a continuation the answer is sealed: tokens that would run on into it (a digit right
+  // after "11303", or after "11303.") are masked (logit -inf) out of the next samples, so the
+  // model cannot turn the exact answer into another one. `after`: the tokens sampled since the
+  // continuation. Returns whether this sample is constrained; false ends the seal.
+  virtual bool seal(std::span<const int32_t> after, std::span<float> logits) {
+    (void)after, (void)logits;
+    return false;
+  }
 };
 
 // One firing of a HOST expert, answered or declined.
@@ -60,6 +68,9 @@ class VirtualExperts final : public TriggerHandler {
 
   absl::StatusOr<std::vector<int32_t>> on_triggers(std::span<const ExpertTrigger> fired,
                                                    std::span<const int32_t> tokens) override;
+  // Ends in a letter or digit: no token starting with one may follow; ends in a digit: no digit
+  // after a "." or "," either (no "11303.5").
+  bool seal(std::span<const int32_t> after, std::span<float> logits) override;
   const std::vector<ExpertFiring>& firings() const { return firings_; }
   void clear() { firings_.clear(); }
 
@@ -68,6 +79,9 @@ class VirtualExperts final : public TriggerHandler {
   const Model& model_;
   std::vector<const HostExpert*> experts_;  // by slot.function
   std::vector<ExpertFiring> firings_;
+  std::string answer_;          // the last continuation
+  std::vector<uint8_t> first_;  // [vocab] per token: kAlnum | kDigit of its first byte, kSeparator
+  static constexpr uint8_t kAlnum = 1, kDigit = 2, kSeparator = 4;  // separator: exactly "." or ","
 };
 
 }  // namespace vex

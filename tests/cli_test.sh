@@ -100,6 +100,10 @@ head -c 5 "$tmp/out" | grep -q "^11303" || { echo "FAIL: no 11303 from the calcu
 expect 0 "expert calculator fired at layer [0-9]+, position [0-9]+ \(weight [01]\.[0-9]+\): 127 \* 89 -> 11303" -- \
   "$bin/vexrun" --experts "$demo/calc.toml" -p "What is 127 * 89?" --trace-experts --temp 0 --device cpu
 grep -q "^127 \* 89 = 11303" "$tmp/out" || { echo "FAIL: no 11303 in the chat answer"; cat "$tmp/out"; fails=$((fails + 1)); }
+# The model may not run on into the answer (it wrote "1790968" for 488 * 367 before answers were
+# sealed).
+expect 0 "" -- "$bin/vexrun" --raw --experts "$demo/calc.toml" -p "488 * 367 = " -n 6 --temp 0 --device cpu
+grep -q "^179096\([^0-9.,]\|[.,][^0-9]\|$\)" "$tmp/out" || { echo "FAIL: the answer was run on into"; cat "$tmp/out"; fails=$((fails + 1)); }
 expect 0 "" -- "$bin/vexrun" --raw --experts "$demo/calc.toml" -p "127 * 89 = " -n 6 --temp 0 --json --device cpu
 python3 -c '
 import json, sys
@@ -122,7 +126,7 @@ expect 1 "bad.toml:2:[0-9]+: layer 0 keeps 2 experts, fewer than the 4" -- "$bin
 # and writes a sidecar that a manifest attaches.
 for e in calculator datetime units finance interpreter; do
   expect 0 "" -- "$bin/vexprobe" train-router --expert $e --layer 0 --texts 40 --out "$tmp/$e.safetensors"
-  grep -qE "expert $e, layer 0: [0-9]+ positions \([1-9][0-9]* positive\)" "$tmp/out" &&
+  grep -qE "expert $e: [0-9]+ positions \([1-9][0-9]* positive\)" "$tmp/out" &&
     grep -q "routing, held out: *precision" "$tmp/out" ||
     { echo "FAIL: vexprobe $e: no positives or no held-out figures"; cat "$tmp/out"; fails=$((fails + 1)); }
 done

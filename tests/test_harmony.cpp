@@ -140,6 +140,20 @@ TEST(Harmony, ParsesAnalysisThenFinalAndStopsOnReturn) {
   EXPECT_TRUE(p.feed(200006).content.empty());  // nothing after the stop
 }
 
+// A special token that is not Harmony's (<|endoftext|>, a stop in generation_config.json) inside
+// content cuts the message off and never becomes text.
+TEST(Harmony, OtherSpecialTokensAreNeverContent) {
+  StreamParser p(tok(), "assistant");
+  std::string shown;
+  for (int32_t t : tok().encode("<|channel|>final<|message|>Java.<|endoftext|>", true))
+    shown += p.feed(t).content;
+  EXPECT_EQ(shown, "Java.");
+  ASSERT_EQ(p.messages().size(), 1u);
+  EXPECT_EQ(p.messages()[0].content, "Java.");
+  EXPECT_EQ(p.messages()[0].end, End::kNone);
+  EXPECT_EQ(p.open(), nullptr);
+}
+
 TEST(Harmony, ParsesAToolCallHeader) {
   StreamParser p(tok());
   const auto gen = tok().encode(

@@ -301,6 +301,33 @@ TEST_F(Injection, RawPromptAnswersAtOnce) {
   for (size_t i = 0; i < logits.size(); ++i) ASSERT_EQ(logits[i], session_->logits()[i]);
 }
 
+// After "11303" no token may glue onto the number (no "113035", no "11303.5"); a space, a
+// newline or a sentence's end may follow.
+TEST_F(Injection, TheAnswerIsSealed) {
+  const Tokenizer& tok = *model_->tokenizer;
+  GenerateResult r;
+  generate(tok.encode("127 * 89 = ", false), 2, &r);  // the continuation only: nothing sampled
+  ASSERT_GT(r.injected, 0);
+  const int V = model_->config().vocab_size;
+  auto id = [&](const char* s) {
+    const auto ids = tok.encode(s, false);
+    EXPECT_EQ(ids.size(), 1u) << s;
+    return ids[0];
+  };
+  std::vector<float> logits(V, 0.0f);
+  ASSERT_TRUE(experts_->seal({}, logits));
+  for (const char* glued : {"5", "42", "x", "th", "A"}) EXPECT_EQ(logits[id(glued)], -INFINITY) << glued;
+  for (const char* free : {".", " the", "\n", ",", " ="}) EXPECT_EQ(logits[id(free)], 0.0f) << free;
+  std::fill(logits.begin(), logits.end(), 0.0f);
+  const int32_t dot = id(".");
+  ASSERT_TRUE(experts_->seal(std::span(&dot, 1), logits));  // "11303." + digit would be 11303.5
+  EXPECT_EQ(logits[id("5")], -INFINITY);
+  EXPECT_EQ(logits[id(" the")], 0.0f);
+  EXPECT_EQ(logits[id("x")], 0.0f);
+  const int32_t space = id(" ");
+  EXPECT_FALSE(experts_->seal(std::span(&space, 1), logits));  // the answer is over
+}
+
 TEST_F(Injection, DeclinesLeaveGenerationUntouched) {
   // "room 127 =" fires the slot but the calculator declines: same tokens as with no experts.
   const auto prompt = model_->tokenizer->encode("room 127 = ", false);
