@@ -1,6 +1,7 @@
 #include "experts/attach.h"
 
 #include <array>
+#include <cmath>
 #include <filesystem>
 
 #include "absl/strings/str_join.h"
@@ -37,6 +38,9 @@ absl::StatusOr<std::vector<float>> read_f32(const SafetensorsFile& f, const std:
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": tensor '", name, "' must be F32 or BF16"));
     }
+    if (!std::isfinite(out[i]))  // an inf bias or a NaN weight would route every token
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": tensor '", name, "' element ", i, " is ", out[i]));
   }
   return out;
 }

@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
+#include "loader/file.h"
 #include "loader/safetensors.h"
 
 namespace vex {
@@ -235,11 +236,8 @@ absl::StatusOr<Manifest> parse_manifest(const std::string& text, const std::stri
 }
 
 absl::StatusOr<Manifest> load_manifest(const std::string& path, const Config& config) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open the manifest"));
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_manifest(text.str(), path, config);
+  VEX_ASSIGN_OR_RETURN(const std::string text, read_regular_file(path, 16 << 20, "the manifest"));
+  return parse_manifest(text, path, config);
 }
 
 }  // namespace vex

@@ -1,9 +1,14 @@
 #include "loader/config_json.h"
 
+#include <cmath>
+
 #include "loader/json_util.h"
 
 namespace vex {
 namespace {
+
+constexpr int kMaxPositions = 1 << 26;
+constexpr int kMaxLayers = 4096;
 
 absl::StatusOr<Config> parse_hf(const JsonObject& o) {
   Config c;
@@ -13,6 +18,8 @@ absl::StatusOr<Config> parse_hf(const JsonObject& o) {
     return o.error("model_type", absl::StrCat("unsupported model '", model_type,
                                               "' (vex runs gpt_oss checkpoints)"));
   VEX_ASSIGN_OR_RETURN(c.n_layers, o.positive_int("num_hidden_layers"));
+  if (c.n_layers > kMaxLayers)  // before the per-layer pattern is allocated
+    return o.error("num_hidden_layers", absl::StrCat(c.n_layers, " is more than ", kMaxLayers));
   VEX_ASSIGN_OR_RETURN(c.d_model, o.positive_int("hidden_size"));
   VEX_ASSIGN_OR_RETURN(c.n_heads, o.positive_int("num_attention_heads"));
   VEX_ASSIGN_OR_RETURN(c.n_kv_heads, o.positive_int("num_key_value_heads"));
@@ -90,6 +97,8 @@ absl::StatusOr<Config> parse_original(const JsonObject& o) {
   Config c;
   c.layout = Layout::kOriginal;
   VEX_ASSIGN_OR_RETURN(c.n_layers, o.positive_int("num_hidden_layers"));
+  if (c.n_layers > kMaxLayers)  // before the per-layer pattern is allocated
+    return o.error("num_hidden_layers", absl::StrCat(c.n_layers, " is more than ", kMaxLayers));
   VEX_ASSIGN_OR_RETURN(c.d_model, o.positive_int("hidden_size"));
   VEX_ASSIGN_OR_RETURN(c.n_heads, o.positive_int("num_attention_heads"));
   VEX_ASSIGN_OR_RETURN(c.n_kv_heads, o.positive_int("num_key_value_heads"));
@@ -112,7 +121,14 @@ absl::StatusOr<Config> parse_original(const JsonObject& o) {
   c.rope_truncate = false;  // the torch reference uses the exact (unrounded) correction range
   c.swiglu_limit = static_cast<float>(limit);
   c.rms_eps = 1e-5f;  // hard-coded in the torch reference
-  c.max_position = static_cast<int>(c.rope_original_ctx * c.rope_factor);
+  // In double, checked before the cast (a huge factor would overflow int).
+  const double max_position = c.rope_original_ctx * factor;
+  if (!(max_position >= 1 && max_position <= kMaxPositions))
+    return o.error("rope_scaling_factor",
+                   absl::StrFormat("%g x initial_context_length %d is not a context length in "
+                                   "[1, %d]",
+                                   factor, c.rope_original_ctx, kMaxPositions));
+  c.max_position = static_cast<int>(max_position);
   c.set_alternating_layers();
   return c;
 }
@@ -123,6 +139,44 @@ absl::Status validate_config(const Config& c, const std::string& file) {
   auto fail = [&](absl::string_view what) {
     return absl::InvalidArgumentError(absl::StrCat(file, ": ", what));
   };
+  // Every size the engines compute from these (products, byte counts, buffer lengths) is then
+  // far from overflowing int (element counts of one row) or int64 (bytes): each dimension, and
+  // each product used as a dimension, is bounded here, in 64 bits, before anything is allocated.
+  const struct {
+    const char* key;
+    int64_t value, max;
+  } dims[] = {
+      {"num_hidden_layers", c.n_layers, kMaxLayers},
+      {"hidden_size", c.d_model, 1 << 17},
+      {"num_attention_heads", c.n_heads, 1 << 12},
+      {"num_key_value_heads", c.n_kv_heads, 1 << 12},
+      {"head_dim", c.head_dim, 1 << 10},
+      {"num_attention_heads x head_dim", int64_t{c.n_heads} * c.head_dim, 1 << 17},
+      {"num_local_experts", c.n_experts, 1 << 14},
+      {"intermediate_size", c.d_ff, 1 << 18},
+      {"vocab_size", c.vocab_size, 1 << 24},
+      {"sliding_window", c.sliding_window, kMaxPositions},
+      {"original_max_position_embeddings", c.rope_original_ctx, kMaxPositions},
+      {"max_position_embeddings", c.max_position, kMaxPositions},
+  };
+  for (const auto& d : dims)
+    if (d.value < 1 || d.value > d.max)
+      return fail(absl::StrFormat("%s %d is outside [1, %d]", d.key, d.value, d.max));
+  // Floats: finite and in the range the math needs.
+  const struct {
+    const char* key;
+    double value, lo, hi;  // lo < value <= hi
+  } floats[] = {
+      {"rope_theta", c.rope_theta, 1, 1e12},
+      {"rope factor", c.rope_factor, 1 - 1e-9, 1e6},
+      {"beta_fast", c.rope_beta_fast, 0, 1e6},
+      {"beta_slow", c.rope_beta_slow, 0, 1e6},
+      {"swiglu_limit", c.swiglu_limit, 0, 1e6},
+      {"rms_norm_eps", c.rms_eps, 0, 1},
+  };
+  for (const auto& f : floats)
+    if (!std::isfinite(f.value) || !(f.value > f.lo) || !(f.value <= f.hi))
+      return fail(absl::StrFormat("%s %g is outside (%g, %g]", f.key, f.value, f.lo, f.hi));
   if (c.n_heads % c.n_kv_heads != 0)
     return fail(
         absl::StrFormat("num_attention_heads %d is not a multiple of num_key_value_heads %d",
@@ -140,8 +194,6 @@ absl::Status validate_config(const Config& c, const std::string& file) {
   if (c.n_experts_active > c.n_experts)
     return fail(absl::StrFormat("experts per token %d exceeds the %d experts", c.n_experts_active,
                                 c.n_experts));
-  if (!(c.rope_theta > 1) || !(c.rope_factor >= 1) || !(c.rms_eps > 0) || !(c.swiglu_limit > 0))
-    return fail("rope_theta, rope factor, rms_norm_eps or swiglu_limit out of range");
   return absl::OkStatus();
 }
 

@@ -1,17 +1,13 @@
 #include "loader/json_util.h"
 
-#include <fstream>
-#include <sstream>
+#include "loader/file.h"
 
 namespace vex {
 
 absl::StatusOr<nlohmann::json> read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::stringstream ss;
-  ss << in.rdbuf();
+  VEX_ASSIGN_OR_RETURN(const std::string text, read_regular_file(path, 64 << 20, "the JSON file"));
   try {
-    return nlohmann::json::parse(ss.str());
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": invalid JSON: ", e.what()));
   }

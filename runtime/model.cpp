@@ -121,6 +121,10 @@ absl::StatusOr<std::unique_ptr<Engine>> make_engine(const Model& model, int max_
                                                     Device device, int n_seqs) {
   if (max_ctx < 1)
     return absl::InvalidArgumentError(absl::StrCat("context size must be >= 1, got ", max_ctx));
+  if (max_ctx > model.config().max_position)
+    return absl::InvalidArgumentError(
+        absl::StrCat("context size ", max_ctx, " exceeds the model's ",
+                     model.config().max_position, " positions (max_position_embeddings)"));
 #ifdef VEX_WITH_CUDA
   if (device != Device::kCpu) {
     auto e = CudaEngine::create(model.config(), model.weights, max_ctx, n_seqs);

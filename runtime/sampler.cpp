@@ -76,7 +76,14 @@ int32_t Sampler::sample(std::span<const float> logits) {
     return a.first > b.first || (a.first == b.first && a.second < b.second);
   };
   cand_.resize(V);
-  for (size_t i = 0; i < V; ++i) cand_[i] = {logits[i] / p_.temperature, static_cast<int32_t>(i)};
+  bool overflow = false;
+  for (size_t i = 0; i < V; ++i) {
+    cand_[i] = {logits[i] / p_.temperature, static_cast<int32_t>(i)};
+    overflow |= std::isinf(cand_[i].first) && std::isfinite(logits[i]);
+  }
+  // A temperature so small that a finite logit / T overflows is the T -> 0 limit: greedy (the
+  // softmax below would otherwise subtract inf from inf).
+  if (overflow) return argmax(logits);
   size_t n = V;
   bool permuted = false;  // candidates no longer in id order
   if (p_.top_k > 0 && static_cast<size_t>(p_.top_k) < V) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include "absl/container/flat_hash_map.h"
 
+#include "loader/file.h"
 #include "loader/json_util.h"
 
 namespace vex {
@@ -122,9 +123,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::string& pa
 // into the parser's buffer) and only the tokenizer's own tables are built, which keeps loading
 // near 0.2 s instead of the ~0.8 s of a DOM parse.
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load_json(const std::string& path) {
-  simdjson::padded_string json;
-  if (simdjson::padded_string::load(path).get(json))
-    return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
+  VEX_ASSIGN_OR_RETURN(const std::string text, read_regular_file(path, 512 << 20, "tokenizer.json"));
+  simdjson::padded_string json(text);
   simdjson::ondemand::parser parser;
   simdjson::ondemand::document doc = parser.iterate(json);
 

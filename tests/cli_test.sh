@@ -84,7 +84,19 @@ expect 1 "the prompt is [0-9]+ tokens but the context size is 10" -- "$bin/vexru
 expect 2 "--temp: expected a number in \\[0, 100\\], got '-1'" -- "$bin/vexrun" -p hi --temp -1
 expect 2 "reasoning effort must be low, medium or high, got 'max'" -- "$bin/vexrun" -p hi --reasoning max
 expect 2 "give the prompt with -p or -f, not both" -- "$bin/vexrun" -p hi -f "$tmp/prompt.txt"
-expect 1 "/nonexistent.txt: cannot read" -- "$bin/vexrun" -f /nonexistent.txt
+expect 1 "/nonexistent.txt: cannot open the prompt file" -- "$bin/vexrun" -f /nonexistent.txt
+# Files that are not regular files are refused without blocking or reading forever.
+mkfifo "$tmp/fifo"
+expect 1 "/tmp: the prompt file is not a regular file \(a directory\)" -- "$bin/vexrun" -f /tmp
+expect 1 "/dev/zero: the prompt file is not a regular file" -- "$bin/vexrun" -f /dev/zero
+expect 1 "fifo: the prompt file is not a regular file \(a pipe\)" -- timeout 20 "$bin/vexrun" -f "$tmp/fifo"
+expect 1 "/tmp: the manifest is not a regular file" -- "$bin/vexrun" --experts /tmp -p hi
+cp -r "$tmp/ck" "$tmp/fifock" && rm "$tmp/fifock/config.json" && mkfifo "$tmp/fifock/config.json"
+expect 1 "config.json: the JSON file is not a regular file \(a pipe\)" -- timeout 20 "$bin/vexrun" --weights "$tmp/fifock" --tokens 1
+cp -r "$tmp/ck" "$tmp/fifock2" && rm "$tmp/fifock2/model-00001-of-00001.safetensors" && mkfifo "$tmp/fifock2/model-00001-of-00001.safetensors"
+expect 1 "model-00001-of-00001.safetensors: not a regular file" -- timeout 20 "$bin/vexrun" --weights "$tmp/fifock2" --tokens 1
+# Sizes are checked before anything is allocated.
+expect 1 "context size 16777216 exceeds the model's 131072 positions" -- "$bin/vexrun" -p hi -c 16777216
 expect 1 "tokenizer.json: not found" -- "$bin/vexrun" --weights "$tmp/ck" -p hi
 VEX_DEMO_MODEL=/nonexistent expect 1 "the demo model is not in /nonexistent" -- "$bin/vexrun" -p hi
 echo '{"model": {"type": "WordPiece"}}' >"$tmp/ck/tokenizer.json"

@@ -114,6 +114,34 @@ TEST(Config, UnsupportedModels) {
   expect_error(j, "quantization_config");
 }
 
+// Sizes derived from file values are checked in 64 bits before anything uses them: 33 heads of
+// 130150528 wrap to 128 in int (and then RoPE wrote out of bounds); floats must be finite.
+TEST(Config, SizesAndFloatsOutOfRange) {
+  json j = hf_20b();
+  j["num_attention_heads"] = 33, j["num_key_value_heads"] = 33, j["head_dim"] = 130150528;
+  expect_error(j, "head_dim 130150528 is outside [1, 1024]");
+  j["num_attention_heads"] = 200, j["num_key_value_heads"] = 200, j["head_dim"] = 1000;
+  expect_error(j, "num_attention_heads x head_dim 200000 is outside [1, 131072]");  // each fine
+  j = hf_20b();
+  j["num_hidden_layers"] = 2147483647;
+  expect_error(j, "num_hidden_layers");
+  j = hf_20b();
+  j["vocab_size"] = 1 << 30;
+  expect_error(j, "vocab_size 1073741824 is outside");
+  j = hf_20b();
+  j["rope_scaling"]["beta_fast"] = -1e30;
+  expect_error(j, "beta_fast -1e+30 is outside");
+  j = hf_20b();
+  j["rope_scaling"]["factor"] = 1e300;  // inf as a float
+  expect_error(j, "rope factor inf is outside");
+  j = hf_20b();
+  j["rms_norm_eps"] = 0;
+  expect_error(j, "rms_norm_eps 0 is outside");
+  j = hf_20b();
+  j["max_position_embeddings"] = 100000000;
+  expect_error(j, "max_position_embeddings 100000000 is outside");
+}
+
 TEST(Config, JsonFileErrors) {
   auto missing = read_json_file("/nonexistent/config.json");
   ASSERT_FALSE(missing.ok());

@@ -175,7 +175,12 @@ TEST_F(ManifestTest, CorruptedTextNeverCrashes) {
 
 TEST_F(ManifestTest, LoadNamesAMissingFile) {
   auto m = load_manifest((dir_ / "nope.toml").string(), c_);
-  EXPECT_EQ(m.status().message(), (dir_ / "nope.toml").string() + ": cannot open the manifest");
+  EXPECT_EQ(m.status().message(),
+            (dir_ / "nope.toml").string() + ": cannot open the manifest: No such file or directory");
+  // A directory is not an (empty) manifest.
+  auto d = load_manifest(dir_.string(), c_);
+  EXPECT_EQ(d.status().message(),
+            dir_.string() + ": the manifest is not a regular file (a directory)");
 }
 
 }  // namespace

@@ -40,6 +40,17 @@ TEST(Sampler, GreedyIsArgmaxWithTiesToLowerId) {
   EXPECT_EQ(s.sample(big), std::max_element(big.begin(), big.end()) - big.begin());
 }
 
+// A temperature so small that logits / T overflow is greedy, never a NaN softmax (which drew the
+// last id forever).
+TEST(Sampler, TinyTemperatureIsGreedy) {
+  const auto big = random_logits(201088, 4);
+  const int32_t best = std::max_element(big.begin(), big.end()) - big.begin();
+  for (float t : {1e-38f, 1e-30f, 1e-20f}) {
+    Sampler s({.temperature = t, .top_p = 0.9f, .seed = 5});
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(s.sample(big), best) << t;
+  }
+}
+
 TEST(Sampler, SameSeedSameTokensOtherSeedOthers) {
   const auto l = random_logits(1000, 1);
   SamplingParams p{.temperature = 1.5f, .seed = 42};

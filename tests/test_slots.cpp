@@ -231,6 +231,28 @@ TEST(Slots, ManifestForOtherWeightsIsRefused) {
                   .ok());
 }
 
+// A sidecar with an inf bias or a NaN weight would route every token (or none) and print
+// garbage: refused at load, naming the file, tensor and element.
+TEST(Slots, NonFiniteSidecarsAreRefused) {
+  const std::string dir = testing::temp_dir("nonfinite");
+  for (float bad : {INFINITY, -INFINITY, NAN}) {
+    write_router(dir + "/r.safetensors", bad, 64);
+    auto m = load_model(testing::tiny_checkpoint(),
+                        LoadOptions{.experts = write_manifest(dir, R"(
+[[virtual]]
+name = "calculator"
+kind = "host"
+layers = [0]
+router = "r.safetensors"
+)"),
+                                    .progress = {}});
+    ASSERT_FALSE(m.ok()) << bad;
+    EXPECT_NE(m.status().message().find("r.safetensors: tensor 'bias' element 0 is"),
+              std::string::npos)
+        << m.status();
+  }
+}
+
 TEST(Slots, Sha256KnownAnswers) {
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "loader/file.h"
 #include "runtime/harmony.h"
 #include "runtime/model.h"
 #include "runtime/npy.h"
@@ -65,13 +66,16 @@ double per_second(int n, double ms) {
 int run_tokens(const Model& model, const Options& o) {
   const Config& c = model.config();
   const int n = static_cast<int>(o.tokens.size());
-  std::vector<float> logits(static_cast<size_t>(n) * c.vocab_size);
   auto engine = make_engine(model, n, *parse_device(o.device));
   if (!engine.ok()) return fail(engine.status());
+  // Every position's logits only when they are written out: [n, vocab] floats can be tens of GB.
+  const bool all = !o.logits_path.empty();
+  std::vector<float> logits(static_cast<size_t>(all ? n : 1) * c.vocab_size);
   const auto t0 = Clock::now();
-  if (absl::Status st = (*engine)->forward(o.tokens, logits.data()); !st.ok()) return fail(st);
+  if (absl::Status st = (*engine)->forward(o.tokens, logits.data(), /*last_only=*/!all); !st.ok())
+    return fail(st);
   const double ms = Ms(Clock::now() - t0).count();
-  const float* last = logits.data() + static_cast<size_t>(n - 1) * c.vocab_size;
+  const float* last = logits.data() + static_cast<size_t>(all ? n - 1 : 0) * c.vocab_size;
   std::vector<int> order(c.vocab_size);
   std::iota(order.begin(), order.end(), 0);
   std::partial_sort(order.begin(), order.begin() + 5, order.end(),
@@ -302,11 +306,6 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read"));
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 int run(int argc, char** argv) {
   Options o;
@@ -369,7 +368,7 @@ int run(int argc, char** argv) {
             s.temperature, s.top_k, s.top_p, s.min_p, static_cast<unsigned long long>(s.seed));
 
   if (!o.prompt_file.empty()) {
-    auto text = read_file(o.prompt_file);
+    auto text = read_regular_file(o.prompt_file, 64 << 20, "the prompt file");
     if (!text.ok()) return fail(text.status());
     o.prompt = std::move(*text);
   } else if (o.prompt.empty() && !tty_in) {
@@ -439,5 +438,10 @@ int run(int argc, char** argv) {
 }  // namespace vex
 
 int main(int argc, char** argv) {
-  return vex::run(argc, argv);
+  try {
+    return vex::run(argc, argv);
+  } catch (const std::bad_alloc&) {  // a size the checks let through but memory does not hold
+    fprintf(stderr, "vexrun: out of memory (try a smaller -c / --ctx-size)\n");
+    return 1;
+  }
 }
