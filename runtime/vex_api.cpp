@@ -11,6 +11,10 @@
 #include "runtime/model.h"
 #include "runtime/session.h"
 
+// A magic word in each handle (cleared when it is freed): a freed, foreign or garbage pointer is
+// refused with an error where that is cheap to tell, instead of being used.
+constexpr uint32_t kContextMagic = 0x76784358;  // "vxCX"
+
 struct vex_model {
   std::unique_ptr<vex::Model> m;
 };
@@ -20,6 +24,8 @@ struct vex_context {
   std::unique_ptr<vex::Session> session;
   bool has_logits = false;
   vex::ExpertRegistry experts;  // builtins + vex_expert_register
+  uint32_t magic = kContextMagic;
+  bool busy = false;  // inside vex_generate: a call from one of its callbacks is refused
 };
 
 namespace {
@@ -93,6 +99,18 @@ vex_status guard(F&& f) {
 
 vex_status null_arg(const char* fn, const char* name) {
   return fail(VEX_STATUS_INVALID_ARGUMENT, std::string(fn) + ": " + name + " is NULL");
+}
+
+// The checks every function taking a context makes before it acts.
+vex_status check_context(const vex_context* context, const char* fn) {
+  if (!context) return null_arg(fn, "context");
+  if (context->magic != kContextMagic)
+    return fail(VEX_STATUS_INVALID_ARGUMENT,
+                std::string(fn) + ": context is not a live vex_context (freed, or not one)");
+  if (context->busy)
+    return fail(VEX_STATUS_INVALID_ARGUMENT,
+                std::string(fn) + ": the context is generating (called from one of its callbacks?)");
+  return VEX_STATUS_OK;
 }
 
 // A caller's params struct over the defaults: only the bytes its struct_size covers, so an
@@ -319,6 +337,7 @@ vex_status vex_context_init(vex_model* model, const vex_context_params* params,
 }
 
 void vex_context_free(vex_context* context) {
+  if (context) context->magic = 0;
   delete context;
 }
 
@@ -335,6 +354,7 @@ int32_t vex_context_length(const vex_context* context) {
 }
 
 vex_status vex_context_set_tokens(vex_context* context, const int32_t* tokens, size_t count) {
+  if (vex_status st = check_context(context, "vex_context_set_tokens")) return st;
   if (!context) return null_arg("vex_context_set_tokens", "context");
   if (!tokens && count) return null_arg("vex_context_set_tokens", "tokens");
   return guard([&] {
@@ -369,12 +389,29 @@ vex_generate_params vex_generate_default_params(const vex_model* model) {
 
 vex_status vex_generate(vex_context* context, const int32_t* prompt, size_t n_prompt,
                         const vex_generate_params* params, vex_generate_result* result) {
-  if (!context) return null_arg("vex_generate", "context");
+  // Every argument is checked before any state changes.
+  if (vex_status st = check_context(context, "vex_generate")) return st;
   if (!prompt && n_prompt) return null_arg("vex_generate", "prompt");
   if (!params) return null_arg("vex_generate", "params");
   vex_generate_params p = vex_generate_default_params(context->model);
   if (!read_params(params, &p, "vex_generate")) return VEX_STATUS_INVALID_ARGUMENT;
   if (p.n_stop_tokens && !p.stop_tokens) return null_arg("vex_generate", "params.stop_tokens");
+  if (p.max_tokens < -1)
+    return fail(VEX_STATUS_INVALID_ARGUMENT,
+                "vex_generate: params.max_tokens must be -1 (no limit) or >= 0, got " +
+                    std::to_string(p.max_tokens));
+  if (result && (result->struct_size < sizeof(size_t) || result->struct_size > (1u << 16)))
+    return fail(VEX_STATUS_INVALID_ARGUMENT,
+                "vex_generate: result.struct_size is not set (sizeof(vex_generate_result))");
+  if (absl::Status st = vex::validate({p.sampling.temperature, p.sampling.top_k, p.sampling.top_p,
+                                       p.sampling.min_p, p.sampling.seed});
+      !st.ok())
+    return fail(VEX_STATUS_INVALID_ARGUMENT, absl::StrCat("vex_generate: ", st.message()));
+  context->busy = true;
+  struct Idle {
+    vex_context* c;
+    ~Idle() { c->busy = false; }
+  } idle{context};
   return guard([&] {
     const vex::Model& m = *context->model->m;
     vex::GenerateOptions opt;
@@ -439,9 +476,6 @@ vex_status vex_generate(vex_context* context, const int32_t* prompt, size_t n_pr
     if (!r.ok()) return to_status(r.status());
     context->has_logits = true;
     if (result) {
-      if (result->struct_size < sizeof(size_t))
-        return fail(VEX_STATUS_INVALID_ARGUMENT,
-                    "vex_generate: result.struct_size is not set (sizeof(vex_generate_result))");
       vex_generate_result out{};
       out.struct_size = result->struct_size;
       out.stop_reason = static_cast<vex_stop_reason>(r->reason);
@@ -482,6 +516,7 @@ class CallbackExpert final : public vex::HostExpert {
 
 vex_status vex_expert_register(vex_context* context, const char* name,
                                vex_expert_callback callback, void* user_data) {
+  if (vex_status st = check_context(context, "vex_expert_register")) return st;
   if (!context) return null_arg("vex_expert_register", "context");
   if (!name) return null_arg("vex_expert_register", "name");
   if (!callback) return null_arg("vex_expert_register", "callback");

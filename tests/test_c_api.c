@@ -83,6 +83,23 @@ static size_t capitals(const char* text, size_t len, char* answer, size_t capaci
   memcpy(answer, "Paris", 5);
   return 5;
 }
+/* A callback that calls vex_generate on its own context: refused, generation goes on. */
+typedef struct {
+  vex_context* ctx;
+  const int32_t* prompt;
+  size_t n;
+  vex_status nested;
+  char error[256];
+} Reentry;
+static bool reenter(const vex_token_event* ev, void* user) {
+  (void)ev;
+  Reentry* r = (Reentry*)user;
+  vex_generate_params gp = vex_generate_default_params(NULL);
+  r->nested = vex_generate(r->ctx, r->prompt, r->n, &gp, NULL);
+  snprintf(r->error, sizeof r->error, "%s", vex_last_error());
+  return false;
+}
+
 static int firings = 0, answered = 0;
 static void on_expert(const vex_expert_event* ev, void* user) {
   (void)user;
@@ -294,6 +311,29 @@ int main(int argc, char** argv) {
               "token id -3 at position 5");
   gp.sampling.top_p = 0;
   CHECK_ERROR(vex_generate(ctx, prompt, n_prompt, &gp, &r), VEX_STATUS_INVALID_ARGUMENT, "top_p");
+  gp.sampling.top_p = 1;
+  /* Arguments are checked before anything runs: the context keeps its tokens. */
+  const int32_t before = vex_context_length(ctx);
+  gp.max_tokens = -2;
+  CHECK_ERROR(vex_generate(ctx, prompt, 3, &gp, &r), VEX_STATUS_INVALID_ARGUMENT,
+              "max_tokens must be -1 (no limit) or >= 0, got -2");
+  gp.max_tokens = 2;
+  vex_generate_result unset = {0};
+  CHECK_ERROR(vex_generate(ctx, prompt, 3, &gp, &unset), VEX_STATUS_INVALID_ARGUMENT,
+              "result.struct_size is not set");
+  CHECK(vex_context_length(ctx) == before);
+  /* Re-entrant calls from a callback are refused; the outer call completes. */
+  Reentry re = {ctx, prompt, n_prompt, VEX_STATUS_OK, ""};
+  gp.on_token = reenter;
+  gp.user_data = &re;
+  CHECK(vex_generate(ctx, prompt, n_prompt, &gp, &r) == VEX_STATUS_OK);
+  CHECK(re.nested == VEX_STATUS_INVALID_ARGUMENT && strstr(re.error, "the context is generating"));
+  CHECK(r.stop_reason == VEX_STOP_CALLBACK);
+  gp.on_token = NULL;
+  /* A pointer that is not a live context is refused, not used. */
+  long long junk[64] = {0};
+  CHECK_ERROR(vex_generate((vex_context*)junk, prompt, n_prompt, &gp, &r),
+              VEX_STATUS_INVALID_ARGUMENT, "not a live vex_context");
   CHECK_ERROR(vex_generate(NULL, prompt, n_prompt, &gp, &r), VEX_STATUS_INVALID_ARGUMENT,
               "context is NULL");
   vex_context* big = NULL;

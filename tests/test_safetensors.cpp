@@ -92,6 +92,22 @@ TEST(Safetensors, OverlappingTensors) {
                "overlap");
 }
 
+// A header length shortened into the header's own padding moves the data section: every
+// tensor would be read shifted. The data must end exactly where the last tensor does, and each
+// tensor must start aligned for its dtype.
+TEST(Safetensors, DataSectionMustFitTheTensors) {
+  std::string header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  header.append((8 - (8 + header.size()) % 8) % 8 + 8, ' ');  // padded to 8, plus 8 spaces
+  auto f = file_with_header(header, 8);
+  EXPECT_TRUE(parse(f).ok()) << parse(f);
+  f[0] -= 8;  // the length now ends inside the padding: 8 spaces become "data"
+  expect_error(f, "the data section is 16 bytes but its tensors end at byte 8");
+  std::string odd = R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
+                    R"("b":{"dtype":"F32","shape":[1],"data_offsets":[2,6]}})";
+  odd.append((8 - (8 + odd.size()) % 8) % 8, ' ');
+  expect_error(file_with_header(odd, 6), "tensor 'b' starts at file offset");
+}
+
 TEST(Safetensors, UnknownDtype) {
   expect_error(file_with_header(R"({"a":{"dtype":"Q4","shape":[4],"data_offsets":[0,4]}})", 4),
                "unknown dtype 'Q4'");
