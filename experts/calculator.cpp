@@ -155,7 +155,20 @@ class Parser {
     }
   }
 
+  // Recursion follows the input only through unary() ("- - - 1") and primary() ("((1))"): both
+  // count their depth, and past kMaxDepth the question is declined (a prompt of ~16k "(" used to
+  // exhaust the stack). No arithmetic a person writes nests 100 deep.
+  static constexpr int kMaxDepth = 100;
+  struct Nest {
+    explicit Nest(Parser& p) : p_(p) { ++p_.depth_; }
+    ~Nest() { --p_.depth_; }
+    bool too_deep() const { return p_.depth_ > kMaxDepth; }
+    Parser& p_;
+  };
+
   std::optional<mpq_class> unary() {
+    const Nest nest(*this);
+    if (nest.too_deep()) return std::nullopt;
     if (eat(Tok::kMinus)) {
       auto v = unary();
       if (v) *v = -*v;
@@ -203,6 +216,8 @@ class Parser {
   }
 
   std::optional<mpq_class> primary() {
+    const Nest nest(*this);
+    if (nest.too_deep()) return std::nullopt;
     if (peek(Tok::kNum)) return t_[at_++].value;
     if (!eat(Tok::kOpen)) return std::nullopt;
     auto v = expr();
@@ -213,6 +228,7 @@ class Parser {
   const std::vector<Token>& t_;
   size_t at_ = 0;
   int ops_ = 0;
+  int depth_ = 0;
 };
 
 class Calculator final : public HostExpert {

@@ -473,7 +473,7 @@ struct Node {
   std::vector<Clause> clauses;     // kComp: kids[0] is the element; name is "list" or "gen"
 };
 
-NodeP node(K kind, std::string name = {}) {
+NodeP make_node(K kind, std::string name = {}) {
   auto n = std::make_unique<Node>();
   n->kind = kind, n->name = std::move(name);
   return n;
@@ -544,6 +544,14 @@ class Parser {
   // Nesting depth (parentheses, unary operators, "not", "**"): bounded, so that neither this
   // recursive parser nor the evaluator and repr that follow the tree can exhaust the stack.
   static constexpr int kMaxDepth = 200;  // about 65 levels of parentheses
+  // Nodes per statement: the loops that build left-deep trees ("1 + 1 + ...", "x[0][0]...",
+  // "s.strip().strip()...") stop here, so the tree's height, and with it the recursion of the
+  // evaluator and of the tree's destruction, stays bounded whatever the nesting counter sees.
+  static constexpr int kMaxNodes = 2000;
+  NodeP node(K kind, std::string name = {}) {
+    if (++nodes_ > kMaxNodes) fail(unsupported("expression too long"));
+    return make_node(kind, std::move(name));
+  }
   struct Nest {
     explicit Nest(Parser& p) : p_(p) { ++p_.depth_; }
     ~Nest() { --p_.depth_; }
@@ -624,7 +632,7 @@ class Parser {
   NodeP binary_left(const std::vector<std::string_view>& ops, NodeP (Parser::*next)()) {
     NodeP a = (this->*next)();
     for (;;) {
-      if (!a) return nullptr;
+      if (!a || !status_.ok()) return nullptr;
       std::string op;
       for (std::string_view o : ops)
         if (is_op(o)) op = o;
@@ -687,7 +695,7 @@ class Parser {
   NodeP primary() {
     NodeP a = atom();
     for (;;) {
-      if (!a) return nullptr;
+      if (!a || !status_.ok()) return nullptr;
       if (eat_op("(")) {
         if (a->kind != K::kName) return fail(unsupported("calling anything but a builtin"));
         auto n = node(K::kCall, a->name);
@@ -803,6 +811,7 @@ class Parser {
   const std::vector<Token>& t_;
   size_t at_ = 0;
   int depth_ = 0;
+  int nodes_ = 0;
   absl::Status status_;
 };
 

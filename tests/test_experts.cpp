@@ -102,6 +102,14 @@ TEST(Experts, ArbitraryTextIsSafe) {
   for (int i = 0; i < 20000; ++i) long_units += " in in";
   texts.push_back("5 km" + long_units + " miles =");
   texts.push_back("2024-01-01 + , days =");
+  // Deep input for every reader: 20,000 "(" and "-" for the calculator (it crashed at ~16k "("),
+  // left-deep chains for the interpreter ("1+1+...", "x[0][0]...", "s.strip().strip()...",
+  // which crashed at ~8k terms in evaluation and in the tree's destruction).
+  texts.push_back(std::string(20000, '(') + "1" + std::string(20000, ')') + " =");
+  texts.push_back(std::string(20000, '-') + "1 =");
+  std::string plus = ">>> 1", index = ">>> [[0]]", strip = ">>> 'a'";
+  for (int i = 0; i < 20000; ++i) plus += "+1", index += "[0]", strip += ".strip()";
+  for (const std::string& deep : {plus, index, strip}) texts.push_back(deep + "\n");
   for (const std::string& t : texts)
     for (const std::string& name : registry.names()) {
       if (t.size() < 400) {  // every prefix of the short ones
