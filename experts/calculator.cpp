@@ -27,8 +27,9 @@ enum class Tok { kNum, kPlus, kMinus, kTimes, kDivide, kPercent, kPow, kOpen, kC
 
 struct Token {
   Tok kind;
-  mpq_class value;  // kNum
-  size_t begin;     // byte offset in the text
+  mpq_class value;      // kNum
+  size_t begin;         // byte offset in the text
+  bool spaced = false;  // whitespace before it
 };
 
 constexpr size_t kMaxBits = 100000;
@@ -205,6 +206,11 @@ class Parser {
   std::optional<mpq_class> postfix() {
     auto v = primary();
     if (!v || !peek(Tok::kPercent) || peek(Tok::kNum, 1) || peek(Tok::kOpen, 1)) return v;
+    // "7 % -3": '%' spaced like the operator before a signed operand - a modulo by -3, or 7
+    // percent minus 3? Ambiguous: declined. ("181%+4", '%' on its number, is 1.81 + 4.)
+    if (t_[at_].spaced && (peek(Tok::kMinus, 1) || peek(Tok::kPlus, 1)) &&
+        (peek(Tok::kNum, 2) || peek(Tok::kOpen, 2)))
+      return std::nullopt;
     ++at_, ++ops_;
     *v /= 100;
     if (eat(Tok::kOf)) {
@@ -256,7 +262,10 @@ class Calculator final : public HostExpert {
         return std::nullopt;
     }
     std::vector<Token> toks;
-    for (size_t i = first; i < line.size(); ++i) toks.push_back(line[i].tok);
+    for (size_t i = first; i < line.size(); ++i) {
+      toks.push_back(line[i].tok);
+      toks.back().spaced = line[i].space_before;
+    }
     Parser p(toks);
     const auto v = p.parse();
     if (!v || !p.saw_operator()) return std::nullopt;

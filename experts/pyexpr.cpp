@@ -252,9 +252,11 @@ std::optional<int> compare_numbers(const Value& a, const Value& b) {
 int64_t length(const Value& v) {
   if (v.type == Type::kStr) return static_cast<int64_t>(v.s.size());
   if (v.type == Type::kRange) {
-    const int64_t n = v.step > 0 ? (v.stop - v.start + v.step - 1) / v.step
-                                 : (v.start - v.stop - v.step - 1) / -v.step;
-    return std::max<int64_t>(n, 0);
+    // In 128 bits: bounds up to 2^60 and a step up to 2^63 - 1 overflow int64 here
+    // (len(range(-2**60, 2**60, 2**63 - 1)) was 0; Python: 1).
+    const __int128 start = v.start, stop = v.stop, step = v.step;
+    const __int128 n = step > 0 ? (stop - start + step - 1) / step : (start - stop - step - 1) / -step;
+    return static_cast<int64_t>(std::max<__int128>(n, 0));
   }
   return static_cast<int64_t>(v.items->size());
 }
@@ -1234,6 +1236,8 @@ absl::StatusOr<Value> Eval::call(const Node& n) {
     // Stable, like Python's sort; reverse keeps equal elements in their original order too.
     std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
       auto c = reverse ? order(y, x) : order(x, y);
+      if (c.ok() && *c == 2)  // NaN: CPython's result depends on its merge order; not ours
+        c = unsupported("sorting values that include a NaN");
       if (!c.ok()) {
         if (st.ok()) st = c.status();
         return false;
