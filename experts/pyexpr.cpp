@@ -164,6 +164,28 @@ absl::StatusOr<std::string> str_repr(std::u32string_view s) {
   return to_utf8(out);
 }
 
+// The running evaluation's budget. Walks over values (repr, ==, ordering, "in", count) may
+// cross a structure shared many times over ("c = [[[0]*1000]*1000]*1000" is 3,000 list cells
+// but 10^9 elements to print or compare), so they charge it per element visited and per byte
+// produced, and stop once it is spent: the call declines within the same bound as any other work.
+struct Budget {
+  int64_t steps, bytes;
+  bool spent() const { return steps < 0 || bytes < 0; }
+};
+thread_local Budget* t_budget = nullptr;
+
+// Charges the running evaluation, if any; false once its budget is spent.
+bool walk(int64_t steps, int64_t bytes = 0) {
+  if (!t_budget) return true;
+  t_budget->steps -= steps, t_budget->bytes -= bytes;
+  return !t_budget->spent();
+}
+
+absl::Status budget_error() {
+  return unsupported(t_budget && t_budget->steps < 0 ? "step budget exhausted"
+                                                      : "memory budget exhausted");
+}
+
 absl::StatusOr<std::string> repr(const Value& v) {
   switch (v.type) {
     case Type::kNone:
@@ -184,6 +206,7 @@ absl::StatusOr<std::string> repr(const Value& v) {
       std::string out = list ? "[" : "(";
       for (size_t k = 0; k < v.items->size(); ++k) {
         VEX_ASSIGN_OR_RETURN(std::string item, repr((*v.items)[k]));
+        if (!walk(1, static_cast<int64_t>(item.size()) + 2)) return budget_error();
         out += (k ? ", " : "") + item;
       }
       if (!list && v.items->size() == 1) out += ",";
@@ -263,10 +286,12 @@ int64_t length(const Value& v) {
 
 bool equal(const Value& a, const Value& b);
 
+// A spent budget ends the walk with "not equal"; the evaluation declines at its next charge and
+// run() checks the budget before answering, so that value is never shown.
 bool equal_items(const Items& a, const Items& b) {
   if (a.size() != b.size()) return false;
   for (size_t k = 0; k < a.size(); ++k)
-    if (!equal(a[k], b[k])) return false;
+    if (!walk(1) || !equal(a[k], b[k])) return false;
   return true;
 }
 
@@ -301,6 +326,7 @@ absl::StatusOr<int> order(const Value& a, const Value& b) {
   if (a.type == b.type && (a.type == Type::kList || a.type == Type::kTuple)) {
     const Items &x = *a.items, &y = *b.items;
     for (size_t k = 0; k < x.size() && k < y.size(); ++k) {
+      if (!walk(1)) return budget_error();
       if (equal(x[k], y[k])) continue;
       return order(x[k], y[k]);
     }
@@ -822,7 +848,13 @@ class Parser {
 
 class Eval {
  public:
-  explicit Eval(const Limits& limits) : steps_(limits.steps), bytes_(limits.bytes) {}
+  explicit Eval(const Limits& limits) : budget_{limits.steps, limits.bytes}, outer_(t_budget) {
+    t_budget = &budget_;  // walks over values charge this evaluation (Budget)
+  }
+  ~Eval() { t_budget = outer_; }
+  Eval(const Eval&) = delete;
+  Eval& operator=(const Eval&) = delete;
+  bool spent() const { return budget_.spent(); }
 
   absl::StatusOr<Value> eval(const Node& n);
   void assign(const std::string& name, Value v) { env_[name] = std::move(v); }
@@ -835,10 +867,7 @@ class Eval {
 
  private:
   absl::Status charge(int64_t steps, int64_t bytes = 0) {
-    steps_ -= steps, bytes_ -= bytes;
-    if (steps_ < 0) return unsupported("step budget exhausted");
-    if (bytes_ < 0) return unsupported("memory budget exhausted");
-    return absl::OkStatus();
+    return walk(steps, bytes) ? absl::OkStatus() : budget_error();
   }
   absl::Status charge_int(const mpz_class& n) {
     return charge(0, static_cast<int64_t>(mpz_sizeinbase(n.get_mpz_t(), 2) / 8));
@@ -863,7 +892,8 @@ class Eval {
   absl::StatusOr<Value> round(const Value& x, const Value* digits);
 
   absl::flat_hash_map<std::string, Value> env_;
-  int64_t steps_, bytes_;
+  Budget budget_;
+  Budget* outer_;
 };
 
 absl::Status Eval::each(const Value& v, const std::function<absl::Status(const Value&)>& f) {
@@ -952,6 +982,11 @@ absl::StatusOr<Value> Eval::binary(const std::string& op, const Value& a, const 
     return power(a, b);
   }
   if (is_int(a) && is_int(b)) {
+    // The work of big-integer arithmetic grows with the operands: charged before it is done (a
+    // step per 64-bit limb, the product's size in bytes).
+    const int64_t la = static_cast<int64_t>(mpz_size(a.i.get_mpz_t())),
+                  lb = static_cast<int64_t>(mpz_size(b.i.get_mpz_t()));
+    VEX_RETURN_IF_ERROR(charge(la + lb, op == "*" ? 8 * (la + lb) : 0));
     mpz_class r;
     if (op == "+") r = a.i + b.i;
     else if (op == "-") r = a.i - b.i;
@@ -1611,7 +1646,9 @@ absl::StatusOr<std::string> run(const std::vector<std::string>& statements, cons
     ev.assign(name, std::move(v));
   }
   if (v.type == Type::kNone) return unsupported("the value is None (nothing is shown)");
-  return repr(v);
+  VEX_ASSIGN_OR_RETURN(std::string shown, repr(v));
+  if (ev.spent()) return budget_error();  // a walk cut short by the budget (equal_items)
+  return shown;
 }
 
 }  // namespace vex::py

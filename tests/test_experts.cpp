@@ -130,6 +130,26 @@ TEST(Experts, ArbitraryTextIsSafe) {
 
 // vexprobe's training texts for every builtin hold both labels: positions the expert answers and
 // texts (look-alikes included) where it answers nowhere.
+// The interpreter's budget (1,000,000 steps, 16 MB per call) charges walks over shared
+// structure too: "[[[0]*1000]*1000]*1000" is 3,000 list cells but 10^9 elements to print or
+// compare. Small, these are answered exactly (CPython's values); large, declined at the budget
+// (measured: each in under 0.1 s, where str(c) grew past 3 GB and c == ... took 52 s before).
+TEST(Interpreter, BudgetsChargeAllWork) {
+  const auto e = make_interpreter();
+  auto ask = [&](int n, const std::string& last) {
+    const std::string k = std::to_string(n);
+    return e->answer(">>> a = [0] * " + k + "\n>>> b = [a] * " + k + "\n>>> c = [b] * " + k +
+                     "\n>>> " + last + "\n");
+  };
+  ASSERT_TRUE(ask(10, "len(str(c))").has_value());
+  EXPECT_EQ(ask(10, "len(str(c))")->output, "3220");
+  EXPECT_EQ(ask(10, "c == [b] * 10")->output, "True");
+  EXPECT_EQ(ask(10, "c.count(b)")->output, "10");
+  for (const char* last : {"len(str(c))", "c == [b] * 1000", "c.count(b)", "sorted(c)[0] == b",
+                           "b in c", "str(c) == str(c)"})
+    EXPECT_FALSE(ask(1000, last).has_value()) << last;
+}
+
 TEST(TrainingTexts, EveryBuiltinHasPositivesAndNegatives) {
   const ExpertRegistry registry;
   for (const std::string& name : registry.names()) {
