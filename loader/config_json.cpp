@@ -10,6 +10,14 @@ namespace {
 constexpr int kMaxPositions = 1 << 26;
 constexpr int kMaxLayers = 4096;
 
+// num_hidden_layers, bounded before the per-layer pattern is allocated from it.
+absl::StatusOr<int> layer_count(const JsonObject& o) {
+  VEX_ASSIGN_OR_RETURN(const int n, o.positive_int("num_hidden_layers"));
+  if (n > kMaxLayers)
+    return o.error("num_hidden_layers", absl::StrCat(n, " is more than ", kMaxLayers));
+  return n;
+}
+
 absl::StatusOr<Config> parse_hf(const JsonObject& o) {
   Config c;
   c.layout = Layout::kHuggingFace;
@@ -17,9 +25,7 @@ absl::StatusOr<Config> parse_hf(const JsonObject& o) {
   if (model_type != "gpt_oss")
     return o.error("model_type", absl::StrCat("unsupported model '", model_type,
                                               "' (vex runs gpt_oss checkpoints)"));
-  VEX_ASSIGN_OR_RETURN(c.n_layers, o.positive_int("num_hidden_layers"));
-  if (c.n_layers > kMaxLayers)  // before the per-layer pattern is allocated
-    return o.error("num_hidden_layers", absl::StrCat(c.n_layers, " is more than ", kMaxLayers));
+  VEX_ASSIGN_OR_RETURN(c.n_layers, layer_count(o));
   VEX_ASSIGN_OR_RETURN(c.d_model, o.positive_int("hidden_size"));
   VEX_ASSIGN_OR_RETURN(c.n_heads, o.positive_int("num_attention_heads"));
   VEX_ASSIGN_OR_RETURN(c.n_kv_heads, o.positive_int("num_key_value_heads"));
@@ -96,9 +102,7 @@ absl::StatusOr<Config> parse_hf(const JsonObject& o) {
 absl::StatusOr<Config> parse_original(const JsonObject& o) {
   Config c;
   c.layout = Layout::kOriginal;
-  VEX_ASSIGN_OR_RETURN(c.n_layers, o.positive_int("num_hidden_layers"));
-  if (c.n_layers > kMaxLayers)  // before the per-layer pattern is allocated
-    return o.error("num_hidden_layers", absl::StrCat(c.n_layers, " is more than ", kMaxLayers));
+  VEX_ASSIGN_OR_RETURN(c.n_layers, layer_count(o));
   VEX_ASSIGN_OR_RETURN(c.d_model, o.positive_int("hidden_size"));
   VEX_ASSIGN_OR_RETURN(c.n_heads, o.positive_int("num_attention_heads"));
   VEX_ASSIGN_OR_RETURN(c.n_kv_heads, o.positive_int("num_key_value_heads"));

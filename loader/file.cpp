@@ -15,7 +15,12 @@ absl::StatusOr<std::string> read_regular_file(const std::string& path, size_t ma
   if (fd < 0)
     return absl::NotFoundError(absl::StrCat(path, ": cannot open ", what, ": ", strerror(errno)));
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+  if (fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return absl::InternalError(absl::StrCat(path, ": cannot stat ", what, ": ", strerror(err)));
+  }
+  if (!S_ISREG(st.st_mode)) {
     ::close(fd);
     return absl::InvalidArgumentError(absl::StrCat(
         path, ": ", what, " is not a regular file",
