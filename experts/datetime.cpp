@@ -183,6 +183,7 @@ bool clause_is(std::string_view s, std::string_view phrase) {
   if (r->empty() || std::string_view(".!?;:,").find(r->back()) != std::string_view::npos)
     return true;
   const std::vector<std::string_view> w = words(*r);
+  if (w.empty()) return true;  // only punctuation before it (")The day today is")
   const std::string last = lower(w.back());
   return last == "so" || last == "and" || last == "then";
 }

@@ -184,6 +184,58 @@ absl::Status parse_virtual(const std::string& path, const toml::table& v, const 
   return absl::OkStatus();
 }
 
+// What toml++ is given: the text with its comments blanked, after checking that the rest is
+// ASCII without control characters (tab aside). toml++ 3.3 (Debian bookworm) reaches
+// __builtin_unreachable() on some characters outside ASCII (its
+// is_non_ascii_horizontal_whitespace() has no case for U+00A1...U+0499, U+2DAE...U+31A7 or
+// U+FBD6...U+FEFE) wherever its tokenizer asks whether one is whitespace, which malformed text
+// can make it ask anywhere (found by tests/fuzz/fuzz_manifest: U+0322 where a value was due,
+// U+FEEF inside a run of garbage). So a manifest is ASCII outside its comments, names and
+// paths included; comments may hold any UTF-8.
+absl::StatusOr<std::string> toml_text(std::string_view text, const std::string& path) {
+  std::string out(text);
+  int line = 1;
+  size_t line_start = 0;
+  char quote = 0;  // the open string's quote character, 0 outside strings
+  bool multi = false;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const char c = out[i];
+    const auto u = static_cast<unsigned char>(c);
+    const std::string_view where = std::string_view(out).substr(i);
+    if ((u < 0x20 && c != '\t' && c != '\n' && c != '\r') || u == 0x7F)
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", line, ":", i - line_start + 1, ": a control character (TOML allows none but tab)"));
+    if (c == '\n') {
+      ++line, line_start = i + 1;
+      if (!multi) quote = 0;  // a single-line string ends with its line at the latest
+    } else if (quote == 0 && c == '#') {
+      for (; i + 1 < out.size() && out[i + 1] != '\n'; ++i)
+        if (static_cast<unsigned char>(out[i + 1]) < 0x20 && out[i + 1] != '\t' && out[i + 1] != '\r')
+          return absl::InvalidArgumentError(absl::StrCat(path, ":", line, ":", i + 2 - line_start,
+                                                         ": a control character (TOML allows none but tab)"));
+        else
+          out[i + 1] = ' ';
+    } else if (u >= 0x80) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", line, ":", i - line_start + 1,
+          ": a character outside ASCII (a manifest is ASCII outside its comments)"));
+    } else if (quote == 0 && (c == '"' || c == '\'')) {
+      quote = c;
+      multi = where.starts_with(std::string(3, c));
+      if (multi) i += 2;
+    } else if (quote != 0 && c == '\\' && quote == '"') {
+      if (i + 1 < out.size() && out[i + 1] != '\n') ++i;  // the escaped character
+    } else if (quote != 0 && c == quote) {
+      if (!multi) {
+        quote = 0;
+      } else if (where.starts_with(std::string(3, c))) {
+        quote = 0, multi = false, i += 2;
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<int> Manifest::kept(int layer, int n_experts) const {
@@ -195,9 +247,10 @@ std::vector<int> Manifest::kept(int layer, int n_experts) const {
 
 absl::StatusOr<Manifest> parse_manifest(const std::string& text, const std::string& path,
                                         const Config& config) {
+  VEX_ASSIGN_OR_RETURN(const std::string ascii, toml_text(text, path));
   toml::table root;
   try {
-    root = toml::parse(text, std::string_view(path));
+    root = toml::parse(ascii, std::string_view(path));
   } catch (const toml::parse_error& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(where(path, e.source()), ": ", std::string(e.description())));

@@ -412,7 +412,7 @@ absl::StatusOr<std::vector<Token>> lex(std::string_view s) {
         if (clean.size() > 1 && clean[0] == '0' && clean.find_first_not_of('0') != std::string::npos)
           return error("SyntaxError", "leading zeros in an integer literal");
         if (clean.size() > 5000) return unsupported("integer literal too long");
-        t.value = integer(mpz_class(clean));
+        t.value = integer(mpz_class(clean, 10));
       }
       out.push_back(std::move(t));
       i = j;
@@ -1027,8 +1027,12 @@ absl::StatusOr<Value> Eval::binary(const std::string& op, const Value& a, const 
   if (op == "*" && ((seq_a && is_int(b)) || (is_int(a) && seq_b))) {
     const Value& s = seq_a ? a : b;
     const Value& n = seq_a ? b : a;
-    const int64_t k = n.i > 0 ? (n.i.fits_slong_p() ? n.i.get_si() : INT64_MAX) : 0;
+    // CPython raises OverflowError for counts outside Py_ssize_t, whatever the sequence: declined.
+    if (!n.i.fits_slong_p()) return unsupported("repeat count beyond 64 bits");
     const int64_t len = length(s);
+    // An empty sequence stays empty however many times it repeats (no loop of k empty copies:
+    // "() * 8888888888888888888" ran for hours).
+    const int64_t k = n.i > 0 && len > 0 ? n.i.get_si() : 0;
     if (len && k > (INT64_C(1) << 40) / len) return unsupported("memory budget exhausted");
     VEX_RETURN_IF_ERROR(charge(len * k, len * k * (s.type == Type::kStr ? 4 : sizeof(Value))));
     if (s.type == Type::kStr) {
@@ -1149,7 +1153,7 @@ absl::StatusOr<Value> to_int(const Value& v) {
     }
     if (digits.empty()) return value_error("invalid literal for int() with base 10");
     if (digits.size() > 4300) return value_error("exceeds the limit for integer string conversion");
-    mpz_class n(digits);
+    mpz_class n(digits, 10);  // base 10: GMP's default (0) reads a leading 0 as octal
     return integer(s[0] == '-' ? mpz_class(-n) : n);
   }
   return type_error("int() argument must be a string or a real number, not '" + type_name(v) + "'");

@@ -6,6 +6,32 @@ namespace vex {
 
 absl::StatusOr<nlohmann::json> read_json_file(const std::string& path) {
   VEX_ASSIGN_OR_RETURN(const std::string text, read_regular_file(path, 64 << 20, "the JSON file"));
+  return parse_json_text(text, path);
+}
+
+absl::Status check_json_depth(std::string_view text, const std::string& path) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth)
+        return absl::InvalidArgumentError(absl::StrCat(
+            path, ": invalid JSON: nested deeper than ", kMaxJsonDepth, " levels at byte ", i));
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<nlohmann::json> parse_json_text(std::string_view text, const std::string& path) {
+  VEX_RETURN_IF_ERROR(check_json_depth(text, path));
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {

@@ -13,6 +13,13 @@ namespace vex {
 
 // Reads and parses a whole JSON file; errors name the file (and the byte for syntax errors).
 absl::StatusOr<nlohmann::json> read_json_file(const std::string& path);
+// Nesting deeper than this is refused before parsing: vex's JSON files nest 3 levels, and
+// printing or walking a value recurses once per level (a config.json of 200,000 '[' crashed).
+inline constexpr int kMaxJsonDepth = 64;
+absl::Status check_json_depth(std::string_view text, const std::string& path);
+
+// The same for JSON text, depth checked; `path` names it in errors.
+absl::StatusOr<nlohmann::json> parse_json_text(std::string_view text, const std::string& path);
 
 // Typed access to a key of a JSON object: NotFound-style error if missing, InvalidArgument if
 // ill-typed; both name `file` and `key`.

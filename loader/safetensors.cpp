@@ -16,6 +16,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_join.h"
+#include "loader/json_util.h"
 
 namespace vex {
 namespace {
@@ -133,6 +134,8 @@ absl::StatusOr<SafetensorsHeader> parse_safetensors(std::span<const uint8_t> fil
   if (n < 2 || file[8] != '{')
     return bad(path, "header is not a JSON object (must start with '{' at byte 8)");
 
+  const std::string_view header(reinterpret_cast<const char*>(file.data() + 8), n);
+  VEX_RETURN_IF_ERROR(check_json_depth(header, std::string(path)));
   json root;
   try {
     root = json::parse(file.begin() + 8, file.begin() + 8 + n);

@@ -107,11 +107,23 @@ std::string sanitize_utf8(absl::string_view s) {
 
 Tokenizer::~Tokenizer() = default;
 
+namespace {
+// Token ids above this are refused: the id tables are dense, so the largest id sizes them
+// (o200k's largest is 201,087; 2^21 entries is 64 MB of empty strings at worst).
+constexpr int64_t kMaxTokenId = int64_t{1} << 21;
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::string& path) {
-  // Structure errors surface as exceptions from simdjson (INCORRECT_TYPE, TAPE_ERROR, ...) or
-  // nlohmann (pre_tokenizer); both are reported, never thrown.
+  VEX_ASSIGN_OR_RETURN(const std::string text, read_regular_file(path, 512 << 20, "tokenizer.json"));
+  return parse(text, path);
+}
+
+// Structure errors surface as exceptions from simdjson (INCORRECT_TYPE, TAPE_ERROR, ...) or
+// nlohmann (pre_tokenizer); both are reported, never thrown.
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::parse(absl::string_view text,
+                                                              const std::string& path) {
   try {
-    return load_json(path);
+    return parse_json(text, path);
   } catch (const simdjson::simdjson_error& e) {
     return bad(path, absl::StrCat("invalid JSON or unexpected structure: ", e.what()));
   } catch (const nlohmann::json::exception& e) {
@@ -122,9 +134,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::string& pa
 // The 27 MB file is read with simdjson's On-Demand API: its strings are used in place (views
 // into the parser's buffer) and only the tokenizer's own tables are built, which keeps loading
 // near 0.2 s instead of the ~0.8 s of a DOM parse.
-absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load_json(const std::string& path) {
-  VEX_ASSIGN_OR_RETURN(const std::string text, read_regular_file(path, 512 << 20, "tokenizer.json"));
-  simdjson::padded_string json(text);
+absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::parse_json(absl::string_view text,
+                                                                   const std::string& path) {
+  simdjson::padded_string json(text.data(), text.size());
   simdjson::ondemand::parser parser;
   simdjson::ondemand::document doc = parser.iterate(json);
 
@@ -240,17 +252,19 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load_json(const std::strin
   by_text.reserve(vocab_u.size());
   im.vocab.reserve(vocab_u.size());
   for (const auto& [s, id] : vocab_u) {
-    if (id < 0 || id > (1 << 24))
+    if (id < 0 || id > kMaxTokenId)
       return bad(path, absl::StrCat("model.vocab['", std::string(s), "']: expected a token id"));
     if (!to_bytes(s, &b))
       return bad(path, absl::StrCat("model.vocab['", std::string(s), "']: not byte-level text"));
     const int32_t v = static_cast<int32_t>(id);
-    im.vocab.emplace(b, v);
+    if (b.empty()) return bad(path, "model.vocab: an empty token");
+    if (!im.vocab.emplace(b, v).second)
+      return bad(path, absl::StrCat("model.vocab['", std::string(s), "']: listed twice"));
     by_text.emplace(s, v);
     max_id = std::max(max_id, v);
   }
   for (const auto& [content, id] : added) {
-    if (id < 0 || id > (1 << 24)) return bad(path, "added_tokens: id out of range");
+    if (id < 0 || id > kMaxTokenId) return bad(path, "added_tokens: id out of range");
     im.specials.push_back({content, static_cast<int32_t>(id)});
     max_id = std::max(max_id, static_cast<int32_t>(id));
   }
@@ -258,8 +272,20 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::load_json(const std::strin
             [](const auto& x, const auto& y) { return x.first.size() > y.first.size(); });
   t->bytes_.assign(max_id + 1, std::string());
   t->special_.assign(max_id + 1, 0);
-  for (const auto& [s, id] : im.vocab) t->bytes_[id] = s;
-  for (const auto& [s, id] : im.specials) t->bytes_[id] = s, t->special_[id] = 1;
+  // One id, one token: decoding must give back what encoding read.
+  for (const auto& [s, id] : im.vocab) {
+    if (!t->bytes_[id].empty())
+      return bad(path, absl::StrCat("model.vocab: id ", id, " is given to two tokens"));
+    t->bytes_[id] = s;
+  }
+  for (const auto& [s, id] : im.specials) {
+    if (!t->bytes_[id].empty() && !t->special_[id])
+      return bad(path, absl::StrCat("added_tokens: id ", id, " ('", s,
+                                    "') is also a token of model.vocab"));
+    if (t->special_[id] && t->bytes_[id] != s)
+      return bad(path, absl::StrCat("added_tokens: id ", id, " is given to two tokens"));
+    t->bytes_[id] = s, t->special_[id] = 1;
+  }
   for (int c = 0; c < 256; ++c) {
     auto it = im.vocab.find(std::string(1, static_cast<char>(c)));
     if (it == im.vocab.end()) return bad(path, absl::StrCat("model.vocab: no token for byte ", c));

@@ -19,6 +19,9 @@ namespace vex {
 class Tokenizer {
  public:
   static absl::StatusOr<std::unique_ptr<Tokenizer>> load(const std::string& path);
+  // The same from the text of a tokenizer.json; `path` names it in errors.
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> parse(absl::string_view json,
+                                                          const std::string& path);
   ~Tokenizer();
 
   // Text -> ids. With allow_special, added-token text such as "<|start|>" becomes its id;
@@ -35,7 +38,8 @@ class Tokenizer {
 
  private:
   Tokenizer() = default;
-  static absl::StatusOr<std::unique_ptr<Tokenizer>> load_json(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> parse_json(absl::string_view json,
+                                                               const std::string& path);
   // BPE of one pre-tokenized piece. Pieces up to kShortPiece bytes use a rescanning loop on the
   // stack; longer ones a heap (same merge order).
   static constexpr size_t kShortPiece = 32;

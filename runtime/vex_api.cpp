@@ -321,9 +321,14 @@ vex_status vex_context_init(vex_model* model, const vex_context_params* params,
                                                    std::to_string(p.n_ctx) + " is outside [0, " +
                                                    std::to_string(c.max_position) + "]");
     const int n_ctx = p.n_ctx ? p.n_ctx : std::min(4096, c.max_position);
-    if (p.device < VEX_DEVICE_AUTO || p.device > VEX_DEVICE_CUDA)
+    // A C caller may store any int in the enum field; reading it as the C++ enum is undefined
+    // outside the enumerators, so the value is read as the int it is.
+    static_assert(sizeof(vex_device) == sizeof(int));
+    int device_value;
+    std::memcpy(&device_value, &p.device, sizeof device_value);
+    if (device_value < VEX_DEVICE_AUTO || device_value > VEX_DEVICE_CUDA)
       return fail(VEX_STATUS_INVALID_ARGUMENT,
-                  "vex_context_init: unknown device " + std::to_string(static_cast<int>(p.device)));
+                  "vex_context_init: unknown device " + std::to_string(device_value));
     const vex::Device device = p.device == VEX_DEVICE_CPU    ? vex::Device::kCpu
                                : p.device == VEX_DEVICE_CUDA ? vex::Device::kCuda
                                                              : vex::Device::kAuto;

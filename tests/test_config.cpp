@@ -148,5 +148,21 @@ TEST(Config, JsonFileErrors) {
   EXPECT_NE(missing.status().message().find("/nonexistent/config.json"), std::string::npos);
 }
 
+// Nesting is bounded before parsing: a config.json whose value was 200,000 nested arrays crashed
+// vexrun (printing the value for the error recursed once per level).
+TEST(Config, DeepNestingRefused) {
+  const std::string deep =
+      R"({"hidden_size": )" + std::string(200000, '[') + std::string(200000, ']') + "}";
+  auto j = parse_json_text(deep, "config.json");
+  ASSERT_FALSE(j.ok());
+  EXPECT_NE(j.status().message().find("config.json: invalid JSON: nested deeper than 64"),
+            std::string::npos)
+      << j.status();
+  // Brackets inside strings are text, not nesting; 64 levels are fine.
+  EXPECT_TRUE(parse_json_text(R"({"a": ")" + std::string(1000, '[') + R"("})", "c.json").ok());
+  EXPECT_TRUE(parse_json_text(std::string(64, '[') + std::string(64, ']'), "c.json").ok());
+  EXPECT_FALSE(parse_json_text(std::string(65, '[') + std::string(65, ']'), "c.json").ok());
+}
+
 }  // namespace
 }  // namespace vex

@@ -634,5 +634,26 @@ TEST(CudaKernels, SampleNextMatchesSampler) {
   EXPECT_GE(same, total - 2);
 }
 
+// A temperature so small that logit / T overflows (--temp 1e-38 emitted the last id forever
+// before): the T -> 0 limit, greedy, without a draw, as vex::Sampler.
+TEST(CudaKernels, TinyTemperatureIsGreedy) {
+  const int V = 201088, rows = 2;
+  auto logits = normal(size_t(rows) * V, 2.0f);
+  logits[777] = 12.0f, logits[V + 150000] = 12.0f;
+  const SamplingParams p{1e-38f, 0, 0.9f, 0.0f, 7};
+  const cuda::SamplingConfig cfg{p.temperature, p.top_k, p.top_p, p.min_p, p.seed};
+  Dev<float> dl(logits);
+  Dev<cuda::SamplingConfig> dcfg(std::vector<cuda::SamplingConfig>{cfg});
+  Dev<uint64_t> dd(std::vector<uint64_t>(rows, 0));
+  Dev<int32_t> out(rows);
+  Dev<int> pos(std::vector<int>(rows, 0));
+  CUDA_OK(cuda::sample_next(dl.p, V, rows, dcfg.p, dd.p, out.p, pos.p, 1, 0));
+  EXPECT_EQ(out.get(), (std::vector<int32_t>{777, 150000}));
+  EXPECT_EQ(dd.get(), std::vector<uint64_t>(rows, 0));
+  EXPECT_EQ(pos.get(), std::vector<int>(rows, 1));
+  Sampler cpu(p);
+  EXPECT_EQ(cpu.sample(std::span(logits).subspan(0, V)), 777);
+}
+
 }  // namespace
 }  // namespace vex

@@ -68,6 +68,11 @@ TEST(DateTime, OracleSuite) {
   const auto today = utc->answer("Today is");
   ASSERT_TRUE(today.has_value());
   EXPECT_EQ(today->output, "Monday, November 23, 2026");
+  // Only punctuation before the question (found by tests/fuzz/fuzz_expert_datetime: the last
+  // word of no words was read).
+  const auto after_paren = utc->answer(")The day of the week today is");
+  ASSERT_TRUE(after_paren.has_value());
+  EXPECT_EQ(after_paren->output, "Monday");
 }
 
 // Arbitrary text never crashes an expert (they read whatever the model writes): every prefix of
@@ -148,6 +153,18 @@ TEST(Interpreter, BudgetsChargeAllWork) {
   for (const char* last : {"len(str(c))", "c == [b] * 1000", "c.count(b)", "sorted(c)[0] == b",
                            "b in c", "str(c) == str(c)"})
     EXPECT_FALSE(ask(1000, last).has_value()) << last;
+  // Repeating an empty sequence costs nothing, however large the count (found by
+  // tests/fuzz/fuzz_expert_interpreter: it looped 8.9e18 times); counts CPython refuses
+  // (OverflowError past Py_ssize_t) are declined.
+  const auto empty = e->answer(">>> () * -51 * 8888888888888888888\n");
+  ASSERT_TRUE(empty.has_value());
+  EXPECT_EQ(empty->output, "()");
+  EXPECT_FALSE(e->answer(">>> [] * 2**63\n").has_value());
+  // int() of a string with leading zeros is decimal (GMP's default base read it as octal and
+  // threw on the 8; found by the fuzzer).
+  const auto zeros = e->answer(">>> int(' 0000000000001774158856 ')\n");
+  ASSERT_TRUE(zeros.has_value());
+  EXPECT_EQ(zeros->output, "1774158856");
 }
 
 TEST(TrainingTexts, EveryBuiltinHasPositivesAndNegatives) {

@@ -173,6 +173,33 @@ TEST_F(ManifestTest, CorruptedTextNeverCrashes) {
   }
 }
 
+// Found by tests/fuzz/fuzz_manifest: toml++ 3.3 reaches __builtin_unreachable() on some
+// characters outside ASCII (U+0322 where a value was due; U+FEEF in a run of garbage, even after
+// a quote). A manifest is ASCII outside its comments; control characters are refused everywhere.
+TEST_F(ManifestTest, AsciiOutsideCommentsNoControlCharacters) {
+  auto m = parse("[[virtual]]\nname = \"c\"\nlayers = [\xcc\xa2\n");
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("m.toml:3:11: a character outside ASCII"), std::string::npos)
+      << m.status();
+  const auto garbage = parse("a= { \"1[pr\"= --------\"---\xef\xbb\xaf[A- \"\"\" c[5, 0pr,cpr,");
+  EXPECT_NE(garbage.status().message().find("m.toml:1:26: a character outside ASCII"),
+            std::string::npos)
+      << garbage.status();
+  // Comments hold any UTF-8, and a '#' inside a string starts no comment.
+  EXPECT_TRUE(parse("# caf\xc3\xa9\n[prune]\nkeep = { \"0\" = [0, 1, 2, 3] } # \xe2\x9c\x93\n").ok());
+  const auto in_string = parse("[[virtual]]\nname = \"#caf\xc3\xa9\"\n");
+  EXPECT_NE(in_string.status().message().find("m.toml:2:13: a character outside ASCII"),
+            std::string::npos)
+      << in_string.status();
+  const auto nul = parse(std::string("[prune]\nkeep =[0, 1\0 ] }\n", 25));
+  EXPECT_NE(nul.status().message().find("m.toml:2:12: a control character"), std::string::npos)
+      << nul.status();
+  const auto in_comment = parse(std::string("# a\x01\n", 5));
+  EXPECT_NE(in_comment.status().message().find("m.toml:1:4: a control character"),
+            std::string::npos)
+      << in_comment.status();
+}
+
 TEST_F(ManifestTest, LoadNamesAMissingFile) {
   auto m = load_manifest((dir_ / "nope.toml").string(), c_);
   EXPECT_EQ(m.status().message(),

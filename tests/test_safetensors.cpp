@@ -74,6 +74,10 @@ TEST(Safetensors, MalformedJson) {
   expect_error(file_with_header(R"({"a":{"dtype":"U8",)", 0), "header JSON");
   expect_error(file_with_header(R"([1,2])", 0), "JSON object");
   expect_error(file_with_header(R"({"a":5})", 0), "tensor 'a': entry is not a JSON object");
+  expect_error(file_with_header(R"({"__metadata__":)" + std::string(100000, '[') +
+                                    std::string(100000, ']') + "}",
+                                0),
+               "nested deeper than 64");
 }
 
 TEST(Safetensors, OffsetsOutOfRange) {

@@ -112,7 +112,7 @@ TEST(Sampler, TopPKeepsTheSmallestSetReachingP) {
   EXPECT_EQ(kept(0.4f), 1u);
   // A large vocabulary whose nucleus needs more than the first 64 sorted candidates.
   const std::vector<float> flat(201088, 0.0f);
-  const auto h = histogram({.top_p = 0.01f, .seed = 9}, flat, 20000);
+  const auto h = histogram({.top_p = 0.01f, .seed = 9}, flat, 4000);  // ~1,740 distinct expected
   for (const auto& [id, n] : h) EXPECT_LT(id, 2011);  // ties keep the lower ids: 2011 = ceil(1%)
   EXPECT_GT(h.size(), 1500u);
 }

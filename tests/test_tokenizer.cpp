@@ -128,6 +128,14 @@ TEST(Tokenizer, BadFiles) {
   expect_error(R"({"model": {"type": 5}})", "expected a BPE model");
   expect_error(R"({"added_tokens": [{"id": "x"}], "model": {}})", "unexpected structure");
   expect_error(R"({"model": {"type": "BPE", "vocab": {}, "merges": []}})", "no Split regex");
+  // Deep nesting is skipped without recursion (simdjson's On-Demand parser; the error is about
+  // what is missing after it).
+  expect_error(R"({"pre_tokenizer": )" + std::string(100000, '[') + std::string(100000, ']') + "}",
+               "expected a BPE model");
+  // Ids size dense tables: one past 2^21 is refused before anything is allocated.
+  expect_error(R"({"model": {"type": "BPE", "vocab": {"a": 2097153}, "merges": []},
+                 "pre_tokenizer": {"type": "Split", "pattern": {"Regex": "a"}}})",
+               "expected a token id");
   // A byte-level BPE tokenizer of another model: the 256 byte tokens (GPT-2 alphabet) and an
   // <|endoftext|>, but none of Harmony's tokens.
   nlohmann::json other = nlohmann::json::parse(R"({"model": {"type": "BPE", "merges": []},

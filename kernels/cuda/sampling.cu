@@ -6,15 +6,12 @@ namespace {
 
 constexpr int kThreads = 1024;
 
-// Block r: row r of the logits.
-__global__ void argmax_kernel(const float* __restrict__ logits, int V, int32_t* out, int* pos,
-                              int advance) {
-  const int r = blockIdx.x;
-  logits += static_cast<int64_t>(r) * V;
+// The first index of the largest value of l[0, V), to every thread of the block (as vex::argmax).
+__device__ int block_argmax(const float* __restrict__ l, int V) {
   float best = -INFINITY;
   int at = 0x7FFFFFFF;
   for (int i = threadIdx.x; i < V; i += kThreads)
-    if (logits[i] > best) best = logits[i], at = i;  // ascending i: first max kept
+    if (l[i] > best) best = l[i], at = i;  // ascending i: first max kept
   __shared__ float sv[kThreads];
   __shared__ int si[kThreads];
   sv[threadIdx.x] = best, si[threadIdx.x] = at;
@@ -28,8 +25,18 @@ __global__ void argmax_kernel(const float* __restrict__ logits, int V, int32_t* 
     }
     __syncthreads();
   }
+  const int r = si[0];
+  __syncthreads();
+  return r;
+}
+
+// Block r: row r of the logits.
+__global__ void argmax_kernel(const float* __restrict__ logits, int V, int32_t* out, int* pos,
+                              int advance) {
+  const int r = blockIdx.x;
+  const int at = block_argmax(logits + static_cast<int64_t>(r) * V, V);
   if (threadIdx.x == 0) {
-    out[r] = si[0];
+    out[r] = at;
     pos[r] += advance;
   }
 }
@@ -116,7 +123,22 @@ __global__ void __launch_bounds__(kThreads)
 
   // Max of z = logit / T (block max through warps).
   float mx = -INFINITY;
-  for (int i = threadIdx.x; i < V; i += kThreads) mx = fmaxf(mx, l[i] / c.temperature);
+  bool overflow = false;
+  for (int i = threadIdx.x; i < V; i += kThreads) {
+    const float z = l[i] / c.temperature;
+    mx = fmaxf(mx, z);
+    overflow |= isinf(z) && isfinite(l[i]);
+  }
+  // A temperature so small that a finite logit / T overflows is the T -> 0 limit: greedy, with
+  // no draw (as the CPU sampler; the softmax would otherwise subtract inf from inf).
+  if (__syncthreads_or(overflow)) {
+    const int at = block_argmax(l, V);
+    if (threadIdx.x == 0) {
+      out[r] = at;
+      pos[r] += advance;
+    }
+    return;
+  }
   mx = warp_max(mx);
   if (threadIdx.x % 32 == 0) fsm[threadIdx.x / 32] = mx;
   __syncthreads();
