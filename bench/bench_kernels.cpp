@@ -12,7 +12,7 @@
 #include <random>
 #include <vector>
 
-#include "experts/slot.h"
+#include "core/slot.h"
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/gemv.cuh"
 #include "kernels/cuda/moe.cuh"
@@ -70,7 +70,7 @@ void BM_CopyCeiling(benchmark::State& state) {
   void* src = dev_random(bytes, 1);
   void* dst = nullptr;
   cudaMalloc(&dst, bytes);
-  // Read + write bytes: the ceiling the decode figures are measured against (GPU.md).
+  // Read + write bytes: the ceiling the decode figures are measured against (bench/NOTES.md).
   run(state, 2.0 * bytes,
       [&] { return cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice); });
   g_copy_gb_s = state.counters["GB/s"].value;

@@ -1,5 +1,5 @@
 // Tokenizer microbenchmarks: loading tokenizer.json, and encode throughput (MB/s) on English
-// prose with code (the spec, ../shared/spec/gpt-oss.md, when present), the committed corpus
+// prose with code (the spec, docs/gpt-oss.md), the committed corpus
 // (CJK, emoji, long words, whitespace runs), and decode.
 //   bench_tokenizer [--benchmark_filter=...]   (VEX_TOKENIZER_JSON overrides the path)
 #include <benchmark/benchmark.h>
@@ -65,7 +65,7 @@ void encode(benchmark::State& state, const std::string& text) {
 }
 
 void BM_EncodeProse(benchmark::State& state) {
-  static const std::string text = read(std::string(VEX_SOURCE_DIR) + "/../shared/spec/gpt-oss.md");
+  static const std::string text = read(std::string(VEX_SOURCE_DIR) + "/docs/gpt-oss.md");
   encode(state, text);
 }
 BENCHMARK(BM_EncodeProse)->Unit(benchmark::kMillisecond);

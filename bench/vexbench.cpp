@@ -2,7 +2,7 @@
 //   vexbench --weights DIR [-p 512,2048] [-n 128] [-b 1] [-r 5] [-o md|csv|json] [--device cuda]
 // Each test runs r times after one warm-up; figures are mean ± std over the repetitions. For
 // decode, the bytes one step reads (weights + KV) give the achieved bandwidth, reported against
-// the measured device-to-device copy bandwidth (the ceiling of GPU.md). With -b B, B sequences
+// the measured device-to-device copy bandwidth (the ceiling bench/NOTES.md reports against). With -b B, B sequences
 // decode together (one pass per step, CUDA); t/s is then the aggregate over the B sequences.
 #include <chrono>
 #include <cmath>
@@ -44,7 +44,7 @@ struct Row {
   double gb_s = 0, share = 0;  // decode only
 };
 
-// Device-to-device copy bandwidth, counting bytes read plus written (GPU.md's ceiling).
+// Device-to-device copy bandwidth, counting bytes read plus written (the ceiling bench/NOTES.md reports against).
 double copy_bandwidth_gb_s() {
 #ifdef VEX_WITH_CUDA
   const size_t bytes = size_t(1) << 30;

@@ -1,5 +1,5 @@
 // Exact numbers for the builtin experts: decimal literals read into GMP rationals, and the one
-// output format all of them use (DESIGN.md §5: answers are exact by construction).
+// output format all of them use (docs/architecture.md §4: answers are exact by construction).
 //
 // Output format (format_exact): an integer is written in full ("11303", "-42"); a rational whose
 // decimal expansion terminates is written exactly ("0.125", "8.04672"); any other rational is

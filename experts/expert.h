@@ -1,4 +1,4 @@
-// HOST experts (DESIGN.md §5, exact mode): deterministic functions the router calls by firing a
+// HOST experts (docs/architecture.md §4, exact mode): deterministic functions the router calls by firing a
 // HOST slot. After the step, the runtime gives the expert the text written so far (the open
 // message's content in chat mode, the whole text in raw mode); the expert reads its operands from
 // the exact text just before the trigger and either declines (nothing parses: generation goes on
@@ -46,6 +46,11 @@ std::unique_ptr<HostExpert> make_interpreter();
 // time zone (the TZ environment variable, e.g. TZ=Europe/Paris).
 std::unique_ptr<HostExpert> make_datetime();
 std::unique_ptr<HostExpert> make_datetime(absl::TimeZone zone, std::function<absl::Time()> now);
+
+// The builtins by name (calculator, units, finance, datetime, interpreter), from one table in
+// experts/registry.cpp; null for other names.
+std::vector<std::string> builtin_expert_names();
+std::unique_ptr<HostExpert> make_builtin_expert(std::string_view name);
 
 // Names an expert can be attached by: builtins, then those registered (C API). Later
 // registrations of a name replace earlier ones.

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "runtime/status.h"
+#include "core/status.h"
 
 namespace vex::py {
 

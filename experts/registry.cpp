@@ -16,12 +16,33 @@ std::string_view trim_end(std::string_view text) {
   return text;
 }
 
+namespace {
+// The builtin experts: the one list of their names and constructors.
+struct Builtin {
+  std::string_view name;
+  std::unique_ptr<HostExpert> (*make)();
+};
+constexpr Builtin kBuiltins[] = {
+    {"calculator", &make_calculator}, {"units", &make_units},
+    {"finance", &make_finance},       {"datetime", [] { return make_datetime(); }},
+    {"interpreter", &make_interpreter},
+};
+}  // namespace
+
+std::vector<std::string> builtin_expert_names() {
+  std::vector<std::string> out;
+  for (const Builtin& b : kBuiltins) out.emplace_back(b.name);
+  return out;
+}
+
+std::unique_ptr<HostExpert> make_builtin_expert(std::string_view name) {
+  for (const Builtin& b : kBuiltins)
+    if (b.name == name) return b.make();
+  return nullptr;
+}
+
 ExpertRegistry::ExpertRegistry() {
-  add(make_calculator());
-  add(make_units());
-  add(make_finance());
-  add(make_datetime());
-  add(make_interpreter());
+  for (const Builtin& b : kBuiltins) add(b.make());
 }
 
 void ExpertRegistry::add(std::unique_ptr<HostExpert> expert) {

@@ -1,6 +1,6 @@
 // A checkpoint directory: config.json and every tensor of every shard, memory-mapped.
 // Hugging Face layout (model.safetensors.index.json + shards, or one model.safetensors) and the
-// original/ layout (every *.safetensors in the folder) are both accepted (spec §2).
+// original/ layout (every *.safetensors in the folder) are both accepted (docs/gpt-oss.md §2).
 #pragma once
 
 #include <map>
@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "loader/safetensors.h"
-#include "runtime/config.h"
 
 namespace vex {
 

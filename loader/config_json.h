@@ -1,12 +1,12 @@
-// config.json -> Config, for both checkpoint layouts (spec §1.1 Hugging Face, §1.4 original/).
+// config.json -> Config, for both checkpoint layouts (docs/gpt-oss.md §1.1 Hugging Face, §1.4 original/).
 #pragma once
 
 #include <string>
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/config.h"
-#include "runtime/status.h"
+#include "core/config.h"
+#include "core/status.h"
 
 namespace vex {
 

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <string>
 
-#include "runtime/status.h"
+#include "core/status.h"
 
 namespace vex {
 

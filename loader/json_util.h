@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "runtime/status.h"
+#include "core/status.h"
 
 namespace vex {
 

@@ -83,7 +83,7 @@ absl::StatusOr<Weights> map_weights(const Checkpoint& ck) {
       VEX_ASSIGN_OR_RETURN(l.wv, m.bf16(name("self_attn.v_proj.weight", ""), {KV, D}));
       VEX_ASSIGN_OR_RETURN(l.bv, m.bf16(name("self_attn.v_proj.bias", ""), {KV}));
     } else {
-      // original/: one fused qkv, split by rows with no permutation (spec §2.2).
+      // original/: one fused qkv, split by rows with no permutation (docs/gpt-oss.md §2.2).
       VEX_ASSIGN_OR_RETURN(const uint16_t* wqkv,
                            m.bf16(name("", "attn.qkv.weight"), {Q + 2 * KV, D}));
       VEX_ASSIGN_OR_RETURN(const uint16_t* bqkv, m.bf16(name("", "attn.qkv.bias"), {Q + 2 * KV}));
@@ -98,7 +98,7 @@ absl::StatusOr<Weights> map_weights(const Checkpoint& ck) {
     VEX_ASSIGN_OR_RETURN(l.router_w, m.bf16(name("mlp.router.weight", "mlp.gate.weight"), {E, D}));
     VEX_ASSIGN_OR_RETURN(l.router_b, m.bf16(name("mlp.router.bias", "mlp.gate.bias"), {E}));
 
-    // MXFP4 experts: blocks [E, rows, cols/32, 16], scales [E, rows, cols/32] (spec §3).
+    // MXFP4 experts: blocks [E, rows, cols/32, 16], scales [E, rows, cols/32] (docs/gpt-oss.md §3).
     auto mx = [&](absl::string_view hf_base, absl::string_view orig_base, int64_t rows,
                   int64_t cols, const uint8_t** blocks, const uint8_t** scales) -> absl::Status {
       std::string hb(hf_base), ob(orig_base);

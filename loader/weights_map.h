@@ -2,7 +2,7 @@
 #pragma once
 
 #include "loader/checkpoint.h"
-#include "runtime/weights.h"
+#include "core/weights.h"
 
 namespace vex {
 

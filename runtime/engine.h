@@ -6,7 +6,8 @@
 #include <cstdint>
 #include <span>
 
-#include "runtime/status.h"
+#include "core/slot.h"
+#include "core/status.h"
 
 namespace vex {
 
@@ -23,15 +24,6 @@ inline absl::Status check_tokens(std::span<const int32_t> tokens, int pos, int m
           "token id %d at position %d is outside the vocabulary [0, %d)", tokens[i], i, vocab));
   return absl::OkStatus();
 }
-
-// A HOST slot chosen by the router (DESIGN.md §5): where, and with what routing weight.
-struct ExpertTrigger {
-  int seq = 0;    // sequence (0 for single-sequence engines)
-  int pos = 0;    // position of the token whose MoE layer chose the slot
-  int layer = 0;  // MoE layer
-  int slot = 0;   // router row / slot index in that layer
-  float weight = 0;
-};
 
 class Engine {
  public:
@@ -52,7 +44,7 @@ class Engine {
 
   // The HOST-slot triggers of the last forward() call, in position order (a layer's records
   // after the layer before it at the same position).
-  virtual std::span<const ExpertTrigger> triggers() const = 0;
+  virtual std::span<const vex_trigger> triggers() const = 0;
   // Off: virtual slots (DEVICE and HOST) are masked out of the routing, as if no manifest had
   // attached them; the model then runs exactly as without them. On by default.
   virtual absl::Status set_virtual_experts(bool on) = 0;

@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/dtype.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/moe.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/router.h"
-#include "runtime/dtype.h"
 
 namespace vex {
 namespace {
@@ -53,7 +53,7 @@ absl::Status CpuEngine::forward(std::span<const int32_t> tokens, float* logits, 
   return absl::OkStatus();
 }
 
-// One chunk of n tokens at positions pos_ .. pos_+n-1, top to bottom as spec §4.0.
+// One chunk of n tokens at positions pos_ .. pos_+n-1, top to bottom as docs/gpt-oss.md §4.0.
 void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int first) {
   const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim();
   const int k_act = c_.n_experts_active;

@@ -1,4 +1,4 @@
-// forward_cpu: the reference forward pass of spec §4 in fp32 (dot products in double), on
+// forward_cpu: the reference forward pass of docs/gpt-oss.md §4 in fp32 (dot products in double), on
 // weights decoded exactly. It is the oracle for the CUDA engine and is itself checked against
 // transformers (tests/test_goldens.cpp).
 #pragma once
@@ -9,10 +9,10 @@
 #include <span>
 #include <vector>
 
-#include "runtime/config.h"
+#include "core/config.h"
+#include "core/status.h"
+#include "core/weights.h"
 #include "runtime/engine.h"
-#include "runtime/status.h"
-#include "runtime/weights.h"
 
 namespace vex {
 
@@ -47,7 +47,7 @@ class CpuEngine final : public Engine {
   // lm_head to bf16, as forward_cuda does on tensor cores (CudaEngine::uses_gemm: prefill, and
   // large decode batches); toggled per call by the tests to mirror those passes (vs fp32 ones).
   void set_bf16_gemm_inputs(bool on) { bf16_gemm_inputs_ = on; }
-  std::span<const ExpertTrigger> triggers() const override { return triggers_; }
+  std::span<const vex_trigger> triggers() const override { return triggers_; }
   absl::Status set_virtual_experts(bool on) override {
     virtual_on_ = on;
     return absl::OkStatus();
@@ -68,14 +68,14 @@ class CpuEngine final : public Engine {
   int max_ctx_;
   int pos_ = 0;
   bool kv_bf16_ = false, bf16_gemm_inputs_ = false, virtual_on_ = true;
-  std::vector<ExpertTrigger> triggers_;
+  std::vector<vex_trigger> triggers_;
   std::function<void(const MoeEvent&)> moe_observer_;
   std::vector<float> inv_freq_;  // [d/2] YaRN inverse frequencies
   float concentration_ = 1;      // YaRN attention concentration, multiplies cos and sin
   // KV cache in fp32, every position kept on every layer (the reference favours plainness;
   // the CUDA engine keeps sliding layers as rings).
   std::vector<std::vector<float>> k_cache_, v_cache_;  // [n_layers][max_ctx * Hkv*d]
-  // Scratch for one chunk, named as in spec §4.
+  // Scratch for one chunk, named as in docs/gpt-oss.md §4.
   std::vector<float> x_, xn_, q_, k_, v_, att_, y_, r_, ffn_, ffn_out_;
 };
 

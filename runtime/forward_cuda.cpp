@@ -194,7 +194,7 @@ absl::Status CudaEngine::init(const Weights& w) {
   VEX_ASSIGN_OR_RETURN(d_pos_, alloc<int>(kChunk, &ws));
   VEX_ASSIGN_OR_RETURN(d_seq_, alloc<int>(kChunk, &ws));
   VEX_ASSIGN_OR_RETURN(d_draws_, alloc<uint64_t>(kChunk, &ws));
-  VEX_ASSIGN_OR_RETURN(d_triggers_.records, alloc<cuda::Trigger>(kMaxTriggers, &ws));
+  VEX_ASSIGN_OR_RETURN(d_triggers_.records, alloc<vex_trigger>(kMaxTriggers, &ws));
   VEX_ASSIGN_OR_RETURN(d_triggers_.count, alloc<int>(1, &ws));
   d_triggers_.capacity = kMaxTriggers;
   VEX_ASSIGN_OR_RETURN(d_sampling_, alloc<cuda::SamplingConfig>(1, &ws));
@@ -244,7 +244,7 @@ absl::Status CudaEngine::timed(const char* name, uint64_t bytes,
   return err != cudaSuccess ? failed(err) : absl::OkStatus();
 }
 
-// One pass of n tokens through the layers, top to bottom as spec §4.0 and forward_cpu.
+// One pass of n tokens through the layers, top to bottom as docs/gpt-oss.md §4.0 and forward_cpu.
 absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
   const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), S = Q + 2 * KV;
   const int k = c_.n_experts_active, I = c_.d_ff;
@@ -427,13 +427,12 @@ absl::Status CudaEngine::reset_triggers() {
 
 absl::Status CudaEngine::read_triggers() {
   if (!has_host_) return absl::OkStatus();
-  static_assert(sizeof(cuda::Trigger) == sizeof(ExpertTrigger));
   int count = 0;
   VEX_CUDA_CHECK(cudaMemcpy(&count, d_triggers_.count, sizeof(int), cudaMemcpyDeviceToHost));
   triggers_.resize(std::min(count, kMaxTriggers));
   if (!triggers_.empty())
     VEX_CUDA_CHECK(cudaMemcpy(triggers_.data(), d_triggers_.records,
-                              triggers_.size() * sizeof(ExpertTrigger), cudaMemcpyDeviceToHost));
+                              triggers_.size() * sizeof(vex_trigger), cudaMemcpyDeviceToHost));
   // Blocks of one pass write in any order: sort by (sequence, position, layer, slot).
   std::sort(triggers_.begin(), triggers_.end(), [](const auto& a, const auto& b) {
     return std::tie(a.seq, a.pos, a.layer, a.slot) < std::tie(b.seq, b.pos, b.layer, b.slot);

@@ -1,4 +1,4 @@
-// forward_cuda: the whole model on one GPU (spec §4 with the dtypes of §5: bf16 weights and KV
+// forward_cuda: the whole model on one GPU (docs/gpt-oss.md §4 with the dtypes of §5: bf16 weights and KV
 // cache, fp32 activations and accumulation, MXFP4 experts kept packed and decoded in registers).
 // Weights are uploaded once; activations, KV cache and routing buffers are allocated once here.
 // Prompts run in chunks of kChunk tokens; a one-token step runs as a captured CUDA graph.
@@ -14,13 +14,13 @@
 #include <string>
 #include <vector>
 
-#include "experts/slot.h"
+#include "core/config.h"
+#include "core/slot.h"
+#include "core/weights.h"
 #include "kernels/cuda/moe.cuh"
 #include "kernels/cuda/sampling.cuh"
-#include "runtime/config.h"
 #include "runtime/engine.h"
 #include "runtime/sampler.h"
-#include "runtime/weights.h"
 
 namespace vex {
 namespace cuda {
@@ -56,7 +56,7 @@ class CudaEngine final : public Engine {
   absl::Status forward(std::span<const int32_t> tokens, float* logits,
                        bool last_only = false) override;
   int truncate(int n) override;
-  std::span<const ExpertTrigger> triggers() const override { return triggers_; }
+  std::span<const vex_trigger> triggers() const override { return triggers_; }
   absl::Status set_virtual_experts(bool on) override;
   int pos() const override { return pos_[cur_]; }
   const char* device() const override { return "cuda"; }
@@ -157,14 +157,14 @@ class CudaEngine final : public Engine {
   float* inv_freq_ = nullptr;
   float concentration_ = 1;
 
-  // State: [kChunk, ...] activations, named as in spec §4.
+  // State: [kChunk, ...] activations, named as in docs/gpt-oss.md §4.
   int32_t* d_tokens_ = nullptr;
   cuda::SamplingConfig* d_sampling_ = nullptr;
   // HOST-slot triggers: written by the MoE kernels, reset when a call starts, read back after it
   // (only when some layer has HOST slots).
   static constexpr int kMaxTriggers = 4096;
   cuda::TriggerBuffer d_triggers_{};
-  std::vector<ExpertTrigger> triggers_;
+  std::vector<vex_trigger> triggers_;
   bool has_host_ = false;
   absl::Status reset_triggers();
   absl::Status read_triggers();              // after the stream is synchronized

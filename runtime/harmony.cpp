@@ -60,7 +60,7 @@ Rendered render(const Tokenizer& tok, const Conversation& conv, bool for_complet
   if (!conv.developer.empty())
     r.message({.role = "developer", .content = absl::StrCat("# Instructions\n\n", conv.developer)},
               End::kEnd);
-  // Chain of thought is dropped from history once a final answer follows it (spec §6.4).
+  // Chain of thought is dropped from history once a final answer follows it (docs/gpt-oss.md §6.4).
   size_t last_final = 0;
   for (size_t i = 0; i < conv.messages.size(); ++i)
     if (conv.messages[i].role == "assistant" && conv.messages[i].channel == "final")

@@ -1,4 +1,4 @@
-// The Harmony chat format of gpt-oss (spec §6.2–6.4): rendering a conversation into tokens, and
+// The Harmony chat format of gpt-oss (docs/gpt-oss.md §6.2–6.4): rendering a conversation into tokens, and
 // parsing the generated tokens back into messages and channels as they stream.
 //
 //   <|start|>{role}[ to={recipient}][<|channel|>{channel}][
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/status.h"
+#include "core/status.h"
 #include "runtime/tokenizer.h"
 
 namespace vex::harmony {
@@ -57,7 +57,7 @@ struct Rendered {
 };
 
 // Renders the conversation: system message, developer message, then the messages, with the
-// history rules of spec §6.4: an assistant message that ended with <|return|> is stored with
+// history rules of docs/gpt-oss.md §6.4: an assistant message that ended with <|return|> is stored with
 // <|end|>, and assistant analysis messages before the last final-channel answer are dropped.
 // With for_completion, appends "<|start|>assistant" so the model writes the next message.
 Rendered render(const Tokenizer& tok, const Conversation& conv, bool for_completion);

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "experts/attach.h"
+#include "loader/attach.h"
 #include "loader/json_util.h"
 #include "loader/weights_map.h"
 #include "runtime/forward_cpu.h"
@@ -92,7 +92,7 @@ absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,
 
   const std::string gen = sidecar(*m->checkpoint, "generation_config.json");
   VEX_ASSIGN_OR_RETURN(m->sampling, sampling_from_generation_config(gen, SamplingParams{}));
-  // <|return|> and <|call|> end a turn (spec §6.4), under whatever ids the tokenizer gives them.
+  // <|return|> and <|call|> end a turn (docs/gpt-oss.md §6.4), under whatever ids the tokenizer gives them.
   if (m->tokenizer)
     m->stop_tokens = {m->tokenizer->special_id("<|return|>"), m->tokenizer->special_id("<|call|>")};
   VEX_RETURN_IF_ERROR(read_eos(gen, &m->stop_tokens));

@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "core/weights.h"
 #include "loader/checkpoint.h"
 #include "runtime/engine.h"
 #include "runtime/sampler.h"
 #include "runtime/tokenizer.h"
-#include "runtime/weights.h"
 
 namespace vex {
 
@@ -36,14 +36,14 @@ struct Model {
 using LoadProgress = std::function<bool(float)>;
 
 struct LoadOptions {
-  std::string experts;       // expert manifest (experts/manifest.h), "" for none
+  std::string experts;       // expert manifest (loader/manifest.h), "" for none
   bool mask_pruned = false;  // keep pruned experts loaded and mask their router rows (tests)
   LoadProgress progress;
 };
 
 // Loads the checkpoint in `dir` (either layout); tokenizer.json and generation_config.json are
 // taken from the checkpoint folder or, for an original/ folder, from its parent. A manifest is
-// applied after mapping: pruned experts are never read nor uploaded (experts/attach.h).
+// applied after mapping: pruned experts are never read nor uploaded (loader/attach.h).
 absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,
                                                   const LoadOptions& options);
 absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,

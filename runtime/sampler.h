@@ -1,4 +1,4 @@
-// Token sampling from logits (DESIGN.md §3): greedy, temperature, top-k, top-p, min-p, seeded.
+// Token sampling from logits (docs/architecture.md §3): greedy, temperature, top-k, top-p, min-p, seeded.
 //
 // Order, as transformers' logits processors: temperature scales the logits; top-k keeps the k
 // largest; softmax; top-p keeps the smallest set of most probable tokens whose mass reaches p;
@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/status.h"
+#include "core/status.h"
 
 namespace vex {
 

@@ -309,10 +309,10 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::parse_json(absl::string_vi
   // This runtime speaks Harmony: the chat's special tokens must be there, under their usual
   // names; their ids are the file's (o200k_harmony's are 200002...200012, a smaller model's
   // tokenizer has its own).
-  for (const char* text : {"<|start|>", "<|message|>", "<|end|>", "<|return|>", "<|channel|>",
+  for (const char* name : {"<|start|>", "<|message|>", "<|end|>", "<|return|>", "<|channel|>",
                            "<|call|>"})
-    if (t->special_id(text) < 0)
-      return bad(path, absl::StrCat("added_tokens: no ", text,
+    if (t->special_id(name) < 0)
+      return bad(path, absl::StrCat("added_tokens: no ", name,
                                     " (a Harmony tokenizer names it as an added token)"));
   return t;
 }

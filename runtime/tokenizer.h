@@ -1,4 +1,4 @@
-// The o200k_harmony tokenizer (spec §6.1), loaded from the checkpoint's tokenizer.json:
+// The o200k_harmony tokenizer (docs/gpt-oss.md §6.1), loaded from the checkpoint's tokenizer.json:
 // byte-level BPE over pieces cut by the o200k pre-tokenizer regex (PCRE2 with JIT), plus the
 // added (special) tokens.
 //
@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "runtime/status.h"
+#include "core/status.h"
 
 namespace vex {
 

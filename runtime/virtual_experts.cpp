@@ -24,7 +24,7 @@ absl::StatusOr<std::unique_ptr<VirtualExperts>> VirtualExperts::bind(
 }
 
 absl::StatusOr<std::vector<int32_t>> VirtualExperts::on_triggers(
-    std::span<const ExpertTrigger> fired, std::span<const int32_t> tokens) {
+    std::span<const vex_trigger> fired, std::span<const int32_t> tokens) {
   std::optional<std::string> written;
   if (text) {
     written = text();
@@ -36,7 +36,7 @@ absl::StatusOr<std::vector<int32_t>> VirtualExperts::on_triggers(
   // Each expert fired at this position is asked once (several layers may fire the same one),
   // in the order of the first layer that chose it.
   std::vector<uint32_t> asked;
-  for (const ExpertTrigger& t : fired) {
+  for (const vex_trigger& t : fired) {
     const vex_slot& slot = model_.weights.layers[t.layer].slots[t.slot];
     if (std::find(asked.begin(), asked.end(), slot.function) != asked.end()) continue;
     asked.push_back(slot.function);

@@ -1,4 +1,4 @@
-// The runtime side of HOST experts (DESIGN.md §5): after a step whose last position fired HOST
+// The runtime side of HOST experts (docs/architecture.md §4): after a step whose last position fired HOST
 // slots, the session asks a TriggerHandler what to append. VirtualExperts is the handler vexrun
 // and the C API use: it binds the model's HOST slots to experts by name, gives the expert the
 // text written so far, and records every firing.
@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "core/status.h"
 #include "experts/expert.h"
-#include "runtime/harmony.h"
 #include "runtime/engine.h"
-#include "runtime/status.h"
+#include "runtime/harmony.h"
 
 namespace vex {
 
@@ -24,7 +24,7 @@ class TriggerHandler {
   virtual ~TriggerHandler() = default;
   // `fired`: the HOST triggers at the last position of `tokens` (non-empty). Returns the tokens
   // to append instead of sampling (a continuation), or none to go on as if nothing fired.
-  virtual absl::StatusOr<std::vector<int32_t>> on_triggers(std::span<const ExpertTrigger> fired,
+  virtual absl::StatusOr<std::vector<int32_t>> on_triggers(std::span<const vex_trigger> fired,
                                                            std::span<const int32_t> tokens) = 0;
   // After a continuation the answer is sealed: tokens that would run on into it (a digit right
   // after "11303", or after "11303.") are masked (logit -inf) out of the next samples, so the
@@ -66,7 +66,7 @@ class VirtualExperts final : public TriggerHandler {
   // Called for every firing (the trace, --trace-experts).
   std::function<void(const ExpertFiring&)> on_firing;
 
-  absl::StatusOr<std::vector<int32_t>> on_triggers(std::span<const ExpertTrigger> fired,
+  absl::StatusOr<std::vector<int32_t>> on_triggers(std::span<const vex_trigger> fired,
                                                    std::span<const int32_t> tokens) override;
   // Ends in a letter or digit: no token starting with one may follow; ends in a digit: no digit
   // after a "." or "," either (no "11303.5").

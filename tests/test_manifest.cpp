@@ -1,11 +1,11 @@
-// The expert manifest (experts/manifest.h): a full manifest parsed, and every kind of bad input
-// refused with the file, line:column and key in the message (DESIGN.md §6).
+// The expert manifest (loader/manifest.h): a full manifest parsed, and every kind of bad input
+// refused with the file, line:column and key in the message (docs/architecture.md §5).
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
 
-#include "experts/manifest.h"
+#include "loader/manifest.h"
 #include "loader/safetensors_writer.h"
 
 namespace vex {

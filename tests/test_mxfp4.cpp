@@ -1,12 +1,12 @@
-// MXFP4 decoding (spec §3, §9.1): code table, nibble order, E8M0 scale; the matvec agrees with
+// MXFP4 decoding (docs/gpt-oss.md §3, §9.1): code table, nibble order, E8M0 scale; the matvec agrees with
 // decode-then-dot.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
+#include "core/dtype.h"
 #include "kernels/cpu/mxfp4.h"
-#include "runtime/dtype.h"
 
 namespace vex {
 namespace {

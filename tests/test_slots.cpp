@@ -1,4 +1,4 @@
-// Expert slots on the CPU path (DESIGN.md §5-§6): physical pruning equals masking, DEVICE
+// Expert slots on the CPU path (docs/architecture.md §4-§5): physical pruning equals masking, DEVICE
 // functions against hand-computed values, HOST triggers and thresholds, switching virtual experts
 // off, and the injection loop in raw and chat mode.
 #include <gtest/gtest.h>
@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "experts/attach.h"
 #include "kernels/cpu/moe.h"
+#include "loader/attach.h"
 #include "loader/safetensors_writer.h"
 #include "loader/sha256.h"
 #include "runtime/forward_cpu.h"
@@ -179,7 +179,7 @@ router = "never.safetensors"
   ASSERT_TRUE(e.forward(kTokens, nullptr).ok());
   ASSERT_EQ(e.triggers().size(), kTokens.size());
   for (size_t i = 0; i < kTokens.size(); ++i) {
-    const ExpertTrigger& t = e.triggers()[i];
+    const vex_trigger& t = e.triggers()[i];
     EXPECT_EQ(t.pos, int(i));
     EXPECT_EQ(t.layer, 2);
     EXPECT_EQ(t.slot, 8);  // the first virtual row after the 8 neural ones

@@ -7,8 +7,8 @@
 #include <fstream>
 #include <set>
 
+#include "core/dtype.h"
 #include "kernels/cpu/mxfp4.h"
-#include "runtime/dtype.h"
 #include "runtime/forward_cpu.h"
 #include "runtime/model.h"
 #include "tests/fixtures.h"

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <vector>
 
-#include "runtime/dtype.h"
+#include "core/dtype.h"
 
 namespace vex {
 

@@ -1,4 +1,4 @@
-// Attention with sinks over a KV cache, one query position (spec §4.4).
+// Attention with sinks over a KV cache, one query position (docs/gpt-oss.md §4.4).
 #pragma once
 
 #include <cstdint>

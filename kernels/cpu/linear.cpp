@@ -1,7 +1,7 @@
 #include "kernels/cpu/linear.h"
 
+#include "core/dtype.h"
 #include "kernels/cpu/parallel.h"
-#include "runtime/dtype.h"
 
 namespace vex {
 

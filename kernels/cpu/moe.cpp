@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/dtype.h"
 #include "kernels/cpu/mxfp4.h"
-#include "runtime/dtype.h"
 
 namespace vex {
 

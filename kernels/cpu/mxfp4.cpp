@@ -10,7 +10,7 @@ void mxfp4_decode_row(const uint8_t* blocks, const uint8_t* scales, int cols, in
   const uint8_t* b = blocks + r * groups * 16;
   const uint8_t* s = scales + r * groups;
   for (int g = 0; g < groups; ++g) {
-    const int e = static_cast<int>(s[g]) - 127;  // E8M0: bias 127, no NaN special case (spec §3)
+    const int e = static_cast<int>(s[g]) - 127;  // E8M0: bias 127, no NaN special case (docs/gpt-oss.md §3)
     for (int i = 0; i < 16; ++i) {
       const uint8_t byte = b[g * 16 + i];
       out[32 * g + 2 * i] = std::ldexp(kE2M1[byte & 0x0F], e);

@@ -1,4 +1,4 @@
-// MXFP4 (spec §3): E2M1 codes, two per byte (low nibble = even element), one E8M0 exponent per
+// MXFP4 (docs/gpt-oss.md §3): E2M1 codes, two per byte (low nibble = even element), one E8M0 exponent per
 // block of 32 along the row. Decoding is exact in fp32: every value is a 1-bit-mantissa number
 // times a power of two.
 #pragma once

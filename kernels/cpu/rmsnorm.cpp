@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "runtime/dtype.h"
+#include "core/dtype.h"
 
 namespace vex {
 

@@ -1,4 +1,4 @@
-// RMSNorm (spec §4.1): y = x * rsqrt(mean(x^2) + eps) * g, gain applied in fp32, no 1+g offset.
+// RMSNorm (docs/gpt-oss.md §4.1): y = x * rsqrt(mean(x^2) + eps) * g, gain applied in fp32, no 1+g offset.
 #pragma once
 
 #include <cstdint>

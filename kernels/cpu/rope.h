@@ -1,4 +1,4 @@
-// RoPE with YaRN (NTK-by-parts), spec §4.3. Half-split (NeoX) pairing (i, i + d/2).
+// RoPE with YaRN (NTK-by-parts), docs/gpt-oss.md §4.3. Half-split (NeoX) pairing (i, i + d/2).
 #pragma once
 
 namespace vex {

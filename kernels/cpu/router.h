@@ -1,4 +1,4 @@
-// Router (spec §4.5): top-k over the logits, then softmax over the k chosen only.
+// Router (docs/gpt-oss.md §4.5): top-k over the logits, then softmax over the k chosen only.
 #pragma once
 
 namespace vex {

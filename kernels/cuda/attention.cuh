@@ -1,4 +1,4 @@
-// Attention with sinks and the sliding window over the bf16 KV cache (spec §4.4), twin of
+// Attention with sinks and the sliding window over the bf16 KV cache (docs/gpt-oss.md §4.4), twin of
 // kernels/cpu/attention.cpp. One kernel for decode and for prefill chunks: row t is at position
 // p = rows.pos[t] of sequence rows.seq[t] (kernels/cuda/rows.cuh) and attends that sequence's
 // keys max(0, p - window + 1) .. p (window 0: all).

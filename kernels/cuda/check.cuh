@@ -1,10 +1,10 @@
-// One checking macro family for CUDA runtime calls (DESIGN.md §8): the statement, file and line
+// One checking macro family for CUDA runtime calls (docs/architecture.md §6): the statement, file and line
 // go into the error, which is returned, never aborted on.
 #pragma once
 
 #include <cuda_runtime.h>
 
-#include "runtime/status.h"
+#include "core/status.h"
 
 #define VEX_CUDA_CHECK(stmt)                                                                \
   do {                                                                                      \

@@ -44,7 +44,7 @@ __device__ __forceinline__ T warp_sum(T v) {
   for (int off = 16; off > 0; off /= 2) v += __shfl_xor_sync(0xffffffffu, v, off);
   return v;
 }
-// The clamped SwiGLU of gpt-oss (spec §4.6, §7.7), twin of vex::swiglu: gate clamped above
+// The clamped SwiGLU of gpt-oss (docs/gpt-oss.md §4.6, §7.7), twin of vex::swiglu: gate clamped above
 // only, up on both sides, alpha 1.702 in the sigmoid, +1 on up.
 __device__ __forceinline__ float swiglu(float gate, float up, float limit) {
   gate = fminf(gate, limit);
@@ -58,7 +58,7 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// E2M1 code -> value (spec §3) by building the fp32 bits: exponent field e (bias 1) and
+// E2M1 code -> value (docs/gpt-oss.md §3) by building the fp32 bits: exponent field e (bias 1) and
 // mantissa bit m give (1 + m/2) 2^(e-1), or m/2 when e = 0; bit 3 is the sign. No table, so
 // lanes with different codes never serialize on a memory lookup.
 __device__ __forceinline__ float e2m1(uint32_t code) {

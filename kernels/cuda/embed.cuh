@@ -1,4 +1,4 @@
-// Embedding lookup (spec §4.0), twin of the loop at the top of forward_cpu.
+// Embedding lookup (docs/gpt-oss.md §4.0), twin of the loop at the top of forward_cpu.
 #pragma once
 
 #include <cuda_runtime.h>

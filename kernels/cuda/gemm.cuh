@@ -1,7 +1,7 @@
 // bf16 projections of passes of several rows (prefill chunks, large decode batches) on tensor
 // cores through cuBLASLt (bf16 x bf16, fp32 accumulate and output): QKV, O and lm_head, where a
 // GEMV would re-read the weights for every 8 rows. Activations enter as bf16, as in the
-// references (spec §5).
+// references (docs/gpt-oss.md §5).
 #pragma once
 
 #include <cublasLt.h>

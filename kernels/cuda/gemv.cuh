@@ -12,7 +12,7 @@ namespace vex::cuda {
 
 // y[t, r] = (accumulate ? y[t, r] : 0) + sum_k W[r, k] xn[t, k] + b[r]
 // x fp32 [n, K], W bf16 [N, K] row-major, b bf16 [N] or null, y fp32 [n, N].
-// xn = x, or with norm_gain (bf16 [K]) the RMSNorm of x (spec §4.1) computed in the kernel:
+// xn = x, or with norm_gain (bf16 [K]) the RMSNorm of x (docs/gpt-oss.md §4.1) computed in the kernel:
 // each block reduces its tokens' rows itself, which saves a launch and a pass at decode.
 // K must be a multiple of 8 and the pointers 16-byte aligned.
 cudaError_t gemv_bf16(const float* x, const uint16_t* W, const uint16_t* b, float* y, int n, int K,

@@ -1,14 +1,14 @@
 // The MXFP4 expert MLPs for small token counts (decode and short chunks), reading the layer's
-// slot table (experts/slot.h). Twin of expert_ffn in kernels/cpu/moe.cpp. MXFP4 is decoded
-// exactly in registers (spec §3); nothing is dequantized in memory.
+// slot table (core/slot.h). Twin of expert_ffn in kernels/cpu/moe.cpp. MXFP4 is decoded
+// exactly in registers (docs/gpt-oss.md §3); nothing is dequantized in memory.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
-#include "experts/device_fn.h"
-#include "experts/slot.h"
+#include "core/device_fn.h"
+#include "core/slot.h"
 #include "kernels/cuda/rows.cuh"
 
 namespace vex::cuda {
@@ -24,14 +24,10 @@ struct MoeWeights {
   int D, I;
 };
 
-// A HOST slot chosen by the router at or above its threshold: recorded for the runtime, adds
-// nothing. Same layout as vex::ExpertTrigger (runtime/engine.h).
-struct Trigger {
-  int32_t seq, pos, layer, slot;
-  float weight;
-};
+// HOST slots chosen by the router at or above their threshold: recorded for the runtime (the
+// records are core/slot.h's vex_trigger), adding nothing.
 struct TriggerBuffer {
-  Trigger* records;  // [capacity]
+  vex_trigger* records;  // [capacity]
   int* count;        // records written (may exceed capacity: the excess is dropped)
   int capacity;
 };
@@ -50,7 +46,7 @@ struct VirtualSlots {
 
 // Every chosen slot counts only at or above its threshold (neural slots: 0). NEURAL slots run
 // the expert's MLP; DEVICE slots add weight * (f(a, b) * P + q) with a, b read linearly from
-// xn[t] (experts/device_fn.h); HOST slots append {seq, pos, layer, slot, weight} to
+// xn[t] (core/device_fn.h); HOST slots append {seq, pos, layer, slot, weight} to
 // virt.triggers and add nothing. Twin of CpuEngine::moe_token.
 
 // Gate-up pass: h[t, j, :] = swiglu(W1_e xn[t] + b1_e) for the j-th chosen slot e = idx[t, j]

@@ -1,14 +1,14 @@
 // The MoE block of a prefill chunk on tensor cores: expert-major like moe_grouped, with the
 // MXFP4 weights dequantized exactly to bf16 in registers, straight into the A fragments of
 // mma.sync m16n8k16 (bf16 x bf16 -> fp32), and the tokens' activations in bf16 as the B
-// operand (the references' dtype at expert inputs, spec §5). Launched by moe_grouped.
+// operand (the references' dtype at expert inputs, docs/gpt-oss.md §5). Launched by moe_grouped.
 #pragma once
 
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
-#include "experts/slot.h"
+#include "core/slot.h"
 #include "kernels/cuda/moe.cuh"
 
 namespace vex::cuda {

@@ -3,7 +3,7 @@
 namespace vex::cuda {
 namespace {
 
-// E2M1 code -> value (spec §3); in constant memory, indexed uniformly enough per warp.
+// E2M1 code -> value (docs/gpt-oss.md §3); in constant memory, indexed uniformly enough per warp.
 __constant__ float kE2M1[16] = {+0.0f, +0.5f, +1.0f, +1.5f, +2.0f, +3.0f, +4.0f, +6.0f,
                                 -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
 

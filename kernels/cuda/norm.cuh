@@ -1,4 +1,4 @@
-// RMSNorm (spec §4.1), twin of kernels/cpu/rmsnorm.cpp.
+// RMSNorm (docs/gpt-oss.md §4.1), twin of kernels/cpu/rmsnorm.cpp.
 #pragma once
 
 #include <cuda_runtime.h>

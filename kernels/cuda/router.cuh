@@ -1,4 +1,4 @@
-// The MoE router (spec §4.5), fused: linear + bias over the layer's slot rows, top-k, softmax
+// The MoE router (docs/gpt-oss.md §4.5), fused: linear + bias over the layer's slot rows, top-k, softmax
 // over the k chosen. Twin of linear_bf16 + router_topk_softmax in kernels/cpu.
 #pragma once
 
@@ -6,12 +6,12 @@
 
 #include <cstdint>
 
-#include "experts/slot.h"
+#include "core/slot.h"
 
 namespace vex::cuda {
 
 // x fp32 [n, D]; W bf16 [E, D]; b bf16 [E]; slots [E] (PRUNED rows never chosen).
-// With norm_gain (bf16 [D]) the router reads RMSNorm(x) (spec §4.1), computed here and also
+// With norm_gain (bf16 [D]) the router reads RMSNorm(x) (docs/gpt-oss.md §4.1), computed here and also
 // written to xn_out [n, D] for the experts: the MoE block's norm costs no launch of its own.
 // idx [n, k] slot ids by descending logit (ties to the lower id); weight [n, k] fp32;
 // logits [n, E] fp32 written when not null. E <= 256, k <= 8, D % 8 == 0.

@@ -1,5 +1,5 @@
 // The virtual slots' share of the fused MoE kernels (moe.cu, moe_prefill.cu): every kernel
-// family runs a chosen DEVICE or HOST slot (experts/slot.h) through these helpers, at the place
+// family runs a chosen DEVICE or HOST slot (core/slot.h) through these helpers, at the place
 // its neural experts run, so the three paths agree with each other and with the CPU twin
 // (CpuEngine::moe_token):
 //  - gate-up pass: a DEVICE slot's two arguments a = A[0] . xn + c[0], b = A[1] . xn + c[1],
@@ -11,7 +11,7 @@
 // With an empty VirtualSlots, a virtual slot adds nothing and records nothing.
 #pragma once
 
-#include "experts/device_fn.h"
+#include "core/device_fn.h"
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/moe.cuh"
 

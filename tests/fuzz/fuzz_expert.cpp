@@ -14,11 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (name == "datetime")  // a fixed clock: a crash found must replay
       return vex::make_datetime(absl::UTCTimeZone(),
                                 [] { return absl::FromUnixSeconds(1796000000); });
-    for (auto* make : {&vex::make_calculator, &vex::make_units, &vex::make_finance,
-                       &vex::make_interpreter}) {
-      auto e = make();
-      if (e->name() == name) return e;
-    }
+    if (auto e = vex::make_builtin_expert(name)) return e;
     check(false, "no builtin expert of that name");
     return std::unique_ptr<vex::HostExpert>();
   }();

@@ -1,10 +1,10 @@
-// Expert manifests (experts/manifest.cpp) on arbitrary TOML text, against the demo model's config;
+// Expert manifests (loader/manifest.cpp) on arbitrary TOML text, against the demo model's config;
 // the file is named as if it lay beside the demo model, so seed manifests find their sidecars.
 #include <cstdint>
 
-#include "experts/manifest.h"
 #include "loader/config_json.h"
 #include "loader/json_util.h"
+#include "loader/manifest.h"
 #include "tests/fuzz/fuzz.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -3,7 +3,7 @@
 
 The oracle is transformers' own GptOssForCausalLM in float32 with eager attention (the path that
 implements sinks). transformers without its optional `kernels` package would dequantize MXFP4 to
-bf16 in from_pretrained, so the MXFP4 experts are decoded here exactly (spec §3: E2M1 code times
+bf16 in from_pretrained, so the MXFP4 experts are decoded here exactly (docs/gpt-oss.md §3: E2M1 code times
 2^(scale-127), low nibble = even element) and loaded into a float32 model built from config.json.
 
 For each token sequence the golden file keeps what a small committed file can hold and a test can

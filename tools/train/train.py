@@ -17,7 +17,7 @@ Stages, each cached in --work so that a second command resumes where the first s
      tokenizer.json, model.safetensors.index.json + shards; experts MXFP4, the rest bf16), and a
      last check of the export against transformers.
 
-The architecture is spec §4 (shared/spec/gpt-oss.md): pre-norm RMSNorm (eps 1e-5, gain in fp32),
+The architecture is docs/gpt-oss.md §4: pre-norm RMSNorm (eps 1e-5, gain in fp32),
 q/k/v/o with biases, GQA (query head h reads KV head h // group), YaRN RoPE (half-split,
 concentration on q and k), attention sinks (a logit per head in the softmax denominator, no
 value), even layers sliding (window incl. self), top-k router with softmax over the chosen
@@ -39,7 +39,7 @@ O200K_REGEX = (
     r"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
     r"|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
     r"|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+")
-# o200k_harmony's named specials (spec §6.1), in its order; reserved fillers complete the vocab.
+# o200k_harmony's named specials (docs/gpt-oss.md §6.1), in its order; reserved fillers complete the vocab.
 SPECIALS = ["<|startoftext|>", "<|endoftext|>", "<|return|>", "<|constrain|>", "<|channel|>",
             "<|start|>", "<|end|>", "<|message|>", "<|call|>"]
 E2M1 = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0]
@@ -221,7 +221,7 @@ class Model(torch.nn.Module):
         self.mlp_norm = torch.nn.ParameterList([P(torch.ones(d)) for _ in range(L)])
         self.wr = torch.nn.ParameterList([P(torch.randn(E, d) * std) for _ in range(L)])
         self.br = torch.nn.ParameterList([P(torch.zeros(E)) for _ in range(L)])
-        # gate_up rows interleaved: 2j gate, 2j+1 up (spec §2.3). Stored out x in, as on disk.
+        # gate_up rows interleaved: 2j gate, 2j+1 up (docs/gpt-oss.md §2.3). Stored out x in, as on disk.
         self.w1 = torch.nn.ParameterList([P(torch.randn(E, 2 * I, d) * std) for _ in range(L)])
         self.b1 = torch.nn.ParameterList([P(torch.zeros(E, 2 * I)) for _ in range(L)])
         self.w2 = torch.nn.ParameterList([P(torch.randn(E, d, I) * out_std) for _ in range(L)])
@@ -303,7 +303,7 @@ def bf16(t):
 
 
 def state_for_export(m):
-    """HF gpt-oss tensor names (spec §2.1); experts MXFP4 (blocks + scales), the rest bf16."""
+    """HF gpt-oss tensor names (docs/gpt-oss.md §2.1); experts MXFP4 (blocks + scales), the rest bf16."""
     c, out = m.c, {}
     out["model.embed_tokens.weight"] = bf16(m.embed)
     for il in range(c.layers):
@@ -375,7 +375,7 @@ def check_against_transformers(m, tok_path, eos_ids, ids, tag, work):
     """Exports m, runs transformers on the export and m itself (float32, experts as exported).
     The non-expert weights are rounded to bf16 in m first, as the export stores them. Per
     position: max |mine - hf| over the vocabulary / max |hf|; fp32 on GPU vs CPU differs by ~1e-6,
-    except where two router logits nearly tie and the two pick different experts (spec §7.8)."""
+    except where two router logits nearly tie and the two pick different experts (docs/gpt-oss.md §7.8)."""
     with torch.no_grad():
         for n, p in m.named_parameters():
             if not n.startswith(("w1", "w2")):

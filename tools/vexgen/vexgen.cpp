@@ -10,8 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/dtype.h"
 #include "loader/safetensors_writer.h"
-#include "runtime/dtype.h"
 
 namespace vex {
 namespace {
@@ -129,7 +129,7 @@ OutTensor simple(const std::string& out_name, const std::string& logical, DType 
   return t;
 }
 
-// The Hugging Face tensors in file order (spec §2.1).
+// The Hugging Face tensors in file order (docs/gpt-oss.md §2.1).
 std::vector<OutTensor> hf_tensors(const Config& c) {
   const int64_t D = c.d_model, V = c.vocab_size, Q = c.q_dim(), KV = c.kv_dim(), E = c.n_experts,
                 I = c.d_ff;
@@ -166,7 +166,7 @@ std::vector<OutTensor> hf_tensors(const Config& c) {
   return ts;
 }
 
-// The same model under original/ names (spec §2.2): renames, and q/k/v fused by rows.
+// The same model under original/ names (docs/gpt-oss.md §2.2): renames, and q/k/v fused by rows.
 std::vector<OutTensor> original_tensors(const Config& c) {
   std::vector<OutTensor> hf = hf_tensors(c), out;
   auto find = [&](const std::string& n) -> const OutTensor& {

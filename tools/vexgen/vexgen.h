@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/config.h"
-#include "runtime/status.h"
+#include "core/config.h"
+#include "core/status.h"
 
 namespace vex {
 

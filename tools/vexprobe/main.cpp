@@ -1,6 +1,6 @@
 // vexprobe: look inside the routing.
 //   vexprobe train-router --expert calculator --layer 2|--sweep [--weights DIR] [--out FILE]
-// learns the router row of a virtual expert (DESIGN.md §5): runs labelled texts through the CPU
+// learns the router row of a virtual expert (docs/architecture.md §4): runs labelled texts through the CPU
 // engine, collects the normed MoE inputs at the layer, fits a logistic regression (positive: the
 // expert answers the text up to that token), scales the row so that it competes with the neural
 // rows in the model's own top-k, reports precision and recall of the routing decision on

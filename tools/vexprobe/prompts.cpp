@@ -4,6 +4,7 @@
 #include <random>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "experts/expert.h"
 #include "runtime/harmony.h"
 
@@ -247,16 +248,18 @@ absl::StatusOr<std::vector<std::string>> training_texts(const std::string& exper
                                                         uint64_t seed) {
   const ExpertRegistry registry;
   const HostExpert* e = registry.find(expert);
+  // The recipes by builtin name (the names themselves: experts/registry.cpp).
+  static const std::pair<std::string_view, Recipe (*)()> kRecipes[] = {
+      {"calculator", &calculator_recipe}, {"units", &units_recipe},
+      {"finance", &finance_recipe},       {"datetime", &datetime_recipe},
+      {"interpreter", &interpreter_recipe}};
   Recipe recipe;
-  if (expert == "calculator") recipe = calculator_recipe();
-  else if (expert == "units") recipe = units_recipe();
-  else if (expert == "finance") recipe = finance_recipe();
-  else if (expert == "datetime") recipe = datetime_recipe();
-  else if (expert == "interpreter") recipe = interpreter_recipe();
+  for (const auto& [name, make] : kRecipes)
+    if (name == expert) recipe = make();
   if (!e || !recipe.question)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "no training texts for expert '", expert,
-        "' (known: calculator, datetime, units, finance, interpreter)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("no training texts for expert '", expert, "' (known: ",
+                     absl::StrJoin(builtin_expert_names(), ", "), ")"));
   Gen g(seed);
   std::vector<std::string> out;
   for (int i = 0; i < n; ++i) {

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "runtime/status.h"
+#include "core/status.h"
 
 namespace vex {
 

@@ -45,7 +45,7 @@ struct Config {
     return 2 * I * (D / 32) * 17 + 2 * I * 2 + D * (I / 32) * 17 + D * 2;
   }
 
-  // The gpt-oss layer pattern (spec §1.3): even layers slide, odd layers attend fully.
+  // The gpt-oss layer pattern (docs/gpt-oss.md §1.3): even layers slide, odd layers attend fully.
   void set_alternating_layers() {
     layer_sliding.assign(n_layers, 0);
     for (int i = 0; i < n_layers; i += 2) layer_sliding[i] = 1;

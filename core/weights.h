@@ -1,19 +1,19 @@
 // Weights: a flat struct of pointers into the memory-mapped checkpoint (nothing is copied; the
 // MXFP4 experts stay packed). Filled in exactly one place: loader/weights_map.cpp. Shapes use
 // the spec's names: D = d_model, V = vocab, Hq/Hkv heads of width d, E experts, I = d_ff.
-// bf16 tensors are uint16_t bit patterns (runtime/dtype.h).
+// bf16 tensors are uint16_t bit patterns (core/dtype.h).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <vector>
 
-#include "experts/device_fn.h"
-#include "experts/slot.h"
+#include "core/device_fn.h"
+#include "core/slot.h"
 
 namespace vex {
 
-// An MXFP4 matrix [rows, cols], blocks of 32 along cols (spec §3).
+// An MXFP4 matrix [rows, cols], blocks of 32 along cols (docs/gpt-oss.md §3).
 struct Mxfp4Matrix {
   const uint8_t* blocks =
       nullptr;  // [rows, cols/32, 16]: two E2M1 codes a byte, low nibble = even k
@@ -43,9 +43,9 @@ struct LayerWeights {
   const uint16_t* mlp_norm = nullptr;   // [D] RMSNorm gain before the MoE
   const uint16_t* router_w = nullptr;   // [S, D]: one row per slot
   const uint16_t* router_b = nullptr;   // [S]
-  // The dispatch table (experts/slot.h): one slot per router row. Without a manifest S = E and
+  // The dispatch table (core/slot.h): one slot per router row. Without a manifest S = E and
   // slot e is neural expert e; a manifest drops pruned rows and appends virtual ones
-  // (experts/attach.cpp).
+  // (loader/attach.cpp).
   std::vector<vex_slot> slots;                   // [S]
   std::vector<ExpertWeights> experts;            // the loaded neural experts, by slot.expert
   std::vector<int> expert_ids;                   // their ids in the checkpoint

@@ -1,11 +1,11 @@
-// DEVICE slots (DESIGN.md §5, "hybrid MoE"): two arguments read linearly from the normed hidden
+// DEVICE slots (docs/architecture.md §4, "hybrid MoE"): two arguments read linearly from the normed hidden
 // state, an exact function of them, and the result written back along a learned direction:
 //   a = A[0] . xn + c[0],  b = A[1] . xn + c[1],  out = f(a, b) * P + q
 // weighted by the routing weight like any expert. One definition for the CPU path and the CUDA
 // kernels, so both compute f bit for bit the same.
 #pragma once
 
-#include "experts/slot.h"
+#include "core/slot.h"
 
 #ifdef __CUDACC__
 #define VEX_HOST_DEVICE __host__ __device__
@@ -13,7 +13,7 @@
 #define VEX_HOST_DEVICE
 #endif
 
-// The parameters of one DEVICE slot, fp32, read from its sidecar (experts/attach.cpp).
+// The parameters of one DEVICE slot, fp32, read from its sidecar (loader/attach.cpp).
 typedef struct vex_device_params {
   const float* args_w;  // [2, D]: the rows reading a and b from the normed hidden state
   const float* args_b;  // [2]

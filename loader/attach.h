@@ -1,4 +1,4 @@
-// Applying a manifest (experts/manifest.h) to a model's mapped weights: physical pruning and
+// Applying a manifest (loader/manifest.h) to a model's mapped weights: physical pruning and
 // virtual slots. Each layer's router is rebuilt with one row per slot (the kept neural experts'
 // rows in id order, then one row per virtual expert attached there, read from its sidecar), and
 // its slot table maps those rows to the loaded experts, the DEVICE functions and the HOST experts.
@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "experts/manifest.h"
+#include "core/weights.h"
 #include "loader/checkpoint.h"
-#include "runtime/weights.h"
+#include "loader/manifest.h"
 
 namespace vex {
 

@@ -1,13 +1,13 @@
-#include "experts/attach.h"
+#include "loader/attach.h"
 
 #include <array>
 #include <cmath>
 #include <filesystem>
 
 #include "absl/strings/str_join.h"
+#include "core/dtype.h"
 #include "loader/safetensors.h"
 #include "loader/sha256.h"
-#include "runtime/dtype.h"
 
 namespace vex {
 namespace {

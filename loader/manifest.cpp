@@ -1,4 +1,4 @@
-#include "experts/manifest.h"
+#include "loader/manifest.h"
 
 #include <toml++/toml.h>
 #include <algorithm>

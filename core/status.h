@@ -1,4 +1,4 @@
-// Error plumbing: internals return absl::Status / absl::StatusOr (DESIGN.md §8).
+// Error plumbing: internals return absl::Status / absl::StatusOr (docs/architecture.md §6).
 #pragma once
 
 #include "absl/status/status.h"

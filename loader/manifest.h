@@ -1,4 +1,4 @@
-// The expert manifest (`--experts manifest.toml`, DESIGN.md §6): a sidecar next to unchanged base
+// The expert manifest (`--experts manifest.toml`, docs/architecture.md §5): a sidecar next to unchanged base
 // weights saying which neural experts each layer keeps (physical pruning) and which virtual
 // experts are attached where. Parsed with toml++; every error names the file, the line and column,
 // and the key; unknown keys are refused.
@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "runtime/config.h"
-#include "runtime/status.h"
+#include "core/config.h"
+#include "core/status.h"
 
 namespace vex {
 

@@ -1,4 +1,4 @@
-// The expert slot ABI (DESIGN.md §5): one POD entry per router row of an MoE layer, in device
+// The expert slot ABI (docs/architecture.md §4): one POD entry per router row of an MoE layer, in device
 // memory, read by the fused MoE kernels (and by the CPU path). C-compatible and identical on host
 // and device, so a table built on the host is uploaded byte for byte.
 #pragma once
@@ -16,7 +16,7 @@ typedef enum vex_slot_kind {
   VEX_SLOT_HOST = 3,    // writes a trigger record, adds nothing; the runtime acts after the step
 } vex_slot_kind;
 
-// The exact functions a DEVICE slot computes from its two arguments a, b (experts/device_fn.h).
+// The exact functions a DEVICE slot computes from its two arguments a, b (core/device_fn.h).
 typedef enum vex_device_fn {
   VEX_FN_ADD = 0,         // a + b
   VEX_FN_SUB = 1,         // a - b
@@ -36,6 +36,17 @@ typedef struct vex_slot {
   float threshold;    // virtual slots: minimum routing weight to count; 0 = none
   uint32_t function;  // DEVICE: a vex_device_fn; HOST: the model's host-expert index
 } vex_slot;
+
+// What a HOST slot writes when the router chooses it at or above its threshold: where, and with
+// what routing weight. The MoE kernels (CPU and CUDA) write these; the runtime reads them after
+// the step (runtime/engine.h, Engine::triggers()) in the same layout.
+typedef struct vex_trigger {
+  int32_t seq;    // sequence (0 for single-sequence engines)
+  int32_t pos;    // position of the token whose MoE layer chose the slot
+  int32_t layer;  // MoE layer
+  int32_t slot;   // router row / slot index in that layer
+  float weight;   // routing weight
+} vex_trigger;
 
 #ifdef __cplusplus
 }
