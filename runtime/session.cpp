@@ -58,93 +58,90 @@ absl::Status Session::append(std::span<const int32_t> tokens) {
 absl::StatusOr<GenerateResult> Session::generate(std::span<const int32_t> prompt,
                                                  const GenerateOptions& opt,
                                                  const TokenCallback& on_token) {
-  using Clock = std::chrono::steady_clock;
-  using ms = std::chrono::duration<double, std::milli>;
-  VEX_RETURN_IF_ERROR(validate(opt.sampling));
-  cancel_.store(false);
-  GenerateResult r;
-  r.prompt_tokens = static_cast<int>(prompt.size());
-  const auto t0 = Clock::now();
-  VEX_RETURN_IF_ERROR(set_tokens(prompt));
-  r.reused_tokens = reused_;
-  const auto t1 = Clock::now();
-  r.prompt_ms = ms(t1 - t0).count();
-
-  Sampler sampler(opt.sampling);
-  bool injected_last = false;  // the last tokens came from an expert: its triggers are not re-asked
-  bool sealed = false;         // sampling right after an expert's answer
-  std::vector<int32_t> after_answer;  // tokens sampled since that answer
+  VEX_ASSIGN_OR_RETURN(Generation g, Generation::start(*this, prompt, opt));
   for (;;) {
-    if (opt.max_tokens >= 0 && r.generated >= opt.max_tokens) {
-      r.reason = StopReason::kMaxTokens;
-      break;
-    }
-    if (opt.experts && !injected_last) {
-      VEX_ASSIGN_OR_RETURN(std::vector<int32_t> cont, continuation(*opt.experts));
-      if (!cont.empty()) {
-        const size_t room = static_cast<size_t>(engine_->max_ctx() - engine_->pos());
-        if (opt.max_tokens >= 0)
-          cont.resize(std::min<size_t>(cont.size(), opt.max_tokens - r.generated));
-        cont.resize(std::min(cont.size(), room));
-        if (cont.empty()) {
-          r.reason = StopReason::kContextFull;
-          break;
-        }
-        VEX_RETURN_IF_ERROR(append(cont));
-        injected_last = true;
-        sealed = true;
-        after_answer.clear();
-        r.injected += static_cast<int>(cont.size());
-        bool go_on = true;
-        for (int32_t t : cont) {
-          ++r.generated;
-          if (on_token && !on_token(t)) go_on = false;
-        }
-        if (!go_on || cancel_.load()) {
-          r.reason = go_on ? StopReason::kCancelled : StopReason::kCallback;
-          break;
-        }
-        continue;
-      }
-    }
-    injected_last = false;
-    std::span<const float> logits = logits_;
-    if (sealed && opt.experts) {  // the expert's answer may not be run on into (TriggerHandler::seal)
-      masked_.assign(logits_.begin(), logits_.end());
-      sealed = opt.experts->seal(after_answer, masked_);
-      if (sealed) logits = masked_;
-    }
-    const int32_t token = sampler.sample(logits);
-    if (sealed) after_answer.push_back(token);
-    ++r.generated;
-    const bool stop =
-        std::find(opt.stop_tokens.begin(), opt.stop_tokens.end(), token) != opt.stop_tokens.end();
-    const bool go_on = !on_token || on_token(token);
-    // Stop before running a token whose logits nobody will read.
-    if (stop)
-      r.reason = StopReason::kStopToken;
-    else if (!go_on)
-      r.reason = StopReason::kCallback;
-    else if (cancel_.load())
-      r.reason = StopReason::kCancelled;
-    else if (r.generated == opt.max_tokens)
-      r.reason = StopReason::kMaxTokens;
-    else if (engine_->pos() >= engine_->max_ctx())
-      r.reason = StopReason::kContextFull;
-    else {
-      VEX_RETURN_IF_ERROR(append(std::span(&token, 1)));
-      continue;
-    }
-    break;
+    VEX_ASSIGN_OR_RETURN(const bool more, g.step(on_token));
+    if (!more) return g.result();
   }
-  r.generate_ms = ms(Clock::now() - t1).count();
-  return r;
+}
+
+absl::StatusOr<Generation> Generation::start(Session& session, std::span<const int32_t> prompt,
+                                             const GenerateOptions& opt) {
+  VEX_RETURN_IF_ERROR(validate(opt.sampling));
+  Generation g(session, opt);
+  session.cancel_.store(false);
+  g.r_.prompt_tokens = static_cast<int>(prompt.size());
+  const auto t0 = Clock::now();
+  VEX_RETURN_IF_ERROR(session.set_tokens(prompt));
+  g.r_.reused_tokens = session.reused_;
+  g.r_.prompt_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  return g;
+}
+
+absl::StatusOr<bool> Generation::step(const TokenCallback& on_token) {
+  if (done_) return false;
+  const auto t0 = Clock::now();
+  const auto stop = [&](StopReason why) {
+    r_.reason = why;
+    done_ = true;
+    r_.generate_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    return false;
+  };
+  Session& s = session_;
+  Engine& engine = *s.engine_;
+  if (opt_.max_tokens >= 0 && r_.generated >= opt_.max_tokens) return stop(StopReason::kMaxTokens);
+  if (opt_.experts && !injected_last_) {
+    VEX_ASSIGN_OR_RETURN(std::vector<int32_t> cont, s.continuation(*opt_.experts));
+    if (!cont.empty()) {
+      const size_t room = static_cast<size_t>(engine.max_ctx() - engine.pos());
+      if (opt_.max_tokens >= 0)
+        cont.resize(std::min<size_t>(cont.size(), opt_.max_tokens - r_.generated));
+      cont.resize(std::min(cont.size(), room));
+      if (cont.empty()) return stop(StopReason::kContextFull);
+      VEX_RETURN_IF_ERROR(s.append(cont));
+      injected_last_ = true;
+      sealed_ = true;
+      after_answer_.clear();
+      r_.injected += static_cast<int>(cont.size());
+      bool go_on = true;
+      for (int32_t t : cont) {
+        ++r_.generated;
+        if (on_token && !on_token(t)) go_on = false;
+      }
+      if (!go_on) return stop(StopReason::kCallback);
+      if (s.cancel_.load()) return stop(StopReason::kCancelled);
+      r_.generate_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+      return true;
+    }
+  }
+  injected_last_ = false;
+  std::span<const float> logits = s.logits_;
+  if (sealed_ && opt_.experts) {  // the expert's answer may not be run on into (TriggerHandler::seal)
+    s.masked_.assign(s.logits_.begin(), s.logits_.end());
+    sealed_ = opt_.experts->seal(after_answer_, s.masked_);
+    if (sealed_) logits = s.masked_;
+  }
+  const int32_t token = sampler_.sample(logits);
+  if (sealed_) after_answer_.push_back(token);
+  ++r_.generated;
+  const bool is_stop =
+      std::find(opt_.stop_tokens.begin(), opt_.stop_tokens.end(), token) != opt_.stop_tokens.end();
+  const bool go_on = !on_token || on_token(token);
+  // Stop before running a token whose logits nobody will read.
+  if (is_stop) return stop(StopReason::kStopToken);
+  if (!go_on) return stop(StopReason::kCallback);
+  if (s.cancel_.load()) return stop(StopReason::kCancelled);
+  if (r_.generated == opt_.max_tokens) return stop(StopReason::kMaxTokens);
+  if (engine.pos() >= engine.max_ctx()) return stop(StopReason::kContextFull);
+  VEX_RETURN_IF_ERROR(s.append(std::span(&token, 1)));
+  r_.generate_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  return true;
 }
 
 absl::StatusOr<std::vector<int32_t>> Session::continuation(TriggerHandler& experts) {
-  std::vector<ExpertTrigger> fired;
+  std::vector<vex_trigger> fired;
   const int last = static_cast<int>(tokens_.size()) - 1;
-  for (const ExpertTrigger& t : engine_->triggers())
+  for (const vex_trigger& t : engine_->triggers())
     if (t.pos == last) fired.push_back(t);
   if (fired.empty()) return std::vector<int32_t>{};
   return experts.on_triggers(fired, tokens_);

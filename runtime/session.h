@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -45,6 +46,8 @@ struct GenerateResult {
   double generate_ms = 0;  // the generation loop
 };
 
+class Generation;
+
 class Session {
  public:
   Session(std::unique_ptr<Engine> engine, int vocab_size);
@@ -80,6 +83,7 @@ class Session {
   const Engine& engine() const { return *engine_; }
 
  private:
+  friend class Generation;
   // What the HOST triggers at the last position ask to append (empty: none fired or declined).
   absl::StatusOr<std::vector<int32_t>> continuation(TriggerHandler& experts);
 
@@ -90,6 +94,36 @@ class Session {
   int reused_ = 0;  // tokens the last set_tokens() kept from the cache
   bool virtual_on_ = true;  // the engine's virtual slots (engines start with them on)
   std::atomic<bool> cancel_{false};
+};
+
+// One generation in progress on a session, advanced a step at a time: Session::generate runs one
+// to its end; a scheduler interleaves the steps of several (one session each). A step samples a
+// token (or takes a HOST expert's answer), reports it and runs it.
+class Generation {
+ public:
+  using TokenCallback = Session::TokenCallback;
+  // Checks the options, then set_tokens(prompt) on the session.
+  static absl::StatusOr<Generation> start(Session& session, std::span<const int32_t> prompt,
+                                          const GenerateOptions& opt);
+  // One step; false once generation has stopped (result().reason says why). Errors leave the
+  // generation stopped where it was.
+  absl::StatusOr<bool> step(const TokenCallback& on_token);
+  bool done() const { return done_; }
+  const GenerateResult& result() const { return r_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  Generation(Session& session, const GenerateOptions& opt)
+      : session_(session), opt_(opt), sampler_(opt.sampling) {}
+
+  Session& session_;
+  GenerateOptions opt_;
+  Sampler sampler_;
+  GenerateResult r_;
+  bool done_ = false;
+  bool injected_last_ = false;  // the last tokens came from an expert: its triggers are not re-asked
+  bool sealed_ = false;         // sampling right after an expert's answer
+  std::vector<int32_t> after_answer_;  // tokens sampled since that answer
 };
 
 }  // namespace vex

@@ -1,0 +1,181 @@
+#include "runtime/scheduler.h"
+
+#include <algorithm>
+
+namespace vex {
+
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model,
+                                                             const Options& options) {
+  if (options.parallel < 1 || options.parallel > 256)
+    return absl::InvalidArgumentError(
+        absl::StrCat("parallel must be in [1, 256], got ", options.parallel));
+  if (options.max_queue < 0)
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_queue must be >= 0, got ", options.max_queue));
+  auto s = std::unique_ptr<Scheduler>(new Scheduler(model, options));
+  for (int i = 0; i < options.parallel; ++i) {
+    VEX_ASSIGN_OR_RETURN(auto engine, make_engine(model, options.max_ctx, options.device));
+    s->slots_.push_back(
+        Slot{std::make_unique<Session>(std::move(engine), model.config().vocab_size), nullptr});
+  }
+  s->worker_ = std::thread([p = s.get()] { p->run(); });
+  return s;
+}
+
+Scheduler::~Scheduler() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  worker_.join();
+}
+
+const char* Scheduler::device() const { return slots_.front().session->engine().device(); }
+
+absl::StatusOr<Scheduler::Id> Scheduler::submit(Request request) {
+  if (request.prompt.empty()) return absl::InvalidArgumentError("the prompt is empty");
+  if (static_cast<int64_t>(request.prompt.size()) > options_.max_ctx)
+    return absl::InvalidArgumentError(absl::StrCat("the prompt is ", request.prompt.size(),
+                                                   " tokens but the context size is ",
+                                                   options_.max_ctx));
+  VEX_RETURN_IF_ERROR(validate(request.options.sampling));
+  std::lock_guard lock(mu_);
+  if (stop_) return absl::UnavailableError("the scheduler is shutting down");
+  if (static_cast<int>(queue_.size()) >= options_.max_queue)
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the queue is full (", options_.max_queue, " requests waiting)"));
+  auto job = std::make_shared<Job>();
+  job->id = next_id_++;
+  job->request = std::move(request);
+  jobs_[job->id] = job;
+  queue_.push_back(job);
+  ++stats_.submitted;
+  wake_.notify_all();
+  return job->id;
+}
+
+void Scheduler::cancel(Id id) {
+  std::lock_guard lock(mu_);
+  auto it = jobs_.find(id);
+  if (it == jobs_.end()) return;
+  it->second->cancelled.store(true);
+  wake_.notify_all();
+}
+
+void Scheduler::cancel_all() {
+  std::lock_guard lock(mu_);
+  for (auto& [id, job] : jobs_) job->cancelled.store(true);
+  wake_.notify_all();
+}
+
+void Scheduler::wait_idle() {
+  std::unique_lock lock(mu_);
+  idle_.wait(lock, [&] { return queue_.empty() && running_ == 0; });
+}
+
+Scheduler::Stats Scheduler::stats() const {
+  std::lock_guard lock(mu_);
+  Stats s = stats_;
+  s.running = running_;
+  s.queued = static_cast<int>(queue_.size());
+  return s;
+}
+
+void Scheduler::admit() {
+  while (!queue_.empty()) {
+    // The free slot whose cache shares the longest prefix with the prompt.
+    Slot* best = nullptr;
+    size_t best_len = 0;
+    const std::vector<int32_t>& prompt = queue_.front()->request.prompt;
+    for (Slot& s : slots_) {
+      if (s.job) continue;
+      const std::vector<int32_t>& cached = s.session->tokens();
+      const size_t len =
+          std::mismatch(cached.begin(), cached.end(), prompt.begin(), prompt.end()).first -
+          cached.begin();
+      if (!best || len > best_len) best = &s, best_len = len;
+    }
+    if (!best) return;
+    best->job = std::move(queue_.front());
+    queue_.pop_front();
+    ++running_;
+  }
+}
+
+void Scheduler::run() {
+  for (;;) {
+    {
+      std::unique_lock lock(mu_);
+      wake_.wait(lock, [&] { return stop_ || !queue_.empty() || running_ > 0; });
+      if (stop_) {
+        for (auto& job : queue_) job->cancelled.store(true);
+        for (Slot& s : slots_)
+          if (s.job) s.job->cancelled.store(true);
+      }
+      admit();
+      if (stop_ && running_ == 0) break;
+    }
+    for (Slot& s : slots_)
+      if (s.job) step(s);
+  }
+  // Requests still queued at shutdown (no free slot was left for them) end cancelled.
+  std::deque<std::shared_ptr<Job>> left;
+  {
+    std::lock_guard lock(mu_);
+    left.swap(queue_);
+  }
+  for (auto& job : left) {
+    GenerateResult r;
+    r.reason = StopReason::kCancelled;
+    r.prompt_tokens = static_cast<int>(job->request.prompt.size());
+    if (job->request.on_done) job->request.on_done(r);
+  }
+}
+
+void Scheduler::step(Slot& slot) {
+  Job& job = *slot.job;
+  if (!job.generation) {
+    if (job.cancelled.load()) {
+      GenerateResult r;
+      r.reason = StopReason::kCancelled;
+      r.prompt_tokens = static_cast<int>(job.request.prompt.size());
+      return finish(slot, r);
+    }
+    if (absl::Status st = slot.session->set_virtual_experts(job.request.virtual_experts); !st.ok())
+      return finish(slot, st);
+    auto g = Generation::start(*slot.session, job.request.prompt, job.request.options);
+    if (!g.ok()) return finish(slot, g.status());
+    job.generation = std::make_unique<Generation>(std::move(*g));
+    return;  // the prompt ran: that was this slot's step
+  }
+  if (job.cancelled.load()) slot.session->cancel();
+  uint64_t tokens = 0;
+  const auto more = job.generation->step([&](int32_t token) {
+    ++tokens;
+    const bool go_on = !job.request.on_token || job.request.on_token(token);
+    return go_on && !job.cancelled.load();
+  });
+  {
+    std::lock_guard lock(mu_);
+    stats_.generated_tokens += tokens;
+  }
+  if (!more.ok()) return finish(slot, more.status());
+  if (!*more) {
+    GenerateResult r = job.generation->result();
+    if (job.cancelled.load()) r.reason = StopReason::kCancelled;
+    finish(slot, r);
+  }
+}
+
+void Scheduler::finish(Slot& slot, const absl::StatusOr<GenerateResult>& result) {
+  std::shared_ptr<Job> job = std::move(slot.job);
+  if (job->request.on_done) job->request.on_done(result);
+  std::lock_guard lock(mu_);
+  jobs_.erase(job->id);
+  --running_;
+  ++stats_.finished;
+  if (queue_.empty() && running_ == 0) idle_.notify_all();
+}
+
+}  // namespace vex

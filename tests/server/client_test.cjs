@@ -1,0 +1,123 @@
+// vexserve driven by the official `openai` npm package (pinned in tests/server/run.sh), against
+// a server on the demo model with the calculator attached and an API key:
+//   node client_test.cjs BASE_URL API_KEY OPENAI_MODULE_DIR
+const [baseURL, apiKey, moduleDir] = process.argv.slice(2);
+const OpenAI = require(moduleDir);
+const assert = require("node:assert/strict");
+
+const client = new OpenAI({ baseURL, apiKey, maxRetries: 0 });
+const model = "vex-demo";
+let failures = 0;
+async function check(name, fn) {
+  try {
+    await fn();
+    console.log(`ok: ${name}`);
+  } catch (e) {
+    failures++;
+    console.log(`FAIL: ${name}: ${e.stack || e}`);
+  }
+}
+async function streamText(params, onChunk) {
+  const stream = await client.chat.completions.create({ ...params, stream: true });
+  let content = "", reasoning = "", finish = null, usage = null, experts = null, n = 0;
+  for await (const chunk of stream) {
+    const c = chunk.choices[0];
+    if (c.delta.content) content += c.delta.content;
+    if (c.delta.reasoning) reasoning += c.delta.reasoning;
+    if (c.finish_reason) finish = c.finish_reason;
+    if (chunk.usage) usage = chunk.usage;
+    if (chunk.vex_experts) experts = chunk.vex_experts;
+    if (onChunk && onChunk(++n, stream) === false) break;
+  }
+  return { content, reasoning, finish, usage, experts };
+}
+const question = { model, temperature: 0, messages: [{ role: "user", content: "What is 127 * 89?" }] };
+
+(async () => {
+  await check("models.list names the model", async () => {
+    const list = await client.models.list();
+    assert.deepEqual(list.data.map((m) => m.id), [model]);
+    assert.equal((await client.models.retrieve(model)).id, model);
+  });
+
+  await check("chat: the calculator's exact answer in content, the analysis apart", async () => {
+    const r = await client.chat.completions.create(question);
+    const m = r.choices[0].message;
+    assert.match(m.content, /11303/);
+    assert.ok(!m.content.includes("<|"), m.content);
+    assert.ok(m.reasoning && !m.content.includes(m.reasoning), JSON.stringify(m));
+    assert.equal(m.reasoning_content, m.reasoning);
+    assert.equal(r.choices[0].finish_reason, "stop");
+    assert.ok(r.usage.prompt_tokens > 0 && r.usage.completion_tokens > 0);
+    assert.equal(r.vex_experts[0].expert, "calculator");
+    assert.equal(r.vex_experts[0].output, "11303");
+  });
+
+  await check("chat: virtual_experts false leaves the model alone", async () => {
+    const r = await client.chat.completions.create({ ...question, virtual_experts: false });
+    assert.ok(!r.choices[0].message.content.includes("11303"), r.choices[0].message.content);
+    assert.equal(r.vex_experts, undefined);
+  });
+
+  await check("chat: streamed deltas equal the whole answer", async () => {
+    const whole = await client.chat.completions.create(question);
+    const s = await streamText(question);
+    assert.equal(s.content, whole.choices[0].message.content);
+    assert.equal(s.reasoning, whole.choices[0].message.reasoning);
+    assert.equal(s.finish, "stop");
+    assert.equal(s.usage.completion_tokens, whole.usage.completion_tokens);
+    assert.equal(s.experts[0].output, "11303");
+  });
+
+  await check("chat: max_tokens and reasoning_effort", async () => {
+    const r = await client.chat.completions.create({ ...question, max_tokens: 3, reasoning_effort: "low" });
+    assert.equal(r.choices[0].finish_reason, "length");
+    assert.equal(r.usage.completion_tokens, 3);
+  });
+
+  await check("completions: raw text", async () => {
+    const r = await client.completions.create({ model, prompt: "127 * 89 = ", temperature: 0, max_tokens: 4 });
+    assert.match(r.choices[0].text, /^11303/);
+    assert.equal(r.choices[0].finish_reason, "length");
+    assert.equal(r.usage.completion_tokens, 4);
+  });
+
+  await check("errors: status codes and OpenAI error bodies", async () => {
+    await assert.rejects(client.chat.completions.create({ ...question, model: "gpt-4" }),
+      (e) => e.status === 404 && e instanceof OpenAI.NotFoundError && /not found/.test(e.message));
+    await assert.rejects(client.chat.completions.create({ model, messages: [] }),
+      (e) => e.status === 400 && e instanceof OpenAI.BadRequestError && e.param === "messages");
+    await assert.rejects(client.chat.completions.create({ ...question, temperature: 9 }),
+      (e) => e.status === 400 && e.param === "temperature");
+    await assert.rejects(client.chat.completions.create({ ...question, tools: [{ type: "function", function: { name: "f" } }] }),
+      (e) => e.status === 400 && e.param === "tools");
+    const long = "word ".repeat(5000);
+    await assert.rejects(client.chat.completions.create({ ...question, messages: [{ role: "user", content: long }] }),
+      (e) => e.status === 400 && e.code === "context_length_exceeded");
+    const anonymous = new OpenAI({ baseURL, apiKey: "wrong", maxRetries: 0 });
+    await assert.rejects(anonymous.models.list(), (e) => e.status === 401 && e instanceof OpenAI.AuthenticationError);
+  });
+
+  await check("cancellation: a client that stops reading frees its slot", async () => {
+    await streamText({ ...question, max_tokens: 2000, messages: [{ role: "user", content: "Tell me a long story." }] },
+      (n, stream) => (n >= 3 ? (stream.controller.abort(), false) : true));
+    const metrics = async () => (await fetch(baseURL.replace("/v1", "/metrics"), { headers: { Authorization: `Bearer ${apiKey}` } })).text();
+    // Within a second (generating the 2,000 tokens asked for takes several).
+    for (let i = 0; i < 10 && !/vex_requests_running 0\n/.test(await metrics()); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(await metrics(), /vex_requests_running 0\n/);
+  });
+
+  await check("load: 32 concurrent streams, each equal to the same request alone", async () => {
+    const prompts = Array.from({ length: 32 }, (_, i) => `What is ${i + 2} * ${3 * i + 7}?`);
+    const params = (p) => ({ model, temperature: 0, max_tokens: 24, messages: [{ role: "user", content: p }] });
+    const streamed = await Promise.all(prompts.map((p) => streamText(params(p))));
+    for (let i = 0; i < prompts.length; i++) {
+      const alone = await client.chat.completions.create(params(prompts[i]));
+      assert.equal(streamed[i].content, alone.choices[0].message.content, prompts[i]);
+      assert.equal(streamed[i].usage.completion_tokens, alone.usage.completion_tokens, prompts[i]);
+    }
+  });
+
+  console.log(failures ? `${failures} client checks failed` : "all client checks passed");
+  process.exit(failures ? 1 : 0);
+})();

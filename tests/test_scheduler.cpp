@@ -1,0 +1,187 @@
+// The scheduler on the demo model (CPU): requests interleaved on a few slots produce exactly what
+// each produces alone through Session::generate; cancellation, a full queue, bad requests and
+// shutdown end requests cleanly.
+#include <gtest/gtest.h>
+
+#include <future>
+#include <map>
+#include <mutex>
+
+#include "runtime/model.h"
+#include "runtime/scheduler.h"
+#include "tests/fixtures.h"
+
+namespace vex {
+namespace {
+
+const Model& demo() {
+  static const std::unique_ptr<Model> m = [] {
+    auto r = load_model(testing::demo_model());
+    EXPECT_TRUE(r.ok()) << r.status();
+    return std::move(r).value();
+  }();
+  return *m;
+}
+
+std::vector<int32_t> encode(const std::string& text) {
+  return demo().tokenizer->encode(text, /*allow_special=*/false);
+}
+
+GenerateOptions options(float temperature, uint64_t seed, int max_tokens) {
+  GenerateOptions o;
+  o.sampling = demo().sampling;
+  o.sampling.temperature = temperature;
+  o.sampling.seed = seed;
+  o.max_tokens = max_tokens;
+  o.stop_tokens = demo().stop_tokens;
+  return o;
+}
+
+// What one request gives alone, on a fresh session.
+std::vector<int32_t> alone(const std::vector<int32_t>& prompt, const GenerateOptions& o) {
+  auto engine = make_engine(demo(), 256, Device::kCpu);
+  EXPECT_TRUE(engine.ok()) << engine.status();
+  Session s(std::move(*engine), demo().config().vocab_size);
+  std::vector<int32_t> out;
+  auto r = s.generate(prompt, o, [&](int32_t t) { return out.push_back(t), true; });
+  EXPECT_TRUE(r.ok()) << r.status();
+  return out;
+}
+
+std::unique_ptr<Scheduler> make(int parallel, int max_queue = 64) {
+  auto s = Scheduler::create(demo(), {.parallel = parallel, .max_queue = max_queue,
+                                      .max_ctx = 256, .device = Device::kCpu});
+  EXPECT_TRUE(s.ok()) << s.status();
+  return std::move(s).value();
+}
+
+TEST(Scheduler, InterleavedRequestsEqualEachAlone) {
+  const std::vector<std::string> prompts = {"127 * 89 = ", "Once upon a time, in a land far away,",
+                                            "The capital of France is", "def f(x):\n    return",
+                                            "Convert 100 meters to feet:", "What day is today?"};
+  auto sched = make(/*parallel=*/3);
+  std::mutex mu;
+  std::map<size_t, std::vector<int32_t>> got;
+  std::map<size_t, GenerateResult> results;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Request r;
+    r.prompt = encode(prompts[i]);
+    r.options = options(i % 2 ? 0.0f : 0.8f, 100 + i, 10 + static_cast<int>(i));
+    r.on_token = [&, i](int32_t t) {
+      std::lock_guard lock(mu);
+      got[i].push_back(t);
+      return true;
+    };
+    r.on_done = [&, i](const absl::StatusOr<GenerateResult>& res) {
+      ASSERT_TRUE(res.ok()) << res.status();
+      std::lock_guard lock(mu);
+      results[i] = *res;
+    };
+    ASSERT_TRUE(sched->submit(std::move(r)).ok());
+  }
+  sched->wait_idle();
+  ASSERT_EQ(results.size(), prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto o = options(i % 2 ? 0.0f : 0.8f, 100 + i, 10 + static_cast<int>(i));
+    EXPECT_EQ(got[i], alone(encode(prompts[i]), o)) << prompts[i];
+    EXPECT_EQ(results[i].generated, static_cast<int>(got[i].size()));
+  }
+  const auto st = sched->stats();
+  EXPECT_EQ(st.submitted, prompts.size());
+  EXPECT_EQ(st.finished, prompts.size());
+  EXPECT_EQ(st.running + st.queued, 0);
+}
+
+TEST(Scheduler, CancelQueuedAndRunning) {
+  auto sched = make(/*parallel=*/1);
+  std::promise<void> first_token, cancels_sent;
+  std::shared_future<void> sent = cancels_sent.get_future().share();
+  std::promise<StopReason> running_done, queued_done;
+  bool queued_ran = false;
+  Scheduler::Id running_id = 0;
+  Request a;
+  a.prompt = encode("Once upon a time,");
+  a.options = options(0, 1, 200);
+  a.options.stop_tokens.clear();  // only the cancellation (or 200 tokens) ends it
+  bool told = false;
+  a.on_token = [&](int32_t) {
+    if (!told) told = true, first_token.set_value(), sent.wait();
+    return true;
+  };
+  a.on_done = [&](const absl::StatusOr<GenerateResult>& r) { running_done.set_value(r->reason); };
+  running_id = *sched->submit(std::move(a));
+  Request b;
+  b.prompt = encode("127 * 89 = ");
+  b.options = options(0, 1, 5);
+  b.on_token = [&](int32_t) { return queued_ran = true; };
+  b.on_done = [&](const absl::StatusOr<GenerateResult>& r) { queued_done.set_value(r->reason); };
+  const Scheduler::Id queued_id = *sched->submit(std::move(b));
+  first_token.get_future().wait();
+  sched->cancel(queued_id);
+  sched->cancel(running_id);
+  cancels_sent.set_value();
+  EXPECT_EQ(running_done.get_future().get(), StopReason::kCancelled);
+  EXPECT_EQ(queued_done.get_future().get(), StopReason::kCancelled);
+  EXPECT_FALSE(queued_ran);
+  sched->cancel(12345);  // unknown: ignored
+}
+
+TEST(Scheduler, FullQueueAndBadRequestsAreRefused) {
+  auto sched = make(/*parallel=*/1, /*max_queue=*/1);
+  std::promise<void> hold, started;
+  std::shared_future<void> release = hold.get_future().share();
+  Request a;
+  a.prompt = encode("Once upon a time,");
+  a.options = options(0, 1, 3);
+  bool first = true;
+  a.on_token = [&](int32_t) {
+    if (first) first = false, started.set_value(), release.wait();
+    return true;
+  };
+  ASSERT_TRUE(sched->submit(std::move(a)).ok());
+  started.get_future().wait();  // the worker is inside request a
+  Request b;
+  b.prompt = encode("hello");
+  b.options = options(0, 1, 3);
+  ASSERT_TRUE(sched->submit(b).ok());  // queued
+  const auto full = sched->submit(b);
+  EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted) << full.status();
+  hold.set_value();
+
+  Request empty;
+  EXPECT_EQ(sched->submit(empty).status().code(), absl::StatusCode::kInvalidArgument);
+  Request long_prompt;
+  long_prompt.prompt.assign(300, 1);
+  EXPECT_NE(sched->submit(long_prompt).status().message().find("context size is 256"),
+            std::string::npos);
+  Request bad_sampling = b;
+  bad_sampling.options.sampling.top_p = 0;
+  EXPECT_EQ(sched->submit(bad_sampling).status().code(), absl::StatusCode::kInvalidArgument);
+  sched->wait_idle();
+}
+
+TEST(Scheduler, ShutdownEndsEveryRequest) {
+  std::mutex mu;
+  std::vector<StopReason> reasons;
+  {
+    auto sched = make(/*parallel=*/1);
+    for (int i = 0; i < 3; ++i) {
+      Request r;
+      r.prompt = encode("Once upon a time,");
+      r.options = options(0, 1, 100000);
+      r.on_done = [&](const absl::StatusOr<GenerateResult>& res) {
+        std::lock_guard lock(mu);
+        reasons.push_back(res->reason);
+      };
+      ASSERT_TRUE(sched->submit(std::move(r)).ok());
+    }
+  }  // the destructor cancels what runs and what waits
+  ASSERT_EQ(reasons.size(), 3u);
+  for (StopReason r : reasons)
+    EXPECT_TRUE(r == StopReason::kCancelled || r == StopReason::kStopToken ||
+                r == StopReason::kContextFull)
+        << stop_reason_name(r);
+}
+
+}  // namespace
+}  // namespace vex

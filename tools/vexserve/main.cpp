@@ -1,0 +1,508 @@
+// vexserve: an OpenAI-compatible HTTP server over the scheduler (runtime/scheduler.h), with
+// cpp-httplib. Endpoints: POST /v1/chat/completions (Harmony underneath; the analysis channel
+// returned as `reasoning` and `reasoning_content`, never in `content`; `stream` as server-sent
+// events), POST /v1/completions (raw text), GET /v1/models, GET /health, GET /metrics
+// (Prometheus text). Virtual-expert firings come back in `vex_experts`; `virtual_experts: false`
+// switches them off for one request. Errors are OpenAI error objects with their status codes;
+// --api-key is checked on every endpoint but /health. SIGTERM or SIGINT stops accepting, cancels
+// what runs, and exits 0.
+//
+// Not yet: tools / function calling, `stop` strings, logprobs, n > 1, /v1/responses (refused
+// with a 400 naming the field).
+#include <httplib.h>
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "experts/expert.h"
+#include "loader/json_util.h"
+#include "runtime/harmony.h"
+#include "runtime/model.h"
+#include "runtime/scheduler.h"
+#include "runtime/virtual_experts.h"
+#include "tools/args.h"
+#include "tools/vexrun/demo.h"
+
+namespace vex {
+namespace {
+
+using json = nlohmann::json;
+
+struct Options {
+  std::string weights, experts, host = "127.0.0.1", api_key, device = "auto";
+  int port = 8080, parallel = 4, ctx = 4096, max_queue = 64;
+};
+
+// An error the client caused (or could retry), as OpenAI's error object.
+struct HttpError {
+  HttpError(int s, std::string m, std::string t = "invalid_request_error", std::string p = "",
+            std::string c = "")
+      : status(s), message(std::move(m)), type(std::move(t)), param(std::move(p)), code(std::move(c)) {}
+  int status;
+  std::string message, type, param, code;
+};
+
+void send_error(httplib::Response& res, const HttpError& e) {
+  res.status = e.status;
+  json err = {{"message", e.message}, {"type", e.type},
+              {"param", e.param.empty() ? json(nullptr) : json(e.param)},
+              {"code", e.code.empty() ? json(nullptr) : json(e.code)}};
+  res.set_content(json{{"error", err}}.dump(), "application/json");
+}
+
+HttpError from_status(const absl::Status& st) {
+  switch (st.code()) {
+    case absl::StatusCode::kResourceExhausted:
+      return {429, std::string(st.message()), "rate_limit_error", "", "queue_full"};
+    case absl::StatusCode::kUnavailable:
+      return {503, std::string(st.message()), "server_error", "", "unavailable"};
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kOutOfRange:
+      return {400, std::string(st.message()), "invalid_request_error", "", ""};
+    default:
+      return {500, std::string(st.message()), "server_error", "", ""};
+  }
+}
+
+// What one request shares between the HTTP thread that answers it and the scheduler's thread
+// that generates it.
+struct Stream {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> events;  // SSE payloads not yet written
+  bool done = false;
+  absl::StatusOr<GenerateResult> result = absl::UnknownError("not finished");
+  std::optional<harmony::StreamParser> parser;  // chat
+  std::optional<StreamDecoder> decoder;         // completions
+  std::string text, reasoning;                  // what was generated, by kind
+  std::unique_ptr<VirtualExperts> experts;
+  json firings = json::array();
+};
+
+class Server {
+ public:
+  Server(const Model& m, Scheduler& s, Options o, std::string id)
+      : model_(m), sched_(s), opt_(std::move(o)), id_(std::move(id)) {}
+
+  void routes(httplib::Server& http) {
+    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      ++requests_;
+      if (req.path == "/health" || opt_.api_key.empty()) return httplib::Server::HandlerResponse::Unhandled;
+      if (req.get_header_value("Authorization") != "Bearer " + opt_.api_key) {
+        send_error(res, {401, "invalid or missing API key (Authorization: Bearer ...)",
+                         "invalid_request_error", "", "invalid_api_key"});
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+    http.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+      res.set_content(R"({"status":"ok"})", "application/json");
+    });
+    http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(json{{"object", "list"}, {"data", json::array({model_json()})}}.dump(),
+                      "application/json");
+    });
+    http.Get(R"(/v1/models/(.+))", [this](const httplib::Request& req, httplib::Response& res) {
+      if (req.matches[1] != id_)
+        return send_error(res, {404, "model '" + std::string(req.matches[1]) + "' not found",
+                                "invalid_request_error", "model", "model_not_found"});
+      res.set_content(model_json().dump(), "application/json");
+    });
+    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics(), "text/plain; version=0.0.4");
+    });
+    http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      handle(req, res, /*chat=*/true);
+    });
+    http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+      handle(req, res, /*chat=*/false);
+    });
+    http.Post("/v1/responses", [](const httplib::Request&, httplib::Response& res) {
+      send_error(res, {400, "/v1/responses is not supported by this server yet",
+                       "invalid_request_error", "", "unsupported"});
+    });
+    http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+      if (res.status == 404 && res.body.empty())
+        send_error(res, {404, "no such endpoint", "invalid_request_error", "", "not_found"});
+    });
+  }
+
+ private:
+  json model_json() const {
+    return {{"id", id_}, {"object", "model"}, {"created", 0}, {"owned_by", "vex"}};
+  }
+
+  std::string metrics() const {
+    const Scheduler::Stats s = sched_.stats();
+    std::string out;
+    auto metric = [&](const char* name, const char* type, const char* help, double v) {
+      out += absl::StrFormat("# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type,
+                             name, v);
+    };
+    metric("vex_http_requests_total", "counter", "HTTP requests received", requests_.load());
+    metric("vex_requests_submitted_total", "counter", "generation requests accepted",
+           static_cast<double>(s.submitted));
+    metric("vex_requests_finished_total", "counter", "generation requests finished",
+           static_cast<double>(s.finished));
+    metric("vex_generated_tokens_total", "counter", "tokens generated",
+           static_cast<double>(s.generated_tokens));
+    metric("vex_requests_running", "gauge", "requests generating now", s.running);
+    metric("vex_requests_queued", "gauge", "requests waiting for a slot", s.queued);
+    metric("vex_slots", "gauge", "requests generated at once at most", sched_.options().parallel);
+    metric("vex_expert_firings_total", "counter", "virtual-expert firings", firings_.load());
+    return out;
+  }
+
+  // Parses the body and the fields both endpoints share into `r`; throws HttpError.
+  json parse_body(const httplib::Request& req, Request* r) {
+    auto body = parse_json_text(req.body, "the request body");
+    if (!body.ok()) throw HttpError{400, std::string(body.status().message())};
+    json& j = *body;
+    if (!j.is_object()) throw HttpError{400, "the request body is not a JSON object"};
+    if (!j.contains("model") || !j["model"].is_string())
+      throw HttpError{400, "'model' is required (a string)", "invalid_request_error", "model"};
+    if (j["model"] != id_)
+      throw HttpError{404, "model '" + j["model"].get<std::string>() + "' not found (this server has '" + id_ + "')",
+                      "invalid_request_error", "model", "model_not_found"};
+    for (const char* unsupported : {"tools", "functions", "stop", "logprobs", "top_logprobs"})
+      if (j.contains(unsupported) && !j[unsupported].is_null() &&
+          !(j[unsupported].is_boolean() && !j[unsupported].get<bool>()))
+        throw HttpError{400, std::string("'") + unsupported + "' is not supported by this server yet",
+                        "invalid_request_error", unsupported, "unsupported"};
+    if (j.contains("n") && j["n"] != 1)
+      throw HttpError{400, "only n = 1 is supported", "invalid_request_error", "n"};
+    SamplingParams& s = r->options.sampling;
+    s = model_.sampling;
+    s.seed = std::random_device{}();
+    auto number = [&](const char* key, double lo, double hi) -> std::optional<double> {
+      if (!j.contains(key) || j[key].is_null()) return std::nullopt;
+      if (!j[key].is_number() || j[key].get<double>() < lo || j[key].get<double>() > hi)
+        throw HttpError{400, absl::StrFormat("'%s' must be a number in [%g, %g]", key, lo, hi),
+                        "invalid_request_error", key};
+      return j[key].get<double>();
+    };
+    if (auto t = number("temperature", 0, 2)) s.temperature = static_cast<float>(*t);
+    if (auto p = number("top_p", 1e-9, 1)) s.top_p = static_cast<float>(*p);
+    if (auto seed = number("seed", -9.2e18, 9.2e18)) s.seed = static_cast<uint64_t>(*seed);
+    for (const char* key : {"max_tokens", "max_completion_tokens"})
+      if (auto n = number(key, 1, 1 << 30)) r->options.max_tokens = static_cast<int>(*n);
+    r->options.stop_tokens = model_.stop_tokens;
+    if (j.contains("virtual_experts")) {
+      if (!j["virtual_experts"].is_boolean())
+        throw HttpError{400, "'virtual_experts' must be true or false", "invalid_request_error",
+                        "virtual_experts"};
+      r->virtual_experts = j["virtual_experts"].get<bool>();
+    }
+    return j;
+  }
+
+  static std::string content_text(const json& c) {
+    if (c.is_string()) return c.get<std::string>();
+    if (c.is_null()) return "";
+    std::string out;
+    if (c.is_array()) {
+      for (const json& part : c) {
+        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
+            !part["text"].is_string())
+          throw HttpError{400, "message content parts must be {\"type\": \"text\", \"text\": ...}",
+                          "invalid_request_error", "messages"};
+        out += part["text"].get<std::string>();
+      }
+      return out;
+    }
+    throw HttpError{400, "message content must be a string or an array of text parts",
+                    "invalid_request_error", "messages"};
+  }
+
+  std::vector<int32_t> chat_prompt(const json& j) {
+    if (!j.contains("messages") || !j["messages"].is_array() || j["messages"].empty())
+      throw HttpError{400, "'messages' must be a non-empty array", "invalid_request_error",
+                      "messages"};
+    harmony::Conversation conv;
+    if (j.contains("reasoning_effort") && !j["reasoning_effort"].is_null()) {
+      if (!j["reasoning_effort"].is_string() ||
+          !harmony::check_reasoning(j["reasoning_effort"].get<std::string>()).ok())
+        throw HttpError{400, "'reasoning_effort' must be low, medium or high",
+                        "invalid_request_error", "reasoning_effort"};
+      conv.system.reasoning = j["reasoning_effort"].get<std::string>();
+    }
+    for (const json& m : j["messages"]) {
+      if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+        throw HttpError{400, "each message needs a 'role'", "invalid_request_error", "messages"};
+      const std::string role = m["role"];
+      const std::string text = content_text(m.value("content", json(nullptr)));
+      if (role == "system" || role == "developer") {
+        conv.developer += (conv.developer.empty() ? "" : "\n\n") + text;
+      } else if (role == "user") {
+        conv.messages.push_back({.role = "user", .content = text});
+      } else if (role == "assistant") {
+        conv.messages.push_back({.role = "assistant", .channel = "final", .content = text});
+      } else {
+        throw HttpError{400, "role '" + role + "' is not supported (system, developer, user, assistant)",
+                        "invalid_request_error", "messages"};
+      }
+    }
+    return harmony::render(*model_.tokenizer, conv, /*for_completion=*/true).tokens;
+  }
+
+  void handle(const httplib::Request& req, httplib::Response& res, bool chat) {
+    auto st = std::make_shared<Stream>();
+    Request r;
+    bool stream = false;
+    std::vector<int32_t> prompt;
+    try {
+      const json j = parse_body(req, &r);
+      stream = j.value("stream", false);
+      if (chat) {
+        prompt = chat_prompt(j);
+      } else {
+        if (!j.contains("prompt") || !j["prompt"].is_string())
+          throw HttpError{400, "'prompt' must be a string", "invalid_request_error", "prompt"};
+        prompt = model_.tokenizer->encode(j["prompt"].get<std::string>(), false);
+        if (prompt.empty()) throw HttpError{400, "the prompt is empty", "invalid_request_error", "prompt"};
+      }
+      if (static_cast<int>(prompt.size()) >= sched_.options().max_ctx)
+        throw HttpError{400,
+                        absl::StrFormat("the prompt is %d tokens; the context size is %d",
+                                        prompt.size(), sched_.options().max_ctx),
+                        "invalid_request_error", "messages", "context_length_exceeded"};
+    } catch (const HttpError& e) {
+      return send_error(res, e);
+    }
+    if (chat) st->parser.emplace(*model_.tokenizer);
+    else st->decoder.emplace(*model_.tokenizer);
+    if (!model_.host_experts.empty() && r.virtual_experts) {
+      auto v = VirtualExperts::bind(model_, registry_);
+      if (!v.ok()) return send_error(res, from_status(v.status()));
+      st->experts = std::move(*v);
+      if (chat) st->experts->read_message_content(*st->parser);
+      st->experts->on_firing = [this, s = st.get()](const ExpertFiring& f) {
+        ++firings_;
+        s->firings.push_back({{"expert", f.expert}, {"layer", f.layer}, {"position", f.pos},
+                              {"weight", f.weight}, {"answered", f.answered},
+                              {"inputs", f.inputs}, {"output", f.output}});
+      };
+      r.options.experts = st->experts.get();
+    }
+    const std::string object_id =
+        absl::StrFormat("%s-%016x", chat ? "chatcmpl" : "cmpl", std::random_device{}() * 0x9E3779B97F4A7C15ull);
+    const int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::system_clock::now().time_since_epoch()).count();
+    auto chunk = [=, this](const json& delta_or_text, const json& finish) {
+      json choice = chat ? json{{"index", 0}, {"delta", delta_or_text}, {"finish_reason", finish}}
+                         : json{{"index", 0}, {"text", delta_or_text}, {"finish_reason", finish}};
+      return json{{"id", object_id}, {"object", chat ? "chat.completion.chunk" : "text_completion"},
+                  {"created", created}, {"model", id_}, {"choices", json::array({choice})}};
+    };
+    r.prompt = prompt;
+    if (stream && chat)
+      st->events.push_back(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr).dump());
+    r.on_token = [st, chat, stream, chunk](int32_t token) {
+      std::lock_guard lock(st->mu);
+      std::string piece, thought;
+      if (chat) {
+        const harmony::StreamParser::Step step = st->parser->feed(token);
+        const harmony::Message* open = st->parser->open();
+        const bool analysis = open ? open->channel == "analysis"
+                                   : (!st->parser->messages().empty() &&
+                                      st->parser->messages().back().channel == "analysis");
+        (analysis ? thought : piece) = step.content;
+      } else {
+        piece = st->decoder->feed(token);
+      }
+      st->text += piece, st->reasoning += thought;
+      if (stream && (!piece.empty() || !thought.empty())) {
+        json delta = json::object();
+        if (chat) {
+          if (!piece.empty()) delta["content"] = piece;
+          if (!thought.empty()) delta["reasoning"] = thought, delta["reasoning_content"] = thought;
+        }
+        st->events.push_back(chunk(chat ? delta : json(piece), nullptr).dump());
+        st->cv.notify_all();
+      }
+      return true;
+    };
+    r.on_done = [st, chat, stream, chunk, n_prompt = prompt.size()](
+                    const absl::StatusOr<GenerateResult>& result) {
+      std::lock_guard lock(st->mu);
+      if (!chat) {
+        const std::string rest = st->decoder->flush();
+        st->text += rest;
+        if (stream && !rest.empty()) st->events.push_back(chunk(json(rest), nullptr).dump());
+      }
+      st->result = result;
+      if (stream && result.ok()) {
+        json last = chunk(chat ? json::object() : json(""), finish_reason(*result));
+        last["usage"] = usage(n_prompt, result->generated);
+        if (!st->firings.empty()) last["vex_experts"] = st->firings;
+        st->events.push_back(last.dump());
+      }
+      st->done = true;
+      st->cv.notify_all();
+    };
+    auto id = sched_.submit(std::move(r));
+    if (!id.ok()) return send_error(res, from_status(id.status()));
+    Scheduler& sched = sched_;
+    const Scheduler::Id request = *id;
+
+    if (stream) {
+      res.set_chunked_content_provider(
+          "text/event-stream",
+          [st, &sched, request](size_t, httplib::DataSink& sink) {
+            std::unique_lock lock(st->mu);
+            st->cv.wait(lock, [&] { return st->done || !st->events.empty(); });
+            while (!st->events.empty()) {
+              const std::string ev = "data: " + st->events.front() + "\n\n";
+              st->events.pop_front();
+              if (!sink.write(ev.data(), ev.size())) {  // the client went away
+                sched.cancel(request);
+                return false;
+              }
+            }
+            if (st->done) {
+              if (!st->result.ok()) {
+                const std::string ev = "data: " + json{{"error", {{"message", std::string(st->result.status().message())}, {"type", "server_error"}}}}.dump() + "\n\n";
+                sink.write(ev.data(), ev.size());
+              }
+              static constexpr char kDone[] = "data: [DONE]\n\n";
+              sink.write(kDone, sizeof kDone - 1);
+              sink.done();
+            }
+            return true;
+          },
+          [st, &sched, request](bool success) {
+            if (!success) sched.cancel(request);
+          });
+      return;
+    }
+    std::unique_lock lock(st->mu);
+    st->cv.wait(lock, [&] { return st->done; });
+    if (!st->result.ok()) return send_error(res, from_status(st->result.status()));
+    json body = {{"id", object_id}, {"created", created}, {"model", id_},
+                 {"usage", usage(prompt.size(), st->result->generated)}};
+    if (chat) {
+      json message = {{"role", "assistant"}, {"content", st->text}};
+      if (!st->reasoning.empty())
+        message["reasoning"] = st->reasoning, message["reasoning_content"] = st->reasoning;
+      body["object"] = "chat.completion";
+      body["choices"] = json::array({{{"index", 0}, {"message", message},
+                                      {"finish_reason", finish_reason(*st->result)}}});
+    } else {
+      body["object"] = "text_completion";
+      body["choices"] = json::array(
+          {{{"index", 0}, {"text", st->text}, {"finish_reason", finish_reason(*st->result)}}});
+    }
+    if (!st->firings.empty()) body["vex_experts"] = st->firings;
+    res.set_content(body.dump(), "application/json");
+  }
+
+  static json finish_reason(const GenerateResult& r) {
+    return r.reason == StopReason::kStopToken ? "stop" : "length";
+  }
+  static json usage(size_t prompt, int generated) {
+    return {{"prompt_tokens", prompt}, {"completion_tokens", generated},
+            {"total_tokens", prompt + generated}};
+  }
+
+  const Model& model_;
+  Scheduler& sched_;
+  const Options opt_;
+  const std::string id_;
+  const ExpertRegistry registry_;
+  std::atomic<uint64_t> requests_{0}, firings_{0};
+};
+
+int run(int argc, char** argv) {
+  Options o;
+  bool help = false;
+  Args args;
+  args.text({"--weights", "-m"}, "model directory (default: the demo model, models/vex-demo)", &o.weights);
+  args.text({"--experts"}, "expert manifest (TOML) to attach", &o.experts);
+  args.text({"--host"}, "address to listen on (default 127.0.0.1)", &o.host);
+  args.integer({"--port"}, "port (default 8080; 0: any free port, printed)", 0, 65535, &o.port);
+  args.integer({"--parallel", "-np"}, "requests generated at once (default 4)", 1, 256, &o.parallel);
+  args.integer({"--ctx-size", "-c"}, "context size of each request (default 4096)", 16, 1 << 20, &o.ctx);
+  args.integer({"--max-queue"}, "requests waiting beyond which new ones get 429 (default 64)", 0, 1 << 20, &o.max_queue);
+  args.text({"--api-key"}, "require 'Authorization: Bearer KEY' (all endpoints but /health)", &o.api_key);
+  args.text({"--device"}, "auto, cpu or cuda (default auto)", &o.device);
+  args.flag({"--help", "-h"}, "show this help", &help);
+  if (absl::Status st = args.parse(argc, argv); !st.ok() || help) {
+    if (!st.ok()) fprintf(stderr, "vexserve: %s\n", std::string(st.message()).c_str());
+    fprintf(help ? stdout : stderr, "usage: vexserve [options]\n%s", args.usage().c_str());
+    return help ? 0 : 2;
+  }
+  auto fail = [](const absl::Status& st) {
+    fprintf(stderr, "vexserve: %s\n", std::string(st.message()).c_str());
+    return 1;
+  };
+  // SIGTERM / SIGINT are taken by one thread (below), blocked in every other: blocked here,
+  // before the scheduler starts its thread, so that every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  auto device = parse_device(o.device);
+  if (!device.ok()) return fail(device.status());
+  if (o.weights.empty()) {
+    auto demo = demo_model_dir();
+    if (!demo.ok()) return fail(demo.status());
+    o.weights = *demo;
+  }
+  LoadOptions load;
+  load.experts = o.experts;
+  auto model = load_model(o.weights, load);
+  if (!model.ok()) return fail(model.status());
+  if (!(*model)->tokenizer)
+    return fail((*model)->require_tokenizer().status());
+  auto sched = Scheduler::create(**model, {.parallel = o.parallel, .max_queue = o.max_queue,
+                                           .max_ctx = std::min(o.ctx, (*model)->config().max_position),
+                                           .device = *device});
+  if (!sched.ok()) return fail(sched.status());
+  std::string id = std::filesystem::path(o.weights).lexically_normal().filename().string();
+  if (id.empty()) id = std::filesystem::path(o.weights).lexically_normal().parent_path().filename().string();
+
+
+  httplib::Server http;
+  Server server(**model, **sched, o, id);
+  server.routes(http);
+  http.set_payload_max_length(16 << 20);
+  int port = o.port;
+  if (port == 0) {
+    port = http.bind_to_any_port(o.host);
+  } else if (!http.bind_to_port(o.host, port)) {
+    port = -1;
+  }
+  if (port < 0) return fail(absl::UnavailableError(absl::StrFormat("cannot listen on %s:%d", o.host, o.port)));
+  fprintf(stderr, "vexserve: %s (%s, %d slots) listening on http://%s:%d\n", id.c_str(),
+          (*sched)->device(), o.parallel, o.host.c_str(), port);
+  fflush(stderr);
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    (*sched)->cancel_all();  // what runs ends now (streams get their last event), then stop
+    http.stop();
+  });
+  const bool listened = http.listen_after_bind();
+  if (waiter.joinable()) {
+    pthread_kill(waiter.native_handle(), SIGTERM);  // if listening ended another way
+    waiter.join();
+  }
+  sched->reset();
+  fprintf(stderr, "vexserve: stopped\n");
+  return listened ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace vex
+
+int main(int argc, char** argv) { return vex::run(argc, argv); }
