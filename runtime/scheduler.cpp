@@ -28,7 +28,7 @@ Scheduler::~Scheduler() {
     stop_ = true;
   }
   wake_.notify_all();
-  worker_.join();
+  if (worker_.joinable()) worker_.join();  // not started when create() failed part way
 }
 
 const char* Scheduler::device() const { return slots_.front().session->engine().device(); }

@@ -160,6 +160,15 @@ TEST(Scheduler, FullQueueAndBadRequestsAreRefused) {
   sched->wait_idle();
 }
 
+// A scheduler whose slots cannot be made is an error, not a crash (its thread never started).
+TEST(Scheduler, CreateFailsCleanly) {
+  auto s = Scheduler::create(demo(), {.parallel = 2, .max_queue = 1, .max_ctx = 1 << 30,
+                                      .device = Device::kCpu});
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("exceeds the model's"), std::string::npos) << s.status();
+  EXPECT_FALSE(Scheduler::create(demo(), {.parallel = 0}).ok());
+}
+
 TEST(Scheduler, ShutdownEndsEveryRequest) {
   std::mutex mu;
   std::vector<StopReason> reasons;

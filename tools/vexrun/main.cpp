@@ -12,6 +12,7 @@
 #include <csignal>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <iterator>
 #include <numeric>
@@ -23,6 +24,7 @@
 #include "runtime/harmony.h"
 #include "runtime/model.h"
 #include "runtime/npy.h"
+#include "runtime/scheduler.h"
 #include "runtime/session.h"
 #include "tools/args.h"
 #include "tools/vexrun/demo.h"
@@ -96,7 +98,7 @@ int run_tokens(const Model& model, const Options& o) {
 // One chat turn or raw completion: generates, streams the answer, reports.
 class Runner {
  public:
-  Runner(const Model& m, const Tokenizer& tok, Session& s, const Options& o, double load_ms,
+  Runner(const Model& m, const Tokenizer& tok, Scheduler& s, const Options& o, double load_ms,
          VirtualExperts* experts)
       : m_(m), tok_(tok), s_(s), o_(o), load_ms_(load_ms), experts_(experts) {
     if (experts_ && o_.trace_experts)
@@ -188,7 +190,18 @@ class Runner {
                         .stop_tokens = m_.stop_tokens,
                         .experts = experts_};
     if (experts_) experts_->clear();
-    return s_.generate(prompt, opt, on_token);
+    // The request path every front end shares (runtime/scheduler.h): one slot here, whose cache
+    // carries a chat's earlier turns; the callbacks run on the scheduler's thread while this
+    // one waits.
+    Request request{.prompt = prompt,
+                    .options = opt,
+                    .virtual_experts = !o_.no_virtual,
+                    .on_token = on_token,
+                    .on_done = {}};
+    std::promise<absl::StatusOr<GenerateResult>> done;
+    request.on_done = [&done](const absl::StatusOr<GenerateResult>& r) { done.set_value(r); };
+    VEX_RETURN_IF_ERROR(s_.submit(std::move(request)).status());
+    return done.get_future().get();
   }
 
   void report(const GenerateResult& r, size_t prompt_tokens, nlohmann::ordered_json answer) {
@@ -224,7 +237,7 @@ class Runner {
 
   const Model& m_;
   const Tokenizer& tok_;
-  Session& s_;
+  Scheduler& s_;
   const Options& o_;
   double load_ms_;
   VirtualExperts* experts_;  // null: no HOST experts attached, or --no-virtual
@@ -401,13 +414,11 @@ int run(int argc, char** argv) {
   }
 
   const int ctx = o.ctx ? o.ctx : std::min(4096, m.config().max_position);
-  auto engine = make_engine(m, ctx, *parse_device(o.device));
-  if (!engine.ok()) return fail(engine.status());
-  if (o.verbose)
-    fprintf(stderr, "vexrun: %s engine, context %d tokens\n", (*engine)->device(), ctx);
-  Session session(std::move(*engine), m.config().vocab_size);
-  if (absl::Status st = session.set_virtual_experts(!o.no_virtual); !st.ok()) return fail(st);
-  Runner runner(m, **tok, session, o, load_ms, experts.get());
+  auto sched = Scheduler::create(
+      m, {.parallel = 1, .max_queue = 1, .max_ctx = ctx, .device = *parse_device(o.device)});
+  if (!sched.ok()) return fail(sched.status());
+  if (o.verbose) fprintf(stderr, "vexrun: %s engine, context %d tokens\n", (*sched)->device(), ctx);
+  Runner runner(m, **tok, **sched, o, load_ms, experts.get());
   std::signal(SIGINT, [](int) { g_interrupted.store(true); });
 
   if (!interactive) {
