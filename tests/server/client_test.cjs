@@ -75,6 +75,24 @@ const question = { model, temperature: 0, messages: [{ role: "user", content: "W
     assert.equal(r.usage.completion_tokens, 3);
   });
 
+  await check("stop strings end the text before them, streamed alike", async () => {
+    for (const stop of ["=", ["89 =", "zzz"]]) {
+      const p = { ...question, virtual_experts: false, stop };
+      const r = await client.chat.completions.create(p);
+      const want = stop === "=" ? "127 * 89 " : "127 * ";
+      assert.equal(r.choices[0].message.content, want);
+      assert.equal(r.choices[0].finish_reason, "stop");
+      const s = await streamText(p);
+      assert.equal(s.content, want);
+      assert.equal(s.finish, "stop");
+    }
+    const c = await client.completions.create({ model, prompt: "127 * 89 = ", temperature: 0, max_tokens: 8, stop: "\n" });
+    assert.equal(c.choices[0].text, "11303");
+    assert.equal(c.choices[0].finish_reason, "stop");
+    await assert.rejects(client.chat.completions.create({ ...question, stop: ["a", "b", "c", "d", "e"] }),
+      (e) => e.status === 400 && e.param === "stop");
+  });
+
   await check("completions: raw text", async () => {
     const r = await client.completions.create({ model, prompt: "127 * 89 = ", temperature: 0, max_tokens: 4 });
     assert.match(r.choices[0].text, /^11303/);

@@ -7,8 +7,8 @@
 // --api-key is checked on every endpoint but /health. SIGTERM or SIGINT stops accepting, cancels
 // what runs, and exits 0.
 //
-// Not yet: tools / function calling, `stop` strings, logprobs, n > 1, /v1/responses (refused
-// with a 400 naming the field).
+// `stop` strings end the text before the first one found. Not yet: tools / function calling,
+// logprobs, n > 1, /v1/responses (refused with a 400 naming the field).
 #include <httplib.h>
 #include <signal.h>
 
@@ -51,6 +51,9 @@ struct HttpError {
   std::string message, type, param, code;
 };
 
+// Model output may hold invalid UTF-8 (a model writes any bytes): replaced, never thrown on.
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 void send_error(httplib::Response& res, const HttpError& e) {
   res.status = e.status;
   json err = {{"message", e.message}, {"type", e.type},
@@ -84,6 +87,11 @@ struct Stream {
   std::optional<harmony::StreamParser> parser;  // chat
   std::optional<StreamDecoder> decoder;         // completions
   std::string text, reasoning;                  // what was generated, by kind
+  // `stop` strings: the text ends before the first one found; a streamed delta holds back the
+  // bytes that may begin one (up to its length - 1) until the next token decides.
+  std::vector<std::string> stops;
+  size_t longest_stop = 0, emitted = 0;
+  bool stop_hit = false;
   std::unique_ptr<VirtualExperts> experts;
   json firings = json::array();
 };
@@ -173,7 +181,7 @@ class Server {
     if (j["model"] != id_)
       throw HttpError{404, "model '" + j["model"].get<std::string>() + "' not found (this server has '" + id_ + "')",
                       "invalid_request_error", "model", "model_not_found"};
-    for (const char* unsupported : {"tools", "functions", "stop", "logprobs", "top_logprobs"})
+    for (const char* unsupported : {"tools", "functions", "logprobs", "top_logprobs"})
       if (j.contains(unsupported) && !j[unsupported].is_null() &&
           !(j[unsupported].is_boolean() && !j[unsupported].get<bool>()))
         throw HttpError{400, std::string("'") + unsupported + "' is not supported by this server yet",
@@ -262,6 +270,19 @@ class Server {
     try {
       const json j = parse_body(req, &r);
       stream = j.value("stream", false);
+      if (j.contains("stop") && !j["stop"].is_null()) {
+        const json stop = j["stop"].is_string() ? json::array({j["stop"]}) : j["stop"];
+        if (!stop.is_array() || stop.size() > 4)
+          throw HttpError{400, "'stop' must be a string or an array of at most 4 strings",
+                          "invalid_request_error", "stop"};
+        for (const json& x : stop) {
+          if (!x.is_string() || x.get<std::string>().empty())
+            throw HttpError{400, "'stop' strings must be non-empty strings",
+                            "invalid_request_error", "stop"};
+          st->stops.push_back(x.get<std::string>());
+          st->longest_stop = std::max(st->longest_stop, st->stops.back().size());
+        }
+      }
       if (chat) {
         prompt = chat_prompt(j);
       } else {
@@ -320,31 +341,51 @@ class Server {
         piece = st->decoder->feed(token);
       }
       st->text += piece, st->reasoning += thought;
-      if (stream && (!piece.empty() || !thought.empty())) {
+      bool go_on = true;
+      if (!piece.empty() && !st->stops.empty()) {
+        // A stop string ends within what was held back or this piece.
+        const size_t from = st->emitted;
+        size_t cut = std::string::npos;
+        for (const std::string& stop : st->stops) cut = std::min(cut, st->text.find(stop, from));
+        if (cut != std::string::npos) st->text.resize(cut), st->stop_hit = true, go_on = false;
+      }
+      // Shown now: everything but what may begin a stop string, cut at a character boundary.
+      size_t safe = st->text.size();
+      if (!st->stop_hit && st->longest_stop > 1)
+        safe = st->text.size() > st->longest_stop - 1 ? st->text.size() - (st->longest_stop - 1) : 0;
+      while (safe > st->emitted && safe < st->text.size() &&
+             (static_cast<unsigned char>(st->text[safe]) & 0xC0) == 0x80)
+        --safe;
+      safe = std::max(safe, st->emitted);
+      const std::string shown = st->text.substr(st->emitted, safe - st->emitted);
+      st->emitted = safe;
+      if (stream && (!shown.empty() || !thought.empty())) {
         json delta = json::object();
         if (chat) {
-          if (!piece.empty()) delta["content"] = piece;
+          if (!shown.empty()) delta["content"] = shown;
           if (!thought.empty()) delta["reasoning"] = thought, delta["reasoning_content"] = thought;
         }
-        st->events.push_back(chunk(chat ? delta : json(piece), nullptr).dump());
+        st->events.push_back(dump(chunk(chat ? delta : json(shown), nullptr)));
         st->cv.notify_all();
       }
-      return true;
+      return go_on;
     };
     r.on_done = [st, chat, stream, chunk, n_prompt = prompt.size()](
                     const absl::StatusOr<GenerateResult>& result) {
       std::lock_guard lock(st->mu);
-      if (!chat) {
-        const std::string rest = st->decoder->flush();
-        st->text += rest;
-        if (stream && !rest.empty()) st->events.push_back(chunk(json(rest), nullptr).dump());
+      if (!chat && !st->stop_hit) st->text += st->decoder->flush();
+      if (stream && st->emitted < st->text.size()) {  // what was held back for the stop strings
+        const std::string rest = st->text.substr(st->emitted);
+        st->events.push_back(
+            dump(chunk(chat ? json{{"content", rest}} : json(rest), nullptr)));
       }
+      st->emitted = st->text.size();
       st->result = result;
       if (stream && result.ok()) {
-        json last = chunk(chat ? json::object() : json(""), finish_reason(*result));
+        json last = chunk(chat ? json::object() : json(""), finish_reason(*result, st->stop_hit));
         last["usage"] = usage(n_prompt, result->generated);
         if (!st->firings.empty()) last["vex_experts"] = st->firings;
-        st->events.push_back(last.dump());
+        st->events.push_back(dump(last));
       }
       st->done = true;
       st->cv.notify_all();
@@ -395,18 +436,18 @@ class Server {
         message["reasoning"] = st->reasoning, message["reasoning_content"] = st->reasoning;
       body["object"] = "chat.completion";
       body["choices"] = json::array({{{"index", 0}, {"message", message},
-                                      {"finish_reason", finish_reason(*st->result)}}});
+                                      {"finish_reason", finish_reason(*st->result, st->stop_hit)}}});
     } else {
       body["object"] = "text_completion";
       body["choices"] = json::array(
-          {{{"index", 0}, {"text", st->text}, {"finish_reason", finish_reason(*st->result)}}});
+          {{{"index", 0}, {"text", st->text}, {"finish_reason", finish_reason(*st->result, st->stop_hit)}}});
     }
     if (!st->firings.empty()) body["vex_experts"] = st->firings;
-    res.set_content(body.dump(), "application/json");
+    res.set_content(dump(body), "application/json");
   }
 
-  static json finish_reason(const GenerateResult& r) {
-    return r.reason == StopReason::kStopToken ? "stop" : "length";
+  static json finish_reason(const GenerateResult& r, bool stop_string) {
+    return r.reason == StopReason::kStopToken || stop_string ? "stop" : "length";
   }
   static json usage(size_t prompt, int generated) {
     return {{"prompt_tokens", prompt}, {"completion_tokens", generated},
