@@ -100,6 +100,33 @@ const question = { model, temperature: 0, messages: [{ role: "user", content: "W
     assert.equal(r.usage.completion_tokens, 4);
   });
 
+  await check("responses: input, instructions, reasoning, streamed alike", async () => {
+    const p = { model, input: "What is 127 * 89?", temperature: 0 };
+    const r = await client.responses.create(p);
+    assert.equal(r.status, "completed");
+    assert.match(r.output_text, /11303/);
+    assert.ok(r.output.some((o) => o.type === "reasoning" && o.content[0].text.length > 0));
+    assert.equal(r.vex_experts[0].output, "11303");
+    const stream = await client.responses.create({ ...p, stream: true });
+    let text = "", completed = null, created = false;
+    for await (const ev of stream) {
+      if (ev.type === "response.created") created = true;
+      if (ev.type === "response.output_text.delta") text += ev.delta;
+      if (ev.type === "response.completed") completed = ev.response;
+    }
+    assert.ok(created);
+    assert.equal(text, r.output_text);
+    assert.equal(completed.usage.output_tokens, r.usage.output_tokens);
+    const short = await client.responses.create({ ...p, max_output_tokens: 3, instructions: "Answer briefly.",
+                                                  reasoning: { effort: "low" } });
+    assert.equal(short.status, "incomplete");
+    assert.equal(short.incomplete_details.reason, "max_output_tokens");
+    const messages = await client.responses.create({ model, temperature: 0,
+      input: [{ role: "user", content: [{ type: "input_text", text: "What is 127 * 89?" }] }] });
+    assert.equal(messages.output_text, r.output_text);
+    await assert.rejects(client.responses.create({ model, input: 5 }), (e) => e.status === 400 && e.param === "input");
+  });
+
   await check("errors: status codes and OpenAI error bodies", async () => {
     await assert.rejects(client.chat.completions.create({ ...question, model: "gpt-4" }),
       (e) => e.status === 404 && e instanceof OpenAI.NotFoundError && /not found/.test(e.message));

@@ -7,8 +7,10 @@
 // --api-key is checked on every endpoint but /health. SIGTERM or SIGINT stops accepting, cancels
 // what runs, and exits 0.
 //
-// `stop` strings end the text before the first one found. Not yet: tools / function calling,
-// logprobs, n > 1, /v1/responses (refused with a 400 naming the field).
+// POST /v1/responses is the Responses API's stateless core (input, instructions,
+// reasoning.effort, max_output_tokens, streamed as named events). `stop` strings end the text
+// before the first one found. Not yet: tools / function calling, logprobs, n > 1 (refused with
+// a 400 naming the field).
 #include <httplib.h>
 #include <signal.h>
 
@@ -129,14 +131,13 @@ class Server {
       res.set_content(metrics(), "text/plain; version=0.0.4");
     });
     http.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      handle(req, res, /*chat=*/true);
+      handle(req, res, Api::kChat);
     });
     http.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      handle(req, res, /*chat=*/false);
+      handle(req, res, Api::kCompletions);
     });
-    http.Post("/v1/responses", [](const httplib::Request&, httplib::Response& res) {
-      send_error(res, {400, "/v1/responses is not supported by this server yet",
-                       "invalid_request_error", "", "unsupported"});
+    http.Post("/v1/responses", [this](const httplib::Request& req, httplib::Response& res) {
+      handle(req, res, Api::kResponses);
     });
     http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
       if (res.status == 404 && res.body.empty())
@@ -201,7 +202,7 @@ class Server {
     if (auto t = number("temperature", 0, 2)) s.temperature = static_cast<float>(*t);
     if (auto p = number("top_p", 1e-9, 1)) s.top_p = static_cast<float>(*p);
     if (auto seed = number("seed", -9.2e18, 9.2e18)) s.seed = static_cast<uint64_t>(*seed);
-    for (const char* key : {"max_tokens", "max_completion_tokens"})
+    for (const char* key : {"max_tokens", "max_completion_tokens", "max_output_tokens"})
       if (auto n = number(key, 1, 1 << 30)) r->options.max_tokens = static_cast<int>(*n);
     r->options.stop_tokens = model_.stop_tokens;
     if (j.contains("virtual_experts")) {
@@ -219,8 +220,9 @@ class Server {
     std::string out;
     if (c.is_array()) {
       for (const json& part : c) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
-            !part["text"].is_string())
+        const std::string type = part.is_object() ? part.value("type", "") : "";
+        if ((type != "text" && type != "input_text" && type != "output_text") ||
+            !part.contains("text") || !part["text"].is_string())
           throw HttpError{400, "message content parts must be {\"type\": \"text\", \"text\": ...}",
                           "invalid_request_error", "messages"};
         out += part["text"].get<std::string>();
@@ -243,9 +245,19 @@ class Server {
                         "invalid_request_error", "reasoning_effort"};
       conv.system.reasoning = j["reasoning_effort"].get<std::string>();
     }
-    for (const json& m : j["messages"]) {
+    harmony::Conversation from = conversation(j["messages"], "messages");
+    conv.developer = std::move(from.developer);
+    conv.messages = std::move(from.messages);
+    return harmony::render(*model_.tokenizer, conv, /*for_completion=*/true).tokens;
+  }
+
+  // Messages of role and content: system and developer messages become the developer
+  // instructions; user and assistant messages the conversation (assistant ones as final answers).
+  static harmony::Conversation conversation(const json& messages, const char* param) {
+    harmony::Conversation conv;
+    for (const json& m : messages) {
       if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
-        throw HttpError{400, "each message needs a 'role'", "invalid_request_error", "messages"};
+        throw HttpError{400, "each message needs a 'role'", "invalid_request_error", param};
       const std::string role = m["role"];
       const std::string text = content_text(m.value("content", json(nullptr)));
       if (role == "system" || role == "developer") {
@@ -256,13 +268,57 @@ class Server {
         conv.messages.push_back({.role = "assistant", .channel = "final", .content = text});
       } else {
         throw HttpError{400, "role '" + role + "' is not supported (system, developer, user, assistant)",
-                        "invalid_request_error", "messages"};
+                        "invalid_request_error", param};
       }
+    }
+    return conv;
+  }
+
+  // POST /v1/responses: `input` (a string, or messages of role and content), `instructions`,
+  // `reasoning.effort`.
+  std::vector<int32_t> responses_prompt(const json& j) {
+    harmony::Conversation conv;
+    if (j.contains("instructions") && !j["instructions"].is_null()) {
+      if (!j["instructions"].is_string())
+        throw HttpError{400, "'instructions' must be a string", "invalid_request_error",
+                        "instructions"};
+      conv.developer = j["instructions"].get<std::string>();
+    }
+    if (j.contains("reasoning") && j["reasoning"].is_object() &&
+        j["reasoning"].contains("effort") && !j["reasoning"]["effort"].is_null()) {
+      const json& e = j["reasoning"]["effort"];
+      if (!e.is_string() || !harmony::check_reasoning(e.get<std::string>()).ok())
+        throw HttpError{400, "'reasoning.effort' must be low, medium or high",
+                        "invalid_request_error", "reasoning"};
+      conv.system.reasoning = e.get<std::string>();
+    }
+    const json input = j.value("input", json(nullptr));
+    if (input.is_string()) {
+      conv.messages.push_back({.role = "user", .content = input.get<std::string>()});
+    } else if (input.is_array() && !input.empty()) {
+      json messages = json::array();
+      for (const json& item : input) {
+        if (!item.is_object() || (item.contains("type") && item["type"] != "message"))
+          throw HttpError{400, "'input' items must be messages (role and content)",
+                          "invalid_request_error", "input"};
+        messages.push_back(item);
+      }
+      harmony::Conversation from = conversation(messages, "input");
+      if (!from.developer.empty())
+        conv.developer += (conv.developer.empty() ? "" : "\n\n") + from.developer;
+      conv.messages = std::move(from.messages);
+    } else {
+      throw HttpError{400, "'input' must be a string or a non-empty array of messages",
+                      "invalid_request_error", "input"};
     }
     return harmony::render(*model_.tokenizer, conv, /*for_completion=*/true).tokens;
   }
 
-  void handle(const httplib::Request& req, httplib::Response& res, bool chat) {
+  enum class Api { kChat, kCompletions, kResponses };
+
+  void handle(const httplib::Request& req, httplib::Response& res, Api api) {
+    const bool chat = api != Api::kCompletions;  // Harmony underneath
+    const bool responses = api == Api::kResponses;
     auto st = std::make_shared<Stream>();
     Request r;
     bool stream = false;
@@ -283,7 +339,9 @@ class Server {
           st->longest_stop = std::max(st->longest_stop, st->stops.back().size());
         }
       }
-      if (chat) {
+      if (responses) {
+        prompt = responses_prompt(j);
+      } else if (chat) {
         prompt = chat_prompt(j);
       } else {
         if (!j.contains("prompt") || !j["prompt"].is_string())
@@ -315,7 +373,8 @@ class Server {
       r.options.experts = st->experts.get();
     }
     const std::string object_id =
-        absl::StrFormat("%s-%016x", chat ? "chatcmpl" : "cmpl", std::random_device{}() * 0x9E3779B97F4A7C15ull);
+        absl::StrFormat("%s%016x", responses ? "resp_" : chat ? "chatcmpl-" : "cmpl-",
+                        std::random_device{}() * 0x9E3779B97F4A7C15ull);
     const int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
                                 std::chrono::system_clock::now().time_since_epoch()).count();
     auto chunk = [=, this](const json& delta_or_text, const json& finish) {
@@ -324,10 +383,47 @@ class Server {
       return json{{"id", object_id}, {"object", chat ? "chat.completion.chunk" : "text_completion"},
                   {"created", created}, {"model", id_}, {"choices", json::array({choice})}};
     };
+    // Server-sent events: chat and completions send data lines (then [DONE]); responses send
+    // named events.
+    auto sse = [](const json& j) { return "data: " + dump(j) + "\n\n"; };
+    auto event = [](const json& j) {
+      return "event: " + j["type"].get<std::string>() + "\ndata: " + dump(j) + "\n\n";
+    };
+    auto response_json = [=, this](const Stream& s, const GenerateResult* result) {
+      json output = json::array();
+      if (!s.reasoning.empty())
+        output.push_back({{"type", "reasoning"}, {"id", "rs_" + object_id.substr(5)},
+                          {"summary", json::array()},
+                          {"content", json::array({{{"type", "reasoning_text"}, {"text", s.reasoning}}})}});
+      output.push_back({{"type", "message"}, {"id", "msg_" + object_id.substr(5)},
+                        {"status", result ? "completed" : "in_progress"}, {"role", "assistant"},
+                        {"content", json::array({{{"type", "output_text"}, {"text", s.text},
+                                                  {"annotations", json::array()}}})}});
+      const bool complete = result && finish_reason(*result, s.stop_hit) == "stop";
+      json j = {{"id", object_id}, {"object", "response"}, {"created_at", created},
+                {"status", !result ? "in_progress" : complete ? "completed" : "incomplete"},
+                {"incomplete_details", !result || complete ? json(nullptr)
+                                                           : json{{"reason", "max_output_tokens"}}},
+                {"model", id_}, {"output", result ? output : json::array()}};
+      if (result)
+        j["usage"] = {{"input_tokens", result->prompt_tokens},
+                      {"output_tokens", result->generated},
+                      {"total_tokens", result->prompt_tokens + result->generated}};
+      if (!s.firings.empty()) j["vex_experts"] = s.firings;
+      return j;
+    };
     r.prompt = prompt;
-    if (stream && chat)
-      st->events.push_back(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr).dump());
-    r.on_token = [st, chat, stream, chunk](int32_t token) {
+    if (stream && responses)
+      st->events.push_back(event({{"type", "response.created"}, {"response", response_json(*st, nullptr)}}));
+    else if (stream && chat)
+      st->events.push_back(sse(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr)));
+    const std::string item = "msg_" + object_id.substr(responses ? 5 : 0);
+    auto text_delta = [=](const std::string& text, bool reasoning) {
+      return event({{"type", reasoning ? "response.reasoning_text.delta" : "response.output_text.delta"},
+                    {"item_id", reasoning ? "rs_" + item.substr(4) : item}, {"output_index", 0},
+                    {"content_index", 0}, {"delta", text}});
+    };
+    r.on_token = [st, chat, responses, stream, chunk, sse, text_delta](int32_t token) {
       std::lock_guard lock(st->mu);
       std::string piece, thought;
       if (chat) {
@@ -359,33 +455,41 @@ class Server {
       safe = std::max(safe, st->emitted);
       const std::string shown = st->text.substr(st->emitted, safe - st->emitted);
       st->emitted = safe;
-      if (stream && (!shown.empty() || !thought.empty())) {
+      if (stream && responses) {
+        if (!thought.empty()) st->events.push_back(text_delta(thought, true));
+        if (!shown.empty()) st->events.push_back(text_delta(shown, false));
+        st->cv.notify_all();
+      } else if (stream && (!shown.empty() || !thought.empty())) {
         json delta = json::object();
         if (chat) {
           if (!shown.empty()) delta["content"] = shown;
           if (!thought.empty()) delta["reasoning"] = thought, delta["reasoning_content"] = thought;
         }
-        st->events.push_back(dump(chunk(chat ? delta : json(shown), nullptr)));
+        st->events.push_back(sse(chunk(chat ? delta : json(shown), nullptr)));
         st->cv.notify_all();
       }
       return go_on;
     };
-    r.on_done = [st, chat, stream, chunk, n_prompt = prompt.size()](
+    r.on_done = [st, chat, responses, stream, chunk, sse, event, text_delta, response_json,
+                 n_prompt = prompt.size()](
                     const absl::StatusOr<GenerateResult>& result) {
       std::lock_guard lock(st->mu);
       if (!chat && !st->stop_hit) st->text += st->decoder->flush();
       if (stream && st->emitted < st->text.size()) {  // what was held back for the stop strings
         const std::string rest = st->text.substr(st->emitted);
-        st->events.push_back(
-            dump(chunk(chat ? json{{"content", rest}} : json(rest), nullptr)));
+        st->events.push_back(responses ? text_delta(rest, false)
+                                       : sse(chunk(chat ? json{{"content", rest}} : json(rest), nullptr)));
       }
       st->emitted = st->text.size();
       st->result = result;
-      if (stream && result.ok()) {
+      if (stream && result.ok() && responses) {
+        st->events.push_back(event({{"type", "response.completed"},
+                                    {"response", response_json(*st, &*result)}}));
+      } else if (stream && result.ok()) {
         json last = chunk(chat ? json::object() : json(""), finish_reason(*result, st->stop_hit));
         last["usage"] = usage(n_prompt, result->generated);
         if (!st->firings.empty()) last["vex_experts"] = st->firings;
-        st->events.push_back(dump(last));
+        st->events.push_back(sse(last));
       }
       st->done = true;
       st->cv.notify_all();
@@ -398,11 +502,11 @@ class Server {
     if (stream) {
       res.set_chunked_content_provider(
           "text/event-stream",
-          [st, &sched, request](size_t, httplib::DataSink& sink) {
+          [st, &sched, request, responses](size_t, httplib::DataSink& sink) {
             std::unique_lock lock(st->mu);
             st->cv.wait(lock, [&] { return st->done || !st->events.empty(); });
             while (!st->events.empty()) {
-              const std::string ev = "data: " + st->events.front() + "\n\n";
+              const std::string ev = st->events.front();
               st->events.pop_front();
               if (!sink.write(ev.data(), ev.size())) {  // the client went away
                 sched.cancel(request);
@@ -411,11 +515,13 @@ class Server {
             }
             if (st->done) {
               if (!st->result.ok()) {
-                const std::string ev = "data: " + json{{"error", {{"message", std::string(st->result.status().message())}, {"type", "server_error"}}}}.dump() + "\n\n";
+                const json err = {{"type", "error"}, {"message", std::string(st->result.status().message())}};
+                const std::string ev = responses ? "event: error\ndata: " + dump(err) + "\n\n"
+                                                 : "data: " + dump(json{{"error", err}}) + "\n\n";
                 sink.write(ev.data(), ev.size());
               }
               static constexpr char kDone[] = "data: [DONE]\n\n";
-              sink.write(kDone, sizeof kDone - 1);
+              if (!responses) sink.write(kDone, sizeof kDone - 1);
               sink.done();
             }
             return true;
@@ -428,6 +534,7 @@ class Server {
     std::unique_lock lock(st->mu);
     st->cv.wait(lock, [&] { return st->done; });
     if (!st->result.ok()) return send_error(res, from_status(st->result.status()));
+    if (responses) return res.set_content(dump(response_json(*st, &*st->result)), "application/json");
     json body = {{"id", object_id}, {"created", created}, {"model", id_},
                  {"usage", usage(prompt.size(), st->result->generated)}};
     if (chat) {
