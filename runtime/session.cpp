@@ -122,6 +122,7 @@ absl::StatusOr<bool> Generation::step(const TokenCallback& on_token) {
     if (sealed_) logits = s.masked_;
   }
   const int32_t token = sampler_.sample(logits);
+  if (opt_.on_sample) opt_.on_sample(logits, token);
   if (sealed_) after_answer_.push_back(token);
   ++r_.generated;
   const bool is_stop =

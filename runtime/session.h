@@ -34,6 +34,10 @@ struct GenerateOptions {
   // A trigger at the prompt's last position acts on the first generated tokens. Null: triggers
   // are ignored.
   TriggerHandler* experts = nullptr;
+  // Called with each sampled token and the logits it was drawn from ([vocab], before the
+  // temperature; tokens an expert appended are not sampled and not reported here), before the
+  // token callback. For log-probabilities (vexserve's logprobs).
+  std::function<void(std::span<const float> logits, int32_t token)> on_sample = {};
 };
 
 struct GenerateResult {

@@ -93,6 +93,29 @@ const question = { model, temperature: 0, messages: [{ role: "user", content: "W
       (e) => e.status === 400 && e.param === "stop");
   });
 
+  await check("logprobs: the sampled tokens and the top alternatives", async () => {
+    const r = await client.chat.completions.create({ ...question, virtual_experts: false, logprobs: true, top_logprobs: 3 });
+    const lp = r.choices[0].logprobs.content;
+    assert.equal(lp.map((e) => e.token).join(""), r.choices[0].message.content);
+    for (const e of lp) {
+      assert.ok(e.logprob <= 0 && e.top_logprobs.length === 3, JSON.stringify(e));
+      // greedy: the sampled token is the most likely one
+      assert.equal(e.top_logprobs[0].token, e.token);
+      assert.ok(Math.abs(e.top_logprobs[0].logprob - e.logprob) < 1e-6);
+      assert.ok(e.top_logprobs[1].logprob <= e.top_logprobs[0].logprob);
+    }
+    const s = await client.chat.completions.create({ ...question, virtual_experts: false, logprobs: true, stream: true });
+    let streamed = [];
+    for await (const c of s) if (c.choices[0].logprobs) streamed = streamed.concat(c.choices[0].logprobs.content);
+    assert.deepEqual(streamed.map((e) => e.logprob), lp.map((e) => e.logprob));
+    const c = await client.completions.create({ model, prompt: "127 * 89 = ", temperature: 0, max_tokens: 4, logprobs: 2 });
+    assert.equal(c.choices[0].logprobs.tokens.join(""), c.choices[0].text);
+    // the calculator's tokens were not sampled: certain
+    assert.deepEqual(c.choices[0].logprobs.token_logprobs.slice(0, 1), [0]);
+    await assert.rejects(client.chat.completions.create({ ...question, top_logprobs: 3 }),
+      (e) => e.status === 400 && e.param === "top_logprobs");
+  });
+
   await check("completions: raw text", async () => {
     const r = await client.completions.create({ model, prompt: "127 * 89 = ", temperature: 0, max_tokens: 4 });
     assert.match(r.choices[0].text, /^11303/);

@@ -9,16 +9,19 @@
 //
 // POST /v1/responses is the Responses API's stateless core (input, instructions,
 // reasoning.effort, max_output_tokens, streamed as named events). `stop` strings end the text
-// before the first one found. Not yet: tools / function calling, logprobs, n > 1 (refused with
+// before the first one found; logprobs (chat: logprobs, top_logprobs; completions: logprobs)
+// are the log-softmax of the raw logits. Not yet: tools / function calling, n > 1 (refused with
 // a 400 naming the field).
 #include <httplib.h>
 #include <signal.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <numeric>
 #include <random>
 #include <string>
 #include <thread>
@@ -94,6 +97,17 @@ struct Stream {
   std::vector<std::string> stops;
   size_t longest_stop = 0, emitted = 0;
   bool stop_hit = false;
+  // logprobs: -1 off, else how many alternatives per token (top_logprobs). The sampled token's
+  // log-probability (log-softmax of the raw logits) waits in `sampled` for its token callback;
+  // tokens a HOST expert appended were not sampled and count as certain (logprob 0).
+  int top_n = -1;
+  struct Sampled {
+    int32_t token = -1;
+    float logprob = 0;
+    std::vector<std::pair<int32_t, float>> top;
+  } sampled;
+  json logprobs = json::array();       // chat: one entry per content token
+  json step_logprobs = json::array();  // chat, streaming: the entries not yet sent
   std::unique_ptr<VirtualExperts> experts;
   json firings = json::array();
 };
@@ -182,7 +196,7 @@ class Server {
     if (j["model"] != id_)
       throw HttpError{404, "model '" + j["model"].get<std::string>() + "' not found (this server has '" + id_ + "')",
                       "invalid_request_error", "model", "model_not_found"};
-    for (const char* unsupported : {"tools", "functions", "logprobs", "top_logprobs"})
+    for (const char* unsupported : {"tools", "functions"})
       if (j.contains(unsupported) && !j[unsupported].is_null() &&
           !(j[unsupported].is_boolean() && !j[unsupported].get<bool>()))
         throw HttpError{400, std::string("'") + unsupported + "' is not supported by this server yet",
@@ -339,6 +353,30 @@ class Server {
           st->longest_stop = std::max(st->longest_stop, st->stops.back().size());
         }
       }
+      // logprobs: chat takes logprobs (bool) and top_logprobs (0-20); completions logprobs (0-5).
+      if (!responses && j.contains("logprobs") && !j["logprobs"].is_null()) {
+        const json& lp = j["logprobs"];
+        if (chat) {
+          if (!lp.is_boolean())
+            throw HttpError{400, "'logprobs' must be true or false", "invalid_request_error", "logprobs"};
+          if (lp.get<bool>()) st->top_n = 0;
+          if (j.contains("top_logprobs") && !j["top_logprobs"].is_null()) {
+            const json& t = j["top_logprobs"];
+            if (!t.is_number_integer() || t.get<int>() < 0 || t.get<int>() > 20 || st->top_n < 0)
+              throw HttpError{400, "'top_logprobs' must be an integer in [0, 20], with logprobs: true",
+                              "invalid_request_error", "top_logprobs"};
+            st->top_n = t.get<int>();
+          }
+        } else {
+          if (!lp.is_number_integer() || lp.get<int>() < 0 || lp.get<int>() > 5)
+            throw HttpError{400, "'logprobs' must be an integer in [0, 5]", "invalid_request_error",
+                            "logprobs"};
+          st->top_n = lp.get<int>();
+        }
+      }
+      if (chat && st->top_n < 0 && j.contains("top_logprobs") && !j["top_logprobs"].is_null())
+        throw HttpError{400, "'top_logprobs' needs logprobs: true", "invalid_request_error",
+                        "top_logprobs"};
       if (responses) {
         prompt = responses_prompt(j);
       } else if (chat) {
@@ -423,7 +461,33 @@ class Server {
                     {"item_id", reasoning ? "rs_" + item.substr(4) : item}, {"output_index", 0},
                     {"content_index", 0}, {"delta", text}});
     };
-    r.on_token = [st, chat, responses, stream, chunk, sse, text_delta](int32_t token) {
+    if (st->top_n >= 0)
+      r.options.on_sample = [st](std::span<const float> logits, int32_t token) {
+        float mx = -INFINITY;
+        for (float l : logits) mx = std::max(mx, l);
+        double sum = 0;
+        for (float l : logits) sum += std::exp(static_cast<double>(l - mx));
+        const float log_z = mx + static_cast<float>(std::log(sum));
+        std::lock_guard lock(st->mu);
+        st->sampled.token = token;
+        st->sampled.logprob = logits[token] - log_z;
+        st->sampled.top.clear();
+        if (st->top_n > 0) {
+          std::vector<int32_t> ids(logits.size());
+          std::iota(ids.begin(), ids.end(), 0);
+          const size_t n = std::min<size_t>(st->top_n, ids.size());
+          std::partial_sort(ids.begin(), ids.begin() + n, ids.end(), [&](int32_t a, int32_t b) {
+            return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+          });
+          for (size_t i = 0; i < n; ++i) st->sampled.top.push_back({ids[i], logits[ids[i]] - log_z});
+        }
+      };
+    auto token_json = [tok = model_.tokenizer.get()](int32_t id, float logprob) {
+      const std::string& b = tok->token_bytes(id);
+      return json{{"token", sanitize_utf8(b)}, {"logprob", logprob},
+                  {"bytes", std::vector<int>(b.begin(), b.end())}};
+    };
+    r.on_token = [st, chat, responses, stream, chunk, sse, text_delta, token_json](int32_t token) {
       std::lock_guard lock(st->mu);
       std::string piece, thought;
       if (chat) {
@@ -437,6 +501,17 @@ class Server {
         piece = st->decoder->feed(token);
       }
       st->text += piece, st->reasoning += thought;
+      if (st->top_n >= 0 && !st->stop_hit && (!chat || !piece.empty())) {
+        const bool sampled = st->sampled.token == token;
+        json entry = token_json(token, sampled ? st->sampled.logprob : 0.0f);
+        json top = json::array();
+        if (sampled)
+          for (const auto& [id, lp] : st->sampled.top) top.push_back(token_json(id, lp));
+        entry["top_logprobs"] = top;
+        st->logprobs.push_back(entry);
+        if (chat) st->step_logprobs.push_back(entry);
+      }
+      st->sampled.token = -1;
       bool go_on = true;
       if (!piece.empty() && !st->stops.empty()) {
         // A stop string ends within what was held back or this piece.
@@ -465,7 +540,12 @@ class Server {
           if (!shown.empty()) delta["content"] = shown;
           if (!thought.empty()) delta["reasoning"] = thought, delta["reasoning_content"] = thought;
         }
-        st->events.push_back(sse(chunk(chat ? delta : json(shown), nullptr)));
+        json c = chunk(chat ? delta : json(shown), nullptr);
+        if (chat && !st->step_logprobs.empty()) {
+          c["choices"][0]["logprobs"] = {{"content", st->step_logprobs}};
+          st->step_logprobs = json::array();
+        }
+        st->events.push_back(sse(c));
         st->cv.notify_all();
       }
       return go_on;
@@ -543,11 +623,29 @@ class Server {
         message["reasoning"] = st->reasoning, message["reasoning_content"] = st->reasoning;
       body["object"] = "chat.completion";
       body["choices"] = json::array({{{"index", 0}, {"message", message},
-                                      {"finish_reason", finish_reason(*st->result, st->stop_hit)}}});
+                                      {"finish_reason", finish_reason(*st->result, st->stop_hit)},
+                                      {"logprobs", st->top_n >= 0 ? json{{"content", st->logprobs}}
+                                                                  : json(nullptr)}}});
     } else {
       body["object"] = "text_completion";
-      body["choices"] = json::array(
-          {{{"index", 0}, {"text", st->text}, {"finish_reason", finish_reason(*st->result, st->stop_hit)}}});
+      json logprobs = nullptr;
+      if (st->top_n >= 0) {  // the legacy completions layout
+        logprobs = {{"tokens", json::array()}, {"token_logprobs", json::array()},
+                    {"top_logprobs", json::array()}, {"text_offset", json::array()}};
+        size_t offset = 0;
+        for (const json& e : st->logprobs) {
+          logprobs["tokens"].push_back(e["token"]);
+          logprobs["token_logprobs"].push_back(e["logprob"]);
+          json top = json::object();
+          for (const json& t : e["top_logprobs"]) top[t["token"].get<std::string>()] = t["logprob"];
+          logprobs["top_logprobs"].push_back(top);
+          logprobs["text_offset"].push_back(offset);
+          offset += e["bytes"].size();
+        }
+      }
+      body["choices"] = json::array({{{"index", 0}, {"text", st->text},
+                                      {"finish_reason", finish_reason(*st->result, st->stop_hit)},
+                                      {"logprobs", logprobs}}});
     }
     if (!st->firings.empty()) body["vex_experts"] = st->firings;
     res.set_content(dump(body), "application/json");
