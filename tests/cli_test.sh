@@ -34,6 +34,8 @@ want=$((128 + 3 * 201088 * 4))  # 128-byte .npy header + float32 [3, 201088]
 [ "$size" -eq "$want" ] || { echo "FAIL: logits.npy is $size bytes, want $want"; fails=$((fails + 1)); }
 
 expect 2 "unknown option '--nope'" -- "$bin/vexrun" --nope
+expect 0 "" -- "$bin/vexrun" --version
+grep -qE "^vexrun [0-9]+\.[0-9]+\.[0-9]+$" "$tmp/out" || { echo "FAIL: --version"; cat "$tmp/out"; fails=$((fails + 1)); }
 expect 2 "--tokens: 'x' is not an integer" -- "$bin/vexrun" --weights "$tmp/ck" --tokens 1,x
 expect 1 "/nonexistent: not a directory" -- "$bin/vexrun" --weights /nonexistent --tokens 1
 expect 1 "token id 201088 at position 1 is outside the vocabulary" -- "$bin/vexrun" --weights "$tmp/ck" --tokens 5,201088

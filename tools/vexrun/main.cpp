@@ -42,12 +42,13 @@ struct Options {
   int max_tokens = -1, ctx = 0;
   SamplingParams sampling;
   bool seed_set = false, raw = false, show_analysis = false, json = false, tokenize = false;
-  bool verbose = false, help = false, trace_experts = false, no_virtual = false;
+  bool verbose = false, help = false, version = false, trace_experts = false, no_virtual = false;
   // Sampling flags given on the command line (they override generation_config.json).
   bool temp_set = false, top_k_set = false, top_p_set = false, min_p_set = false;
 };
 
 std::atomic<bool> g_interrupted{false};
+std::atomic<bool> g_at_prompt{false};  // interactive, waiting for a line: Ctrl-C exits (130)
 
 int fail(const absl::Status& st) {
   fprintf(stderr, "vexrun: %s\n", std::string(st.message()).c_str());
@@ -93,6 +94,23 @@ int run_tokens(const Model& model, const Options& o) {
     fprintf(stderr, "vexrun: forward %d tokens in %.1f ms (%.1f tok/s)\n", n, ms,
             per_second(n, ms));
   return 0;
+}
+
+// Why generation stopped, in words for people (--json keeps stop_reason_name's).
+const char* why_stopped(StopReason r) {
+  switch (r) {
+    case StopReason::kStopToken:
+      return "the model ended its answer";
+    case StopReason::kMaxTokens:
+      return "stopped at the token limit (-n)";
+    case StopReason::kContextFull:
+      return "stopped: the context is full (-c)";
+    case StopReason::kCallback:
+      return "stopped (Ctrl-C)";
+    case StopReason::kCancelled:
+      return "cancelled";
+  }
+  return "stopped";
 }
 
 // One chat turn or raw completion: generates, streams the answer, reports.
@@ -151,8 +169,8 @@ class Runner {
       if (!printed_final) {
         // A model that never opens a final message (a small model gone astray, or one cut off by -n
         // while thinking) still shows what it wrote.
-        fprintf(stderr, "vexrun: no final answer (stop: %s); the generated text follows\n",
-                stop_reason_name(r.reason));
+        fprintf(stderr, "vexrun: no final answer (%s); the generated text follows\n",
+                why_stopped(r.reason));
         out(sanitize_utf8(raw_));
       }
       out("\n");
@@ -209,10 +227,10 @@ class Runner {
     if (o_.verbose)
       fprintf(stderr,
               "vexrun: prompt %zu tokens (%d reused) in %.1f ms (%.1f tok/s); generated %d tokens "
-              "in %.1f ms (%.1f tok/s); stop: %s\n",
+              "in %.1f ms (%.1f tok/s); %s\n",
               prompt_tokens, r.reused_tokens, r.prompt_ms, per_second(computed, r.prompt_ms),
               r.generated, r.generate_ms, per_second(r.generated, r.generate_ms),
-              stop_reason_name(r.reason));
+              why_stopped(r.reason));
     if (!o_.json) return;
     answer["stop_reason"] = stop_reason_name(r.reason);
     answer["tokens"] = {
@@ -309,6 +327,7 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
   a.flag({"--no-virtual"}, "switch the manifest's virtual experts off for this run",
          &o.no_virtual);
   a.flag({"-v", "--verbose"}, "print load and generation timings", &o.verbose);
+  a.flag({"--version"}, "print the version and exit", &o.version);
   a.flag({"--help", "-h"}, "show this help", &o.help);
   *usage = a.usage();
   VEX_RETURN_IF_ERROR(a.parse(argc, argv));
@@ -323,7 +342,10 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
 int run(int argc, char** argv) {
   Options o;
   std::string usage;
-  if (absl::Status st = parse_args(argc, argv, o, &usage); !st.ok() || o.help) {
+  if (absl::Status st = parse_args(argc, argv, o, &usage); st.ok() && o.version) {
+    printf("vexrun %s\n", VEX_VERSION);
+    return 0;
+  } else if (!st.ok() || o.help) {
     if (!st.ok()) fprintf(stderr, "vexrun: %s\n", std::string(st.message()).c_str());
     fprintf(o.help ? stdout : stderr, "usage: vexrun [--weights DIR] [-p PROMPT] [options]\n%s",
             usage.c_str());
@@ -419,7 +441,14 @@ int run(int argc, char** argv) {
   if (!sched.ok()) return fail(sched.status());
   if (o.verbose) fprintf(stderr, "vexrun: %s engine, context %d tokens\n", (*sched)->device(), ctx);
   Runner runner(m, **tok, **sched, o, load_ms, experts.get());
-  std::signal(SIGINT, [](int) { g_interrupted.store(true); });
+  // Ctrl-C stops an answer; at the interactive prompt it exits with 130, as shells expect.
+  std::signal(SIGINT, [](int) {
+    if (g_at_prompt.load()) {
+      (void)!write(STDERR_FILENO, "\n", 1);
+      _exit(130);
+    }
+    g_interrupted.store(true);
+  });
 
   if (!interactive) {
     absl::Status st = o.raw ? runner.raw_completion(o.prompt) : runner.chat_turn(conv, o.prompt);
@@ -432,9 +461,13 @@ int run(int argc, char** argv) {
   for (;;) {
     fprintf(stderr, "> ");
     g_interrupted.store(false);
-    if (!std::getline(std::cin, line) || line == "/exit" || line == "/quit") break;
+    g_at_prompt.store(true);
+    const bool got = static_cast<bool>(std::getline(std::cin, line));
+    g_at_prompt.store(false);
+    if (!got || line == "/exit" || line == "/quit") break;
     if (line == "/reset") {
       conv.messages.clear();
+      fprintf(stderr, "vexrun: conversation cleared\n");
       continue;
     }
     if (line.empty()) continue;
