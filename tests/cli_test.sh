@@ -46,6 +46,8 @@ sed -i 's/"hidden_size": 64/"hidden_size": "64"/' "$tmp/bad/config.json"
 expect 1 "config.json: key 'hidden_size': expected a positive integer" -- "$bin/vexrun" --weights "$tmp/bad" --tokens 1
 
 # Chat on the demo model (no --weights): models/vex-demo, trained, with its own tokenizer.
+expect 0 "" -- "$bin/vexrun" --tokens 1,2,3
+grep -qE '^position 2 top-5:( [0-9]+ \(-?[0-9.]+\) "[^"]*"){5}$' "$tmp/out" || { echo "FAIL: --tokens shows no token text"; cat "$tmp/out"; fails=$((fails + 1)); }
 expect 0 "" -- "$bin/vexrun" -p "What is 127 * 89?" -n 8 -s 1
 [ -s "$tmp/out" ] || { echo "FAIL: the demo printed nothing"; fails=$((fails + 1)); }
 grep -qi "random\|noise" "$tmp/err" && { echo "FAIL: a banner about random weights"; fails=$((fails + 1)); }

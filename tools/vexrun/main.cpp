@@ -83,8 +83,13 @@ int run_tokens(const Model& model, const Options& o) {
   std::iota(order.begin(), order.end(), 0);
   std::partial_sort(order.begin(), order.begin() + 5, order.end(),
                     [&](int a, int b) { return last[a] > last[b]; });
+  // Ids with their logits, and the tokens' text (escaped, quoted) when there is a tokenizer.
   printf("position %d top-5:", n - 1);
-  for (int i = 0; i < 5; ++i) printf(" %d (%.4f)", order[i], last[order[i]]);
+  for (int i = 0; i < 5; ++i) {
+    printf(" %d (%.4f)", order[i], last[order[i]]);
+    if (model.tokenizer)
+      printf(" %s", nlohmann::json(sanitize_utf8(model.tokenizer->token_bytes(order[i]))).dump().c_str());
+  }
   printf("\n");
   if (!o.logits_path.empty()) {
     if (absl::Status st = write_npy_f32(o.logits_path, logits.data(), {n, c.vocab_size}); !st.ok())
