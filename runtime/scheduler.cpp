@@ -12,7 +12,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model,
   if (options.max_queue < 0)
     return absl::InvalidArgumentError(
         absl::StrCat("max_queue must be >= 0, got ", options.max_queue));
-  auto s = std::unique_ptr<Scheduler>(new Scheduler(model, options));
+  auto s = std::unique_ptr<Scheduler>(new Scheduler(options));
   for (int i = 0; i < options.parallel; ++i) {
     VEX_ASSIGN_OR_RETURN(auto engine, make_engine(model, options.max_ctx, options.device));
     s->slots_.push_back(

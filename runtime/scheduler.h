@@ -87,7 +87,7 @@ class Scheduler {
     std::shared_ptr<Job> job;  // null: free
   };
 
-  Scheduler(const Model& model, const Options& options) : model_(model), options_(options) {}
+  explicit Scheduler(const Options& options) : options_(options) {}
   void run();
   // Places queued jobs in free slots (lock held).
   void admit();
@@ -95,7 +95,6 @@ class Scheduler {
   void step(Slot& slot);
   void finish(Slot& slot, const absl::StatusOr<GenerateResult>& result);
 
-  const Model& model_;
   const Options options_;
   std::vector<Slot> slots_;  // touched by the worker thread only (and admit(), under mu_)
   mutable std::mutex mu_;
