@@ -34,6 +34,9 @@ want=$((128 + 3 * 201088 * 4))  # 128-byte .npy header + float32 [3, 201088]
 [ "$size" -eq "$want" ] || { echo "FAIL: logits.npy is $size bytes, want $want"; fails=$((fails + 1)); }
 
 expect 2 "unknown option '--nope'" -- "$bin/vexrun" --nope
+expect 0 "" -- "$bin/vexrun" -p "hi" -n 3 -q
+[ -s "$tmp/err" ] && { echo "FAIL: -q still wrote to stderr"; cat "$tmp/err"; fails=$((fails + 1)); }
+[ -s "$tmp/out" ] || { echo "FAIL: -q printed no text"; fails=$((fails + 1)); }
 expect 0 "" -- "$bin/vexrun" --version
 grep -qE "^vexrun [0-9]+\.[0-9]+\.[0-9]+$" "$tmp/out" || { echo "FAIL: --version"; cat "$tmp/out"; fails=$((fails + 1)); }
 expect 2 "--tokens: 'x' is not an integer" -- "$bin/vexrun" --weights "$tmp/ck" --tokens 1,x

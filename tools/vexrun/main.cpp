@@ -42,7 +42,7 @@ struct Options {
   int max_tokens = -1, ctx = 0;
   SamplingParams sampling;
   bool seed_set = false, raw = false, show_analysis = false, json = false, tokenize = false;
-  bool verbose = false, help = false, version = false, trace_experts = false, no_virtual = false;
+  bool verbose = false, quiet = false, help = false, version = false, trace_experts = false, no_virtual = false;
   // Sampling flags given on the command line (they override generation_config.json).
   bool temp_set = false, top_k_set = false, top_p_set = false, min_p_set = false;
 };
@@ -123,7 +123,8 @@ class Runner {
  public:
   Runner(const Model& m, const Tokenizer& tok, Scheduler& s, const Options& o, double load_ms,
          VirtualExperts* experts)
-      : m_(m), tok_(tok), s_(s), o_(o), load_ms_(load_ms), experts_(experts) {
+      : m_(m), tok_(tok), s_(s), o_(o), load_ms_(load_ms), experts_(experts),
+        tty_err_(isatty(STDERR_FILENO)) {
     if (experts_ && o_.trace_experts)
       experts_->on_firing = [](const ExpertFiring& f) {
         fprintf(stderr, "vexrun: expert %s fired at layer %d, position %d (weight %.3f): %s\n",
@@ -141,10 +142,23 @@ class Runner {
     if (experts_) experts_->read_message_content(parser);
     std::string shown_channel;  // channel of the text printed last (for --show-analysis)
     bool printed_final = false;
+    // On a terminal, while the hidden analysis channel runs: "thinking... N tokens" on stderr,
+    // cleared when the answer starts (colours and \r only where stderr is a terminal).
+    const bool indicate = tty_err_ && !o_.show_analysis && !o_.json && !o_.quiet;
+    int thinking = 0;
+    auto end_thinking = [&] {
+      if (thinking > 0) fprintf(stderr, "\r\033[K"), thinking = 0;
+    };
     auto on_token = [&](int32_t t) {
       const std::string channel = parser.open() ? parser.open()->channel : "";
       const auto step = parser.feed(t);
       raw_ += tok_.token_bytes(t);
+      if (indicate && channel == "analysis") {
+        if (++thinking % 8 == 1)
+          fprintf(stderr, "\r\033[2mthinking... %d tokens\033[0m", thinking), fflush(stderr);
+      } else if (indicate && channel == "final") {
+        end_thinking();
+      }
       const bool show = channel == "final" || (o_.show_analysis && !channel.empty());
       if (!o_.json && show && !step.content.empty()) {
         if (o_.show_analysis && channel != shown_channel)
@@ -155,7 +169,9 @@ class Runner {
       }
       return !g_interrupted.load();
     };
-    VEX_ASSIGN_OR_RETURN(const GenerateResult r, generate(prompt, on_token));
+    const auto generated = generate(prompt, on_token);
+    end_thinking();
+    VEX_ASSIGN_OR_RETURN(const GenerateResult r, generated);
     conv.messages.insert(conv.messages.end(), parser.messages().begin(), parser.messages().end());
     std::string final_text;
     nlohmann::ordered_json channels = nlohmann::ordered_json::object(),
@@ -174,8 +190,9 @@ class Runner {
       if (!printed_final) {
         // A model that never opens a final message (a small model gone astray, or one cut off by -n
         // while thinking) still shows what it wrote.
-        fprintf(stderr, "vexrun: no final answer (%s); the generated text follows\n",
-                why_stopped(r.reason));
+        if (!o_.quiet)
+          fprintf(stderr, "vexrun: no final answer (%s); the generated text follows\n",
+                  why_stopped(r.reason));
         out(sanitize_utf8(raw_));
       }
       out("\n");
@@ -264,6 +281,7 @@ class Runner {
   const Options& o_;
   double load_ms_;
   VirtualExperts* experts_;  // null: no HOST experts attached, or --no-virtual
+  const bool tty_err_;
   std::string raw_;          // the generated text of the current answer
 };
 
@@ -332,6 +350,8 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
   a.flag({"--no-virtual"}, "switch the manifest's virtual experts off for this run",
          &o.no_virtual);
   a.flag({"-v", "--verbose"}, "print load and generation timings", &o.verbose);
+  a.flag({"-q", "--quiet"}, "no notes on stderr (loading, thinking, the interactive banner)",
+         &o.quiet);
   a.flag({"--version"}, "print the version and exit", &o.version);
   a.flag({"--help", "-h"}, "show this help", &o.help);
   *usage = a.usage();
@@ -367,11 +387,12 @@ int run(int argc, char** argv) {
   LoadOptions load;
   load.experts = o.experts;
   load.progress = [&](float f) {
-    if (tty_err) fprintf(stderr, "\rvexrun: loading %s %3.0f%%", o.weights.c_str(), 100 * f);
+    if (tty_err && !o.quiet)
+      fprintf(stderr, "\rvexrun: loading %s %3.0f%%", o.weights.c_str(), 100 * f);
     return true;
   };
   auto model = load_model(o.weights, load);
-  if (tty_err) fprintf(stderr, "\r\033[K");
+  if (tty_err && !o.quiet) fprintf(stderr, "\r\033[K");
   if (!model.ok()) return fail(model.status());
   const Model& m = **model;
   const double load_ms = Ms(Clock::now() - t0).count();
@@ -459,9 +480,10 @@ int run(int argc, char** argv) {
     absl::Status st = o.raw ? runner.raw_completion(o.prompt) : runner.chat_turn(conv, o.prompt);
     return st.ok() ? 0 : fail(st);
   }
-  fprintf(stderr,
-          "vexrun: interactive chat; /reset clears the conversation, /exit or Ctrl-D "
-          "ends, Ctrl-C stops an answer\n");
+  if (!o.quiet)
+    fprintf(stderr,
+            "vexrun: interactive chat; /reset clears the conversation, /exit or Ctrl-D "
+            "ends, Ctrl-C stops an answer\n");
   std::string line;
   for (;;) {
     fprintf(stderr, "> ");
