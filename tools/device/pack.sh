@@ -8,7 +8,7 @@ top=$(git rev-parse --show-toplevel)
 build=${1:-$top/build}
 pack=$top/.device/pack
 rm -rf "$pack" && mkdir -p "$pack/bin" "$pack/lib"
-bins=("$build"/vexgen "$build"/vexrun "$build"/vexprobe "$build"/vexbench "$build"/bench_kernels)
+bins=("$build"/vexgen "$build"/vexrun "$build"/vexprobe "$build"/vexserve "$build"/vexbench "$build"/bench_kernels)
 for t in "$build"/tests/test_*; do [ -x "$t" ] && bins+=("$t"); done
 [ -d "$build/bench" ] && for b in "$build"/bench/*; do [ -x "$b" ] && [ -f "$b" ] && bins+=("$b"); done
 cp "${bins[@]}" "$pack/bin/"
