@@ -722,6 +722,10 @@ int run(int argc, char** argv) {
   Server server(**model, **sched, o, id);
   server.routes(http);
   http.set_payload_max_length(16 << 20);
+  // A request holds an HTTP thread until it ends (streams included), and queued requests wait
+  // in theirs: enough threads for every slot and the queue, so none waits for a thread instead.
+  const size_t threads = std::clamp<size_t>(o.parallel + o.max_queue + 4, 8, 1024);
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   int port = o.port;
   if (port == 0) {
     port = http.bind_to_any_port(o.host);
