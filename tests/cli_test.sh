@@ -29,6 +29,12 @@ expect 0 "wrote" -- "$bin/vexgen" --shape tiny --layers 2 --out "$tmp/ck"
 
 expect 0 "" -- "$bin/vexrun" --weights "$tmp/ck" --tokens 1,2,3 --logits "$tmp/l.npy"
 grep -q "position 2 top-5:" "$tmp/out" || { echo "FAIL: vexrun printed no top-5"; fails=$((fails + 1)); }
+# Without --logits only the last row is kept: 3,000 ids in 1.5 GB of address space (all rows
+# would be 2.4 GB).
+ids=$(seq -s, 1 3000)
+( ulimit -v 1500000; f0=$fails
+  expect 0 "" -- "$bin/vexrun" --weights "$tmp/ck" --tokens "$ids" --device cpu
+  [ "$fails" -eq "$f0" ] ) || fails=$((fails + 1))
 size=$(stat -c %s "$tmp/l.npy")
 want=$((128 + 3 * 201088 * 4))  # 128-byte .npy header + float32 [3, 201088]
 [ "$size" -eq "$want" ] || { echo "FAIL: logits.npy is $size bytes, want $want"; fails=$((fails + 1)); }
