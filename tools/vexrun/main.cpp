@@ -7,6 +7,8 @@
 // The answer goes to stdout; everything else (progress, timings, errors) to stderr.
 #include <unistd.h>
 
+#include <editline/readline.h>
+
 #include <atomic>
 #include <chrono>
 #include <csignal>
@@ -484,13 +486,20 @@ int run(int argc, char** argv) {
     fprintf(stderr,
             "vexrun: interactive chat; /reset clears the conversation, /exit or Ctrl-D "
             "ends, Ctrl-C stops an answer\n");
+  // The prompt line with editing and history (libedit's readline interface) on stderr, so that
+  // stdout holds only the answers.
+  rl_instream = stdin;
+  rl_outstream = stderr;
   std::string line;
   for (;;) {
-    fprintf(stderr, "> ");
     g_interrupted.store(false);
     g_at_prompt.store(true);
-    const bool got = static_cast<bool>(std::getline(std::cin, line));
+    char* read = readline("> ");
     g_at_prompt.store(false);
+    const bool got = read != nullptr;
+    line = got ? read : "";
+    free(read);
+    if (!line.empty()) add_history(line.c_str());
     if (!got || line == "/exit" || line == "/quit") break;
     if (line == "/reset") {
       conv.messages.clear();
