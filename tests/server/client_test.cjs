@@ -108,6 +108,16 @@ const question = { model, temperature: 0, messages: [{ role: "user", content: "W
     let streamed = [];
     for await (const c of s) if (c.choices[0].logprobs) streamed = streamed.concat(c.choices[0].logprobs.content);
     assert.deepEqual(streamed.map((e) => e.logprob), lp.map((e) => e.logprob));
+    // With a stop string, the tokens whose text was held back still get their entries.
+    for (const stop of [["89 ="], ["never written, and longer than the whole answer"]]) {
+      const stopped = { ...question, virtual_experts: false, logprobs: true, stop };
+      const whole = (await client.chat.completions.create(stopped)).choices[0].logprobs.content;
+      let parts = [];
+      for await (const c of await client.chat.completions.create({ ...stopped, stream: true }))
+        if (c.choices[0].logprobs) parts = parts.concat(c.choices[0].logprobs.content);
+      assert.ok(whole.length > 0);
+      assert.deepEqual(parts.map((e) => e.token), whole.map((e) => e.token), JSON.stringify(stop));
+    }
     const c = await client.completions.create({ model, prompt: "127 * 89 = ", temperature: 0, max_tokens: 4, logprobs: 2 });
     assert.equal(c.choices[0].logprobs.tokens.join(""), c.choices[0].text);
     // the calculator's tokens were not sampled: certain

@@ -247,18 +247,21 @@ class Server {
                     "invalid_request_error", "messages"};
   }
 
+  // A reasoning effort (low, medium, high) from `value` when given, named `param` in errors.
+  static void read_effort(const json& value, const char* param, harmony::Conversation* conv) {
+    if (value.is_null()) return;
+    if (!value.is_string() || !harmony::check_reasoning(value.get<std::string>()).ok())
+      throw HttpError{400, std::string("'") + param + "' must be low, medium or high",
+                      "invalid_request_error", param};
+    conv->system.reasoning = value.get<std::string>();
+  }
+
   std::vector<int32_t> chat_prompt(const json& j) {
     if (!j.contains("messages") || !j["messages"].is_array() || j["messages"].empty())
       throw HttpError{400, "'messages' must be a non-empty array", "invalid_request_error",
                       "messages"};
     harmony::Conversation conv;
-    if (j.contains("reasoning_effort") && !j["reasoning_effort"].is_null()) {
-      if (!j["reasoning_effort"].is_string() ||
-          !harmony::check_reasoning(j["reasoning_effort"].get<std::string>()).ok())
-        throw HttpError{400, "'reasoning_effort' must be low, medium or high",
-                        "invalid_request_error", "reasoning_effort"};
-      conv.system.reasoning = j["reasoning_effort"].get<std::string>();
-    }
+    read_effort(j.value("reasoning_effort", json(nullptr)), "reasoning_effort", &conv);
     harmony::Conversation from = conversation(j["messages"], "messages");
     conv.developer = std::move(from.developer);
     conv.messages = std::move(from.messages);
@@ -298,14 +301,8 @@ class Server {
                         "instructions"};
       conv.developer = j["instructions"].get<std::string>();
     }
-    if (j.contains("reasoning") && j["reasoning"].is_object() &&
-        j["reasoning"].contains("effort") && !j["reasoning"]["effort"].is_null()) {
-      const json& e = j["reasoning"]["effort"];
-      if (!e.is_string() || !harmony::check_reasoning(e.get<std::string>()).ok())
-        throw HttpError{400, "'reasoning.effort' must be low, medium or high",
-                        "invalid_request_error", "reasoning"};
-      conv.system.reasoning = e.get<std::string>();
-    }
+    if (j.contains("reasoning") && j["reasoning"].is_object())
+      read_effort(j["reasoning"].value("effort", json(nullptr)), "reasoning.effort", &conv);
     const json input = j.value("input", json(nullptr));
     if (input.is_string()) {
       conv.messages.push_back({.role = "user", .content = input.get<std::string>()});
@@ -410,9 +407,11 @@ class Server {
       };
       r.options.experts = st->experts.get();
     }
-    const std::string object_id =
-        absl::StrFormat("%s%016x", responses ? "resp_" : chat ? "chatcmpl-" : "cmpl-",
-                        std::random_device{}() * 0x9E3779B97F4A7C15ull);
+    // One random suffix names the object and, for responses, its output items.
+    const std::string suffix =
+        absl::StrFormat("%016x", std::random_device{}() * 0x9E3779B97F4A7C15ull);
+    const std::string object_id = (responses ? "resp_" : chat ? "chatcmpl-" : "cmpl-") + suffix;
+    const std::string message_id = "msg_" + suffix, reasoning_id = "rs_" + suffix;
     const int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
                                 std::chrono::system_clock::now().time_since_epoch()).count();
     auto chunk = [=, this](const json& delta_or_text, const json& finish) {
@@ -430,10 +429,10 @@ class Server {
     auto response_json = [=, this](const Stream& s, const GenerateResult* result) {
       json output = json::array();
       if (!s.reasoning.empty())
-        output.push_back({{"type", "reasoning"}, {"id", "rs_" + object_id.substr(5)},
+        output.push_back({{"type", "reasoning"}, {"id", reasoning_id},
                           {"summary", json::array()},
                           {"content", json::array({{{"type", "reasoning_text"}, {"text", s.reasoning}}})}});
-      output.push_back({{"type", "message"}, {"id", "msg_" + object_id.substr(5)},
+      output.push_back({{"type", "message"}, {"id", message_id},
                         {"status", result ? "completed" : "in_progress"}, {"role", "assistant"},
                         {"content", json::array({{{"type", "output_text"}, {"text", s.text},
                                                   {"annotations", json::array()}}})}});
@@ -455,11 +454,26 @@ class Server {
       st->events.push_back(event({{"type", "response.created"}, {"response", response_json(*st, nullptr)}}));
     else if (stream && chat)
       st->events.push_back(sse(chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr)));
-    const std::string item = "msg_" + object_id.substr(responses ? 5 : 0);
     auto text_delta = [=](const std::string& text, bool reasoning) {
       return event({{"type", reasoning ? "response.reasoning_text.delta" : "response.output_text.delta"},
-                    {"item_id", reasoning ? "rs_" + item.substr(4) : item}, {"output_index", 0},
+                    {"item_id", reasoning ? reasoning_id : message_id}, {"output_index", 0},
                     {"content_index", 0}, {"delta", text}});
+    };
+    // A chat or completions chunk of shown text and reasoning, with the log-probabilities of
+    // the tokens not yet sent (chat); lock held.
+    auto text_chunk = [chat, chunk, sse](Stream& s, const std::string& shown,
+                                         const std::string& thought) {
+      json delta = json::object();
+      if (chat) {
+        if (!shown.empty()) delta["content"] = shown;
+        if (!thought.empty()) delta["reasoning"] = thought, delta["reasoning_content"] = thought;
+      }
+      json c = chunk(chat ? delta : json(shown), nullptr);
+      if (chat && !s.step_logprobs.empty()) {
+        c["choices"][0]["logprobs"] = {{"content", s.step_logprobs}};
+        s.step_logprobs = json::array();
+      }
+      return sse(c);
     };
     if (st->top_n >= 0)
       r.options.on_sample = [st](std::span<const float> logits, int32_t token) {
@@ -487,7 +501,7 @@ class Server {
       return json{{"token", sanitize_utf8(b)}, {"logprob", logprob},
                   {"bytes", std::vector<int>(b.begin(), b.end())}};
     };
-    r.on_token = [st, chat, responses, stream, chunk, sse, text_delta, token_json](int32_t token) {
+    r.on_token = [st, chat, responses, stream, text_delta, text_chunk, token_json](int32_t token) {
       std::lock_guard lock(st->mu);
       std::string piece, thought;
       if (chat) {
@@ -535,30 +549,23 @@ class Server {
         if (!shown.empty()) st->events.push_back(text_delta(shown, false));
         st->cv.notify_all();
       } else if (stream && (!shown.empty() || !thought.empty())) {
-        json delta = json::object();
-        if (chat) {
-          if (!shown.empty()) delta["content"] = shown;
-          if (!thought.empty()) delta["reasoning"] = thought, delta["reasoning_content"] = thought;
-        }
-        json c = chunk(chat ? delta : json(shown), nullptr);
-        if (chat && !st->step_logprobs.empty()) {
-          c["choices"][0]["logprobs"] = {{"content", st->step_logprobs}};
-          st->step_logprobs = json::array();
-        }
-        st->events.push_back(sse(c));
+        st->events.push_back(text_chunk(*st, shown, thought));
         st->cv.notify_all();
       }
       return go_on;
     };
-    r.on_done = [st, chat, responses, stream, chunk, sse, event, text_delta, response_json,
-                 n_prompt = prompt.size()](
+    r.on_done = [st, chat, responses, stream, chunk, sse, event, text_delta, text_chunk,
+                 response_json, n_prompt = prompt.size()](
                     const absl::StatusOr<GenerateResult>& result) {
       std::lock_guard lock(st->mu);
       if (!chat && !st->stop_hit) st->text += st->decoder->flush();
-      if (stream && st->emitted < st->text.size()) {  // what was held back for the stop strings
+      // What was held back for the stop strings, with the log-probabilities still pending.
+      if (stream && (st->emitted < st->text.size() || !st->step_logprobs.empty())) {
         const std::string rest = st->text.substr(st->emitted);
-        st->events.push_back(responses ? text_delta(rest, false)
-                                       : sse(chunk(chat ? json{{"content", rest}} : json(rest), nullptr)));
+        if (responses)
+          st->events.push_back(text_delta(rest, false));
+        else
+          st->events.push_back(text_chunk(*st, rest, ""));
       }
       st->emitted = st->text.size();
       st->result = result;
