@@ -1,6 +1,7 @@
-// The interface every backend's forward pass offers the runtime (sessions, the C API, vexrun):
-// one sequence's KV cache that grows as tokens are run and can be cut back. forward_cpu
-// implements it now; forward_cuda plugs in under the same calls.
+// The interface every backend's forward pass offers the runtime (sessions, the scheduler, the C
+// API): KV caches of one or more sequences that grow as tokens are run and can be cut back, and a
+// decode step that advances several sequences in one pass. forward_cpu holds one sequence;
+// forward_cuda holds many and chooses tokens on the GPU.
 #pragma once
 
 #include <cstdint>
@@ -8,6 +9,7 @@
 
 #include "core/slot.h"
 #include "core/status.h"
+#include "runtime/sampler.h"
 
 namespace vex {
 
@@ -24,6 +26,24 @@ inline absl::Status check_tokens(std::span<const int32_t> tokens, int pos, int m
           "token id %d at position %d is outside the vocabulary [0, %d)", tokens[i], i, vocab));
   return absl::OkStatus();
 }
+
+// One row of a decode step (Engine::decode): `token` is appended to sequence `seq`; then the
+// next token is chosen from the row's logits where the engine can (vex::Sampler(sampling) after
+// `draws` draws, on the GPU, so that only the token comes back), and the logits are copied to the
+// host only where host_logits asks (log-probabilities, masks that only the host knows).
+struct DecodeRow {
+  int seq = 0;
+  int32_t token = 0;
+  bool host_logits = true;
+  SamplingParams sampling = {};
+  uint64_t draws = 0;
+};
+// What an engine chose for a row: the token and the sampler's draw count after it; token -1
+// when the engine does not choose (the caller samples the host logits).
+struct DecodeChoice {
+  int32_t token = -1;
+  uint64_t draws = 0;
+};
 
 class Engine {
  public:
@@ -45,10 +65,37 @@ class Engine {
   // The HOST-slot triggers of the last forward() call, in position order (a layer's records
   // after the layer before it at the same position).
   virtual std::span<const vex_trigger> triggers() const = 0;
-  // Off: virtual slots (DEVICE and HOST) are masked out of the routing, as if no manifest had
-  // attached them; the model then runs exactly as without them. On by default.
+  // Off: virtual slots (DEVICE and HOST) are masked out of the routing of the selected
+  // sequence, as if no manifest had attached them; it then runs exactly as without them. On by
+  // default.
   virtual absl::Status set_virtual_experts(bool on) = 0;
 
+  // Sequences side by side in the caches: forward, truncate, pos, set_virtual_experts and
+  // triggers act on the selected one (initially 0).
+  virtual int n_seqs() const { return 1; }
+  virtual absl::Status set_sequence(int seq) {
+    if (seq == 0) return absl::OkStatus();
+    return absl::OutOfRangeError(
+        absl::StrCat("sequence ", seq, " does not exist (the engine holds one)"));
+  }
+  // One decode step of rows of distinct sequences at once. chosen [rows] receives what the
+  // engine chose; logits [rows, vocab] the rows that ask for host logits and every row the
+  // engine did not choose for. Afterwards triggers() holds every row's HOST triggers
+  // (vex_trigger::seq says whose). This default runs one row through forward() and chooses
+  // nothing.
+  virtual absl::Status decode(std::span<const DecodeRow> rows, float* logits,
+                              DecodeChoice* chosen) {
+    if (rows.size() != 1)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "this engine decodes one sequence per step, not ", rows.size()));
+    VEX_RETURN_IF_ERROR(set_sequence(rows[0].seq));
+    VEX_RETURN_IF_ERROR(forward(std::span(&rows[0].token, 1), logits,
+                                /*last_only=*/true));
+    chosen[0] = {-1, rows[0].draws};
+    return absl::OkStatus();
+  }
+
+  virtual int vocab() const = 0;
   virtual int pos() const = 0;
   virtual const char* device() const = 0;  // "cpu", "cuda"
   virtual int max_ctx() const = 0;

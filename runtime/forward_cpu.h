@@ -55,6 +55,7 @@ class CpuEngine final : public Engine {
   int pos() const override { return pos_; }
   const char* device() const override { return "cpu"; }
   int max_ctx() const override { return max_ctx_; }
+  int vocab() const override { return c_.vocab_size; }
 
  private:
   // Writes the logits of tokens first .. n-1 of the chunk when logits is not null.

@@ -40,7 +40,7 @@ struct CudaEngine::Layer {
 };
 
 CudaEngine::CudaEngine(const Config& c, int max_ctx, int n_seqs)
-    : c_(c), max_ctx_(max_ctx), pos_(n_seqs, 0) {}
+    : c_(c), max_ctx_(max_ctx), pos_(n_seqs, 0), virtual_on_(n_seqs, 1) {}
 
 CudaEngine::~CudaEngine() {
   for (auto& [rows, g] : step_graphs_) cudaGraphExecDestroy(g);
@@ -197,7 +197,7 @@ absl::Status CudaEngine::init(const Weights& w) {
   VEX_ASSIGN_OR_RETURN(d_triggers_.records, alloc<vex_trigger>(kMaxTriggers, &ws));
   VEX_ASSIGN_OR_RETURN(d_triggers_.count, alloc<int>(1, &ws));
   d_triggers_.capacity = kMaxTriggers;
-  VEX_ASSIGN_OR_RETURN(d_sampling_, alloc<cuda::SamplingConfig>(1, &ws));
+  VEX_ASSIGN_OR_RETURN(d_sampling_, alloc<cuda::SamplingConfig>(kChunk, &ws));
   VEX_ASSIGN_OR_RETURN(x_, alloc<float>(size_t(kChunk) * D, &ws));
   VEX_ASSIGN_OR_RETURN(xn_, alloc<float>(size_t(kChunk) * D, &ws));
   VEX_ASSIGN_OR_RETURN(qkv_, alloc<float>(size_t(kChunk) * (Q + 2 * KV), &ws));
@@ -399,14 +399,7 @@ absl::Status CudaEngine::run_step_graph(int rows, bool sampled) {
     const bool gemm = uses_gemm(rows, true);
     absl::Status st = enqueue_layers(rows, /*decode=*/true);
     if (st.ok()) st = enqueue_logits(0, rows, gemm);
-    if (st.ok()) {
-      const cudaError_t e =
-          sampled ? cuda::sample_next(logits_, c_.vocab_size, rows, d_sampling_, d_draws_,
-                                      d_tokens_, d_pos_, 1, stream_)
-                  : cuda::argmax_next(logits_, c_.vocab_size, rows, d_tokens_, d_pos_, 1, stream_);
-      if (e != cudaSuccess)
-        st = absl::InternalError(absl::StrCat("token selection failed: ", cudaGetErrorString(e)));
-    }
+    if (st.ok()) st = enqueue_select(rows, sampled);
     const cudaError_t end = cudaStreamEndCapture(stream_, &graph);
     VEX_RETURN_IF_ERROR(st);
     VEX_CUDA_CHECK(end);
@@ -419,8 +412,18 @@ absl::Status CudaEngine::run_step_graph(int rows, bool sampled) {
   return absl::OkStatus();
 }
 
-absl::Status CudaEngine::reset_triggers() {
-  triggers_.clear();
+absl::Status CudaEngine::enqueue_select(int rows, bool sampled) {
+  const cudaError_t e =
+      sampled ? cuda::sample_next(logits_, c_.vocab_size, rows, d_sampling_, d_draws_, d_tokens_,
+                                  d_pos_, 1, stream_)
+              : cuda::argmax_next(logits_, c_.vocab_size, rows, d_tokens_, d_pos_, 1, stream_);
+  if (e != cudaSuccess)
+    return absl::InternalError(absl::StrCat("token selection failed: ", cudaGetErrorString(e)));
+  return absl::OkStatus();
+}
+
+absl::Status CudaEngine::reset_triggers(bool keep) {
+  if (!keep) triggers_.clear();
   if (has_host_) VEX_CUDA_CHECK(cudaMemsetAsync(d_triggers_.count, 0, sizeof(int), stream_));
   return absl::OkStatus();
 }
@@ -429,10 +432,13 @@ absl::Status CudaEngine::read_triggers() {
   if (!has_host_) return absl::OkStatus();
   int count = 0;
   VEX_CUDA_CHECK(cudaMemcpy(&count, d_triggers_.count, sizeof(int), cudaMemcpyDeviceToHost));
-  triggers_.resize(std::min(count, kMaxTriggers));
-  if (!triggers_.empty())
-    VEX_CUDA_CHECK(cudaMemcpy(triggers_.data(), d_triggers_.records,
-                              triggers_.size() * sizeof(vex_trigger), cudaMemcpyDeviceToHost));
+  // Appended: a decode step of rows with virtual experts on and off makes two passes.
+  const size_t have = triggers_.size();
+  triggers_.resize(have + std::min(count, kMaxTriggers));
+  if (triggers_.size() > have)
+    VEX_CUDA_CHECK(cudaMemcpy(triggers_.data() + have, d_triggers_.records,
+                              (triggers_.size() - have) * sizeof(vex_trigger),
+                              cudaMemcpyDeviceToHost));
   // Blocks of one pass write in any order: sort by (sequence, position, layer, slot).
   std::sort(triggers_.begin(), triggers_.end(), [](const auto& a, const auto& b) {
     return std::tie(a.seq, a.pos, a.layer, a.slot) < std::tie(b.seq, b.pos, b.layer, b.slot);
@@ -441,17 +447,26 @@ absl::Status CudaEngine::read_triggers() {
 }
 
 absl::Status CudaEngine::set_virtual_experts(bool on) {
+  virtual_on_[cur_] = on;
+  return absl::OkStatus();
+}
+
+absl::Status CudaEngine::use_virtual_tables(bool on) {
+  if (on == tables_on_) return absl::OkStatus();
   for (Layer& L : layers_)
     if (L.has_virtual) {
       const auto& table = on ? L.slots_on : L.slots_off;
-      VEX_CUDA_CHECK(cudaMemcpy(L.slots, table.data(), table.size() * sizeof(vex_slot),
-                                cudaMemcpyHostToDevice));
+      VEX_CUDA_CHECK(cudaMemcpyAsync(L.slots, table.data(), table.size() * sizeof(vex_slot),
+                                     cudaMemcpyHostToDevice, stream_));
     }
+  // The host tables must stay put until the copies are done; they are the engine's.
+  tables_on_ = on;
   return absl::OkStatus();
 }
 
 absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits, bool last_only) {
   VEX_RETURN_IF_ERROR(check_tokens(tokens, pos(), max_ctx_, c_.vocab_size));
+  VEX_RETURN_IF_ERROR(use_virtual_tables(virtual_on_[cur_]));
   VEX_RETURN_IF_ERROR(reset_triggers());
   const size_t V = c_.vocab_size;
   for (size_t i = 0; i < tokens.size(); i += kChunk) {
@@ -505,6 +520,7 @@ absl::Status CudaEngine::decode_sample(int32_t first, int n, const SamplingParam
   VEX_CUDA_CHECK(
       cudaMemcpyAsync(d_tokens_, &first, sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
   VEX_RETURN_IF_ERROR(place_chunk(1));
+  VEX_RETURN_IF_ERROR(use_virtual_tables(virtual_on_[cur_]));
   VEX_RETURN_IF_ERROR(reset_triggers());
   for (int i = 0; i < n; ++i) {
     VEX_RETURN_IF_ERROR(run_step_graph(1, sampled));
@@ -536,8 +552,15 @@ absl::Status CudaEngine::start_batch(std::span<const int32_t> tokens, int steps)
     VEX_RETURN_IF_ERROR(check_decode(b, tokens[b], steps, absl::StrCat("sequence ", b, ": ")));
   std::vector<int> seq(B);
   std::iota(seq.begin(), seq.end(), 0);
+  for (int b = 1; b < B; ++b)
+    if (virtual_on_[b] != virtual_on_[0])
+      return absl::FailedPreconditionError(
+          "decode_batch: the sequences' virtual-expert switches differ (Engine::decode runs such "
+          "rows)");
   VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data(), B * sizeof(int32_t),
                                  cudaMemcpyHostToDevice, stream_));
+  VEX_RETURN_IF_ERROR(use_virtual_tables(virtual_on_[0]));
+  triggers_.clear();
   VEX_RETURN_IF_ERROR(reset_triggers());
   return place_rows(std::span(pos_).subspan(0, B), seq);
 }
@@ -556,6 +579,89 @@ absl::Status CudaEngine::decode_batch(std::span<const int32_t> tokens, float* lo
                                    cudaMemcpyDeviceToHost, stream_));
   VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
   for (int b = 0; b < B; ++b) ++pos_[b];
+  return read_triggers();
+}
+
+absl::Status CudaEngine::decode(std::span<const DecodeRow> rows, float* logits,
+                                DecodeChoice* chosen) {
+  const int B = static_cast<int>(rows.size());
+  if (B < 1 || B > n_seqs())
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a decode step takes one row for each of 1 to ", n_seqs(), " sequences, not ", B));
+  std::vector<char> seen(n_seqs(), 0);
+  for (int r = 0; r < B; ++r) {
+    const DecodeRow& row = rows[r];
+    if (row.seq < 0 || row.seq >= n_seqs())
+      return absl::OutOfRangeError(absl::StrCat("row ", r, ": sequence ", row.seq,
+                                                " does not exist (the engine holds ", n_seqs(),
+                                                ")"));
+    if (seen[row.seq]++)
+      return absl::InvalidArgumentError(
+          absl::StrCat("row ", r, ": sequence ", row.seq, " has two rows in one step"));
+    VEX_RETURN_IF_ERROR(
+        check_decode(row.seq, row.token, 1, absl::StrCat("sequence ", row.seq, ": ")));
+    VEX_RETURN_IF_ERROR(validate(row.sampling));
+    if (row.host_logits && !logits)
+      return absl::InvalidArgumentError("decode: a row asks for host logits but logits is null");
+  }
+  triggers_.clear();
+  // The slot tables are the engine's: rows with virtual experts on and off run as two passes.
+  for (const bool on : {true, false}) {
+    std::vector<int> which;
+    for (int r = 0; r < B; ++r)
+      if (bool(virtual_on_[rows[r].seq]) == on) which.push_back(r);
+    if (which.empty()) continue;
+    VEX_RETURN_IF_ERROR(use_virtual_tables(on));
+    VEX_RETURN_IF_ERROR(decode_pass(rows, which, logits, chosen));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CudaEngine::decode_pass(std::span<const DecodeRow> rows, std::span<const int> which,
+                                     float* logits, DecodeChoice* chosen) {
+  const int n = static_cast<int>(which.size());
+  const size_t V = c_.vocab_size;
+  std::vector<int32_t> tokens(n);
+  std::vector<int> pos(n), seq(n);
+  std::vector<cuda::SamplingConfig> cfg(n);
+  std::vector<uint64_t> draws(n);
+  bool sampled = false;
+  for (int i = 0; i < n; ++i) {
+    const DecodeRow& row = rows[which[i]];
+    tokens[i] = row.token, pos[i] = pos_[row.seq], seq[i] = row.seq, draws[i] = row.draws;
+    const SamplingParams& p = row.sampling;
+    cfg[i] = {p.temperature, p.top_k, p.top_p, p.min_p, p.seed};
+    sampled |= p.temperature > 0 && p.top_k != 1;  // the sampling kernel takes greedy rows too
+  }
+  VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data(), n * sizeof(int32_t),
+                                 cudaMemcpyHostToDevice, stream_));
+  VEX_CUDA_CHECK(cudaMemcpyAsync(d_draws_, draws.data(), n * sizeof(uint64_t),
+                                 cudaMemcpyHostToDevice, stream_));
+  if (sampled)
+    VEX_CUDA_CHECK(cudaMemcpyAsync(d_sampling_, cfg.data(), n * sizeof(cuda::SamplingConfig),
+                                   cudaMemcpyHostToDevice, stream_));
+  VEX_RETURN_IF_ERROR(place_rows(pos, seq));
+  VEX_RETURN_IF_ERROR(reset_triggers(/*keep=*/true));
+  if (use_graphs_) {
+    VEX_RETURN_IF_ERROR(run_step_graph(n, sampled));
+  } else {
+    VEX_RETURN_IF_ERROR(enqueue_layers(n, /*decode=*/true));
+    VEX_RETURN_IF_ERROR(enqueue_logits(0, n, uses_gemm(n, true)));
+    VEX_RETURN_IF_ERROR(enqueue_select(n, sampled));
+  }
+  for (int i = 0; i < n; ++i)
+    if (rows[which[i]].host_logits)
+      VEX_CUDA_CHECK(cudaMemcpyAsync(logits + which[i] * V, logits_ + i * V, V * sizeof(float),
+                                     cudaMemcpyDeviceToHost, stream_));
+  VEX_CUDA_CHECK(cudaMemcpyAsync(tokens.data(), d_tokens_, n * sizeof(int32_t),
+                                 cudaMemcpyDeviceToHost, stream_));
+  VEX_CUDA_CHECK(cudaMemcpyAsync(draws.data(), d_draws_, n * sizeof(uint64_t),
+                                 cudaMemcpyDeviceToHost, stream_));
+  VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  for (int i = 0; i < n; ++i) {
+    chosen[which[i]] = {tokens[i], draws[i]};
+    ++pos_[seq[i]];
+  }
   return read_triggers();
 }
 

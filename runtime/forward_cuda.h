@@ -61,6 +61,7 @@ class CudaEngine final : public Engine {
   int pos() const override { return pos_[cur_]; }
   const char* device() const override { return "cuda"; }
   int max_ctx() const override { return max_ctx_; }
+  int vocab() const override { return c_.vocab_size; }
 
   // Greedy decode entirely on the GPU: runs `first` then n-1 tokens each chosen by argmax from the
   // previous step's logits, replaying the captured step graph without host round trips; writes
@@ -71,10 +72,16 @@ class CudaEngine final : public Engine {
   absl::Status decode_sample(int32_t first, int n, const SamplingParams& params, uint64_t draw0,
                              int32_t* out);
 
-  // Sequences: forward, truncate, pos and decode_greedy act on the selected one (initially 0).
-  int n_seqs() const { return static_cast<int>(pos_.size()); }
-  absl::Status set_sequence(int seq);
+  // Sequences: forward, truncate, pos, set_virtual_experts and decode_greedy act on the
+  // selected one (initially 0).
+  int n_seqs() const override { return static_cast<int>(pos_.size()); }
+  absl::Status set_sequence(int seq) override;
   int pos_of(int seq) const { return pos_.at(seq); }
+  // Engine::decode: rows of any sequences in one pass (rows with virtual experts on and off in
+  // two, since the slot tables are the engine's), each next token chosen on the GPU from its
+  // own sampling parameters and draw count; logits come back only for rows that ask.
+  absl::Status decode(std::span<const DecodeRow> rows, float* logits,
+                      DecodeChoice* chosen) override;
   // One decode step of sequences 0 .. B-1 (B = tokens.size() <= n_seqs) in one pass: tokens[s]
   // is appended to sequence s; logits (if not null) receives [B, V]. A captured graph per B.
   absl::Status decode_batch(std::span<const int32_t> tokens, float* logits);
@@ -130,6 +137,14 @@ class CudaEngine final : public Engine {
   // use of each row count.
   // sampled: the token is drawn with the parameters in d_sampling_ (else argmax).
   absl::Status run_step_graph(int rows, bool sampled = false);
+  // Chooses each row's next token from logits_ into d_tokens_ and advances d_pos_: argmax, or
+  // sampled: each row with its config in d_sampling_ and draw count in d_draws_.
+  absl::Status enqueue_select(int rows, bool sampled);
+  // The rows of `rows` listed in `which` as one pass (Engine::decode).
+  absl::Status decode_pass(std::span<const DecodeRow> rows, std::span<const int> which,
+                           float* logits, DecodeChoice* chosen);
+  // Puts the slot tables with virtual slots on or off on the device, if they are not already.
+  absl::Status use_virtual_tables(bool on);
   // Launches through here are timed when profiling.
   absl::Status timed(const char* name, uint64_t bytes, const std::function<cudaError_t()>& f);
 
@@ -138,6 +153,8 @@ class CudaEngine final : public Engine {
   int ring_ = 0;          // slots of a sliding layer's cache (window + chunk + rewind margin)
   std::vector<int> pos_;  // per sequence
   int cur_ = 0;           // the sequence the Engine interface acts on
+  std::vector<char> virtual_on_;  // per sequence: set_virtual_experts
+  bool tables_on_ = true;         // the slot tables on the device have the virtual slots on
   bool use_graphs_ = true;
   struct Pending {
     const char* name;
@@ -166,7 +183,8 @@ class CudaEngine final : public Engine {
   cuda::TriggerBuffer d_triggers_{};
   std::vector<vex_trigger> triggers_;
   bool has_host_ = false;
-  absl::Status reset_triggers();
+  // Zeroes the device's trigger count; keep: the host list keeps what earlier passes read.
+  absl::Status reset_triggers(bool keep = false);
   absl::Status read_triggers();              // after the stream is synchronized
   uint64_t* d_draws_ = nullptr;              // [kChunk] draw index of each row's sampler
   int *d_pos_ = nullptr, *d_seq_ = nullptr;  // [rows] placement of a pass (kernels/cuda/rows.cuh)

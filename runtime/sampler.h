@@ -43,6 +43,10 @@ class Sampler {
 
   // Back to the first draw of the seed.
   void reset() { draws_ = 0; }
+  // Draws made so far; set_draws continues after a draw made elsewhere with the same
+  // parameters (an engine choosing on the GPU, Engine::decode).
+  uint64_t draws() const { return draws_; }
+  void set_draws(uint64_t n) { draws_ = n; }
   const SamplingParams& params() const { return p_; }
 
  private:

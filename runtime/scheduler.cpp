@@ -12,12 +12,29 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model,
   if (options.max_queue < 0)
     return absl::InvalidArgumentError(
         absl::StrCat("max_queue must be >= 0, got ", options.max_queue));
+  if (options.prefill_chunk < 1)
+    return absl::InvalidArgumentError(
+        absl::StrCat("prefill_chunk must be >= 1, got ", options.prefill_chunk));
   auto s = std::unique_ptr<Scheduler>(new Scheduler(options));
-  for (int i = 0; i < options.parallel; ++i) {
-    VEX_ASSIGN_OR_RETURN(auto engine, make_engine(model, options.max_ctx, options.device));
-    s->slots_.push_back(
-        Slot{std::make_unique<Session>(std::move(engine), model.config().vocab_size), nullptr});
+  // One engine holding every slot's sequence where the engine can (the GPU); else an engine per
+  // slot (the CPU engine holds one sequence).
+  auto shared = make_engine(model, options.max_ctx, options.device, options.parallel);
+  if (shared.ok()) {
+    s->engines_.push_back(std::move(*shared));
+  } else if (options.parallel > 1 && shared.status().code() == absl::StatusCode::kUnimplemented) {
+    for (int i = 0; i < options.parallel; ++i) {
+      VEX_ASSIGN_OR_RETURN(auto engine, make_engine(model, options.max_ctx, options.device));
+      s->engines_.push_back(std::move(engine));
+    }
+  } else {
+    return shared.status();
   }
+  for (int i = 0; i < options.parallel; ++i) {
+    const int e = s->engines_.size() == 1 ? 0 : i;
+    const int seq = s->engines_.size() == 1 ? i : 0;
+    s->slots_.push_back(Slot{std::make_unique<Session>(s->engines_[e], seq), e, nullptr});
+  }
+  s->logits_.resize(size_t(options.parallel) * model.config().vocab_size);
   s->worker_ = std::thread([p = s.get()] { p->run(); });
   return s;
 }
@@ -31,7 +48,7 @@ Scheduler::~Scheduler() {
   if (worker_.joinable()) worker_.join();  // not started when create() failed part way
 }
 
-const char* Scheduler::device() const { return slots_.front().session->engine().device(); }
+const char* Scheduler::device() const { return engines_.front()->device(); }
 
 absl::StatusOr<Scheduler::Id> Scheduler::submit(Request request) {
   if (request.prompt.empty()) return absl::InvalidArgumentError("the prompt is empty");
@@ -104,6 +121,7 @@ void Scheduler::admit() {
 }
 
 void Scheduler::run() {
+  std::vector<std::vector<Slot*>> decoding(engines_.size());
   for (;;) {
     {
       std::unique_lock lock(mu_);
@@ -116,8 +134,11 @@ void Scheduler::run() {
       admit();
       if (stop_ && running_ == 0) break;
     }
+    for (auto& d : decoding) d.clear();
     for (Slot& s : slots_)
-      if (s.job) step(s);
+      if (s.job && advance(s)) decoding[s.engine].push_back(&s);
+    for (const auto& d : decoding)
+      if (!d.empty()) decode(d);
   }
   // Requests still queued at shutdown (no free slot was left for them) end cancelled.
   std::deque<std::shared_ptr<Job>> left;
@@ -133,39 +154,78 @@ void Scheduler::run() {
   }
 }
 
-void Scheduler::step(Slot& slot) {
+bool Scheduler::report(Job& job, int32_t token) {
+  {
+    std::lock_guard lock(mu_);
+    ++stats_.generated_tokens;
+  }
+  const bool go_on = !job.request.on_token || job.request.on_token(token);
+  return go_on && !job.cancelled.load();
+}
+
+bool Scheduler::advance(Slot& slot) {
   Job& job = *slot.job;
   if (!job.generation) {
     if (job.cancelled.load()) {
       GenerateResult r;
       r.reason = StopReason::kCancelled;
       r.prompt_tokens = static_cast<int>(job.request.prompt.size());
-      return finish(slot, r);
+      finish(slot, r);
+      return false;
     }
-    if (absl::Status st = slot.session->set_virtual_experts(job.request.virtual_experts); !st.ok())
-      return finish(slot, st);
-    auto g = Generation::start(*slot.session, job.request.prompt, job.request.options);
-    if (!g.ok()) return finish(slot, g.status());
+    if (absl::Status st = slot.session->set_virtual_experts(job.request.virtual_experts);
+        !st.ok()) {
+      finish(slot, st);
+      return false;
+    }
+    auto g = Generation::start(*slot.session, job.request.prompt, job.request.options,
+                               options_.prefill_chunk);
+    if (!g.ok()) {
+      finish(slot, g.status());
+      return false;
+    }
     job.generation = std::make_unique<Generation>(std::move(*g));
-    return;  // the prompt ran: that was this slot's step
-  }
-  if (job.cancelled.load()) slot.session->cancel();
-  uint64_t tokens = 0;
-  const auto more = job.generation->step([&](int32_t token) {
-    ++tokens;
-    const bool go_on = !job.request.on_token || job.request.on_token(token);
-    return go_on && !job.cancelled.load();
-  });
-  {
     std::lock_guard lock(mu_);
-    stats_.generated_tokens += tokens;
+    stats_.prompt_tokens += job.request.prompt.size() - job.generation->result().reused_tokens;
   }
-  if (!more.ok()) return finish(slot, more.status());
-  if (!*more) {
+  if (job.cancelled.load()) {  // at once, even in the middle of a prompt
+    GenerateResult r = job.generation->result();
+    r.reason = StopReason::kCancelled;
+    finish(slot, r);
+    return false;
+  }
+  const auto next = job.generation->next([&](int32_t token) { return report(job, token); });
+  if (!next.ok()) {
+    finish(slot, next.status());
+    return false;
+  }
+  if (*next == Generation::Next::kDone) {
     GenerateResult r = job.generation->result();
     if (job.cancelled.load()) r.reason = StopReason::kCancelled;
     finish(slot, r);
+    return false;
   }
+  return *next == Generation::Next::kDecode;
+}
+
+void Scheduler::decode(const std::vector<Slot*>& slots) {
+  const size_t n = slots.size(), V = logits_.size() / slots_.size();
+  rows_.clear();
+  for (Slot* s : slots) rows_.push_back(s->job->generation->decode_row());
+  chosen_.assign(n, {});
+  Engine& engine = *engines_[slots.front()->engine];
+  if (absl::Status st = engine.decode(rows_, logits_.data(), chosen_.data()); !st.ok()) {
+    for (Slot* s : slots) finish(*s, st);
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    const bool host = chosen_[i].token < 0 || rows_[i].host_logits;
+    slots[i]->session->decoded(rows_[i].token, host ? logits_.data() + i * V : nullptr,
+                               chosen_[i], engine.triggers());
+  }
+  std::lock_guard lock(mu_);
+  ++stats_.decode_steps;
+  stats_.decode_rows += n;
 }
 
 void Scheduler::finish(Slot& slot, const absl::StatusOr<GenerateResult>& result) {

@@ -1,14 +1,17 @@
-// Many requests on one model: a queue, a fixed number of slots (each a Session with its own
-// sequence), and one thread that runs the slots' generations a step at a time, so that every
-// admitted request makes progress while the others do (a long answer does not hold up a short
-// one). Requests carry their own sampling, stop tokens, token limit, HOST-expert handler and
-// virtual-expert switch; a request can be cancelled from any thread, queued or running; a slot
-// keeps its cache between requests, and a new request goes to the free slot whose cache shares
-// the longest prefix with its prompt.
+// Many requests on one model (continuous batching): a queue, a fixed number of slots (each a
+// Session on one sequence of an engine), and one thread that advances every admitted request a
+// step at a time. Each round, requests still reading their prompt run one chunk of it and HOST
+// experts' answers run as chunks of their sequence; every request that chose a token then runs
+// it as one row of a single decode step (Engine::decode), so that decoding requests share one
+// pass over the weights and a long prompt does not hold up the others for more than a chunk.
+// Requests carry their own sampling (drawn on the GPU where the engine can), stop tokens, token
+// limit, HOST-expert handler and virtual-expert switch; a request can be cancelled from any
+// thread, queued or running; a slot keeps its cache between requests, and a new request goes to
+// the free slot whose cache shares the longest prefix with its prompt.
 //
-// Each slot's engine is made by make_engine: on the CPU the slots share the model's mapped
-// weights; on the GPU each slot's engine uploads its own copy and steps one sequence at a time
-// (batched decode across slots on one engine is not done here yet).
+// On the GPU the slots are the sequences of one CudaEngine (the weights uploaded once); the CPU
+// engine holds one sequence, so there each slot has its own engine over the shared mapped
+// weights and a decode step runs one row per engine.
 #pragma once
 
 #include <atomic>
@@ -47,6 +50,7 @@ class Scheduler {
     int max_queue = 64;  // requests waiting for a slot; beyond it submit() refuses
     int max_ctx = 4096;  // context size of every slot
     Device device = Device::kAuto;
+    int prefill_chunk = 512;  // prompt tokens a request runs per round
   };
   using Id = uint64_t;
 
@@ -70,6 +74,8 @@ class Scheduler {
   struct Stats {
     int running = 0, queued = 0;
     uint64_t submitted = 0, finished = 0, generated_tokens = 0;
+    uint64_t decode_steps = 0, decode_rows = 0;  // decode steps run and their rows (batch sizes)
+    uint64_t prompt_tokens = 0;                  // prompt tokens run (not reused from a cache)
   };
   Stats stats() const;
   const Options& options() const { return options_; }
@@ -84,6 +90,7 @@ class Scheduler {
   };
   struct Slot {
     std::unique_ptr<Session> session;
+    int engine = 0;            // index in engines_
     std::shared_ptr<Job> job;  // null: free
   };
 
@@ -91,12 +98,21 @@ class Scheduler {
   void run();
   // Places queued jobs in free slots (lock held).
   void admit();
-  // One step of the slot's job; finishes it when it stops or fails.
-  void step(Slot& slot);
+  // The slot's job up to its next decode row: true when it chose a token to run. Starts the
+  // job, runs its prompt chunks and experts' answers, finishes it when it stops or fails.
+  bool advance(Slot& slot);
+  // One decode step of the given slots (all on one engine).
+  void decode(const std::vector<Slot*>& slots);
   void finish(Slot& slot, const absl::StatusOr<GenerateResult>& result);
+  // A token reported to the job's callback; false stops the job.
+  bool report(Job& job, int32_t token);
 
   const Options options_;
+  std::vector<std::shared_ptr<Engine>> engines_;
   std::vector<Slot> slots_;  // touched by the worker thread only (and admit(), under mu_)
+  std::vector<float> logits_;                  // [parallel, vocab] host logits of a decode step
+  std::vector<DecodeRow> rows_;                // a decode step's rows
+  std::vector<DecodeChoice> chosen_;
   mutable std::mutex mu_;
   std::condition_variable wake_, idle_;
   std::deque<std::shared_ptr<Job>> queue_;

@@ -21,38 +21,62 @@ const char* stop_reason_name(StopReason r) {
   return "?";
 }
 
-Session::Session(std::unique_ptr<Engine> engine, int vocab_size)
-    : engine_(std::move(engine)), logits_(vocab_size, 0.0f) {}
+Session::Session(std::shared_ptr<Engine> engine, int seq)
+    : engine_(std::move(engine)), seq_(seq), logits_(engine_->vocab(), 0.0f) {}
+
+int Session::reuse_prefix(std::span<const int32_t> tokens) {
+  // Keep the common prefix, but always re-run at least the last token for its logits.
+  size_t keep = std::mismatch(tokens_.begin(), tokens_.end(), tokens.begin(), tokens.end()).first -
+                tokens_.begin();
+  keep = std::min(keep, tokens.size() - 1);
+  (void)engine_->set_sequence(seq_);  // in range: sessions are made on the engine's sequences
+  keep = engine_->truncate(static_cast<int>(keep));
+  tokens_.resize(keep);
+  choice_ = {};
+  return reused_ = static_cast<int>(keep);
+}
 
 absl::Status Session::set_tokens(std::span<const int32_t> tokens) {
   if (tokens.empty()) return absl::InvalidArgumentError("the prompt is empty");
   if (static_cast<int64_t>(tokens.size()) > engine_->max_ctx())
     return absl::OutOfRangeError(absl::StrCat(
         "the prompt is ", tokens.size(), " tokens but the context size is ", engine_->max_ctx()));
-  // Keep the common prefix, but always re-run at least the last token for its logits.
-  size_t keep = std::mismatch(tokens_.begin(), tokens_.end(), tokens.begin(), tokens.end()).first -
-                tokens_.begin();
-  keep = std::min(keep, tokens.size() - 1);
-  keep = engine_->truncate(static_cast<int>(keep));
-  tokens_.resize(keep);
-  reused_ = static_cast<int>(keep);
-  return append(tokens.subspan(keep));
+  return append(tokens.subspan(reuse_prefix(tokens)));
 }
 
 absl::Status Session::set_virtual_experts(bool on) {
   if (on == virtual_on_) return absl::OkStatus();
+  VEX_RETURN_IF_ERROR(engine_->set_sequence(seq_));
   VEX_RETURN_IF_ERROR(engine_->set_virtual_experts(on));
   virtual_on_ = on;
   engine_->truncate(0);
   tokens_.clear();
+  choice_ = {};
   return absl::OkStatus();
 }
 
 absl::Status Session::append(std::span<const int32_t> tokens) {
   if (tokens.empty()) return absl::OkStatus();
+  VEX_RETURN_IF_ERROR(engine_->set_sequence(seq_));
   VEX_RETURN_IF_ERROR(engine_->forward(tokens, logits_.data(), /*last_only=*/true));
   tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+  choice_ = {};
+  keep_triggers(engine_->triggers());
   return absl::OkStatus();
+}
+
+void Session::decoded(int32_t token, const float* logits, DecodeChoice choice,
+                      std::span<const vex_trigger> triggers) {
+  tokens_.push_back(token);
+  if (logits) std::copy(logits, logits + logits_.size(), logits_.begin());
+  choice_ = choice;
+  keep_triggers(triggers);
+}
+
+void Session::keep_triggers(std::span<const vex_trigger> triggers) {
+  triggers_.clear();
+  for (const vex_trigger& t : triggers)
+    if (t.seq == seq_) triggers_.push_back(t);
 }
 
 absl::StatusOr<GenerateResult> Session::generate(std::span<const int32_t> prompt,
@@ -66,34 +90,50 @@ absl::StatusOr<GenerateResult> Session::generate(std::span<const int32_t> prompt
 }
 
 absl::StatusOr<Generation> Generation::start(Session& session, std::span<const int32_t> prompt,
-                                             const GenerateOptions& opt) {
+                                             const GenerateOptions& opt, int prefill_chunk) {
   VEX_RETURN_IF_ERROR(validate(opt.sampling));
+  if (prompt.empty()) return absl::InvalidArgumentError("the prompt is empty");
+  if (static_cast<int64_t>(prompt.size()) > session.max_ctx())
+    return absl::OutOfRangeError(absl::StrCat("the prompt is ", prompt.size(),
+                                              " tokens but the context size is ",
+                                              session.max_ctx()));
   Generation g(session, opt);
+  g.t0_ = Clock::now();
   session.cancel_.store(false);
   g.r_.prompt_tokens = static_cast<int>(prompt.size());
-  const auto t0 = Clock::now();
-  VEX_RETURN_IF_ERROR(session.set_tokens(prompt));
+  g.prompt_.assign(prompt.begin(), prompt.end());
+  g.prefilled_ = session.reuse_prefix(prompt);
   g.r_.reused_tokens = session.reused_;
-  g.r_.prompt_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  g.prefill_chunk_ = prefill_chunk;
   return g;
 }
 
-absl::StatusOr<bool> Generation::step(const TokenCallback& on_token) {
-  if (done_) return false;
-  const auto t0 = Clock::now();
-  const auto stop = [&](StopReason why) {
-    r_.reason = why;
-    done_ = true;
-    r_.generate_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-    return false;
-  };
+Generation::Next Generation::stop(StopReason why) {
+  r_.reason = why;
+  done_ = true;
+  r_.generate_ms = std::chrono::duration<double, std::milli>(Clock::now() - gen_t0_).count();
+  return Next::kDone;
+}
+
+absl::StatusOr<Generation::Next> Generation::next(const TokenCallback& on_token) {
+  if (done_) return Next::kDone;
   Session& s = session_;
-  Engine& engine = *s.engine_;
+  if (prefilling()) {
+    size_t n = prompt_.size() - prefilled_;
+    if (prefill_chunk_ > 0) n = std::min<size_t>(n, prefill_chunk_);
+    VEX_RETURN_IF_ERROR(s.append(std::span(prompt_).subspan(prefilled_, n)));
+    prefilled_ += n;
+    if (!prefilling()) {
+      gen_t0_ = Clock::now();
+      r_.prompt_ms = std::chrono::duration<double, std::milli>(gen_t0_ - t0_).count();
+    }
+    return Next::kRan;
+  }
   if (opt_.max_tokens >= 0 && r_.generated >= opt_.max_tokens) return stop(StopReason::kMaxTokens);
   if (opt_.experts && !injected_last_) {
     VEX_ASSIGN_OR_RETURN(std::vector<int32_t> cont, s.continuation(*opt_.experts));
     if (!cont.empty()) {
-      const size_t room = static_cast<size_t>(engine.max_ctx() - engine.pos());
+      const size_t room = static_cast<size_t>(s.max_ctx() - static_cast<int>(s.tokens_.size()));
       if (opt_.max_tokens >= 0)
         cont.resize(std::min<size_t>(cont.size(), opt_.max_tokens - r_.generated));
       cont.resize(std::min(cont.size(), room));
@@ -110,19 +150,26 @@ absl::StatusOr<bool> Generation::step(const TokenCallback& on_token) {
       }
       if (!go_on) return stop(StopReason::kCallback);
       if (s.cancel_.load()) return stop(StopReason::kCancelled);
-      r_.generate_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-      return true;
+      return Next::kRan;
     }
   }
   injected_last_ = false;
-  std::span<const float> logits = s.logits_;
-  if (sealed_ && opt_.experts) {  // the expert's answer may not be run on into (TriggerHandler::seal)
-    s.masked_.assign(s.logits_.begin(), s.logits_.end());
-    sealed_ = opt_.experts->seal(after_answer_, s.masked_);
-    if (sealed_) logits = s.masked_;
+  int32_t token;
+  const bool host = opt_.on_sample || (sealed_ && opt_.experts);
+  if (s.choice_.token >= 0 && !host) {
+    token = s.choice_.token;  // the engine drew it as sampler_ would have
+    sampler_.set_draws(s.choice_.draws);
+  } else {
+    std::span<const float> logits = s.logits_;
+    if (sealed_ && opt_.experts) {  // the expert's answer may not be run on into (seal)
+      s.masked_.assign(s.logits_.begin(), s.logits_.end());
+      sealed_ = opt_.experts->seal(after_answer_, s.masked_);
+      if (sealed_) logits = s.masked_;
+    }
+    token = sampler_.sample(logits);
+    if (opt_.on_sample) opt_.on_sample(logits, token);
   }
-  const int32_t token = sampler_.sample(logits);
-  if (opt_.on_sample) opt_.on_sample(logits, token);
+  s.choice_ = {};
   if (sealed_) after_answer_.push_back(token);
   ++r_.generated;
   const bool is_stop =
@@ -133,16 +180,41 @@ absl::StatusOr<bool> Generation::step(const TokenCallback& on_token) {
   if (!go_on) return stop(StopReason::kCallback);
   if (s.cancel_.load()) return stop(StopReason::kCancelled);
   if (r_.generated == opt_.max_tokens) return stop(StopReason::kMaxTokens);
-  if (engine.pos() >= engine.max_ctx()) return stop(StopReason::kContextFull);
-  VEX_RETURN_IF_ERROR(s.append(std::span(&token, 1)));
-  r_.generate_ms += std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  if (static_cast<int>(s.tokens_.size()) >= s.max_ctx()) return stop(StopReason::kContextFull);
+  pending_ = token;
+  return Next::kDecode;
+}
+
+DecodeRow Generation::decode_row() const {
+  // The next choice needs the host's logits when they are reported (on_sample) or masked
+  // after an expert's answer (seal); otherwise the engine may choose on its own.
+  return DecodeRow{.seq = session_.seq_,
+                   .token = pending_,
+                   .host_logits = opt_.on_sample || (sealed_ && opt_.experts),
+                   .sampling = opt_.sampling,
+                   .draws = sampler_.draws()};
+}
+
+absl::StatusOr<bool> Generation::step(const TokenCallback& on_token) {
+  VEX_ASSIGN_OR_RETURN(const Next n, next(on_token));
+  if (n == Next::kDone) return false;
+  if (n == Next::kDecode) {
+    Session& s = session_;
+    const DecodeRow row = decode_row();
+    DecodeChoice choice;
+    std::vector<float>& logits = s.masked_;  // scratch: the row's logits, then copied
+    logits.resize(s.logits_.size());
+    VEX_RETURN_IF_ERROR(s.engine_->decode(std::span(&row, 1), logits.data(), &choice));
+    s.decoded(row.token, choice.token < 0 || row.host_logits ? logits.data() : nullptr, choice,
+              s.engine_->triggers());
+  }
   return true;
 }
 
 absl::StatusOr<std::vector<int32_t>> Session::continuation(TriggerHandler& experts) {
   std::vector<vex_trigger> fired;
   const int last = static_cast<int>(tokens_.size()) - 1;
-  for (const vex_trigger& t : engine_->triggers())
+  for (const vex_trigger& t : triggers_)
     if (t.pos == last) fired.push_back(t);
   if (fired.empty()) return std::vector<int32_t>{};
   return experts.on_triggers(fired, tokens_);

@@ -46,15 +46,20 @@ struct GenerateResult {
   int reused_tokens = 0;   // of those, already in the cache from an earlier call (not recomputed)
   int generated = 0;       // tokens passed to the callback, the stop token included
   int injected = 0;        // of those, tokens a HOST expert appended
-  double prompt_ms = 0;    // running the prompt's new tokens
-  double generate_ms = 0;  // the generation loop
+  // Wall-clock times: from the start to the prompt's last chunk run (in a scheduler this
+  // includes the other requests' steps in between), and from there to the stop.
+  double prompt_ms = 0;
+  double generate_ms = 0;
 };
 
 class Generation;
 
+// One sequence of an engine: the tokens in its cache, the logits of the last one, and what the
+// engine chose next. A session may own its engine (sequence 0) or be one of several sessions on
+// the sequences of a shared engine (the scheduler's slots on one GPU).
 class Session {
  public:
-  Session(std::unique_ptr<Engine> engine, int vocab_size);
+  explicit Session(std::shared_ptr<Engine> engine, int seq = 0);
 
   // Makes the sequence exactly `tokens`, reusing the longest prefix already in the cache (a chat
   // turn re-runs only the new messages), and leaves the last token's logits in logits().
@@ -72,7 +77,7 @@ class Session {
                                           const GenerateOptions& opt,
                                           const TokenCallback& on_token);
 
-  // Switches the engine's virtual slots on or off (Engine::set_virtual_experts). The keys and
+  // Switches the sequence's virtual slots on or off (Engine::set_virtual_experts). The keys and
   // values in the cache were computed under the old routing, so a change drops them: the next
   // prompt is run in full.
   absl::Status set_virtual_experts(bool on);
@@ -83,47 +88,84 @@ class Session {
   const std::vector<int32_t>& tokens() const { return tokens_; }
   std::span<const float> logits() const { return logits_; }  // [vocab] of the last token run
   int max_ctx() const { return engine_->max_ctx(); }
+  int seq() const { return seq_; }
   Engine& engine() { return *engine_; }
   const Engine& engine() const { return *engine_; }
 
+  // After a decode step that ran `token` as one row of Engine::decode: records it, with the
+  // row's logits (null when the engine chose without copying them), the engine's choice, and
+  // the step's triggers (this sequence's are kept).
+  void decoded(int32_t token, const float* logits, DecodeChoice choice,
+               std::span<const vex_trigger> triggers);
+
  private:
   friend class Generation;
+  // Cuts the cache back to the longest prefix it shares with `tokens` (always leaving at least
+  // the last token to run); returns how many tokens were kept.
+  int reuse_prefix(std::span<const int32_t> tokens);
   // What the HOST triggers at the last position ask to append (empty: none fired or declined).
   absl::StatusOr<std::vector<int32_t>> continuation(TriggerHandler& experts);
+  // Keeps the triggers of this sequence.
+  void keep_triggers(std::span<const vex_trigger> triggers);
 
-  std::unique_ptr<Engine> engine_;
+  std::shared_ptr<Engine> engine_;
+  int seq_ = 0;
   std::vector<int32_t> tokens_;  // the tokens whose keys and values are in the cache
   std::vector<float> logits_;
   std::vector<float> masked_;  // logits_ with the tokens masked that would run on into an answer
+  std::vector<vex_trigger> triggers_;  // HOST triggers of the tokens run last
+  DecodeChoice choice_;        // the engine's choice of the next token (-1: sample logits_)
   int reused_ = 0;  // tokens the last set_tokens() kept from the cache
-  bool virtual_on_ = true;  // the engine's virtual slots (engines start with them on)
+  bool virtual_on_ = true;  // the sequence's virtual slots (engines start with them on)
   std::atomic<bool> cancel_{false};
 };
 
 // One generation in progress on a session, advanced a step at a time: Session::generate runs one
-// to its end; a scheduler interleaves the steps of several (one session each). A step samples a
-// token (or takes a HOST expert's answer), reports it and runs it.
+// to its end; the scheduler interleaves many, running their decode steps as rows of one
+// Engine::decode. A step runs a prompt chunk, or takes a HOST expert's answer, or samples a
+// token (or takes the engine's choice), reports it, and leaves it to be run.
 class Generation {
  public:
   using TokenCallback = Session::TokenCallback;
-  // Checks the options, then set_tokens(prompt) on the session.
+  // Checks the options and cuts the session's cache back to the prefix it shares with the
+  // prompt; the rest of the prompt runs in the first steps, at most prefill_chunk tokens each
+  // (0: all at once).
   static absl::StatusOr<Generation> start(Session& session, std::span<const int32_t> prompt,
-                                          const GenerateOptions& opt);
-  // One step; false once generation has stopped (result().reason says why). Errors leave the
-  // generation stopped where it was.
+                                          const GenerateOptions& opt, int prefill_chunk = 0);
+
+  enum class Next {
+    kDone,    // generation has stopped (result().reason says why)
+    kRan,     // the step ran its tokens itself (a prompt chunk, an expert's answer)
+    kDecode,  // a token was chosen and reported: run decode_row() in a decode step
+  };
+  // The next step up to running a chosen token. Errors leave the generation stopped where it was.
+  absl::StatusOr<Next> next(const TokenCallback& on_token);
+  // The row that runs the token next() chose (Engine::decode), asking for host logits when
+  // the next choice needs them.
+  DecodeRow decode_row() const;
+  // One whole step: next(), and the decode step on the session's engine alone. False once
+  // generation has stopped.
   absl::StatusOr<bool> step(const TokenCallback& on_token);
+
   bool done() const { return done_; }
+  bool prefilling() const { return prefilled_ < prompt_.size(); }
   const GenerateResult& result() const { return r_; }
 
  private:
   using Clock = std::chrono::steady_clock;
   Generation(Session& session, const GenerateOptions& opt)
       : session_(session), opt_(opt), sampler_(opt.sampling) {}
+  Next stop(StopReason why);
 
   Session& session_;
   GenerateOptions opt_;
   Sampler sampler_;
   GenerateResult r_;
+  std::vector<int32_t> prompt_;
+  size_t prefilled_ = 0;  // prompt tokens in the cache
+  int prefill_chunk_ = 0;
+  Clock::time_point t0_, gen_t0_;  // start, end of the prompt
+  int32_t pending_ = -1;           // the token next() chose, to run
   bool done_ = false;
   bool injected_last_ = false;  // the last tokens came from an expert: its triggers are not re-asked
   bool sealed_ = false;         // sampling right after an expert's answer

@@ -335,7 +335,7 @@ vex_status vex_context_init(vex_model* model, const vex_context_params* params,
     auto engine = vex::make_engine(*model->m, n_ctx, device);
     if (!engine.ok()) return to_status(engine.status());
     *out_context =
-        new vex_context{model, std::make_unique<vex::Session>(std::move(*engine), c.vocab_size),
+        new vex_context{model, std::make_unique<vex::Session>(std::move(*engine)),
                         false, vex::ExpertRegistry()};
     return VEX_STATUS_OK;
   });

@@ -600,9 +600,11 @@ TEST(CudaKernels, ArgmaxNextAndAdvance) {
 // Sampling on the GPU draws what vex::Sampler draws: the same filters on the same weights and the
 // same counter-based uniform. The two differ only in summation order (double) and in expf's last
 // ulp, which move a boundary by ~1e-7 of a token's mass; a draw landing there is rare. Rows of
-// 201,088 logits ~ N(0, 2) with planted ties at the top; 6 settings x 40 draws, 2 rows.
+// 201,088 logits ~ N(0, 2) with planted ties at the top; 6 settings x 40 draws. Each row has its
+// own config (a batch mixes requests): rows 0 and 1 two different settings, row 2 greedy (argmax,
+// no draw).
 TEST(CudaKernels, SampleNextMatchesSampler) {
-  const int V = 201088, rows = 2, draws = 40;
+  const int V = 201088, rows = 3, draws = 40;
   auto logits = normal(size_t(rows) * V, 2.0f);
   for (int r = 0; r < rows; ++r)  // ties at the largest logits (top-k / top-p boundaries)
     logits[size_t(r) * V + 1000] = logits[size_t(r) * V + 90000] = 9.0f,
@@ -610,28 +612,38 @@ TEST(CudaKernels, SampleNextMatchesSampler) {
   const SamplingParams settings[] = {{0.7f, 0, 1.0f, 0.0f, 1}, {1.0f, 50, 1.0f, 0.0f, 2},
                                      {1.0f, 0, 0.9f, 0.0f, 3}, {0.8f, 40, 0.95f, 0.05f, 4},
                                      {1.3f, 0, 1.0f, 0.1f, 5}, {1.0f, 3, 1.0f, 0.0f, 6}};
+  const int n_settings = sizeof settings / sizeof settings[0];
   Dev<float> dl(logits);
   int total = 0, same = 0;
-  for (const SamplingParams& p : settings) {
-    const cuda::SamplingConfig cfg{p.temperature, p.top_k, p.top_p, p.min_p, p.seed};
-    Dev<cuda::SamplingConfig> dcfg(std::vector<cuda::SamplingConfig>{cfg});
+  for (int si = 0; si < n_settings; ++si) {
+    const SamplingParams row_params[rows] = {settings[si], settings[(si + 1) % n_settings],
+                                             {0.0f, 0, 1.0f, 0.0f, 9}};
+    std::vector<cuda::SamplingConfig> cfg;
+    for (const SamplingParams& p : row_params)
+      cfg.push_back({p.temperature, p.top_k, p.top_p, p.min_p, p.seed});
+    Dev<cuda::SamplingConfig> dcfg(cfg);
     Dev<uint64_t> dd(std::vector<uint64_t>(rows, 0));
     Dev<int32_t> out(rows);
     Dev<int> pos(std::vector<int>(rows, 0));
-    std::vector<Sampler> cpu(rows, Sampler(p));
+    std::vector<Sampler> cpu;
+    for (const SamplingParams& p : row_params) cpu.emplace_back(p);
     for (int i = 0; i < draws; ++i) {
       CUDA_OK(cuda::sample_next(dl.p, V, rows, dcfg.p, dd.p, out.p, pos.p, 1, 0));
       const auto got = out.get();
       for (int r = 0; r < rows; ++r) {
         const int32_t want = cpu[r].sample(std::span(logits).subspan(size_t(r) * V, V));
-        ++total, same += got[r] == want;
+        if (r == 2) {
+          EXPECT_EQ(got[r], want);  // greedy: exact
+        } else {
+          ++total, same += got[r] == want;
+        }
       }
     }
-    EXPECT_EQ(dd.get(), std::vector<uint64_t>(rows, draws));
+    EXPECT_EQ(dd.get(), (std::vector<uint64_t>{draws, draws, 0}));
     EXPECT_EQ(pos.get(), std::vector<int>(rows, draws));
   }
   printf("GPU sampling: %d of %d draws equal to vex::Sampler's\n", same, total);
-  EXPECT_GE(same, total - 2);
+  EXPECT_GE(same, total - 3);
 }
 
 // A temperature so small that logit / T overflows (--temp 1e-38 emitted the last id forever
@@ -643,7 +655,7 @@ TEST(CudaKernels, TinyTemperatureIsGreedy) {
   const SamplingParams p{1e-38f, 0, 0.9f, 0.0f, 7};
   const cuda::SamplingConfig cfg{p.temperature, p.top_k, p.top_p, p.min_p, p.seed};
   Dev<float> dl(logits);
-  Dev<cuda::SamplingConfig> dcfg(std::vector<cuda::SamplingConfig>{cfg});
+  Dev<cuda::SamplingConfig> dcfg(std::vector<cuda::SamplingConfig>(rows, cfg));
   Dev<uint64_t> dd(std::vector<uint64_t>(rows, 0));
   Dev<int32_t> out(rows);
   Dev<int> pos(std::vector<int>(rows, 0));

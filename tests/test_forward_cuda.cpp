@@ -195,7 +195,7 @@ TEST_F(ForwardCuda, RewindMatchesFreshRun) {
   for (int rewind : {10, 700}) {
     auto e = make_engine(*model_, 1200, Device::kCuda);
     ASSERT_TRUE(e.ok()) << e.status();
-    Session s(std::move(*e), V);
+    Session s(std::move(*e));
     auto first = random_tokens(1000, 9);
     ASSERT_TRUE(s.set_tokens(first).ok());
     auto second = first;
@@ -204,7 +204,7 @@ TEST_F(ForwardCuda, RewindMatchesFreshRun) {
     second.insert(second.end(), tail.begin(), tail.end());
     ASSERT_TRUE(s.set_tokens(second).ok());
     auto f = make_engine(*model_, 1200, Device::kCuda);
-    Session fresh(std::move(*f), V);
+    Session fresh(std::move(*f));
     ASSERT_TRUE(fresh.set_tokens(second).ok());
     // The recomputed tail (5 tokens) and the fresh run's last chunk are GEMMs of other shapes,
     // which cuBLASLt may run with other algorithms (another fp32 summation order): equal to

@@ -41,7 +41,7 @@ GenerateOptions options(float temperature, uint64_t seed, int max_tokens) {
 std::vector<int32_t> alone(const std::vector<int32_t>& prompt, const GenerateOptions& o) {
   auto engine = make_engine(demo(), 256, Device::kCpu);
   EXPECT_TRUE(engine.ok()) << engine.status();
-  Session s(std::move(*engine), demo().config().vocab_size);
+  Session s(std::move(*engine));
   std::vector<int32_t> out;
   auto r = s.generate(prompt, o, [&](int32_t t) { return out.push_back(t), true; });
   EXPECT_TRUE(r.ok()) << r.status();

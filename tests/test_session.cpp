@@ -23,7 +23,7 @@ class SessionTest : public ::testing::Test {
   std::unique_ptr<Session> session(int ctx) {
     auto e = make_engine(*model_, ctx);
     EXPECT_TRUE(e.ok());
-    return std::make_unique<Session>(std::move(*e), model_->config().vocab_size);
+    return std::make_unique<Session>(std::move(*e));
   }
   static Model* model_;
 };

@@ -284,7 +284,7 @@ router = "calc.safetensors"
     experts_ = std::move(*v);
     auto e = make_engine(*model_, 256, Device::kCpu);
     ASSERT_TRUE(e.ok());
-    session_ = std::make_unique<Session>(std::move(*e), model_->config().vocab_size);
+    session_ = std::make_unique<Session>(std::move(*e));
   }
   std::string generate(const std::vector<int32_t>& prompt, int n, GenerateResult* r = nullptr) {
     std::vector<int32_t> out;

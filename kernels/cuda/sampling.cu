@@ -116,10 +116,19 @@ __global__ void __launch_bounds__(kThreads)
                   uint64_t* draws, int32_t* out, int* pos, int advance) {
   const int r = blockIdx.x;
   const float* l = logits + static_cast<int64_t>(r) * V;
-  const SamplingConfig c = *cfg;
+  const SamplingConfig c = cfg[r];
   __shared__ double dsm[kThreads];
   __shared__ int ism[kThreads];
   __shared__ float fsm[32];
+  // A greedy row (a batch mixes requests): argmax, no draw, as vex::Sampler.
+  if (c.temperature == 0 || c.top_k == 1) {
+    const int at = block_argmax(l, V);
+    if (threadIdx.x == 0) {
+      out[r] = at;
+      pos[r] += advance;
+    }
+    return;
+  }
 
   // Max of z = logit / T (block max through warps).
   float mx = -INFINITY;

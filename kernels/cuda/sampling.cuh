@@ -16,7 +16,7 @@ cudaError_t argmax_next(const float* logits, int V, int rows, int32_t* out, int*
                         cudaStream_t stream);
 
 // vex::SamplingParams as the kernel reads it (from device memory, so a captured graph follows
-// changes). temperature > 0 and top_k != 1 (otherwise use argmax_next).
+// changes). Greedy rows (temperature 0 or top_k 1) take the argmax without a draw.
 struct SamplingConfig {
   float temperature;
   int top_k;
@@ -25,9 +25,9 @@ struct SamplingConfig {
   uint64_t seed;
 };
 
-// For each row r: draws[r] += 1, then out[r] = the token vex::Sampler with config->seed draws at
-// draw index draws[r] (same filters, same counter-based uniform, the kept tokens accumulated in
-// id order), and pos[r] += advance. One block per row; V <= 2^24.
+// For each row r, with its own config[r]: draws[r] += 1, then out[r] = the token vex::Sampler
+// with config[r].seed draws at draw index draws[r] (same filters, same counter-based uniform, the
+// kept tokens accumulated in id order), and pos[r] += advance. One block per row; V <= 2^24.
 cudaError_t sample_next(const float* logits, int V, int rows, const SamplingConfig* config,
                         uint64_t* draws, int32_t* out, int* pos, int advance, cudaStream_t stream);
 

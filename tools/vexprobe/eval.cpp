@@ -112,7 +112,7 @@ absl::StatusOr<std::vector<EvalResult>> run_eval(const Model& m, const std::vect
   VEX_ASSIGN_OR_RETURN(const Tokenizer* tok, m.require_tokenizer());
   VEX_ASSIGN_OR_RETURN(Device dev, parse_device(device));
   VEX_ASSIGN_OR_RETURN(auto engine, make_engine(m, 1024, dev));
-  Session session(std::move(engine), m.config().vocab_size);
+  Session session(std::move(engine));
   ExpertRegistry registry;
   std::unique_ptr<VirtualExperts> experts;
   if (!m.host_experts.empty()) {
