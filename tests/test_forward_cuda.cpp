@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <random>
 
 #include "loader/safetensors_writer.h"
@@ -14,6 +16,7 @@
 #include "runtime/forward_cuda.h"
 #include "runtime/model.h"
 #include "runtime/sampler.h"
+#include "runtime/scheduler.h"
 #include "runtime/session.h"
 #include "tests/fixtures.h"
 
@@ -315,6 +318,76 @@ TEST_F(ForwardCuda, DecodeGreedyBatchMatchesArgmax) {
   EXPECT_EQ(got, want);
 }
 
+// Engine::decode, the scheduler's step: rows of any subset of the sequences in any order, each
+// row's next token chosen on the device with its own sampling parameters and draw count. Logits
+// against one engine per sequence (both stream the weights for <= kGemvRows rows: fp32 key-split
+// reordering only, margin 100x); each choice equal to vex::Sampler on the row's logits after the
+// row's draws (greedy rows exact; sampled rows may differ where a draw lands within ~1e-7 of a
+// boundary: at most one of 18 draws).
+TEST_F(ForwardCuda, DecodeRowsOfAnySequencesChooseWithTheirOwnSampling) {
+  const int V = model_->config().vocab_size, ctx = 200, S = 4;
+  auto batch = engine(ctx, S);
+  std::vector<std::unique_ptr<CudaEngine>> single;
+  for (int b = 0; b < S; ++b) {
+    const auto prompt = random_tokens(30 + 11 * b, 700 + b);
+    ASSERT_TRUE(batch->set_sequence(b).ok());
+    ASSERT_TRUE(batch->forward(prompt, nullptr).ok());
+    single.push_back(engine(ctx));
+    ASSERT_TRUE(single[b]->forward(prompt, nullptr).ok());
+  }
+  const SamplingParams params[S] = {{0.0f, 0, 1.0f, 0.0f, 1},
+                                    {0.8f, 40, 0.95f, 0.0f, 2},
+                                    {1.0f, 0, 0.9f, 0.05f, 3},
+                                    {0.7f, 1, 1.0f, 0.0f, 4}};  // top_k 1: greedy
+  std::vector<uint64_t> draws(S, 0);
+  const std::vector<std::vector<int>> steps = {{2, 0, 3}, {1}, {3, 1, 0, 2}, {0, 2}, {1, 3, 2}};
+  int sampled = 0, same = 0;
+  std::vector<float> got, ref(V);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const auto tokens = random_tokens(static_cast<int>(steps[i].size()), 800 + i);
+    std::vector<DecodeRow> rows;
+    for (size_t r = 0; r < steps[i].size(); ++r) {
+      const int seq = steps[i][r];
+      rows.push_back({.seq = seq, .token = tokens[r], .host_logits = true,
+                      .sampling = params[seq], .draws = draws[seq]});
+    }
+    got.assign(rows.size() * V, NAN);
+    std::vector<DecodeChoice> chosen(rows.size());
+    ASSERT_TRUE(batch->decode(rows, got.data(), chosen.data()).ok());
+    for (size_t r = 0; r < rows.size(); ++r) {
+      const int seq = rows[r].seq;
+      ASSERT_TRUE(single[seq]->forward(std::span(&rows[r].token, 1), ref.data(), true).ok());
+      const Agreement a = compare(ref, std::span(got).subspan(r * V, V), 1, V, 1e-4);
+      EXPECT_EQ(a.over, 0) << "step " << i << " sequence " << seq;
+      Sampler host(params[seq]);
+      host.set_draws(draws[seq]);
+      const int32_t want = host.sample(std::span(got).subspan(r * V, V));
+      const bool greedy = params[seq].temperature == 0 || params[seq].top_k == 1;
+      if (greedy) {
+        EXPECT_EQ(chosen[r].token, want) << "step " << i << " sequence " << seq;
+        EXPECT_EQ(chosen[r].draws, draws[seq]);
+      } else {
+        ++sampled, same += chosen[r].token == want;
+        EXPECT_EQ(chosen[r].draws, draws[seq] + 1);
+      }
+      draws[seq] = chosen[r].draws;
+    }
+  }
+  for (int b = 0; b < S; ++b) {
+    int runs = 0;
+    for (const auto& st : steps) runs += std::count(st.begin(), st.end(), b);
+    EXPECT_EQ(batch->pos_of(b), 30 + 11 * b + runs);
+  }
+  EXPECT_GE(same, sampled - 1) << same << " of " << sampled;
+  std::vector<DecodeChoice> chosen(2);
+  const DecodeRow twice[] = {{.seq = 1, .host_logits = false}, {.seq = 1, .host_logits = false}};
+  EXPECT_EQ(batch->decode(twice, nullptr, chosen.data()).message(),
+            "row 1: sequence 1 has two rows in one step");
+  const DecodeRow wants_logits[] = {{.seq = 0}};
+  EXPECT_EQ(batch->decode(wants_logits, nullptr, chosen.data()).message(),
+            "decode: a row asks for host logits but logits is null");
+}
+
 TEST_F(ForwardCuda, BatchErrors) {
   EXPECT_EQ(CudaEngine::create(model_->config(), model_->weights, 8, 0).status().message(),
             "the CUDA engine runs 1 to 128 sequences, not 0");
@@ -478,6 +551,34 @@ TEST_F(CudaSlots, VirtualSlotsMatchCpu) {
   cpu_off.set_bf16_gemm_inputs(true);
   ASSERT_TRUE(cpu_off.forward(std::span(t).subspan(0, 20), off_ref.data()).ok());
   EXPECT_LT(compare(off_ref, off, 20, V, 1e-2).median, 1e-3);
+
+  // Per sequence (a request may switch its experts off): one decode step with rows on and off
+  // runs them as two passes; each row equals an engine with that switch for all, and only the
+  // rows with experts on report triggers.
+  auto mixed = CudaEngine::create(c, m->weights, 64, 2);
+  auto on1 = CudaEngine::create(c, m->weights, 64, 1), off1 = CudaEngine::create(c, m->weights, 64, 1);
+  ASSERT_TRUE(mixed.ok() && on1.ok() && off1.ok());
+  ASSERT_TRUE((*off1)->set_virtual_experts(false).ok());
+  const auto prompt = std::span(t).subspan(0, 20);
+  for (int seq = 0; seq < 2; ++seq) {
+    ASSERT_TRUE((*mixed)->set_sequence(seq).ok());
+    ASSERT_TRUE((*mixed)->set_virtual_experts(seq == 0).ok());
+    ASSERT_TRUE((*mixed)->forward(prompt, nullptr).ok());
+  }
+  ASSERT_TRUE((*on1)->forward(prompt, nullptr).ok());
+  ASSERT_TRUE((*off1)->forward(prompt, nullptr).ok());
+  std::vector<float> two(size_t(2) * V), want_on(V), want_off(V);
+  std::vector<DecodeChoice> chosen(2);
+  const DecodeRow rows[] = {{.seq = 1, .token = t[20], .sampling = {.temperature = 0}},
+                            {.seq = 0, .token = t[20], .sampling = {.temperature = 0}}};
+  ASSERT_TRUE((*mixed)->decode(rows, two.data(), chosen.data()).ok());
+  std::vector<vex_trigger> fired((*mixed)->triggers().begin(), (*mixed)->triggers().end());
+  ASSERT_TRUE((*on1)->forward(std::span(&t[20], 1), want_on.data(), true).ok());
+  ASSERT_TRUE((*off1)->forward(std::span(&t[20], 1), want_off.data(), true).ok());
+  EXPECT_EQ(compare(want_off, std::span(two).subspan(0, V), 1, V, 1e-4).over, 0);
+  EXPECT_EQ(compare(want_on, std::span(two).subspan(V, V), 1, V, 1e-4).over, 0);
+  ASSERT_FALSE(fired.empty());  // the test's HOST slot fires at every position
+  for (const vex_trigger& f : fired) EXPECT_EQ(f.seq, 0);
 }
 
 // The trained demo model (models/vex-demo: 8 layers, window 128, 16 experts of 192) on real
@@ -516,6 +617,77 @@ TEST(ForwardCudaDemo, MatchesForwardCpu) {
   EXPECT_LT(a.median, 3.9e-3);
   EXPECT_LE(a.over, n / 10);
   EXPECT_EQ(a.clear_top1, a.clear);
+}
+
+}  // namespace
+}  // namespace vex
+
+namespace vex {
+namespace {
+
+// The scheduler on the GPU: the slots are sequences of one engine, prompts run in chunks of 16
+// tokens between decode steps, and every decode step is one Engine::decode of the requests that
+// chose a token, each drawing on the device with its own parameters. Each request's tokens equal
+// the same request run alone (Session::generate on its own engine): a row's arithmetic does not
+// depend on the other rows for batches of up to kGemvRows, and prefill does not depend on its
+// chunking (CudaEngine::uses_gemm).
+TEST(ForwardCudaDemo, SchedulerBatchesEqualEachAlone) {
+  auto loaded = load_model(testing::demo_model());
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  const Model& m = **loaded;
+  const std::vector<std::string> prompts = {
+      "127 * 89 = ", "Once upon a time, in a land far away,", "The capital of France is",
+      "def f(x):\n    return", "Convert 100 meters to feet:", "What day is today?",
+      "In the beginning God created the heaven and the earth. And the earth was without form, "
+      "and void; and darkness was upon the face of the deep."};
+  auto options = [&](size_t i) {
+    GenerateOptions o;
+    o.sampling = m.sampling;
+    o.sampling.temperature = i % 2 ? 0.0f : 0.8f;
+    o.sampling.seed = 100 + i;
+    o.max_tokens = 12 + static_cast<int>(i) * 3;
+    o.stop_tokens = m.stop_tokens;
+    return o;
+  };
+  auto sched = Scheduler::create(
+      m, {.parallel = 4, .max_queue = 16, .max_ctx = 256, .device = Device::kCuda,
+          .prefill_chunk = 16});
+  ASSERT_TRUE(sched.ok()) << sched.status();
+  std::mutex mu;
+  std::map<size_t, std::vector<int32_t>> got;
+  std::map<size_t, GenerateResult> results;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Request r;
+    r.prompt = m.tokenizer->encode(prompts[i], false);
+    r.options = options(i);
+    r.on_token = [&, i](int32_t t) {
+      std::lock_guard lock(mu);
+      got[i].push_back(t);
+      return true;
+    };
+    r.on_done = [&, i](const absl::StatusOr<GenerateResult>& res) {
+      ASSERT_TRUE(res.ok()) << res.status();
+      std::lock_guard lock(mu);
+      results[i] = *res;
+    };
+    ASSERT_TRUE((*sched)->submit(std::move(r)).ok());
+  }
+  (*sched)->wait_idle();
+  const Scheduler::Stats st = (*sched)->stats();
+  printf("%llu decode steps, %.2f rows per step\n", (unsigned long long)st.decode_steps,
+         double(st.decode_rows) / double(st.decode_steps));
+  EXPECT_GT(st.decode_rows, st.decode_steps);  // steps ran several requests at once
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto e = make_engine(m, 256, Device::kCuda);
+    ASSERT_TRUE(e.ok()) << e.status();
+    Session s(std::move(*e));
+    std::vector<int32_t> want;
+    auto r = s.generate(m.tokenizer->encode(prompts[i], false), options(i),
+                        [&](int32_t t) { return want.push_back(t), true; });
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(got[i], want) << prompts[i];
+    EXPECT_EQ(results[i].generated, static_cast<int>(want.size()));
+  }
 }
 
 }  // namespace

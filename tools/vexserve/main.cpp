@@ -178,6 +178,13 @@ class Server {
            static_cast<double>(s.finished));
     metric("vex_generated_tokens_total", "counter", "tokens generated",
            static_cast<double>(s.generated_tokens));
+    metric("vex_prompt_tokens_total", "counter", "prompt tokens run (not reused from a cache)",
+           static_cast<double>(s.prompt_tokens));
+    metric("vex_decode_steps_total", "counter", "batched decode steps run",
+           static_cast<double>(s.decode_steps));
+    metric("vex_decode_rows_total", "counter",
+           "requests advanced by those steps (rows / steps = mean batch size)",
+           static_cast<double>(s.decode_rows));
     metric("vex_requests_running", "gauge", "requests generating now", s.running);
     metric("vex_requests_queued", "gauge", "requests waiting for a slot", s.queued);
     metric("vex_slots", "gauge", "requests generated at once at most", sched_.options().parallel);

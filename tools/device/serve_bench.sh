@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Serving throughput on the GPU machine (after tools/device/pack.sh here, carry .device):
+# vexserve on one GPU driven over loopback HTTP by bench/serve_load.py at 1..128 concurrent
+# streaming clients (greedy, 256 tokens, 2 requests per client), then vexbench -b at the same
+# batch sizes on the same weights, for the comparison bench/NOTES.md records.
+#   tools/device/serve_bench.sh [WEIGHTS_DIR]      (default: the demo model)
+set -uo pipefail
+pack=$PWD/.device/pack
+export LD_LIBRARY_PATH=$pack/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+export VEX_DEMO_MODEL=$PWD/models/vex-demo
+out=${OUT:-/tmp/vex-out}
+mkdir -p "$out"
+weights=${1:-$PWD/models/vex-demo}
+clients=${CLIENTS:-1 8 32 64 128}
+port=8091
+"$pack/bin/vexserve" --weights "$weights" --device cuda --parallel 128 --ctx-size 512 \
+  --max-queue 256 --port $port >"$out/vexserve.log" 2>&1 &
+server=$!
+for _ in $(seq 300); do
+  python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health')" \
+    2>/dev/null && break
+  sleep 0.2
+done
+status=0
+for c in $clients; do
+  python3 bench/serve_load.py --port $port --clients "$c" --requests 2 --max-tokens 256 \
+    | tee -a "$out/serve_load.jsonl" || status=1
+done
+python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$port/metrics').read().decode())" \
+  | grep -E "^vex_" >"$out/metrics.txt"
+kill -TERM $server
+wait $server || { echo "vexserve exited with $?"; status=1; }
+tail -3 "$out/vexserve.log"
+"$pack/bin/vexbench" --weights "$weights" -p 16 -n 256 -b "$(echo $clients | tr ' ' ,)" -r 2 \
+  | tee "$out/vexbench_serve.md"
+exit $status
