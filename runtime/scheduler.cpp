@@ -86,6 +86,10 @@ void Scheduler::cancel_all() {
   wake_.notify_all();
 }
 
+void Scheduler::interrupt() {
+  for (Slot& s : slots_) s.session->cancel();
+}
+
 void Scheduler::wait_idle() {
   std::unique_lock lock(mu_);
   idle_.wait(lock, [&] { return queue_.empty() && running_ == 0; });

@@ -68,8 +68,15 @@ class Scheduler {
   void cancel(Id id);
   // Stops every request queued or running now.
   void cancel_all();
+  // Asks every running request to stop after its current token (StopReason::kCancelled) with
+  // atomic stores only: callable from a signal handler. Queued requests are not touched.
+  void interrupt();
   // Blocks until nothing is queued or running.
   void wait_idle();
+  // Slot i's session (its cache and last logits): only while the scheduler is idle, for callers
+  // that also run a sequence directly (the C API's vex_context_set_tokens).
+  Session& session(int slot) { return *slots_.at(slot).session; }
+  const Session& session(int slot) const { return *slots_.at(slot).session; }
 
   struct Stats {
     int running = 0, queued = 0;

@@ -61,6 +61,7 @@ absl::Status Session::append(std::span<const int32_t> tokens) {
   VEX_RETURN_IF_ERROR(engine_->forward(tokens, logits_.data(), /*last_only=*/true));
   tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
   choice_ = {};
+  logits_current_ = true;
   keep_triggers(engine_->triggers());
   return absl::OkStatus();
 }
@@ -69,6 +70,7 @@ void Session::decoded(int32_t token, const float* logits, DecodeChoice choice,
                       std::span<const vex_trigger> triggers) {
   tokens_.push_back(token);
   if (logits) std::copy(logits, logits + logits_.size(), logits_.begin());
+  logits_current_ = logits != nullptr;
   choice_ = choice;
   keep_triggers(triggers);
 }
@@ -98,7 +100,7 @@ absl::StatusOr<Generation> Generation::start(Session& session, std::span<const i
                                               " tokens but the context size is ",
                                               session.max_ctx()));
   Generation g(session, opt);
-  g.t0_ = Clock::now();
+  g.t0_ = g.gen_t0_ = Clock::now();
   session.cancel_.store(false);
   g.r_.prompt_tokens = static_cast<int>(prompt.size());
   g.prompt_.assign(prompt.begin(), prompt.end());
@@ -118,6 +120,7 @@ Generation::Next Generation::stop(StopReason why) {
 absl::StatusOr<Generation::Next> Generation::next(const TokenCallback& on_token) {
   if (done_) return Next::kDone;
   Session& s = session_;
+  if (s.cancel_.load()) return stop(StopReason::kCancelled);
   if (prefilling()) {
     size_t n = prompt_.size() - prefilled_;
     if (prefill_chunk_ > 0) n = std::min<size_t>(n, prefill_chunk_);

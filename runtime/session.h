@@ -87,6 +87,9 @@ class Session {
 
   const std::vector<int32_t>& tokens() const { return tokens_; }
   std::span<const float> logits() const { return logits_; }  // [vocab] of the last token run
+  // False when the last decode step chose the next token on the GPU without copying the logits
+  // back (logits() are then older).
+  bool logits_current() const { return logits_current_; }
   int max_ctx() const { return engine_->max_ctx(); }
   int seq() const { return seq_; }
   Engine& engine() { return *engine_; }
@@ -115,6 +118,7 @@ class Session {
   std::vector<float> masked_;  // logits_ with the tokens masked that would run on into an answer
   std::vector<vex_trigger> triggers_;  // HOST triggers of the tokens run last
   DecodeChoice choice_;        // the engine's choice of the next token (-1: sample logits_)
+  bool logits_current_ = false;
   int reused_ = 0;  // tokens the last set_tokens() kept from the cache
   bool virtual_on_ = true;  // the sequence's virtual slots (engines start with them on)
   std::atomic<bool> cancel_{false};

@@ -1,19 +1,25 @@
-// The C API (runtime/include/vex/vex.h) over the C++ core: Model, Session, Sampler, harmony.
-// Each function turns absl::Status into vex_status and keeps the message for vex_last_error().
+// The C API (runtime/include/vex/vex.h) over the C++ core: Model, the Scheduler every request
+// runs through (as vexrun's and vexserve's do), harmony. Each function turns absl::Status into
+// vex_status and keeps the message for vex_last_error().
 #include "vex/vex.h"
 
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <optional>
 
 #include "experts/expert.h"
 #include "runtime/harmony.h"
 #include "runtime/model.h"
+#include "runtime/scheduler.h"
 #include "runtime/session.h"
 
 // A magic word in each handle (cleared when it is freed): a freed, foreign or garbage pointer is
 // refused with an error where that is cheap to tell, instead of being used.
 constexpr uint32_t kContextMagic = 0x76784358;  // "vxCX"
+constexpr int kMaxRequests = 1 << 16;  // requests one vex_generate_many call may pass
 
 struct vex_model {
   std::unique_ptr<vex::Model> m;
@@ -21,11 +27,14 @@ struct vex_model {
 
 struct vex_context {
   vex_model* model;
-  std::unique_ptr<vex::Session> session;
+  // n_parallel slots; slot 0 is also the sequence vex_context_set_tokens runs directly.
+  std::unique_ptr<vex::Scheduler> scheduler;
   bool has_logits = false;
   vex::ExpertRegistry experts;  // builtins + vex_expert_register
   uint32_t magic = kContextMagic;
-  bool busy = false;  // inside vex_generate: a call from one of its callbacks is refused
+  // Inside vex_generate(_many): a call from one of its callbacks (on the scheduler's thread) is
+  // refused.
+  std::atomic<bool> busy{false};
 };
 
 namespace {
@@ -332,11 +341,16 @@ vex_status vex_context_init(vex_model* model, const vex_context_params* params,
     const vex::Device device = p.device == VEX_DEVICE_CPU    ? vex::Device::kCpu
                                : p.device == VEX_DEVICE_CUDA ? vex::Device::kCuda
                                                              : vex::Device::kAuto;
-    auto engine = vex::make_engine(*model->m, n_ctx, device);
-    if (!engine.ok()) return to_status(engine.status());
-    *out_context =
-        new vex_context{model, std::make_unique<vex::Session>(std::move(*engine)),
-                        false, vex::ExpertRegistry()};
+    const int parallel = p.n_parallel ? p.n_parallel : 1;
+    if (parallel < 1 || parallel > 256)
+      return fail(VEX_STATUS_INVALID_ARGUMENT, "vex_context_init: n_parallel " +
+                                                   std::to_string(p.n_parallel) +
+                                                   " is outside [0, 256]");
+    auto sched = vex::Scheduler::create(
+        *model->m,
+        {.parallel = parallel, .max_queue = kMaxRequests, .max_ctx = n_ctx, .device = device});
+    if (!sched.ok()) return to_status(sched.status());
+    *out_context = new vex_context{model, std::move(*sched), false, vex::ExpertRegistry()};
     return VEX_STATUS_OK;
   });
 }
@@ -347,15 +361,15 @@ void vex_context_free(vex_context* context) {
 }
 
 const char* vex_context_device(const vex_context* context) {
-  return context ? context->session->engine().device() : "";
+  return context ? context->scheduler->device() : "";
 }
 
 int32_t vex_context_size(const vex_context* context) {
-  return context ? context->session->max_ctx() : 0;
+  return context ? context->scheduler->options().max_ctx : 0;
 }
 
 int32_t vex_context_length(const vex_context* context) {
-  return context ? static_cast<int32_t>(context->session->tokens().size()) : 0;
+  return context ? static_cast<int32_t>(context->scheduler->session(0).tokens().size()) : 0;
 }
 
 vex_status vex_context_set_tokens(vex_context* context, const int32_t* tokens, size_t count) {
@@ -363,18 +377,19 @@ vex_status vex_context_set_tokens(vex_context* context, const int32_t* tokens, s
   if (!context) return null_arg("vex_context_set_tokens", "context");
   if (!tokens && count) return null_arg("vex_context_set_tokens", "tokens");
   return guard([&] {
-    absl::Status st = context->session->set_tokens(std::span(tokens, count));
+    absl::Status st = context->scheduler->session(0).set_tokens(std::span(tokens, count));
     context->has_logits = st.ok();
     return to_status(st);
   });
 }
 
 const float* vex_context_logits(const vex_context* context) {
-  return context && context->has_logits ? context->session->logits().data() : nullptr;
+  return context && context->has_logits ? context->scheduler->session(0).logits().data()
+                                         : nullptr;
 }
 
 void vex_context_cancel(vex_context* context) {
-  if (context) context->session->cancel();
+  if (context) context->scheduler->interrupt();  // atomic stores only
 }
 
 vex_sampling_params vex_sampling_default_params(const vex_model* model) {
@@ -392,106 +407,198 @@ vex_generate_params vex_generate_default_params(const vex_model* model) {
   return p;
 }
 
-vex_status vex_generate(vex_context* context, const int32_t* prompt, size_t n_prompt,
-                        const vex_generate_params* params, vex_generate_result* result) {
-  // Every argument is checked before any state changes.
-  if (vex_status st = check_context(context, "vex_generate")) return st;
-  if (!prompt && n_prompt) return null_arg("vex_generate", "prompt");
-  if (!params) return null_arg("vex_generate", "params");
-  vex_generate_params p = vex_generate_default_params(context->model);
-  if (!read_params(params, &p, "vex_generate")) return VEX_STATUS_INVALID_ARGUMENT;
-  if (p.n_stop_tokens && !p.stop_tokens) return null_arg("vex_generate", "params.stop_tokens");
+namespace {
+
+// One request of vex_generate(_many): its parameters, the parser or decoder that turns its
+// tokens into text for the callback (and tells its experts where message content is), its
+// experts, and its result.
+struct Call {
+  vex_generate_params p;
+  std::optional<vex::harmony::StreamParser> parser;
+  std::optional<vex::StreamDecoder> decoder;
+  std::unique_ptr<vex::VirtualExperts> experts;
+  vex::Request request;
+  absl::StatusOr<vex::GenerateResult> result = absl::UnknownError("not run");
+  vex_generate_result* out = nullptr;
+};
+
+// Checks one request's arguments and builds its Call; fn names the function in errors.
+vex_status prepare(vex_context* context, const int32_t* prompt, size_t n_prompt,
+                   const vex_generate_params* params, vex_generate_result* result,
+                   const std::string& fn, Call* call) {
+  if (!prompt && n_prompt) return null_arg(fn.c_str(), "prompt");
+  if (!params) return null_arg(fn.c_str(), "params");
+  vex_generate_params& p = call->p;
+  p = vex_generate_default_params(context->model);
+  if (!read_params(params, &p, fn.c_str())) return VEX_STATUS_INVALID_ARGUMENT;
+  if (p.n_stop_tokens && !p.stop_tokens) return null_arg(fn.c_str(), "params.stop_tokens");
   if (p.max_tokens < -1)
     return fail(VEX_STATUS_INVALID_ARGUMENT,
-                "vex_generate: params.max_tokens must be -1 (no limit) or >= 0, got " +
+                fn + ": params.max_tokens must be -1 (no limit) or >= 0, got " +
                     std::to_string(p.max_tokens));
   if (result && (result->struct_size < sizeof(size_t) || result->struct_size > (1u << 16)))
     return fail(VEX_STATUS_INVALID_ARGUMENT,
-                "vex_generate: result.struct_size is not set (sizeof(vex_generate_result))");
-  if (absl::Status st = vex::validate({p.sampling.temperature, p.sampling.top_k, p.sampling.top_p,
-                                       p.sampling.min_p, p.sampling.seed});
-      !st.ok())
-    return fail(VEX_STATUS_INVALID_ARGUMENT, absl::StrCat("vex_generate: ", st.message()));
+                fn + ": result.struct_size is not set (sizeof(vex_generate_result))");
+  const vex::SamplingParams sampling{p.sampling.temperature, p.sampling.top_k, p.sampling.top_p,
+                                     p.sampling.min_p, p.sampling.seed};
+  if (absl::Status st = vex::validate(sampling); !st.ok())
+    return fail(VEX_STATUS_INVALID_ARGUMENT, absl::StrCat(fn, ": ", st.message()));
+  const int ctx = context->scheduler->options().max_ctx;
+  if (n_prompt == 0) return fail(VEX_STATUS_INVALID_ARGUMENT, fn + ": the prompt is empty");
+  if (n_prompt > static_cast<size_t>(ctx))
+    return fail(VEX_STATUS_OUT_OF_RANGE, absl::StrCat(fn, ": the prompt is ", n_prompt,
+                                                      " tokens but the context size is ", ctx));
+  call->out = result;
+  const vex::Model& m = *context->model->m;
+  vex::Request& r = call->request;
+  r.prompt.assign(prompt, prompt + n_prompt);
+  r.virtual_experts = p.virtual_experts;
+  r.options.max_tokens = p.max_tokens;
+  r.options.sampling = sampling;
+  r.options.stop_tokens = m.stop_tokens;
+  r.options.stop_tokens.insert(r.options.stop_tokens.end(), p.stop_tokens,
+                               p.stop_tokens + p.n_stop_tokens);
+  // Text for the callback: through the Harmony parser in chat mode, else a UTF-8-safe decoder.
+  // Chat mode parses even without a callback when virtual experts need to know where the
+  // message content is.
+  const vex::Tokenizer* tok = m.tokenizer.get();
+  const bool experts_on = p.virtual_experts && !m.host_experts.empty();
+  if ((p.on_token || experts_on) && tok) {
+    if (p.chat)
+      call->parser.emplace(*tok);
+    else
+      call->decoder.emplace(*tok);
+  }
+  if (experts_on) {
+    auto v = vex::VirtualExperts::bind(m, context->experts);
+    if (!v.ok()) return to_status(v.status());
+    call->experts = std::move(*v);
+    if (call->parser) call->experts->read_message_content(*call->parser);
+    if (p.on_expert)
+      call->experts->on_firing = [call](const vex::ExpertFiring& f) {
+        const vex_expert_event ev{f.expert.c_str(), f.layer,         f.pos,         f.weight,
+                                  f.answered,       f.inputs.c_str(), f.output.c_str()};
+        call->p.on_expert(&ev, call->p.user_data);
+      };
+    r.options.experts = call->experts.get();
+  }
+  r.on_token = [call](int32_t t) {
+    const vex_generate_params& p = call->p;
+    if (!p.on_token) {
+      if (call->parser) call->parser->feed(t);
+      return true;
+    }
+    vex_token_event ev{};
+    ev.token = t;
+    std::string text, channel;
+    if (call->parser) {
+      if (call->parser->open()) channel = call->parser->open()->channel;
+      text = call->parser->feed(t).content;
+      ev.channel = channel.c_str();
+      ev.is_content = !text.empty();
+    } else {
+      if (call->decoder) text = call->decoder->feed(t);
+      ev.is_content = true;
+    }
+    ev.text = text.c_str();
+    ev.text_len = text.size();
+    return p.on_token(&ev, p.user_data);
+  };
+  return VEX_STATUS_OK;
+}
+
+// Runs the calls through the context's scheduler and waits for all of them. The callbacks run
+// on the scheduler's thread, one at a time. Returns the first request's failure, if any.
+vex_status run(vex_context* context, std::span<Call> calls) {
   context->busy = true;
   struct Idle {
     vex_context* c;
     ~Idle() { c->busy = false; }
   } idle{context};
-  return guard([&] {
-    const vex::Model& m = *context->model->m;
-    vex::GenerateOptions opt;
-    opt.max_tokens = p.max_tokens;
-    opt.sampling = {p.sampling.temperature, p.sampling.top_k, p.sampling.top_p, p.sampling.min_p,
-                    p.sampling.seed};
-    opt.stop_tokens = m.stop_tokens;
-    opt.stop_tokens.insert(opt.stop_tokens.end(), p.stop_tokens, p.stop_tokens + p.n_stop_tokens);
-
-    // Text for the callback: through the Harmony parser in chat mode, else a UTF-8-safe decoder.
-    // Chat mode parses even without a callback when virtual experts need to know where the
-    // message content is.
-    const vex::Tokenizer* tok = m.tokenizer.get();
-    std::optional<vex::harmony::StreamParser> parser;
-    std::optional<vex::StreamDecoder> decoder;
-    const bool experts_on = p.virtual_experts && !m.host_experts.empty();
-    if ((p.on_token || experts_on) && tok) {
-      if (p.chat)
-        parser.emplace(*tok);
-      else
-        decoder.emplace(*tok);
-    }
-    if (absl::Status st = context->session->set_virtual_experts(p.virtual_experts);
-        !st.ok())
-      return to_status(st);
-    std::unique_ptr<vex::VirtualExperts> experts;
-    if (experts_on) {
-      auto v = vex::VirtualExperts::bind(m, context->experts);
-      if (!v.ok()) return to_status(v.status());
-      experts = std::move(*v);
-      if (parser) experts->read_message_content(*parser);
-      if (p.on_expert)
-        experts->on_firing = [&](const vex::ExpertFiring& f) {
-          const vex_expert_event ev{f.expert.c_str(), f.layer,         f.pos,         f.weight,
-                                    f.answered,       f.inputs.c_str(), f.output.c_str()};
-          p.on_expert(&ev, p.user_data);
-        };
-      opt.experts = experts.get();
-    }
-    auto on_token = [&](int32_t t) {
-      if (!p.on_token) {
-        if (parser) parser->feed(t);
-        return true;
-      }
-      vex_token_event ev{};
-      ev.token = t;
-      std::string text, channel;
-      if (parser) {
-        if (parser->open()) channel = parser->open()->channel;
-        text = parser->feed(t).content;
-        ev.channel = channel.c_str();
-        ev.is_content = !text.empty();
-      } else {
-        if (decoder) text = decoder->feed(t);
-        ev.is_content = true;
-      }
-      ev.text = text.c_str();
-      ev.text_len = text.size();
-      return p.on_token(&ev, p.user_data);
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t left = calls.size();
+  for (Call& call : calls) {
+    call.request.on_done = [&, c = &call](const absl::StatusOr<vex::GenerateResult>& r) {
+      c->result = r;
+      std::lock_guard lock(mu);
+      if (--left == 0) cv.notify_all();
     };
-    auto r = context->session->generate(std::span(prompt, n_prompt), opt, on_token);
-    if (!r.ok()) return to_status(r.status());
-    context->has_logits = true;
-    if (result) {
-      vex_generate_result out{};
-      out.struct_size = result->struct_size;
-      out.stop_reason = static_cast<vex_stop_reason>(r->reason);
-      out.n_prompt = r->prompt_tokens;
-      out.n_reused = r->reused_tokens;
-      out.n_generated = r->generated;
-      out.prompt_ms = r->prompt_ms;
-      out.generate_ms = r->generate_ms;
-      memcpy(result, &out, std::min(sizeof out, result->struct_size));
+    auto id = context->scheduler->submit(std::move(call.request));
+    if (!id.ok()) {  // checked before: only a shutting-down scheduler refuses
+      call.result = id.status();
+      std::lock_guard lock(mu);
+      --left;
     }
-    return VEX_STATUS_OK;
+  }
+  {
+    std::unique_lock lock(mu);
+    cv.wait(lock, [&] { return left == 0; });
+  }
+  // vex_context_logits shows slot 0's, the sequence of every request when n_parallel is 1,
+  // when the engine copied them (tokens drawn on the GPU come back without their logits).
+  context->has_logits = context->scheduler->options().parallel == 1 &&
+                        context->scheduler->session(0).logits_current();
+  vex_status first = VEX_STATUS_OK;
+  for (Call& call : calls) {
+    if (!call.result.ok()) {
+      const vex_status st = to_status(call.result.status());
+      if (first == VEX_STATUS_OK) first = st;
+      continue;
+    }
+    if (call.out) {
+      const vex::GenerateResult& r = *call.result;
+      vex_generate_result out{};
+      out.struct_size = call.out->struct_size;
+      out.stop_reason = static_cast<vex_stop_reason>(r.reason);
+      out.n_prompt = r.prompt_tokens;
+      out.n_reused = r.reused_tokens;
+      out.n_generated = r.generated;
+      out.prompt_ms = r.prompt_ms;
+      out.generate_ms = r.generate_ms;
+      memcpy(call.out, &out, std::min(sizeof out, call.out->struct_size));
+    }
+  }
+  return first;
+}
+
+}  // namespace
+
+vex_status vex_generate(vex_context* context, const int32_t* prompt, size_t n_prompt,
+                        const vex_generate_params* params, vex_generate_result* result) {
+  // Every argument is checked before any state changes.
+  if (vex_status st = check_context(context, "vex_generate")) return st;
+  return guard([&] {
+    Call call;
+    if (vex_status st = prepare(context, prompt, n_prompt, params, result, "vex_generate", &call))
+      return st;
+    return run(context, std::span(&call, 1));
+  });
+}
+
+vex_status vex_generate_many(vex_context* context, vex_request* requests, size_t n) {
+  if (vex_status st = check_context(context, "vex_generate_many")) return st;
+  if (!requests && n) return null_arg("vex_generate_many", "requests");
+  if (n > static_cast<size_t>(kMaxRequests))
+    return fail(VEX_STATUS_INVALID_ARGUMENT, absl::StrCat("vex_generate_many: ", n,
+                                                          " requests; at most ", kMaxRequests));
+  return guard([&] {
+    std::vector<Call> calls(n);
+    for (size_t i = 0; i < n; ++i) {
+      requests[i].status = VEX_STATUS_OK;
+      const std::string fn = absl::StrCat("vex_generate_many: requests[", i, "]");
+      if (vex_status st = prepare(context, requests[i].prompt, requests[i].n_prompt,
+                                  requests[i].params, requests[i].result, fn, &calls[i]))
+        return st;
+    }
+    const vex_status st = run(context, calls);
+    for (size_t i = 0; i < n; ++i)
+      if (!calls[i].result.ok()) requests[i].status = to_status(calls[i].result.status());
+    if (st != VEX_STATUS_OK) {  // the message of the first failure, for vex_last_error
+      for (size_t i = 0; i < n; ++i)
+        if (!calls[i].result.ok()) return to_status(calls[i].result.status());
+    }
+    return st;
   });
 }
 

@@ -276,6 +276,14 @@ int main(int argc, char** argv) {
   CHECK(vex_detokenize(model, a.ids, 8, decoded, sizeof decoded, &len) == VEX_STATUS_OK);
   CHECK(len >= a.text_len && memcmp(decoded, a.text, a.text_len) == 0);
   const float* logits = vex_context_logits(ctx);
+  if (strcmp(vex_context_device(ctx), "cuda") == 0) {
+    CHECK(logits == NULL); /* drawn on the GPU: the logits stayed there */
+    int32_t seven[256];
+    memcpy(seven, prompt, n_prompt * sizeof *prompt);
+    memcpy(seven + n_prompt, a.ids, 7 * sizeof *a.ids);
+    CHECK(vex_context_set_tokens(ctx, seven, n_prompt + 7) == VEX_STATUS_OK);
+    logits = vex_context_logits(ctx);
+  }
   CHECK(logits != NULL);
   /* Greedy: the 8th token is the argmax of the logits after the 7th. */
   int best = 0;
@@ -343,6 +351,65 @@ int main(int argc, char** argv) {
   xp.device = VEX_DEVICE_AUTO;
   xp.n_ctx = 1 << 30;
   CHECK_ERROR(vex_context_init(model, &xp, &big), VEX_STATUS_INVALID_ARGUMENT, "n_ctx");
+
+  /* Several requests at once (n_parallel 3, 5 requests: two wait for a free sequence): each
+   * equals the same request alone on the one-sequence context, greedy and sampled. */
+  {
+    vex_context* many = NULL;
+    vex_context_params mp = vex_context_default_params();
+    mp.n_ctx = 80;
+    mp.n_parallel = 3;
+    CHECK(vex_context_init(model, &mp, &many) == VEX_STATUS_OK);
+    enum { N = 5 };
+    const char* texts[N] = {"127 * 89 = ", "Once upon a time", "The capital of France is",
+                            "def f(x):", "In the beginning"};
+    int32_t prompts[N][32];
+    size_t lens[N];
+    vex_generate_params ps[N];
+    vex_generate_result rs[N];
+    Stream got[N], want[N];
+    vex_request reqs[N];
+    memset(got, 0, sizeof got);
+    memset(want, 0, sizeof want);
+    for (int i = 0; i < N; ++i) {
+      CHECK(vex_tokenize(model, texts[i], strlen(texts[i]), false, prompts[i], 32, &lens[i]) ==
+            VEX_STATUS_OK);
+      ps[i] = vex_generate_default_params(model);
+      ps[i].max_tokens = 6 + i;
+      ps[i].chat = false;
+      ps[i].sampling.temperature = i % 2 ? 0.0f : 0.9f;
+      ps[i].sampling.seed = 40 + i;
+      ps[i].on_token = collect;
+      ps[i].user_data = &got[i];
+      rs[i].struct_size = sizeof rs[i];
+      reqs[i] = (vex_request){prompts[i], lens[i], &ps[i], &rs[i], VEX_STATUS_INTERNAL};
+    }
+    CHECK(vex_generate_many(many, reqs, N) == VEX_STATUS_OK);
+    for (int i = 0; i < N; ++i) {
+      CHECK(reqs[i].status == VEX_STATUS_OK);
+      CHECK(rs[i].n_generated == got[i].tokens && rs[i].n_prompt == (int32_t)lens[i]);
+      vex_generate_params alone = ps[i];
+      alone.user_data = &want[i];
+      CHECK(vex_generate(ctx, prompts[i], lens[i], &alone, &r) == VEX_STATUS_OK);
+      CHECK(want[i].tokens == got[i].tokens &&
+            memcmp(want[i].ids, got[i].ids, sizeof want[i].ids) == 0);
+    }
+    CHECK(vex_context_logits(many) == NULL);
+    /* A bad request fails the call before any runs, naming it. */
+    ps[3].max_tokens = -5;
+    got[0].tokens = 0;
+    CHECK_ERROR(vex_generate_many(many, reqs, N), VEX_STATUS_INVALID_ARGUMENT,
+                "vex_generate_many: requests[3]: params.max_tokens must be -1");
+    CHECK(got[0].tokens == 0);
+    CHECK_ERROR(vex_generate_many(many, NULL, 2), VEX_STATUS_INVALID_ARGUMENT,
+                "requests is NULL");
+    CHECK(vex_generate_many(many, NULL, 0) == VEX_STATUS_OK);
+    mp.n_parallel = 300;
+    vex_context* bad = NULL;
+    CHECK_ERROR(vex_context_init(model, &mp, &bad), VEX_STATUS_INVALID_ARGUMENT,
+                "n_parallel 300 is outside [0, 256]");
+    vex_context_free(many);
+  }
 
   vex_context_free(ctx);
   vex_model_free(model);

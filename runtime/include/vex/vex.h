@@ -211,6 +211,9 @@ typedef struct vex_context_params {
   size_t struct_size; /* sizeof(vex_context_params), set by the default function */
   int32_t n_ctx;      /* context size in tokens; 0 (default) = min(4096, model's maximum) */
   vex_device device;  /* which engine runs the context (default VEX_DEVICE_AUTO) */
+  int32_t n_parallel; /* requests generated at once by vex_generate_many, each with its own
+                         sequence of n_ctx tokens (on the GPU: sequences of one engine, the
+                         weights uploaded once, decoded together); 0 (default) = 1 */
 } vex_context_params;
 
 VEX_API vex_context_params vex_context_default_params(void);
@@ -226,21 +229,26 @@ VEX_API void vex_context_free(vex_context* context);
 /* The engine running the context: "cpu" or "cuda". */
 VEX_API const char* vex_context_device(const vex_context* context);
 
-/* The context size in tokens, and how many tokens it holds now. */
+/* The context size in tokens, and how many tokens its first sequence holds now (the one
+ * vex_generate uses when n_parallel is 1). */
 VEX_API int32_t vex_context_size(const vex_context* context);
 VEX_API int32_t vex_context_length(const vex_context* context);
 
-/* Makes the context hold exactly `tokens` (reusing the longest prefix it already holds) and
- * computes the logits of the last one. */
+/* Makes the context's first sequence hold exactly `tokens` (reusing the longest prefix it
+ * already holds) and computes the logits of the last one. */
 VEX_API vex_status vex_context_set_tokens(vex_context* context, const int32_t* tokens,
                                           size_t count);
 
-/* The logits [vocab] of the last token run (after vex_context_set_tokens or vex_generate), or
- * NULL if none was run yet. Valid until the next call on the context. */
+/* The logits [vocab] of the last token run in the context's first sequence (by
+ * vex_context_set_tokens, or by vex_generate when n_parallel is 1), or NULL if none was run yet,
+ * after vex_generate_many, or when the engine drew the next token on the GPU without copying the
+ * logits back (the CUDA engine does, unless a virtual expert's answer needed them). Valid until
+ * the next call on the context. */
 VEX_API const float* vex_context_logits(const vex_context* context);
 
-/* Asks a running vex_generate on this context to stop after its current token. The one function
- * that may be called from another thread (or a signal handler) while the context is in use. */
+/* Asks a running vex_generate (or every running request of vex_generate_many) on this context
+ * to stop after its current token. The one function that may be called from another thread (or
+ * a signal handler) while the context is in use. */
 VEX_API void vex_context_cancel(vex_context* context);
 
 typedef struct vex_sampling_params {
@@ -321,9 +329,29 @@ typedef struct vex_generate_result {
 /* Runs `prompt` (reusing the prefix the context already holds, so a chat re-renders its whole
  * history cheaply) and samples tokens until a stop condition, streaming each to on_token.
  * `result` may be NULL. A prompt longer than the context is VEX_STATUS_OUT_OF_RANGE; filling
- * the context while generating is a normal stop (VEX_STOP_CONTEXT_FULL). */
+ * the context while generating is a normal stop (VEX_STOP_CONTEXT_FULL). The call blocks; the
+ * callbacks run on the context's worker thread (the scheduler vexrun and vexserve also use). */
 VEX_API vex_status vex_generate(vex_context* context, const int32_t* prompt, size_t n_prompt,
                                 const vex_generate_params* params, vex_generate_result* result);
+
+/* One request of vex_generate_many. */
+typedef struct vex_request {
+  const int32_t* prompt;             /* the prompt's tokens */
+  size_t n_prompt;
+  const vex_generate_params* params; /* as vex_generate's (not NULL); user_data tells the
+                                        requests' callbacks apart */
+  vex_generate_result* result;       /* may be NULL */
+  vex_status status;                 /* set: how this request ended (VEX_STATUS_OK, or why not) */
+} vex_request;
+
+/* Runs n requests at once: up to the context's n_parallel generate together (continuous
+ * batching: each decode step advances all of them in one pass), the rest wait for a free
+ * sequence; a new request goes to the sequence whose cache shares the longest prefix with its
+ * prompt. Blocks until every request has ended. Callbacks run on the context's worker thread,
+ * one at a time. Arguments are checked first (a bad request fails the call before any runs);
+ * then each request's own outcome is in requests[i].status, and the call returns the first
+ * failure's status (VEX_STATUS_OK when all succeeded). */
+VEX_API vex_status vex_generate_many(vex_context* context, vex_request* requests, size_t n);
 
 /* ---------------------------------------------------------------------------------------------
  * Virtual experts
