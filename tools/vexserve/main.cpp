@@ -226,6 +226,14 @@ class Server {
     for (const char* key : {"max_tokens", "max_completion_tokens", "max_output_tokens"})
       if (auto n = number(key, 1, 1 << 30)) r->options.max_tokens = static_cast<int>(*n);
     r->options.stop_tokens = model_.stop_tokens;
+    // vLLM's extension, for benchmarks: the model's end tokens do not end the answer; only
+    // max_tokens, a stop string or the context do.
+    if (j.contains("ignore_eos") && !j["ignore_eos"].is_null()) {
+      if (!j["ignore_eos"].is_boolean())
+        throw HttpError{400, "'ignore_eos' must be true or false", "invalid_request_error",
+                        "ignore_eos"};
+      if (j["ignore_eos"].get<bool>()) r->options.stop_tokens.clear();
+    }
     if (j.contains("virtual_experts")) {
       if (!j["virtual_experts"].is_boolean())
         throw HttpError{400, "'virtual_experts' must be true or false", "invalid_request_error",
