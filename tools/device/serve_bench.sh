@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Serving throughput on the GPU machine (after tools/device/pack.sh here, carry .device):
 # vexserve on one GPU driven over loopback HTTP by bench/serve_load.py at 1..128 concurrent
-# streaming clients (greedy, 256 tokens, 2 requests per client), then vexbench -b at the same
+# streaming clients (greedy, 256 tokens, 2 requests per client, each count run twice: cold then
+# measured), then vexbench -b at the same
 # batch sizes on the same weights, for the comparison bench/NOTES.md records.
 #   tools/device/serve_bench.sh [WEIGHTS_DIR]      (default: the demo model)
 set -uo pipefail
@@ -22,9 +23,13 @@ for _ in $(seq 300); do
   sleep 0.2
 done
 status=0
+# Each client count runs twice: the first run pays the one-time costs (a CUDA graph captured
+# per new batch size) and goes to cold.jsonl; the second is the measurement.
 for c in $clients; do
-  python3 bench/serve_load.py --port $port --clients "$c" --requests 2 --max-tokens 256 \
-    | tee -a "$out/serve_load.jsonl" || status=1
+  for run in cold serve_load; do
+    python3 bench/serve_load.py --port $port --clients "$c" --requests 2 --max-tokens 256 \
+      | tee -a "$out/$run.jsonl" || status=1
+  done
 done
 python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$port/metrics').read().decode())" \
   | grep -E "^vex_" >"$out/metrics.txt"
