@@ -11,6 +11,7 @@ aggregate tokens/s, and time to first token (the first streamed chunk) p50/p90/m
 import argparse
 import http.client
 import json
+import math
 import statistics
 import sys
 import threading
@@ -84,7 +85,8 @@ def main():
            "completion_tokens": sum(tokens), "wall_s": round(wall, 3),
            "tokens_per_s": round(sum(tokens) / wall, 1),
            "ttft_p50_ms": round(1e3 * statistics.median(ttfts), 1) if ttfts else None,
-           "ttft_p90_ms": round(1e3 * ttfts[int(0.9 * (len(ttfts) - 1))], 1) if ttfts else None,
+           "ttft_p90_ms": round(1e3 * ttfts[max(0, math.ceil(0.9 * len(ttfts)) - 1)], 1)
+           if ttfts else None,
            "ttft_max_ms": round(1e3 * ttfts[-1], 1) if ttfts else None}
     print(json.dumps(out))
     if errors:

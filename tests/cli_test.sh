@@ -86,6 +86,13 @@ want="200006,17360,200008,3575,553,17554,162016,11,261,4410,6439,2359,22203,656,
 expect 0 "" -- "$bin/vexrun" --tokenize -p "Name one JVM language."
 grep -q "^8181,.*,8182,8181,[0-9,]*$" "$tmp/out" || { echo "FAIL: demo --tokenize gave $(cat "$tmp/out")"; fails=$((fails + 1)); }
 expect 0 "cpu engine" -- "$bin/vexrun" --raw -p "127 * 89 = " -n 4 --temp 0 -v --device cpu
+# -t: the CPU engine's threads; each output element is one thread's fixed-order sum, so the
+# answer does not depend on the count.
+expect 0 "" -- "$bin/vexrun" --raw -p "Once upon a time" -n 12 --temp 0 --device cpu -t 1
+cp "$tmp/out" "$tmp/t1"
+expect 0 "" -- "$bin/vexrun" --raw -p "Once upon a time" -n 12 --temp 0 --device cpu -t 3
+cmp -s "$tmp/out" "$tmp/t1" || { echo "FAIL: -t 1 and -t 3 differ"; fails=$((fails + 1)); }
+expect 2 "-t: expected an integer in \\[1, 1024\\], got '0'" -- "$bin/vexrun" -p hi -t 0
 expect 2 "device must be auto, cpu or cuda, got .tpu." -- "$bin/vexrun" -p hi --device tpu
 echo "Hello from a pipe" >"$tmp/prompt.txt"
 expect 0 "" -- "$bin/vexrun" -f "$tmp/prompt.txt" -n 2

@@ -4,14 +4,24 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <thread>
 #include <vector>
 
 namespace vex {
 
+// Threads parallel_for may use: 0 (default) = every hardware thread. Process-wide (vexrun and
+// vexserve's -t); results do not depend on it.
+inline std::atomic<int>& cpu_threads() {
+  static std::atomic<int> n{0};
+  return n;
+}
+
 template <typename F>
 void parallel_for(int n, int min_per_thread, F&& f) {
-  const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int limit = cpu_threads().load(std::memory_order_relaxed);
+  const int hw = limit > 0 ? limit
+                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int threads = std::max(1, std::min(hw, n / std::max(1, min_per_thread)));
   if (threads == 1) {
     f(0, n);

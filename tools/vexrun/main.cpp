@@ -22,6 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/cpu/parallel.h"
 #include "loader/file.h"
 #include "runtime/harmony.h"
 #include "runtime/model.h"
@@ -41,7 +42,7 @@ struct Options {
   std::string weights, prompt, prompt_file, system, reasoning = "medium", date;
   std::string logits_path, device = "auto", experts;
   std::vector<int32_t> tokens;
-  int max_tokens = -1, ctx = 0;
+  int max_tokens = -1, ctx = 0, threads = 0;
   SamplingParams sampling;
   bool seed_set = false, raw = false, show_analysis = false, json = false, tokenize = false;
   bool verbose = false, quiet = false, help = false, version = false, trace_experts = false, no_virtual = false;
@@ -348,6 +349,8 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
           });
   a.text({"--experts"}, "expert manifest (TOML): pruned experts and virtual experts",
          &o.experts);
+  a.integer({"-t", "--threads"}, "CPU engine threads (default: every hardware thread)", 1, 1024,
+            &o.threads);
   a.flag({"--trace-experts"}, "print every virtual-expert firing to stderr", &o.trace_experts);
   a.flag({"--no-virtual"}, "switch the manifest's virtual experts off for this run",
          &o.no_virtual);
@@ -393,6 +396,7 @@ int run(int argc, char** argv) {
       fprintf(stderr, "\rvexrun: loading %s %3.0f%%", o.weights.c_str(), 100 * f);
     return true;
   };
+  cpu_threads() = o.threads;  // 0: every hardware thread
   auto model = load_model(o.weights, load);
   if (tty_err && !o.quiet) fprintf(stderr, "\r\033[K");
   if (!model.ok()) return fail(model.status());

@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "experts/expert.h"
+#include "kernels/cpu/parallel.h"
 #include "loader/json_util.h"
 #include "runtime/harmony.h"
 #include "runtime/model.h"
@@ -44,7 +45,7 @@ using json = nlohmann::json;
 
 struct Options {
   std::string weights, experts, host = "127.0.0.1", api_key, device = "auto";
-  int port = 8080, parallel = 4, ctx = 4096, max_queue = 64;
+  int port = 8080, parallel = 4, ctx = 4096, max_queue = 64, threads = 0;
 };
 
 // An error the client caused (or could retry), as OpenAI's error object.
@@ -702,6 +703,7 @@ int run(int argc, char** argv) {
   args.integer({"--max-queue"}, "requests waiting beyond which new ones get 429 (default 64)", 0, 1 << 20, &o.max_queue);
   args.text({"--api-key"}, "require 'Authorization: Bearer KEY' (all endpoints but /health)", &o.api_key);
   args.text({"--device"}, "auto, cpu or cuda (default auto)", &o.device);
+  args.integer({"-t", "--threads"}, "CPU engine threads (default: every hardware thread)", 1, 1024, &o.threads);
   args.flag({"--help", "-h"}, "show this help", &help);
   if (absl::Status st = args.parse(argc, argv); !st.ok() || help) {
     if (!st.ok()) fprintf(stderr, "vexserve: %s\n", std::string(st.message()).c_str());
@@ -728,6 +730,7 @@ int run(int argc, char** argv) {
   }
   LoadOptions load;
   load.experts = o.experts;
+  cpu_threads() = o.threads;  // 0: every hardware thread
   auto model = load_model(o.weights, load);
   if (!model.ok()) return fail(model.status());
   if (!(*model)->tokenizer)
