@@ -38,6 +38,15 @@ struct DecodeRow {
   SamplingParams sampling = {};
   uint64_t draws = 0;
 };
+// A prompt chunk of one sequence (Engine::prefill): `tokens` are appended to sequence `seq`,
+// then the next token is chosen from the last one's logits as for a DecodeRow.
+struct PrefillChunk {
+  int seq = 0;
+  std::span<const int32_t> tokens;
+  bool host_logits = true;
+  SamplingParams sampling = {};
+  uint64_t draws = 0;
+};
 // What an engine chose for a row: the token and the sampler's draw count after it; token -1
 // when the engine does not choose (the caller samples the host logits).
 struct DecodeChoice {
@@ -92,6 +101,21 @@ class Engine {
     VEX_RETURN_IF_ERROR(forward(std::span(&rows[0].token, 1), logits,
                                 /*last_only=*/true));
     chosen[0] = {-1, rows[0].draws};
+    return absl::OkStatus();
+  }
+
+  // Prompt chunks of distinct sequences in as few passes as they fit (the scheduler's prefill
+  // of several requests at once). chosen [chunks] and logits [chunks, vocab] as for decode(),
+  // for each chunk's last token; triggers() then holds every chunk's triggers. This default runs
+  // one chunk through forward() and chooses nothing.
+  virtual absl::Status prefill(std::span<const PrefillChunk> chunks, float* logits,
+                               DecodeChoice* chosen) {
+    if (chunks.size() != 1)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "this engine runs one sequence's prompt per call, not ", chunks.size()));
+    VEX_RETURN_IF_ERROR(set_sequence(chunks[0].seq));
+    VEX_RETURN_IF_ERROR(forward(chunks[0].tokens, logits, /*last_only=*/true));
+    chosen[0] = {-1, chunks[0].draws};
     return absl::OkStatus();
   }
 

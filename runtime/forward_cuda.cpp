@@ -617,29 +617,59 @@ absl::Status CudaEngine::decode(std::span<const DecodeRow> rows, float* logits,
   return absl::OkStatus();
 }
 
-absl::Status CudaEngine::decode_pass(std::span<const DecodeRow> rows, std::span<const int> which,
-                                     float* logits, DecodeChoice* chosen) {
+template <typename Row>
+absl::StatusOr<bool> CudaEngine::upload_sampling(std::span<const Row> rows,
+                                                 std::span<const int> which) {
   const int n = static_cast<int>(which.size());
-  const size_t V = c_.vocab_size;
-  std::vector<int32_t> tokens(n);
-  std::vector<int> pos(n), seq(n);
   std::vector<cuda::SamplingConfig> cfg(n);
   std::vector<uint64_t> draws(n);
   bool sampled = false;
   for (int i = 0; i < n; ++i) {
-    const DecodeRow& row = rows[which[i]];
-    tokens[i] = row.token, pos[i] = pos_[row.seq], seq[i] = row.seq, draws[i] = row.draws;
-    const SamplingParams& p = row.sampling;
+    const SamplingParams& p = rows[which[i]].sampling;
     cfg[i] = {p.temperature, p.top_k, p.top_p, p.min_p, p.seed};
+    draws[i] = rows[which[i]].draws;
     sampled |= p.temperature > 0 && p.top_k != 1;  // the sampling kernel takes greedy rows too
   }
-  VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data(), n * sizeof(int32_t),
-                                 cudaMemcpyHostToDevice, stream_));
   VEX_CUDA_CHECK(cudaMemcpyAsync(d_draws_, draws.data(), n * sizeof(uint64_t),
                                  cudaMemcpyHostToDevice, stream_));
   if (sampled)
     VEX_CUDA_CHECK(cudaMemcpyAsync(d_sampling_, cfg.data(), n * sizeof(cuda::SamplingConfig),
                                    cudaMemcpyHostToDevice, stream_));
+  return sampled;
+}
+
+template <typename Row>
+absl::Status CudaEngine::download_choices(std::span<const Row> rows, std::span<const int> which,
+                                          float* logits, DecodeChoice* chosen) {
+  const int n = static_cast<int>(which.size());
+  const size_t V = c_.vocab_size;
+  for (int i = 0; i < n; ++i)
+    if (rows[which[i]].host_logits)
+      VEX_CUDA_CHECK(cudaMemcpyAsync(logits + which[i] * V, logits_ + i * V, V * sizeof(float),
+                                     cudaMemcpyDeviceToHost, stream_));
+  std::vector<int32_t> tokens(n);
+  std::vector<uint64_t> draws(n);
+  VEX_CUDA_CHECK(cudaMemcpyAsync(tokens.data(), d_tokens_, n * sizeof(int32_t),
+                                 cudaMemcpyDeviceToHost, stream_));
+  VEX_CUDA_CHECK(cudaMemcpyAsync(draws.data(), d_draws_, n * sizeof(uint64_t),
+                                 cudaMemcpyDeviceToHost, stream_));
+  VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  for (int i = 0; i < n; ++i) chosen[which[i]] = {tokens[i], draws[i]};
+  return absl::OkStatus();
+}
+
+absl::Status CudaEngine::decode_pass(std::span<const DecodeRow> rows, std::span<const int> which,
+                                     float* logits, DecodeChoice* chosen) {
+  const int n = static_cast<int>(which.size());
+  std::vector<int32_t> tokens(n);
+  std::vector<int> pos(n), seq(n);
+  for (int i = 0; i < n; ++i) {
+    const DecodeRow& row = rows[which[i]];
+    tokens[i] = row.token, pos[i] = pos_[row.seq], seq[i] = row.seq;
+  }
+  VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data(), n * sizeof(int32_t),
+                                 cudaMemcpyHostToDevice, stream_));
+  VEX_ASSIGN_OR_RETURN(const bool sampled, upload_sampling(rows, which));
   VEX_RETURN_IF_ERROR(place_rows(pos, seq));
   VEX_RETURN_IF_ERROR(reset_triggers(/*keep=*/true));
   if (use_graphs_) {
@@ -649,20 +679,102 @@ absl::Status CudaEngine::decode_pass(std::span<const DecodeRow> rows, std::span<
     VEX_RETURN_IF_ERROR(enqueue_logits(0, n, uses_gemm(n, true)));
     VEX_RETURN_IF_ERROR(enqueue_select(n, sampled));
   }
-  for (int i = 0; i < n; ++i)
-    if (rows[which[i]].host_logits)
-      VEX_CUDA_CHECK(cudaMemcpyAsync(logits + which[i] * V, logits_ + i * V, V * sizeof(float),
-                                     cudaMemcpyDeviceToHost, stream_));
-  VEX_CUDA_CHECK(cudaMemcpyAsync(tokens.data(), d_tokens_, n * sizeof(int32_t),
-                                 cudaMemcpyDeviceToHost, stream_));
-  VEX_CUDA_CHECK(cudaMemcpyAsync(draws.data(), d_draws_, n * sizeof(uint64_t),
-                                 cudaMemcpyDeviceToHost, stream_));
-  VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  for (int i = 0; i < n; ++i) {
-    chosen[which[i]] = {tokens[i], draws[i]};
-    ++pos_[seq[i]];
-  }
+  VEX_RETURN_IF_ERROR(download_choices(rows, which, logits, chosen));
+  for (int i = 0; i < n; ++i) ++pos_[seq[i]];
   return read_triggers();
+}
+
+absl::Status CudaEngine::prefill(std::span<const PrefillChunk> chunks, float* logits,
+                                 DecodeChoice* chosen) {
+  const int n = static_cast<int>(chunks.size());
+  if (n < 1 || n > n_seqs())
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a prefill takes one chunk for each of 1 to ", n_seqs(), " sequences, not ", n));
+  std::vector<char> seen(n_seqs(), 0);
+  for (int i = 0; i < n; ++i) {
+    const PrefillChunk& c = chunks[i];
+    if (c.seq < 0 || c.seq >= n_seqs())
+      return absl::OutOfRangeError(absl::StrCat("chunk ", i, ": sequence ", c.seq,
+                                                " does not exist (the engine holds ", n_seqs(),
+                                                ")"));
+    if (seen[c.seq]++)
+      return absl::InvalidArgumentError(
+          absl::StrCat("chunk ", i, ": sequence ", c.seq, " has two chunks in one prefill"));
+    if (c.tokens.empty())
+      return absl::InvalidArgumentError(absl::StrCat("chunk ", i, " is empty"));
+    if (absl::Status st = check_tokens(c.tokens, pos_[c.seq], max_ctx_, c_.vocab_size); !st.ok())
+      return absl::Status(st.code(), absl::StrCat("sequence ", c.seq, ": ", st.message()));
+    VEX_RETURN_IF_ERROR(validate(c.sampling));
+    if (c.host_logits && !logits)
+      return absl::InvalidArgumentError("prefill: a chunk asks for host logits but logits is null");
+  }
+  triggers_.clear();
+  for (const bool on : {true, false}) {
+    std::vector<int> which;
+    for (int i = 0; i < n; ++i)
+      if (bool(virtual_on_[chunks[i].seq]) == on) which.push_back(i);
+    if (which.empty()) continue;
+    VEX_RETURN_IF_ERROR(use_virtual_tables(on));
+    VEX_RETURN_IF_ERROR(prefill_group(chunks, which, logits, chosen));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CudaEngine::prefill_group(std::span<const PrefillChunk> chunks,
+                                       std::span<const int> which, float* logits,
+                                       DecodeChoice* chosen) {
+  struct Segment {
+    int chunk;  // index in chunks
+    size_t from, count;
+  };
+  size_t next = 0, offset = 0;  // the chunk (in which) and token where the next pass starts
+  while (next < which.size()) {
+    // A pass: the next kChunk tokens, chunk after chunk.
+    std::vector<Segment> segs;
+    int rows = 0;
+    while (next < which.size() && rows < kChunk) {
+      const PrefillChunk& c = chunks[which[next]];
+      const size_t take = std::min<size_t>(kChunk - rows, c.tokens.size() - offset);
+      segs.push_back({which[next], offset, take});
+      rows += static_cast<int>(take);
+      offset += take;
+      if (offset == c.tokens.size()) ++next, offset = 0;
+    }
+    // Row order: the last token of every chunk that ends in this pass, then the other tokens.
+    std::vector<int32_t> tokens;
+    std::vector<int> pos, seq, ending;
+    auto add = [&](const Segment& g, size_t j) {
+      const PrefillChunk& c = chunks[g.chunk];
+      tokens.push_back(c.tokens[j]);
+      pos.push_back(pos_[c.seq] + static_cast<int>(j - g.from));
+      seq.push_back(c.seq);
+    };
+    for (const Segment& g : segs)
+      if (g.from + g.count == chunks[g.chunk].tokens.size())
+        add(g, g.from + g.count - 1), ending.push_back(g.chunk);
+    for (const Segment& g : segs) {
+      const bool ends = g.from + g.count == chunks[g.chunk].tokens.size();
+      for (size_t j = g.from; j < g.from + g.count - (ends ? 1 : 0); ++j) add(g, j);
+    }
+    VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data(), rows * sizeof(int32_t),
+                                   cudaMemcpyHostToDevice, stream_));
+    VEX_RETURN_IF_ERROR(place_rows(pos, seq));
+    VEX_RETURN_IF_ERROR(reset_triggers(/*keep=*/true));
+    VEX_RETURN_IF_ERROR(enqueue_layers(rows, /*decode=*/false));
+    if (!ending.empty()) {
+      const int L = static_cast<int>(ending.size());
+      VEX_ASSIGN_OR_RETURN(const bool sampled,
+                           upload_sampling(chunks, std::span<const int>(ending)));
+      VEX_RETURN_IF_ERROR(enqueue_logits(0, L, /*gemm=*/true));
+      VEX_RETURN_IF_ERROR(enqueue_select(L, sampled));
+      VEX_RETURN_IF_ERROR(download_choices(chunks, std::span<const int>(ending), logits, chosen));
+    } else {
+      VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    }
+    for (const Segment& g : segs) pos_[chunks[g.chunk].seq] += static_cast<int>(g.count);
+    VEX_RETURN_IF_ERROR(read_triggers());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CudaEngine::decode_greedy_batch(std::span<const int32_t> first, int n, int32_t* out) {

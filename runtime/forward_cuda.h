@@ -82,6 +82,11 @@ class CudaEngine final : public Engine {
   // own sampling parameters and draw count; logits come back only for rows that ask.
   absl::Status decode(std::span<const DecodeRow> rows, float* logits,
                       DecodeChoice* chosen) override;
+  // Engine::prefill: the chunks' tokens packed into passes of up to kChunk rows (each row at
+  // its own sequence and position), the finishing chunks' last tokens first, so that one lm_head
+  // pass and one token selection on the GPU serve all of them.
+  absl::Status prefill(std::span<const PrefillChunk> chunks, float* logits,
+                       DecodeChoice* chosen) override;
   // One decode step of sequences 0 .. B-1 (B = tokens.size() <= n_seqs) in one pass: tokens[s]
   // is appended to sequence s; logits (if not null) receives [B, V]. A captured graph per B.
   absl::Status decode_batch(std::span<const int32_t> tokens, float* logits);
@@ -143,6 +148,18 @@ class CudaEngine final : public Engine {
   // The rows of `rows` listed in `which` as one pass (Engine::decode).
   absl::Status decode_pass(std::span<const DecodeRow> rows, std::span<const int> which,
                            float* logits, DecodeChoice* chosen);
+  // The chunks of `chunks` listed in `which` (Engine::prefill).
+  absl::Status prefill_group(std::span<const PrefillChunk> chunks, std::span<const int> which,
+                             float* logits, DecodeChoice* chosen);
+  // Token selection for a pass whose row i ends rows[which[i]] (a DecodeRow or PrefillChunk):
+  // uploads the rows' sampling configs and draw counts; true when any row samples.
+  template <typename Row>
+  absl::StatusOr<bool> upload_sampling(std::span<const Row> rows, std::span<const int> which);
+  // After the selection: copies the logits of the rows that ask, and every row's chosen token
+  // and draw count, into logits / chosen (by index in rows); synchronizes the stream.
+  template <typename Row>
+  absl::Status download_choices(std::span<const Row> rows, std::span<const int> which,
+                                float* logits, DecodeChoice* chosen);
   // Puts the slot tables with virtual slots on or off on the device, if they are not already.
   absl::Status use_virtual_tables(bool on);
   // Launches through here are timed when profiling.

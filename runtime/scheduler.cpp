@@ -12,9 +12,9 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model,
   if (options.max_queue < 0)
     return absl::InvalidArgumentError(
         absl::StrCat("max_queue must be >= 0, got ", options.max_queue));
-  if (options.prefill_chunk < 1)
+  if (options.prefill_tokens < 1)
     return absl::InvalidArgumentError(
-        absl::StrCat("prefill_chunk must be >= 1, got ", options.prefill_chunk));
+        absl::StrCat("prefill_tokens must be >= 1, got ", options.prefill_tokens));
   auto s = std::unique_ptr<Scheduler>(new Scheduler(options));
   // One engine holding every slot's sequence where the engine can (the GPU); else an engine per
   // slot (the CPU engine holds one sequence).
@@ -125,7 +125,7 @@ void Scheduler::admit() {
 }
 
 void Scheduler::run() {
-  std::vector<std::vector<Slot*>> decoding(engines_.size());
+  std::vector<std::vector<Slot*>> prefilling(engines_.size()), decoding(engines_.size());
   for (;;) {
     {
       std::unique_lock lock(mu_);
@@ -139,8 +139,15 @@ void Scheduler::run() {
       if (stop_ && running_ == 0) break;
     }
     for (auto& d : decoding) d.clear();
-    for (Slot& s : slots_)
-      if (s.job && advance(s)) decoding[s.engine].push_back(&s);
+    for (auto& p : prefilling) p.clear();
+    for (Slot& s : slots_) {
+      if (!s.job) continue;
+      const Generation::Next next = advance(s);
+      if (next == Generation::Next::kPrefill) prefilling[s.engine].push_back(&s);
+      if (next == Generation::Next::kDecode) decoding[s.engine].push_back(&s);
+    }
+    for (const auto& p : prefilling)
+      if (!p.empty()) prefill(p, options_.prefill_tokens);
     for (const auto& d : decoding)
       if (!d.empty()) decode(d);
   }
@@ -167,7 +174,8 @@ bool Scheduler::report(Job& job, int32_t token) {
   return go_on && !job.cancelled.load();
 }
 
-bool Scheduler::advance(Slot& slot) {
+Generation::Next Scheduler::advance(Slot& slot) {
+  using Next = Generation::Next;
   Job& job = *slot.job;
   if (!job.generation) {
     if (job.cancelled.load()) {
@@ -175,41 +183,66 @@ bool Scheduler::advance(Slot& slot) {
       r.reason = StopReason::kCancelled;
       r.prompt_tokens = static_cast<int>(job.request.prompt.size());
       finish(slot, r);
-      return false;
+      return Next::kDone;
     }
     if (absl::Status st = slot.session->set_virtual_experts(job.request.virtual_experts);
         !st.ok()) {
       finish(slot, st);
-      return false;
+      return Next::kDone;
     }
-    auto g = Generation::start(*slot.session, job.request.prompt, job.request.options,
-                               options_.prefill_chunk);
+    auto g = Generation::start(*slot.session, job.request.prompt, job.request.options);
     if (!g.ok()) {
       finish(slot, g.status());
-      return false;
+      return Next::kDone;
     }
     job.generation = std::make_unique<Generation>(std::move(*g));
-    std::lock_guard lock(mu_);
-    stats_.prompt_tokens += job.request.prompt.size() - job.generation->result().reused_tokens;
   }
   if (job.cancelled.load()) {  // at once, even in the middle of a prompt
     GenerateResult r = job.generation->result();
     r.reason = StopReason::kCancelled;
     finish(slot, r);
-    return false;
+    return Next::kDone;
   }
   const auto next = job.generation->next([&](int32_t token) { return report(job, token); });
   if (!next.ok()) {
     finish(slot, next.status());
-    return false;
+    return Next::kDone;
   }
-  if (*next == Generation::Next::kDone) {
+  if (*next == Next::kDone) {
     GenerateResult r = job.generation->result();
     if (job.cancelled.load()) r.reason = StopReason::kCancelled;
     finish(slot, r);
-    return false;
   }
-  return *next == Generation::Next::kDecode;
+  return *next;
+}
+
+void Scheduler::prefill(const std::vector<Slot*>& slots, int budget) {
+  const size_t V = logits_.size() / slots_.size();
+  std::vector<Slot*> run;
+  chunks_.clear();
+  for (Slot* s : slots) {
+    if (budget <= 0) break;  // the rest wait for the next round
+    chunks_.push_back(s->job->generation->prefill_chunk(budget));
+    budget -= static_cast<int>(chunks_.back().tokens.size());
+    run.push_back(s);
+  }
+  chosen_.assign(run.size(), {});
+  Engine& engine = *engines_[run.front()->engine];
+  if (absl::Status st = engine.prefill(chunks_, logits_.data(), chosen_.data()); !st.ok()) {
+    for (Slot* s : run) finish(*s, st);
+    return;
+  }
+  size_t tokens = 0;
+  for (size_t i = 0; i < run.size(); ++i) {
+    const bool host = chosen_[i].token < 0 || chunks_[i].host_logits;
+    run[i]->session->ran(chunks_[i].tokens, host ? logits_.data() + i * V : nullptr, chosen_[i],
+                         engine.triggers());
+    run[i]->job->generation->prefilled(chunks_[i].tokens.size());
+    tokens += chunks_[i].tokens.size();
+  }
+  std::lock_guard lock(mu_);
+  stats_.prompt_tokens += tokens;
+  ++stats_.prefill_passes;
 }
 
 void Scheduler::decode(const std::vector<Slot*>& slots) {
@@ -224,8 +257,8 @@ void Scheduler::decode(const std::vector<Slot*>& slots) {
   }
   for (size_t i = 0; i < n; ++i) {
     const bool host = chosen_[i].token < 0 || rows_[i].host_logits;
-    slots[i]->session->decoded(rows_[i].token, host ? logits_.data() + i * V : nullptr,
-                               chosen_[i], engine.triggers());
+    slots[i]->session->ran(std::span(&rows_[i].token, 1),
+                           host ? logits_.data() + i * V : nullptr, chosen_[i], engine.triggers());
   }
   std::lock_guard lock(mu_);
   ++stats_.decode_steps;

@@ -1,9 +1,10 @@
 // Many requests on one model (continuous batching): a queue, a fixed number of slots (each a
 // Session on one sequence of an engine), and one thread that advances every admitted request a
-// step at a time. Each round, requests still reading their prompt run one chunk of it and HOST
-// experts' answers run as chunks of their sequence; every request that chose a token then runs
-// it as one row of a single decode step (Engine::decode), so that decoding requests share one
-// pass over the weights and a long prompt does not hold up the others for more than a chunk.
+// step at a time. Each round, the requests still reading their prompts run a chunk of it
+// together (Engine::prefill, up to prefill_tokens in all), HOST experts' answers run as chunks
+// of their sequence, and every request that chose a token runs it as one row of a single decode
+// step (Engine::decode): requests share passes over the weights, and a long prompt holds up the
+// others for one chunk at a time.
 // Requests carry their own sampling (drawn on the GPU where the engine can), stop tokens, token
 // limit, HOST-expert handler and virtual-expert switch; a request can be cancelled from any
 // thread, queued or running; a slot keeps its cache between requests, and a new request goes to
@@ -50,7 +51,10 @@ class Scheduler {
     int max_queue = 64;  // requests waiting for a slot; beyond it submit() refuses
     int max_ctx = 4096;  // context size of every slot
     Device device = Device::kAuto;
-    int prefill_chunk = 512;  // prompt tokens a request runs per round
+    // Prompt tokens run per round, across the requests reading their prompts (in one pass
+    // where the engine can): a long prompt takes several rounds, each followed by a decode step
+    // of the other requests.
+    int prefill_tokens = 2048;
   };
   using Id = uint64_t;
 
@@ -82,7 +86,8 @@ class Scheduler {
     int running = 0, queued = 0;
     uint64_t submitted = 0, finished = 0, generated_tokens = 0;
     uint64_t decode_steps = 0, decode_rows = 0;  // decode steps run and their rows (batch sizes)
-    uint64_t prompt_tokens = 0;                  // prompt tokens run (not reused from a cache)
+    uint64_t prompt_tokens = 0;   // prompt tokens run (not reused from a cache)
+    uint64_t prefill_passes = 0;  // Engine::prefill calls that ran them
   };
   Stats stats() const;
   const Options& options() const { return options_; }
@@ -105,9 +110,12 @@ class Scheduler {
   void run();
   // Places queued jobs in free slots (lock held).
   void admit();
-  // The slot's job up to its next decode row: true when it chose a token to run. Starts the
-  // job, runs its prompt chunks and experts' answers, finishes it when it stops or fails.
-  bool advance(Slot& slot);
+  // The slot's job up to its next tokens to run: a prompt chunk (kPrefill) or a chosen token
+  // (kDecode). Starts the job, runs experts' answers, finishes it when it stops or fails (kDone).
+  Generation::Next advance(Slot& slot);
+  // One Engine::prefill of the given slots' prompt chunks (all on one engine), `budget` tokens
+  // at most.
+  void prefill(const std::vector<Slot*>& slots, int budget);
   // One decode step of the given slots (all on one engine).
   void decode(const std::vector<Slot*>& slots);
   void finish(Slot& slot, const absl::StatusOr<GenerateResult>& result);
@@ -119,6 +127,7 @@ class Scheduler {
   std::vector<Slot> slots_;  // touched by the worker thread only (and admit(), under mu_)
   std::vector<float> logits_;                  // [parallel, vocab] host logits of a decode step
   std::vector<DecodeRow> rows_;                // a decode step's rows
+  std::vector<PrefillChunk> chunks_;           // a prefill's chunks
   std::vector<DecodeChoice> chosen_;
   mutable std::mutex mu_;
   std::condition_variable wake_, idle_;

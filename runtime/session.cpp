@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 namespace vex {
 
@@ -66,9 +67,9 @@ absl::Status Session::append(std::span<const int32_t> tokens) {
   return absl::OkStatus();
 }
 
-void Session::decoded(int32_t token, const float* logits, DecodeChoice choice,
-                      std::span<const vex_trigger> triggers) {
-  tokens_.push_back(token);
+void Session::ran(std::span<const int32_t> tokens, const float* logits, DecodeChoice choice,
+                  std::span<const vex_trigger> triggers) {
+  tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
   if (logits) std::copy(logits, logits + logits_.size(), logits_.begin());
   logits_current_ = logits != nullptr;
   choice_ = choice;
@@ -121,17 +122,7 @@ absl::StatusOr<Generation::Next> Generation::next(const TokenCallback& on_token)
   if (done_) return Next::kDone;
   Session& s = session_;
   if (s.cancel_.load()) return stop(StopReason::kCancelled);
-  if (prefilling()) {
-    size_t n = prompt_.size() - prefilled_;
-    if (prefill_chunk_ > 0) n = std::min<size_t>(n, prefill_chunk_);
-    VEX_RETURN_IF_ERROR(s.append(std::span(prompt_).subspan(prefilled_, n)));
-    prefilled_ += n;
-    if (!prefilling()) {
-      gen_t0_ = Clock::now();
-      r_.prompt_ms = std::chrono::duration<double, std::milli>(gen_t0_ - t0_).count();
-    }
-    return Next::kRan;
-  }
+  if (prefilling()) return Next::kPrefill;
   if (opt_.max_tokens >= 0 && r_.generated >= opt_.max_tokens) return stop(StopReason::kMaxTokens);
   if (opt_.experts && !injected_last_) {
     VEX_ASSIGN_OR_RETURN(std::vector<int32_t> cont, s.continuation(*opt_.experts));
@@ -158,8 +149,7 @@ absl::StatusOr<Generation::Next> Generation::next(const TokenCallback& on_token)
   }
   injected_last_ = false;
   int32_t token;
-  const bool host = opt_.on_sample || (sealed_ && opt_.experts);
-  if (s.choice_.token >= 0 && !host) {
+  if (s.choice_.token >= 0 && !wants_host_logits()) {
     token = s.choice_.token;  // the engine drew it as sampler_ would have
     sampler_.set_draws(s.choice_.draws);
   } else {
@@ -188,12 +178,30 @@ absl::StatusOr<Generation::Next> Generation::next(const TokenCallback& on_token)
   return Next::kDecode;
 }
 
+PrefillChunk Generation::prefill_chunk(int max_tokens) const {
+  size_t n = std::min<size_t>(prompt_.size() - prefilled_, std::max(max_tokens, 1));
+  if (prefill_chunk_ > 0) n = std::min<size_t>(n, prefill_chunk_);
+  return PrefillChunk{.seq = session_.seq_,
+                      .tokens = std::span(prompt_).subspan(prefilled_, n),
+                      .host_logits = wants_host_logits(),
+                      .sampling = opt_.sampling,
+                      .draws = sampler_.draws()};
+}
+
+void Generation::prefilled(size_t n) {
+  prefilled_ += n;
+  if (!prefilling()) {
+    gen_t0_ = Clock::now();
+    r_.prompt_ms = std::chrono::duration<double, std::milli>(gen_t0_ - t0_).count();
+  }
+}
+
 DecodeRow Generation::decode_row() const {
   // The next choice needs the host's logits when they are reported (on_sample) or masked
   // after an expert's answer (seal); otherwise the engine may choose on its own.
   return DecodeRow{.seq = session_.seq_,
                    .token = pending_,
-                   .host_logits = opt_.on_sample || (sealed_ && opt_.experts),
+                   .host_logits = wants_host_logits(),
                    .sampling = opt_.sampling,
                    .draws = sampler_.draws()};
 }
@@ -201,15 +209,22 @@ DecodeRow Generation::decode_row() const {
 absl::StatusOr<bool> Generation::step(const TokenCallback& on_token) {
   VEX_ASSIGN_OR_RETURN(const Next n, next(on_token));
   if (n == Next::kDone) return false;
-  if (n == Next::kDecode) {
-    Session& s = session_;
+  Session& s = session_;
+  std::vector<float>& logits = s.masked_;  // scratch: the last token's logits, then copied
+  logits.resize(s.logits_.size());
+  DecodeChoice choice;
+  if (n == Next::kPrefill) {
+    const PrefillChunk chunk = prefill_chunk(std::numeric_limits<int>::max());
+    VEX_RETURN_IF_ERROR(s.engine_->prefill(std::span(&chunk, 1), logits.data(), &choice));
+    s.ran(chunk.tokens, choice.token < 0 || chunk.host_logits ? logits.data() : nullptr, choice,
+          s.engine_->triggers());
+    prefilled(chunk.tokens.size());
+  } else if (n == Next::kDecode) {
     const DecodeRow row = decode_row();
-    DecodeChoice choice;
-    std::vector<float>& logits = s.masked_;  // scratch: the row's logits, then copied
-    logits.resize(s.logits_.size());
     VEX_RETURN_IF_ERROR(s.engine_->decode(std::span(&row, 1), logits.data(), &choice));
-    s.decoded(row.token, choice.token < 0 || row.host_logits ? logits.data() : nullptr, choice,
-              s.engine_->triggers());
+    s.ran(std::span(&row.token, 1),
+          choice.token < 0 || row.host_logits ? logits.data() : nullptr, choice,
+          s.engine_->triggers());
   }
   return true;
 }

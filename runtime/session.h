@@ -95,11 +95,11 @@ class Session {
   Engine& engine() { return *engine_; }
   const Engine& engine() const { return *engine_; }
 
-  // After a decode step that ran `token` as one row of Engine::decode: records it, with the
-  // row's logits (null when the engine chose without copying them), the engine's choice, and
-  // the step's triggers (this sequence's are kept).
-  void decoded(int32_t token, const float* logits, DecodeChoice choice,
-               std::span<const vex_trigger> triggers);
+  // After `tokens` ran as this sequence's row of Engine::decode or chunk of Engine::prefill:
+  // records them, with the last one's logits (null when the engine chose without copying them),
+  // the engine's choice, and the call's triggers (this sequence's are kept).
+  void ran(std::span<const int32_t> tokens, const float* logits, DecodeChoice choice,
+           std::span<const vex_trigger> triggers);
 
  private:
   friend class Generation;
@@ -133,17 +133,23 @@ class Generation {
   using TokenCallback = Session::TokenCallback;
   // Checks the options and cuts the session's cache back to the prefix it shares with the
   // prompt; the rest of the prompt runs in the first steps, at most prefill_chunk tokens each
-  // (0: all at once).
+  // (0: no limit).
   static absl::StatusOr<Generation> start(Session& session, std::span<const int32_t> prompt,
                                           const GenerateOptions& opt, int prefill_chunk = 0);
 
   enum class Next {
-    kDone,    // generation has stopped (result().reason says why)
-    kRan,     // the step ran its tokens itself (a prompt chunk, an expert's answer)
-    kDecode,  // a token was chosen and reported: run decode_row() in a decode step
+    kDone,     // generation has stopped (result().reason says why)
+    kRan,      // the step ran its tokens itself (an expert's answer)
+    kPrefill,  // prompt tokens are left: run prefill_chunk() in Engine::prefill, then prefilled()
+    kDecode,   // a token was chosen and reported: run decode_row() in Engine::decode
   };
-  // The next step up to running a chosen token. Errors leave the generation stopped where it was.
+  // The next step up to running tokens. Errors leave the generation stopped where it was.
   absl::StatusOr<Next> next(const TokenCallback& on_token);
+  // The prompt's next chunk, at most max_tokens (and prefill_chunk) tokens, asking for host
+  // logits when the next choice needs them.
+  PrefillChunk prefill_chunk(int max_tokens) const;
+  // After the chunk ran (Session::ran): n more prompt tokens are in the cache.
+  void prefilled(size_t n);
   // The row that runs the token next() chose (Engine::decode), asking for host logits when
   // the next choice needs them.
   DecodeRow decode_row() const;
@@ -160,6 +166,7 @@ class Generation {
   Generation(Session& session, const GenerateOptions& opt)
       : session_(session), opt_(opt), sampler_(opt.sampling) {}
   Next stop(StopReason why);
+  bool wants_host_logits() const { return opt_.on_sample || (sealed_ && opt_.experts); }
 
   Session& session_;
   GenerateOptions opt_;

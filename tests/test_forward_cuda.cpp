@@ -388,6 +388,63 @@ TEST_F(ForwardCuda, DecodeRowsOfAnySequencesChooseWithTheirOwnSampling) {
             "decode: a row asks for host logits but logits is null");
 }
 
+// Engine::prefill: chunks of several sequences packed into passes of up to kChunk rows (a
+// 150-token chunk spans two passes; the others share them), each chunk's last-token logits and
+// device choice, against one engine per sequence running its chunk through forward() (the same
+// GEMM path; another M: cuBLASLt may sum in another order, reordering noise below 1e-4 as in
+// RewindMatchesFreshRun). Then the sequences decode on from where the prefill left them.
+TEST_F(ForwardCuda, PrefillOfSeveralSequencesMatchesEachAlone) {
+  const int V = model_->config().vocab_size, ctx = 400, S = 3;
+  auto batch = engine(ctx, S);
+  std::vector<std::unique_ptr<CudaEngine>> single;
+  std::vector<std::vector<int32_t>> prompt(S), chunk(S);
+  for (int b = 0; b < S; ++b) {
+    prompt[b] = random_tokens(20 + 7 * b, 900 + b);
+    ASSERT_TRUE(batch->set_sequence(b).ok());
+    ASSERT_TRUE(batch->forward(prompt[b], nullptr).ok());
+    single.push_back(engine(ctx));
+    ASSERT_TRUE(single[b]->forward(prompt[b], nullptr).ok());
+    chunk[b] = random_tokens(b == 1 ? 150 : 9 + b, 950 + b);
+  }
+  const SamplingParams greedy{.temperature = 0};
+  const PrefillChunk chunks[] = {
+      {.seq = 2, .tokens = chunk[2], .sampling = greedy},
+      {.seq = 0, .tokens = chunk[0], .sampling = greedy},
+      {.seq = 1, .tokens = chunk[1], .sampling = {0.8f, 40, 0.95f, 0.0f, 5}, .draws = 3}};
+  std::vector<float> got(size_t(S) * V, NAN), ref(V);
+  std::vector<DecodeChoice> chosen(S);
+  ASSERT_TRUE(batch->prefill(chunks, got.data(), chosen.data()).ok());
+  for (int i = 0; i < S; ++i) {
+    const int seq = chunks[i].seq;
+    ASSERT_TRUE(single[seq]->forward(chunk[seq], ref.data(), true).ok());
+    const Agreement a = compare(ref, std::span(got).subspan(size_t(i) * V, V), 1, V, 1e-4);
+    EXPECT_EQ(a.over, 0) << "sequence " << seq;
+    EXPECT_EQ(batch->pos_of(seq), single[seq]->pos());
+    Sampler host(chunks[i].sampling);
+    host.set_draws(chunks[i].draws);
+    const int32_t want = host.sample(std::span(got).subspan(size_t(i) * V, V));
+    if (i < 2) EXPECT_EQ(chosen[i].token, want) << "sequence " << seq;  // greedy: exact
+    EXPECT_EQ(chosen[i].draws, i < 2 ? 0u : 4u);
+  }
+  // Decoding on reads the caches the prefill wrote.
+  const auto next = random_tokens(S, 990);
+  std::vector<DecodeRow> rows;
+  for (int b = 0; b < S; ++b) rows.push_back({.seq = b, .token = next[b], .sampling = greedy});
+  std::vector<float> step(size_t(S) * V);
+  ASSERT_TRUE(batch->decode(rows, step.data(), chosen.data()).ok());
+  for (int b = 0; b < S; ++b) {
+    ASSERT_TRUE(single[b]->forward(std::span(&next[b], 1), ref.data(), true).ok());
+    EXPECT_EQ(compare(ref, std::span(step).subspan(size_t(b) * V, V), 1, V, 1e-4).over, 0) << b;
+  }
+  const PrefillChunk twice[] = {{.seq = 0, .tokens = chunk[0]}, {.seq = 0, .tokens = chunk[0]}};
+  EXPECT_EQ(batch->prefill(twice, got.data(), chosen.data()).message(),
+            "chunk 1: sequence 0 has two chunks in one prefill");
+  const std::vector<int32_t> too_many(400, 1);
+  const PrefillChunk overflow[] = {{.seq = 1, .tokens = too_many}};
+  EXPECT_EQ(batch->prefill(overflow, got.data(), chosen.data()).code(),
+            absl::StatusCode::kOutOfRange);
+}
+
 TEST_F(ForwardCuda, BatchErrors) {
   EXPECT_EQ(CudaEngine::create(model_->config(), model_->weights, 8, 0).status().message(),
             "the CUDA engine runs 1 to 128 sequences, not 0");
@@ -625,12 +682,13 @@ TEST(ForwardCudaDemo, MatchesForwardCpu) {
 namespace vex {
 namespace {
 
-// The scheduler on the GPU: the slots are sequences of one engine, prompts run in chunks of 16
-// tokens between decode steps, and every decode step is one Engine::decode of the requests that
-// chose a token, each drawing on the device with its own parameters. Each request's tokens equal
-// the same request run alone (Session::generate on its own engine): a row's arithmetic does not
-// depend on the other rows for batches of up to kGemvRows, and prefill does not depend on its
-// chunking (CudaEngine::uses_gemm).
+// The scheduler on the GPU: the slots are sequences of one engine, the prompts of several
+// requests run together in passes of at most 40 tokens between decode steps (Engine::prefill),
+// and every decode step is one Engine::decode of the requests that chose a token, each drawing
+// on the device with its own parameters. Each request's tokens equal the same request run alone
+// (Session::generate on its own engine): a decode row's arithmetic does not depend on the other
+// rows for batches of up to kGemvRows, and a prefill row's only through the GEMM shapes
+// (reordering noise, far below these prompts' margins).
 TEST(ForwardCudaDemo, SchedulerBatchesEqualEachAlone) {
   auto loaded = load_model(testing::demo_model());
   ASSERT_TRUE(loaded.ok()) << loaded.status();
@@ -651,7 +709,7 @@ TEST(ForwardCudaDemo, SchedulerBatchesEqualEachAlone) {
   };
   auto sched = Scheduler::create(
       m, {.parallel = 4, .max_queue = 16, .max_ctx = 256, .device = Device::kCuda,
-          .prefill_chunk = 16});
+          .prefill_tokens = 40});
   ASSERT_TRUE(sched.ok()) << sched.status();
   std::mutex mu;
   std::map<size_t, std::vector<int32_t>> got;
@@ -677,6 +735,7 @@ TEST(ForwardCudaDemo, SchedulerBatchesEqualEachAlone) {
   printf("%llu decode steps, %.2f rows per step\n", (unsigned long long)st.decode_steps,
          double(st.decode_rows) / double(st.decode_steps));
   EXPECT_GT(st.decode_rows, st.decode_steps);  // steps ran several requests at once
+  EXPECT_LT(st.prefill_passes, prompts.size());  // and prefills several prompts
   for (size_t i = 0; i < prompts.size(); ++i) {
     auto e = make_engine(m, 256, Device::kCuda);
     ASSERT_TRUE(e.ok()) << e.status();

@@ -181,6 +181,8 @@ class Server {
            static_cast<double>(s.generated_tokens));
     metric("vex_prompt_tokens_total", "counter", "prompt tokens run (not reused from a cache)",
            static_cast<double>(s.prompt_tokens));
+    metric("vex_prefill_passes_total", "counter", "prefill calls that ran those prompt tokens",
+           static_cast<double>(s.prefill_passes));
     metric("vex_decode_steps_total", "counter", "batched decode steps run",
            static_cast<double>(s.decode_steps));
     metric("vex_decode_rows_total", "counter",
