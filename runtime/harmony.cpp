@@ -1,7 +1,11 @@
 #include "runtime/harmony.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "loader/json_util.h"
 
 namespace vex::harmony {
 namespace {
@@ -44,6 +48,107 @@ absl::Status check_reasoning(absl::string_view effort) {
       absl::StrCat("reasoning effort must be low, medium or high, got '", effort, "'"));
 }
 
+namespace {
+
+// Schemas keep their properties in the order written (the order a model sees in the prompt).
+using Json = nlohmann::ordered_json;
+
+// A JSON Schema as the TypeScript-like type of functions_section; depth: the schema's nesting
+// (past 32 levels a type is "any"; parse_json_text already refused documents deeper than 64).
+std::string ts_type(const Json& schema, int depth);
+
+std::string ts_literal(const Json& v) {
+  return v.is_string() ? Json(v.get<std::string>()).dump() : v.dump();
+}
+
+std::string ts_object(const Json& schema, int depth) {
+  const Json props = schema.value("properties", Json::object());
+  if (!props.is_object() || props.empty()) return "object";
+  std::vector<std::string> required;
+  if (schema.contains("required") && schema["required"].is_array())
+    for (const auto& r : schema["required"])
+      if (r.is_string()) required.push_back(r.get<std::string>());
+  std::string out = "{\n";
+  for (const auto& [name, prop] : props.items()) {
+    if (prop.is_object() && prop.contains("description") && prop["description"].is_string())
+      for (absl::string_view line : absl::StrSplit(prop["description"].get<std::string>(), '\n'))
+        absl::StrAppend(&out, "// ", line, "\n");
+    const bool optional = std::find(required.begin(), required.end(), name) == required.end();
+    absl::StrAppend(&out, name, optional ? "?" : "", ": ", ts_type(prop, depth + 1), ",");
+    if (prop.is_object() && prop.contains("default"))
+      absl::StrAppend(&out, " // default: ", ts_literal(prop["default"]));
+    out += "\n";
+  }
+  return out + "}";
+}
+
+std::string ts_type(const Json& schema, int depth) {
+  if (!schema.is_object() || depth > 32) return "any";
+  for (const char* key : {"anyOf", "oneOf"})
+    if (schema.contains(key) && schema[key].is_array()) {
+      std::vector<std::string> parts;
+      for (const auto& s : schema[key]) parts.push_back(ts_type(s, depth + 1));
+      return absl::StrJoin(parts, " | ");
+    }
+  if (schema.contains("enum") && schema["enum"].is_array() && !schema["enum"].empty()) {
+    std::vector<std::string> parts;
+    for (const auto& v : schema["enum"]) parts.push_back(ts_literal(v));
+    return absl::StrJoin(parts, " | ");
+  }
+  if (schema.contains("const")) return ts_literal(schema["const"]);
+  const Json type = schema.value("type", Json());
+  if (type.is_array()) {  // ["string", "null"]
+    std::vector<std::string> parts;
+    for (const auto& t : type) {
+      Json one = schema;
+      one["type"] = t;
+      parts.push_back(ts_type(one, depth + 1));
+    }
+    return absl::StrJoin(parts, " | ");
+  }
+  const std::string t = type.is_string() ? type.get<std::string>() : "";
+  if (t == "string") return "string";
+  if (t == "number" || t == "integer") return "number";
+  if (t == "boolean") return "boolean";
+  if (t == "null") return "null";
+  if (t == "array")
+    return schema.contains("items") ? absl::StrCat(ts_type(schema["items"], depth + 1), "[]")
+                                    : "any[]";
+  if (t == "object" || schema.contains("properties")) return ts_object(schema, depth);
+  return "any";
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> functions_section(const std::vector<Tool>& tools) {
+  std::string out = "## functions\n\nnamespace functions {\n\n";
+  for (const Tool& t : tools) {
+    if (t.name.empty() || t.name.size() > 64 ||
+        !std::all_of(t.name.begin(), t.name.end(), [](char c) {
+          return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+        }))
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tool name '", t.name, "' must be 1 to 64 letters, digits, '_' or '-'"));
+    for (absl::string_view line : absl::StrSplit(t.description, '\n', absl::SkipEmpty()))
+      absl::StrAppend(&out, "// ", line, "\n");
+    std::string args = "()";
+    if (!t.parameters.empty()) {
+      const std::string what = absl::StrCat("tool '", t.name, "' parameters");
+      VEX_RETURN_IF_ERROR(check_json_depth(t.parameters, what));
+      const Json schema = Json::parse(t.parameters, nullptr, false);
+      if (schema.is_discarded())
+        return absl::InvalidArgumentError(absl::StrCat(what, ": not valid JSON"));
+      if (!schema.is_object())
+        return absl::InvalidArgumentError(
+            absl::StrCat("tool '", t.name, "': parameters must be a JSON Schema object"));
+      const Json props = schema.value("properties", Json::object());
+      if (props.is_object() && !props.empty()) args = "(_: " + ts_object(schema, 0) + ")";
+    }
+    absl::StrAppend(&out, "type ", t.name, " = ", args, " => any;\n\n");
+  }
+  return out + "} // namespace functions";
+}
+
 std::string system_text(const SystemOptions& s) {
   std::string t = s.identity;
   if (!s.knowledge_cutoff.empty()) absl::StrAppend(&t, "\nKnowledge cutoff: ", s.knowledge_cutoff);
@@ -56,10 +161,15 @@ std::string system_text(const SystemOptions& s) {
 
 Rendered render(const Tokenizer& tok, const Conversation& conv, bool for_completion) {
   Renderer r{tok, {}};
-  r.message({.role = "system", .content = system_text(conv.system)}, End::kEnd);
-  if (!conv.developer.empty())
-    r.message({.role = "developer", .content = absl::StrCat("# Instructions\n\n", conv.developer)},
-              End::kEnd);
+  std::string system = system_text(conv.system);
+  if (!conv.tools.empty())
+    system += "\nCalls to these tools must go to the commentary channel: 'functions'.";
+  r.message({.role = "system", .content = system}, End::kEnd);
+  std::string developer;
+  if (!conv.developer.empty()) developer = absl::StrCat("# Instructions\n\n", conv.developer);
+  if (!conv.tools.empty())
+    absl::StrAppend(&developer, developer.empty() ? "" : "\n\n", "# Tools\n\n", conv.tools);
+  if (!developer.empty()) r.message({.role = "developer", .content = developer}, End::kEnd);
   // Chain of thought is dropped from history once a final answer follows it (docs/gpt-oss.md §6.4).
   size_t last_final = 0;
   for (size_t i = 0; i < conv.messages.size(); ++i)

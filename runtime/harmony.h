@@ -44,8 +44,24 @@ struct SystemOptions {
 struct Conversation {
   SystemOptions system;
   std::string developer;          // developer instructions; no developer message when empty
+  // The function tools' section (functions_section), rendered into the developer message; the
+  // system message then says that calls go to the commentary channel. Empty: no tools.
+  std::string tools;
   std::vector<Message> messages;  // user, assistant and tool messages, in order
 };
+
+// A function the model may call (an OpenAI "function" tool).
+struct Tool {
+  std::string name;         // [A-Za-z0-9_-], at most 64 characters
+  std::string description;  // "" for none
+  std::string parameters;   // its arguments' JSON Schema (an object), "" for none
+};
+
+// The developer message's "# Tools" section for function tools, in the form gpt-oss was trained
+// on: "## functions", then "namespace functions { ... }" with one TypeScript-like signature per
+// tool, descriptions as // comments, optional properties marked "?", enums as unions of string
+// literals, defaults noted. Errors name the tool whose name or schema cannot be used.
+absl::StatusOr<std::string> functions_section(const std::vector<Tool>& tools);
 
 // Checks a reasoning effort: low, medium or high.
 absl::Status check_reasoning(absl::string_view effort);

@@ -78,6 +78,58 @@ TEST(Harmony, DeveloperInstructionsAndToolCallHistory) {
   EXPECT_EQ(r.tokens, tok().encode(r.text, true));
 }
 
+// Function tools: a TypeScript-like namespace in the developer message (after the
+// instructions), and the system message's line sending calls to the commentary channel.
+TEST(Harmony, FunctionToolsRenderAsANamespace) {
+  const std::vector<Tool> tools = {
+      {.name = "get_weather",
+       .description = "Gets the current weather.",
+       .parameters = R"({"type": "object", "required": ["city"], "properties": {
+           "city": {"type": "string", "description": "City name"},
+           "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "default": "celsius"},
+           "days": {"type": "integer"},
+           "tags": {"type": "array", "items": {"type": "string"}},
+           "at": {"type": "object", "properties": {"lat": {"type": "number"}}, "required": ["lat"]},
+           "note": {"type": ["string", "null"]}}})"},
+      {.name = "now", .description = "", .parameters = ""},
+  };
+  auto section = functions_section(tools);
+  ASSERT_TRUE(section.ok()) << section.status();
+  EXPECT_EQ(*section,
+            "## functions\n\nnamespace functions {\n\n"
+            "// Gets the current weather.\n"
+            "type get_weather = (_: {\n"
+            "// City name\ncity: string,\n"
+            "unit?: \"celsius\" | \"fahrenheit\", // default: \"celsius\"\n"
+            "days?: number,\n"
+            "tags?: string[],\n"
+            "at?: {\nlat: number,\n},\n"
+            "note?: string | null,\n"
+            "}) => any;\n\n"
+            "type now = () => any;\n\n"
+            "} // namespace functions");
+  Conversation c;
+  c.developer = "Be brief.";
+  c.tools = *section;
+  c.messages = {{.role = "user", .content = "Weather in Paris?"}};
+  const Rendered r = render(tok(), c, true);
+  EXPECT_NE(r.text.find("every message.\nCalls to these tools must go to the commentary channel: "
+                        "'functions'.<|end|>"),
+            std::string::npos)
+      << r.text;
+  EXPECT_NE(r.text.find("<|start|>developer<|message|># Instructions\n\nBe brief.\n\n# Tools\n\n"
+                        "## functions\n\nnamespace functions {"),
+            std::string::npos)
+      << r.text;
+  EXPECT_EQ(r.tokens, tok().encode(r.text, true));
+  EXPECT_EQ(functions_section({{.name = "bad name"}}).status().message(),
+            "tool name 'bad name' must be 1 to 64 letters, digits, '_' or '-'");
+  EXPECT_EQ(functions_section({{.name = "f", .parameters = "[1]"}}).status().message(),
+            "tool 'f': parameters must be a JSON Schema object");
+  EXPECT_EQ(functions_section({{.name = "f", .parameters = "{"}}).status().message(),
+            "tool 'f' parameters: not valid JSON");
+}
+
 // docs/gpt-oss.md §6.4: a finished answer is stored with <|end|>, and analysis before it is dropped.
 TEST(Harmony, HistoryDropsAnalysisOnceAFinalAnswerExists) {
   Conversation c;

@@ -166,6 +166,73 @@ const question = { model, temperature: 0, messages: [{ role: "user", content: "W
     await assert.rejects(client.responses.create({ model, input: 5 }), (e) => e.status === 400 && e.param === "input");
   });
 
+  // The demo model was not trained on tool calls, so a call is forced by naming the function
+  // in tool_choice (the prompt then ends with the call's header and the model writes the
+  // arguments); the path from the model's tokens to tool_calls, streamed and not, is the one a
+  // model that calls on its own takes.
+  const weather = { type: "object", properties: { city: { type: "string", description: "City name" } }, required: ["city"] };
+  await check("tools: a function call, streamed alike, and its result in the history", async () => {
+    const tools = [{ type: "function", function: { name: "get_weather", description: "Gets the weather.", parameters: weather } }];
+    const forced = { model, temperature: 0, max_tokens: 12, tools, messages: [{ role: "user", content: "Weather in Paris?" }],
+                     tool_choice: { type: "function", function: { name: "get_weather" } } };
+    const r = await client.chat.completions.create(forced);
+    const calls = r.choices[0].message.tool_calls;
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0].type, "function");
+    assert.equal(calls[0].function.name, "get_weather");
+    assert.match(calls[0].id, /^call_/);
+    assert.ok(["tool_calls", "length"].includes(r.choices[0].finish_reason), r.choices[0].finish_reason);
+    const stream = await client.chat.completions.create({ ...forced, stream: true });
+    let name = "", args = "", id = "";
+    for await (const c of stream)
+      for (const tc of c.choices[0]?.delta?.tool_calls ?? []) {
+        assert.equal(tc.index, 0);
+        if (tc.id) id = tc.id;
+        if (tc.function?.name) name = tc.function.name;
+        args += tc.function?.arguments ?? "";
+      }
+    assert.equal(name, "get_weather");
+    assert.match(id, /^call_/);
+    assert.equal(args, calls[0].function.arguments);
+    const history = [{ role: "user", content: "Weather in Paris?" },
+                     { role: "assistant", content: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } }] },
+                     { role: "tool", tool_call_id: "call_1", content: '{"sunny":true}' }];
+    const back = await client.chat.completions.create({ model, temperature: 0, max_tokens: 8, tools, messages: history });
+    assert.equal(back.object, "chat.completion");
+    await assert.rejects(client.chat.completions.create({ model, tools, messages: [...history.slice(0, 2), { ...history[2], tool_call_id: "call_9" }] }),
+      (e) => e.status === 400 && e.param === "messages");
+    await assert.rejects(client.chat.completions.create({ ...forced, tool_choice: "required" }),
+      (e) => e.status === 400 && e.param === "tool_choice");
+    await assert.rejects(client.chat.completions.create({ ...forced, tool_choice: { type: "function", function: { name: "nope" } } }),
+      (e) => e.status === 400 && e.param === "tool_choice");
+    const none = await client.chat.completions.create({ ...forced, tool_choice: "none" });
+    assert.equal(none.choices[0].message.tool_calls, undefined);
+  });
+
+  await check("responses: a function call item, and its output in the input", async () => {
+    const tools = [{ type: "function", name: "get_weather", description: "Gets the weather.", parameters: weather }];
+    const r = await client.responses.create({ model, input: "Weather in Paris?", temperature: 0, max_output_tokens: 12,
+                                              tools, tool_choice: { type: "function", name: "get_weather" } });
+    const call = r.output.find((o) => o.type === "function_call");
+    assert.ok(call, JSON.stringify(r.output));
+    assert.equal(call.name, "get_weather");
+    assert.match(call.call_id, /^call_/);
+    const events = await client.responses.create({ model, input: "Weather in Paris?", temperature: 0, max_output_tokens: 12,
+                                                   tools, tool_choice: { type: "function", name: "get_weather" }, stream: true });
+    let args = "", added = 0;
+    for await (const e of events) {
+      if (e.type === "response.output_item.added" && e.item.type === "function_call") added++;
+      if (e.type === "response.function_call_arguments.delta") args += e.delta;
+    }
+    assert.equal(added, 1);
+    assert.equal(args, call.arguments);
+    const back = await client.responses.create({ model, temperature: 0, max_output_tokens: 8, tools, input: [
+      { role: "user", content: "Weather in Paris?" },
+      { type: "function_call", call_id: call.call_id, name: "get_weather", arguments: call.arguments },
+      { type: "function_call_output", call_id: call.call_id, output: '{"sunny":true}' }] });
+    assert.equal(back.object, "response");
+  });
+
   await check("errors: status codes and OpenAI error bodies", async () => {
     await assert.rejects(client.chat.completions.create({ ...question, model: "gpt-4" }),
       (e) => e.status === 404 && e instanceof OpenAI.NotFoundError && /not found/.test(e.message));
@@ -173,7 +240,7 @@ const question = { model, temperature: 0, messages: [{ role: "user", content: "W
       (e) => e.status === 400 && e instanceof OpenAI.BadRequestError && e.param === "messages");
     await assert.rejects(client.chat.completions.create({ ...question, temperature: 9 }),
       (e) => e.status === 400 && e.param === "temperature");
-    await assert.rejects(client.chat.completions.create({ ...question, tools: [{ type: "function", function: { name: "f" } }] }),
+    await assert.rejects(client.chat.completions.create({ ...question, tools: [{ type: "function", function: { name: "bad name" } }] }),
       (e) => e.status === 400 && e.param === "tools");
     const long = "word ".repeat(5000);
     await assert.rejects(client.chat.completions.create({ ...question, messages: [{ role: "user", content: long }] }),

@@ -18,7 +18,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <numeric>
@@ -27,6 +29,8 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
 
 #include "experts/expert.h"
 #include "kernels/cpu/parallel.h"
@@ -111,6 +115,12 @@ struct Stream {
   json step_logprobs = json::array();  // chat, streaming: the entries not yet sent
   std::unique_ptr<VirtualExperts> experts;
   json firings = json::array();
+  // A function call the model wrote (a commentary message to "functions.NAME"; generation
+  // stops at its <|call|>, so there is at most one).
+  struct Call {
+    std::string id, name, arguments;
+    bool started = false;
+  } call;
 };
 
 class Server {
@@ -206,11 +216,9 @@ class Server {
     if (j["model"] != id_)
       throw HttpError{404, "model '" + j["model"].get<std::string>() + "' not found (this server has '" + id_ + "')",
                       "invalid_request_error", "model", "model_not_found"};
-    for (const char* unsupported : {"tools", "functions"})
-      if (j.contains(unsupported) && !j[unsupported].is_null() &&
-          !(j[unsupported].is_boolean() && !j[unsupported].get<bool>()))
-        throw HttpError{400, std::string("'") + unsupported + "' is not supported by this server yet",
-                        "invalid_request_error", unsupported, "unsupported"};
+    if (j.contains("functions") && !j["functions"].is_null())
+      throw HttpError{400, "'functions' (the legacy form) is not supported; use 'tools'",
+                      "invalid_request_error", "functions", "unsupported"};
     if (j.contains("n") && j["n"] != 1)
       throw HttpError{400, "only n = 1 is supported", "invalid_request_error", "n"};
     SamplingParams& s = r->options.sampling;
@@ -274,24 +282,127 @@ class Server {
     conv->system.reasoning = value.get<std::string>();
   }
 
-  std::vector<int32_t> chat_prompt(const json& j) {
+  // The request's function tools into conv (unless tool_choice is "none"); returns the function
+  // a tool_choice names (the call is then forced: the prompt ends with its header), or "".
+  static std::string read_tools(const json& j, bool responses, harmony::Conversation* conv) {
+    std::vector<harmony::Tool> tools;
+    if (j.contains("tools") && !j["tools"].is_null()) {
+      if (!j["tools"].is_array())
+        throw HttpError{400, "'tools' must be an array", "invalid_request_error", "tools"};
+      for (const json& t : j["tools"]) {
+        if (!t.is_object() || t.value("type", "") != "function")
+          throw HttpError{400, "only tools of type 'function' are supported",
+                          "invalid_request_error", "tools"};
+        const json f = responses ? t : t.value("function", json(nullptr));
+        if (!f.is_object() || !f.contains("name") || !f["name"].is_string())
+          throw HttpError{400, "each tool needs a function 'name'", "invalid_request_error",
+                          "tools"};
+        harmony::Tool tool{.name = f["name"], .description = "", .parameters = ""};
+        if (f.contains("description") && f["description"].is_string())
+          tool.description = f["description"];
+        if (f.contains("parameters") && !f["parameters"].is_null()) tool.parameters = dump(f["parameters"]);
+        tools.push_back(std::move(tool));
+      }
+    }
+    std::string forced;
+    const json choice = j.value("tool_choice", json(nullptr));
+    if (choice.is_object()) {
+      const json name = responses ? choice.value("name", json(nullptr))
+                                  : choice.value("function", json::object()).value("name", json(nullptr));
+      if (choice.value("type", "") != "function" || !name.is_string())
+        throw HttpError{400, "'tool_choice' must be \"auto\", \"none\" or a function by name",
+                        "invalid_request_error", "tool_choice"};
+      forced = name.get<std::string>();
+      if (std::none_of(tools.begin(), tools.end(), [&](const auto& t) { return t.name == forced; }))
+        throw HttpError{400, "'tool_choice' names '" + forced + "', which is not in 'tools'",
+                        "invalid_request_error", "tool_choice"};
+    } else if (choice.is_string() && choice == "required") {
+      throw HttpError{400, "'tool_choice': \"required\" is not supported; name the function to force a call",
+                      "invalid_request_error", "tool_choice", "unsupported"};
+    } else if (!choice.is_null() && choice != "auto" && choice != "none") {
+      throw HttpError{400, "'tool_choice' must be \"auto\", \"none\" or a function by name",
+                      "invalid_request_error", "tool_choice"};
+    }
+    if (tools.empty() || choice == "none") return "";
+    auto section = harmony::functions_section(tools);
+    if (!section.ok())
+      throw HttpError{400, std::string(section.status().message()), "invalid_request_error", "tools"};
+    conv->tools = std::move(*section);
+    return forced;
+  }
+
+  // Renders the conversation for completion; a forced function call's header follows
+  // "<|start|>assistant", and goes to `header` too (the parser reads it before the answer).
+  std::vector<int32_t> render(const harmony::Conversation& conv, const std::string& forced,
+                              std::vector<int32_t>* header) const {
+    std::vector<int32_t> prompt = harmony::render(*model_.tokenizer, conv, true).tokens;
+    if (!forced.empty()) {
+      *header = model_.tokenizer->encode(
+          "<|channel|>commentary to=functions." + forced + " <|constrain|>json<|message|>", true);
+      prompt.insert(prompt.end(), header->begin(), header->end());
+    }
+    return prompt;
+  }
+
+  std::vector<int32_t> chat_prompt(const json& j, std::vector<int32_t>* header) {
     if (!j.contains("messages") || !j["messages"].is_array() || j["messages"].empty())
       throw HttpError{400, "'messages' must be a non-empty array", "invalid_request_error",
                       "messages"};
     harmony::Conversation conv;
     read_effort(j.value("reasoning_effort", json(nullptr)), "reasoning_effort", &conv);
+    const std::string forced = read_tools(j, /*responses=*/false, &conv);
     harmony::Conversation from = conversation(j["messages"], "messages");
     conv.developer = std::move(from.developer);
     conv.messages = std::move(from.messages);
-    return harmony::render(*model_.tokenizer, conv, /*for_completion=*/true).tokens;
+    return render(conv, forced, header);
   }
 
   // Messages of role and content: system and developer messages become the developer
-  // instructions; user and assistant messages the conversation (assistant ones as final answers).
+  // instructions; user and assistant messages the conversation (assistant ones as final
+  // answers). Function calls and their results, in the chat form (an assistant message's
+  // tool_calls, a "tool" message naming its tool_call_id) or the responses form (function_call
+  // and function_call_output items), become Harmony's commentary messages to and from
+  // "functions.NAME".
   static harmony::Conversation conversation(const json& messages, const char* param) {
     harmony::Conversation conv;
+    std::map<std::string, std::string> calls;  // call id -> function name
+    auto call = [&](const json& id, const json& name, const json& arguments) {
+      if (!name.is_string() || !arguments.is_string())
+        throw HttpError{400, "a function call needs a 'name' and 'arguments' (a string)",
+                        "invalid_request_error", param};
+      if (id.is_string()) calls[id.get<std::string>()] = name.get<std::string>();
+      conv.messages.push_back({.role = "assistant",
+                               .recipient = "functions." + name.get<std::string>(),
+                               .channel = "commentary",
+                               .content_type = "<|constrain|>json",
+                               .content = arguments.get<std::string>(),
+                               .end = harmony::End::kCall});
+    };
+    auto result = [&](const json& id, const std::string& output) {
+      const auto it = id.is_string() ? calls.find(id.get<std::string>()) : calls.end();
+      if (it == calls.end())
+        throw HttpError{400, "a tool result's call id matches no earlier function call",
+                        "invalid_request_error", param};
+      conv.messages.push_back({.role = "functions." + it->second,
+                               .recipient = "assistant",
+                               .channel = "commentary",
+                               .content = output});
+    };
     for (const json& m : messages) {
-      if (!m.is_object() || !m.contains("role") || !m["role"].is_string())
+      if (!m.is_object())
+        throw HttpError{400, "each message must be an object", "invalid_request_error", param};
+      const std::string type = m.value("type", "message");
+      if (type == "function_call") {
+        call(m.value("call_id", json(nullptr)), m.value("name", json(nullptr)),
+             m.value("arguments", json(nullptr)));
+        continue;
+      }
+      if (type == "function_call_output") {
+        const json out = m.value("output", json(nullptr));
+        result(m.value("call_id", json(nullptr)), out.is_string() ? out.get<std::string>() : dump(out));
+        continue;
+      }
+      if (type != "message" || !m.contains("role") || !m["role"].is_string())
         throw HttpError{400, "each message needs a 'role'", "invalid_request_error", param};
       const std::string role = m["role"];
       const std::string text = content_text(m.value("content", json(nullptr)));
@@ -299,19 +410,33 @@ class Server {
         conv.developer += (conv.developer.empty() ? "" : "\n\n") + text;
       } else if (role == "user") {
         conv.messages.push_back({.role = "user", .content = text});
+      } else if (role == "assistant" && m.contains("tool_calls") && m["tool_calls"].is_array() &&
+                 !m["tool_calls"].empty()) {
+        // Text beside calls is what the model said before calling (commentary).
+        if (!text.empty())
+          conv.messages.push_back({.role = "assistant", .channel = "commentary", .content = text});
+        for (const json& c : m["tool_calls"]) {
+          const json f = c.is_object() ? c.value("function", json(nullptr)) : json(nullptr);
+          if (!f.is_object())
+            throw HttpError{400, "each tool call needs a 'function'", "invalid_request_error", param};
+          call(c.value("id", json(nullptr)), f.value("name", json(nullptr)),
+               f.value("arguments", json(nullptr)));
+        }
       } else if (role == "assistant") {
         conv.messages.push_back({.role = "assistant", .channel = "final", .content = text});
+      } else if (role == "tool") {
+        result(m.value("tool_call_id", json(nullptr)), text);
       } else {
-        throw HttpError{400, "role '" + role + "' is not supported (system, developer, user, assistant)",
+        throw HttpError{400, "role '" + role + "' is not supported (system, developer, user, assistant, tool)",
                         "invalid_request_error", param};
       }
     }
     return conv;
   }
 
-  // POST /v1/responses: `input` (a string, or messages of role and content), `instructions`,
-  // `reasoning.effort`.
-  std::vector<int32_t> responses_prompt(const json& j) {
+  // POST /v1/responses: `input` (a string, or messages of role and content, function calls and
+  // their outputs), `instructions`, `reasoning.effort`, `tools`, `tool_choice`.
+  std::vector<int32_t> responses_prompt(const json& j, std::vector<int32_t>* header) {
     harmony::Conversation conv;
     if (j.contains("instructions") && !j["instructions"].is_null()) {
       if (!j["instructions"].is_string())
@@ -321,18 +446,12 @@ class Server {
     }
     if (j.contains("reasoning") && j["reasoning"].is_object())
       read_effort(j["reasoning"].value("effort", json(nullptr)), "reasoning.effort", &conv);
+    const std::string forced = read_tools(j, /*responses=*/true, &conv);
     const json input = j.value("input", json(nullptr));
     if (input.is_string()) {
       conv.messages.push_back({.role = "user", .content = input.get<std::string>()});
     } else if (input.is_array() && !input.empty()) {
-      json messages = json::array();
-      for (const json& item : input) {
-        if (!item.is_object() || (item.contains("type") && item["type"] != "message"))
-          throw HttpError{400, "'input' items must be messages (role and content)",
-                          "invalid_request_error", "input"};
-        messages.push_back(item);
-      }
-      harmony::Conversation from = conversation(messages, "input");
+      harmony::Conversation from = conversation(input, "input");
       if (!from.developer.empty())
         conv.developer += (conv.developer.empty() ? "" : "\n\n") + from.developer;
       conv.messages = std::move(from.messages);
@@ -340,7 +459,7 @@ class Server {
       throw HttpError{400, "'input' must be a string or a non-empty array of messages",
                       "invalid_request_error", "input"};
     }
-    return harmony::render(*model_.tokenizer, conv, /*for_completion=*/true).tokens;
+    return render(conv, forced, header);
   }
 
   enum class Api { kChat, kCompletions, kResponses };
@@ -351,7 +470,7 @@ class Server {
     auto st = std::make_shared<Stream>();
     Request r;
     bool stream = false;
-    std::vector<int32_t> prompt;
+    std::vector<int32_t> prompt, forced_header;
     try {
       const json j = parse_body(req, &r);
       stream = j.value("stream", false);
@@ -393,9 +512,9 @@ class Server {
         throw HttpError{400, "'top_logprobs' needs logprobs: true", "invalid_request_error",
                         "top_logprobs"};
       if (responses) {
-        prompt = responses_prompt(j);
+        prompt = responses_prompt(j, &forced_header);
       } else if (chat) {
-        prompt = chat_prompt(j);
+        prompt = chat_prompt(j, &forced_header);
       } else {
         if (!j.contains("prompt") || !j["prompt"].is_string())
           throw HttpError{400, "'prompt' must be a string", "invalid_request_error", "prompt"};
@@ -410,8 +529,12 @@ class Server {
     } catch (const HttpError& e) {
       return send_error(res, e);
     }
-    if (chat) st->parser.emplace(*model_.tokenizer);
-    else st->decoder.emplace(*model_.tokenizer);
+    if (chat) {
+      st->parser.emplace(*model_.tokenizer);
+      for (int32_t t : forced_header) st->parser->feed(t);  // a forced call's header: in the prompt
+    } else {
+      st->decoder.emplace(*model_.tokenizer);
+    }
     if (!model_.host_experts.empty() && r.virtual_experts) {
       auto v = VirtualExperts::bind(model_, registry_);
       if (!v.ok()) return send_error(res, from_status(v.status()));
@@ -430,6 +553,7 @@ class Server {
         absl::StrFormat("%016x", std::random_device{}() * 0x9E3779B97F4A7C15ull);
     const std::string object_id = (responses ? "resp_" : chat ? "chatcmpl-" : "cmpl-") + suffix;
     const std::string message_id = "msg_" + suffix, reasoning_id = "rs_" + suffix;
+    const std::string call_id = "call_" + suffix, function_call_id = "fc_" + suffix;
     const int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
                                 std::chrono::system_clock::now().time_since_epoch()).count();
     auto chunk = [=, this](const json& delta_or_text, const json& finish) {
@@ -454,7 +578,12 @@ class Server {
                         {"status", result ? "completed" : "in_progress"}, {"role", "assistant"},
                         {"content", json::array({{{"type", "output_text"}, {"text", s.text},
                                                   {"annotations", json::array()}}})}});
-      const bool complete = result && finish_reason(*result, s.stop_hit) == "stop";
+      if (s.call.started)
+        output.push_back({{"type", "function_call"}, {"id", function_call_id},
+                          {"call_id", s.call.id}, {"name", s.call.name},
+                          {"arguments", s.call.arguments},
+                          {"status", result ? "completed" : "in_progress"}});
+      const bool complete = result && finish_reason(s, *result) != "length";
       json j = {{"id", object_id}, {"object", "response"}, {"created_at", created},
                 {"status", !result ? "in_progress" : complete ? "completed" : "incomplete"},
                 {"incomplete_details", !result || complete ? json(nullptr)
@@ -519,16 +648,50 @@ class Server {
       return json{{"token", sanitize_utf8(b)}, {"logprob", logprob},
                   {"bytes", std::vector<int>(b.begin(), b.end())}};
     };
-    r.on_token = [st, chat, responses, stream, text_delta, text_chunk, token_json](int32_t token) {
+    // A function call's start and argument text, as a chat chunk or responses events; lock held.
+    auto call_delta = [=](Stream& s, const std::string& args, bool start) {
+      if (responses) {
+        std::string out;
+        if (start)
+          out = event({{"type", "response.output_item.added"}, {"output_index", 1},
+                       {"item", {{"type", "function_call"}, {"id", function_call_id},
+                                 {"call_id", s.call.id}, {"name", s.call.name},
+                                 {"arguments", ""}, {"status", "in_progress"}}}});
+        if (!args.empty())
+          out += event({{"type", "response.function_call_arguments.delta"},
+                        {"item_id", function_call_id}, {"output_index", 1}, {"delta", args}});
+        return out;
+      }
+      json call = {{"index", 0}, {"function", {{"arguments", args}}}};
+      if (start) call["id"] = s.call.id, call["type"] = "function", call["function"]["name"] = s.call.name;
+      return sse(chunk(json{{"tool_calls", json::array({call})}}, nullptr));
+    };
+    r.on_token = [st, chat, responses, stream, text_delta, text_chunk, token_json, call_delta,
+                  call_id](int32_t token) {
       std::lock_guard lock(st->mu);
       std::string piece, thought;
       if (chat) {
         const harmony::StreamParser::Step step = st->parser->feed(token);
         const harmony::Message* open = st->parser->open();
-        const bool analysis = open ? open->channel == "analysis"
-                                   : (!st->parser->messages().empty() &&
-                                      st->parser->messages().back().channel == "analysis");
-        (analysis ? thought : piece) = step.content;
+        const harmony::Message* m =
+            open ? open : st->parser->messages().empty() ? nullptr : &st->parser->messages().back();
+        const bool to_tool = m && !m->recipient.empty() && m->recipient != "assistant";
+        if (to_tool && absl::StartsWith(m->recipient, "functions.") &&
+            (st->parser->in_content() || step.message_done)) {
+          const bool start = !st->call.started;
+          if (start) {
+            st->call.started = true;
+            st->call.id = call_id;
+            st->call.name = m->recipient.substr(std::strlen("functions."));
+          }
+          st->call.arguments += step.content;
+          if (stream && (start || !step.content.empty())) {
+            st->events.push_back(call_delta(*st, step.content, start));
+            st->cv.notify_all();
+          }
+        } else if (!to_tool) {  // what a message to another recipient says is not shown
+          (m && m->channel == "analysis" ? thought : piece) = step.content;
+        }
       } else {
         piece = st->decoder->feed(token);
       }
@@ -573,7 +736,7 @@ class Server {
       return go_on;
     };
     r.on_done = [st, chat, responses, stream, chunk, sse, event, text_delta, text_chunk,
-                 response_json, n_prompt = prompt.size()](
+                 response_json, function_call_id, n_prompt = prompt.size()](
                     const absl::StatusOr<GenerateResult>& result) {
       std::lock_guard lock(st->mu);
       if (!chat && !st->stop_hit) st->text += st->decoder->flush();
@@ -588,10 +751,17 @@ class Server {
       st->emitted = st->text.size();
       st->result = result;
       if (stream && result.ok() && responses) {
-        st->events.push_back(event({{"type", "response.completed"},
-                                    {"response", response_json(*st, &*result)}}));
+        const json out = response_json(*st, &*result);
+        if (st->call.started) {
+          st->events.push_back(event({{"type", "response.function_call_arguments.done"},
+                                      {"item_id", function_call_id}, {"output_index", 1},
+                                      {"arguments", st->call.arguments}}));
+          st->events.push_back(event({{"type", "response.output_item.done"}, {"output_index", 1},
+                                      {"item", out["output"].back()}}));
+        }
+        st->events.push_back(event({{"type", "response.completed"}, {"response", out}}));
       } else if (stream && result.ok()) {
-        json last = chunk(chat ? json::object() : json(""), finish_reason(*result, st->stop_hit));
+        json last = chunk(chat ? json::object() : json(""), finish_reason(*st, *result));
         last["usage"] = usage(n_prompt, result->generated);
         if (!st->firings.empty()) last["vex_experts"] = st->firings;
         st->events.push_back(sse(last));
@@ -644,11 +814,17 @@ class Server {
                  {"usage", usage(prompt.size(), st->result->generated)}};
     if (chat) {
       json message = {{"role", "assistant"}, {"content", st->text}};
+      if (st->call.started) {
+        if (st->text.empty()) message["content"] = nullptr;
+        message["tool_calls"] = json::array(
+            {{{"id", st->call.id}, {"type", "function"},
+              {"function", {{"name", st->call.name}, {"arguments", st->call.arguments}}}}});
+      }
       if (!st->reasoning.empty())
         message["reasoning"] = st->reasoning, message["reasoning_content"] = st->reasoning;
       body["object"] = "chat.completion";
       body["choices"] = json::array({{{"index", 0}, {"message", message},
-                                      {"finish_reason", finish_reason(*st->result, st->stop_hit)},
+                                      {"finish_reason", finish_reason(*st, *st->result)},
                                       {"logprobs", st->top_n >= 0 ? json{{"content", st->logprobs}}
                                                                   : json(nullptr)}}});
     } else {
@@ -669,15 +845,17 @@ class Server {
         }
       }
       body["choices"] = json::array({{{"index", 0}, {"text", st->text},
-                                      {"finish_reason", finish_reason(*st->result, st->stop_hit)},
+                                      {"finish_reason", finish_reason(*st, *st->result)},
                                       {"logprobs", logprobs}}});
     }
     if (!st->firings.empty()) body["vex_experts"] = st->firings;
     res.set_content(dump(body), "application/json");
   }
 
-  static json finish_reason(const GenerateResult& r, bool stop_string) {
-    return r.reason == StopReason::kStopToken || stop_string ? "stop" : "length";
+  // "tool_calls" when the answer is a function call that ended at its <|call|>.
+  static json finish_reason(const Stream& s, const GenerateResult& r) {
+    if (s.call.started && r.reason == StopReason::kStopToken && !s.stop_hit) return "tool_calls";
+    return r.reason == StopReason::kStopToken || s.stop_hit ? "stop" : "length";
   }
   static json usage(size_t prompt, int generated) {
     return {{"prompt_tokens", prompt}, {"completion_tokens", generated},
