@@ -1,7 +1,9 @@
 // vexserve driven by the official `openai` npm package (pinned in tests/server/run.sh), against
 // a server on the demo model with the calculator attached and an API key:
-//   node client_test.cjs BASE_URL API_KEY OPENAI_MODULE_DIR
-const [baseURL, apiKey, moduleDir] = process.argv.slice(2);
+//   node client_test.cjs BASE_URL API_KEY OPENAI_MODULE_DIR [SERVER_PID]
+// With the server's pid, the load check also reads its memory from /proc.
+const [baseURL, apiKey, moduleDir, serverPid] = process.argv.slice(2);
+const fs = require("node:fs");
 const OpenAI = require(moduleDir);
 const assert = require("node:assert/strict");
 
@@ -258,7 +260,7 @@ const question = { model, temperature: 0, messages: [{ role: "user", content: "W
     assert.match(await metrics(), /vex_requests_running 0\n/);
   });
 
-  await check("load: 32 concurrent streams, each equal to the same request alone", async () => {
+  await check("load: 32 concurrent streams, each equal to the same request alone; memory back to baseline", async () => {
     const prompts = Array.from({ length: 32 }, (_, i) => `What is ${i + 2} * ${3 * i + 7}?`);
     const params = (p) => ({ model, temperature: 0, max_tokens: 24, messages: [{ role: "user", content: p }] });
     const streamed = await Promise.all(prompts.map((p) => streamText(params(p))));
@@ -267,6 +269,16 @@ const question = { model, temperature: 0, messages: [{ role: "user", content: "W
       assert.equal(streamed[i].content, alone.choices[0].message.content, prompts[i]);
       assert.equal(streamed[i].usage.completion_tokens, alone.usage.completion_tokens, prompts[i]);
     }
+    // The server's resident memory after this first wave (thread stacks and allocator arenas
+    // touched) is the baseline; four more waves must leave it there (a leak of one stream's
+    // state, ~100 KB, would add ~13 MB).
+    if (!serverPid) return;
+    const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${serverPid}/status`, "utf8"))[1]);
+    const baseline = rss();
+    for (let wave = 0; wave < 4; wave++) await Promise.all(prompts.map((p) => streamText(params(p))));
+    const after = rss();
+    console.log(`server RSS: ${baseline} kB after the first wave, ${after} kB after four more`);
+    assert.ok(after - baseline < 8192, `RSS grew by ${after - baseline} kB over four waves of 32 streams`);
   });
 
   console.log(failures ? `${failures} client checks failed` : "all client checks passed");

@@ -24,7 +24,11 @@ port=$(grep -o "listening on http://127.0.0.1:[0-9]*" "$log" | grep -o "[0-9]*$"
 base=http://127.0.0.1:$port
 
 status=0
-node "$src/tests/server/client_test.cjs" "$base/v1" test-key "$module" || status=1
+# The memory check reads the server's RSS; under AddressSanitizer freed memory sits in its
+# quarantine, so RSS is not the server's to return and the check is left out.
+rss_pid=$pid
+[ -n "${ASAN_OPTIONS:-}" ] && rss_pid=
+node "$src/tests/server/client_test.cjs" "$base/v1" test-key "$module" $rss_pid || status=1
 # /health needs no key; everything else does.
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/health")" = 200 ] || { echo "FAIL: /health"; status=1; }
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/metrics")" = 401 ] || { echo "FAIL: /metrics without a key"; status=1; }
