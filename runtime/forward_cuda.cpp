@@ -19,25 +19,137 @@
 
 namespace vex {
 
-struct CudaEngine::Layer {
-  const uint16_t* attn_norm;  // [D]
-  const uint16_t* wqkv;       // [Q + 2 KV, D]: q, k, v rows concatenated at upload
-  const uint16_t* bqkv;       // [Q + 2 KV]
-  const uint16_t* wo;         // [D, Q]
-  const uint16_t* bo;         // [D]
-  const uint16_t* sinks;      // [Hq]
-  const uint16_t* mlp_norm;   // [D]
-  const uint16_t* router_w;   // [S, D]: one row per slot
-  const uint16_t* router_b;   // [S]
-  vex_slot* slots;            // [S] dispatch table
+// One layer's weights on the device.
+struct LayerDeviceWeights {
+  const uint16_t* attn_norm;        // [D]
+  const uint16_t* wqkv;             // [Q + 2 KV, D]: q, k, v rows concatenated at upload
+  const uint16_t* bqkv;             // [Q + 2 KV]
+  const uint16_t* wo;               // [D, Q]
+  const uint16_t* bo;               // [D]
+  const uint16_t* sinks;            // [Hq]
+  const uint16_t* mlp_norm;         // [D]
+  const uint16_t* router_w;         // [S, D]: one row per slot
+  const uint16_t* router_b;         // [S]
+  const vex_device_params* device;  // DEVICE slots' parameters, device pointers
+  cuda::MoeWeights moe;             // experts packed by index
+};
+
+struct CudaWeights {
+  std::vector<void*> allocations;
+  uint64_t bytes = 0;
+  const uint16_t *embedding = nullptr, *final_norm = nullptr, *lm_head = nullptr;
+  const float* inv_freq = nullptr;  // YaRN inverse frequencies
+  float concentration = 1;
+  std::vector<LayerDeviceWeights> layers;
+  ~CudaWeights() {
+    for (void* p : allocations) cudaFree(p);
+  }
+};
+
+// The engine's view of a layer: the shared weights, and its own slot table (switched per
+// sequence's virtual-expert setting) and caches.
+struct CudaEngine::Layer : LayerDeviceWeights {
+  vex_slot* slots;  // [S] dispatch table
   int n_slots;
   bool has_virtual;                           // DEVICE or HOST slots in the table
   std::vector<vex_slot> slots_on, slots_off;  // the table with virtual slots on / masked
-  const vex_device_params* device;            // DEVICE slots' parameters, device pointers
-  cuda::MoeWeights moe;                       // experts packed by index
   uint16_t *k_cache, *v_cache;  // [slots, KV]: ring_ slots on sliding layers, max_ctx on full
   bool sliding;
 };
+
+namespace {
+
+// count elements on the device, owned by w; a copy of host unless it is null.
+template <typename T>
+absl::StatusOr<T*> weight_alloc(CudaWeights& w, const T* host, size_t count) {
+  void* p = nullptr;
+  const size_t bytes = std::max<size_t>(count * sizeof(T), 16);
+  if (cudaMalloc(&p, bytes) != cudaSuccess) {
+    cudaGetLastError();
+    return absl::ResourceExhaustedError(absl::StrCat("GPU out of memory allocating ", bytes,
+                                                     " bytes of weights (", w.bytes,
+                                                     " already uploaded)"));
+  }
+  w.allocations.push_back(p);
+  w.bytes += bytes;
+  if (host) VEX_CUDA_CHECK(cudaMemcpy(p, host, count * sizeof(T), cudaMemcpyHostToDevice));
+  return static_cast<T*>(p);
+}
+
+// Uploads the checkpoint's weights (docs/gpt-oss.md §5 layout; the experts packed by index).
+absl::StatusOr<std::shared_ptr<CudaWeights>> upload_weights(const Config& c, const Weights& w) {
+  auto out = std::make_shared<CudaWeights>();
+  CudaWeights& cw = *out;
+  const int D = c.d_model, Q = c.q_dim(), KV = c.kv_dim(), I = c.d_ff, V = c.vocab_size;
+  VEX_ASSIGN_OR_RETURN(cw.embedding, weight_alloc(cw, w.embedding, size_t(V) * D));
+  VEX_ASSIGN_OR_RETURN(cw.final_norm, weight_alloc(cw, w.final_norm, D));
+  VEX_ASSIGN_OR_RETURN(cw.lm_head, weight_alloc(cw, w.lm_head, size_t(V) * D));
+  const YarnParams yarn{c.rope_theta,     c.rope_factor,       c.rope_beta_fast,
+                        c.rope_beta_slow, c.rope_original_ctx, c.rope_truncate};
+  std::vector<float> inv_freq(c.head_dim / 2);
+  cw.concentration = yarn_inv_freq(yarn, c.head_dim, inv_freq.data());
+  VEX_ASSIGN_OR_RETURN(cw.inv_freq, weight_alloc(cw, inv_freq.data(), inv_freq.size()));
+  const int g1 = D / 32, g2 = I / 32;
+  std::vector<uint16_t> qkv(size_t(Q + 2 * KV) * D), bqkv(Q + 2 * KV);
+  for (int il = 0; il < c.n_layers; ++il) {
+    const LayerWeights& L = w.layers[il];
+    LayerDeviceWeights d{};
+    VEX_ASSIGN_OR_RETURN(d.attn_norm, weight_alloc(cw, L.attn_norm, D));
+    std::copy_n(L.wq, size_t(Q) * D, qkv.begin());
+    std::copy_n(L.wk, size_t(KV) * D, qkv.begin() + size_t(Q) * D);
+    std::copy_n(L.wv, size_t(KV) * D, qkv.begin() + size_t(Q + KV) * D);
+    std::copy_n(L.bq, Q, bqkv.begin());
+    std::copy_n(L.bk, KV, bqkv.begin() + Q);
+    std::copy_n(L.bv, KV, bqkv.begin() + Q + KV);
+    VEX_ASSIGN_OR_RETURN(d.wqkv, weight_alloc(cw, qkv.data(), qkv.size()));
+    VEX_ASSIGN_OR_RETURN(d.bqkv, weight_alloc(cw, bqkv.data(), bqkv.size()));
+    VEX_ASSIGN_OR_RETURN(d.wo, weight_alloc(cw, L.wo, size_t(D) * Q));
+    VEX_ASSIGN_OR_RETURN(d.bo, weight_alloc(cw, L.bo, D));
+    VEX_ASSIGN_OR_RETURN(d.sinks, weight_alloc(cw, L.sinks, c.n_heads));
+    VEX_ASSIGN_OR_RETURN(d.mlp_norm, weight_alloc(cw, L.mlp_norm, D));
+    const int S = L.n_slots(), E = static_cast<int>(L.experts.size());
+    VEX_ASSIGN_OR_RETURN(d.router_w, weight_alloc(cw, L.router_w, size_t(S) * D));
+    VEX_ASSIGN_OR_RETURN(d.router_b, weight_alloc(cw, L.router_b, S));
+    std::vector<vex_device_params> device;
+    for (const vex_device_params& p : L.device_params) {
+      vex_device_params q;
+      VEX_ASSIGN_OR_RETURN(q.args_w, weight_alloc(cw, p.args_w, size_t(2) * D));
+      VEX_ASSIGN_OR_RETURN(q.args_b, weight_alloc(cw, p.args_b, 2));
+      VEX_ASSIGN_OR_RETURN(q.out_w, weight_alloc(cw, p.out_w, D));
+      VEX_ASSIGN_OR_RETURN(q.out_b, weight_alloc(cw, p.out_b, D));
+      device.push_back(q);
+    }
+    VEX_ASSIGN_OR_RETURN(d.device, weight_alloc(cw, device.data(), device.size()));
+    // The loaded experts packed by index (pruned ones are not there); each expert's tensors are
+    // contiguous slices of the checkpoint.
+    const size_t gu = size_t(2) * I * g1, dn = size_t(D) * g2;
+    uint8_t *gub, *gus, *dnb, *dns;
+    uint16_t *gubias, *dnbias;
+    VEX_ASSIGN_OR_RETURN(gub, weight_alloc<uint8_t>(cw, nullptr, E * gu * 16));
+    VEX_ASSIGN_OR_RETURN(gus, weight_alloc<uint8_t>(cw, nullptr, E * gu));
+    VEX_ASSIGN_OR_RETURN(gubias, weight_alloc<uint16_t>(cw, nullptr, size_t(E) * 2 * I));
+    VEX_ASSIGN_OR_RETURN(dnb, weight_alloc<uint8_t>(cw, nullptr, E * dn * 16));
+    VEX_ASSIGN_OR_RETURN(dns, weight_alloc<uint8_t>(cw, nullptr, E * dn));
+    VEX_ASSIGN_OR_RETURN(dnbias, weight_alloc<uint16_t>(cw, nullptr, size_t(E) * D));
+    for (int e = 0; e < E; ++e) {
+      const ExpertWeights& x = L.experts[e];
+      VEX_CUDA_CHECK(
+          cudaMemcpy(gub + e * gu * 16, x.gate_up.blocks, gu * 16, cudaMemcpyHostToDevice));
+      VEX_CUDA_CHECK(cudaMemcpy(gus + e * gu, x.gate_up.scales, gu, cudaMemcpyHostToDevice));
+      VEX_CUDA_CHECK(cudaMemcpy(gubias + size_t(e) * 2 * I, x.gate_up_bias, 2 * I * 2,
+                                cudaMemcpyHostToDevice));
+      VEX_CUDA_CHECK(cudaMemcpy(dnb + e * dn * 16, x.down.blocks, dn * 16, cudaMemcpyHostToDevice));
+      VEX_CUDA_CHECK(cudaMemcpy(dns + e * dn, x.down.scales, dn, cudaMemcpyHostToDevice));
+      VEX_CUDA_CHECK(
+          cudaMemcpy(dnbias + size_t(e) * D, x.down_bias, D * 2, cudaMemcpyHostToDevice));
+    }
+    d.moe = {gub, gus, gubias, dnb, dns, dnbias, D, I};
+    cw.layers.push_back(d);
+  }
+  return out;
+}
+
+}  // namespace
 
 CudaEngine::CudaEngine(const Config& c, int max_ctx, int n_seqs)
     : c_(c), max_ctx_(max_ctx), pos_(n_seqs, 0), virtual_on_(n_seqs, 1) {}
@@ -70,9 +182,9 @@ absl::StatusOr<T*> CudaEngine::upload(const T* host, size_t count) {
   return d;
 }
 
-absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(const Config& config,
-                                                               const Weights& weights, int max_ctx,
-                                                               int n_seqs) {
+absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(
+    const Config& config, const Weights& weights, int max_ctx, int n_seqs,
+    std::shared_ptr<const CudaWeights> shared) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     cudaGetLastError();
@@ -85,11 +197,11 @@ absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(const Config& con
     return absl::InvalidArgumentError(
         absl::StrCat("the CUDA engine runs 1 to ", kMaxSeqs, " sequences, not ", n_seqs));
   auto e = std::unique_ptr<CudaEngine>(new CudaEngine(config, max_ctx, n_seqs));
-  VEX_RETURN_IF_ERROR(e->init(weights));
+  VEX_RETURN_IF_ERROR(e->init(weights, std::move(shared)));
   return e;
 }
 
-absl::Status CudaEngine::init(const Weights& w) {
+absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeights> shared) {
   VEX_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   gemm_ = std::make_unique<cuda::Gemm>();
   if (gemm_->init() != cudaSuccess)
@@ -104,40 +216,27 @@ absl::Status CudaEngine::init(const Weights& w) {
   // few hundred tokens (truncate) without recomputing the prompt.
   ring_ = std::min(max_ctx_, c_.sliding_window + kChunk + 352);
 
-  VEX_ASSIGN_OR_RETURN(embedding_, upload(w.embedding, size_t(V) * D));
-  VEX_ASSIGN_OR_RETURN(final_norm_, upload(w.final_norm, D));
-  VEX_ASSIGN_OR_RETURN(lm_head_, upload(w.lm_head, size_t(V) * D));
-  const YarnParams yarn{c_.rope_theta,     c_.rope_factor,       c_.rope_beta_fast,
-                        c_.rope_beta_slow, c_.rope_original_ctx, c_.rope_truncate};
-  std::vector<float> inv_freq(c_.head_dim / 2);
-  concentration_ = yarn_inv_freq(yarn, c_.head_dim, inv_freq.data());
-  VEX_ASSIGN_OR_RETURN(inv_freq_, upload(inv_freq.data(), inv_freq.size()));
-
-  const int g1 = D / 32, g2 = I / 32;
-  std::vector<uint16_t> qkv(size_t(Q + 2 * KV) * D), bqkv(Q + 2 * KV);
+  if (shared) {
+    if (static_cast<int>(shared->layers.size()) != c_.n_layers)
+      return absl::InvalidArgumentError("shared CUDA weights are of another model");
+    weights_ = std::move(shared);
+    mem_.shared = true;
+  } else {
+    VEX_ASSIGN_OR_RETURN(weights_, upload_weights(c_, w));
+  }
+  mem_.weights += weights_->bytes;
+  embedding_ = weights_->embedding, final_norm_ = weights_->final_norm;
+  lm_head_ = weights_->lm_head;
+  inv_freq_ = weights_->inv_freq;
+  concentration_ = weights_->concentration;
   for (int il = 0; il < c_.n_layers; ++il) {
     const LayerWeights& L = w.layers[il];
     Layer d{};
+    static_cast<LayerDeviceWeights&>(d) = weights_->layers[il];
     d.sliding = c_.layer_sliding[il];
-    VEX_ASSIGN_OR_RETURN(d.attn_norm, upload(L.attn_norm, D));
-    std::copy_n(L.wq, size_t(Q) * D, qkv.begin());
-    std::copy_n(L.wk, size_t(KV) * D, qkv.begin() + size_t(Q) * D);
-    std::copy_n(L.wv, size_t(KV) * D, qkv.begin() + size_t(Q + KV) * D);
-    std::copy_n(L.bq, Q, bqkv.begin());
-    std::copy_n(L.bk, KV, bqkv.begin() + Q);
-    std::copy_n(L.bv, KV, bqkv.begin() + Q + KV);
-    VEX_ASSIGN_OR_RETURN(d.wqkv, upload(qkv.data(), qkv.size()));
-    VEX_ASSIGN_OR_RETURN(d.bqkv, upload(bqkv.data(), bqkv.size()));
-    VEX_ASSIGN_OR_RETURN(d.wo, upload(L.wo, size_t(D) * Q));
-    VEX_ASSIGN_OR_RETURN(d.bo, upload(L.bo, D));
-    VEX_ASSIGN_OR_RETURN(d.sinks, upload(L.sinks, c_.n_heads));
-    VEX_ASSIGN_OR_RETURN(d.mlp_norm, upload(L.mlp_norm, D));
-    const int S = L.n_slots(), E = static_cast<int>(L.experts.size());
-    d.n_slots = S;
-    VEX_ASSIGN_OR_RETURN(d.router_w, upload(L.router_w, size_t(S) * D));
-    VEX_ASSIGN_OR_RETURN(d.router_b, upload(L.router_b, S));
+    d.n_slots = L.n_slots();
     // The slot table as loaded (a manifest's pruning and virtual rows), and the same table with
-    // the virtual slots masked, swapped in by set_virtual_experts.
+    // the virtual slots masked, swapped in by use_virtual_tables: the engine's own.
     d.slots_on = d.slots_off = L.slots;
     d.has_virtual = false;
     for (vex_slot& s : d.slots_off)
@@ -147,42 +246,6 @@ absl::Status CudaEngine::init(const Weights& w) {
         s.kind = VEX_SLOT_PRUNED;
       }
     VEX_ASSIGN_OR_RETURN(d.slots, upload(L.slots.data(), L.slots.size()));
-    std::vector<vex_device_params> device;
-    for (const vex_device_params& p : L.device_params) {
-      vex_device_params q;
-      VEX_ASSIGN_OR_RETURN(q.args_w, upload(p.args_w, size_t(2) * D));
-      VEX_ASSIGN_OR_RETURN(q.args_b, upload(p.args_b, 2));
-      VEX_ASSIGN_OR_RETURN(q.out_w, upload(p.out_w, D));
-      VEX_ASSIGN_OR_RETURN(q.out_b, upload(p.out_b, D));
-      device.push_back(q);
-    }
-    VEX_ASSIGN_OR_RETURN(d.device, upload(device.data(), device.size()));
-
-    // The loaded experts packed by index (pruned ones are not there); each expert's tensors are
-    // contiguous slices of the checkpoint.
-    uint8_t *gub, *gus, *dnb, *dns;
-    uint16_t *gubias, *dnbias;
-    VEX_ASSIGN_OR_RETURN(gub, alloc<uint8_t>(size_t(E) * 2 * I * g1 * 16, &mem_.weights));
-    VEX_ASSIGN_OR_RETURN(gus, alloc<uint8_t>(size_t(E) * 2 * I * g1, &mem_.weights));
-    VEX_ASSIGN_OR_RETURN(gubias, alloc<uint16_t>(size_t(E) * 2 * I, &mem_.weights));
-    VEX_ASSIGN_OR_RETURN(dnb, alloc<uint8_t>(size_t(E) * D * g2 * 16, &mem_.weights));
-    VEX_ASSIGN_OR_RETURN(dns, alloc<uint8_t>(size_t(E) * D * g2, &mem_.weights));
-    VEX_ASSIGN_OR_RETURN(dnbias, alloc<uint16_t>(size_t(E) * D, &mem_.weights));
-    for (int e = 0; e < E; ++e) {
-      const ExpertWeights& x = L.experts[e];
-      const size_t gu = size_t(2) * I * g1, dn = size_t(D) * g2;
-      VEX_CUDA_CHECK(
-          cudaMemcpy(gub + e * gu * 16, x.gate_up.blocks, gu * 16, cudaMemcpyHostToDevice));
-      VEX_CUDA_CHECK(cudaMemcpy(gus + e * gu, x.gate_up.scales, gu, cudaMemcpyHostToDevice));
-      VEX_CUDA_CHECK(cudaMemcpy(gubias + size_t(e) * 2 * I, x.gate_up_bias, 2 * I * 2,
-                                cudaMemcpyHostToDevice));
-      VEX_CUDA_CHECK(cudaMemcpy(dnb + e * dn * 16, x.down.blocks, dn * 16, cudaMemcpyHostToDevice));
-      VEX_CUDA_CHECK(cudaMemcpy(dns + e * dn, x.down.scales, dn, cudaMemcpyHostToDevice));
-      VEX_CUDA_CHECK(
-          cudaMemcpy(dnbias + size_t(e) * D, x.down_bias, D * 2, cudaMemcpyHostToDevice));
-    }
-    d.moe = {gub, gus, gubias, dnb, dns, dnbias, D, I};
-
     const size_t slots_n = size_t(d.sliding ? ring_ : max_ctx_) * n_seqs();
     VEX_ASSIGN_OR_RETURN(d.k_cache, alloc<uint16_t>(slots_n * KV, &mem_.kv));
     VEX_ASSIGN_OR_RETURN(d.v_cache, alloc<uint16_t>(slots_n * KV, &mem_.kv));

@@ -27,9 +27,14 @@ namespace cuda {
 class Gemm;
 }
 
+// A model's weights on the GPU, shared by every engine made over the same model
+// (make_engine keeps one per Model while engines hold it); freed with the last engine.
+struct CudaWeights;
+
 // GPU memory of an engine, in bytes.
 struct CudaMemory {
   uint64_t weights = 0;    // everything uploaded from the checkpoint (and the slot tables)
+  bool shared = false;     // those weights were uploaded by another engine and are shared
   uint64_t kv = 0;         // K and V caches of all layers
   uint64_t workspace = 0;  // activations, routing buffers, logits
 };
@@ -47,10 +52,13 @@ class CudaEngine final : public Engine {
   static bool uses_gemm(int rows, bool decode) { return decode ? rows > kGemvRows : rows > 1; }
   static constexpr int kMaxSeqs = kChunk;  // a batched step is one pass of n_seqs rows
 
-  // Uploads the weights and allocates the state for n_seqs sequences of up to max_ctx tokens.
-  static absl::StatusOr<std::unique_ptr<CudaEngine>> create(const Config& config,
-                                                            const Weights& weights, int max_ctx,
-                                                            int n_seqs = 1);
+  // Uploads the weights (or uses `shared`, another engine's upload of the same weights) and
+  // allocates the state for n_seqs sequences of up to max_ctx tokens.
+  static absl::StatusOr<std::unique_ptr<CudaEngine>> create(
+      const Config& config, const Weights& weights, int max_ctx, int n_seqs = 1,
+      std::shared_ptr<const CudaWeights> shared = nullptr);
+  // The weights on the device, for other engines over the same model to share.
+  std::shared_ptr<const CudaWeights> device_weights() const { return weights_; }
   ~CudaEngine() override;
 
   absl::Status forward(std::span<const int32_t> tokens, float* logits,
@@ -116,7 +124,7 @@ class CudaEngine final : public Engine {
  private:
   struct Layer;
   CudaEngine(const Config& c, int max_ctx, int n_seqs);
-  absl::Status init(const Weights& w);
+  absl::Status init(const Weights& w, std::shared_ptr<const CudaWeights> shared);
   template <typename T>
   absl::StatusOr<T*> upload(const T* host, size_t count);
   template <typename T>
@@ -185,10 +193,11 @@ class CudaEngine final : public Engine {
   cudaStream_t stream_ = nullptr;
   std::vector<std::pair<int, cudaGraphExec_t>> step_graphs_;  // by 2 * rows + sampled
 
-  // Weights on the device.
+  // Weights on the device (weights_ owns them; layers_ points into them).
+  std::shared_ptr<const CudaWeights> weights_;
   const uint16_t *embedding_ = nullptr, *final_norm_ = nullptr, *lm_head_ = nullptr;
   std::vector<Layer> layers_;
-  float* inv_freq_ = nullptr;
+  const float* inv_freq_ = nullptr;
   float concentration_ = 1;
 
   // State: [kChunk, ...] activations, named as in docs/gpt-oss.md §4.

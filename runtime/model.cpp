@@ -127,8 +127,14 @@ absl::StatusOr<std::unique_ptr<Engine>> make_engine(const Model& model, int max_
                      model.config().max_position, " positions (max_position_embeddings)"));
 #ifdef VEX_WITH_CUDA
   if (device != Device::kCpu) {
-    auto e = CudaEngine::create(model.config(), model.weights, max_ctx, n_seqs);
-    if (e.ok()) return std::unique_ptr<Engine>(std::move(*e));
+    // One upload of the weights for all engines over the model while any holds it.
+    std::lock_guard lock(model.device_mu);
+    auto e = CudaEngine::create(model.config(), model.weights, max_ctx, n_seqs,
+                                model.device_weights.lock());
+    if (e.ok()) {
+      model.device_weights = (*e)->device_weights();
+      return std::unique_ptr<Engine>(std::move(*e));
+    }
     // Auto falls back to the CPU only when there is no GPU; other failures are errors.
     if (device == Device::kCuda || e.status().code() != absl::StatusCode::kUnimplemented)
       return e.status();

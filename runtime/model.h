@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,8 @@
 #include "runtime/tokenizer.h"
 
 namespace vex {
+
+struct CudaWeights;  // runtime/forward_cuda.h
 
 struct Model {
   std::unique_ptr<Checkpoint> checkpoint;  // owns the memory maps the weights point into
@@ -30,6 +33,11 @@ struct Model {
 
   // The tokenizer, or an error naming the missing file (prompts need one; token ids do not).
   absl::StatusOr<const Tokenizer*> require_tokenizer() const;
+
+  // The weights on the GPU while some engine over this model holds them: make_engine's CUDA
+  // engines share one upload (every vex_context of a model, say).
+  mutable std::mutex device_mu;
+  mutable std::weak_ptr<const CudaWeights> device_weights;
 };
 
 // Reports load progress in [0, 1]; returning false cancels the load (absl::CancelledError).

@@ -445,6 +445,37 @@ TEST_F(ForwardCuda, PrefillOfSeveralSequencesMatchesEachAlone) {
             absl::StatusCode::kOutOfRange);
 }
 
+// Engines made over one model share one upload of its weights (every vex_context of a model,
+// say): the second reports them shared and allocates only its own state, computes the same
+// logits bit for bit, and keeps the weights alive after the first engine is gone.
+TEST_F(ForwardCuda, EnginesOfOneModelShareTheWeights) {
+  const int V = model_->config().vocab_size;
+  const auto t = random_tokens(40, 31);
+  auto a = make_engine(*model_, 64, Device::kCuda);
+  auto b = make_engine(*model_, 64, Device::kCuda, 2);
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto* ca = dynamic_cast<CudaEngine*>(a->get());
+  auto* cb = dynamic_cast<CudaEngine*>(b->get());
+  ASSERT_TRUE(ca && cb);
+  EXPECT_FALSE(ca->memory().shared);
+  EXPECT_TRUE(cb->memory().shared);
+  EXPECT_EQ(ca->device_weights(), cb->device_weights());
+  size_t free0 = 0, free1 = 0, total = 0;
+  cudaMemGetInfo(&free0, &total);
+  auto c = make_engine(*model_, 64, Device::kCuda);
+  ASSERT_TRUE(c.ok());
+  cudaMemGetInfo(&free1, &total);
+  const auto& m = dynamic_cast<CudaEngine*>(c->get())->memory();
+  printf("a third engine took %.1f MB of GPU memory; the weights are %.1f MB\n",
+         (free0 - free1) / 1e6, m.weights / 1e6);
+  EXPECT_LT(free0 - free1, m.weights / 2);
+  std::vector<float> la(size_t(40) * V), lb(la.size());
+  ASSERT_TRUE((*a)->forward(t, la.data()).ok());
+  a->reset();  // the first engine is gone; the weights stay for the others
+  ASSERT_TRUE((*b)->forward(t, lb.data()).ok());
+  EXPECT_EQ(la, lb);
+}
+
 TEST_F(ForwardCuda, BatchErrors) {
   EXPECT_EQ(CudaEngine::create(model_->config(), model_->weights, 8, 0).status().message(),
             "the CUDA engine runs 1 to 128 sequences, not 0");

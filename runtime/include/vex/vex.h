@@ -7,9 +7,11 @@
  *
  * Objects:
  *   vex_model    weights, tokenizer and defaults loaded from a checkpoint directory. Immutable
- *                after loading; may be shared by several contexts and threads.
- *   vex_context  one sequence being generated: its KV cache, tokens and logits. Use one context
- *                from one thread at a time (vex_context_cancel is the exception).
+ *                after loading; may be shared by several contexts and threads (on the GPU its
+ *                contexts share one upload of the weights).
+ *   vex_context  n_parallel sequences being generated (one by default): KV caches, tokens and
+ *                logits, and the worker thread that runs them. Use one context from one thread
+ *                at a time (vex_context_cancel is the exception).
  *
  * Errors: functions return vex_status. VEX_STATUS_OK is 0; on any other value,
  * vex_last_error() returns a message naming the file, key, flag or argument at fault. No
