@@ -36,6 +36,11 @@ curl -s -H "Authorization: Bearer test-key" "$base/metrics" | grep -q "^vex_requ
   { echo "FAIL: /metrics counts no finished requests"; status=1; }
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer test-key" -d '{"model":' "$base/v1/chat/completions")" = 400 ] ||
   { echo "FAIL: malformed JSON is not a 400"; status=1; }
+# A body past the 16 MiB limit is refused with 413 before it is read whole.
+head -c $((17 << 20)) /dev/zero | tr '\0' ' ' >"$log.big"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer test-key" --data-binary @"$log.big" "$base/v1/chat/completions")" = 413 ] ||
+  { echo "FAIL: an oversized body is not a 413"; status=1; }
+rm -f "$log.big"
 # SIGTERM: the server stops and exits 0.
 kill -TERM $pid
 wait $pid && code=0 || code=$?
