@@ -3,19 +3,22 @@
 //
 // Grammar (usual precedence; ^ binds right and tighter than unary minus, so -2^2 = -4):
 //   expr    := term (('+' | '-') term)*
-//   term    := unary (('*' | '×' | '·' | '/' | '÷' | '%') unary)*     '%' between operands: modulo
+//   term    := unary (('*' | '×' | '·' | '/' | '÷') unary)*
 //   unary   := ('-' | '+') unary | power
 //   power   := postfix ('^' unary)?                                    integer exponents only
 //   postfix := primary ('%' ('of' unary)?)?                            15% = 0.15; 15% of 200 = 30
 //   primary := NUMBER | '(' expr ')'                                   1,234.5 thousands separators
-// Values are GMP rationals; modulo needs integers (floored: the result has the divisor's sign).
-// The result is printed with format_exact (experts/exact.h).
+// Values are GMP rationals. The result is printed with format_exact (experts/exact.h).
 //
 // Declines (never guesses): no "=" at the end; the expression is not preceded by a space, a
 // start of line or punctuation (so "x+3 =", "f(2) =" and "$5 + 3 =" are not read as 3 or 2);
 // a hedge before it ("approximately 3 × 4 =", "~3 × 4 ="); no operator ("room 127 ="); anything
-// that does not parse, division by zero, a non-integer exponent or modulo operand, or a result
-// beyond 100,000 bits.
+// that does not parse, division by zero, a non-integer exponent, or a result beyond 100,000
+// bits. Ambiguous between conventions, so declined too: '%' between two operands ("15 % 4":
+// modulo, or 15 percent times 4?); a bare percentage added or subtracted ("200 + 15%": 230 on a
+// shop calculator, 200.15 in arithmetic); and digits that are codes, not quantities - a number
+// with a leading zero ("0199", "007") or integers of three digits or more joined by hyphens
+// without spaces ("555-0199", "12345-6789", "2024-1-15": phone numbers, ids, dates).
 #include "experts/exact.h"
 #include "experts/expert.h"
 #include "experts/text.h"
@@ -112,11 +115,14 @@ class Parser {
 
   std::optional<mpq_class> expr() {
     auto v = term();
+    bool percent_term = bare_percent_;
     while (v && (peek(Tok::kPlus) || peek(Tok::kMinus))) {
       const bool plus = t_[at_++].kind == Tok::kPlus;
       ++ops_;
       auto r = term();
       if (!r) return std::nullopt;
+      percent_term |= bare_percent_;
+      if (percent_term) return std::nullopt;  // "200 + 15%": a shop's 230 or arithmetic's 200.15
       if (plus)
         *v += *r;
       else
@@ -125,32 +131,28 @@ class Parser {
     return v;
   }
 
+  // Sets bare_percent_: the term is one percentage ("15%", "-15%"), not a product or "15% of x".
   std::optional<mpq_class> term() {
     auto v = unary();
+    bool single = true;
     for (;;) {
       if (!v) return std::nullopt;
-      Tok op;
-      if (peek(Tok::kTimes) || peek(Tok::kDivide)) {
-        op = t_[at_].kind;
-      } else if (peek(Tok::kPercent) && (peek(Tok::kNum, 1) || peek(Tok::kOpen, 1))) {
-        op = Tok::kPercent;  // modulo: '%' with an operand after it
-      } else {
+      if (peek(Tok::kPercent) && (peek(Tok::kNum, 1) || peek(Tok::kOpen, 1)))
+        return std::nullopt;  // '%' between operands: modulo, or a percentage times? Declined.
+      if (!peek(Tok::kTimes) && !peek(Tok::kDivide)) {
+        bare_percent_ = single && bare_percent_;
         return v;
       }
+      const Tok op = t_[at_].kind;
       ++at_, ++ops_;
+      single = false;
       auto r = unary();
       if (!r) return std::nullopt;
       if (op == Tok::kTimes) {
         *v *= *r;
-      } else if (op == Tok::kDivide) {
+      } else {
         if (sgn(*r) == 0) return std::nullopt;
         *v /= *r;
-      } else {
-        if (v->get_den() != 1 || r->get_den() != 1 || sgn(*r) == 0) return std::nullopt;
-        mpz_class m;
-        mpz_fdiv_r(m.get_mpz_t(), v->get_num_mpz_t(), r->get_num_mpz_t());
-        if (sgn(m) != 0 && sgn(m) != sgn(r->get_num())) m += r->get_num();
-        *v = mpq_class(m);
       }
       if (too_big(*v)) return std::nullopt;
     }
@@ -183,6 +185,7 @@ class Parser {
     auto base = postfix();
     if (!base || !eat(Tok::kPow)) return base;
     ++ops_;
+    bare_percent_ = false;
     auto e = unary();
     if (!e || e->get_den() != 1) return std::nullopt;
     const mpz_class& n = e->get_num();
@@ -205,6 +208,7 @@ class Parser {
 
   std::optional<mpq_class> postfix() {
     auto v = primary();
+    bare_percent_ = false;
     if (!v || !peek(Tok::kPercent) || peek(Tok::kNum, 1) || peek(Tok::kOpen, 1)) return v;
     // "7 % -3": '%' spaced like the operator before a signed operand - a modulo by -3, or 7
     // percent minus 3? Ambiguous: declined. ("181%+4", '%' on its number, is 1.81 + 4.)
@@ -217,6 +221,9 @@ class Parser {
       auto r = unary();
       if (!r) return std::nullopt;
       *v *= *r;
+      bare_percent_ = false;
+    } else {
+      bare_percent_ = true;
     }
     return v;
   }
@@ -235,7 +242,34 @@ class Parser {
   size_t at_ = 0;
   int ops_ = 0;
   int depth_ = 0;
+  bool bare_percent_ = false;  // the factor or term just read is a bare percentage
 };
+
+// Digits that are codes rather than quantities: a number written with a leading zero ("0199",
+// "007"; "0" and "0.5" are numbers), or integers of three digits or more joined by hyphens
+// without spaces ("555-0199", "12345-6789"), or three integers so joined ("2024-1-15").
+bool looks_like_code(const std::vector<Lexeme>& line, size_t first) {
+  auto integer = [](const Lexeme& x) {
+    return !x.barrier && x.tok.kind == Tok::kNum &&
+           x.text.find_first_not_of("0123456789") == std::string_view::npos;
+  };
+  for (size_t i = first; i < line.size(); ++i) {
+    const Lexeme& x = line[i];
+    if (!x.barrier && x.tok.kind == Tok::kNum && x.text.size() > 1 && x.text[0] == '0' &&
+        std::isdigit(static_cast<unsigned char>(x.text[1])))
+      return true;
+    // i: a hyphen glued on both sides between integers.
+    if (i == first || i + 1 >= line.size() || x.barrier || x.tok.kind != Tok::kMinus ||
+        x.space_before || line[i + 1].space_before || !integer(line[i - 1]) ||
+        !integer(line[i + 1]))
+      continue;
+    if (line[i - 1].text.size() >= 3 && line[i + 1].text.size() >= 3) return true;
+    if (i + 3 < line.size() && line[i + 2].tok.kind == Tok::kMinus && !line[i + 2].barrier &&
+        !line[i + 2].space_before && !line[i + 3].space_before && integer(line[i + 3]))
+      return true;
+  }
+  return false;
+}
 
 class Calculator final : public HostExpert {
  public:
@@ -261,6 +295,7 @@ class Calculator final : public HostExpert {
       if (!line[first].space_before && word != ":" && word != "\"" && word != "'" && word != "`")
         return std::nullopt;
     }
+    if (looks_like_code(line, first)) return std::nullopt;
     std::vector<Token> toks;
     for (size_t i = first; i < line.size(); ++i) {
       toks.push_back(line[i].tok);

@@ -78,7 +78,8 @@ std::optional<mpq_class> parse_decimal(std::string_view s) {
 
 std::string format_exact(const mpq_class& q, int significant) {
   const bool neg = sgn(q) < 0;
-  const mpq_class a = abs(q);
+  mpq_class a = abs(q);
+  a.canonicalize();  // a rational built from (num, den) unreduced would print as "0.0"
   std::string body;
   mpz_class den = a.get_den();
   // Terminating iff the denominator has no prime factors but 2 and 5.

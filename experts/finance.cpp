@@ -262,6 +262,19 @@ class Finance final : public HostExpert {
           (!asked || k.words.size() > asked->words.size()))
         asked = &k;
     if (!asked) return std::nullopt;
+    // The payment computed is the monthly one: "the annual payment", "biweekly payment" and the
+    // like ask for another, so they are declined.
+    if (asked->metric == Metric::kPayment && asked->words == "payment") {
+      const std::vector<std::string_view> w = words(q);
+      static constexpr std::string_view kOther[] = {
+          "annual",    "annually",     "yearly",       "quarterly", "weekly",  "biweekly",
+          "bi-weekly", "semi-monthly", "semimonthly",  "daily",     "semi-annual", "semiannual",
+          "fortnightly", "twice-monthly", "bimonthly", "bi-monthly", "total",   "balloon",
+          "final",     "first",        "last",         "down",      "extra",   "interest-only"};
+      if (w.size() >= 2 &&
+          std::find(std::begin(kOther), std::end(kOther), w[w.size() - 2]) != std::end(kOther))
+        return std::nullopt;
+    }
     // The facts: the paragraph up to the question's name for the quantity.
     const size_t end = static_cast<size_t>(line->data() - text.data()) + q.size() -
                        asked->words.size();

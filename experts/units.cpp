@@ -104,8 +104,9 @@ constexpr Unit kUnits[] = {
     {"J|joule|joules", Kind::kEnergy, "1"},
     {"kJ|kilojoule|kilojoules", Kind::kEnergy, "1000"},
     {"MJ|megajoule|megajoules", Kind::kEnergy, "1000000"},
-    {"cal|calorie|calories", Kind::kEnergy, "4.184"},
-    {"kcal|kilocalorie|kilocalories", Kind::kEnergy, "4184"},
+    // The small calorie in lowercase only: "Calorie" and "Cal" are the food Calorie (a kcal).
+    {"=cal|=calorie|=calories", Kind::kEnergy, "4.184"},
+    {"kcal|kilocalorie|kilocalories|Cal|Calorie|Calories", Kind::kEnergy, "4184"},
     {"Wh|watt-hour|watt-hours|watt hour|watt hours", Kind::kEnergy, "3600"},
     {"kWh|kilowatt-hour|kilowatt-hours|kilowatt hour|kilowatt hours", Kind::kEnergy, "3600000"},
     {"MWh|megawatt-hour|megawatt-hours", Kind::kEnergy, "3600000000"},
@@ -127,22 +128,29 @@ mpq_class factor_value(std::string_view f) {
   return *parse_decimal(f) * pow10q(exponent);
 }
 
-bool matches(std::string_view spelling, std::string_view s) {
+// exact: the spelling's case matters even in lowercase ("calorie" is not "Calorie").
+bool matches(std::string_view spelling, std::string_view s, bool exact) {
   if (spelling.size() != s.size()) return false;
   if (spelling == s) return true;
+  if (exact) return false;
   // Spellings written all in lowercase letters (and spaces, hyphens) are words: any case.
   for (char c : spelling)
     if (!(std::islower(static_cast<unsigned char>(c)) || c == ' ' || c == '-')) return false;
   return spelling.size() > 2 && lower(s) == spelling;
 }
 
+// Calls f(unit, spelling, exact) for every spelling of every unit; a spelling written with a
+// leading '=' in the table matches in its case only.
 template <typename F>
 void for_each_spelling(F&& f) {
   for (const Unit& u : kUnits) {
     std::string_view names = u.names;
     while (!names.empty()) {
       const size_t bar = names.find('|');
-      f(u, names.substr(0, bar));
+      std::string_view sp = names.substr(0, bar);
+      const bool exact = sp.starts_with('=');
+      if (exact) sp.remove_prefix(1);
+      f(u, sp, exact);
       names = bar == std::string_view::npos ? std::string_view() : names.substr(bar + 1);
     }
   }
@@ -150,8 +158,8 @@ void for_each_spelling(F&& f) {
 
 const Unit* find_unit(std::string_view s) {
   const Unit* found = nullptr;
-  for_each_spelling([&](const Unit& u, std::string_view sp) {
-    if (!found && matches(sp, s)) found = &u;
+  for_each_spelling([&](const Unit& u, std::string_view sp, bool exact) {
+    if (!found && matches(sp, s, exact)) found = &u;
   });
   return found;
 }
@@ -159,22 +167,26 @@ const Unit* find_unit(std::string_view s) {
 // The unit `left` ends with (the longest spelling) and its length in bytes.
 std::pair<const Unit*, size_t> unit_suffix(std::string_view left) {
   std::pair<const Unit*, size_t> best{nullptr, 0};
-  for_each_spelling([&](const Unit& u, std::string_view sp) {
+  for_each_spelling([&](const Unit& u, std::string_view sp, bool exact) {
     if (sp.size() > left.size() || sp.size() <= best.second) return;
-    if (matches(sp, left.substr(left.size() - sp.size()))) best = {&u, sp.size()};
+    if (matches(sp, left.substr(left.size() - sp.size()), exact)) best = {&u, sp.size()};
   });
   return best;
 }
 
+// 0 °C in kelvin, 273.15 in lowest terms (GMP's operations expect canonical rationals, and
+// mpq_class(27315, 100) is not: 273.15 K came out as "0.0 °C").
+const mpq_class kIce{5463, 20};
+
 mpq_class to_kelvin(std::string_view scale, const mpq_class& v) {
-  if (scale == "C") return v + mpq_class(27315, 100);
-  if (scale == "F") return (v - 32) * mpq_class(5, 9) + mpq_class(27315, 100);
+  if (scale == "C") return v + kIce;
+  if (scale == "F") return (v - 32) * mpq_class(5, 9) + kIce;
   return v;
 }
 
 mpq_class from_kelvin(std::string_view scale, const mpq_class& k) {
-  if (scale == "C") return k - mpq_class(27315, 100);
-  if (scale == "F") return (k - mpq_class(27315, 100)) * mpq_class(9, 5) + 32;
+  if (scale == "C") return k - kIce;
+  if (scale == "F") return (k - kIce) * mpq_class(9, 5) + 32;
   return k;
 }
 

@@ -123,15 +123,15 @@ absl::StatusOr<Generation::Next> Generation::next(const TokenCallback& on_token)
   Session& s = session_;
   if (s.cancel_.load()) return stop(StopReason::kCancelled);
   if (prefilling()) return Next::kPrefill;
-  if (opt_.max_tokens >= 0 && r_.generated >= opt_.max_tokens) return stop(StopReason::kMaxTokens);
+  // max_tokens counts sampled tokens: an expert's answer is atomic, never cut by the limit.
+  const int sampled = r_.generated - r_.injected;
+  if (opt_.max_tokens >= 0 && sampled >= opt_.max_tokens) return stop(StopReason::kMaxTokens);
   if (opt_.experts && !injected_last_) {
     VEX_ASSIGN_OR_RETURN(std::vector<int32_t> cont, s.continuation(*opt_.experts));
     if (!cont.empty()) {
+      // An answer that does not fit the context whole is not written at all.
       const size_t room = static_cast<size_t>(s.max_ctx() - static_cast<int>(s.tokens_.size()));
-      if (opt_.max_tokens >= 0)
-        cont.resize(std::min<size_t>(cont.size(), opt_.max_tokens - r_.generated));
-      cont.resize(std::min(cont.size(), room));
-      if (cont.empty()) return stop(StopReason::kContextFull);
+      if (cont.size() > room) return stop(StopReason::kContextFull);
       VEX_RETURN_IF_ERROR(s.append(cont));
       injected_last_ = true;
       sealed_ = true;
@@ -172,7 +172,7 @@ absl::StatusOr<Generation::Next> Generation::next(const TokenCallback& on_token)
   if (is_stop) return stop(StopReason::kStopToken);
   if (!go_on) return stop(StopReason::kCallback);
   if (s.cancel_.load()) return stop(StopReason::kCancelled);
-  if (r_.generated == opt_.max_tokens) return stop(StopReason::kMaxTokens);
+  if (r_.generated - r_.injected == opt_.max_tokens) return stop(StopReason::kMaxTokens);
   if (static_cast<int>(s.tokens_.size()) >= s.max_ctx()) return stop(StopReason::kContextFull);
   pending_ = token;
   return Next::kDecode;

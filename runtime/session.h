@@ -26,7 +26,9 @@ enum class StopReason {
 const char* stop_reason_name(StopReason r);
 
 struct GenerateOptions {
-  int max_tokens = -1;  // -1: until a stop token or the context is full
+  // Sampled tokens at most (-1: until a stop token or the context is full). A HOST expert's
+  // answer is atomic: written whole or not at all, and not counted here.
+  int max_tokens = -1;
   SamplingParams sampling = {};
   std::vector<int32_t> stop_tokens = {};
   // HOST experts: when the last position run fired HOST slots, the handler may return a
@@ -45,7 +47,7 @@ struct GenerateResult {
   int prompt_tokens = 0;   // tokens of the prompt
   int reused_tokens = 0;   // of those, already in the cache from an earlier call (not recomputed)
   int generated = 0;       // tokens passed to the callback, the stop token included
-  int injected = 0;        // of those, tokens a HOST expert appended
+  int injected = 0;        // of those, tokens a HOST expert appended (not limited by max_tokens)
   // Wall-clock times: from the start to the prompt's last chunk run (in a scheduler this
   // includes the other requests' steps in between), and from there to the stop.
   double prompt_ms = 0;

@@ -556,6 +556,7 @@ vex_status run(vex_context* context, std::span<Call> calls) {
       out.n_generated = r.generated;
       out.prompt_ms = r.prompt_ms;
       out.generate_ms = r.generate_ms;
+      out.n_injected = r.injected;
       memcpy(call.out, &out, std::min(sizeof out, call.out->struct_size));
     }
   }

@@ -323,6 +323,25 @@ TEST_F(Injection, RawPromptAnswersAtOnce) {
   for (size_t i = 0; i < logits.size(); ++i) ASSERT_EQ(logits[i], session_->logits()[i]);
 }
 
+// An expert's answer is atomic: a token limit smaller than the answer neither cuts it nor is
+// spent on it (max_tokens counts sampled tokens; the answer is counted in `injected`).
+TEST_F(Injection, TheAnswerIsWholeUnderATokenLimit) {
+  const auto answer = model_->tokenizer->encode("11303", false);
+  ASSERT_GT(answer.size(), 1u);
+  for (int limit : {0, 1}) {
+    GenerateResult r;
+    const std::string text = generate(model_->tokenizer->encode("127 * 89 = ", false), limit, &r);
+    if (limit == 0) {
+      EXPECT_EQ(r.generated, 0);  // nothing sampled, nothing asked of the experts
+      continue;
+    }
+    EXPECT_TRUE(text.starts_with("11303")) << text;
+    EXPECT_EQ(r.injected, static_cast<int>(answer.size()));
+    EXPECT_EQ(r.generated - r.injected, limit);
+    EXPECT_EQ(r.reason, StopReason::kMaxTokens);
+  }
+}
+
 // After "11303" no token may glue onto the number (no "113035", no "11303.5"); a space, a
 // newline or a sentence's end may follow.
 TEST_F(Injection, TheAnswerIsSealed) {

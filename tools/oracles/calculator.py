@@ -9,6 +9,7 @@ decline. Writes tests/data/experts/calculator.tsv: text <TAB> expected output or
   python3 tools/oracles/calculator.py > tests/data/experts/calculator.tsv
 """
 import random
+import re
 from decimal import Decimal, ROUND_HALF_EVEN, getcontext
 from fractions import Fraction
 
@@ -60,53 +61,66 @@ def number(r):
 
 
 def expr(r, depth):
-    """(text, value, precedence) with precedence 3 = atom, 2 = product, 1 = sum."""
+    """(text, value, precedence, bare) with precedence 3 = atom, 2 = product, 1 = sum; bare: the
+    node is a percentage on its own ("15%"). None when the expression is one the calculator must
+    decline (a bare percentage added or subtracted: ambiguous between conventions)."""
     if depth == 0 or r.random() < 0.3:
-        return (*number(r), 3)
-    op = r.choice(["+", "-", "*", "×", "/", "÷", "^", "%", "pct", "of"])
+        return (*number(r), 3, False)
+    op = r.choice(["+", "-", "*", "×", "/", "÷", "^", "pct", "of"])
     if op == "^":
-        t, v, p = expr(r, 0)
+        t, v, p, _ = expr(r, 0)
         n = r.randrange(-3, 9) if v != 0 else r.randrange(1, 5)
-        return f"{t}^{n}" if n >= 0 else f"{t}^({n})", v ** n, 3
+        return f"{t}^{n}" if n >= 0 else f"{t}^({n})", v ** n, 3, False
     if op == "pct":
-        t, v, _ = expr(r, 0)
-        return f"{t}%", v / 100, 3
+        t, v, _, _ = expr(r, 0)
+        return f"{t}%", v / 100, 3, True
+    a, b = expr(r, 0 if op == "of" else depth - 1), expr(r, depth - 1)
+    if a is None or b is None:
+        return None
+    (t1, v1, p1, bare1), (t2, v2, p2, bare2) = a, b
     if op == "of":
-        (t1, v1, _), (t2, v2, p2) = expr(r, 0), expr(r, depth - 1)
         t2 = t2 if p2 == 3 else f"({t2})"
-        return f"{t1}% of {t2}", v1 / 100 * v2, 2
-    (t1, v1, p1), (t2, v2, p2) = expr(r, depth - 1), expr(r, depth - 1)
+        return f"{t1}% of {t2}", v1 / 100 * v2, 2, False
     if op in "+-":
+        if bare1 or bare2:
+            return None
         if p2 < 2 or (op == "-" and p2 == 1) or p2 == 1:
             t2 = f"({t2})"
         val = v1 + v2 if op == "+" else v1 - v2
         sp = " " if r.random() < 0.8 else ""
-        return f"{t1}{sp}{op}{sp}{t2}", val, 1
+        text = f"{t1}{sp}{op}{sp}{t2}"
+        # Integers of 3+ digits glued by a hyphen, or three glued integers, read as codes
+        # (phone numbers, ids, dates) and are declined: written with spaces here.
+        if op == "-" and (re.search(r"(^|[^\d.,])\d{3,}-\d{3,}($|[^\d.,])", text) or
+                          re.search(r"(^|[^\d.,])\d+-\d+-\d+($|[^\d.,])", text)):
+            text = f"{t1} {op} {t2}"
+        return text, val, 1, False
     t1 = t1 if p1 >= 2 else f"({t1})"
     t2 = t2 if p2 == 3 else f"({t2})"
     sp = " " if r.random() < 0.8 else ""
     if op in ("*", "×"):
-        return f"{t1}{sp}{op}{sp}{t2}", v1 * v2, 2
-    if op == "%":
-        if v1.denominator != 1 or v2.denominator != 1 or v2 == 0:
-            return f"{t1}{sp}*{sp}{t2}", v1 * v2, 2
-        return f"{t1} % {t2}", Fraction(v1.numerator % v2.numerator), 2
+        return f"{t1}{sp}{op}{sp}{t2}", v1 * v2, 2, False
     if v2 == 0:
-        return f"{t1}{sp}+{sp}{t2}", v1 + v2, 1
-    return f"{t1}{sp}{op}{sp}{t2}", v1 / v2, 2
+        return f"{t1}{sp}*{sp}{t2}", v1 * v2, 2, False
+    return f"{t1}{sp}{op}{sp}{t2}", v1 / v2, 2, False
 
 
 def main():
     r = random.Random(20261123)
     rows = [("127 * 89 = ", "11303"), ("What is 127 * 89 =", "11303"), ("2^100 =", str(2**100)),
-            ("-2^2 =", "-4"), ("(-2)^2 =", "4"), ("7 % 3 =", "1"), ("-7 % 3 =", "2"),
-            ("15% of 200 =", "30"), ("1/3 =", fmt(Fraction(1, 3))), ("2/3 =", fmt(Fraction(2, 3))),
+            ("-2^2 =", "-4"), ("(-2)^2 =", "4"),
+            ("15% of 200 =", "30"), ("15% * 200 =", "30"), ("15% of 200 + 5 =", "35"),
+            ("(15%) + 1 =", "1.15"), ("1000-1 =", "999"), ("12-5 =", "7"), ("0.5 * 4 =", "2"),
+            ("0 + 7 =", "7"), ("555 - 199 =", "356"), ("1/3 =", fmt(Fraction(1, 3))), ("2/3 =", fmt(Fraction(2, 3))),
             ("0.1 + 0.2 =", "0.3"), ("1,234,567 × 3 =", "3703701"), ("10 ÷ 4 =", "2.5"),
             ("100000000000000000000 / 3 =", fmt(Fraction(10**20, 3))), ("2^-3 =", "0.125"),
             ("Compute: 3 + 4 * 5 =", "23"), ("-(3 - 5) =", "2"), ("12 − 5 =", "7")]
     seen = set(t for t, _ in rows)
     while len(rows) < 140:
-        t, v, _ = expr(r, r.randrange(1, 4))
+        e = expr(r, r.randrange(1, 4))
+        if e is None:
+            continue
+        t, v, _, _ = e
         if not any(c in t for c in "+-*×/÷^%") or t in seen:
             continue
         if abs(v.numerator) > 10**60 or v.denominator > 10**60:
@@ -123,7 +137,17 @@ def main():
                 "0^-1 =", "2^100001 =",
                 # '%' spaced as an operator before a signed operand: a modulo by -3, or 7
                 # percent minus 3? Ambiguous. ("181%+4", '%' on its number, is a percentage.)
-                "7 % -3 =", "7 % +3 ="]
+                "7 % -3 =", "7 % +3 =",
+                # '%' between operands: modulo, or a percentage times? Ambiguous.
+                "7 % 3 =", "-7 % 3 =", "15 % 4 =", "15%4 =", "10 % (3) =",
+                # A bare percentage added or subtracted: 230 on a shop calculator, 200.15 in
+                # arithmetic. Ambiguous.
+                "200 + 15% =", "100 - 10% =", "50 + 50% =", "15% + 5% =", "2 + 3 * 4 - 10% =",
+                "(200 + 15%) * 2 =", "-15% + 1 =",
+                # Digits that are codes: phone numbers, ids, dates.
+                "call 555-0199 =", "555-0199 =", "Call 555-1234 =", "zip 12345-6789 =",
+                "2024-01-15 =", "2024-1-15 =", "ISBN 978-3-16 =", "007 + 1 =", "0199 =",
+                "agent 007 * 2 ="]
     rows += [(d, "DECLINE") for d in declines]
     for t, want in rows:
         assert "\t" not in t and "\n" not in t

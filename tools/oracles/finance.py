@@ -139,7 +139,15 @@ def main():
                 "The loan is $3,000,000 and the property value is roughly $4,000,000. LTV =",
                 "Price $10M. Cap rate =", "NOI $500k. Debt yield =",
                 "A $300,000 loan at 6% for 2.5 years. The monthly payment is",
-                "The cap rate is 5%. The loan-to-value ratio is"]
+                "The cap rate is 5%. The loan-to-value ratio is",
+                # The payment computed is the monthly one: other periods are declined.
+                "A $300,000 loan at 6.5% for 30 years. The annual payment is",
+                "A $300,000 loan at 6.5% for 30 years. The biweekly payment is",
+                "A $300,000 loan at 6.5% for 30 years. The weekly payment is",
+                "A $300,000 loan at 6.5% for 30 years. The quarterly payment is",
+                "A $300,000 loan at 6.5% for 30 years. The yearly payment is",
+                "A $300,000 loan at 6.5% for 30 years. The total payment is",
+                "A $300,000 loan at 6.5% for 30 years. The down payment is"]
     rows += [(d, "DECLINE") for d in declines]
     for t, want in rows:
         assert "\t" not in t

@@ -88,7 +88,12 @@ def main():
             ("60 mph in km/h =", "96.56064 km/h"), ("5km in m =", "5000 m"),
             ("1 gallon in liters =", "3.785411784 liters"), ("2 in in cm =", "5.08 cm"),
             ("1 day in seconds is", "86400 seconds"), ("1,500 g in kg =", "1.5 kg"),
-            ("A marathon is 26.2 miles into km =", fmt(F("26.2") * MILE / 1000) + " km")]
+            ("A marathon is 26.2 miles into km =", fmt(F("26.2") * MILE / 1000) + " km"),
+            # A food Calorie (capital C, or "Cal") is a kilocalorie; the small calorie is lowercase.
+            ("1 Calorie in joules =", "4184 joules"), ("250 Calories in kJ =", "1046 kJ"),
+            ("100 Cal in kJ =", "418.4 kJ"), ("1 calorie in joules =", "4.184 joules"),
+            ("1 cal in J =", "4.184 J"), ("1 kcal in J =", "4184 J"),
+            ("273.15 K in °C =", "0 °C"), ("32 °F in °C =", "0 °C")]
     seen = set(t for t, _ in rows)
     while len(rows) < 150:
         if r.random() < 0.15:

@@ -128,8 +128,11 @@ class Runner {
          VirtualExperts* experts)
       : m_(m), tok_(tok), s_(s), o_(o), load_ms_(load_ms), experts_(experts),
         tty_err_(isatty(STDERR_FILENO)) {
+    // Declines (the expert read nothing it could answer) are shown with -v only: a router row
+    // that fires often would otherwise flood stderr.
     if (experts_ && o_.trace_experts)
-      experts_->on_firing = [](const ExpertFiring& f) {
+      experts_->on_firing = [verbose = o_.verbose](const ExpertFiring& f) {
+        if (!f.answered && !verbose) return;
         fprintf(stderr, "vexrun: expert %s fired at layer %d, position %d (weight %.3f): %s\n",
                 f.expert.c_str(), f.layer, f.pos, f.weight,
                 f.answered ? absl::StrCat(f.inputs, " -> ", f.output).c_str() : "declined");
@@ -301,8 +304,10 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
             return harmony::check_reasoning(v);
           });
   a.text({"--date"}, "current date for the system message (YYYY-MM-DD; default none)", &o.date);
-  a.integer({"-n", "--max-tokens"}, "tokens to generate at most (default: until done)", -1, 1 << 30,
-            &o.max_tokens);
+  a.integer({"-n", "--max-tokens"},
+            "sampled tokens at most (default: until done; an expert's answer is whole and not "
+            "counted)",
+            -1, 1 << 30, &o.max_tokens);
   a.integer({"-c", "--ctx-size"}, "context size in tokens (default min(4096, model's))", 1, 1 << 24,
             &o.ctx);
   a.value({"--temp"}, "temperature; 0 = greedy (default: generation_config.json, else 1)",
@@ -410,6 +415,10 @@ int run(int argc, char** argv) {
               m.manifest_path.c_str(), m.pruned_experts, m.host_experts.size(),
               o.no_virtual ? " (switched off)" : "");
   }
+  if (o.trace_experts && (m.host_experts.empty() || o.no_virtual) && !o.quiet)
+    fprintf(stderr, "vexrun: --trace-experts: %s\n",
+            o.no_virtual ? "the virtual experts are switched off (--no-virtual)"
+                         : "no virtual experts are attached (give a manifest with --experts)");
   // HOST experts bound by name before anything runs: an unknown name fails here.
   ExpertRegistry registry;
   std::unique_ptr<VirtualExperts> experts;

@@ -303,7 +303,8 @@ typedef void (*vex_expert_event_callback)(const vex_expert_event* event, void* u
 
 typedef struct vex_generate_params {
   size_t struct_size;           /* sizeof(vex_generate_params), set by the default function */
-  int32_t max_tokens;           /* -1 (default): until a stop token or the context is full */
+  int32_t max_tokens;           /* sampled tokens at most; -1 (default): until a stop token or
+                                   the context is full */
   vex_sampling_params sampling; /* default: vex_sampling_default_params(model) */
   bool chat;                    /* parse output as Harmony (default true): events carry the
                                    channel; generation stops at <|return|> or <|call|> */
@@ -326,6 +327,8 @@ typedef struct vex_generate_result {
   int32_t n_generated;         /* tokens passed to on_token, a stop token included */
   double prompt_ms;            /* time to run the prompt's new tokens */
   double generate_ms;          /* time of the generation loop */
+  int32_t n_injected;          /* of n_generated, tokens virtual experts wrote (their answers are
+                                  whole: max_tokens counts only sampled tokens) */
 } vex_generate_result;
 
 /* Runs `prompt` (reusing the prefix the context already holds, so a chat re-renders its whole
