@@ -1,12 +1,16 @@
 // The calculator expert: exact arithmetic on the expression that the text ends with, written
-// "EXPR =" (the trigger comes after the equals sign).
+// "EXPR =", "EXPR is", "EXPR equals" (the trigger comes after it), or asked as a question
+// ("What is EXPR?", "What's EXPR?", "How much is EXPR?", "Calculate EXPR?"). Operators may be
+// symbols or words: "times", "x" between numbers, "multiplied by", "plus", "minus", "divided
+// by", "to the power of", "squared", "cubed"; "**" is "^"; "n!" is a factorial (n <= 1000);
+// numbers may be written in scientific notation ("1.5e3", "2E-4").
 //
 // Grammar (usual precedence; ^ binds right and tighter than unary minus, so -2^2 = -4):
 //   expr    := term (('+' | '-') term)*
 //   term    := unary (('*' | '×' | '·' | '/' | '÷') unary)*
 //   unary   := ('-' | '+') unary | power
 //   power   := postfix ('^' unary)?                                    integer exponents only
-//   postfix := primary ('%' ('of' unary)?)?                            15% = 0.15; 15% of 200 = 30
+//   postfix := primary ('!' | '%' ('of' unary)?)?                      15% = 0.15; 15% of 200 = 30
 //   primary := NUMBER | '(' expr ')'                                   1,234.5 thousands separators
 // Values are GMP rationals. The result is printed with format_exact (experts/exact.h).
 //
@@ -26,7 +30,9 @@
 namespace vex {
 namespace {
 
-enum class Tok { kNum, kPlus, kMinus, kTimes, kDivide, kPercent, kPow, kOpen, kClose, kOf };
+enum class Tok {
+  kNum, kPlus, kMinus, kTimes, kDivide, kPercent, kPow, kOpen, kClose, kOf, kFactorial
+};
 
 struct Token {
   Tok kind;
@@ -47,14 +53,44 @@ struct Lexeme {
   bool space_before;
 };
 
+// A space (or the end) at s[i].
+bool space_after(std::string_view s, size_t i) { return i >= s.size() || s[i] == ' '; }
+
+// Words that are operators (lowercase), and the word that must follow ("divided by").
+struct OperatorWord {
+  std::string_view word, then;
+  Tok kind;
+};
+constexpr OperatorWord kOperatorWords[] = {
+    {"times", "", Tok::kTimes},      {"multiplied", "by", Tok::kTimes}, {"plus", "", Tok::kPlus},
+    {"minus", "", Tok::kMinus},      {"divided", "by", Tok::kDivide},   {"over", "", Tok::kDivide},
+};
+
+// The exponent of scientific notation at s ("e3", "E-4", "e+10"), its length, or 0.
+size_t exponent_suffix(std::string_view s) {
+  if (s.empty() || (s[0] != 'e' && s[0] != 'E')) return 0;
+  size_t i = 1;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  const size_t digits = i;
+  while (i < s.size() && i - digits < 6 && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+  if (i == digits || (i < s.size() && alnum(s[i]))) return 0;
+  return i;
+}
+
 std::vector<Lexeme> lex(std::string_view s) {
   static constexpr std::pair<std::string_view, Tok> kSymbols[] = {
-      {"+", Tok::kPlus},    {"-", Tok::kMinus},  {"−", Tok::kMinus},  {"*", Tok::kTimes},
-      {"×", Tok::kTimes},   {"·", Tok::kTimes},  {"/", Tok::kDivide}, {"÷", Tok::kDivide},
-      {"%", Tok::kPercent}, {"^", Tok::kPow},    {"(", Tok::kOpen},   {")", Tok::kClose}};
+      {"**", Tok::kPow},    {"+", Tok::kPlus},   {"-", Tok::kMinus},  {"−", Tok::kMinus},
+      {"*", Tok::kTimes},   {"×", Tok::kTimes},  {"·", Tok::kTimes},  {"/", Tok::kDivide},
+      {"÷", Tok::kDivide},  {"%", Tok::kPercent}, {"^", Tok::kPow},   {"(", Tok::kOpen},
+      {")", Tok::kClose},   {"!", Tok::kFactorial}};
   std::vector<Lexeme> out;
   size_t i = 0;
   bool space = true;
+  auto after_operand = [&] {
+    return !out.empty() && !out.back().barrier &&
+           (out.back().tok.kind == Tok::kNum || out.back().tok.kind == Tok::kClose ||
+            out.back().tok.kind == Tok::kPercent || out.back().tok.kind == Tok::kFactorial);
+  };
   while (i < s.size()) {
     if (s[i] == ' ' || s[i] == '\t') {
       ++i, space = true;
@@ -65,20 +101,62 @@ std::vector<Lexeme> lex(std::string_view s) {
     space = false;
     if (const size_t n = decimal_prefix(s.substr(i)); n > 0) {
       i += n;
+      const size_t e = exponent_suffix(s.substr(i));
       // "3x", "127th", "1.2.3": not a number on its own.
-      if (i < s.size() && (alnum(s[i]) || s[i] == '.' || s[i] == ',')) {
+      if (e == 0 && i < s.size() && (alnum(s[i]) || s[i] == '.' || s[i] == ',')) {
         while (i < s.size() && (alnum(s[i]) || s[i] == '.' || s[i] == ',')) ++i;
       } else {
         x.barrier = false, x.tok.value = *parse_decimal(s.substr(begin, n));
+        if (e > 0) {
+          x.tok.value *= pow10q(std::stol(std::string(s.substr(i + 1, e - 1))));
+          i += e;
+        }
       }
     } else if (alnum(s[i])) {
       while (i < s.size() && alnum(s[i])) ++i;
-      if (s.substr(begin, i - begin) == "of" && !out.empty() && !out.back().barrier &&
-          out.back().tok.kind == Tok::kPercent)
+      const std::string w = lower(s.substr(begin, i - begin));
+      if (w == "of" && !out.empty() && !out.back().barrier &&
+          out.back().tok.kind == Tok::kPercent) {
         x.barrier = false, x.tok.kind = Tok::kOf;
+      } else if (after_operand()) {
+        // An operator word between operands: "7 times 8", "7 x 8", "10 divided by 4".
+        std::string_view rest = s.substr(i);
+        auto next_word = [&](std::string_view want) {
+          size_t j = 0;
+          while (j < rest.size() && rest[j] == ' ') ++j;
+          if (j == 0 || !rest.substr(j).starts_with(want)) return size_t(0);
+          const size_t k = j + want.size();
+          return k < rest.size() && alnum(rest[k]) ? size_t(0) : k;
+        };
+        for (const OperatorWord& o : kOperatorWords)
+          if (w == o.word) {
+            const size_t more = o.then.empty() ? 0 : next_word(o.then);
+            if (o.then.empty() || more) x.barrier = false, x.tok.kind = o.kind, i += more;
+          }
+        if (w == "x" && space_after(s, i)) x.barrier = false, x.tok.kind = Tok::kTimes;
+        if (w == "squared" || w == "cubed") {  // "7 squared": two tokens, ^ and the exponent
+          Lexeme pow = x;
+          pow.barrier = false, pow.tok.kind = Tok::kPow;
+          pow.text = s.substr(begin, i - begin);
+          out.push_back(pow);
+          x.barrier = false, x.tok.kind = Tok::kNum, x.tok.value = w == "squared" ? 2 : 3;
+          x.space_before = false;
+        }
+        if (w == "to") {  // "2 to the power of 10"
+          const size_t the = next_word("the");
+          const std::string_view after_the = rest.substr(the);
+          size_t j = 0;
+          while (j < after_the.size() && after_the[j] == ' ') ++j;
+          if (the && after_the.substr(j).starts_with("power of") &&
+              (j + 8 >= after_the.size() || after_the[j + 8] == ' '))
+            x.barrier = false, x.tok.kind = Tok::kPow, i += the + j + 8;
+        }
+      }
     } else {
       for (const auto& [text, kind] : kSymbols)
         if (s.substr(i).starts_with(text)) {
+          // '!' is a factorial right after its operand ("5!"); elsewhere ("Hello!") punctuation.
+          if (kind == Tok::kFactorial && (x.space_before || !after_operand())) break;
           x.barrier = false, x.tok.kind = kind, i += text.size();
           break;
         }
@@ -209,6 +287,13 @@ class Parser {
   std::optional<mpq_class> postfix() {
     auto v = primary();
     bare_percent_ = false;
+    while (v && eat(Tok::kFactorial)) {  // n! for integers 0..1000
+      ++ops_;
+      if (v->get_den() != 1 || sgn(*v) < 0 || *v > 1000) return std::nullopt;
+      mpz_class f;
+      mpz_fac_ui(f.get_mpz_t(), v->get_num().get_ui());
+      *v = mpq_class(f);
+    }
     if (!v || !peek(Tok::kPercent) || peek(Tok::kNum, 1) || peek(Tok::kOpen, 1)) return v;
     // "7 % -3": '%' spaced like the operator before a signed operand - a modulo by -3, or 7
     // percent minus 3? Ambiguous: declined. ("181%+4", '%' on its number, is 1.81 + 4.)
@@ -271,22 +356,60 @@ bool looks_like_code(const std::vector<Lexeme>& line, size_t first) {
   return false;
 }
 
+// "EXPR is", "EXPR equals", "EXPR is equal to", "EXPR makes": strips the verb.
+bool strip_verb(std::string_view* s) {
+  static constexpr std::string_view kVerbs[] = {" is equal to", " equals", " is", " makes"};
+  const std::string l = lower(*s);
+  for (std::string_view v : kVerbs)
+    if (l.ends_with(v)) {
+      s->remove_suffix(v.size());
+      return true;
+    }
+  return false;
+}
+
+// The words before the expression (line[first] on) ask for its value: "what is", "what's",
+// "whats", "how much is", "calculate", "compute", "evaluate", right before it.
+bool asks_for_value(const std::vector<Lexeme>& line, size_t first) {
+  std::vector<std::string> w;  // the last words before the expression, lowercase
+  for (size_t i = first; i-- > 0 && w.size() < 3;) {
+    if (line[i].text == "'" || line[i].text == "’") continue;  // "what's" lexes as what ' s
+    w.insert(w.begin(), lower(line[i].text));
+  }
+  auto ends = [&](std::initializer_list<std::string_view> p) {
+    if (p.size() > w.size()) return false;
+    return std::equal(p.begin(), p.end(), w.end() - static_cast<long>(p.size()));
+  };
+  return ends({"what", "is"}) || ends({"what", "s"}) || ends({"whats"}) ||
+         ends({"how", "much", "is"}) || ends({"calculate"}) || ends({"compute"}) ||
+         ends({"evaluate"});
+}
+
 class Calculator final : public HostExpert {
  public:
   const std::string& name() const override { return name_; }
 
   std::optional<ExpertAnswer> answer(std::string_view text) const override {
     std::string_view s = trim_end(text);
-    if (!s.ends_with('=')) return std::nullopt;
-    s.remove_suffix(1);
-    if (s.ends_with('=') || s.ends_with('<') || s.ends_with('>') || s.ends_with('!'))
-      return std::nullopt;  // "==", "<=", ">=", "!=" are comparisons
+    bool question = false;
+    if (s.ends_with('=')) {
+      s.remove_suffix(1);
+      if (s.ends_with('=') || s.ends_with('<') || s.ends_with('>') || s.ends_with('!'))
+        return std::nullopt;  // "==", "<=", ">=", "!=" are comparisons
+    } else if (s.ends_with('?')) {
+      s.remove_suffix(1);
+      question = true;
+    } else if (!strip_verb(&s)) {
+      return std::nullopt;
+    }
     s = trim_end(s);
     if (const size_t nl = s.rfind('\n'); nl != std::string_view::npos) s = s.substr(nl + 1);
     const std::vector<Lexeme> line = lex(s);
     size_t first = line.size();  // the expression: the lexemes after the last barrier
     while (first > 0 && !line[first - 1].barrier) --first;
     if (first == line.size()) return std::nullopt;
+    // A question: the expression is all that follows "What is" (or the like) up to the "?".
+    if (question && !asks_for_value(line, first)) return std::nullopt;
     if (first > 0) {
       const Lexeme& b = line[first - 1];
       if (is_hedge(b.text)) return std::nullopt;

@@ -111,7 +111,16 @@ def main():
             ("-2^2 =", "-4"), ("(-2)^2 =", "4"),
             ("15% of 200 =", "30"), ("15% * 200 =", "30"), ("15% of 200 + 5 =", "35"),
             ("(15%) + 1 =", "1.15"), ("1000-1 =", "999"), ("12-5 =", "7"), ("0.5 * 4 =", "2"),
-            ("0 + 7 =", "7"), ("555 - 199 =", "356"), ("1/3 =", fmt(Fraction(1, 3))), ("2/3 =", fmt(Fraction(2, 3))),
+            ("0 + 7 =", "7"), ("555 - 199 =", "356"),
+            # Questions, verbs and operator words.
+            ("What is 127 * 89?", "11303"), ("What's 7 times 8?", "56"), ("what is 5 plus 3?", "8"),
+            ("How much is 10 divided by 4?", "2.5"), ("Calculate 2 to the power of 10?", "1024"),
+            ("7 x 8 =", "56"), ("12 minus 5 =", "7"), ("3 multiplied by 4 =", "12"),
+            ("9 squared =", "81"), ("2 cubed =", "8"), ("2**10 =", "1024"), ("5! =", "120"),
+            ("10! =", "3628800"), ("0! =", "1"), ("1.5e3 + 1 =", "1501"),
+            ("2E-4 * 10000 =", "2"), ("6.02e23 / 1e23 =", "6.02"), ("127 * 89 is", "11303"),
+            ("So 15% of 200 equals", "30"), ("The product 12 × 12 is equal to", "144"),
+            ("Hello! 2 + 2 =", "4"), ("What is 2 + 2? ", "4"), ("10 over 4 =", "2.5"), ("1/3 =", fmt(Fraction(1, 3))), ("2/3 =", fmt(Fraction(2, 3))),
             ("0.1 + 0.2 =", "0.3"), ("1,234,567 × 3 =", "3703701"), ("10 ÷ 4 =", "2.5"),
             ("100000000000000000000 / 3 =", fmt(Fraction(10**20, 3))), ("2^-3 =", "0.125"),
             ("Compute: 3 + 4 * 5 =", "23"), ("-(3 - 5) =", "2"), ("12 − 5 =", "7")]
@@ -125,15 +134,24 @@ def main():
             continue
         if abs(v.numerator) > 10**60 or v.denominator > 10**60:
             continue
-        lead = r.choice(["", "", "So ", "What is ", "Compute ", "The result: "])
-        text = lead + t + r.choice([" = ", " =", "="])
+        if r.random() < 0.25:  # operators in words
+            t = (t.replace(" + ", " plus ").replace(" - ", " minus ").replace(" * ", " times ")
+                 .replace(" × ", " x ").replace(" / ", " divided by "))
+        style = r.random()
+        if style < 0.6:
+            lead = r.choice(["", "", "So ", "What is ", "Compute ", "The result: "])
+            text = lead + t + r.choice([" = ", " =", "="])
+        elif style < 0.8:
+            text = r.choice(["What is ", "What's ", "How much is ", "Calculate "]) + t + "?"
+        else:
+            text = r.choice(["", "So ", "The total "]) + t + r.choice([" is", " equals", " is equal to"])
         seen.add(t)
         rows.append((text, fmt(v)))
     declines = ["room 127 =", "approximately 3 × 4 =", "x = 5", "x = ", "about 12 + 7 =",
                 "roughly 100 / 3 =", "~ 3 * 4 =", "x+3 =", "2x + 3 =", "f(2) =", "$5 + 3 =",
                 "1 / 0 =", "5 % 0 =", "2^0.5 =", "3.5 % 2 =", "127 * 89", "127 * 89 = 11303",
                 "a == b", "3 <= 4", "(1 + 2 =", "1 + 2) =", "1 + =", "* 3 =", "127 =",
-                "Version 2.4.1 + 1 =", "call 555 1234 =", "12 34 =", "3 + 4 is", "", "=",
+                "Version 2.4.1 + 1 =", "call 555 1234 =", "12 34 =", "", "=",
                 "0^-1 =", "2^100001 =",
                 # '%' spaced as an operator before a signed operand: a modulo by -3, or 7
                 # percent minus 3? Ambiguous. ("181%+4", '%' on its number, is a percentage.)
@@ -147,7 +165,12 @@ def main():
                 # Digits that are codes: phone numbers, ids, dates.
                 "call 555-0199 =", "555-0199 =", "Call 555-1234 =", "zip 12345-6789 =",
                 "2024-01-15 =", "2024-1-15 =", "ISBN 978-3-16 =", "007 + 1 =", "0199 =",
-                "agent 007 * 2 ="]
+                "agent 007 * 2 =",
+                # Not arithmetic, or not a question for a value.
+                "Room 127 is", "The answer is", "What is the capital of France?", "What is 127?",
+                "x times 3 =", "5!=", "1001! =", "2.5! =", "1.5e3e2 =", "7 x =", "times 8 =",
+                "approximately 3 times 4 is", "Who is 3 + 4?", "Why is 3 + 4?", "3 + 4?",
+                "Is 3 + 4?", "7 x8 =", "2 to the power 10 ="]
     rows += [(d, "DECLINE") for d in declines]
     for t, want in rows:
         assert "\t" not in t and "\n" not in t
