@@ -1,6 +1,6 @@
 // The builtin HOST experts against independent oracles: tests/data/experts/NAME.tsv holds
-// "text <TAB> expected output" (or DECLINE) rows (a newline in the text written "\\n") written
-// by tools/oracles/NAME.py, which computes
+// "text <TAB> expected output" and "text <TAB> DECLINE <TAB> why" rows (a newline in the text
+// written "\\n"; tools/oracles/suite.py) written by tools/oracles/NAME.py, which computes
 // the expected values with Python's exact arithmetic on its own expression trees (never by
 // parsing the text the expert reads). Every row must match exactly: the outputs are exact.
 #include <gtest/gtest.h>
@@ -16,18 +16,21 @@ namespace vex {
 namespace {
 
 struct Case {
-  std::string text, want;
+  std::string text, want, why;
 };
 
 std::vector<Case> load_cases(const std::string& name) {
   std::ifstream in(std::string(VEX_TEST_DATA) + "/experts/" + name + ".tsv");
   std::vector<Case> out;
   for (std::string line; std::getline(in, line);) {
-    const size_t tab = line.rfind('\t');
+    const size_t tab = line.find('\t');
     if (tab == std::string::npos) continue;
     std::string text = line.substr(0, tab);
     for (size_t p; (p = text.find("\\n")) != std::string::npos;) text.replace(p, 2, "\n");
-    out.push_back({text, line.substr(tab + 1)});
+    std::string want = line.substr(tab + 1), why;
+    if (const size_t t2 = want.find('\t'); t2 != std::string::npos)
+      why = want.substr(t2 + 1), want.resize(t2);
+    out.push_back({text, want, why});
   }
   return out;
 }
@@ -40,6 +43,7 @@ void check_suite(const HostExpert& e, const std::string& name, size_t min_cases)
     const auto a = e.answer(c.text);
     if (c.want == "DECLINE") {
       ++declines;
+      EXPECT_FALSE(c.why.empty()) << "'" << c.text << "': a DECLINE case says why";
       EXPECT_FALSE(a.has_value()) << "'" << c.text << "' should decline, got " << a->output;
     } else {
       EXPECT_TRUE(a.has_value()) << "'" << c.text << "' declined; want " << c.want;

@@ -13,6 +13,8 @@ import re
 from decimal import Decimal, ROUND_HALF_EVEN, getcontext
 from fractions import Fraction
 
+from suite import write_suite
+
 getcontext().prec = 2000
 
 
@@ -147,34 +149,39 @@ def main():
             text = r.choice(["", "So ", "The total "]) + t + r.choice([" is", " equals", " is equal to"])
         seen.add(t)
         rows.append((text, fmt(v)))
-    declines = ["room 127 =", "approximately 3 × 4 =", "x = 5", "x = ", "about 12 + 7 =",
-                "roughly 100 / 3 =", "~ 3 * 4 =", "x+3 =", "2x + 3 =", "f(2) =", "$5 + 3 =",
-                "1 / 0 =", "5 % 0 =", "2^0.5 =", "3.5 % 2 =", "127 * 89", "127 * 89 = 11303",
-                "a == b", "3 <= 4", "(1 + 2 =", "1 + 2) =", "1 + =", "* 3 =", "127 =",
-                "Version 2.4.1 + 1 =", "call 555 1234 =", "12 34 =", "", "=",
-                "0^-1 =", "2^100001 =",
-                # '%' spaced as an operator before a signed operand: a modulo by -3, or 7
-                # percent minus 3? Ambiguous. ("181%+4", '%' on its number, is a percentage.)
-                "7 % -3 =", "7 % +3 =",
-                # '%' between operands: modulo, or a percentage times? Ambiguous.
-                "7 % 3 =", "-7 % 3 =", "15 % 4 =", "15%4 =", "10 % (3) =",
-                # A bare percentage added or subtracted: 230 on a shop calculator, 200.15 in
-                # arithmetic. Ambiguous.
-                "200 + 15% =", "100 - 10% =", "50 + 50% =", "15% + 5% =", "2 + 3 * 4 - 10% =",
-                "(200 + 15%) * 2 =", "-15% + 1 =",
-                # Digits that are codes: phone numbers, ids, dates.
-                "call 555-0199 =", "555-0199 =", "Call 555-1234 =", "zip 12345-6789 =",
-                "2024-01-15 =", "2024-1-15 =", "ISBN 978-3-16 =", "007 + 1 =", "0199 =",
-                "agent 007 * 2 =",
-                # Not arithmetic, or not a question for a value.
-                "Room 127 is", "The answer is", "What is the capital of France?", "What is 127?",
-                "x times 3 =", "5!=", "1001! =", "2.5! =", "1.5e3e2 =", "7 x =", "times 8 =",
-                "approximately 3 times 4 is", "Who is 3 + 4?", "Why is 3 + 4?", "3 + 4?",
-                "Is 3 + 4?", "7 x8 =", "2 to the power 10 ="]
-    rows += [(d, "DECLINE") for d in declines]
-    for t, want in rows:
-        assert "\t" not in t and "\n" not in t
-        print(f"{t}\t{want}")
+    # Cases the calculator must decline, by reason (the third column of the suite).
+    declines = {
+        "no operator: a number is not a calculation": [
+            "room 127 =", "127 =", "Room 127 is", "What is 127?", "call 555 1234 =", "12 34 ="],
+        "a hedge: the text asks for an estimate, not an exact value": [
+            "approximately 3 × 4 =", "about 12 + 7 =", "roughly 100 / 3 =", "~ 3 * 4 =",
+            "approximately 3 times 4 is"],
+        "a variable or a function: not plain arithmetic": [
+            "x = 5", "x = ", "x+3 =", "2x + 3 =", "f(2) =", "x times 3 =", "7 x8 ="],
+        "glued to a symbol or word: part of something else": ["$5 + 3 =", "Version 2.4.1 + 1 ="],
+        "undefined or inexact: division by zero, a non-integer power, an inexact factorial": [
+            "1 / 0 =", "5 % 0 =", "2^0.5 =", "0^-1 =", "2.5! ="],
+        "too large: the result would exceed 100,000 bits": ["2^100001 =", "1001! ="],
+        "not asked: no '=' or verb or question at the end, or the answer is already there": [
+            "127 * 89", "127 * 89 = 11303", "", "=", "The answer is"],
+        "a comparison, not an equation": ["a == b", "3 <= 4", "5!="],
+        "does not parse": ["(1 + 2 =", "1 + 2) =", "1 + =", "* 3 =", "1.5e3e2 =", "7 x =",
+                           "times 8 =", "2 to the power 10 ="],
+        "'%' before a signed operand: a modulo by -3, or 7 percent minus 3?": [
+            "7 % -3 =", "7 % +3 ="],
+        "'%' between operands: modulo, or a percentage times a number?": [
+            "7 % 3 =", "-7 % 3 =", "15 % 4 =", "15%4 =", "10 % (3) =", "3.5 % 2 ="],
+        "a bare percentage added or subtracted: 230 on a shop calculator, 200.15 in arithmetic": [
+            "200 + 15% =", "100 - 10% =", "50 + 50% =", "15% + 5% =", "2 + 3 * 4 - 10% =",
+            "(200 + 15%) * 2 =", "-15% + 1 ="],
+        "digits that are a code: a phone number, id, zip code or date": [
+            "call 555-0199 =", "555-0199 =", "Call 555-1234 =", "zip 12345-6789 =", "2024-01-15 =",
+            "2024-1-15 =", "ISBN 978-3-16 =", "007 + 1 =", "0199 =", "agent 007 * 2 ="],
+        "a question that does not ask for the value": [
+            "What is the capital of France?", "Who is 3 + 4?", "Why is 3 + 4?", "3 + 4?",
+            "Is 3 + 4?"],
+    }
+    write_suite(rows, declines)
 
 
 if __name__ == "__main__":

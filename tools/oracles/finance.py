@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from calculator import fmt  # noqa: E402
+from suite import write_suite  # noqa: E402
 
 
 def money_text(r, v):
@@ -125,33 +126,38 @@ def main():
             continue
         seen.add(t)
         rows.append((t, want))
-    declines = ["room 127 =", "approximately 3 × 4 =", "x = 5", "The DSCR is",
-                "NOI is $1,200,000, so the DSCR is",
-                "NOI is about $1,200,000 and debt service is $950,000, so the DSCR is",
-                "NOI is $1,200,000 and debt service is $0, so the DSCR is",
-                "NOI is $1,200,000, NOI is $1,300,000 and debt service is $950,000. DSCR =",
-                "The loan is $3,000,000. LTV =", "The value is $4,000,000. LTV =",
-                "A $300,000 loan at 6%. The monthly payment is",
-                "A $300,000 loan for 30 years. The monthly payment is",
-                "NOI is $1,200,000 and debt service is $950,000, so the DSCR is 1.26",
-                "NOI is $1,200,000 and debt service is $950,000, so the IRR is",
-                "NOI is $1,200,000 and debt service is $950,000.\n\nThe DSCR is",
-                "The loan is $3,000,000 and the property value is roughly $4,000,000. LTV =",
-                "Price $10M. Cap rate =", "NOI $500k. Debt yield =",
-                "A $300,000 loan at 6% for 2.5 years. The monthly payment is",
-                "The cap rate is 5%. The loan-to-value ratio is",
-                # The payment computed is the monthly one: other periods are declined.
-                "A $300,000 loan at 6.5% for 30 years. The annual payment is",
-                "A $300,000 loan at 6.5% for 30 years. The biweekly payment is",
-                "A $300,000 loan at 6.5% for 30 years. The weekly payment is",
-                "A $300,000 loan at 6.5% for 30 years. The quarterly payment is",
-                "A $300,000 loan at 6.5% for 30 years. The yearly payment is",
-                "A $300,000 loan at 6.5% for 30 years. The total payment is",
-                "A $300,000 loan at 6.5% for 30 years. The down payment is"]
-    rows += [(d, "DECLINE") for d in declines]
-    for t, want in rows:
-        assert "\t" not in t
-        print(f"{t}\t{want}".replace("\n", "\\n"))
+    declines = {
+        "not a finance question": ["room 127 =", "approximately 3 × 4 =", "x = 5"],
+        "a fact it needs is not given": [
+            "The DSCR is", "NOI is $1,200,000, so the DSCR is", "The loan is $3,000,000. LTV =",
+            "The value is $4,000,000. LTV =", "A $300,000 loan at 6%. The monthly payment is",
+            "A $300,000 loan for 30 years. The monthly payment is", "Price $10M. Cap rate =",
+            "NOI $500k. Debt yield =", "The cap rate is 5%. The loan-to-value ratio is"],
+        "a hedged figure: an estimate, not a fact": [
+            "NOI is about $1,200,000 and debt service is $950,000, so the DSCR is",
+            "The loan is $3,000,000 and the property value is roughly $4,000,000. LTV ="],
+        "undefined: a zero denominator": [
+            "NOI is $1,200,000 and debt service is $0, so the DSCR is"],
+        "conflicting facts: the same quantity given twice with different values": [
+            "NOI is $1,200,000, NOI is $1,300,000 and debt service is $950,000. DSCR ="],
+        "not asked: the answer is already there, or a metric it does not compute (IRR)": [
+            "NOI is $1,200,000 and debt service is $950,000, so the DSCR is 1.26",
+            "NOI is $1,200,000 and debt service is $950,000, so the IRR is"],
+        "the facts are in another paragraph": [
+            "NOI is $1,200,000 and debt service is $950,000.\n\nThe DSCR is"],
+        "a term of fractional months": [
+            "A $300,000 loan at 6% for 2.5 years. The monthly payment is"],
+        "a payment of another period: only the monthly payment is computed": [
+            "A $300,000 loan at 6.5% for 30 years. The annual payment is",
+            "A $300,000 loan at 6.5% for 30 years. The biweekly payment is",
+            "A $300,000 loan at 6.5% for 30 years. The weekly payment is",
+            "A $300,000 loan at 6.5% for 30 years. The quarterly payment is",
+            "A $300,000 loan at 6.5% for 30 years. The yearly payment is",
+            "A $300,000 loan at 6.5% for 30 years. The total payment is",
+            "A $300,000 loan at 6.5% for 30 years. The down payment is"],
+    }
+    write_suite([(t.replace("\n", "\\n"), w) for t, w in rows],
+                {k: [t.replace("\n", "\\n") for t in v] for k, v in declines.items()})
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import builtins
 import random
 import sys
 
+from suite import write_suite
+
 assert sys.version_info[:2] == (3, 11), "run with Python 3.11 (see the docstring)"
 
 BUILTINS = {name: getattr(builtins, name) for name in
@@ -171,21 +173,33 @@ def main():
             text = f"`{code}` " + r.choice(["returns", "=", "evaluates to", "is"])
             want = None if want is None else f"`{want}`"
         rows.append((text, want))
-    declines = ["room 127 =", "approximately 3 × 4 =", "x = 5", ">>> x = 5\\n", "`x = 5` is",
-                ">>> import os\\n", ">>> open('/etc/passwd').read()\\n", ">>> __import__('os')\\n",
-                ">>> (lambda: 1)()\\n", ">>> print(1)\\n", ">>> 1/0\\n", ">>> [1, 2][5]\\n",
-                ">>> undefined_name\\n", ">>> sum(range(10**12))\\n", ">>> 'x' * 10**10\\n",
-                ">>> 2 ** 10**9\\n", ">>> 1 +\\n", ">>> sorted([1, 'a'])\\n", ">>> None\\n",
-                ">>> zip([1], [2])\\n", ">>> (-8) ** (1/3)\\n", ">>> 1.5.real\\n",
-                ">>> 3\\n...", ">>> for x in range(3):\\n", "`sorted([3, 1])`", "sorted([3, 1])\\n",
-                ">>> sorted([3, 1])", ">>> 0 ** -1\\n", ">>> float('abc')\\n", ">>> int(float('inf'))\\n",
-                ">>> 10.0 ** 400\\n", ">>> [x for x in range(3)][1.5]\\n", ">>> x is None\\n",
-                # CPython's order for a NaN depends on its merge sort's comparisons: declined
-                ">>> sorted([3, float('nan'), 1, 2])\\n"]
-    rows += [(d, None) for d in declines]
-    for text, want in rows:
-        assert "\t" not in text and "\n" not in text and "\\" not in text.replace("\\n", "")
-        print(f"{text}\t{'DECLINE' if want is None else want}")
+    declines = {
+        "not a Python REPL line or snippet": ["room 127 =", "approximately 3 × 4 =", "x = 5",
+                                              "`sorted([3, 1])`", "sorted([3, 1])\\n",
+                                              ">>> sorted([3, 1])"],
+        "a statement with no value to show (assignment, loop header)": [
+            ">>> x = 5\\n", "`x = 5` is", ">>> for x in range(3):\\n", ">>> 3\\n..."],
+        "outside the sandbox: imports, files, dunder access, lambdas, printing": [
+            ">>> import os\\n", ">>> open('/etc/passwd').read()\\n", ">>> __import__('os')\\n",
+            ">>> (lambda: 1)()\\n", ">>> print(1)\\n"],
+        "raises in CPython: the transcript would show a traceback": [
+            ">>> 1/0\\n", ">>> [1, 2][5]\\n", ">>> undefined_name\\n", ">>> 1 +\\n",
+            ">>> sorted([1, 'a'])\\n", ">>> 0 ** -1\\n", ">>> float('abc')\\n",
+            ">>> int(float('inf'))\\n", ">>> 10.0 ** 400\\n", ">>> [x for x in range(3)][1.5]\\n"],
+        "over the budget of steps or memory": [
+            ">>> sum(range(10**12))\\n", ">>> 'x' * 10**10\\n", ">>> 2 ** 10**9\\n"],
+        "a value whose repr it does not reproduce exactly (None, iterators, complex results)": [
+            ">>> None\\n", ">>> zip([1], [2])\\n", ">>> (-8) ** (1/3)\\n", ">>> 1.5.real\\n",
+            ">>> x is None\\n"],
+        "depends on CPython's sort internals (NaN among numbers)": [
+            ">>> sorted([3, float('nan'), 1, 2])\\n"],
+    }
+    for text, _ in rows:
+        assert "\\" not in text.replace("\\n", ""), text
+    # Generated snippets that raise in CPython decline too.
+    declines["raises in CPython: the transcript would show a traceback"] += [
+        t for t, want in rows if want is None]
+    write_suite([(t, want) for t, want in rows if want is not None], declines)
 
 
 if __name__ == "__main__":

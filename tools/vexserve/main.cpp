@@ -762,7 +762,7 @@ class Server {
         st->events.push_back(event({{"type", "response.completed"}, {"response", out}}));
       } else if (stream && result.ok()) {
         json last = chunk(chat ? json::object() : json(""), finish_reason(*st, *result));
-        last["usage"] = usage(n_prompt, result->generated);
+        last["usage"] = usage(n_prompt, *result);
         if (!st->firings.empty()) last["vex_experts"] = st->firings;
         st->events.push_back(sse(last));
       }
@@ -811,7 +811,7 @@ class Server {
     if (!st->result.ok()) return send_error(res, from_status(st->result.status()));
     if (responses) return res.set_content(dump(response_json(*st, &*st->result)), "application/json");
     json body = {{"id", object_id}, {"created", created}, {"model", id_},
-                 {"usage", usage(prompt.size(), st->result->generated)}};
+                 {"usage", usage(prompt.size(), *st->result)}};
     if (chat) {
       json message = {{"role", "assistant"}, {"content", st->text}};
       if (st->call.started) {
@@ -857,9 +857,11 @@ class Server {
     if (s.call.started && r.reason == StopReason::kStopToken && !s.stop_hit) return "tool_calls";
     return r.reason == StopReason::kStopToken || s.stop_hit ? "stop" : "length";
   }
-  static json usage(size_t prompt, int generated) {
-    return {{"prompt_tokens", prompt}, {"completion_tokens", generated},
-            {"total_tokens", prompt + generated}};
+  // completion_tokens counts every token of the answer; of them, vex_injected_tokens were
+  // written by virtual experts (whole answers: max_tokens limits the sampled ones only).
+  static json usage(size_t prompt, const GenerateResult& r) {
+    return {{"prompt_tokens", prompt}, {"completion_tokens", r.generated},
+            {"total_tokens", prompt + r.generated}, {"vex_injected_tokens", r.injected}};
   }
 
   const Model& model_;
