@@ -42,12 +42,13 @@ std::unique_ptr<HostExpert> make_calculator();
 std::unique_ptr<HostExpert> make_units();
 std::unique_ptr<HostExpert> make_finance();
 std::unique_ptr<HostExpert> make_interpreter();
+std::unique_ptr<HostExpert> make_symbolic();  // GiNaC: derivatives, solving, integrals, radicals
 // datetime answers "today" from `now` in `zone`; the default reads the system clock in the local
 // time zone (the TZ environment variable, e.g. TZ=Europe/Paris).
 std::unique_ptr<HostExpert> make_datetime();
 std::unique_ptr<HostExpert> make_datetime(absl::TimeZone zone, std::function<absl::Time()> now);
 
-// The builtins by name (calculator, units, finance, datetime, interpreter), from one table in
+// The builtins by name (calculator, units, finance, datetime, interpreter, symbolic), from one table in
 // experts/registry.cpp; null for other names.
 std::vector<std::string> builtin_expert_names();
 std::unique_ptr<HostExpert> make_builtin_expert(std::string_view name);

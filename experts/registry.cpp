@@ -25,7 +25,7 @@ struct Builtin {
 constexpr Builtin kBuiltins[] = {
     {"calculator", &make_calculator}, {"units", &make_units},
     {"finance", &make_finance},       {"datetime", [] { return make_datetime(); }},
-    {"interpreter", &make_interpreter},
+    {"interpreter", &make_interpreter}, {"symbolic", &make_symbolic},
 };
 }  // namespace
 

@@ -10,6 +10,7 @@
 
 #include "experts/exact.h"
 #include "experts/expert.h"
+#include "experts/symbolic.h"
 #include "tools/vexprobe/prompts.h"
 
 namespace vex {
@@ -35,7 +36,12 @@ std::vector<Case> load_cases(const std::string& name) {
   return out;
 }
 
-void check_suite(const HostExpert& e, const std::string& name, size_t min_cases) {
+// How an answer is compared with the oracle's: exactly (the default), or as a value.
+using Same = bool (*)(const std::string& got, const std::string& want);
+bool same_text(const std::string& got, const std::string& want) { return got == want; }
+
+void check_suite(const HostExpert& e, const std::string& name, size_t min_cases,
+                 Same same = &same_text) {
   const std::vector<Case> cases = load_cases(name);
   ASSERT_GE(cases.size(), min_cases) << name << ".tsv";
   int declines = 0;
@@ -48,8 +54,9 @@ void check_suite(const HostExpert& e, const std::string& name, size_t min_cases)
     } else {
       EXPECT_TRUE(a.has_value()) << "'" << c.text << "' declined; want " << c.want;
       if (!a) continue;
-      EXPECT_EQ(a->output, c.want) << "'" << c.text << "'";
-      EXPECT_EQ(a->continuation, continue_with(c.text, c.want));
+      EXPECT_TRUE(same(a->output, c.want))
+          << "'" << c.text << "': got " << a->output << ", want " << c.want;
+      EXPECT_EQ(a->continuation, continue_with(c.text, a->output));
     }
   }
   EXPECT_GE(declines, 10) << name << ": decline cases";
@@ -60,6 +67,49 @@ TEST(Units, OracleSuite) { check_suite(*make_units(), "units", 100); }
 TEST(Finance, OracleSuite) { check_suite(*make_finance(), "finance", 100); }
 
 TEST(Interpreter, OracleSuite) { check_suite(*make_interpreter(), "interpreter", 100); }
+
+// SymPy and GiNaC write equal values differently ("2*sqrt(2) + 3", "3 + 2*sqrt(2)"): the
+// symbolic suite compares values. Solutions "x = a or x = b" and "x = 1, y = 2" compare name by
+// name; an antiderivative's " + C" must be there on both sides.
+bool same_math(const std::string& got, const std::string& want) {
+  auto split = [](std::string s) {
+    std::vector<std::string> out;
+    for (const std::string sep : {" or ", ", "})
+      for (size_t at; (at = s.find(sep)) != std::string::npos;) {
+        out.push_back(s.substr(0, at));
+        s = s.substr(at + sep.size());
+      }
+    out.push_back(s);
+    return out;
+  };
+  const bool gc = got.ends_with(" + C"), wc = want.ends_with(" + C");
+  if (gc != wc) return false;
+  if (gc) return symbolic::same_value(got.substr(0, got.size() - 4), want.substr(0, want.size() - 4));
+  const auto g = split(got), w = split(want);
+  if (g.size() != w.size()) return false;
+  for (size_t i = 0; i < g.size(); ++i) {
+    const size_t ge = g[i].find(" = "), we = w[i].find(" = ");
+    if ((ge == std::string::npos) != (we == std::string::npos)) return false;
+    if (ge == std::string::npos) {
+      if (!symbolic::same_value(g[i], w[i])) return false;
+    } else if (g[i].substr(0, ge) != w[i].substr(0, we) ||
+               !symbolic::same_value(g[i].substr(ge + 3), w[i].substr(we + 3))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+TEST(Symbolic, OracleSuite) { check_suite(*make_symbolic(), "symbolic", 150, &same_math); }
+
+TEST(Symbolic, ValuesCompareByValue) {
+  EXPECT_TRUE(same_math("3 + 2*sqrt(2)", "2*sqrt(2) + 3"));
+  EXPECT_TRUE(same_math("x = -sqrt(2) or x = sqrt(2)", "x = -sqrt(2) or x = sqrt(2)"));
+  EXPECT_FALSE(same_math("x = 2 or x = 3", "x = 3 or x = 2"));  // ascending order is the answer
+  EXPECT_FALSE(same_math("x^3/3", "x^3/3 + C"));
+  EXPECT_FALSE(same_math("2*sqrt(2)", "sqrt(2)"));
+  EXPECT_TRUE(same_math("1/x", "x^(-1)"));
+}
 
 // The clock and zone of tools/oracles/dates.py: 2026-11-23 06:30 UTC, still Sunday the 22nd in
 // Los Angeles (the zone decides the date).
@@ -176,7 +226,7 @@ TEST(Interpreter, BudgetsChargeAllWork) {
 TEST(Registry, BuiltinsFromOneTable) {
   const std::vector<std::string> names = builtin_expert_names();
   EXPECT_EQ(names, (std::vector<std::string>{"calculator", "units", "finance", "datetime",
-                                             "interpreter"}));
+                                             "interpreter", "symbolic"}));
   for (const std::string& n : names) EXPECT_EQ(make_builtin_expert(n)->name(), n);
   EXPECT_EQ(make_builtin_expert("abacus"), nullptr);
   EXPECT_EQ(ExpertRegistry().names(), names);

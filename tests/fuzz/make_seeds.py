@@ -96,7 +96,7 @@ def manifest_seeds():
 
 
 def expert_seeds():
-    for name in ["calculator", "units", "datetime", "finance", "interpreter"]:
+    for name in ["calculator", "units", "datetime", "finance", "interpreter", "symbolic"]:
         for line in (ROOT / f"tests/data/experts/{name}.tsv").read_text().strip().split("\n"):
             text = line.split("\t")[0].replace("\\n", "\n")
             if text:

@@ -223,6 +223,43 @@ Recipe interpreter_recipe() {
           "\n"};
 }
 
+Recipe symbolic_recipe() {
+  return {[](Gen& g) {
+            // A polynomial in x of degree 1 to 3 with small coefficients.
+            auto poly = [&g] {
+              std::string p;
+              for (int d = g.num(1, 3); d >= 0; --d) {
+                const int c = g.num(-9, 9);
+                if (c == 0 && d > 0) continue;
+                p += p.empty() ? (c < 0 ? "-" : "") : (c < 0 ? " - " : " + ");
+                p += std::to_string(std::abs(c)) + (d == 0 ? "" : d == 1 ? "x" : "x^" + std::to_string(d));
+              }
+              return p.empty() ? std::string("x") : p;
+            };
+            switch (g.num(0, 5)) {
+              case 0:
+                return "The derivative of " + poly() + " is";
+              case 1:
+                return "d/dx (" + poly() + ") =";
+              case 2:
+                return "Expand (x + " + std::to_string(g.num(1, 9)) + ")^" +
+                       std::to_string(g.num(2, 4)) + ":";
+              case 3:
+                return "Solve " + std::to_string(g.num(1, 9)) + "x + " + std::to_string(g.num(1, 20)) +
+                       " = " + std::to_string(g.num(-20, 40)) + ":";
+              case 4:
+                return "The integral of " + poly() + " from 0 to " + std::to_string(g.num(1, 5)) +
+                       " is";
+              default:
+                return "sqrt(" + std::to_string(g.num(2, 30) * 4) + ") =";
+            }
+          },
+          {"The derivative measures change.", "Solve the puzzle:", "x = 5",
+           "The integral was approximated numerically.", "Expand your horizons:",
+           "sqrt(2) =", "approximately the derivative of x^2 is", "The limit is"},
+          "."};
+}
+
 // The text as the final answer of a Harmony chat, rendered as vexrun renders one (default system
 // message): the row must fire where the assistant writes the question out, not only in raw text.
 std::string in_chat(Gen& g, const std::string& answer) {
@@ -252,7 +289,7 @@ absl::StatusOr<std::vector<std::string>> training_texts(const std::string& exper
   static const std::pair<std::string_view, Recipe (*)()> kRecipes[] = {
       {"calculator", &calculator_recipe}, {"units", &units_recipe},
       {"finance", &finance_recipe},       {"datetime", &datetime_recipe},
-      {"interpreter", &interpreter_recipe}};
+      {"interpreter", &interpreter_recipe}, {"symbolic", &symbolic_recipe}};
   Recipe recipe;
   for (const auto& [name, make] : kRecipes)
     if (name == expert) recipe = make();
