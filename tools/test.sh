@@ -19,6 +19,8 @@ cmake -S . -B build-san -G Ninja -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=c
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
   -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only -DNDEBUG" \
   -DVEX_CUDA=OFF -DVEX_FUZZ=ON -DVEX_FUZZ_SECONDS="${VEX_FUZZ_SECONDS:-30}"
+# The sanitizers' settings hold for the build too (gtest_discover_tests runs every test binary).
+export LSAN_OPTIONS="suppressions=$PWD/tools/lsan.supp:print_suppressions=0"
 cmake --build build-san -j2
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 # The CLI script (tests/cli_test.sh) runs the demo model for minutes per command at -O1 with
