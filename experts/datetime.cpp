@@ -3,6 +3,9 @@
 //   today          "Today is" / "Today's date is" / "The current date is"  -> "Monday, November 23, 2026"
 //                  "The day of the week today is" / "Today's weekday is"   -> "Monday"
 //                  (from the clock, in the configured time zone: TZ, as abseil's LocalTimeZone)
+//   asked          "What day is today?", "What's the date?", "What day of the week is it?",
+//                  "What day is tomorrow?", "What time is it?" -> "06:30" (24-hour clock),
+//                  "Is 2100 a leap year?" -> "No"; "Tomorrow is", "Yesterday was"
 //   weekday        "2024-02-29 was a" / "The weekday of March 14, 2015 is"  -> "Thursday"
 //   days between   "The number of days between 2024-01-01 and 2024-12-25 is" -> "359"
 //                  (between: the absolute count; "from A to B": B - A, negative if B is earlier)
@@ -15,6 +18,7 @@
 // Declines: numeric dates with slashes or dots ("03/04/2024": day and month order is ambiguous),
 // dates that do not exist ("2023-02-29"), a month or year step landing on a day the month lacks
 // ("January 31 + 1 month"), results outside years 1-9999, a hedge, anything else unread.
+#include <algorithm>
 #include <array>
 #include <functional>
 
@@ -242,6 +246,7 @@ class DateTime final : public HostExpert {
 
   std::optional<ExpertAnswer> answer(std::string_view text) const override {
     std::optional<std::pair<std::string, std::string>> r = weekday_question(trim_end(text));
+    if (!r) r = asked(trim_end(text));
     if (!r) {
       const auto line = question_line(text);
       if (!line) return std::nullopt;
@@ -250,6 +255,7 @@ class DateTime final : public HostExpert {
       for (std::string_view w : words(q))
         if (is_hedge(w)) return std::nullopt;
       r = today(q);
+      if (!r) r = relative_day(q);
       if (!r) r = weekday_of(q);
       if (!r) r = days_between(q);
       if (!r) r = plus_span(q);
@@ -275,6 +281,69 @@ class DateTime final : public HostExpert {
     return std::make_pair("today in " + zone_.name(),
                           date ? weekday_name(d) + ", " + format_date(d, Style::kMonthFirst)
                                : weekday_name(d));
+  }
+
+  // Questions that end in "?": "What day is today?", "What's the date?", "What day of the week
+  // is it?", "What day is tomorrow?", "What time is it?" (hours and minutes on the clock, 24-hour),
+  // "Is 2100 a leap year?" ("Yes" or "No").
+  Result asked(std::string_view s) const {
+    if (!s.ends_with('?')) return std::nullopt;
+    s.remove_suffix(1);
+    const size_t cut = s.find_last_of(".!?\n");
+    std::string q = lower(trim_end(cut == std::string_view::npos ? s : s.substr(cut + 1)));
+    while (!q.empty() && q.front() == ' ') q.erase(0, 1);
+    for (std::string_view lead : {"so ", "and ", "ok, ", "okay, "})
+      if (q.starts_with(lead)) q.erase(0, lead.size());
+    if (q.find("what's") == 0) q.replace(0, 6, "what is");
+    const absl::CivilDay d = absl::ToCivilDay(now_(), zone_);
+    auto full = [](absl::CivilDay x) {
+      return weekday_name(x) + ", " + format_date(x, Style::kMonthFirst);
+    };
+    static constexpr std::string_view kDate[] = {
+        "what day is today", "what day is it today", "what is today's date", "what is the date",
+        "what is the date today", "what date is it", "what date is it today", "what date is today",
+        "what is the current date", "what is today"};
+    static constexpr std::string_view kWeekday[] = {
+        "what day of the week is it", "what day of the week is today", "what weekday is it",
+        "what weekday is today", "what is the day of the week"};
+    for (std::string_view p : kDate)
+      if (q == p) return std::make_pair("today in " + zone_.name(), full(d));
+    for (std::string_view p : kWeekday)
+      if (q == p) return std::make_pair("today in " + zone_.name(), weekday_name(d));
+    for (const auto& [p, n] : {std::pair<std::string_view, int>{"what day is tomorrow", 1},
+                               {"what is tomorrow's date", 1}, {"what day was yesterday", -1},
+                               {"what was yesterday's date", -1}})
+      if (q == p)
+        return std::make_pair(std::string(n > 0 ? "tomorrow" : "yesterday") + " in " +
+                                  zone_.name(), full(d + n));
+    if (q == "what time is it" || q == "what is the time" || q == "what time is it now") {
+      const absl::CivilMinute m = absl::ToCivilMinute(now_(), zone_);
+      return std::make_pair("the time in " + zone_.name(),
+                            absl::StrFormat("%02d:%02d", m.hour(), m.minute()));
+    }
+    // "is YEAR a leap year"
+    if (q.starts_with("is ") && q.ends_with(" a leap year")) {
+      const std::string y = q.substr(3, q.size() - 3 - 12);
+      if (y.empty() || y.size() > 4 || !std::all_of(y.begin(), y.end(), digit)) return std::nullopt;
+      const long year = std::stol(y);
+      if (year < 1 || year > 9999) return std::nullopt;
+      const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+      return std::make_pair("leap year " + y, std::string(leap ? "Yes" : "No"));
+    }
+    return std::nullopt;
+  }
+
+  // "Tomorrow is" / "Tomorrow's date is" / "Yesterday was" (a clause of its own).
+  Result relative_day(std::string_view q) const {
+    int n = 0;
+    for (std::string_view p : {"tomorrow", "tomorrow's date", "the date tomorrow"})
+      if (clause_is(q, p)) n = 1;
+    for (std::string_view p : {"yesterday", "yesterday's date", "the date yesterday"})
+      if (clause_is(q, p)) n = -1;
+    if (n == 0) return std::nullopt;
+    const absl::CivilDay d = absl::ToCivilDay(now_(), zone_) + n;
+    return std::make_pair(std::string(n > 0 ? "tomorrow" : "yesterday") + " in " + zone_.name(),
+                          weekday_name(d) + ", " + format_date(d, Style::kMonthFirst));
   }
 
   // "DATE was a" / "DATE is a" / "DATE fell on a" / "DATE falls on a" / "DATE will be a".

@@ -7,6 +7,9 @@
 //     lines are earlier outputs and are skipped;
 //   inline code in backticks followed by "=", "is", "returns", "evaluates to", "gives" or "->":
 //       "`sum(range(10))` returns"  -> "`45`"
+//   a request to run one line, the trigger after the code (or the newline after it):
+//       "Run this: sorted([3,1,4,1,5,9])"  -> "[1, 1, 3, 4, 5, 9]" on the next line
+//     ("Run this:", "Run:", "Evaluate:", "Execute:", "What does CODE print?" is not read).
 // The output is Python's repr of the value (in backticks for inline code).
 //
 // Declines: the last statement is an assignment ("x = 5") or its value is None; any Python
@@ -64,6 +67,27 @@ std::optional<std::string_view> inline_code(std::string_view text) {
   return code;
 }
 
+// The code of "Run this: CODE" (or "Run:", "Evaluate:", "Execute:", "Evaluate this:") that the
+// text's last line is, with or without the newline after it.
+std::optional<std::string_view> run_request(std::string_view text) {
+  std::string_view s = text;
+  if (s.ends_with('\n')) s.remove_suffix(1);
+  const size_t nl = s.rfind('\n');
+  std::string_view line = nl == std::string_view::npos ? s : s.substr(nl + 1);
+  for (std::string_view lead : {"run this:", "run:", "evaluate this:", "evaluate:",
+                                "execute this:", "execute:", "run this in python:"})
+    if (line.size() > lead.size() && lower(line.substr(0, lead.size())) == lead) {
+      std::string_view code = line.substr(lead.size());
+      while (!code.empty() && code.front() == ' ') code.remove_prefix(1);
+      code = trim_end(code);
+      if (code.size() >= 2 && code.front() == '`' && code.back() == '`')
+        code = code.substr(1, code.size() - 2);
+      if (code.empty() || code.find('`') != std::string_view::npos) return std::nullopt;
+      return code;
+    }
+  return std::nullopt;
+}
+
 class Interpreter final : public HostExpert {
  public:
   const std::string& name() const override { return name_; }
@@ -71,15 +95,19 @@ class Interpreter final : public HostExpert {
   std::optional<ExpertAnswer> answer(std::string_view text) const override {
     std::vector<std::string> statements = repl_block(text);
     const bool repl = !statements.empty();
+    std::optional<std::string_view> request;
     if (!repl) {
-      const auto code = inline_code(text);
+      auto code = inline_code(text);
+      if (!code) request = code = run_request(text);
       if (!code) return std::nullopt;
       statements.emplace_back(*code);
     }
     const auto value = py::run(statements);
     if (!value.ok()) return std::nullopt;
-    const std::string out = repl ? *value : "`" + *value + "`";
-    return ExpertAnswer{statements.back(), out, continue_with(text, out)};
+    const std::string out = repl || request ? *value : "`" + *value + "`";
+    // A run request's output goes on the line after the code.
+    const std::string cont = request && !text.ends_with('\n') ? "\n" + out : continue_with(text, out);
+    return ExpertAnswer{statements.back(), out, cont};
   }
 
  private:

@@ -1,6 +1,7 @@
 // The units expert: converts the quantity the question ends with, written
 // "NUMBER UNIT in|to|into|as UNIT" before the end marker ("=", ":", "is", ...):
 //   "5 km in miles =" -> "3.10685596118667 miles"      "100 °F to °C:" -> "37.7777777777778 °C"
+//   "Convert 100 meters to feet" (no marker after it) -> ": 328.083989501312 feet"
 // Factors are exact by definition (the international yard and pound of 1959, US customary
 // volumes from the 231 in³ gallon, the imperial gallon of 4.54609 L, the thermochemical calorie,
 // the IT Btu, the 2019 SI electronvolt), kept as rationals; temperature is affine (through
@@ -228,7 +229,15 @@ class Units final : public HostExpert {
   const std::string& name() const override { return name_; }
 
   std::optional<ExpertAnswer> answer(std::string_view text) const override {
-    const auto line = question_line(text);
+    auto line = question_line(text);
+    // "Convert 100 meters to feet" with no "=" or ":" after it: the answer follows a colon.
+    bool request = false;
+    if (!line) {
+      std::string_view last = trim_end(text);
+      if (const size_t nl = last.rfind('\n'); nl != std::string_view::npos)
+        last = last.substr(nl + 1);
+      if (last.size() > 8 && lower(last.substr(0, 8)) == "convert ") line = last, request = true;
+    }
     if (!line) return std::nullopt;
     std::string_view q = *line;
     if (q.ends_with('?')) q.remove_suffix(1);
@@ -255,7 +264,8 @@ class Units final : public HostExpert {
       }
       const std::string result = format_exact(out) + " " + std::string(right);
       const std::string inputs(q.substr(from->begin));
-      return ExpertAnswer{inputs, result, continue_with(text, result)};
+      const std::string cont = request ? ": " + result : continue_with(text, result);
+      return ExpertAnswer{inputs, result, cont};
     }
     return std::nullopt;
   }

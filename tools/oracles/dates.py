@@ -78,6 +78,25 @@ def main():
             ("1 January 2000 was a", "Saturday"), ("0001-01-01 was a", "Monday"),
             ("9999-12-31 is a", "Friday"), ("2024-02-29 + 1 year =", "DECLINE")]
     rows[-1] = ("2024-02-29 + 4 years =", "2028-02-29")
+    # Questions, tomorrow and yesterday, the time, leap years.
+    now = datetime.fromtimestamp(NOW, timezone.utc).astimezone(ZoneInfo(ZONE))
+    tomorrow, yesterday = today + timedelta(days=1), today - timedelta(days=1)
+
+    def long_day(d):
+        return f"{WEEKDAYS[d.weekday()]}, {long_us(d)}"
+
+    rows += [("What day is today?", today_long), ("What's the date?", today_long),
+             ("what is today's date?", today_long), ("So what date is it?", today_long),
+             ("What day of the week is it?", WEEKDAYS[today.weekday()]),
+             ("What weekday is today?", WEEKDAYS[today.weekday()]),
+             ("What day is tomorrow?", long_day(tomorrow)), ("Tomorrow is", long_day(tomorrow)),
+             ("Tomorrow's date is", long_day(tomorrow)), ("Yesterday was", long_day(yesterday)),
+             ("What day was yesterday?", long_day(yesterday)),
+             ("What time is it?", f"{now.hour:02d}:{now.minute:02d}"),
+             ("Hi there. What time is it now?", f"{now.hour:02d}:{now.minute:02d}")]
+    for y in (1900, 2000, 2024, 2023, 2100, 2400, 1600, 4):
+        leap = calendar.isleap(y)
+        rows.append((f"Is {y} a leap year?", "Yes" if leap else "No"))
     seen = set(t for t, _ in rows)
     while len(rows) < 150:
         kind = r.randrange(4)
@@ -137,6 +156,9 @@ def main():
         "not asked: no verb or '=' where the answer goes": [
             "Days between 2024-01-01 and 2024-02-01", "The date 2024-01-01 was an"],
         "glued to a word: part of something else": ["x2024-01-01 was a"],
+        "a question about another place, an event, or a year outside 1 to 9999": [
+            "What day is it in Tokyo?", "What time is the meeting?", "Is 2024 a good year?",
+            "Is 10000 a leap year?", "Is 0 a leap year?", "What time is it in Paris?"],
         "a unit of time it does not add (fortnights, fractional days)": [
             "2024-01-01 + 3 fortnights =", "2024-01-01 + 1.5 days ="],
     }

@@ -173,7 +173,18 @@ def main():
             text = f"`{code}` " + r.choice(["returns", "=", "evaluates to", "is"])
             want = None if want is None else f"`{want}`"
         rows.append((text, want))
+    # Run requests: "Run this: CODE", the output on the next line.
+    for lead, code in [("Run this: ", "sorted([3,1,4,1,5,9])"), ("Run this: ", "sum(range(10))"),
+                       ("Run: ", "len('hello')"), ("Evaluate: ", "2 ** 10"),
+                       ("Run this: ", "`max([3, 9, 2])`"), ("Execute: ", "[x * x for x in range(4)]"),
+                       ("run this: ", "sorted('banana')")]:
+        want = run([code.strip("`")])
+        rows.append((lead + code, want))
+        rows.append((lead + code + "\\n", want))
     declines = {
+        "a run request whose code is not a value, or is not there": [
+            "Run this: import os", "Run this: x = 5", "Run this:", "Run this: `1 + `",
+            "Run the tests: pytest"],
         "not a Python REPL line or snippet": ["room 127 =", "approximately 3 × 4 =", "x = 5",
                                               "`sorted([3, 1])`", "sorted([3, 1])\\n",
                                               ">>> sorted([3, 1])"],

@@ -94,7 +94,11 @@ def main():
             ("1 Calorie in joules =", "4184 joules"), ("250 Calories in kJ =", "1046 kJ"),
             ("100 Cal in kJ =", "418.4 kJ"), ("1 calorie in joules =", "4.184 joules"),
             ("1 cal in J =", "4.184 J"), ("1 kcal in J =", "4184 J"),
-            ("273.15 K in °C =", "0 °C"), ("32 °F in °C =", "0 °C")]
+            ("273.15 K in °C =", "0 °C"), ("32 °F in °C =", "0 °C"),
+            # A request with no marker after it: the answer follows a colon.
+            ("Convert 100 meters to feet", fmt(100 / FOOT) + " feet"),
+            ("Convert 5 km to miles", fmt(5000 / MILE) + " miles"),
+            ("convert 2 lb to kg", fmt(2 * POUND) + " kg")]
     seen = set(t for t, _ in rows)
     while len(rows) < 150:
         if r.random() < 0.15:
@@ -136,6 +140,8 @@ def main():
         "a unit it does not know": ["5 km in parsecs =", "5 furlongs in meters ="],
         "impossible: below absolute zero": ["-500 °C in K ="],
         "a malformed number": ["1,00 m in cm ="],
+        "a request that is not a conversion": ["Convert the file to PDF", "Convert 5 km",
+                                               "Convert to metric"],
     }
     write_suite(rows, declines)
 
