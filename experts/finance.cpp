@@ -252,39 +252,87 @@ class Finance final : public HostExpert {
   const std::string& name() const override { return name_; }
 
   std::optional<ExpertAnswer> answer(std::string_view text) const override {
-    const auto line = question_line(text);
-    if (!line) return std::nullopt;
-    std::string q = lower(*line);
-    if (q.ends_with(" of")) q.resize(q.size() - 3);  // "a loan-to-value ratio of:"
+    std::optional<std::pair<std::string, std::string>> r = label_first(trim_end(text));
+    if (!r) r = label_last(text);
+    if (!r) return std::nullopt;
+    return ExpertAnswer{r->first, r->second, continue_with(text, r->second)};
+  }
+
+ private:
+  using Result = std::optional<std::pair<std::string, std::string>>;  // inputs, output
+
+  // The question named at the end of q (the longest name), or null.
+  static const Question* asked_at_end(const std::string& q) {
     const Question* asked = nullptr;
     for (const Question& k : kQuestions)
       if ((q == k.words || q.ends_with(" " + std::string(k.words))) &&
           (!asked || k.words.size() > asked->words.size()))
         asked = &k;
-    if (!asked) return std::nullopt;
-    // The payment computed is the monthly one: "the annual payment", "biweekly payment" and the
-    // like ask for another, so they are declined.
-    if (asked->metric == Metric::kPayment && asked->words == "payment") {
-      const std::vector<std::string_view> w = words(q);
-      static constexpr std::string_view kOther[] = {
-          "annual",    "annually",     "yearly",       "quarterly", "weekly",  "biweekly",
-          "bi-weekly", "semi-monthly", "semimonthly",  "daily",     "semi-annual", "semiannual",
-          "fortnightly", "twice-monthly", "bimonthly", "bi-monthly", "total",   "balloon",
-          "final",     "first",        "last",         "down",      "extra",   "interest-only"};
-      if (w.size() >= 2 &&
-          std::find(std::begin(kOther), std::end(kOther), w[w.size() - 2]) != std::end(kOther))
-        return std::nullopt;
-    }
+    return asked;
+  }
+
+  // "... the DSCR is" / "LTV =": the facts are the paragraph before the question.
+  static Result label_last(std::string_view text) {
+    const auto line = question_line(text);
+    if (!line) return std::nullopt;
+    std::string q = lower(*line);
+    if (q.ends_with(" of")) q.resize(q.size() - 3);  // "a loan-to-value ratio of:"
+    const Question* asked = asked_at_end(q);
+    if (!asked || other_period(q, *asked)) return std::nullopt;
     // The facts: the paragraph up to the question's name for the quantity.
     const size_t end = static_cast<size_t>(line->data() - text.data()) + q.size() -
                        asked->words.size();
     size_t begin = text.substr(0, end).rfind("\n\n");
     begin = begin == std::string_view::npos ? 0 : begin + 2;
-    const Facts f = read_facts(text.substr(begin, end - begin));
+    return compute(asked->metric, read_facts(text.substr(begin, end - begin)));
+  }
 
+  // "What is the DSCR if NOI is $1.2M and debt service is $950k?": the question first, its
+  // facts after "if", "when", "given", "with" or "for", up to the "?".
+  static Result label_first(std::string_view s) {
+    if (!s.ends_with('?')) return std::nullopt;
+    s.remove_suffix(1);
+    if (const size_t nl = s.rfind('\n'); nl != std::string_view::npos) s = s.substr(nl + 1);
+    std::string q = lower(s);
+    for (std::string_view lead : {"so ", "and "})
+      if (q.starts_with(lead)) q.erase(0, lead.size()), s.remove_prefix(lead.size());
+    size_t at = 0;
+    for (std::string_view p : {"what is the ", "what's the ", "what is ", "what's ",
+                               "calculate the ", "compute the "})
+      if (q.starts_with(p)) {
+        at = p.size();
+        break;
+      }
+    if (at == 0) return std::nullopt;
+    for (std::string_view link : {" if ", " when ", " given ", " with ", " for "}) {
+      const size_t l = q.find(link, at);
+      if (l == std::string::npos) continue;
+      const std::string name = q.substr(at, l - at);
+      const Question* asked = asked_at_end(name);
+      if (!asked || asked->words != name || other_period(name, *asked)) continue;
+      return compute(asked->metric, read_facts(s.substr(l + link.size())));
+    }
+    return std::nullopt;
+  }
+
+  // The payment computed is the monthly one: "the annual payment", "biweekly payment" and the
+  // like ask for another, so they are declined.
+  static bool other_period(const std::string& q, const Question& asked) {
+    if (asked.metric != Metric::kPayment || asked.words != "payment") return false;
+    const std::vector<std::string_view> w = words(q);
+    static constexpr std::string_view kOther[] = {
+        "annual",    "annually",     "yearly",       "quarterly", "weekly",  "biweekly",
+        "bi-weekly", "semi-monthly", "semimonthly",  "daily",     "semi-annual", "semiannual",
+        "fortnightly", "twice-monthly", "bimonthly", "bi-monthly", "total",   "balloon",
+        "final",     "first",        "last",         "down",      "extra",   "interest-only"};
+    return w.size() >= 2 &&
+           std::find(std::begin(kOther), std::end(kOther), w[w.size() - 2]) != std::end(kOther);
+  }
+
+  static Result compute(Metric metric, const Facts& f) {
     const auto noi = f.get(kNoi);
     std::string out, inputs;
-    switch (asked->metric) {
+    switch (metric) {
       case Metric::kDscr: {
         const auto ds = f.get(kDebtService);
         if (!noi || !ds || sgn(*ds) == 0) return std::nullopt;
@@ -295,10 +343,10 @@ class Finance final : public HostExpert {
       case Metric::kLtv:
       case Metric::kCapRate:
       case Metric::kDebtYield: {
-        const bool ltv = asked->metric == Metric::kLtv;
+        const bool ltv = metric == Metric::kLtv;
         const auto num = ltv ? f.get(kLoan) : noi;
-        Field den_field = asked->metric == Metric::kDebtYield ? kLoan : kValue;
-        if (asked->metric == Metric::kCapRate && f.has(kPrice)) den_field = kPrice;
+        Field den_field = metric == Metric::kDebtYield ? kLoan : kValue;
+        if (metric == Metric::kCapRate && f.has(kPrice)) den_field = kPrice;
         const auto den = f.get(den_field);
         if (!num || !den || sgn(*den) == 0) return std::nullopt;
         out = format_exact(*num / *den * 100) + "%";
@@ -332,10 +380,9 @@ class Finance final : public HostExpert {
         break;
       }
     }
-    return ExpertAnswer{inputs, out, continue_with(text, out)};
+    return std::make_pair(inputs, out);
   }
 
- private:
   std::string name_ = "finance";
 };
 

@@ -126,7 +126,24 @@ def main():
             continue
         seen.add(t)
         rows.append((t, want))
+    # The question first, its facts after "if", "when", "given", "with" or "for", up to a "?".
+    rows += [
+        ("What is the DSCR if NOI is $1,200,000 and debt service is $950,000?",
+         fmt(F(1200000, 950000))),
+        ("What's the LTV if the loan is $3,000,000 and the property value is $4,000,000?", "75%"),
+        ("What is the cap rate given NOI of $500k and a price of $10M?", "5%"),
+        ("What is the monthly payment for a $300,000 loan at 6% for 30 years?",
+         cents(payment(300000, 6, 360))),
+        ("What is the debt yield with NOI of $1.2 million and a loan of $12 million?", "10%"),
+        ("So what is the debt service coverage ratio when NOI is $500,000 and annual debt service is $400,000?",
+         fmt(F(500000, 400000))),
+    ]
     declines = {
+        "a question first without the facts it needs, or for a metric it does not compute": [
+            "What is the DSCR?", "What is the IRR if NOI is $1,000,000?",
+            "What is the DSCR if NOI is $1,200,000?"],
+        "a question first for a payment of another period": [
+            "What is the annual payment for a $300,000 loan at 6% for 30 years?"],
         "not a finance question": ["room 127 =", "approximately 3 × 4 =", "x = 5"],
         "a fact it needs is not given": [
             "The DSCR is", "NOI is $1,200,000, so the DSCR is", "The loan is $3,000,000. LTV =",
