@@ -20,7 +20,9 @@
 namespace vex {
 namespace {
 
-enum class Kind { kLength, kMass, kVolume, kArea, kSpeed, kTime, kData, kEnergy, kTemperature };
+enum class Kind {
+  kLength, kMass, kVolume, kArea, kSpeed, kTime, kData, kEnergy, kPower, kTemperature
+};
 
 struct Unit {
   std::string_view names;  // '|'-separated spellings; all-lowercase words also match any case
@@ -48,6 +50,7 @@ constexpr Unit kUnits[] = {
     {"lb|lbs|pound|pounds", Kind::kMass, "0.45359237"},
     {"oz|ounce|ounces", Kind::kMass, "0.45359237/16"},
     {"st|stone|stones", Kind::kMass, "6.35029318"},
+    {"ozt|troy ounce|troy ounces", Kind::kMass, "0.0311034768"},
     {"t|tonne|tonnes|metric ton|metric tons", Kind::kMass, "1000"},
     {"short ton|short tons", Kind::kMass, "907.18474"},
     {"long ton|long tons", Kind::kMass, "1016.0469088"},
@@ -113,6 +116,12 @@ constexpr Unit kUnits[] = {
     {"MWh|megawatt-hour|megawatt-hours", Kind::kEnergy, "3600000000"},
     {"eV|electronvolt|electronvolts", Kind::kEnergy, "1.602176634E-19"},
     {"BTU|Btu|btu|British thermal unit|British thermal units", Kind::kEnergy, "1055.05585262"},
+    {"W|watt|watts", Kind::kPower, "1"},
+    {"kW|kilowatt|kilowatts", Kind::kPower, "1000"},
+    {"MW|megawatt|megawatts", Kind::kPower, "1000000"},
+    // hp is the mechanical horsepower, 550 ft·lbf/s; the metric one (PS) is named as such.
+    {"hp|horsepower|mechanical horsepower", Kind::kPower, "745.69987158227022"},
+    {"PS|metric horsepower", Kind::kPower, "735.49875"},
     {"°C|℃|degC|celsius|degrees celsius|degree celsius", Kind::kTemperature, "C"},
     {"°F|℉|degF|fahrenheit|degrees fahrenheit|degree fahrenheit", Kind::kTemperature, "F"},
     {"K|kelvin|kelvins", Kind::kTemperature, "K"},
@@ -229,6 +238,7 @@ class Units final : public HostExpert {
   const std::string& name() const override { return name_; }
 
   std::optional<ExpertAnswer> answer(std::string_view text) const override {
+    if (auto a = how_many(text)) return a;
     auto line = question_line(text);
     // "Convert 100 meters to feet" with no "=" or ":" after it: the answer follows a colon.
     bool request = false;
@@ -271,6 +281,43 @@ class Units final : public HostExpert {
   }
 
  private:
+  // "How many feet in a mile?", "How many grams are in 3 pounds?": the count of the first
+  // unit in the quantity (a, an, one, or a number), written with the first unit.
+  static std::optional<ExpertAnswer> how_many(std::string_view text) {
+    std::string_view q = trim_end(text);
+    if (!q.ends_with('?')) return std::nullopt;
+    q.remove_suffix(1);
+    if (const size_t nl = q.rfind('\n'); nl != std::string_view::npos) q = q.substr(nl + 1);
+    std::string l = lower(q);
+    const size_t at = l.rfind("how many ");
+    if (at == std::string::npos || (at > 0 && l[at - 1] != ' ')) return std::nullopt;
+    std::string_view rest = q.substr(at + 9);
+    std::string_view sep;
+    for (std::string_view c : {" are there in ", " are in ", " is in ", " in "})
+      if (lower(rest).find(c) != std::string::npos) {
+        sep = c;
+        break;
+      }
+    if (sep.empty()) return std::nullopt;
+    const size_t cut = lower(rest).find(sep);
+    const Unit* to = find_unit(rest.substr(0, cut));
+    std::string_view amount = rest.substr(cut + sep.size());
+    std::string a = lower(amount);
+    mpq_class n = 1;
+    std::optional<Quantity> from;
+    for (std::string_view art : {"a ", "an ", "one "})
+      if (a.starts_with(art)) {
+        const Unit* u = find_unit(amount.substr(art.size()));
+        if (u) from = Quantity{1, u, 0};
+      }
+    if (!from) from = quantity(trim_end(amount));
+    if (!to || !from || from->unit->kind != to->kind || to->kind == Kind::kTemperature)
+      return std::nullopt;
+    n = from->value * factor_value(from->unit->factor) / factor_value(to->factor);
+    const std::string result = format_exact(n) + " " + std::string(rest.substr(0, cut));
+    return ExpertAnswer{std::string(amount), result, continue_with(text, result)};
+  }
+
   std::string name_ = "units";
 };
 

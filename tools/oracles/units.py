@@ -21,6 +21,7 @@ FOOT = 12 * INCH
 YARD = 3 * FOOT
 MILE = 5280 * FOOT
 POUND = F("0.45359237")
+HP = F("745.69987158227022")  # 550 ft·lbf/s, exactly
 GALLON = 231 * INCH**3
 CAL = F("4.184")
 
@@ -98,7 +99,17 @@ def main():
             # A request with no marker after it: the answer follows a colon.
             ("Convert 100 meters to feet", fmt(100 / FOOT) + " feet"),
             ("Convert 5 km to miles", fmt(5000 / MILE) + " miles"),
-            ("convert 2 lb to kg", fmt(2 * POUND) + " kg")]
+            ("convert 2 lb to kg", fmt(2 * POUND) + " kg"),
+            # "How many U in Q?", power (hp is the mechanical horsepower), troy ounces.
+            ("How many feet in a mile?", fmt(MILE / FOOT) + " feet"),
+            ("How many grams are in 3 pounds?", fmt(3 * POUND * 1000) + " grams"),
+            ("How many seconds are there in a day?", "86400 seconds"),
+            ("How many inches in 2.5 ft?", fmt(F("2.5") * FOOT / INCH) + " inches"),
+            ("So how many meters are in one mile?", fmt(MILE) + " meters"),
+            ("1 hp in W =", fmt(HP) + " W"), ("100 kW in hp =", fmt(100000 / HP) + " hp"),
+            ("1 PS in W =", "735.49875 W"), ("1 troy ounce in grams =", "31.1034768 grams"),
+            ("10 sq ft in m² =", fmt(10 * FOOT * FOOT) + " m²"),
+            ("3 KiB in bytes =", "3072 bytes")]
     seen = set(t for t, _ in rows)
     while len(rows) < 150:
         if r.random() < 0.15:
@@ -142,6 +153,9 @@ def main():
         "a malformed number": ["1,00 m in cm ="],
         "a request that is not a conversion": ["Convert the file to PDF", "Convert 5 km",
                                                "Convert to metric"],
+        "a count across kinds, or of something that is not a unit": [
+            "How many miles in a kilogram?", "How many people in a mile?",
+            "How many feet?", "How many degrees in a circle?"],
     }
     write_suite(rows, declines)
 
