@@ -253,6 +253,7 @@ class Finance final : public HostExpert {
 
   std::optional<ExpertAnswer> answer(std::string_view text) const override {
     std::optional<std::pair<std::string, std::string>> r = label_first(trim_end(text));
+    if (!r) r = compound(text);
     if (!r) r = label_last(text);
     if (!r) return std::nullopt;
     return ExpertAnswer{r->first, r->second, continue_with(text, r->second)};
@@ -313,6 +314,71 @@ class Finance final : public HostExpert {
       return compute(asked->metric, read_facts(s.substr(l + link.size())));
     }
     return std::nullopt;
+  }
+
+  // Compound interest: "$1,000 at 5% compounded annually for 10 years grows to",
+  // "$5,000 invested at 4% interest compounded monthly for 3 years is worth": the future value
+  // P (1 + r/n)^(n t), to the cent. n: annually 1, semiannually 2, quarterly 4, monthly 12,
+  // weekly 52, daily 365; t whole years (or months).
+  static Result compound(std::string_view text) {
+    const auto line = question_line(text);
+    std::string_view q = line ? *line : std::string_view();
+    if (!line) {  // "... grows to" / "... is worth"
+      const std::string l = lower(trim_end(text));
+      for (std::string_view m : {" grows to", " is worth", " will be worth", " becomes"})
+        if (l.ends_with(m)) {
+          q = trim_end(text).substr(0, trim_end(text).size() - m.size());
+          break;
+        }
+      if (q.empty()) return std::nullopt;
+    }
+    if (const size_t nl = q.rfind('\n'); nl != std::string_view::npos) q = q.substr(nl + 1);
+    std::vector<std::string> w;
+    for (std::string_view x : words(q)) w.push_back(lower(x));
+    const auto c = std::find(w.begin(), w.end(), "compounded");
+    if (c == w.end() || c + 1 == w.end()) return std::nullopt;
+    static constexpr std::pair<std::string_view, int> kPeriods[] = {
+        {"annually", 1}, {"yearly", 1},  {"semiannually", 2}, {"semi-annually", 2},
+        {"quarterly", 4}, {"monthly", 12}, {"weekly", 52},      {"daily", 365}};
+    int per_year = 0;
+    for (const auto& [word, n] : kPeriods)
+      if (*(c + 1) == word) per_year = n;
+    if (per_year == 0) return std::nullopt;  // "continuously": not a rational answer
+    std::optional<Amount> principal, rate;
+    std::optional<mpq_class> months;
+    for (size_t i = 0; i < w.size(); ++i) {
+      if (is_hedge(w[i])) return std::nullopt;
+      size_t used = 0;
+      if (w[i] == "for" && i + 1 < w.size())
+        if (const auto m = term_months(w, i + 1, &used)) {
+          if (months) return std::nullopt;
+          months = *m;
+          continue;
+        }
+      const auto a = amount(w, i);
+      if (!a) continue;
+      if (a->percent) {
+        if (rate) return std::nullopt;
+        rate = a;
+      } else if (!a->currency.empty()) {
+        if (principal) return std::nullopt;
+        principal = a;
+      }
+    }
+    if (!principal || !rate || !months || sgn(*months) <= 0) return std::nullopt;
+    const mpq_class periods = *months * per_year / 12;
+    if (periods.get_den() != 1 || periods > 36500) return std::nullopt;  // whole periods only
+    const mpq_class g = 1 + rate->value / 100 / per_year;
+    mpz_class num, den;
+    const unsigned long k = periods.get_num().get_ui();
+    mpz_pow_ui(num.get_mpz_t(), g.get_num_mpz_t(), k);
+    mpz_pow_ui(den.get_mpz_t(), g.get_den_mpz_t(), k);
+    mpq_class growth(num, den);
+    growth.canonicalize();
+    return std::make_pair(format_exact(principal->value) + " at " + format_exact(rate->value) +
+                              "% compounded " + *(c + 1) + " for " + format_exact(*months) +
+                              " months",
+                          money(principal->currency, principal->value * growth));
   }
 
   // The payment computed is the monthly one: "the annual payment", "biweekly payment" and the

@@ -138,7 +138,23 @@ def main():
         ("So what is the debt service coverage ratio when NOI is $500,000 and annual debt service is $400,000?",
          fmt(F(500000, 400000))),
     ]
+    # Compound interest: P (1 + r/n)^(n t), to the cent.
+    for p_, rate, word, n, years in [(1000, 5, "annually", 1, 10), (5000, 4, "monthly", 12, 3),
+                                     (250000, "3.5", "quarterly", 4, 20), (100, 12, "daily", 365, 1),
+                                     (10000, 6, "semiannually", 2, 5), (1500, "4.25", "weekly", 52, 2)]:
+        fv = F(p_) * (1 + F(str(rate)) / 100 / n) ** (n * years)
+        lead = r.choice(["", "An investment of ", "A deposit of "])
+        rows.append((f"{lead}${p_:,} at {rate}% compounded {word} for {years} years grows to",
+                     cents(fv)))
+    rows.append(("$1,000 at 5% interest compounded annually for 10 years is worth",
+                 cents(F(1000) * F(105, 100) ** 10)))
     declines = {
+        "compound interest it cannot give exactly: continuous compounding, fractional periods, "
+        "hedged or missing figures": [
+            "$1,000 at 5% compounded continuously for 10 years grows to",
+            "$1,000 at 5% compounded monthly for 2.5 weeks grows to",
+            "About $1,000 at 5% compounded annually for 10 years grows to",
+            "$1,000 compounded annually for 10 years grows to"],
         "a question first without the facts it needs, or for a metric it does not compute": [
             "What is the DSCR?", "What is the IRR if NOI is $1,000,000?",
             "What is the DSCR if NOI is $1,200,000?"],
