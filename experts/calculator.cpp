@@ -3,7 +3,12 @@
 // ("What is EXPR?", "What's EXPR?", "How much is EXPR?", "Calculate EXPR?"). Operators may be
 // symbols or words: "times", "x" between numbers, "multiplied by", "plus", "minus", "divided
 // by", "to the power of", "squared", "cubed"; "**" is "^"; "n!" is a factorial (n <= 1000);
-// numbers may be written in scientific notation ("1.5e3", "2E-4").
+// numbers may be written in scientific notation ("1.5e3", "2E-4"). Functions: sqrt, cbrt, exp,
+// ln, log10, log2, and "^" with a non-integer exponent: exact where the value is rational
+// (sqrt(16) = 4, log10(1000) = 3), else computed in 512-bit MPFR and correctly rounded to the
+// printed digits (declined when the value is too near a rounding boundary to be certain:
+// sqrt(2) * sqrt(2)). "log" alone (which base?) and sin/cos/tan (degrees or radians?) are
+// declined as ambiguous.
 //
 // Grammar (usual precedence; ^ binds right and tighter than unary minus, so -2^2 = -4):
 //   expr    := term (('+' | '-') term)*
@@ -23,6 +28,10 @@
 // shop calculator, 200.15 in arithmetic); and digits that are codes, not quantities - a number
 // with a leading zero ("0199", "007") or integers of three digits or more joined by hyphens
 // without spaces ("555-0199", "12345-6789", "2024-1-15": phone numbers, ids, dates).
+#include <mpfr.h>
+
+#include <algorithm>
+
 #include "experts/exact.h"
 #include "experts/expert.h"
 #include "experts/text.h"
@@ -31,7 +40,7 @@ namespace vex {
 namespace {
 
 enum class Tok {
-  kNum, kPlus, kMinus, kTimes, kDivide, kPercent, kPow, kOpen, kClose, kOf, kFactorial
+  kNum, kPlus, kMinus, kTimes, kDivide, kPercent, kPow, kOpen, kClose, kOf, kFactorial, kFunction
 };
 
 struct Token {
@@ -39,9 +48,14 @@ struct Token {
   mpq_class value;      // kNum
   size_t begin;         // byte offset in the text
   bool spaced = false;  // whitespace before it
+  std::string_view function = {};  // kFunction: its name
 };
 
 constexpr size_t kMaxBits = 100000;
+
+// The functions of the grammar; "log" alone (base 10 or e?) and the trigonometric functions
+// (degrees or radians?) are left out as ambiguous.
+constexpr std::string_view kFunctions[] = {"sqrt", "cbrt", "exp", "ln", "log10", "log2"};
 
 bool alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 
@@ -115,7 +129,12 @@ std::vector<Lexeme> lex(std::string_view s) {
     } else if (alnum(s[i])) {
       while (i < s.size() && alnum(s[i])) ++i;
       const std::string w = lower(s.substr(begin, i - begin));
-      if (w == "of" && !out.empty() && !out.back().barrier &&
+      size_t paren = i;
+      while (paren < s.size() && s[paren] == ' ') ++paren;
+      const auto fn = std::find(std::begin(kFunctions), std::end(kFunctions), w);
+      if (fn != std::end(kFunctions) && paren < s.size() && s[paren] == '(') {
+        x.barrier = false, x.tok.kind = Tok::kFunction, x.tok.function = *fn;
+      } else if (w == "of" && !out.empty() && !out.back().barrier &&
           out.back().tok.kind == Tok::kPercent) {
         x.barrier = false, x.tok.kind = Tok::kOf;
       } else if (after_operand()) {
@@ -171,11 +190,153 @@ std::vector<Lexeme> lex(std::string_view s) {
   return out;
 }
 
+// Thrown by the exact arithmetic when a value is irrational (sqrt(2), 2^0.5, ln(3)): the
+// expression is then evaluated again in MPFR (RealOps).
+struct NotExact {};
+
+// A real number in MPFR at Real::precision bits, rounded to nearest at every operation.
+class Real {
+ public:
+  static inline thread_local mpfr_prec_t precision = 512;
+  Real() { mpfr_init2(x_, precision), mpfr_set_zero(x_, 1); }
+  explicit Real(const mpq_class& q) { mpfr_init2(x_, precision), mpfr_set_q(x_, q.get_mpq_t(), MPFR_RNDN); }
+  Real(const Real& o) { mpfr_init2(x_, mpfr_get_prec(o.x_)), mpfr_set(x_, o.x_, MPFR_RNDN); }
+  Real& operator=(const Real& o) {
+    if (this != &o) mpfr_set_prec(x_, mpfr_get_prec(o.x_)), mpfr_set(x_, o.x_, MPFR_RNDN);
+    return *this;
+  }
+  ~Real() { mpfr_clear(x_); }
+  Real& operator+=(const Real& o) { return mpfr_add(x_, x_, o.x_, MPFR_RNDN), *this; }
+  Real& operator-=(const Real& o) { return mpfr_sub(x_, x_, o.x_, MPFR_RNDN), *this; }
+  Real& operator*=(const Real& o) { return mpfr_mul(x_, x_, o.x_, MPFR_RNDN), *this; }
+  Real& operator/=(const Real& o) { return mpfr_div(x_, x_, o.x_, MPFR_RNDN), *this; }
+  Real operator-() const {
+    Real r(*this);
+    mpfr_neg(r.x_, r.x_, MPFR_RNDN);
+    return r;
+  }
+  mpfr_t x_;
+};
+int sgn(const Real& r) { return mpfr_sgn(r.x_); }
+
+// Exact arithmetic on GMP rationals; irrational results throw NotExact.
+struct ExactOps {
+  using V = mpq_class;
+  static V from(const mpq_class& q) { return q; }
+  static bool too_big(const V& v) {
+    return mpz_sizeinbase(v.get_num_mpz_t(), 2) + mpz_sizeinbase(v.get_den_mpz_t(), 2) > kMaxBits;
+  }
+  static bool integer(const V& v) { return v.get_den() == 1; }
+  // The exact k-th root of a non-negative rational, or nullopt when it is irrational.
+  static std::optional<V> root(const V& v, unsigned long k) {
+    mpz_class n, d;
+    if (!mpz_root(n.get_mpz_t(), v.get_num_mpz_t(), k) ||
+        !mpz_root(d.get_mpz_t(), v.get_den_mpz_t(), k))
+      return std::nullopt;
+    V r(n, d);
+    r.canonicalize();
+    return r;
+  }
+  static std::optional<V> pow(const V& base, const V& e) {
+    if (!integer(e)) {
+      // base^(p/q) = (base^(1/q))^p for a non-negative base; irrational roots go to MPFR.
+      if (sgn(base) < 0 || e.get_den() > 64) return std::nullopt;  // (-8)^(1/3): real or complex?
+      const auto r = root(base, e.get_den().get_ui());
+      if (!r) throw NotExact{};
+      return pow(*r, V(e.get_num()));
+    }
+    const mpz_class& n = e.get_num();
+    if (sgn(base) == 0 && sgn(n) < 0) return std::nullopt;
+    if (abs(n) > 100000) return std::nullopt;
+    // Bound the result's size before computing it.
+    const unsigned long k = mpz_class(abs(n)).get_ui();
+    const size_t bits =
+        (mpz_sizeinbase(base.get_num_mpz_t(), 2) + mpz_sizeinbase(base.get_den_mpz_t(), 2)) * k;
+    if (bits > kMaxBits) return std::nullopt;
+    mpz_class num, den;
+    mpz_pow_ui(num.get_mpz_t(), base.get_num_mpz_t(), k);
+    mpz_pow_ui(den.get_mpz_t(), base.get_den_mpz_t(), k);
+    V r(num, den);
+    r.canonicalize();
+    if (sgn(n) < 0) r = 1 / r;
+    return r;
+  }
+  static std::optional<V> factorial(const V& v) {
+    if (!integer(v) || sgn(v) < 0 || v > 1000) return std::nullopt;
+    mpz_class f;
+    mpz_fac_ui(f.get_mpz_t(), v.get_num().get_ui());
+    return V(f);
+  }
+  // n = base^k exactly for a rational n and integer base >= 2: k, else nullopt.
+  static std::optional<V> log_exact(const V& v, unsigned long base) {
+    if (sgn(v) <= 0) return std::nullopt;
+    const bool inverse = v.get_num() == 1 && v.get_den() != 1;
+    mpz_class n = inverse ? mpz_class(v.get_den()) : mpz_class(v.get_num());
+    if (!inverse && v.get_den() != 1) return std::nullopt;
+    long k = 0;
+    while (n > 1 && mpz_divisible_ui_p(n.get_mpz_t(), base)) n /= base, ++k;
+    if (n != 1) return std::nullopt;
+    return V(inverse ? -k : k);
+  }
+  static std::optional<V> call(std::string_view f, const V& v) {
+    if (f == "sqrt" || f == "cbrt") {
+      if (f == "sqrt" && sgn(v) < 0) return std::nullopt;
+      const auto r = root(abs(v), f == "sqrt" ? 2 : 3);
+      if (!r) throw NotExact{};
+      return sgn(v) < 0 ? V(-*r) : *r;
+    }
+    if (f == "exp") {
+      if (sgn(v) != 0) throw NotExact{};
+      return V(1);
+    }
+    if (sgn(v) <= 0) return std::nullopt;  // ln, log10, log2 of zero or a negative number
+    if (f == "ln") {
+      if (v != 1) throw NotExact{};
+      return V(0);
+    }
+    const auto r = log_exact(v, f == "log10" ? 10 : 2);
+    if (!r) throw NotExact{};
+    return r;
+  }
+};
+
+// The same grammar in MPFR, for expressions with an irrational value.
+struct RealOps {
+  using V = Real;
+  static V from(const mpq_class& q) { return Real(q); }
+  static bool too_big(const V& v) { return !mpfr_number_p(v.x_); }
+  static bool integer(const V& v) { return mpfr_integer_p(v.x_); }
+  static std::optional<V> pow(const V& base, const V& e) {
+    if (sgn(base) < 0 && !integer(e)) return std::nullopt;
+    if (sgn(base) == 0 && sgn(e) < 0) return std::nullopt;
+    if (mpfr_cmpabs_ui(e.x_, 100000) > 0) return std::nullopt;
+    V r;
+    mpfr_pow(r.x_, base.x_, e.x_, MPFR_RNDN);
+    return r;
+  }
+  static std::optional<V> factorial(const V&) { return std::nullopt; }  // of an irrational: no
+  static std::optional<V> call(std::string_view f, const V& v) {
+    if ((f == "sqrt" && sgn(v) < 0) || ((f == "ln" || f == "log10" || f == "log2") && sgn(v) <= 0))
+      return std::nullopt;
+    if (f == "exp" && mpfr_cmpabs_ui(v.x_, 100000) > 0) return std::nullopt;
+    V r;
+    if (f == "sqrt") mpfr_sqrt(r.x_, v.x_, MPFR_RNDN);
+    if (f == "cbrt") mpfr_cbrt(r.x_, v.x_, MPFR_RNDN);
+    if (f == "exp") mpfr_exp(r.x_, v.x_, MPFR_RNDN);
+    if (f == "ln") mpfr_log(r.x_, v.x_, MPFR_RNDN);
+    if (f == "log10") mpfr_log10(r.x_, v.x_, MPFR_RNDN);
+    if (f == "log2") mpfr_log2(r.x_, v.x_, MPFR_RNDN);
+    return r;
+  }
+};
+
+template <typename Ops>
 class Parser {
  public:
+  using V = typename Ops::V;
   explicit Parser(const std::vector<Token>& t) : t_(t) {}
 
-  std::optional<mpq_class> parse() {
+  std::optional<V> parse() {
     auto v = expr();
     if (!v || at_ != t_.size()) return std::nullopt;
     return v;
@@ -187,11 +348,8 @@ class Parser {
     return at_ + ahead < t_.size() && t_[at_ + ahead].kind == k;
   }
   bool eat(Tok k) { return peek(k) ? (++at_, true) : false; }
-  static bool too_big(const mpq_class& v) {
-    return mpz_sizeinbase(v.get_num_mpz_t(), 2) + mpz_sizeinbase(v.get_den_mpz_t(), 2) > kMaxBits;
-  }
 
-  std::optional<mpq_class> expr() {
+  std::optional<V> expr() {
     auto v = term();
     bool percent_term = bare_percent_;
     while (v && (peek(Tok::kPlus) || peek(Tok::kMinus))) {
@@ -210,7 +368,7 @@ class Parser {
   }
 
   // Sets bare_percent_: the term is one percentage ("15%", "-15%"), not a product or "15% of x".
-  std::optional<mpq_class> term() {
+  std::optional<V> term() {
     auto v = unary();
     bool single = true;
     for (;;) {
@@ -232,7 +390,7 @@ class Parser {
         if (sgn(*r) == 0) return std::nullopt;
         *v /= *r;
       }
-      if (too_big(*v)) return std::nullopt;
+      if (Ops::too_big(*v)) return std::nullopt;
     }
   }
 
@@ -247,7 +405,7 @@ class Parser {
     Parser& p_;
   };
 
-  std::optional<mpq_class> unary() {
+  std::optional<V> unary() {
     const Nest nest(*this);
     if (nest.too_deep()) return std::nullopt;
     if (eat(Tok::kMinus)) {
@@ -259,40 +417,24 @@ class Parser {
     return power();
   }
 
-  std::optional<mpq_class> power() {
+  std::optional<V> power() {
     auto base = postfix();
     if (!base || !eat(Tok::kPow)) return base;
     ++ops_;
     bare_percent_ = false;
     auto e = unary();
-    if (!e || e->get_den() != 1) return std::nullopt;
-    const mpz_class& n = e->get_num();
-    if (sgn(*base) == 0 && sgn(n) < 0) return std::nullopt;
-    if (abs(n) > 100000) return std::nullopt;
-    // Bound the result's size before computing it.
-    const unsigned long k = mpz_class(abs(n)).get_ui();
-    const size_t bits = (mpz_sizeinbase(base->get_num_mpz_t(), 2) +
-                         mpz_sizeinbase(base->get_den_mpz_t(), 2)) *
-                        k;
-    if (bits > kMaxBits) return std::nullopt;
-    mpz_class num, den;
-    mpz_pow_ui(num.get_mpz_t(), base->get_num_mpz_t(), k);
-    mpz_pow_ui(den.get_mpz_t(), base->get_den_mpz_t(), k);
-    mpq_class r(num, den);
-    r.canonicalize();
-    if (sgn(n) < 0) r = 1 / r;
+    if (!e) return std::nullopt;
+    auto r = Ops::pow(*base, *e);
+    if (r && Ops::too_big(*r)) return std::nullopt;
     return r;
   }
 
-  std::optional<mpq_class> postfix() {
+  std::optional<V> postfix() {
     auto v = primary();
     bare_percent_ = false;
     while (v && eat(Tok::kFactorial)) {  // n! for integers 0..1000
       ++ops_;
-      if (v->get_den() != 1 || sgn(*v) < 0 || *v > 1000) return std::nullopt;
-      mpz_class f;
-      mpz_fac_ui(f.get_mpz_t(), v->get_num().get_ui());
-      *v = mpq_class(f);
+      v = Ops::factorial(*v);
     }
     if (!v || !peek(Tok::kPercent) || peek(Tok::kNum, 1) || peek(Tok::kOpen, 1)) return v;
     // "7 % -3": '%' spaced like the operator before a signed operand - a modulo by -3, or 7
@@ -301,7 +443,7 @@ class Parser {
         (peek(Tok::kNum, 2) || peek(Tok::kOpen, 2)))
       return std::nullopt;
     ++at_, ++ops_;
-    *v /= 100;
+    *v /= Ops::from(100);
     if (eat(Tok::kOf)) {
       auto r = unary();
       if (!r) return std::nullopt;
@@ -313,13 +455,17 @@ class Parser {
     return v;
   }
 
-  std::optional<mpq_class> primary() {
+  // NUMBER, "(" expr ")", or FUNCTION "(" expr ")".
+  std::optional<V> primary() {
     const Nest nest(*this);
     if (nest.too_deep()) return std::nullopt;
-    if (peek(Tok::kNum)) return t_[at_++].value;
+    if (peek(Tok::kNum)) return Ops::from(t_[at_++].value);
+    std::string_view fn;
+    if (peek(Tok::kFunction)) fn = t_[at_++].function, ++ops_;
     if (!eat(Tok::kOpen)) return std::nullopt;
     auto v = expr();
     if (!v || !eat(Tok::kClose)) return std::nullopt;
+    if (!fn.empty()) return Ops::call(fn, *v);
     return v;
   }
 
@@ -329,6 +475,34 @@ class Parser {
   int depth_ = 0;
   bool bare_percent_ = false;  // the factor or term just read is a bare percentage
 };
+
+// An irrational value to 15 significant digits (format_exact's rule: at least 3 decimals),
+// correctly rounded: declined when the value lies so near a rounding boundary (within 10^-25 of
+// the kept digits) that 512 bits cannot decide it.
+std::optional<std::string> format_real(const Real& v) {
+  if (!mpfr_number_p(v.x_)) return std::nullopt;
+  if (mpfr_zero_p(v.x_)) return "0";
+  mpfr_exp_t e10;
+  // 60 significant digits: e10 is the decimal exponent (value = 0.d1d2... x 10^e10).
+  char* raw = mpfr_get_str(nullptr, &e10, 10, 60, v.x_, MPFR_RNDN);
+  std::string digits(raw);
+  mpfr_free_str(raw);
+  const bool neg = digits[0] == '-';
+  if (neg) digits.erase(0, 1);
+  const long e = static_cast<long>(e10) - 1;  // 10^e <= |value| < 10^(e+1)
+  const long places = std::max<long>(kSignificantDigits - 1 - e, 3);
+  const long keep = e + 1 + places;  // digits kept
+  if (keep <= 0 || keep + 25 > static_cast<long>(digits.size())) return std::nullopt;
+  const std::string rest = digits.substr(keep, 25);
+  if (rest == std::string(25, '0') || rest == std::string(25, '9') ||
+      rest == "5" + std::string(24, '0') || rest == "4" + std::string(24, '9'))
+    return std::nullopt;  // at (or within 10^-25 of) an exact or a tie: not certain
+  mpz_class n(digits.substr(0, keep), 10);
+  if (rest[0] >= '5') ++n;  // half way is excluded above: round to nearest
+  mpq_class q(n, 1);
+  q /= pow10q(places);
+  return format_exact(neg ? mpq_class(-q) : q);
+}
 
 // Digits that are codes rather than quantities: a number written with a leading zero ("0199",
 // "007"; "0" and "0.5" are numbers), or integers of three digits or more joined by hyphens
@@ -424,11 +598,22 @@ class Calculator final : public HostExpert {
       toks.push_back(line[i].tok);
       toks.back().spaced = line[i].space_before;
     }
-    Parser p(toks);
-    const auto v = p.parse();
-    if (!v || !p.saw_operator()) return std::nullopt;
+    std::string out;
+    try {
+      Parser<ExactOps> p(toks);
+      const auto v = p.parse();
+      if (!v || !p.saw_operator()) return std::nullopt;
+      out = format_exact(*v);
+    } catch (const NotExact&) {
+      // An irrational value: evaluated again in 512-bit MPFR and rounded once.
+      Parser<RealOps> p(toks);
+      const auto v = p.parse();
+      if (!v) return std::nullopt;
+      const auto r = format_real(*v);
+      if (!r) return std::nullopt;
+      out = *r;
+    }
     const std::string expr(trim_end(s.substr(toks.front().begin)));
-    const std::string out = format_exact(*v);
     return ExpertAnswer{expr, out, continue_with(text, out)};
   }
 

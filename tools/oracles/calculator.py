@@ -43,6 +43,37 @@ def fmt(q: Fraction) -> str:
     return "-" + s if neg and s != "0" else s
 
 
+def fmt_real(v) -> str:
+    """An irrational value (given to 100 digits) as the calculator writes one: 15 significant
+    digits, at least 3 decimals, half to even, trailing zeros dropped."""
+    x = Decimal(v)
+    neg = x < 0
+    x = abs(x)
+    e = x.adjusted()
+    places = max(14 - e, 3)
+    s = format(x.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN), "f")
+    if "." in s:
+        s = s.rstrip("0").rstrip(".")
+    return "-" + s if neg and s != "0" else s
+
+
+def decimal_context():
+    """100 significant digits: rounding to 15 from these is the correctly rounded value except at
+    exact ties, which the suite's irrational cases never are."""
+    from decimal import Context
+    return Context(prec=100)
+
+
+def cbrt(ctx, v):
+    root = ctx.power(abs(v), ctx.divide(Decimal(1), Decimal(3)))
+    return -root if v < 0 else root
+
+
+def is_power(n, k):
+    r = round(n ** (1 / k))
+    return any((r + d) ** k == n for d in (-1, 0, 1))
+
+
 def number(r):
     kind = r.randrange(5)
     if kind == 0:
@@ -149,6 +180,34 @@ def main():
             text = r.choice(["", "So ", "The total "]) + t + r.choice([" is", " equals", " is equal to"])
         seen.add(t)
         rows.append((text, fmt(v)))
+    # Irrational values (sqrt, cbrt, exp, ln, log10, log2, non-integer powers), rounded once to
+    # 15 significant digits from 100-digit values of Python's decimal module (correctly rounded
+    # there); exact ones (perfect roots, exact logarithms) stay exact.
+    D = decimal_context()
+    fns = {"sqrt": lambda v: D.sqrt(v), "cbrt": lambda v: cbrt(D, v), "exp": lambda v: D.exp(v),
+           "ln": lambda v: D.ln(v), "log10": lambda v: D.log10(v),
+           "log2": lambda v: D.divide(D.ln(v), D.ln(Decimal(2)))}
+    real_rows = [("sqrt(2) =", "sqrt", "2"), ("What is sqrt(50)?", "sqrt", "50"),
+                 ("exp(1) =", "exp", "1"), ("ln(2) =", "ln", "2"), ("log10(2) =", "log10", "2"),
+                 ("log2(10) =", "log2", "10"), ("cbrt(2) =", "cbrt", "2")]
+    for text, f, arg in real_rows:
+        rows.append((text, fmt_real(fns[f](Decimal(arg)))))
+    rows += [("sqrt(16) =", "4"), ("8^(1/3) =", "2"), ("cbrt(-27) =", "-3"), ("exp(0) =", "1"),
+             ("ln(1) =", "0"), ("log10(1000) =", "3"), ("log2(1024) =", "10"),
+             ("log10(0.001) =", "-3"), ("sqrt(1e20) =", "10000000000"), ("sqrt(9/4) =", "1.5"),
+             ("2^0.5 =", fmt_real(D.sqrt(Decimal(2)))),
+             ("10^-0.5 =", fmt_real(D.divide(Decimal(1), D.sqrt(Decimal(10))))),
+             ("1/3 + sqrt(2) =", fmt_real(D.add(D.divide(Decimal(1), Decimal(3)), D.sqrt(Decimal(2)))))]
+    for _ in range(25):
+        f = r.choice(sorted(fns))
+        n = r.randrange(2, 5000)
+        v = fns[f](Decimal(n))
+        if Fraction(v).denominator == 1 or (f in ("sqrt", "cbrt") and is_power(n, 2 if f == "sqrt" else 3)):
+            continue
+        a = r.randrange(1, 100)
+        form = r.choice(["{f}({n}) =", "{a} * {f}({n}) =", "{f}({n}) + {a} =", "What is {f}({n})?"])
+        val = D.multiply(v, a) if form.startswith("{a}") else D.add(v, a) if "+" in form else v
+        rows.append((form.format(f=f, n=n, a=a), fmt_real(val)))
     # Cases the calculator must decline, by reason (the third column of the suite).
     declines = {
         "no operator: a number is not a calculation": [
@@ -159,8 +218,8 @@ def main():
         "a variable or a function: not plain arithmetic": [
             "x = 5", "x = ", "x+3 =", "2x + 3 =", "f(2) =", "x times 3 =", "7 x8 ="],
         "glued to a symbol or word: part of something else": ["$5 + 3 =", "Version 2.4.1 + 1 ="],
-        "undefined or inexact: division by zero, a non-integer power, an inexact factorial": [
-            "1 / 0 =", "5 % 0 =", "2^0.5 =", "0^-1 =", "2.5! ="],
+        "undefined: division by zero, a factorial of a non-integer": [
+            "1 / 0 =", "5 % 0 =", "0^-1 =", "2.5! ="],
         "too large: the result would exceed 100,000 bits": ["2^100001 =", "1001! ="],
         "not asked: no '=' or verb or question at the end, or the answer is already there": [
             "127 * 89", "127 * 89 = 11303", "", "=", "The answer is"],
@@ -177,6 +236,12 @@ def main():
         "digits that are a code: a phone number, id, zip code or date": [
             "call 555-0199 =", "555-0199 =", "Call 555-1234 =", "zip 12345-6789 =", "2024-01-15 =",
             "2024-1-15 =", "ISBN 978-3-16 =", "007 + 1 =", "0199 =", "agent 007 * 2 ="],
+        "an ambiguous function: log of which base? sin in degrees or radians?": [
+            "log(100) =", "sin(30) =", "cos(0) =", "tan(45) ="],
+        "outside the real numbers: a negative square root or logarithm, a real or complex root of "
+        "a negative number": ["sqrt(-1) =", "ln(0) =", "log10(-5) =", "(-8)^(1/3) ="],
+        "an irrational value too near a rounding boundary to be certain at 512 bits, or too large": [
+            "sqrt(2) * sqrt(2) =", "2^0.5 * 2^0.5 =", "exp(1000) ="],
         "a question that does not ask for the value": [
             "What is the capital of France?", "Who is 3 + 4?", "Why is 3 + 4?", "3 + 4?",
             "Is 3 + 4?"],
