@@ -10,7 +10,8 @@
 //   a request to run one line, the trigger after the code (or the newline after it):
 //       "Run this: sorted([3,1,4,1,5,9])"  -> "[1, 1, 3, 4, 5, 9]" on the next line
 //     ("Run this:", "Run:", "Evaluate:", "Execute:", "What does CODE print?" is not read).
-// The output is Python's repr of the value (in backticks for inline code).
+// The output is what CPython's REPL shows: what the last statement printed, then the repr of its
+// value unless None (in backticks for inline code).
 //
 // Declines: the last statement is an assignment ("x = 5") or its value is None; any Python
 // exception (ZeroDivisionError, NameError, ...); syntax outside the subset; a continuation line

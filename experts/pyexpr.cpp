@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "experts/text.h"
@@ -864,8 +865,11 @@ class Eval {
     return it->second;
   }
   absl::StatusOr<Value> binary(const std::string& op, const Value& a, const Value& b);
+  // What print() wrote since the last call (UTF-8).
+  std::string take_printed() { return std::exchange(printed_, {}); }
 
  private:
+  std::string printed_;
   absl::Status charge(int64_t steps, int64_t bytes = 0) {
     return walk(steps, bytes) ? absl::OkStatus() : budget_error();
   }
@@ -1210,6 +1214,26 @@ absl::StatusOr<Value> Eval::call(const Node& n) {
       return type_error(absl::StrCat(f, "() takes ", lo, " to ", hi, " arguments (", args.size(), " given)"));
     return absl::OkStatus();
   };
+  if (f == "print") {  // the text goes to the transcript; the value is None
+    VEX_RETURN_IF_ERROR(arity(0, 64, {"sep", "end"}));
+    std::u32string sep = U" ", end = U"\n";
+    for (const auto& [name, v] : kw) {
+      if (v.type == Type::kNone) continue;
+      if (v.type != Type::kStr)
+        return type_error(name + " must be None or a string, not " + type_name(v));
+      (name == "sep" ? sep : end) = v.s;
+    }
+    std::u32string line;
+    for (size_t k = 0; k < args.size(); ++k) {
+      VEX_ASSIGN_OR_RETURN(const Value text, to_str(args[k]));
+      if (k) line += sep;
+      line += text.s;
+    }
+    line += end;
+    VEX_RETURN_IF_ERROR(charge(static_cast<int64_t>(line.size()), static_cast<int64_t>(line.size())));
+    printed_ += to_utf8(line);
+    return none();
+  }
   if (f == "len") {
     VEX_RETURN_IF_ERROR(arity(1, 1));
     const Value& v = args[0];
@@ -1640,6 +1664,7 @@ absl::StatusOr<std::string> run(const std::vector<std::string>& statements, cons
     if (target && k + 1 == statements.size())
       return unsupported("the last statement is an assignment (no value to show)");
     VEX_ASSIGN_OR_RETURN(const NodeP expr, p.whole());
+    ev.take_printed();  // earlier statements' output is already in the transcript
     VEX_ASSIGN_OR_RETURN(v, ev.eval(*expr));
     if (!target) continue;
     const auto& [name, op] = *target;
@@ -1649,10 +1674,18 @@ absl::StatusOr<std::string> run(const std::vector<std::string>& statements, cons
     }
     ev.assign(name, std::move(v));
   }
-  if (v.type == Type::kNone) return unsupported("the value is None (nothing is shown)");
+  // What the REPL shows for the last statement: what it printed, then the value's repr unless
+  // it is None (a print's own newline before nothing else is not shown).
+  std::string printed = ev.take_printed();
+  if (v.type == Type::kNone) {
+    if (printed.empty()) return unsupported("the value is None (nothing is shown)");
+    if (printed.ends_with('\n')) printed.pop_back();
+    if (printed.empty()) return unsupported("an empty line printed (nothing to write)");
+    return printed;
+  }
   VEX_ASSIGN_OR_RETURN(std::string shown, repr(v));
   if (ev.spent()) return budget_error();  // a walk cut short by the budget (equal_items)
-  return shown;
+  return printed + shown;
 }
 
 }  // namespace vex::py

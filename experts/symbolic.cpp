@@ -462,11 +462,14 @@ std::optional<std::string> solve(std::string_view s) {
   }
   const auto eqs = equations(s);
   if (!eqs) return std::nullopt;
-  GiNaC::lst all;
+  // The unknowns in alphabetical order (GiNaC's own order of symbols follows hashes of serial
+  // numbers, which is not the order people read).
+  std::map<std::string, ex> by_name;
   for (const ex& e : *eqs)
     for (const ex& v : symbolic::symbols_of(e))
-      if (!all.has(v)) all.append(v);
-  all.sort();
+      by_name.emplace(GiNaC::ex_to<GiNaC::symbol>(v).get_name(), v);
+  GiNaC::lst all;
+  for (const auto& [name, v] : by_name) all.append(v);
   if (eqs->size() == 1) {
     const auto x = variable((*eqs)[0], named);
     if (!x || all.nops() != 1) return std::nullopt;  // one unknown, rational coefficients

@@ -9,6 +9,8 @@ Must run on Python 3.11 (sum() of floats adds left to right there; 3.12 compensa
   python3 tools/oracles/interpreter.py > tests/data/experts/interpreter.tsv
 """
 import builtins
+import contextlib
+import io
 import random
 import sys
 
@@ -23,22 +25,29 @@ ITERATORS = (type(zip()), type(enumerate([])), type(reversed([])), type(iter([])
 
 
 def run(statements):
-    """CPython's repr of the last statement's value, or None when the expert must decline."""
-    env = {"__builtins__": BUILTINS}
+    """What CPython's REPL shows for the last statement (what it printed, then the repr of its
+    value unless None; a print's own final newline not shown), or None when the expert must
+    decline. Earlier statements' output is already in the transcript."""
+    env = {"__builtins__": dict(BUILTINS, print=print)}
     try:
         for s in statements[:-1]:
-            exec(s, env)
+            with contextlib.redirect_stdout(io.StringIO()):
+                exec(s, env)
         last = statements[-1]
         try:
             compile(last, "<case>", "eval")
         except SyntaxError:
             return None  # an assignment (or another statement) has no value to show
-        v = eval(last, env)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            v = eval(last, env)
     except Exception:  # noqa: BLE001 - any Python exception is a decline
         return None
-    if v is None or isinstance(v, ITERATORS):
+    printed = out.getvalue()
+    if isinstance(v, ITERATORS) or (v is None and not printed):
         return None
-    return repr(v)
+    shown = printed[:-1] if v is None and printed.endswith("\n") else printed + ("" if v is None else repr(v))
+    return None if "\n" in shown or not shown else shown  # one non-empty line: the suite's format
 
 
 def num(r):
@@ -173,6 +182,15 @@ def main():
             text = f"`{code}` " + r.choice(["returns", "=", "evaluates to", "is"])
             want = None if want is None else f"`{want}`"
         rows.append((text, want))
+    # print: the text it writes (sep and end keywords; the value None is not shown).
+    for code in ["print(1)", "print('hello', 'world')", "print(1, 2, sep=', ')",
+                 "print(sorted([3, 1, 2]))", "print('a', end='!')", "print(2 ** 100)",
+                 "print(len('abc'), 'letters')", "print()"]:
+        want = run([code])
+        if want is not None:
+            rows.append((f">>> {code}\\n", want))
+    rows.append((">>> xs = [1, 2]\\n>>> print(xs)\\n[1, 2]\\n>>> print(sum(xs))\\n",
+                 run(["xs = [1, 2]", "print(xs)", "print(sum(xs))"])))
     # Run requests: "Run this: CODE", the output on the next line.
     for lead, code in [("Run this: ", "sorted([3,1,4,1,5,9])"), ("Run this: ", "sum(range(10))"),
                        ("Run: ", "len('hello')"), ("Evaluate: ", "2 ** 10"),
@@ -190,9 +208,9 @@ def main():
                                               ">>> sorted([3, 1])"],
         "a statement with no value to show (assignment, loop header)": [
             ">>> x = 5\\n", "`x = 5` is", ">>> for x in range(3):\\n", ">>> 3\\n..."],
-        "outside the sandbox: imports, files, dunder access, lambdas, printing": [
+        "outside the sandbox: imports, files, dunder access, lambdas": [
             ">>> import os\\n", ">>> open('/etc/passwd').read()\\n", ">>> __import__('os')\\n",
-            ">>> (lambda: 1)()\\n", ">>> print(1)\\n"],
+            ">>> (lambda: 1)()\\n"],
         "raises in CPython: the transcript would show a traceback": [
             ">>> 1/0\\n", ">>> [1, 2][5]\\n", ">>> undefined_name\\n", ">>> 1 +\\n",
             ">>> sorted([1, 'a'])\\n", ">>> 0 ** -1\\n", ">>> float('abc')\\n",
