@@ -419,6 +419,67 @@ absl::StatusOr<std::vector<Token>> lex(std::string_view s) {
       i = j;
       continue;
     }
+    // f"..{x}..": lexed as ("..", str(x), "..") joined with +: what CPython's format(x, '')
+    // gives for the values of this subset. Conversions (!r), format specs (:.2f) and escapes
+    // are left out.
+    if ((c == 'f' || c == 'F') && i + 1 < s.size() && (s[i + 1] == '\'' || s[i + 1] == '"')) {
+      const char q = s[i + 1];
+      if (s.substr(i + 1).starts_with(std::string(3, q))) return unsupported("triple-quoted string");
+      std::vector<Token> parts;
+      std::string lit;
+      bool first = true;
+      auto plus = [&] {
+        if (!first) parts.push_back({Tok::kOp, "+", {}});
+        first = false;
+      };
+      auto flush = [&](bool always) {
+        if (lit.empty() && !always) return;
+        plus();
+        parts.push_back({Tok::kStr, "'...'", str(from_utf8(lit))});
+        lit.clear();
+      };
+      size_t j = i + 2;
+      for (;;) {
+        if (j >= s.size()) return error("SyntaxError", "unterminated f-string");
+        const char ch = s[j];
+        if (ch == q) break;
+        if (ch == '\\') return unsupported("an escape in an f-string");
+        if ((ch == '{' || ch == '}') && j + 1 < s.size() && s[j + 1] == ch) {
+          lit += ch, j += 2;
+          continue;
+        }
+        if (ch == '}') return error("SyntaxError", "f-string: single '}' is not allowed");
+        if (ch != '{') {
+          lit += ch, ++j;
+          continue;
+        }
+        size_t k = j + 1;
+        int depth = 0;
+        for (; k < s.size() && !(depth == 0 && s[k] == '}'); ++k) {
+          if (s[k] == q) return error("SyntaxError", "f-string: unterminated expression");
+          if (depth == 0 && (s[k] == '!' || s[k] == ':') && !(s[k] == '!' && k + 1 < s.size() && s[k + 1] == '='))
+            return unsupported("an f-string conversion or format spec");
+          depth += (s[k] == '(' || s[k] == '[' || s[k] == '{') - (s[k] == ')' || s[k] == ']' || s[k] == '}');
+        }
+        if (k >= s.size()) return error("SyntaxError", "f-string: expecting '}'");
+        VEX_ASSIGN_OR_RETURN(std::vector<Token> sub, lex(s.substr(j + 1, k - j - 1)));
+        sub.pop_back();  // its end marker
+        if (sub.empty()) return error("SyntaxError", "f-string: empty expression not allowed");
+        flush(false);
+        plus();
+        parts.push_back({Tok::kName, "str", {}});
+        parts.push_back({Tok::kOp, "(", {}});
+        parts.insert(parts.end(), sub.begin(), sub.end());
+        parts.push_back({Tok::kOp, ")", {}});
+        j = k + 1;
+      }
+      flush(first);
+      out.push_back({Tok::kOp, "(", {}});
+      out.insert(out.end(), parts.begin(), parts.end());
+      out.push_back({Tok::kOp, ")", {}});
+      i = j + 1;
+      continue;
+    }
     const bool raw = (c == 'r' || c == 'R') && i + 1 < s.size() && (s[i + 1] == '\'' || s[i + 1] == '"');
     if (c == '\'' || c == '"' || raw) {
       if (raw) ++i;

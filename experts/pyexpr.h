@@ -4,7 +4,8 @@
 // expressions, comprehensions and generator expressions of Python 3, and the builtins
 //   abs all any bool divmod enumerate float int len list max min range reversed round sorted
 //   str sum tuple zip
-// and print (its text is what the REPL shows), plus the str methods count endswith find join
+// and print (its text is what the REPL shows), f-strings without conversions or format specs,
+// plus the str methods count endswith find join
 // lower replace split startswith strip upper and
 // the list/tuple methods count index. Results are Python's, bit for bit (sum adds left to right
 // as Python 3.11 does). There is nothing else: no imports, attributes, files, processes or

@@ -191,6 +191,14 @@ def main():
             rows.append((f">>> {code}\\n", want))
     rows.append((">>> xs = [1, 2]\\n>>> print(xs)\\n[1, 2]\\n>>> print(sum(xs))\\n",
                  run(["xs = [1, 2]", "print(xs)", "print(sum(xs))"])))
+    # f-strings: their parts joined (no conversions or format specs).
+    for session in [["x = 5", "f'x = {x}'"], ["f'{2 + 3} apples'"], ["name = 'Ada'", "print(f'Hello, {name}!')"],
+                    ["f'{{literal}} {1}'"], ["f'{[1, 2]}'"], ["f'{0.1 + 0.2}'"], ['f"{len(\'abc\')} letters"'],
+                    ["xs = [3, 1, 2]", "f'sorted: {sorted(xs)}, max {max(xs)}'"]]:
+        text = "".join(f">>> {x}\\n" for x in session)
+        want = run(session)
+        if want is not None:
+            rows.append((text, want))
     # Run requests: "Run this: CODE", the output on the next line.
     for lead, code in [("Run this: ", "sorted([3,1,4,1,5,9])"), ("Run this: ", "sum(range(10))"),
                        ("Run: ", "len('hello')"), ("Evaluate: ", "2 ** 10"),
@@ -200,6 +208,8 @@ def main():
         rows.append((lead + code, want))
         rows.append((lead + code + "\\n", want))
     declines = {
+        "an f-string with a conversion, a format spec or an empty expression": [
+            ">>> f'{5!r}'\\n", ">>> f'{3.14159:.2f}'\\n", ">>> f'{}'\\n"],
         "a run request whose code is not a value, or is not there": [
             "Run this: import os", "Run this: x = 5", "Run this:", "Run this: `1 + `",
             "Run the tests: pytest"],
