@@ -12,7 +12,7 @@
 // function. Everything else is declined: other equations, complex roots, free parameters,
 // transcendental integrals, limits it cannot take by substitution, hedged or ambiguous text
 // (several variables and no "with respect to"), inputs past the budgets (200 bytes, exponents
-// up to 32, expansions up to 20,000 terms). Pure rational arithmetic is the calculator's.
+// up to 32, expansions up to 2,000 terms). Pure rational arithmetic is the calculator's.
 #include "experts/symbolic.h"
 
 #include <algorithm>
@@ -22,6 +22,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 #include "experts/expert.h"
 #include "experts/text.h"
@@ -35,7 +36,7 @@ using GiNaC::numeric;
 
 constexpr size_t kMaxInput = 200;
 constexpr long kMaxExponent = 32;
-constexpr double kMaxTerms = 20000;
+constexpr double kMaxTerms = 2000;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_alpha(char c) { return std::isalpha(static_cast<unsigned char>(c)); }
@@ -105,6 +106,10 @@ std::optional<std::string> to_syntax(std::string_view s, std::set<char>* vars) {
       continue;
     }
     if (c == '(') {
+      // "()" is no expression (and "sqrt()" crashes GiNaC 1.8's parser: found by fuzzing).
+      size_t k = i + 1;
+      while (k < s.size() && s[k] == ' ') ++k;
+      if (k < s.size() && s[k] == ')') return std::nullopt;
       if (operand) out += '*';
       out += '(', ++depth, operand = false, ++i;
       continue;
@@ -119,6 +124,31 @@ std::optional<std::string> to_syntax(std::string_view s, std::set<char>* vars) {
       if (s.substr(i).starts_with(sym)) {
         const bool superscript = sym == "²" || sym == "³";
         if (superscript && !operand) return std::nullopt;
+        // GiNaC evaluates numeric powers while it parses (5^55555162 would run for hours
+        // before any budget is checked): an exponent is written "n", "(n)", "-n", "(-n)" or
+        // "(p/q)" with numbers of at most two digits, nothing else.
+        if (text == "^") {
+          std::string_view e = s.substr(i + sym.size());
+          while (!e.empty() && e.front() == ' ') e.remove_prefix(1);
+          const bool paren = e.starts_with('(');
+          if (paren) e.remove_prefix(1);
+          if (e.starts_with('-')) e.remove_prefix(1);
+          auto digits = [&e] {
+            size_t n = 0;
+            while (n < e.size() && is_digit(e[n])) ++n;
+            e.remove_prefix(n);
+            return n;
+          };
+          const size_t p = digits();
+          size_t q = 1;
+          if (paren && e.starts_with('/')) e.remove_prefix(1), q = digits();
+          if (p == 0 || p > 2 || q == 0 || q > 2 || (paren && !e.starts_with(')')) ||
+              (!paren && e.starts_with('.')))
+            return std::nullopt;
+          if (paren) e.remove_prefix(1);
+          while (!e.empty() && e.front() == ' ') e.remove_prefix(1);
+          if (e.starts_with('^') || e.starts_with("**")) return std::nullopt;  // a tower
+        }
         out += text;
         operand = superscript;
         i += sym.size();
@@ -131,29 +161,47 @@ std::optional<std::string> to_syntax(std::string_view s, std::set<char>* vars) {
   return out;
 }
 
-// Budgets: every exponent a rational of magnitude <= 32 (integer or a root), and expansions of
-// powers of sums below kMaxTerms terms.
-bool within_budget(const ex& e) {
+// An upper bound on the terms of e expanded: sums add, products multiply, a power of a sum of
+// k terms to the n has C(n + k - 1, k - 1).
+double expanded_terms(const ex& e) {
+  if (GiNaC::is_a<GiNaC::add>(e)) {
+    double t = 0;
+    for (size_t i = 0; i < e.nops(); ++i) t += expanded_terms(e.op(i));
+    return t;
+  }
+  if (GiNaC::is_a<GiNaC::mul>(e)) {
+    double t = 1;
+    for (size_t i = 0; i < e.nops(); ++i) t *= expanded_terms(e.op(i));
+    return t;
+  }
+  if (GiNaC::is_a<GiNaC::power>(e) && GiNaC::is_a<numeric>(e.op(1))) {
+    const double k = expanded_terms(e.op(0));
+    const double m = std::abs(GiNaC::ex_to<numeric>(e.op(1)).to_double());
+    if (k <= 1) return 1;
+    return std::exp(std::lgamma(m + k) - std::lgamma(k) - std::lgamma(m + 1));
+  }
+  return 1;
+}
+
+// Budgets: every exponent a rational of magnitude <= 32 (integer or a root), no floats, and the
+// expansion below kMaxTerms terms (nested powers of sums included: fuzzing found
+// "(x+w(x+w+v)^28+v)^28", which asked for more memory than exists).
+bool exponents_in_budget(const ex& e) {
   if (GiNaC::is_a<GiNaC::power>(e)) {
     const ex& n = e.op(1);
     if (!GiNaC::is_a<numeric>(n)) return false;  // x^x, 2^x: not handled
     const numeric& q = GiNaC::ex_to<numeric>(n);
     if (!q.is_rational() || GiNaC::abs(q) > kMaxExponent || q.denom() > kMaxExponent)
       return false;
-    if (GiNaC::is_a<GiNaC::add>(e.op(0)) && q.is_integer()) {
-      const double k = static_cast<double>(e.op(0).nops()), m = std::abs(q.to_double());
-      // C(m + k - 1, k - 1) terms after expanding.
-      const double terms = std::exp(std::lgamma(m + k) - std::lgamma(k) - std::lgamma(m + 1));
-      if (terms > kMaxTerms) return false;
-    }
   }
-  if (GiNaC::is_a<numeric>(e)) {
-    const numeric& v = GiNaC::ex_to<numeric>(e);
-    if (!v.is_rational()) return false;  // floats never enter
-  }
+  if (GiNaC::is_a<numeric>(e) && !GiNaC::ex_to<numeric>(e).is_rational()) return false;
   for (size_t i = 0; i < e.nops(); ++i)
-    if (!within_budget(e.op(i))) return false;
+    if (!exponents_in_budget(e.op(i))) return false;
   return true;
+}
+
+bool within_budget(const ex& e) {
+  return exponents_in_budget(e) && expanded_terms(e) <= kMaxTerms;
 }
 
 // n = s^q * t with t free of q-th powers; false when n is too large to factor quickly.
@@ -276,8 +324,11 @@ ex canonical(const ex& e) {
   ReduceRadicals reduce;
   ex r = reduce(e);
   const GiNaC::lst vars = symbols_of(r);
-  r = r.is_polynomial(vars) ? r.expand() : r.normal();
-  return reduce(r);
+  if (r.is_polynomial(vars)) return reduce(r.expand());
+  // A rational function's normal form takes multivariate gcds, which grow fast with its size
+  // (fuzzing found inputs running for minutes): past 200 terms the question is declined.
+  if (expanded_terms(r) > 200) throw std::length_error("rational function past the budget");
+  return reduce(r.normal());
 }
 
 std::string to_text(const ex& e) {
