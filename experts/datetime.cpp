@@ -15,9 +15,14 @@
 // Dates: "2024-02-29", "February 29, 2024", "Feb 29, 2024", "29 February 2024", ordinals
 // ("March 1st, 2024"); years 1 to 9999 (ISO with four digits, "May 2, 995" in words).
 //
+// A month or year step landing on a day the month lacks is clamped to the month's last day
+// ("2024-01-31 + 1 month" is 2024-02-29). Days until a holiday with a fixed date: "How many days
+// until Christmas?" (Christmas, Christmas Eve, New Year's Day, New Year's Eve, Halloween,
+// Valentine's Day; 0 on the day itself).
 // Declines: numeric dates with slashes or dots ("03/04/2024": day and month order is ambiguous),
-// dates that do not exist ("2023-02-29"), a month or year step landing on a day the month lacks
-// ("January 31 + 1 month"), results outside years 1-9999, a hedge, anything else unread.
+// dates that do not exist ("2023-02-29"), results outside years 1-9999, holidays whose date
+// depends on the country or year (Independence Day, Easter, Thanksgiving), a hedge, anything
+// else unread.
 #include <algorithm>
 #include <array>
 #include <functional>
@@ -234,7 +239,11 @@ std::optional<absl::CivilDay> shift(absl::CivilDay d, const Span& span, int sign
     return r;
   }
   const absl::CivilMonth m = absl::CivilMonth(d) + n * (span.unit == "year" ? 12 : 1);
-  return make_day(m.year(), m.month(), d.day());
+  if (m.year() < 1 || m.year() > 9999) return std::nullopt;
+  // A day the month lacks is clamped to its last day (2024-01-31 + 1 month = 2024-02-29), the
+  // rule of spreadsheets' EDATE and of most date libraries; README says so.
+  const absl::CivilDay last = absl::CivilDay(absl::CivilMonth(m) + 1) - 1;
+  return make_day(m.year(), m.month(), std::min<long>(d.day(), last.day()));
 }
 
 class DateTime final : public HostExpert {
@@ -321,6 +330,17 @@ class DateTime final : public HostExpert {
       return std::make_pair("the time in " + zone_.name(),
                             absl::StrFormat("%02d:%02d", m.hour(), m.minute()));
     }
+    // "how many days until|till|to HOLIDAY"
+    for (std::string_view lead : {"how many days until ", "how many days till ",
+                                  "how many days are left until ", "how many days to "})
+      if (q.starts_with(lead)) {
+        const auto md = holiday(q.substr(lead.size()));
+        if (!md) return std::nullopt;
+        absl::CivilDay h(d.year(), md->first, md->second);
+        if (h < d) h = absl::CivilDay(d.year() + 1, md->first, md->second);
+        return std::make_pair(q.substr(lead.size()) + " from today in " + zone_.name(),
+                              std::to_string(h - d));
+      }
     // "is YEAR a leap year"
     if (q.starts_with("is ") && q.ends_with(" a leap year")) {
       const std::string y = q.substr(3, q.size() - 3 - 12);
@@ -330,6 +350,20 @@ class DateTime final : public HostExpert {
       const bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
       return std::make_pair("leap year " + y, std::string(leap ? "Yes" : "No"));
     }
+    return std::nullopt;
+  }
+
+  // A holiday with one date in every year and country that names it: (month, day).
+  static std::optional<std::pair<int, int>> holiday(std::string name) {
+    for (std::string_view the : {"the "})
+      if (name.starts_with(the)) name.erase(0, the.size());
+    static constexpr std::pair<std::string_view, std::pair<int, int>> kHolidays[] = {
+        {"christmas", {12, 25}},        {"christmas day", {12, 25}},  {"christmas eve", {12, 24}},
+        {"new year's day", {1, 1}},     {"new year", {1, 1}},         {"new year's", {1, 1}},
+        {"new year's eve", {12, 31}},   {"halloween", {10, 31}},      {"valentine's day", {2, 14}},
+        {"valentines day", {2, 14}}};
+    for (const auto& [n, md] : kHolidays)
+      if (name == n) return md;
     return std::nullopt;
   }
 

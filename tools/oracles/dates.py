@@ -55,11 +55,13 @@ def some_date(r):
 
 
 def add_months(d, n):
+    """d plus n calendar months; a day the month lacks is clamped to its last day (the
+    expert's stated rule, as spreadsheets' EDATE)."""
     m = d.month - 1 + n
     y, m = d.year + m // 12, m % 12 + 1
-    if not 1 <= y <= 9999 or d.day > calendar.monthrange(y, m)[1]:
+    if not 1 <= y <= 9999:
         return None
-    return date(y, m, d.day)
+    return date(y, m, min(d.day, calendar.monthrange(y, m)[1]))
 
 
 def main():
@@ -94,6 +96,17 @@ def main():
              ("What day was yesterday?", long_day(yesterday)),
              ("What time is it?", f"{now.hour:02d}:{now.minute:02d}"),
              ("Hi there. What time is it now?", f"{now.hour:02d}:{now.minute:02d}")]
+    # End-of-month rule: clamped to the month's last day.
+    rows += [("2024-01-31 + 1 month =", "2024-02-29"), ("2023-01-31 + 1 month =", "2023-02-28"),
+             ("2024-02-29 + 1 year =", "2025-02-28"), ("March 31, 2024 + 1 month =", "April 30, 2024")]
+    # Days until a holiday with a fixed date, from today on the clock.
+    for name, month, day in [("Christmas", 12, 25), ("Christmas Eve", 12, 24),
+                             ("New Year's Day", 1, 1), ("New Year's Eve", 12, 31),
+                             ("Halloween", 10, 31), ("Valentine's Day", 2, 14)]:
+        h = date(today.year, month, day)
+        if h < today:
+            h = date(today.year + 1, month, day)
+        rows.append((f"How many days until {name}?", str((h - today).days)))
     for y in (1900, 2000, 2024, 2023, 2100, 2400, 1600, 4):
         leap = calendar.isleap(y)
         rows.append((f"Is {y} a leap year?", "Yes" if leap else "No"))
@@ -150,7 +163,9 @@ def main():
         "an ambiguous date: day/month order unknown": ["03/04/2024 was a", "04.03.2024 was a"],
         "a date that does not exist": ["2023-02-29 was a", "February 30, 2024 is a",
                                        "2024-13-01 was a"],
-        "ambiguous calendar arithmetic: a month after January 31": ["2024-01-31 + 1 month ="],
+        "a holiday whose date depends on the country or the year": [
+            "How many days until Easter?", "How many days until Independence Day?",
+            "How many days until Thanksgiving?", "How many days until my birthday?"],
         "outside years 1 to 9999": ["9999-12-31 + 1 day =", "0001-01-01 - 1 day ="],
         "a hedge: the text asks for an estimate": ["about 30 days after 2024-01-01 is"],
         "not asked: no verb or '=' where the answer goes": [
