@@ -603,7 +603,7 @@ class Symbolic final : public HostExpert {
 
   std::optional<ExpertAnswer> answer(std::string_view text) const override {
     const auto q = question_line(text);
-    if (!q || q->size() > 2 * 200) return std::nullopt;
+    if (!q || q->size() > 2 * symbolic::kMaxInput) return std::nullopt;  // words and math
     // GiNaC's expressions share reference-counted nodes without locks: one caller at a time
     // across every instance (contexts on several threads).
     static std::mutex mu;

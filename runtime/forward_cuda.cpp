@@ -645,39 +645,53 @@ absl::Status CudaEngine::decode_batch(std::span<const int32_t> tokens, float* lo
   return read_triggers();
 }
 
-absl::Status CudaEngine::decode(std::span<const DecodeRow> rows, float* logits,
-                                DecodeChoice* chosen) {
-  const int B = static_cast<int>(rows.size());
-  if (B < 1 || B > n_seqs())
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a decode step takes one row for each of 1 to ", n_seqs(), " sequences, not ", B));
+template <typename Row>
+absl::Status CudaEngine::run_rows(std::span<const Row> rows, float* logits, const RowNames& names,
+                                  const std::function<absl::Status(int, const Row&)>& check,
+                                  const std::function<absl::Status(std::span<const int>)>& pass) {
+  const int n = static_cast<int>(rows.size());
+  if (n < 1 || n > n_seqs())
+    return absl::InvalidArgumentError(absl::StrCat(names.call, " takes one ", names.item,
+                                                   " for each of 1 to ", n_seqs(),
+                                                   " sequences, not ", n));
   std::vector<char> seen(n_seqs(), 0);
-  for (int r = 0; r < B; ++r) {
-    const DecodeRow& row = rows[r];
+  for (int r = 0; r < n; ++r) {
+    const Row& row = rows[r];
     if (row.seq < 0 || row.seq >= n_seqs())
-      return absl::OutOfRangeError(absl::StrCat("row ", r, ": sequence ", row.seq,
+      return absl::OutOfRangeError(absl::StrCat(names.item, " ", r, ": sequence ", row.seq,
                                                 " does not exist (the engine holds ", n_seqs(),
                                                 ")"));
     if (seen[row.seq]++)
-      return absl::InvalidArgumentError(
-          absl::StrCat("row ", r, ": sequence ", row.seq, " has two rows in one step"));
-    VEX_RETURN_IF_ERROR(
-        check_decode(row.seq, row.token, 1, absl::StrCat("sequence ", row.seq, ": ")));
+      return absl::InvalidArgumentError(absl::StrCat(names.item, " ", r, ": sequence ", row.seq,
+                                                     " has two ", names.item, "s in one ",
+                                                     names.once));
+    VEX_RETURN_IF_ERROR(check(r, row));
     VEX_RETURN_IF_ERROR(validate(row.sampling));
     if (row.host_logits && !logits)
-      return absl::InvalidArgumentError("decode: a row asks for host logits but logits is null");
+      return absl::InvalidArgumentError(absl::StrCat(
+          names.fn, ": a ", names.item, " asks for host logits but logits is null"));
   }
   triggers_.clear();
   // The slot tables are the engine's: rows with virtual experts on and off run as two passes.
   for (const bool on : {true, false}) {
     std::vector<int> which;
-    for (int r = 0; r < B; ++r)
+    for (int r = 0; r < n; ++r)
       if (bool(virtual_on_[rows[r].seq]) == on) which.push_back(r);
     if (which.empty()) continue;
     VEX_RETURN_IF_ERROR(use_virtual_tables(on));
-    VEX_RETURN_IF_ERROR(decode_pass(rows, which, logits, chosen));
+    VEX_RETURN_IF_ERROR(pass(which));
   }
   return absl::OkStatus();
+}
+
+absl::Status CudaEngine::decode(std::span<const DecodeRow> rows, float* logits,
+                                DecodeChoice* chosen) {
+  return run_rows<DecodeRow>(
+      rows, logits, {"row", "a decode step", "step", "decode"},
+      [&](int, const DecodeRow& row) {
+        return check_decode(row.seq, row.token, 1, absl::StrCat("sequence ", row.seq, ": "));
+      },
+      [&](std::span<const int> which) { return decode_pass(rows, which, logits, chosen); });
 }
 
 template <typename Row>
@@ -749,38 +763,15 @@ absl::Status CudaEngine::decode_pass(std::span<const DecodeRow> rows, std::span<
 
 absl::Status CudaEngine::prefill(std::span<const PrefillChunk> chunks, float* logits,
                                  DecodeChoice* chosen) {
-  const int n = static_cast<int>(chunks.size());
-  if (n < 1 || n > n_seqs())
-    return absl::InvalidArgumentError(absl::StrCat(
-        "a prefill takes one chunk for each of 1 to ", n_seqs(), " sequences, not ", n));
-  std::vector<char> seen(n_seqs(), 0);
-  for (int i = 0; i < n; ++i) {
-    const PrefillChunk& c = chunks[i];
-    if (c.seq < 0 || c.seq >= n_seqs())
-      return absl::OutOfRangeError(absl::StrCat("chunk ", i, ": sequence ", c.seq,
-                                                " does not exist (the engine holds ", n_seqs(),
-                                                ")"));
-    if (seen[c.seq]++)
-      return absl::InvalidArgumentError(
-          absl::StrCat("chunk ", i, ": sequence ", c.seq, " has two chunks in one prefill"));
-    if (c.tokens.empty())
-      return absl::InvalidArgumentError(absl::StrCat("chunk ", i, " is empty"));
-    if (absl::Status st = check_tokens(c.tokens, pos_[c.seq], max_ctx_, c_.vocab_size); !st.ok())
-      return absl::Status(st.code(), absl::StrCat("sequence ", c.seq, ": ", st.message()));
-    VEX_RETURN_IF_ERROR(validate(c.sampling));
-    if (c.host_logits && !logits)
-      return absl::InvalidArgumentError("prefill: a chunk asks for host logits but logits is null");
-  }
-  triggers_.clear();
-  for (const bool on : {true, false}) {
-    std::vector<int> which;
-    for (int i = 0; i < n; ++i)
-      if (bool(virtual_on_[chunks[i].seq]) == on) which.push_back(i);
-    if (which.empty()) continue;
-    VEX_RETURN_IF_ERROR(use_virtual_tables(on));
-    VEX_RETURN_IF_ERROR(prefill_group(chunks, which, logits, chosen));
-  }
-  return absl::OkStatus();
+  return run_rows<PrefillChunk>(
+      chunks, logits, {"chunk", "a prefill", "prefill", "prefill"},
+      [&](int i, const PrefillChunk& c) -> absl::Status {
+        if (c.tokens.empty()) return absl::InvalidArgumentError(absl::StrCat("chunk ", i, " is empty"));
+        const absl::Status st = check_tokens(c.tokens, pos_[c.seq], max_ctx_, c_.vocab_size);
+        if (st.ok()) return st;
+        return absl::Status(st.code(), absl::StrCat("sequence ", c.seq, ": ", st.message()));
+      },
+      [&](std::span<const int> which) { return prefill_group(chunks, which, logits, chosen); });
 }
 
 absl::Status CudaEngine::prefill_group(std::span<const PrefillChunk> chunks,

@@ -153,6 +153,20 @@ class CudaEngine final : public Engine {
   // Chooses each row's next token from logits_ into d_tokens_ and advances d_pos_: argmax, or
   // sampled: each row with its config in d_sampling_ and draw count in d_draws_.
   absl::Status enqueue_select(int rows, bool sampled);
+  // How decode() and prefill() name their rows in errors.
+  struct RowNames {
+    const char* item;  // "row" / "chunk"
+    const char* call;  // "a decode step" / "a prefill"
+    const char* once;  // "step" / "prefill": "two rows in one step"
+    const char* fn;    // "decode" / "prefill"
+  };
+  // The checks decode() and prefill() share (1 to n_seqs rows of distinct sequences, each also
+  // passing check(index, row), valid sampling, logits where asked), then `pass` for the rows with virtual
+  // experts on and for those with them off, the slot tables switched before each.
+  template <typename Row>
+  absl::Status run_rows(std::span<const Row> rows, float* logits, const RowNames& names,
+                        const std::function<absl::Status(int, const Row&)>& check,
+                        const std::function<absl::Status(std::span<const int>)>& pass);
   // The rows of `rows` listed in `which` as one pass (Engine::decode).
   absl::Status decode_pass(std::span<const DecodeRow> rows, std::span<const int> which,
                            float* logits, DecodeChoice* chosen);

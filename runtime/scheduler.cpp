@@ -157,12 +157,8 @@ void Scheduler::run() {
     std::lock_guard lock(mu_);
     left.swap(queue_);
   }
-  for (auto& job : left) {
-    GenerateResult r;
-    r.reason = StopReason::kCancelled;
-    r.prompt_tokens = static_cast<int>(job->request.prompt.size());
-    if (job->request.on_done) job->request.on_done(r);
-  }
+  for (auto& job : left)
+    if (job->request.on_done) job->request.on_done(cancelled(job->request));
 }
 
 bool Scheduler::report(Job& job, int32_t token) {
@@ -174,17 +170,23 @@ bool Scheduler::report(Job& job, int32_t token) {
   return go_on && !job.cancelled.load();
 }
 
+GenerateResult Scheduler::cancelled(const Request& request) {
+  GenerateResult r;
+  r.reason = StopReason::kCancelled;
+  r.prompt_tokens = static_cast<int>(request.prompt.size());
+  return r;
+}
+
 Generation::Next Scheduler::advance(Slot& slot) {
   using Next = Generation::Next;
   Job& job = *slot.job;
+  if (job.cancelled.load()) {  // at once, even in the middle of a prompt
+    GenerateResult r = job.generation ? job.generation->result() : cancelled(job.request);
+    r.reason = StopReason::kCancelled;
+    finish(slot, r);
+    return Next::kDone;
+  }
   if (!job.generation) {
-    if (job.cancelled.load()) {
-      GenerateResult r;
-      r.reason = StopReason::kCancelled;
-      r.prompt_tokens = static_cast<int>(job.request.prompt.size());
-      finish(slot, r);
-      return Next::kDone;
-    }
     if (absl::Status st = slot.session->set_virtual_experts(job.request.virtual_experts);
         !st.ok()) {
       finish(slot, st);
@@ -196,12 +198,6 @@ Generation::Next Scheduler::advance(Slot& slot) {
       return Next::kDone;
     }
     job.generation = std::make_unique<Generation>(std::move(*g));
-  }
-  if (job.cancelled.load()) {  // at once, even in the middle of a prompt
-    GenerateResult r = job.generation->result();
-    r.reason = StopReason::kCancelled;
-    finish(slot, r);
-    return Next::kDone;
   }
   const auto next = job.generation->next([&](int32_t token) { return report(job, token); });
   if (!next.ok()) {

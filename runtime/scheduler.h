@@ -119,6 +119,8 @@ class Scheduler {
   // One decode step of the given slots (all on one engine).
   void decode(const std::vector<Slot*>& slots);
   void finish(Slot& slot, const absl::StatusOr<GenerateResult>& result);
+  // The result of a request cancelled before it started.
+  static GenerateResult cancelled(const Request& request);
   // A token reported to the job's callback; false stops the job.
   bool report(Job& job, int32_t token);
 

@@ -70,7 +70,8 @@ absl::Status Session::append(std::span<const int32_t> tokens) {
 void Session::ran(std::span<const int32_t> tokens, const float* logits, DecodeChoice choice,
                   std::span<const vex_trigger> triggers) {
   tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
-  if (logits) std::copy(logits, logits + logits_.size(), logits_.begin());
+  if (logits && logits != logits_.data())
+    std::copy(logits, logits + logits_.size(), logits_.begin());
   logits_current_ = logits != nullptr;
   choice_ = choice;
   keep_triggers(triggers);
@@ -210,21 +211,19 @@ absl::StatusOr<bool> Generation::step(const TokenCallback& on_token) {
   VEX_ASSIGN_OR_RETURN(const Next n, next(on_token));
   if (n == Next::kDone) return false;
   Session& s = session_;
-  std::vector<float>& logits = s.masked_;  // scratch: the last token's logits, then copied
-  logits.resize(s.logits_.size());
+  float* logits = s.logits_.data();  // the engine writes the last token's logits in place
   DecodeChoice choice;
   if (n == Next::kPrefill) {
     const PrefillChunk chunk = prefill_chunk(std::numeric_limits<int>::max());
-    VEX_RETURN_IF_ERROR(s.engine_->prefill(std::span(&chunk, 1), logits.data(), &choice));
-    s.ran(chunk.tokens, choice.token < 0 || chunk.host_logits ? logits.data() : nullptr, choice,
+    VEX_RETURN_IF_ERROR(s.engine_->prefill(std::span(&chunk, 1), logits, &choice));
+    s.ran(chunk.tokens, choice.token < 0 || chunk.host_logits ? logits : nullptr, choice,
           s.engine_->triggers());
     prefilled(chunk.tokens.size());
   } else if (n == Next::kDecode) {
     const DecodeRow row = decode_row();
-    VEX_RETURN_IF_ERROR(s.engine_->decode(std::span(&row, 1), logits.data(), &choice));
-    s.ran(std::span(&row.token, 1),
-          choice.token < 0 || row.host_logits ? logits.data() : nullptr, choice,
-          s.engine_->triggers());
+    VEX_RETURN_IF_ERROR(s.engine_->decode(std::span(&row, 1), logits, &choice));
+    s.ran(std::span(&row.token, 1), choice.token < 0 || row.host_logits ? logits : nullptr,
+          choice, s.engine_->triggers());
   }
   return true;
 }

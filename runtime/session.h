@@ -98,7 +98,8 @@ class Session {
   const Engine& engine() const { return *engine_; }
 
   // After `tokens` ran as this sequence's row of Engine::decode or chunk of Engine::prefill:
-  // records them, with the last one's logits (null when the engine chose without copying them),
+  // records them, with the last one's logits (null when the engine chose without copying them;
+  // may point at logits() itself when the engine wrote them there),
   // the engine's choice, and the call's triggers (this sequence's are kept).
   void ran(std::span<const int32_t> tokens, const float* logits, DecodeChoice choice,
            std::span<const vex_trigger> triggers);

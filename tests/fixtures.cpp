@@ -1,5 +1,7 @@
 #include "tests/fixtures.h"
 
+#include <gtest/gtest.h>
+
 #include <unistd.h>
 
 #include <chrono>
@@ -94,6 +96,19 @@ const Tokenizer& tokenizer() {
     return std::move(*r);
   }();
   return *t;
+}
+
+void Collected::collect(size_t i, Request& r) {
+  r.on_token = [this, i](int32_t t) {
+    std::lock_guard lock(mu);
+    tokens[i].push_back(t);
+    return true;
+  };
+  r.on_done = [this, i](const absl::StatusOr<GenerateResult>& res) {
+    ASSERT_TRUE(res.ok()) << res.status();
+    std::lock_guard lock(mu);
+    results[i] = *res;
+  };
 }
 
 }  // namespace vex::testing

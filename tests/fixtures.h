@@ -1,9 +1,14 @@
 // Shared test fixtures: synthetic checkpoints written once per test process.
 #pragma once
 
+#include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/config.h"
+#include "runtime/scheduler.h"
 #include "runtime/tokenizer.h"
 
 namespace vex::testing {
@@ -29,5 +34,15 @@ std::string demo_model();
 
 // Copies a checkpoint directory (recursively) for tests that corrupt files.
 std::string copy_checkpoint(const std::string& from, const std::string& tag);
+
+// What scheduler requests produced, by request index: their tokens and results, written from
+// the scheduler's thread.
+struct Collected {
+  std::mutex mu;
+  std::map<size_t, std::vector<int32_t>> tokens;
+  std::map<size_t, GenerateResult> results;
+  // Sets r's callbacks to collect into this under index i (a failed request fails the test).
+  void collect(size_t i, Request& r);
+};
 
 }  // namespace vex::testing

@@ -7,8 +7,6 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
-#include <map>
-#include <mutex>
 #include <random>
 
 #include "loader/safetensors_writer.h"
@@ -749,23 +747,12 @@ TEST(ForwardCudaDemo, SchedulerBatchesEqualEachAlone) {
       m, {.parallel = 4, .max_queue = 16, .max_ctx = 256, .device = Device::kCuda,
           .prefill_tokens = 40});
   ASSERT_TRUE(sched.ok()) << sched.status();
-  std::mutex mu;
-  std::map<size_t, std::vector<int32_t>> got;
-  std::map<size_t, GenerateResult> results;
+  testing::Collected out;
   for (size_t i = 0; i < prompts.size(); ++i) {
     Request r;
     r.prompt = m.tokenizer->encode(prompts[i], false);
     r.options = options(i);
-    r.on_token = [&, i](int32_t t) {
-      std::lock_guard lock(mu);
-      got[i].push_back(t);
-      return true;
-    };
-    r.on_done = [&, i](const absl::StatusOr<GenerateResult>& res) {
-      ASSERT_TRUE(res.ok()) << res.status();
-      std::lock_guard lock(mu);
-      results[i] = *res;
-    };
+    out.collect(i, r);
     ASSERT_TRUE((*sched)->submit(std::move(r)).ok());
   }
   (*sched)->wait_idle();
@@ -782,8 +769,8 @@ TEST(ForwardCudaDemo, SchedulerBatchesEqualEachAlone) {
     auto r = s.generate(m.tokenizer->encode(prompts[i], false), options(i),
                         [&](int32_t t) { return want.push_back(t), true; });
     ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_EQ(got[i], want) << prompts[i];
-    EXPECT_EQ(results[i].generated, static_cast<int>(want.size()));
+    EXPECT_EQ(out.tokens[i], want) << prompts[i];
+    EXPECT_EQ(out.results[i].generated, static_cast<int>(want.size()));
   }
 }
 

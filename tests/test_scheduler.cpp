@@ -60,31 +60,20 @@ TEST(Scheduler, InterleavedRequestsEqualEachAlone) {
                                             "The capital of France is", "def f(x):\n    return",
                                             "Convert 100 meters to feet:", "What day is today?"};
   auto sched = make(/*parallel=*/3);
-  std::mutex mu;
-  std::map<size_t, std::vector<int32_t>> got;
-  std::map<size_t, GenerateResult> results;
+  testing::Collected out;
   for (size_t i = 0; i < prompts.size(); ++i) {
     Request r;
     r.prompt = encode(prompts[i]);
     r.options = options(i % 2 ? 0.0f : 0.8f, 100 + i, 10 + static_cast<int>(i));
-    r.on_token = [&, i](int32_t t) {
-      std::lock_guard lock(mu);
-      got[i].push_back(t);
-      return true;
-    };
-    r.on_done = [&, i](const absl::StatusOr<GenerateResult>& res) {
-      ASSERT_TRUE(res.ok()) << res.status();
-      std::lock_guard lock(mu);
-      results[i] = *res;
-    };
+    out.collect(i, r);
     ASSERT_TRUE(sched->submit(std::move(r)).ok());
   }
   sched->wait_idle();
-  ASSERT_EQ(results.size(), prompts.size());
+  ASSERT_EQ(out.results.size(), prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
     const auto o = options(i % 2 ? 0.0f : 0.8f, 100 + i, 10 + static_cast<int>(i));
-    EXPECT_EQ(got[i], alone(encode(prompts[i]), o)) << prompts[i];
-    EXPECT_EQ(results[i].generated, static_cast<int>(got[i].size()));
+    EXPECT_EQ(out.tokens[i], alone(encode(prompts[i]), o)) << prompts[i];
+    EXPECT_EQ(out.results[i].generated, static_cast<int>(out.tokens[i].size()));
   }
   const auto st = sched->stats();
   EXPECT_EQ(st.submitted, prompts.size());

@@ -6,12 +6,10 @@
 # continuation (one firing).
 #   OUT=... tools/device/experts.sh
 set -uo pipefail
-pack=$PWD/.device/pack
-export LD_LIBRARY_PATH=$pack/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-out=${OUT:-/tmp/vex-out}
+. tools/device/env.sh
 ck=/tmp/vex-20b
 m=/tmp/vex-manifests
-mkdir -p "$out" "$m"
+mkdir -p "$m"
 [ -f "$ck/config.json" ] || "$pack/bin/vexgen" --shape 20b --out "$ck" | tail -1
 python3 - "$m" <<'PY'
 import sys, numpy as np

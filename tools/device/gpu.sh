@@ -7,12 +7,7 @@
 #   tools/device/gpu.sh --sanitize   the GPU tests under compute-sanitizer (memcheck, racecheck;
 #                                    a finding fails the run), no bench
 set -uo pipefail
-pack=$PWD/.device/pack
-export LD_LIBRARY_PATH=$pack/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-# The packed binaries live away from the source tree: the demo model is found through this.
-export VEX_DEMO_MODEL=$PWD/models/vex-demo
-out=${OUT:-/tmp/vex-out}
-mkdir -p "$out"
+. tools/device/env.sh
 bench=1
 sanitize=0
 [ "${1:-}" = "--no-bench" ] && { bench=0; shift; }

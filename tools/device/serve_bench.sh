@@ -6,11 +6,7 @@
 # batch sizes on the same weights, for the comparison bench/NOTES.md records.
 #   tools/device/serve_bench.sh [WEIGHTS_DIR]      (default: the demo model)
 set -uo pipefail
-pack=$PWD/.device/pack
-export LD_LIBRARY_PATH=$pack/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export VEX_DEMO_MODEL=$PWD/models/vex-demo
-out=${OUT:-/tmp/vex-out}
-mkdir -p "$out"
+. tools/device/env.sh
 weights=${1:-$PWD/models/vex-demo}
 clients=${CLIENTS:-1 8 32 64 128}
 port=8091

@@ -18,43 +18,36 @@ from suite import write_suite
 getcontext().prec = 2000
 
 
-def fmt(q: Fraction) -> str:
-    """Integers in full; terminating decimals exactly; else 15 significant digits (at least 3
-    decimals), half to even, trailing zeros dropped."""
-    neg = q < 0
-    a = -q if neg else q
-    if a.denominator == 1:
-        s = str(a.numerator)
-    else:
-        d = a.denominator
-        while d % 2 == 0:
-            d //= 2
-        while d % 5 == 0:
-            d //= 5
-        if d == 1:
-            s = format(Decimal(a.numerator) / Decimal(a.denominator), "f")
-        else:
-            x = Decimal(a.numerator) / Decimal(a.denominator)
-            e = x.adjusted()
-            places = max(14 - e, 3)
-            s = format(x.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN), "f")
-            if "." in s:
-                s = s.rstrip("0").rstrip(".")
+def rounded(x: Decimal) -> str:
+    """A non-negative value to 15 significant digits (at least 3 decimals), half to even,
+    trailing zeros dropped."""
+    places = max(14 - x.adjusted(), 3)
+    s = format(x.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN), "f")
+    return s.rstrip("0").rstrip(".") if "." in s else s
+
+
+def signed(neg: bool, s: str) -> str:
     return "-" + s if neg and s != "0" else s
+
+
+def fmt(q: Fraction) -> str:
+    """Integers in full; terminating decimals exactly; else rounded()."""
+    a = abs(q)
+    if a.denominator == 1:
+        return signed(q < 0, str(a.numerator))
+    d = a.denominator
+    while d % 2 == 0:
+        d //= 2
+    while d % 5 == 0:
+        d //= 5
+    x = Decimal(a.numerator) / Decimal(a.denominator)
+    return signed(q < 0, format(x, "f") if d == 1 else rounded(x))
 
 
 def fmt_real(v) -> str:
-    """An irrational value (given to 100 digits) as the calculator writes one: 15 significant
-    digits, at least 3 decimals, half to even, trailing zeros dropped."""
+    """An irrational value (given to 100 digits) as the calculator writes one: rounded()."""
     x = Decimal(v)
-    neg = x < 0
-    x = abs(x)
-    e = x.adjusted()
-    places = max(14 - e, 3)
-    s = format(x.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN), "f")
-    if "." in s:
-        s = s.rstrip("0").rstrip(".")
-    return "-" + s if neg and s != "0" else s
+    return signed(x < 0, rounded(abs(x)))
 
 
 def decimal_context():
