@@ -19,8 +19,17 @@
 //   primary := NUMBER | '(' expr ')'                                   1,234.5 thousands separators
 // Values are GMP rationals. The result is printed with format_exact (experts/exact.h).
 //
+// Amounts of money: a currency symbol glued to its number ("$1,200", "€15", "-£2.50"). The
+// expression is checked for units first (MoneyOps): amounts add only to amounts of the same
+// currency, a product has at most one amount, an amount over an amount is a plain ratio, and
+// powers, factorials and functions take plain numbers. An amount is written to the cent
+// ("$1,200 + $350 =" -> "$1,550", "$45.50 * 3 =" -> "$136.50", "$100 / 3 =" -> "$33.33"), with
+// cents when an operand has them or the value does, commas when an operand has them; a value
+// between cents is rounded to the nearest, an exact half cent is declined.
+//
 // Declines (never guesses): no "=" at the end; the expression is not preceded by a space, a
-// start of line or punctuation (so "x+3 =", "f(2) =" and "$5 + 3 =" are not read as 3 or 2);
+// start of line or punctuation (so "x+3 =", "f(2) =" and "US$5 + 3 =" are not read as 3, 2, 8);
+// money whose units disagree ("$5 + 3", "$5 + €3", "$3 * $4", "$ 5 + 3");
 // a hedge before it ("approximately 3 × 4 =", "~3 × 4 ="); no operator ("room 127 ="); anything
 // that does not parse, division by zero, a non-integer exponent, or a result beyond 100,000
 // bits. Ambiguous between conventions, so declined too: '%' between two operands ("15 % 4":
@@ -32,6 +41,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_format.h"
 #include "experts/exact.h"
 #include "experts/expert.h"
 #include "experts/text.h"
@@ -49,7 +59,10 @@ struct Token {
   size_t begin;         // byte offset in the text
   bool spaced = false;  // whitespace before it
   std::string_view function = {};  // kFunction: its name
+  std::string_view currency = {};  // kNum: "$", "€" or "£" written before it ("$1,200")
 };
+
+constexpr std::string_view kCurrencies[] = {"$", "€", "£"};
 
 constexpr size_t kMaxBits = 100000;
 
@@ -113,14 +126,21 @@ std::vector<Lexeme> lex(std::string_view s) {
     const size_t begin = i;
     Lexeme x{true, {Tok::kNum, 0, begin}, {}, space};
     space = false;
+    // An amount of money: the currency symbol glued to its number ("$45.50", "-€3").
+    for (std::string_view c : kCurrencies)
+      if (s.substr(i).starts_with(c) && decimal_prefix(s.substr(i + c.size())) > 0)
+        x.tok.currency = c, i += c.size();
+    const size_t number = i;
     if (const size_t n = decimal_prefix(s.substr(i)); n > 0) {
       i += n;
       const size_t e = exponent_suffix(s.substr(i));
       // "3x", "127th", "1.2.3": not a number on its own.
       if (e == 0 && i < s.size() && (alnum(s[i]) || s[i] == '.' || s[i] == ',')) {
         while (i < s.size() && (alnum(s[i]) || s[i] == '.' || s[i] == ',')) ++i;
+      } else if (e > 0 && !x.tok.currency.empty()) {
+        // "$1e3": not how money is written.
       } else {
-        x.barrier = false, x.tok.value = *parse_decimal(s.substr(begin, n));
+        x.barrier = false, x.tok.value = *parse_decimal(s.substr(number, n));
         if (e > 0) {
           x.tok.value *= pow10q(std::stol(std::string(s.substr(i + 1, e - 1))));
           i += e;
@@ -184,7 +204,7 @@ std::vector<Lexeme> lex(std::string_view s) {
         while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) ++i;
       }
     }
-    x.text = s.substr(begin, i - begin);
+    x.text = s.substr(number, i - number);  // an amount's digits without its symbol
     out.push_back(x);
   }
   return out;
@@ -223,6 +243,7 @@ int sgn(const Real& r) { return mpfr_sgn(r.x_); }
 struct ExactOps {
   using V = mpq_class;
   static V from(const mpq_class& q) { return q; }
+  static V from(const Token& t) { return t.value; }
   static bool too_big(const V& v) {
     return mpz_sizeinbase(v.get_num_mpz_t(), 2) + mpz_sizeinbase(v.get_den_mpz_t(), 2) > kMaxBits;
   }
@@ -304,6 +325,7 @@ struct ExactOps {
 struct RealOps {
   using V = Real;
   static V from(const mpq_class& q) { return Real(q); }
+  static V from(const Token& t) { return Real(t.value); }
   static bool too_big(const V& v) { return !mpfr_number_p(v.x_); }
   static bool integer(const V& v) { return mpfr_integer_p(v.x_); }
   static std::optional<V> pow(const V& base, const V& e) {
@@ -328,6 +350,34 @@ struct RealOps {
     if (f == "log2") mpfr_log2(r.x_, v.x_, MPFR_RNDN);
     return r;
   }
+};
+
+// The same grammar over units of money: 1 for an amount, 0 for a plain number. Amounts add to
+// amounts only ("$5 + 3": declined), a product has at most one amount, an amount divided by an
+// amount is a plain ratio; powers, factorials and functions take plain numbers.
+struct Money {
+  int degree = 0;
+  bool bad = false;
+  Money& operator+=(const Money& o) { return bad |= o.bad || degree != o.degree, *this; }
+  Money& operator-=(const Money& o) { return *this += o; }
+  Money& operator*=(const Money& o) { return degree += o.degree, bad |= o.bad, *this; }
+  Money& operator/=(const Money& o) { return degree -= o.degree, bad |= o.bad, *this; }
+  Money operator-() const { return *this; }
+};
+int sgn(const Money&) { return 1; }
+struct MoneyOps {
+  using V = Money;
+  static V from(const mpq_class&) { return {}; }
+  static V from(const Token& t) { return {t.currency.empty() ? 0 : 1, false}; }
+  static bool too_big(const V& v) { return v.bad || v.degree < 0 || v.degree > 1; }
+  static std::optional<V> plain(const V& v) {
+    return v.degree == 0 && !v.bad ? std::optional<V>(v) : std::nullopt;
+  }
+  static std::optional<V> pow(const V& base, const V& e) {
+    return base.degree == 0 && e.degree == 0 ? std::optional<V>(Money{0, base.bad || e.bad}) : std::nullopt;
+  }
+  static std::optional<V> factorial(const V& v) { return plain(v); }
+  static std::optional<V> call(std::string_view, const V& v) { return plain(v); }
 };
 
 template <typename Ops>
@@ -459,7 +509,7 @@ class Parser {
   std::optional<V> primary() {
     const Nest nest(*this);
     if (nest.too_deep()) return std::nullopt;
-    if (peek(Tok::kNum)) return Ops::from(t_[at_++].value);
+    if (peek(Tok::kNum)) return Ops::from(t_[at_++]);
     std::string_view fn;
     if (peek(Tok::kFunction)) fn = t_[at_++].function, ++ops_;
     if (!eat(Tok::kOpen)) return std::nullopt;
@@ -502,6 +552,29 @@ std::optional<std::string> format_real(const Real& v) {
   mpq_class q(n, 1);
   q /= pow10q(places);
   return format_exact(neg ? mpq_class(-q) : q);
+}
+
+// An amount of money to the cent: "$1,550", "$136.50", "-€2.25". Cents are shown when an operand
+// was written with them or the value has them; commas when an operand was written with them.
+// A value between cents is rounded to the nearest cent; an exact half cent is declined.
+std::optional<std::string> format_money(const mpq_class& v, std::string_view symbol, bool cents,
+                                        bool grouped) {
+  const mpq_class in_cents = v * 100;
+  mpz_class q, r;
+  mpz_fdiv_qr(q.get_mpz_t(), r.get_mpz_t(), in_cents.get_num_mpz_t(), in_cents.get_den_mpz_t());
+  const int c = cmp(mpz_class(2 * r), in_cents.get_den());
+  if (c == 0) return std::nullopt;  // half a cent: rounds up or to even? Declined.
+  if (c > 0) ++q;
+  const bool neg = sgn(q) < 0;
+  q = abs(q);
+  const mpz_class whole = q / 100, frac = q % 100;
+  cents = cents || frac != 0 || in_cents.get_den() != 1;
+  std::string digits = whole.get_str();
+  if (grouped)
+    for (int at = static_cast<int>(digits.size()) - 3; at > 0; at -= 3) digits.insert(at, ",");
+  std::string out = (neg ? "-" : "") + std::string(symbol) + digits;
+  if (cents) out += absl::StrFormat(".%02d", static_cast<int>(frac.get_si()));
+  return out;
 }
 
 // Digits that are codes rather than quantities: a number written with a leading zero ("0199",
@@ -587,6 +660,9 @@ class Calculator final : public HostExpert {
     if (first > 0) {
       const Lexeme& b = line[first - 1];
       if (is_hedge(b.text)) return std::nullopt;
+      // "$ 5 + 3", "USD 5 + 3": a currency apart from its number.
+      for (std::string_view c : kCurrencies)
+        if (b.text == c) return std::nullopt;
       const std::string_view word = b.text;
       // Glued to a word or a symbol ("x+3", "f(2)", "$5"): part of something else.
       if (!line[first].space_before && word != ":" && word != "\"" && word != "'" && word != "`")
@@ -598,13 +674,39 @@ class Calculator final : public HostExpert {
       toks.push_back(line[i].tok);
       toks.back().spaced = line[i].space_before;
     }
+    // Amounts of money: one currency, and units that make sense (an amount, or a ratio of two).
+    std::string_view currency;
+    bool cents = false, grouped = false;
+    for (size_t i = first; i < line.size(); ++i) {
+      const Token& t = line[i].tok;
+      if (line[i].barrier || t.kind != Tok::kNum) continue;
+      grouped |= line[i].text.find(',') != std::string_view::npos;
+      if (t.currency.empty()) continue;
+      if (!currency.empty() && currency != t.currency) return std::nullopt;  // "$5 + €3"
+      currency = t.currency;
+      cents |= line[i].text.find('.') != std::string_view::npos;
+    }
+    bool money = false;
+    if (!currency.empty()) {
+      Parser<MoneyOps> p(toks);
+      const auto v = p.parse();
+      if (!v || MoneyOps::too_big(*v)) return std::nullopt;
+      money = v->degree == 1;
+    }
     std::string out;
     try {
       Parser<ExactOps> p(toks);
       const auto v = p.parse();
       if (!v || !p.saw_operator()) return std::nullopt;
-      out = format_exact(*v);
+      if (money) {
+        const auto m = format_money(*v, currency, cents, grouped);
+        if (!m) return std::nullopt;
+        out = *m;
+      } else {
+        out = format_exact(*v);
+      }
     } catch (const NotExact&) {
+      if (money) return std::nullopt;  // an irrational amount of money
       // An irrational value: evaluated again in 512-bit MPFR and rounded once.
       Parser<RealOps> p(toks);
       const auto v = p.parse();

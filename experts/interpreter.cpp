@@ -13,8 +13,11 @@
 // The output is what CPython's REPL shows: what the last statement printed, then the repr of its
 // value unless None (in backticks for inline code).
 //
-// Declines: the last statement is an assignment ("x = 5") or its value is None; any Python
-// exception (ZeroDivisionError, NameError, ...); syntax outside the subset; a continuation line
+// A def may span two REPL lines (">>> def f(x):", "...     return x * 2", "..."); no other
+// continuation line is read.
+//
+// Declines: the last line shows nothing (an assignment, a value None); any Python exception
+// (ZeroDivisionError, NameError, ...); syntax outside the subset; other continuation lines
 // ("... "); more than 64 statements; the step, memory or nesting budget exhausted.
 #include "experts/expert.h"
 #include "experts/pyexpr.h"
@@ -42,7 +45,17 @@ std::vector<std::string> repl_block(std::string_view text) {
   if (lines.empty() || !lines.front().starts_with(kPrompt)) return {};
   std::vector<std::string> statements;
   for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
-    if (it->starts_with("... ") || *it == "...") return {};  // multi-line statements
+    if (it->starts_with("...")) {
+      // The one continuation read: a def's "return EXPR" body, then "..." ending it.
+      std::string_view body = trim_end(it->substr(3));
+      while (!body.empty() && body.front() == ' ') body.remove_prefix(1);
+      if (body.empty()) continue;
+      if (statements.empty() || !statements.back().starts_with("def ") ||
+          !statements.back().ends_with(':') || !body.starts_with("return "))
+        return {};
+      statements.back() += " " + std::string(body);
+      continue;
+    }
     if (it->starts_with(kPrompt)) statements.emplace_back(trim_end(it->substr(kPrompt.size())));
   }
   if (statements.size() > kMaxStatements) return {};

@@ -23,15 +23,33 @@ namespace {
 struct Value;
 using Items = std::vector<Value>;
 
-enum class Type { kNone, kBool, kInt, kFloat, kStr, kList, kTuple, kRange, kIter };
+// kDict holds its keys and values interleaved (k0, v0, k1, v1, ...) in insertion order; kSet
+// its distinct elements in no particular order; kView a dict view's elements (start: 0 keys,
+// 1 values, 2 items); kFunc a function (Func), kModule the math module.
+enum class Type { kNone, kBool, kInt, kFloat, kStr, kList, kTuple, kRange, kIter, kDict, kSet,
+                  kView, kFunc, kModule };
+
+struct Node;
+struct Func;
 
 struct Value {
   Type type = Type::kNone;
   mpz_class i;                         // kBool (0/1), kInt
   double f = 0;                        // kFloat
   std::u32string s;                    // kStr, in code points
-  std::shared_ptr<const Items> items;  // kList, kTuple, kIter (a materialised iterator)
+  std::shared_ptr<const Items> items;  // kList, kTuple, kIter (a materialised iterator), kDict, kSet, kView
   int64_t start = 0, stop = 0, step = 1;  // kRange
+  std::shared_ptr<const Func> fn;      // kFunc
+};
+
+// A function: a builtin (by name: "len", "math.sqrt") or one defined by "def" or "lambda", whose
+// body is one expression evaluated with its parameters bound.
+struct Func {
+  std::string name;
+  bool builtin = false;
+  std::vector<std::string> params;
+  Items defaults;                     // for the last defaults.size() parameters
+  std::shared_ptr<const Node> body;
 };
 
 Value none() { return {}; }
@@ -72,8 +90,10 @@ absl::Status value_error(std::string_view what) { return error("ValueError", wha
 absl::Status unsupported(std::string_view what) { return error("unsupported", what); }
 
 std::string type_name(const Value& v) {
-  static constexpr const char* kNames[] = {"NoneType", "bool",  "int",   "float",   "str",
-                                           "list",     "tuple", "range", "iterator"};
+  static constexpr const char* kNames[] = {
+      "NoneType", "bool", "int",  "float", "str",  "list",     "tuple", "range",
+      "iterator", "dict", "set",  "dict_view", "function", "module"};
+  if (v.type == Type::kFunc && v.fn->builtin) return "builtin_function_or_method";
   return kNames[static_cast<int>(v.type)];
 }
 
@@ -171,6 +191,9 @@ absl::StatusOr<std::string> str_repr(std::u32string_view s) {
 // produced, and stop once it is spent: the call declines within the same bound as any other work.
 struct Budget {
   int64_t steps, bytes;
+  // Set by a comparison CPython decides by object identity (dict views, functions): whatever
+  // the walk answered, the evaluation declines.
+  bool identity = false;
   bool spent() const { return steps < 0 || bytes < 0; }
 };
 thread_local Budget* t_budget = nullptr;
@@ -185,6 +208,22 @@ bool walk(int64_t steps, int64_t bytes = 0) {
 absl::Status budget_error() {
   return unsupported(t_budget && t_budget->steps < 0 ? "step budget exhausted"
                                                       : "memory budget exhausted");
+}
+
+// CPython iterates a set in its hash table's slot order. An int 0 <= v < the table's size sits in
+// slot v (hash(v) == v), so a set of such ints iterates in ascending order. A set of n elements
+// has at least S slots, S the least power of two >= 8 with 3 (S - 1) > 5 n (CPython keeps
+// fill * 5 < mask * 3 after every insertion, presized merges included). Any other set's order
+// depends on insertion history or on string hashes (randomized per process): nullopt.
+std::optional<Items> set_order(const Value& v) {
+  const Items& xs = *v.items;
+  int64_t size = 8;
+  while (3 * (size - 1) <= 5 * static_cast<int64_t>(xs.size())) size *= 2;
+  for (const Value& x : xs)
+    if (x.type != Type::kInt || sgn(x.i) < 0 || x.i >= size) return std::nullopt;
+  Items out = xs;
+  std::sort(out.begin(), out.end(), [](const Value& a, const Value& b) { return a.i < b.i; });
+  return out;
 }
 
 absl::StatusOr<std::string> repr(const Value& v) {
@@ -218,6 +257,32 @@ absl::StatusOr<std::string> repr(const Value& v) {
                          : absl::StrCat("range(", v.start, ", ", v.stop, ", ", v.step, ")");
     case Type::kIter:
       return unsupported("repr of an iterator (its address)");
+    case Type::kDict: {
+      std::string out = "{";
+      for (size_t k = 0; k < v.items->size(); k += 2) {
+        VEX_ASSIGN_OR_RETURN(std::string key, repr((*v.items)[k]));
+        VEX_ASSIGN_OR_RETURN(std::string value, repr((*v.items)[k + 1]));
+        if (!walk(1, static_cast<int64_t>(key.size() + value.size()) + 4)) return budget_error();
+        absl::StrAppend(&out, k ? ", " : "", key, ": ", value);
+      }
+      return out + "}";
+    }
+    case Type::kSet: {
+      if (v.items->empty()) return "set()";
+      const auto ordered = set_order(v);
+      if (!ordered) return unsupported("the order of a set that CPython's hashes decide");
+      Value as_list = seq(Type::kList, *ordered);
+      VEX_ASSIGN_OR_RETURN(std::string out, repr(as_list));
+      return "{" + out.substr(1, out.size() - 2) + "}";
+    }
+    case Type::kView: {
+      static constexpr const char* kViews[] = {"dict_keys", "dict_values", "dict_items"};
+      VEX_ASSIGN_OR_RETURN(std::string out, repr(seq(Type::kList, *v.items)));
+      return absl::StrCat(kViews[v.start], "(", out, ")");
+    }
+    case Type::kFunc:
+    case Type::kModule:
+      return unsupported("repr of a function or module (its address)");
   }
   return unsupported("repr");
 }
@@ -282,10 +347,11 @@ int64_t length(const Value& v) {
     const __int128 n = step > 0 ? (stop - start + step - 1) / step : (start - stop - step - 1) / -step;
     return static_cast<int64_t>(std::max<__int128>(n, 0));
   }
-  return static_cast<int64_t>(v.items->size());
+  return static_cast<int64_t>(v.items->size() / (v.type == Type::kDict ? 2 : 1));
 }
 
 bool equal(const Value& a, const Value& b);
+std::optional<size_t> find_key(const Value& d, const Value& key);
 
 // A spent budget ends the walk with "not equal"; the evaluation declines at its next charge and
 // run() checks the budget before answering, so that value is never shown.
@@ -312,8 +378,51 @@ bool equal(const Value& a, const Value& b) {
       const int64_t n = length(a);
       return n == length(b) && (n == 0 || (a.start == b.start && (n == 1 || a.step == b.step)));
     }
+    case Type::kDict:
+    case Type::kSet: {
+      // Same size, and every key (element) of one in the other with an equal value.
+      const bool dict = a.type == Type::kDict;
+      if (a.items->size() != b.items->size()) return false;
+      for (size_t k = 0; k < a.items->size(); k += dict ? 2 : 1) {
+        const auto at = find_key(b, (*a.items)[k]);
+        if (!at || (dict && !equal((*a.items)[k + 1], (*b.items)[*at + 1]))) return false;
+      }
+      return true;
+    }
     default:
-      return a.items == b.items;
+      if (t_budget) t_budget->identity = true;
+      return a.items == b.items && a.fn == b.fn;
+  }
+}
+
+// Where a key is in a dict (the index of the key) or a set, by Python's equality (1 == 1.0 ==
+// True: one key). The caller has checked it is hashable.
+std::optional<size_t> find_in(const Items& items, size_t stride, const Value& key) {
+  for (size_t k = 0; k < items.size(); k += stride) {
+    if (!walk(1)) return std::nullopt;
+    if (equal(items[k], key)) return k;
+  }
+  return std::nullopt;
+}
+std::optional<size_t> find_key(const Value& d, const Value& key) {
+  return find_in(*d.items, d.type == Type::kDict ? 2 : 1, key);
+}
+
+// Whether a value may be a dict key or set element: None, bool, int, float, str, range and
+// tuples of them. A NaN key is refused (CPython finds it by identity, not equality).
+absl::Status hashable(const Value& v) {
+  switch (v.type) {
+    case Type::kNone: case Type::kBool: case Type::kInt: case Type::kStr: case Type::kRange:
+      return absl::OkStatus();
+    case Type::kFloat:
+      return std::isnan(v.f) ? unsupported("a NaN key (found by identity)") : absl::OkStatus();
+    case Type::kTuple:
+      for (const Value& x : *v.items) VEX_RETURN_IF_ERROR(hashable(x));
+      return absl::OkStatus();
+    case Type::kFunc: case Type::kModule:
+      return unsupported("a function or module as a key (hashed by identity)");
+    default:
+      return type_error("unhashable type: '" + type_name(v) + "'");
   }
 }
 
@@ -350,6 +459,9 @@ bool truthy(const Value& v) {
       return !v.s.empty();
     case Type::kRange:
       return v.step > 0 ? v.start < v.stop : v.start > v.stop;
+    case Type::kFunc:
+    case Type::kModule:
+      return true;
     default:
       return !v.items->empty();
   }
@@ -531,7 +643,7 @@ absl::StatusOr<std::vector<Token>> lex(std::string_view s) {
     if (op.empty())
       for (std::string_view o : kOps2)
         if (s.substr(i).starts_with(o)) op = o;
-    if (op.empty() && std::string_view("+-*/%<>=()[],:.").find(c) != std::string_view::npos)
+    if (op.empty() && std::string_view("+-*/%<>=()[],:.{}|&^;").find(c) != std::string_view::npos)
       op = std::string(1, c);
     if (op.empty()) return error("SyntaxError", absl::StrCat("unexpected character '", std::string(1, c), "'"));
     out.push_back({Tok::kOp, op, {}});
@@ -542,7 +654,7 @@ absl::StatusOr<std::vector<Token>> lex(std::string_view s) {
 }
 
 enum class K { kLit, kName, kList, kTuple, kUnary, kBinary, kCompare, kAnd, kOr, kNot, kIf,
-               kCall, kMethod, kIndex, kSlice, kComp };
+               kCall, kMethod, kIndex, kSlice, kComp, kDict, kSet, kAttr, kLambda };
 
 struct Node;
 using NodeP = std::unique_ptr<Node>;
@@ -560,7 +672,10 @@ struct Node {
   std::vector<std::string> ops;    // kCompare: the operators between kids
   std::vector<NodeP> kids;         // operands, elements, arguments (kMethod: the object first)
   std::vector<std::string> kw;     // kCall/kMethod: keyword names of the last kw.size() kids
-  std::vector<Clause> clauses;     // kComp: kids[0] is the element; name is "list" or "gen"
+  std::vector<Clause> clauses;     // kComp: kids[0] is the element (a dict's: kids[0]: kids[1]);
+                                   // name is "list", "gen", "set" or "dict"
+  std::vector<std::string> params; // kLambda: its parameters; kids: the defaults of the last ones
+  std::shared_ptr<const Node> body;  // kLambda: shared with the functions it makes
 };
 
 NodeP make_node(K kind, std::string name = {}) {
@@ -593,6 +708,7 @@ class Parser {
     return std::make_pair(t_[0].text, op);
   }
   bool at_end() const { return t_[at_].kind == Tok::kEnd; }
+  void skip() { ++at_; }
 
  private:
   static bool keyword(const std::string& s) {
@@ -652,6 +768,7 @@ class Parser {
   NodeP ternary() {
     const Nest nest(*this);
     if (nest.too_deep()) return fail(unsupported("nesting too deep"));
+    if (eat_kw("lambda")) return lambda();
     NodeP a = or_test();
     if (!a || !is_kw("if")) return a;
     ++at_;
@@ -664,6 +781,59 @@ class Parser {
     return n;
   }
 
+  // "lambda a, b=1: body" (the keyword eaten).
+  NodeP lambda() {
+    auto n = node(K::kLambda, "<lambda>");
+    if (!parameters(*n, ":")) return nullptr;
+    NodeP body = ternary();
+    if (!body) return nullptr;
+    n->body = std::move(body);
+    return n;
+  }
+
+ public:
+  // Parameter names, each with an optional default, up to `close` (eaten): "a, b=2". Defaults
+  // are parsed into n.kids.
+  bool parameters(Node& n, std::string_view close) {
+    while (!eat_op(close)) {
+      if (t_[at_].kind != Tok::kName || keyword(t_[at_].text)) {
+        fail(unsupported("parameters other than names (with defaults)"));
+        return false;
+      }
+      const std::string& p = t_[at_++].text;
+      if (std::find(n.params.begin(), n.params.end(), p) != n.params.end()) {
+        fail(error("SyntaxError", "duplicate argument '" + p + "'"));
+        return false;
+      }
+      n.params.push_back(p);
+      if (eat_op("=")) {
+        NodeP d = ternary();
+        if (!d) return false;
+        n.kids.push_back(std::move(d));
+      } else if (!n.kids.empty()) {
+        fail(error("SyntaxError", "non-default argument follows default argument"));
+        return false;
+      }
+      if (eat_op(close)) break;
+      if (!expect_op(",")) return false;
+    }
+    return true;
+  }
+  // What follows "def": "NAME(PARAMS): return EXPR" to the end. The name and a kLambda node.
+  absl::StatusOr<std::pair<std::string, NodeP>> def() {
+    if (t_[at_].kind != Tok::kName || keyword(t_[at_].text)) return error("SyntaxError", "invalid def");
+    const std::string name = t_[at_++].text;
+    auto n = node(K::kLambda, name);
+    if (!expect_op("(") || !parameters(*n, ")") || !expect_op(":")) return status_;
+    if (!eat_kw("return")) return unsupported("a function body other than one 'return EXPR'");
+    NodeP body = ternary();
+    if (!body) return status_;
+    if (!at_end()) return error("SyntaxError", "unexpected '" + t_[at_].text + "'");
+    n->body = std::move(body);
+    return std::make_pair(name, std::move(n));
+  }
+
+ private:
   NodeP or_test() { return chain(K::kOr, "or", &Parser::and_test); }
   NodeP and_test() { return chain(K::kAnd, "and", &Parser::not_test); }
   NodeP chain(K kind, std::string_view kw, NodeP (Parser::*next)()) {
@@ -691,7 +861,7 @@ class Parser {
   }
 
   NodeP comparison() {
-    NodeP a = arith();
+    NodeP a = bit_or();
     if (!a) return nullptr;
     auto n = node(K::kCompare);
     n->kids.push_back(std::move(a));
@@ -710,7 +880,7 @@ class Parser {
       } else {
         break;
       }
-      NodeP b = arith();
+      NodeP b = bit_or();
       if (!b) return nullptr;
       n->ops.push_back(op);
       n->kids.push_back(std::move(b));
@@ -735,6 +905,9 @@ class Parser {
       a = std::move(n);
     }
   }
+  NodeP bit_or() { return binary_left({"|"}, &Parser::bit_xor); }
+  NodeP bit_xor() { return binary_left({"^"}, &Parser::bit_and); }
+  NodeP bit_and() { return binary_left({"&"}, &Parser::arith); }
   NodeP arith() { return binary_left({"+", "-"}, &Parser::term); }
   NodeP term() { return binary_left({"*", "/", "//", "%"}, &Parser::factor); }
 
@@ -792,8 +965,13 @@ class Parser {
         if (!arguments(*n)) return nullptr;
         a = std::move(n);
       } else if (eat_op(".")) {
-        if (t_[at_].kind != Tok::kName || !is_op("(", 1))
-          return fail(unsupported("attributes other than method calls"));
+        if (t_[at_].kind != Tok::kName) return fail(error("SyntaxError", "expected a name after '.'"));
+        if (!is_op("(", 1)) {  // an attribute (math.pi)
+          auto n = node(K::kAttr, t_[at_++].text);
+          n->kids.push_back(std::move(a));
+          a = std::move(n);
+          continue;
+        }
         auto n = node(K::kMethod, t_[at_].text);
         at_ += 2;
         n->kids.push_back(std::move(a));
@@ -869,6 +1047,46 @@ class Parser {
     return n;
   }
 
+  // After "{": a dict ("{}", "{k: v, ...}", "{k: v for ...}") or a set ("{a, b}", "{x for ...}").
+  NodeP braces() {
+    if (eat_op("}")) return node(K::kDict);
+    NodeP first = ternary();
+    if (!first) return nullptr;
+    if (!eat_op(":")) {  // a set: the elements as a list display's, kind changed
+      NodeP n;
+      if (is_kw("for")) {
+        n = comprehension(std::move(first), "set");
+        return n && expect_op("}") ? std::move(n) : nullptr;
+      }
+      n = node(K::kSet);
+      n->kids.push_back(std::move(first));
+      while (eat_op(",") && !is_op("}")) {
+        NodeP e = ternary();
+        if (!e) return nullptr;
+        n->kids.push_back(std::move(e));
+      }
+      return expect_op("}") ? std::move(n) : nullptr;
+    }
+    NodeP value = ternary();
+    if (!value) return nullptr;
+    if (is_kw("for")) {
+      NodeP c = comprehension(std::move(first), "dict");
+      if (!c) return nullptr;
+      c->kids.push_back(std::move(value));
+      return expect_op("}") ? std::move(c) : nullptr;
+    }
+    auto n = node(K::kDict);
+    n->kids.push_back(std::move(first)), n->kids.push_back(std::move(value));
+    while (eat_op(",") && !is_op("}")) {
+      NodeP k = ternary();
+      if (!k || !expect_op(":")) return nullptr;
+      NodeP v = ternary();
+      if (!v) return nullptr;
+      n->kids.push_back(std::move(k)), n->kids.push_back(std::move(v));
+    }
+    return expect_op("}") ? std::move(n) : nullptr;
+  }
+
   NodeP atom() {
     const Token& t = t_[at_];
     if (t.kind == Tok::kNum) {
@@ -895,6 +1113,7 @@ class Parser {
     }
     if (eat_op("(")) return display(K::kTuple, ")");
     if (eat_op("[")) return display(K::kList, "]");
+    if (eat_op("{")) return braces();
     return fail(error("SyntaxError", t.kind == Tok::kEnd ? "unexpected end" : "unexpected '" + t.text + "'"));
   }
 
@@ -917,14 +1136,31 @@ class Eval {
   Eval(const Eval&) = delete;
   Eval& operator=(const Eval&) = delete;
   bool spent() const { return budget_.spent(); }
+  bool identity() const { return budget_.identity; }
 
   absl::StatusOr<Value> eval(const Node& n);
-  void assign(const std::string& name, Value v) { env_[name] = std::move(v); }
-  absl::StatusOr<Value> lookup(const std::string& name) const {
-    const auto it = env_.find(name);
-    if (it == env_.end()) return error("NameError", "name '" + name + "' is not defined");
-    return it->second;
+  absl::Status assign(const std::string& name, Value v) {
+    VEX_RETURN_IF_ERROR(storable(v));
+    env_[name] = std::move(v);
+    return absl::OkStatus();
   }
+  absl::StatusOr<Value> lookup(const std::string& name) const {
+    if (const Value* v = bound(name)) return *v;
+    if (builtin_name(name)) return function(name);
+    return error("NameError", "name '" + name + "' is not defined");
+  }
+  // A function value: a builtin by name, or one with its parameters and body (def, lambda).
+  absl::StatusOr<Value> function(const Node& n);
+  static Value function(const std::string& builtin) {
+    auto f = std::make_shared<Func>();
+    f->name = builtin, f->builtin = true;
+    Value v;
+    v.type = Type::kFunc, v.fn = std::move(f);
+    return v;
+  }
+  static bool builtin_name(std::string_view name);
+  // "import math", "import math as m", "from math import sqrt, pi".
+  absl::Status import(const std::vector<Token>& t);
   absl::StatusOr<Value> binary(const std::string& op, const Value& a, const Value& b);
   // What print() wrote since the last call (UTF-8).
   std::string take_printed() { return std::exchange(printed_, {}); }
@@ -947,8 +1183,47 @@ class Eval {
     }));
     return out;
   }
+  // The variable of that name in the innermost scope that has it (a call's parameters, then
+  // the globals), or null.
+  const Value* bound(const std::string& name) const {
+    if (!frames_.empty()) {
+      const auto it = frames_.back().find(name);
+      if (it != frames_.back().end()) return &it->second;
+    }
+    const auto it = env_.find(name);
+    return it == env_.end() ? nullptr : &it->second;
+  }
+  // Where names bound now go: the running call's frame, else the globals.
+  absl::flat_hash_map<std::string, Value>& scope() { return frames_.empty() ? env_ : frames_.back(); }
+  // Iterators are consumed once; held in a name or a container they could be read twice
+  // (CPython's second read is empty): declined.
+  static absl::Status storable(const Value& v) {
+    return v.type == Type::kIter ? unsupported("an iterator kept for later (it is consumed once)")
+                                 : absl::OkStatus();
+  }
   absl::StatusOr<Value> call(const Node& n);
+  absl::StatusOr<Value> invoke(const Value& f, std::vector<Value> args,
+                               const std::vector<std::pair<std::string, Value>>& kw);
+  absl::StatusOr<Value> builtin(const std::string& f, std::vector<Value> args,
+                                const std::vector<std::pair<std::string, Value>>& kw_list);
+  absl::StatusOr<Value> math(const std::string& f, const std::vector<Value>& args);
   absl::StatusOr<Value> method(const Node& n);
+  absl::StatusOr<Value> attribute(const Node& n);
+  // Like each(), but a set's elements in any order where the result cannot depend on it (all
+  // numbers or all strings: min, max, sorted; membership, any, all, building a set).
+  absl::Status each_any_order(const Value& v, const std::function<absl::Status(const Value&)>& f);
+  absl::StatusOr<Items> materialise_any_order(const Value& v) {
+    Items out;
+    VEX_RETURN_IF_ERROR(each_any_order(v, [&](const Value& x) {
+      out.push_back(x);
+      return charge(0, sizeof(Value));
+    }));
+    return out;
+  }
+  // A dict or set from keys (and values) in order: later equal keys update the first one's value.
+  absl::StatusOr<Value> make_dict(const Items& pairs);
+  absl::StatusOr<Value> make_set(const Items& elements);
+  absl::StatusOr<Value> set_op(const std::string& op, const Value& a, const Value& b);
   absl::StatusOr<Value> comprehension(const Node& n);
   absl::Status clauses(const Node& n, size_t k, Items& out);
   absl::StatusOr<Value> index(const Value& obj, const Value& idx);
@@ -957,6 +1232,9 @@ class Eval {
   absl::StatusOr<Value> round(const Value& x, const Value* digits);
 
   absl::flat_hash_map<std::string, Value> env_;
+  std::vector<absl::flat_hash_map<std::string, Value>> frames_;  // calls of def/lambda functions
+  std::vector<std::string> comprehension_names_;  // loop names of the comprehensions running
+  int depth_ = 0;                                  // eval() nesting (calls included)
   Budget budget_;
   Budget* outer_;
 };
@@ -978,14 +1256,82 @@ absl::Status Eval::each(const Value& v, const std::function<absl::Status(const V
     case Type::kList:
     case Type::kTuple:
     case Type::kIter:
+    case Type::kView:
       for (const Value& x : *v.items) {
         VEX_RETURN_IF_ERROR(charge(1));
         VEX_RETURN_IF_ERROR(f(x));
       }
       return absl::OkStatus();
+    case Type::kDict:
+      for (size_t k = 0; k < v.items->size(); k += 2) {
+        VEX_RETURN_IF_ERROR(charge(1));
+        VEX_RETURN_IF_ERROR(f((*v.items)[k]));
+      }
+      return absl::OkStatus();
+    case Type::kSet: {
+      const auto ordered = set_order(v);
+      if (!ordered) return unsupported("iterating a set in the order CPython's hashes decide");
+      return each(seq(Type::kList, *ordered), f);
+    }
     default:
       return type_error("'" + type_name(v) + "' object is not iterable");
   }
+}
+
+absl::Status Eval::each_any_order(const Value& v, const std::function<absl::Status(const Value&)>& f) {
+  if (v.type != Type::kSet) return each(v, f);
+  bool numbers = true, strings = true;
+  for (const Value& x : *v.items) numbers &= is_num(x), strings &= x.type == Type::kStr;
+  if (!numbers && !strings) return each(v, f);
+  return each(seq(Type::kList, *v.items), f);
+}
+
+absl::StatusOr<Value> Eval::make_dict(const Items& pairs) {
+  Items out;
+  for (size_t k = 0; k + 1 < pairs.size(); k += 2) {
+    VEX_RETURN_IF_ERROR(hashable(pairs[k]));
+    VEX_RETURN_IF_ERROR(storable(pairs[k + 1]));
+    VEX_RETURN_IF_ERROR(charge(static_cast<int64_t>(out.size() / 2) + 1, 2 * sizeof(Value)));
+    if (const auto at = find_in(out, 2, pairs[k])) {
+      out[*at + 1] = pairs[k + 1];
+    } else {
+      out.push_back(pairs[k]), out.push_back(pairs[k + 1]);
+    }
+  }
+  if (spent()) return budget_error();
+  return seq(Type::kDict, std::move(out));
+}
+
+absl::StatusOr<Value> Eval::make_set(const Items& elements) {
+  Items out;
+  for (const Value& x : elements) {
+    VEX_RETURN_IF_ERROR(hashable(x));
+    VEX_RETURN_IF_ERROR(charge(static_cast<int64_t>(out.size()) + 1, sizeof(Value)));
+    if (!find_in(out, 1, x)) out.push_back(x);
+  }
+  if (spent()) return budget_error();
+  return seq(Type::kSet, std::move(out));
+}
+
+// a | b, a & b, a - b, a ^ b of sets (elements kept as the left operand has them, as CPython).
+absl::StatusOr<Value> Eval::set_op(const std::string& op, const Value& a, const Value& b) {
+  Items out;
+  const auto in = [&](const Value& s, const Value& x) { return find_key(s, x).has_value(); };
+  VEX_RETURN_IF_ERROR(charge(static_cast<int64_t>(a.items->size() * b.items->size()) + 1));
+  if (op == "&") {  // CPython walks the smaller set (the right one on a tie), keeping its elements
+    const bool right = b.items->size() <= a.items->size();
+    for (const Value& x : *(right ? b : a).items)
+      if (in(right ? a : b, x)) out.push_back(x);
+    if (spent()) return budget_error();
+    return seq(Type::kSet, std::move(out));
+  }
+  for (const Value& x : *a.items)
+    if (op == "|" || !in(b, x)) out.push_back(x);
+  if (op == "|" || op == "^")
+    for (const Value& x : *b.items)
+      if (!in(a, x)) out.push_back(x);
+  if (spent()) return budget_error();
+  return seq(Type::kSet, std::move(out));
 }
 
 
@@ -1042,6 +1388,26 @@ absl::StatusOr<Value> Eval::power(const Value& a, const Value& b) {
 
 absl::StatusOr<Value> Eval::binary(const std::string& op, const Value& a, const Value& b) {
   VEX_RETURN_IF_ERROR(charge(1));
+  if (a.type == Type::kSet && b.type == Type::kSet && (op == "|" || op == "&" || op == "^" || op == "-"))
+    return set_op(op, a, b);
+  if (op == "|" && a.type == Type::kDict && b.type == Type::kDict) {  // Python 3.9's merge
+    Items pairs = *a.items;
+    pairs.insert(pairs.end(), b.items->begin(), b.items->end());
+    return make_dict(pairs);
+  }
+  if (op == "|" || op == "&" || op == "^") {
+    if (!is_int(a) || !is_int(b))
+      return type_error("unsupported operand type(s) for " + op + ": '" + type_name(a) + "' and '" +
+                        type_name(b) + "'");
+    VEX_RETURN_IF_ERROR(charge(static_cast<int64_t>(mpz_size(a.i.get_mpz_t()) + mpz_size(b.i.get_mpz_t())),
+                               8 * static_cast<int64_t>(mpz_size(a.i.get_mpz_t()) + mpz_size(b.i.get_mpz_t()))));
+    mpz_class r;  // two's complement, as Python's ints
+    if (op == "|") mpz_ior(r.get_mpz_t(), a.i.get_mpz_t(), b.i.get_mpz_t());
+    else if (op == "&") mpz_and(r.get_mpz_t(), a.i.get_mpz_t(), b.i.get_mpz_t());
+    else mpz_xor(r.get_mpz_t(), a.i.get_mpz_t(), b.i.get_mpz_t());
+    if (a.type == Type::kBool && b.type == Type::kBool) return boolean(r != 0);
+    return integer(std::move(r));
+  }
   if (op == "**") {
     if (!is_num(a) || !is_num(b)) return type_error("unsupported operand type(s) for **");
     return power(a, b);
@@ -1115,6 +1481,13 @@ absl::StatusOr<Value> Eval::binary(const std::string& op, const Value& a, const 
 }
 
 absl::StatusOr<Value> Eval::index(const Value& obj, const Value& idx) {
+  if (obj.type == Type::kDict) {
+    VEX_RETURN_IF_ERROR(hashable(idx));
+    const auto at = find_key(obj, idx);
+    if (spent()) return budget_error();
+    if (!at) return error("KeyError", "key not in the dict");
+    return (*obj.items)[*at + 1];
+  }
   if (obj.type != Type::kStr && obj.type != Type::kList && obj.type != Type::kTuple &&
       obj.type != Type::kRange)
     return type_error("'" + type_name(obj) + "' object is not subscriptable");
@@ -1253,20 +1626,102 @@ absl::StatusOr<Value> to_str(const Value& v) {
   return str(from_utf8(r));
 }
 
+constexpr std::string_view kBuiltins[] = {
+    "abs", "all", "any", "bool", "dict", "divmod", "enumerate", "filter", "float", "int", "len",
+    "list", "map", "max", "min", "print", "range", "reversed", "round", "set", "sorted", "str",
+    "sum", "tuple", "zip"};
+
+bool Eval::builtin_name(std::string_view name) {
+  return std::find(std::begin(kBuiltins), std::end(kBuiltins), name) != std::end(kBuiltins);
+}
+
 absl::StatusOr<Value> Eval::call(const Node& n) {
-  const std::string& f = n.name;
-  if (env_.contains(f)) return unsupported("calling a variable");
   const size_t n_kw = n.kw.size(), n_pos = n.kids.size() - n_kw;
   std::vector<Value> args;
   for (size_t k = 0; k < n_pos; ++k) {
     VEX_ASSIGN_OR_RETURN(Value v, eval(*n.kids[k]));
     args.push_back(std::move(v));
   }
-  absl::flat_hash_map<std::string, Value> kw;
+  std::vector<std::pair<std::string, Value>> kw;
   for (size_t k = 0; k < n_kw; ++k) {
     VEX_ASSIGN_OR_RETURN(Value v, eval(*n.kids[n_pos + k]));
-    kw[n.kw[k]] = std::move(v);
+    for (const auto& [name, _] : kw)
+      if (name == n.kw[k]) return error("SyntaxError", "keyword argument repeated: " + name);
+    kw.emplace_back(n.kw[k], std::move(v));
   }
+  VEX_ASSIGN_OR_RETURN(const Value f, lookup(n.name));
+  return invoke(f, std::move(args), kw);
+}
+
+absl::StatusOr<Value> Eval::invoke(const Value& f, std::vector<Value> args,
+                                   const std::vector<std::pair<std::string, Value>>& kw) {
+  if (f.type != Type::kFunc) return type_error("'" + type_name(f) + "' object is not callable");
+  const Func& fn = *f.fn;
+  if (fn.builtin) return builtin(fn.name, std::move(args), kw);
+  // Parameters: positional, then by keyword, then the defaults.
+  const size_t n = fn.params.size(), first_default = n - fn.defaults.size();
+  if (args.size() > n)
+    return type_error(absl::StrCat(fn.name, "() takes ", n, " positional arguments but ", args.size(), " were given"));
+  absl::flat_hash_map<std::string, Value> frame;
+  for (size_t k = 0; k < args.size(); ++k) frame[fn.params[k]] = std::move(args[k]);
+  for (const auto& [name, v] : kw) {
+    if (std::find(fn.params.begin(), fn.params.end(), name) == fn.params.end())
+      return type_error(fn.name + "() got an unexpected keyword argument '" + name + "'");
+    if (!frame.emplace(name, v).second)
+      return type_error(fn.name + "() got multiple values for argument '" + name + "'");
+  }
+  for (size_t k = 0; k < n; ++k)
+    if (!frame.contains(fn.params[k])) {
+      if (k < first_default) return type_error(fn.name + "() missing argument '" + fn.params[k] + "'");
+      frame[fn.params[k]] = fn.defaults[k - first_default];
+    }
+  for (const auto& [name, v] : frame) VEX_RETURN_IF_ERROR(storable(v));
+  frames_.push_back(std::move(frame));
+  auto result = eval(*fn.body);
+  frames_.pop_back();
+  return result;
+}
+
+absl::StatusOr<Value> Eval::function(const Node& n) {
+  // The body sees its parameters and the globals. A lambda made inside a call or a
+  // comprehension that reads that scope's names would be a closure: declined, not faked.
+  std::vector<const Node*> todo = {n.body.get()};
+  while (!todo.empty()) {
+    const Node* x = todo.back();
+    todo.pop_back();
+    if ((x->kind == K::kName || x->kind == K::kCall) &&
+        std::find(n.params.begin(), n.params.end(), x->name) == n.params.end() &&
+        ((!frames_.empty() && frames_.back().contains(x->name)) ||
+         std::find(comprehension_names_.begin(), comprehension_names_.end(), x->name) !=
+             comprehension_names_.end()))
+      return unsupported("a function that reads a variable of the scope it is made in (a closure)");
+    for (const NodeP& k : x->kids)
+      if (k) todo.push_back(k.get());
+    for (const Clause& c : x->clauses) {
+      todo.push_back(c.iter.get());
+      for (const NodeP& k : c.conds) todo.push_back(k.get());
+    }
+    if (x->body) todo.push_back(x->body.get());
+  }
+  auto f = std::make_shared<Func>();
+  f->name = n.name, f->params = n.params, f->body = n.body;
+  for (const NodeP& d : n.kids) {
+    VEX_ASSIGN_OR_RETURN(Value v, eval(*d));
+    VEX_RETURN_IF_ERROR(storable(v));
+    f->defaults.push_back(std::move(v));
+  }
+  Value v;
+  v.type = Type::kFunc, v.fn = std::move(f);
+  return v;
+}
+
+absl::StatusOr<Value> Eval::builtin(const std::string& f, std::vector<Value> args,
+                                    const std::vector<std::pair<std::string, Value>>& kw_list) {
+  if (f.starts_with("math.")) {
+    if (!kw_list.empty()) return unsupported("keyword arguments to math functions");
+    return math(f.substr(5), args);
+  }
+  absl::flat_hash_map<std::string, Value> kw(kw_list.begin(), kw_list.end());
   const auto arity = [&](size_t lo, size_t hi, std::initializer_list<std::string_view> names = {}) {
     for (const auto& [name, v] : kw)
       if (std::find(names.begin(), names.end(), name) == names.end())
@@ -1298,7 +1753,8 @@ absl::StatusOr<Value> Eval::call(const Node& n) {
   if (f == "len") {
     VEX_RETURN_IF_ERROR(arity(1, 1));
     const Value& v = args[0];
-    if (v.type != Type::kStr && v.type != Type::kList && v.type != Type::kTuple && v.type != Type::kRange)
+    if (v.type != Type::kStr && v.type != Type::kList && v.type != Type::kTuple &&
+        v.type != Type::kRange && v.type != Type::kDict && v.type != Type::kSet && v.type != Type::kView)
       return type_error("object of type '" + type_name(v) + "' has no len()");
     return integer(length(v));
   }
@@ -1325,17 +1781,31 @@ absl::StatusOr<Value> Eval::call(const Node& n) {
     VEX_RETURN_IF_ERROR(arity(1, 2, {"start"}));
     Value total = args.size() > 1 ? args[1] : kw.contains("start") ? kw["start"] : integer(0);
     if (total.type == Type::kStr) return type_error("sum() can't sum strings [use ''.join(seq) instead]");
-    VEX_RETURN_IF_ERROR(each(args[0], [&](const Value& x) -> absl::Status {
+    // Integers add exactly in any order: a set of them may be summed.
+    const bool exact = is_int(total) && args[0].type == Type::kSet &&
+                       std::all_of(args[0].items->begin(), args[0].items->end(), is_int);
+    VEX_RETURN_IF_ERROR(each(exact ? seq(Type::kList, *args[0].items) : args[0], [&](const Value& x) -> absl::Status {
       VEX_ASSIGN_OR_RETURN(total, binary("+", total, x));
       return absl::OkStatus();
     }));
     return total;
   }
+  // key=: a function of one argument (def, lambda, a builtin such as len); its results are
+  // compared instead of the elements.
+  const auto keys = [&](const Items& items) -> absl::StatusOr<Items> {
+    if (!kw.contains("key") || kw["key"].type == Type::kNone) return items;
+    Items out;
+    for (const Value& x : items) {
+      VEX_ASSIGN_OR_RETURN(Value k, invoke(kw["key"], {x}, {}));
+      out.push_back(std::move(k));
+    }
+    return out;
+  };
   if (f == "min" || f == "max") {
-    VEX_RETURN_IF_ERROR(arity(1, SIZE_MAX, {"default"}));
+    VEX_RETURN_IF_ERROR(arity(1, SIZE_MAX, {"default", "key"}));
     Items items;
     if (args.size() == 1) {
-      VEX_ASSIGN_OR_RETURN(items, materialise(args[0]));
+      VEX_ASSIGN_OR_RETURN(items, materialise_any_order(args[0]));
     } else {
       if (kw.contains("default")) return type_error("default with multiple arguments");
       items = args;
@@ -1344,21 +1814,27 @@ absl::StatusOr<Value> Eval::call(const Node& n) {
       if (kw.contains("default")) return kw["default"];
       return value_error(f + "() arg is an empty sequence");
     }
-    Value best = items[0];
+    VEX_ASSIGN_OR_RETURN(const Items by, keys(items));
+    size_t best = 0;
     for (size_t k = 1; k < items.size(); ++k) {
-      VEX_ASSIGN_OR_RETURN(const int c, order(items[k], best));
-      if (f == "min" ? c == -1 : c == 1) best = items[k];
+      VEX_ASSIGN_OR_RETURN(const int c, order(by[k], by[best]));
+      if (f == "min" ? c == -1 : c == 1) best = k;
     }
-    return best;
+    return items[best];
   }
   if (f == "sorted") {
-    VEX_RETURN_IF_ERROR(arity(1, 1, {"reverse"}));
-    VEX_ASSIGN_OR_RETURN(Items items, materialise(args[0]));
+    VEX_RETURN_IF_ERROR(arity(1, 1, {"reverse", "key"}));
+    VEX_ASSIGN_OR_RETURN(Items items, materialise_any_order(args[0]));
     const bool reverse = kw.contains("reverse") && truthy(kw["reverse"]);
     absl::Status st;
     VEX_RETURN_IF_ERROR(charge(static_cast<int64_t>(items.size()) * 20));
+    // Sorted by key (the element itself without key=): pairs of (key, element index).
+    VEX_ASSIGN_OR_RETURN(const Items by, keys(items));
+    std::vector<size_t> at(items.size());
+    for (size_t k = 0; k < at.size(); ++k) at[k] = k;
     // Stable, like Python's sort; reverse keeps equal elements in their original order too.
-    std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
+    std::stable_sort(at.begin(), at.end(), [&](size_t i, size_t j) {
+      const Value &x = by[i], &y = by[j];
       auto c = reverse ? order(y, x) : order(x, y);
       if (c.ok() && *c == 2)  // NaN: CPython's result depends on its merge order; not ours
         c = unsupported("sorting values that include a NaN");
@@ -1369,7 +1845,53 @@ absl::StatusOr<Value> Eval::call(const Node& n) {
       return *c == -1;
     });
     VEX_RETURN_IF_ERROR(st);
-    return seq(Type::kList, std::move(items));
+    Items out;
+    for (size_t k : at) out.push_back(items[k]);
+    return seq(Type::kList, std::move(out));
+  }
+  if (f == "dict") {  // dict(), dict(pairs or a dict), with keyword entries after them
+    if (args.size() > 1) return type_error("dict expected at most 1 argument");
+    Items pairs;
+    if (!args.empty()) {
+      if (args[0].type == Type::kDict) {
+        pairs = *args[0].items;
+      } else {
+        VEX_ASSIGN_OR_RETURN(const Items items, materialise(args[0]));
+        for (const Value& p : items) {
+          if ((p.type != Type::kTuple && p.type != Type::kList) || p.items->size() != 2)
+            return value_error("dictionary update sequence element has length other than 2");
+          pairs.push_back((*p.items)[0]), pairs.push_back((*p.items)[1]);
+        }
+      }
+    }
+    for (const auto& [name, v] : kw_list) pairs.push_back(str(from_utf8(name))), pairs.push_back(v);
+    return make_dict(pairs);
+  }
+  if (f == "set") {
+    VEX_RETURN_IF_ERROR(arity(0, 1));
+    if (args.empty()) return seq(Type::kSet, {});
+    VEX_ASSIGN_OR_RETURN(const Items items, materialise_any_order(args[0]));
+    return make_set(items);
+  }
+  if (f == "map" || f == "filter") {
+    VEX_RETURN_IF_ERROR(arity(2, 2));
+    VEX_ASSIGN_OR_RETURN(const Items items, materialise(args[1]));
+    Items out;
+    const size_t printed = printed_.size();
+    for (const Value& x : items) {
+      if (f == "filter" && args[0].type == Type::kNone) {
+        if (truthy(x)) out.push_back(x);
+        continue;
+      }
+      VEX_ASSIGN_OR_RETURN(Value y, invoke(args[0], {x}, {}));
+      if (f == "map")
+        out.push_back(std::move(y));
+      else if (truthy(y))
+        out.push_back(x);
+    }
+    // CPython calls the function as the result is read, interleaved with whatever else reads.
+    if (printed_.size() != printed) return unsupported("a lazily called function that prints");
+    return seq(Type::kIter, std::move(out));
   }
   if (f == "round") {
     VEX_RETURN_IF_ERROR(arity(1, 2, {"ndigits"}));
@@ -1394,7 +1916,7 @@ absl::StatusOr<Value> Eval::call(const Node& n) {
     VEX_RETURN_IF_ERROR(arity(1, 1));
     const bool any = f == "any";
     bool result = !any, done = false;
-    VEX_RETURN_IF_ERROR(each(args[0], [&](const Value& x) {
+    VEX_RETURN_IF_ERROR(each_any_order(args[0], [&](const Value& x) {
       if (!done && truthy(x) == any) result = any, done = true;
       return absl::OkStatus();
     }));
@@ -1458,6 +1980,31 @@ absl::StatusOr<Value> Eval::method(const Node& n) {
       return type_error(absl::StrCat(m, "() takes ", lo, " to ", hi, " arguments"));
     return absl::OkStatus();
   };
+  if (obj.type == Type::kModule) return math(m, args);
+  if (obj.type == Type::kDict) {
+    if (m == "get") {
+      VEX_RETURN_IF_ERROR(want(1, 2));
+      VEX_RETURN_IF_ERROR(hashable(args[0]));
+      const auto at = find_key(obj, args[0]);
+      if (spent()) return budget_error();
+      return at ? (*obj.items)[*at + 1] : args.size() > 1 ? args[1] : none();
+    }
+    if (m == "keys" || m == "values" || m == "items") {
+      VEX_RETURN_IF_ERROR(want(0, 0));
+      Items out;
+      for (size_t k = 0; k < obj.items->size(); k += 2) {
+        VEX_RETURN_IF_ERROR(charge(1, sizeof(Value)));
+        const Value &key = (*obj.items)[k], &value = (*obj.items)[k + 1];
+        out.push_back(m == "keys" ? key : m == "values" ? value : seq(Type::kTuple, {key, value}));
+      }
+      Value v = seq(Type::kView, std::move(out));
+      v.start = m == "keys" ? 0 : m == "values" ? 1 : 2;
+      return v;
+    }
+    return unsupported("method dict." + m);
+  }
+  if (obj.type != Type::kStr && obj.type != Type::kList && obj.type != Type::kTuple)
+    return unsupported("method " + type_name(obj) + "." + m);
   const auto str_arg = [&](size_t k) -> absl::StatusOr<std::u32string> {
     if (args[k].type != Type::kStr) return type_error("must be str, not " + type_name(args[k]));
     return args[k].s;
@@ -1572,19 +2119,22 @@ absl::StatusOr<Value> Eval::method(const Node& n) {
 
 absl::Status Eval::clauses(const Node& n, size_t k, Items& out) {
   if (k == n.clauses.size()) {
-    VEX_ASSIGN_OR_RETURN(Value v, eval(*n.kids[0]));
-    out.push_back(std::move(v));
+    for (const NodeP& e : n.kids) {  // the element; a dict's key and value
+      VEX_ASSIGN_OR_RETURN(Value v, eval(*e));
+      VEX_RETURN_IF_ERROR(storable(v));
+      out.push_back(std::move(v));
+    }
     return charge(0, sizeof(Value));
   }
   const Clause& c = n.clauses[k];
   VEX_ASSIGN_OR_RETURN(const Value iter, eval(*c.iter));
   return each(iter, [&](const Value& x) -> absl::Status {
     if (c.targets.size() == 1) {
-      env_[c.targets[0]] = x;
+      scope()[c.targets[0]] = x;
     } else {
       if ((x.type != Type::kTuple && x.type != Type::kList) || x.items->size() != c.targets.size())
         return value_error("cannot unpack into " + std::to_string(c.targets.size()) + " names");
-      for (size_t t = 0; t < c.targets.size(); ++t) env_[c.targets[t]] = (*x.items)[t];
+      for (size_t t = 0; t < c.targets.size(); ++t) scope()[c.targets[t]] = (*x.items)[t];
     }
     for (const NodeP& cond : c.conds) {
       VEX_ASSIGN_OR_RETURN(const Value v, eval(*cond));
@@ -1596,27 +2146,85 @@ absl::Status Eval::clauses(const Node& n, size_t k, Items& out) {
 
 absl::StatusOr<Value> Eval::comprehension(const Node& n) {
   // The loop names are local to the comprehension (Python 3): saved and restored around it.
+  auto& names = scope();
   std::vector<std::pair<std::string, std::optional<Value>>> saved;
   for (const Clause& c : n.clauses)
     for (const std::string& t : c.targets) {
-      const auto it = env_.find(t);
-      saved.emplace_back(t, it == env_.end() ? std::nullopt : std::optional<Value>(it->second));
+      const auto it = names.find(t);
+      saved.emplace_back(t, it == names.end() ? std::nullopt : std::optional<Value>(it->second));
+      comprehension_names_.push_back(t);
     }
   Items out;
+  const size_t printed = printed_.size();
   const absl::Status st = clauses(n, 0, out);
   for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
     if (it->second)
-      env_[it->first] = *it->second;
+      names[it->first] = *it->second;
     else
-      env_.erase(it->first);
+      names.erase(it->first);
+    comprehension_names_.pop_back();
   }
   VEX_RETURN_IF_ERROR(st);
+  if (n.name == "dict") return make_dict(out);
+  if (n.name == "set") return make_set(out);
+  // A generator expression is run here at once; CPython runs it as it is read.
+  if (n.name == "gen" && printed_.size() != printed)
+    return unsupported("a generator expression that prints (CPython runs it lazily)");
   return seq(n.name == "list" ? Type::kList : Type::kIter, std::move(out));
+}
+
+// The math module: functions whose results Python defines exactly (IEEE square root, integer
+// functions, exactly rounded sums). The transcendental ones (exp, log, sin, pow, ...) return
+// whatever the platform's C library computes, which is not correctly rounded everywhere: declined.
+constexpr std::string_view kMathFunctions[] = {
+    "sqrt", "isqrt", "floor", "ceil", "trunc", "fabs", "gcd", "lcm", "factorial", "comb", "perm",
+    "prod", "fsum", "copysign", "isfinite", "isinf", "isnan", "degrees", "radians", "fmod"};
+constexpr std::string_view kMathLibm[] = {
+    "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "pow", "sin", "cos", "tan", "asin",
+    "acos", "atan", "atan2", "sinh", "cosh", "tanh", "asinh", "acosh", "atanh", "hypot", "dist",
+    "erf", "erfc", "gamma", "lgamma", "cbrt", "isclose", "modf", "frexp", "ldexp", "remainder",
+    "nextafter", "ulp"};
+
+absl::StatusOr<Value> Eval::attribute(const Node& n) {
+  VEX_ASSIGN_OR_RETURN(const Value obj, eval(*n.kids[0]));
+  if (obj.type != Type::kModule) return unsupported("attributes other than the math module's");
+  static const std::pair<std::string_view, double> kConstants[] = {
+      {"pi", 3.141592653589793}, {"e", 2.718281828459045}, {"tau", 6.283185307179586},
+      {"inf", INFINITY}, {"nan", NAN}};
+  for (const auto& [name, x] : kConstants)
+    if (n.name == name) return real(x);
+  const auto known = [&](const auto& names) {
+    return std::find(std::begin(names), std::end(names), n.name) != std::end(names);
+  };
+  if (!known(kMathFunctions) && !known(kMathLibm))
+    return error("AttributeError", "module 'math' has no attribute '" + n.name + "'");
+  return function("math." + n.name);
 }
 
 absl::StatusOr<Value> Eval::eval(const Node& n) {
   VEX_RETURN_IF_ERROR(charge(1));
+  // Calls of def/lambda functions recurse through here: the depth is bounded so the C++ stack
+  // is (CPython's recursion limit is 1000 frames; deeper programs are declined here sooner).
+  struct Depth {
+    explicit Depth(int& d) : d_(++d) {}
+    ~Depth() { --d_; }
+    int& d_;
+  } depth(depth_);
+  if (depth_ > 600) return unsupported("recursion too deep");
   switch (n.kind) {
+    case K::kDict:
+    case K::kSet: {
+      Items items;
+      for (const NodeP& k : n.kids) {
+        VEX_ASSIGN_OR_RETURN(Value v, eval(*k));
+        items.push_back(std::move(v));
+      }
+      return n.kind == K::kDict ? make_dict(items) : make_set(items);
+    }
+    case K::kAttr:
+      return attribute(n);
+    case K::kLambda:
+      return function(n);
     case K::kLit:
       return n.lit;
     case K::kName:
@@ -1629,6 +2237,7 @@ absl::StatusOr<Value> Eval::eval(const Node& n) {
         items.push_back(std::move(v));
       }
       VEX_RETURN_IF_ERROR(charge(0, static_cast<int64_t>(items.size() * sizeof(Value))));
+      for (const Value& v : items) VEX_RETURN_IF_ERROR(storable(v));
       return seq(n.kind == K::kList ? Type::kList : Type::kTuple, std::move(items));
     }
     case K::kUnary: {
@@ -1650,6 +2259,17 @@ absl::StatusOr<Value> Eval::eval(const Node& n) {
         bool r;
         if (op == "==" || op == "!=") {
           r = equal(a, b) == (op == "==");
+        } else if ((op == "in" || op == "not in") && (b.type == Type::kDict || b.type == Type::kSet)) {
+          VEX_RETURN_IF_ERROR(hashable(a));
+          const bool found = find_key(b, a).has_value();
+          if (spent()) return budget_error();
+          r = found == (op == "in");
+        } else if (a.type == Type::kSet && b.type == Type::kSet) {  // subset order
+          bool ab = true, ba = true;
+          for (const Value& x : *a.items) ab = ab && find_key(b, x).has_value();
+          for (const Value& x : *b.items) ba = ba && find_key(a, x).has_value();
+          if (spent()) return budget_error();
+          r = op == "<=" ? ab : op == ">=" ? ba : op == "<" ? ab && !ba : ba && !ab;
         } else if (op == "in" || op == "not in") {
           bool found = false;
           if (b.type == Type::kStr) {
@@ -1712,41 +2332,235 @@ absl::StatusOr<Value> Eval::eval(const Node& n) {
   return unsupported("expression");
 }
 
+absl::StatusOr<Value> Eval::math(const std::string& f, const std::vector<Value>& args) {
+  if (std::find(std::begin(kMathLibm), std::end(kMathLibm), f) != std::end(kMathLibm))
+    return unsupported("math." + f + ": its value is the platform C library's");
+  if (std::find(std::begin(kMathFunctions), std::end(kMathFunctions), f) == std::end(kMathFunctions))
+    return error("AttributeError", "module 'math' has no attribute '" + f + "'");
+  const auto want = [&](size_t lo, size_t hi) {
+    if (args.size() < lo || args.size() > hi)
+      return type_error(absl::StrCat("math.", f, "() takes ", lo, " to ", hi, " arguments"));
+    return absl::OkStatus();
+  };
+  const auto whole = [&](const Value& v) -> absl::StatusOr<mpz_class> {
+    if (!is_int(v)) return type_error("'" + type_name(v) + "' object cannot be interpreted as an integer");
+    return v.i;
+  };
+  if (f == "gcd" || f == "lcm") {
+    mpz_class r = f == "gcd" ? 0 : 1;
+    for (const Value& v : args) {
+      VEX_ASSIGN_OR_RETURN(const mpz_class n, whole(v));
+      VEX_RETURN_IF_ERROR(charge(static_cast<int64_t>(mpz_size(n.get_mpz_t())) + 1,
+                                 8 * static_cast<int64_t>(mpz_size(n.get_mpz_t()) + mpz_size(r.get_mpz_t()))));
+      if (f == "gcd") mpz_gcd(r.get_mpz_t(), r.get_mpz_t(), n.get_mpz_t());
+      else mpz_lcm(r.get_mpz_t(), r.get_mpz_t(), n.get_mpz_t());
+    }
+    return integer(std::move(r));
+  }
+  if (f == "prod" || f == "fsum") {
+    VEX_RETURN_IF_ERROR(want(1, 1));
+    Value total = integer(1);
+    mpq_class sum = 0;
+    VEX_RETURN_IF_ERROR(each(args[0], [&](const Value& x) -> absl::Status {
+      if (f == "prod") {
+        VEX_ASSIGN_OR_RETURN(total, binary("*", total, x));
+        return absl::OkStatus();
+      }
+      VEX_ASSIGN_OR_RETURN(const double d, as_float(x));  // each term a float first, as CPython
+      if (!std::isfinite(d)) return unsupported("math.fsum of infinities or NaNs");
+      sum += mpq_class(d);
+      return charge(1, 64);
+    }));
+    if (f == "prod") return total;
+    sum.canonicalize();
+    VEX_ASSIGN_OR_RETURN(const double d, divide_to_float(sum.get_num(), sum.get_den()));
+    return real(d);
+  }
+  if (f == "comb" || f == "perm") {
+    VEX_RETURN_IF_ERROR(want(f == "comb" ? 2 : 1, 2));
+    VEX_ASSIGN_OR_RETURN(const mpz_class n, whole(args[0]));
+    mpz_class k = n;
+    if (args.size() > 1 && args[1].type != Type::kNone) {
+      VEX_ASSIGN_OR_RETURN(k, whole(args[1]));
+    }
+    if (sgn(n) < 0 || sgn(k) < 0) return value_error("n and k must be non-negative integers");
+    if (k > n) return integer(0);
+    const mpz_class small = f == "comb" ? mpz_class(std::min(k, mpz_class(n - k))) : k;
+    if (small > 5000 || !n.fits_ulong_p()) return unsupported("math." + f + " beyond its budget");
+    VEX_RETURN_IF_ERROR(charge(small.get_si() + 1, small.get_si() * static_cast<int64_t>(mpz_size(n.get_mpz_t()) + 1) * 8));
+    mpz_class r = 1;
+    if (f == "comb") {
+      mpz_bin_uiui(r.get_mpz_t(), n.get_ui(), small.get_ui());
+    } else {
+      for (mpz_class m = n - k + 1; m <= n; ++m) r *= m;
+    }
+    return integer(std::move(r));
+  }
+  VEX_RETURN_IF_ERROR(want(f == "copysign" || f == "fmod" ? 2 : 1, f == "copysign" || f == "fmod" ? 2 : 1));
+  const Value& x = args[0];
+  if (f == "isqrt" || f == "factorial") {
+    VEX_ASSIGN_OR_RETURN(const mpz_class n, whole(x));
+    if (sgn(n) < 0) return value_error(f + "() not defined for negative values");
+    if (f == "isqrt") {
+      VEX_RETURN_IF_ERROR(charge(static_cast<int64_t>(mpz_size(n.get_mpz_t())) + 1));
+      return integer(sqrt(n));
+    }
+    if (n > 5000) return unsupported("math.factorial beyond its budget");
+    VEX_RETURN_IF_ERROR(charge(n.get_si() + 1, n.get_si() * 2));
+    mpz_class r;
+    mpz_fac_ui(r.get_mpz_t(), n.get_ui());
+    return integer(std::move(r));
+  }
+  if ((f == "floor" || f == "ceil" || f == "trunc") && is_int(x)) return integer(x.i);
+  VEX_ASSIGN_OR_RETURN(const double d, as_float(x));
+  if (f == "floor" || f == "ceil" || f == "trunc") {
+    if (std::isnan(d)) return value_error("cannot convert float NaN to integer");
+    if (std::isinf(d)) return error("OverflowError", "cannot convert float infinity to integer");
+    return integer(mpz_class(f == "floor" ? std::floor(d) : f == "ceil" ? std::ceil(d) : std::trunc(d)));
+  }
+  if (f == "sqrt") {
+    if (d < 0) return value_error("math domain error");
+    return real(std::sqrt(d));
+  }
+  if (f == "fabs") return real(std::fabs(d));
+  if (f == "isfinite") return boolean(std::isfinite(d));
+  if (f == "isinf") return boolean(std::isinf(d));
+  if (f == "isnan") return boolean(std::isnan(d));
+  if (f == "degrees") return real(d * (180.0 / 3.141592653589793));  // CPython's radToDeg
+  if (f == "radians") return real(d * (3.141592653589793 / 180.0));  // and degToRad
+  VEX_ASSIGN_OR_RETURN(const double y, as_float(args[1]));
+  if (f == "copysign") return real(std::copysign(d, y));
+  // fmod (CPython's checks around C's fmod, which is exact).
+  if (std::isnan(d) || std::isnan(y)) return real(NAN);
+  if (std::isinf(y) && std::isfinite(d)) return real(d);
+  const double r = std::fmod(d, y);
+  if (std::isnan(r)) return value_error("math domain error");
+  return real(r);
+}
+
+absl::Status Eval::import(const std::vector<Token>& t) {
+  const auto name_at = [&](size_t k) { return k < t.size() && t[k].kind == Tok::kName; };
+  const auto op_at = [&](size_t k, std::string_view o) { return k < t.size() && t[k].kind == Tok::kOp && t[k].text == o; };
+  Value module;
+  module.type = Type::kModule;
+  if (t[0].text == "import") {
+    if (!name_at(1)) return error("SyntaxError", "invalid import");
+    if (t[1].text != "math") return unsupported("import of a module other than math");
+    std::string as = "math";
+    size_t k = 2;
+    if (name_at(k) && t[k].text == "as") {
+      if (!name_at(k + 1)) return error("SyntaxError", "invalid import");
+      as = t[k + 1].text, k += 2;
+    }
+    if (t[k].kind != Tok::kEnd) return unsupported("importing several modules in one statement");
+    env_[as] = module;
+    return absl::OkStatus();
+  }
+  // from math import a, b as c
+  if (!name_at(1) || t[1].text != "math") return unsupported("import from a module other than math");
+  if (!name_at(2) || t[2].text != "import") return error("SyntaxError", "invalid import");
+  size_t k = 3;
+  for (;;) {
+    if (!name_at(k)) return unsupported("'from math import' of anything but names");
+    const std::string what = t[k].text;
+    std::string as = what;
+    k += 1;
+    if (name_at(k) && t[k].text == "as") {
+      if (!name_at(k + 1)) return error("SyntaxError", "invalid import");
+      as = t[k + 1].text, k += 2;
+    }
+    Node attr;
+    attr.kind = K::kAttr, attr.name = what;
+    auto m = make_node(K::kLit);
+    m->lit = module;
+    attr.kids.push_back(std::move(m));
+    VEX_ASSIGN_OR_RETURN(Value v, attribute(attr));
+    env_[as] = std::move(v);
+    if (t[k].kind == Tok::kEnd) return absl::OkStatus();
+    if (!op_at(k, ",")) return error("SyntaxError", "invalid import");
+    ++k;
+  }
+}
+
+// One simple statement: an expression (its value), or an assignment, def or import (nullopt).
+absl::StatusOr<std::optional<Value>> statement(Eval& ev, const std::vector<Token>& t) {
+  if (t[0].kind == Tok::kName && (t[0].text == "import" || t[0].text == "from")) {
+    VEX_RETURN_IF_ERROR(ev.import(t));
+    return std::nullopt;
+  }
+  Parser p(t);
+  if (t[0].kind == Tok::kName && t[0].text == "def") {
+    p.skip();
+    VEX_ASSIGN_OR_RETURN(auto def, p.def());
+    VEX_ASSIGN_OR_RETURN(Value f, ev.function(*def.second));
+    VEX_RETURN_IF_ERROR(ev.assign(def.first, std::move(f)));
+    return std::nullopt;
+  }
+  const auto target = p.assignment();
+  VEX_ASSIGN_OR_RETURN(const NodeP expr, p.whole());
+  VEX_ASSIGN_OR_RETURN(Value v, ev.eval(*expr));
+  if (!target) return v;
+  const auto& [name, op] = *target;
+  if (op != "=") {
+    VEX_ASSIGN_OR_RETURN(const Value old, ev.lookup(name));
+    VEX_ASSIGN_OR_RETURN(v, ev.binary(op.substr(0, op.size() - 1), old, v));
+  }
+  VEX_RETURN_IF_ERROR(ev.assign(name, std::move(v)));
+  return std::nullopt;
+}
+
+// A line's simple statements ("a; b"); a def's line is one statement (its body runs to the end).
+absl::StatusOr<std::vector<std::vector<Token>>> split_line(std::vector<Token> all) {
+  if (all[0].kind == Tok::kName && all[0].text == "def") return std::vector<std::vector<Token>>{std::move(all)};
+  std::vector<std::vector<Token>> parts(1);
+  int depth = 0;
+  for (Token& t : all) {
+    if (t.kind == Tok::kOp) {
+      depth += (t.text == "(" || t.text == "[" || t.text == "{") - (t.text == ")" || t.text == "]" || t.text == "}");
+      if (t.text == ";" && depth == 0) {
+        parts.back().push_back({Tok::kEnd, "", {}});
+        parts.emplace_back();
+        continue;
+      }
+    }
+    parts.back().push_back(std::move(t));
+  }
+  if (parts.size() > 1 && parts.back().size() == 1) parts.pop_back();  // a trailing ";"
+  for (const auto& p : parts)
+    if (p.size() == 1) return error("SyntaxError", "invalid syntax (an empty statement)");
+  return parts;
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> run(const std::vector<std::string>& statements, const Limits& limits) {
   if (statements.empty()) return absl::InvalidArgumentError("no statements");
   Eval ev(limits);
-  Value v;
+  // What the REPL shows for the last line: what its statements print and the repr of each
+  // expression statement's value other than None, in order (earlier lines' output is already in
+  // the transcript); a print's own final newline before the next prompt is not shown.
+  std::string shown;
   for (size_t k = 0; k < statements.size(); ++k) {
-    VEX_ASSIGN_OR_RETURN(const std::vector<Token> toks, lex(statements[k]));
-    Parser p(toks);
-    const auto target = p.assignment();
-    if (target && k + 1 == statements.size())
-      return unsupported("the last statement is an assignment (no value to show)");
-    VEX_ASSIGN_OR_RETURN(const NodeP expr, p.whole());
-    ev.take_printed();  // earlier statements' output is already in the transcript
-    VEX_ASSIGN_OR_RETURN(v, ev.eval(*expr));
-    if (!target) continue;
-    const auto& [name, op] = *target;
-    if (op != "=") {
-      VEX_ASSIGN_OR_RETURN(const Value old, ev.lookup(name));
-      VEX_ASSIGN_OR_RETURN(v, ev.binary(op.substr(0, op.size() - 1), old, v));
+    VEX_ASSIGN_OR_RETURN(std::vector<Token> toks, lex(statements[k]));
+    if (toks.size() == 1) return error("SyntaxError", "an empty statement");
+    VEX_ASSIGN_OR_RETURN(const auto parts, split_line(std::move(toks)));
+    const bool last = k + 1 == statements.size();
+    ev.take_printed();
+    for (const auto& part : parts) {
+      VEX_ASSIGN_OR_RETURN(const std::optional<Value> v, statement(ev, part));
+      if (!last) continue;
+      shown += ev.take_printed();
+      if (v && v->type != Type::kNone) {
+        VEX_ASSIGN_OR_RETURN(std::string r, repr(*v));
+        shown += r + "\n";
+      }
     }
-    ev.assign(name, std::move(v));
   }
-  // What the REPL shows for the last statement: what it printed, then the value's repr unless
-  // it is None (a print's own newline before nothing else is not shown).
-  std::string printed = ev.take_printed();
-  if (v.type == Type::kNone) {
-    if (printed.empty()) return unsupported("the value is None (nothing is shown)");
-    if (printed.ends_with('\n')) printed.pop_back();
-    if (printed.empty()) return unsupported("an empty line printed (nothing to write)");
-    return printed;
-  }
-  VEX_ASSIGN_OR_RETURN(std::string shown, repr(v));
   if (ev.spent()) return budget_error();  // a walk cut short by the budget (equal_items)
-  return printed + shown;
+  if (ev.identity()) return unsupported("a comparison CPython decides by object identity");
+  if (shown.ends_with('\n')) shown.pop_back();
+  if (shown.empty()) return unsupported("the line shows nothing (an assignment, None, an empty line)");
+  return shown;
 }
 
 }  // namespace vex::py

@@ -223,6 +223,18 @@ TEST(Interpreter, BudgetsChargeAllWork) {
   const auto zeros = e->answer(">>> int(' 0000000000001774158856 ')\n");
   ASSERT_TRUE(zeros.has_value());
   EXPECT_EQ(zeros->output, "1774158856");
+  // Dicts and sets look keys up by equality (quadratic at worst): charged per comparison, so a
+  // large one declines within the budget; recursion through def is bounded by depth.
+  for (const char* program :
+       {">>> len({i: i for i in range(10**5)})\n", ">>> len(set(range(10**5)))\n",
+        ">>> len(set(range(3000)) & set(range(3000)))\n",
+        ">>> def f(n): return 0 if n == 0 else 1 + f(n - 1)\n>>> f(10**6)\n",
+        ">>> def f(n): return n if n < 2 else f(n - 1) + f(n - 2)\n>>> f(40)\n",
+        ">>> import math\n>>> math.factorial(10**6)\n", ">>> import math\n>>> math.comb(10**9, 10**5)\n"})
+    EXPECT_FALSE(e->answer(program).has_value()) << program;
+  const auto fib = e->answer(">>> def f(n): return n if n < 2 else f(n - 1) + f(n - 2)\n>>> f(15)\n");
+  ASSERT_TRUE(fib.has_value());
+  EXPECT_EQ(fib->output, "610");
 }
 
 // One table names the builtins (experts/registry.cpp): each name makes an expert of that name,

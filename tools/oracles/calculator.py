@@ -201,6 +201,54 @@ def main():
         form = r.choice(["{f}({n}) =", "{a} * {f}({n}) =", "{f}({n}) + {a} =", "What is {f}({n})?"])
         val = D.multiply(v, a) if form.startswith("{a}") else D.add(v, a) if "+" in form else v
         rows.append((form.format(f=f, n=n, a=a), fmt_real(val)))
+    # Amounts of money: one currency, computed with fractions and written to the cent (cents
+    # shown when an operand has them or the value does; commas when an operand has them; values
+    # between cents rounded to the nearest, exact half cents declined).
+    def money(symbol, v, cents, grouped):
+        c = v * 100
+        q, rem = divmod(c.numerator, c.denominator)
+        assert 2 * rem != c.denominator
+        q += 2 * rem > c.denominator
+        neg, q = q < 0, abs(q)
+        whole, frac = divmod(q, 100)
+        digits = f"{whole:,}" if grouped else str(whole)
+        show = cents or frac != 0 or c.denominator != 1
+        return ("-" if neg else "") + symbol + digits + (f".{frac:02d}" if show else "")
+    F = Fraction
+    rows += [("$1,200 + $350 =", money("$", F(1550), False, True)),
+             ("What is $45.50 * 3?", money("$", F("45.50") * 3, True, False)),
+             ("$20 / 4 =", money("$", F(5), False, False)), ("€15 + €5 =", money("€", F(20), False, False)),
+             ("£10 - £2.50 =", money("£", F("7.5"), True, False)),
+             ("What is 15% of $200?", money("$", F(30), False, False)),
+             ("15% of $200 is", money("$", F(30), False, False)),
+             ("-$5 + $1 =", money("$", F(-4), False, False)),
+             ("$1,000,000 / 12 =", money("$", F(1000000, 12), False, True)),
+             ("$100 / 3 =", money("$", F(100, 3), False, False)), ("$100 / $20 =", "5"),
+             ("3 * $4.10 =", money("$", 3 * F("4.10"), True, False)),
+             ("$19.99 + $5.01 =", money("$", F("25"), True, False)),
+             ("The total: $12 + $8 =", money("$", F(20), False, False))]
+    for _ in range(15):
+        a, b = F(r.randrange(1, 10**6), r.choice([1, 100])), F(r.randrange(1, 10**5), r.choice([1, 100]))
+        op = r.choice(["+", "-", "*", "/"])
+        grouped = r.random() < 0.5
+
+        def amount(x):
+            c = int(x * 100)
+            text = f"{c // 100}.{c % 100:02d}" if x.denominator != 1 else str(x.numerator)
+            if grouped:
+                whole, _, frac = text.partition(".")
+                text = f"{int(whole):,}" + ("." + frac if frac else "")
+            return "$" + text
+        if op in "+-":
+            text, v = f"{amount(a)} {op} {amount(b)} =", a + b if op == "+" else a - b
+        else:
+            n = r.randrange(2, 13)
+            text, v = f"{amount(a)} {'*' if op == '*' else '/'} {n} =", a * n if op == "*" else a / n
+        c = v * 100
+        if 2 * (c.numerator % c.denominator) == c.denominator:
+            continue
+        cents = a.denominator != 1 or (op in "+-" and b.denominator != 1)
+        rows.append((text, money("$", v, cents, "," in text)))
     # Cases the calculator must decline, by reason (the third column of the suite).
     declines = {
         "no operator: a number is not a calculation": [
@@ -210,7 +258,11 @@ def main():
             "approximately 3 times 4 is"],
         "a variable or a function: not plain arithmetic": [
             "x = 5", "x = ", "x+3 =", "2x + 3 =", "f(2) =", "x times 3 =", "7 x8 ="],
-        "glued to a symbol or word: part of something else": ["$5 + 3 =", "Version 2.4.1 + 1 ="],
+        "glued to a symbol or word: part of something else": ["Version 2.4.1 + 1 =", "US$5 + 3 ="],
+        "money whose units do not agree: an amount plus a number, two currencies, an amount "
+        "times an amount or in a power or function, a currency apart from its number, half a cent": [
+            "$5 + 3 =", "5 + $3 =", "$5 + €3 =", "$3 * $4 =", "$2^2 =", "sqrt($4) =", "$ 5 + 3 =",
+            "$10 + 5% =", "$0.125 * 1 =", "$1e3 + $1 =", "4 / $2 ="],
         "undefined: division by zero, a factorial of a non-integer": [
             "1 / 0 =", "5 % 0 =", "0^-1 =", "2.5! ="],
         "too large: the result would exceed 100,000 bits": ["2^100001 =", "1001! ="],

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Independent oracle for the interpreter expert (experts/interpreter.cpp, experts/pyexpr.cpp):
-programs generated here are run by CPython itself (eval/exec with only the supported builtins),
-and the expected output is CPython's repr of the value. Programs CPython rejects (exceptions) or
-whose value is None or an iterator object are cases the expert must decline, as are features
-outside the sandbox (imports, files, attributes, lambdas, assignments as the last statement).
+programs generated here are run by CPython itself, each line compiled as the interactive REPL
+compiles it ("single" mode: every expression statement's value shown through sys.displayhook),
+with only the supported builtins and a math module holding only the functions whose values
+Python defines exactly. The expected output is what the REPL shows for the last line. Programs
+CPython rejects (exceptions), lines that show nothing, and values shown by address (iterators,
+functions) are cases the expert must decline, as are features outside the sandbox (other imports,
+files, attributes) and what the expert declines by policy (listed with the reason).
 Must run on Python 3.11 (sum() of floats adds left to right there; 3.12 compensates).
 
   python3 tools/oracles/interpreter.py > tests/data/experts/interpreter.tsv
@@ -11,42 +14,50 @@ Must run on Python 3.11 (sum() of floats adds left to right there; 3.12 compensa
 import builtins
 import contextlib
 import io
+import math
 import random
 import sys
+import types
 
 from suite import write_suite
 
 assert sys.version_info[:2] == (3, 11), "run with Python 3.11 (see the docstring)"
 
 BUILTINS = {name: getattr(builtins, name) for name in
-            "abs all any bool divmod enumerate float int len list max min range reversed round "
-            "sorted str sum tuple zip".split()}
-ITERATORS = (type(zip()), type(enumerate([])), type(reversed([])), type(iter([])))
+            "abs all any bool dict divmod enumerate filter float int len list map max min print "
+            "range reversed round set sorted str sum tuple zip".split()}
+# The math module as the expert has it: what Python defines exactly (no libm functions).
+MATH = types.ModuleType("math")
+for _name in ("sqrt isqrt floor ceil trunc fabs gcd lcm factorial comb perm prod fsum copysign "
+              "isfinite isinf isnan degrees radians fmod pi e tau inf nan").split():
+    setattr(MATH, _name, getattr(math, _name))
+
+
+def restricted_import(name, globals=None, locals=None, fromlist=(), level=0):
+    if name != "math":
+        raise ImportError(name)
+    return MATH
 
 
 def run(statements):
-    """What CPython's REPL shows for the last statement (what it printed, then the repr of its
-    value unless None; a print's own final newline not shown), or None when the expert must
-    decline. Earlier statements' output is already in the transcript."""
-    env = {"__builtins__": dict(BUILTINS, print=print)}
+    """What CPython's REPL shows for the last line (what its statements print and the repr of
+    every expression statement's value other than None, in order; a print's own final newline
+    not shown), or None when the expert must decline. Earlier lines' output is already in the
+    transcript."""
+    env = {"__builtins__": dict(BUILTINS, __import__=restricted_import, __build_class__=None)}
     try:
         for s in statements[:-1]:
             with contextlib.redirect_stdout(io.StringIO()):
-                exec(s, env)
-        last = statements[-1]
-        try:
-            compile(last, "<case>", "eval")
-        except SyntaxError:
-            return None  # an assignment (or another statement) has no value to show
+                exec(compile(s + "\n", "<case>", "single"), env)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            v = eval(last, env)
+            exec(compile(statements[-1] + "\n", "<case>", "single"), env)
     except Exception:  # noqa: BLE001 - any Python exception is a decline
         return None
-    printed = out.getvalue()
-    if isinstance(v, ITERATORS) or (v is None and not printed):
-        return None
-    shown = printed[:-1] if v is None and printed.endswith("\n") else printed + ("" if v is None else repr(v))
+    shown = out.getvalue()
+    if " at 0x" in shown or "<built-in" in shown or "<module" in shown:
+        return None  # an address: iterators, functions, modules
+    shown = shown[:-1] if shown.endswith("\n") else shown
     return None if "\n" in shown or not shown else shown  # one non-empty line: the suite's format
 
 
@@ -199,11 +210,56 @@ def main():
         want = run(session)
         if want is not None:
             rows.append((text, want))
+    # Dicts, sets, functions (def, lambda), the math module, several statements on a line. A
+    # "..." entry continues the def before it (joined as the REPL reads it).
+    for session in [
+            ["d = {'a': 1, 'b': 2}", "d['b']"], ["{'x': 1, 'y': [2, 3]}"], ["{1: 'a', True: 'b', 1.0: 'c'}"],
+            ["{}"], ["{w: len(w) for w in ['apple', 'fig']}"], ["d = dict(a=1, b=2)", "d.get('c', 0) + d['a']"],
+            ["d = {'a': 1}", "d | {'b': 2}"], ["list({'b': 1, 'a': 2}.items())"], ["{'b': 1, 'a': 2}.keys()"],
+            ["{'b': 1, 'a': 2}.values()"], ["'a' in {'a': 1}, 1 in {'a': 1}"], ["dict(zip('abc', range(3)))"],
+            ["sum({'a': 1, 'b': 2}.values())"], ["max({'a': 3, 'b': 7}.items(), key=lambda kv: kv[1])"],
+            ["prices = {'apple': 1.25, 'fig': 0.5}", "sorted(prices.items(), key=lambda kv: kv[1])"],
+            ["{(1, 2): 'a'}[(1, 2)]"],
+            ["{3, 1, 2}"], ["set([3, 3, 1, 0])"], ["{1, 2, 3} | {3, 4}"], ["{1, 2, 3} & {2, 3, 4}"],
+            ["{1, 2, 3} - {2}"], ["{1, 2, 3} ^ {3, 4}"], ["{1, 2} <= {1, 2, 3}, {1, 2} < {1, 2}"],
+            ["len({1, 1, 2, 2})"], ["sorted({'pear', 'apple', 'fig'})"], ["set()"], ["{x % 4 for x in range(20)}"],
+            ["sorted(set('mississippi'))"], ["set(range(20))"], ["{5, 6, 7, 1, 0, 2}"], ["sum({1, 2, 3})"],
+            ["min({'b', 'a'}), max({3, 9, 4})"], ["2 in {1, 2}, [x for x in {4, 0, 2}]"],
+            ["def square(x): return x * x", "square(12)"],
+            ["def f(x):", "...     return x * 2 + 1", "...", "f(20)"],
+            ["def fact(n): return 1 if n < 2 else n * fact(n - 1)", "fact(25)"],
+            ["def fib(n): return n if n < 2 else fib(n - 1) + fib(n - 2)", "[fib(i) for i in range(12)]"],
+            ["def add(a, b=10): return a + b", "add(1), add(1, 2), add(b=3, a=4)"],
+            ["double = lambda x: 2 * x", "list(map(double, [1, 2, 3]))"], ["sorted(['bb', 'a', 'ccc'], key=len)"],
+            ["sorted([3, -5, 1], key=abs, reverse=True)"], ["list(filter(lambda x: x % 2, range(10)))"],
+            ["min(['kiwi', 'fig', 'apple'], key=len)"], ["x = 10", "def f(y): return x + y", "x = 20", "f(1)"],
+            ["def f(n): return sum(i * n for i in range(4))", "f(3)"], ["list(map(str, [1, 2.5, None]))"],
+            ["import math", "math.sqrt(2)"], ["import math", "math.pi * 2"], ["import math", "math.factorial(20)"],
+            ["from math import gcd, lcm", "gcd(48, 18), lcm(4, 6)"],
+            ["import math", "math.floor(-2.5), math.ceil(2.1), math.trunc(-3.7)"],
+            ["import math", "math.fsum([0.1] * 10), sum([0.1] * 10)"], ["import math", "math.comb(52, 5)"],
+            ["import math", "math.isqrt(10**20 + 5)"], ["import math as m", "m.degrees(m.pi)"],
+            ["from math import sqrt", "[sqrt(x) for x in range(5)]"], ["import math", "math.prod([1, 2, 3, 4])"],
+            ["import math", "math.fmod(-7, 3), -7 % 3"], ["import math", "math.gcd(2**64, 6**20)"],
+            ["x = 5; x * 2"], ["import math; math.sqrt(16)"], ["print('a', end=' '); 1 + 1"], ["6 | 3, 6 & 3, 6 ^ 3"],
+            ["True | False, True & 1"]]:
+        stmts = []
+        for x in session:
+            if x.startswith("..."):
+                if x[3:].strip():
+                    stmts[-1] += "\n" + x[4:]
+            else:
+                stmts.append(x)
+        text = "".join((x if x.startswith("...") else ">>> " + x) + "\\n" for x in session)
+        want = run(stmts)
+        assert want is not None, session
+        rows.append((text, want))
     # Run requests: "Run this: CODE", the output on the next line.
     for lead, code in [("Run this: ", "sorted([3,1,4,1,5,9])"), ("Run this: ", "sum(range(10))"),
                        ("Run: ", "len('hello')"), ("Evaluate: ", "2 ** 10"),
                        ("Run this: ", "`max([3, 9, 2])`"), ("Execute: ", "[x * x for x in range(4)]"),
-                       ("run this: ", "sorted('banana')")]:
+                       ("run this: ", "sorted('banana')"), ("Run this: ", "import math; math.sqrt(16)"),
+                       ("Run this: ", "{'a': 1, 'b': 2}['b']"), ("Run: ", "sorted({3, 1, 2})")]:
         want = run([code.strip("`")])
         rows.append((lead + code, want))
         rows.append((lead + code + "\\n", want))
@@ -218,7 +274,7 @@ def main():
                                               ">>> sorted([3, 1])"],
         "a statement with no value to show (assignment, loop header)": [
             ">>> x = 5\\n", "`x = 5` is", ">>> for x in range(3):\\n", ">>> 3\\n..."],
-        "outside the sandbox: imports, files, dunder access, lambdas": [
+        "outside the sandbox (imports other than math, files, dunder access) or calling an expression": [
             ">>> import os\\n", ">>> open('/etc/passwd').read()\\n", ">>> __import__('os')\\n",
             ">>> (lambda: 1)()\\n"],
         "raises in CPython: the transcript would show a traceback": [
@@ -232,6 +288,21 @@ def main():
             ">>> x is None\\n"],
         "depends on CPython's sort internals (NaN among numbers)": [
             ">>> sorted([3, float('nan'), 1, 2])\\n"],
+        "a set's order that CPython's hashes decide (strings, negatives, ints past the table size)": [
+            ">>> {'a', 'b'}\\n", ">>> {10, 2, 3}\\n", ">>> list({'x', 'y'})\\n", ">>> set('abc')\\n",
+            ">>> {-1, 0}\\n", ">>> sum({0.5, 0.25})\\n"],
+        "a math function whose value is the platform C library's": [
+            ">>> import math\\n>>> math.exp(1)\\n", ">>> import math\\n>>> math.log(2)\\n",
+            ">>> from math import sin\\n>>> sin(1)\\n", ">>> import math; math.pow(2, 0.5)\\n"],
+        "a closure, an iterator read twice, or a comparison by object identity": [
+            ">>> def adder(n): return lambda x: x + n\\n>>> adder(1)(2)\\n",
+            ">>> fs = [lambda: i for i in range(3)]\\n>>> fs[0]()\\n",
+            ">>> z = zip([1], [2])\\n>>> list(z)\\n[(1, 2)]\\n>>> list(z)\\n",
+            ">>> d = {'a': 1}\\n>>> d.values() == d.values()\\n"],
+        "statements outside the subset (mutation, unpacking, multi-line bodies) or past the depth budget": [
+            ">>> xs = [3, 1]\\n>>> xs.sort()\\n>>> xs\\n", ">>> a, b = 1, 2\\n>>> a + b\\n",
+            ">>> def f(x):\\n...     y = x + 1\\n...     return y\\n...\\n>>> f(1)\\n",
+            ">>> def f(n): return 0 if n == 0 else f(n - 1)\\n>>> f(500)\\n"],
     }
     for text, _ in rows:
         assert "\\" not in text.replace("\\n", ""), text
