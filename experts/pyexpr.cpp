@@ -364,6 +364,10 @@ bool equal_items(const Items& a, const Items& b) {
 
 bool equal(const Value& a, const Value& b) {
   if (is_num(a) && is_num(b)) return compare_numbers(a, b) == 0;
+  if (a.type == Type::kView || b.type == Type::kView) {  // keys() == {'a'} is True; values() by identity
+    if (t_budget) t_budget->identity = true;
+    return false;
+  }
   if (a.type != b.type) return false;
   switch (a.type) {
     case Type::kNone:
@@ -1183,18 +1187,31 @@ class Eval {
     }));
     return out;
   }
-  // The variable of that name in the innermost scope that has it (a call's parameters, then
-  // the globals), or null.
+  // Local scopes: a call's parameters, a comprehension's loop names. A name is looked up in the
+  // innermost scopes out to the running call's (not its caller's: Python's scopes are lexical,
+  // and a def body has no enclosing function here), then in the globals.
+  struct Frame {
+    absl::flat_hash_map<std::string, Value> names;
+    bool call = false;
+  };
   const Value* bound(const std::string& name) const {
-    if (!frames_.empty()) {
-      const auto it = frames_.back().find(name);
-      if (it != frames_.back().end()) return &it->second;
+    for (auto f = frames_.rbegin(); f != frames_.rend(); ++f) {
+      const auto it = f->names.find(name);
+      if (it != f->names.end()) return &it->second;
+      if (f->call) break;
     }
     const auto it = env_.find(name);
     return it == env_.end() ? nullptr : &it->second;
   }
-  // Where names bound now go: the running call's frame, else the globals.
-  absl::flat_hash_map<std::string, Value>& scope() { return frames_.empty() ? env_ : frames_.back(); }
+  // Whether a name is bound in a local scope visible here (a function made here reading it
+  // would be a closure).
+  bool local(const std::string& name) const {
+    for (auto f = frames_.rbegin(); f != frames_.rend(); ++f) {
+      if (f->names.contains(name)) return true;
+      if (f->call) break;
+    }
+    return false;
+  }
   // Iterators are consumed once; held in a name or a container they could be read twice
   // (CPython's second read is empty): declined.
   static absl::Status storable(const Value& v) {
@@ -1232,8 +1249,7 @@ class Eval {
   absl::StatusOr<Value> round(const Value& x, const Value* digits);
 
   absl::flat_hash_map<std::string, Value> env_;
-  std::vector<absl::flat_hash_map<std::string, Value>> frames_;  // calls of def/lambda functions
-  std::vector<std::string> comprehension_names_;  // loop names of the comprehensions running
+  std::vector<Frame> frames_;  // innermost last
   int depth_ = 0;                                  // eval() nesting (calls included)
   Budget budget_;
   Budget* outer_;
@@ -1676,7 +1692,7 @@ absl::StatusOr<Value> Eval::invoke(const Value& f, std::vector<Value> args,
       frame[fn.params[k]] = fn.defaults[k - first_default];
     }
   for (const auto& [name, v] : frame) VEX_RETURN_IF_ERROR(storable(v));
-  frames_.push_back(std::move(frame));
+  frames_.push_back({std::move(frame), true});
   auto result = eval(*fn.body);
   frames_.pop_back();
   return result;
@@ -1691,9 +1707,7 @@ absl::StatusOr<Value> Eval::function(const Node& n) {
     todo.pop_back();
     if ((x->kind == K::kName || x->kind == K::kCall) &&
         std::find(n.params.begin(), n.params.end(), x->name) == n.params.end() &&
-        ((!frames_.empty() && frames_.back().contains(x->name)) ||
-         std::find(comprehension_names_.begin(), comprehension_names_.end(), x->name) !=
-             comprehension_names_.end()))
+        local(x->name))
       return unsupported("a function that reads a variable of the scope it is made in (a closure)");
     for (const NodeP& k : x->kids)
       if (k) todo.push_back(k.get());
@@ -1801,11 +1815,13 @@ absl::StatusOr<Value> Eval::builtin(const std::string& f, std::vector<Value> arg
     }
     return out;
   };
+  // With key=, equal keys are resolved by the order of the elements: a set's must be known.
+  const bool keyed = kw.contains("key") && kw["key"].type != Type::kNone;
   if (f == "min" || f == "max") {
     VEX_RETURN_IF_ERROR(arity(1, SIZE_MAX, {"default", "key"}));
     Items items;
     if (args.size() == 1) {
-      VEX_ASSIGN_OR_RETURN(items, materialise_any_order(args[0]));
+      VEX_ASSIGN_OR_RETURN(items, keyed ? materialise(args[0]) : materialise_any_order(args[0]));
     } else {
       if (kw.contains("default")) return type_error("default with multiple arguments");
       items = args;
@@ -1824,7 +1840,7 @@ absl::StatusOr<Value> Eval::builtin(const std::string& f, std::vector<Value> arg
   }
   if (f == "sorted") {
     VEX_RETURN_IF_ERROR(arity(1, 1, {"reverse", "key"}));
-    VEX_ASSIGN_OR_RETURN(Items items, materialise_any_order(args[0]));
+    VEX_ASSIGN_OR_RETURN(Items items, keyed ? materialise(args[0]) : materialise_any_order(args[0]));
     const bool reverse = kw.contains("reverse") && truthy(kw["reverse"]);
     absl::Status st;
     VEX_RETURN_IF_ERROR(charge(static_cast<int64_t>(items.size()) * 20));
@@ -1870,7 +1886,8 @@ absl::StatusOr<Value> Eval::builtin(const std::string& f, std::vector<Value> arg
   if (f == "set") {
     VEX_RETURN_IF_ERROR(arity(0, 1));
     if (args.empty()) return seq(Type::kSet, {});
-    VEX_ASSIGN_OR_RETURN(const Items items, materialise_any_order(args[0]));
+    if (args[0].type == Type::kSet) return args[0];  // the same elements, whatever their order
+    VEX_ASSIGN_OR_RETURN(const Items items, materialise(args[0]));
     return make_set(items);
   }
   if (f == "map" || f == "filter") {
@@ -2129,12 +2146,13 @@ absl::Status Eval::clauses(const Node& n, size_t k, Items& out) {
   const Clause& c = n.clauses[k];
   VEX_ASSIGN_OR_RETURN(const Value iter, eval(*c.iter));
   return each(iter, [&](const Value& x) -> absl::Status {
+    auto& names = frames_.back().names;  // the comprehension's own scope
     if (c.targets.size() == 1) {
-      scope()[c.targets[0]] = x;
+      names[c.targets[0]] = x;
     } else {
       if ((x.type != Type::kTuple && x.type != Type::kList) || x.items->size() != c.targets.size())
         return value_error("cannot unpack into " + std::to_string(c.targets.size()) + " names");
-      for (size_t t = 0; t < c.targets.size(); ++t) scope()[c.targets[t]] = (*x.items)[t];
+      for (size_t t = 0; t < c.targets.size(); ++t) names[c.targets[t]] = (*x.items)[t];
     }
     for (const NodeP& cond : c.conds) {
       VEX_ASSIGN_OR_RETURN(const Value v, eval(*cond));
@@ -2145,25 +2163,13 @@ absl::Status Eval::clauses(const Node& n, size_t k, Items& out) {
 }
 
 absl::StatusOr<Value> Eval::comprehension(const Node& n) {
-  // The loop names are local to the comprehension (Python 3): saved and restored around it.
-  auto& names = scope();
-  std::vector<std::pair<std::string, std::optional<Value>>> saved;
-  for (const Clause& c : n.clauses)
-    for (const std::string& t : c.targets) {
-      const auto it = names.find(t);
-      saved.emplace_back(t, it == names.end() ? std::nullopt : std::optional<Value>(it->second));
-      comprehension_names_.push_back(t);
-    }
+  // The loop names are local to the comprehension (Python 3): a scope of its own. (The first
+  // iterable is read before any loop name is bound, so it sees the enclosing names, as in Python.)
   Items out;
   const size_t printed = printed_.size();
+  frames_.push_back({});
   const absl::Status st = clauses(n, 0, out);
-  for (auto it = saved.rbegin(); it != saved.rend(); ++it) {
-    if (it->second)
-      names[it->first] = *it->second;
-    else
-      names.erase(it->first);
-    comprehension_names_.pop_back();
-  }
+  frames_.pop_back();
   VEX_RETURN_IF_ERROR(st);
   if (n.name == "dict") return make_dict(out);
   if (n.name == "set") return make_set(out);

@@ -242,7 +242,9 @@ def main():
             ["from math import sqrt", "[sqrt(x) for x in range(5)]"], ["import math", "math.prod([1, 2, 3, 4])"],
             ["import math", "math.fmod(-7, 3), -7 % 3"], ["import math", "math.gcd(2**64, 6**20)"],
             ["x = 5; x * 2"], ["import math; math.sqrt(16)"], ["print('a', end=' '); 1 + 1"], ["6 | 3, 6 & 3, 6 ^ 3"],
-            ["True | False, True & 1"]]:
+            ["True | False, True & 1"], ["x = 7", "def f(): return x", "[f() for x in range(3)]"],
+            ["def f(n): return [i * n for i in range(n)]", "f(3)"], ["x = 5", "[x for x in range(x)]"],
+            ["[[x * y for y in range(3)] for x in range(3)]"]]:
         stmts = []
         for x in session:
             if x.startswith("..."):
@@ -280,7 +282,9 @@ def main():
         "raises in CPython: the transcript would show a traceback": [
             ">>> 1/0\\n", ">>> [1, 2][5]\\n", ">>> undefined_name\\n", ">>> 1 +\\n",
             ">>> sorted([1, 'a'])\\n", ">>> 0 ** -1\\n", ">>> float('abc')\\n",
-            ">>> int(float('inf'))\\n", ">>> 10.0 ** 400\\n", ">>> [x for x in range(3)][1.5]\\n"],
+            ">>> int(float('inf'))\\n", ">>> 10.0 ** 400\\n", ">>> [x for x in range(3)][1.5]\\n",
+            ">>> def f(): return x\\n>>> [f() for x in range(3)]\\n", ">>> {'a': 1}['b']\\n",
+            ">>> {[1]: 2}\\n"],
         "over the budget of steps or memory": [
             ">>> sum(range(10**12))\\n", ">>> 'x' * 10**10\\n", ">>> 2 ** 10**9\\n"],
         "a value whose repr it does not reproduce exactly (None, iterators, complex results)": [
@@ -290,7 +294,7 @@ def main():
             ">>> sorted([3, float('nan'), 1, 2])\\n"],
         "a set's order that CPython's hashes decide (strings, negatives, ints past the table size)": [
             ">>> {'a', 'b'}\\n", ">>> {10, 2, 3}\\n", ">>> list({'x', 'y'})\\n", ">>> set('abc')\\n",
-            ">>> {-1, 0}\\n", ">>> sum({0.5, 0.25})\\n"],
+            ">>> {-1, 0}\\n", ">>> sum({0.5, 0.25})\\n", ">>> min({1, -1}, key=abs)\\n"],
         "a math function whose value is the platform C library's": [
             ">>> import math\\n>>> math.exp(1)\\n", ">>> import math\\n>>> math.log(2)\\n",
             ">>> from math import sin\\n>>> sin(1)\\n", ">>> import math; math.pow(2, 0.5)\\n"],
@@ -298,7 +302,8 @@ def main():
             ">>> def adder(n): return lambda x: x + n\\n>>> adder(1)(2)\\n",
             ">>> fs = [lambda: i for i in range(3)]\\n>>> fs[0]()\\n",
             ">>> z = zip([1], [2])\\n>>> list(z)\\n[(1, 2)]\\n>>> list(z)\\n",
-            ">>> d = {'a': 1}\\n>>> d.values() == d.values()\\n"],
+            ">>> d = {'a': 1}\\n>>> d.values() == d.values()\\n",
+            ">>> {'a': 1}.keys() == {'a'}\\n"],
         "statements outside the subset (mutation, unpacking, multi-line bodies) or past the depth budget": [
             ">>> xs = [3, 1]\\n>>> xs.sort()\\n>>> xs\\n", ">>> a, b = 1, 2\\n>>> a + b\\n",
             ">>> def f(x):\\n...     y = x + 1\\n...     return y\\n...\\n>>> f(1)\\n",
