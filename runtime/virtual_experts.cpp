@@ -23,6 +23,32 @@ absl::StatusOr<std::unique_ptr<VirtualExperts>> VirtualExperts::bind(
   return v;
 }
 
+std::optional<std::string> expert_reads(std::string_view text) {
+  const size_t msg = text.rfind("<|message|>");
+  const size_t start = text.rfind("<|start|>");
+  if (msg == std::string_view::npos && start == std::string_view::npos) return std::string(text);
+  if (msg == std::string_view::npos || (start != std::string_view::npos && start > msg))
+    return std::nullopt;  // in a header
+  if (start != std::string_view::npos && !text.substr(start + 9).starts_with("assistant"))
+    return std::nullopt;
+  const std::string_view content = text.substr(msg + 11);
+  if (content.find("<|") != std::string_view::npos) return std::nullopt;  // after its end
+  return std::string(content);
+}
+
+std::optional<std::string> expert_request(std::string_view text) {
+  const auto content = expert_reads(text);
+  if (!content || !content->empty() || !text.ends_with("<|message|>")) return std::nullopt;
+  constexpr std::string_view kUser = "<|start|>user<|message|>";
+  const size_t at = text.rfind(kUser);
+  if (at == std::string_view::npos) return std::nullopt;
+  const std::string_view rest = text.substr(at + kUser.size());
+  const size_t end = rest.find("<|end|>");
+  if (end == std::string_view::npos || rest.substr(0, end).find("<|") != std::string_view::npos)
+    return std::nullopt;
+  return std::string(rest.substr(0, end));
+}
+
 absl::StatusOr<std::vector<int32_t>> VirtualExperts::on_triggers(
     std::span<const vex_trigger> fired, std::span<const int32_t> tokens) {
   std::optional<std::string> written;
@@ -30,9 +56,17 @@ absl::StatusOr<std::vector<int32_t>> VirtualExperts::on_triggers(
     written = text();
   } else {
     VEX_ASSIGN_OR_RETURN(const Tokenizer* tok, model_.require_tokenizer());
-    written = tok->decode(tokens);
+    written = expert_reads(tok->decode(tokens));
   }
   if (!written) return std::vector<int32_t>{};  // not where text is written: nothing to do
+  // At the start of a reply the expert reads the user's request (expert_request), and its answer
+  // opens the reply.
+  std::optional<std::string> request;
+  if (written->empty()) {
+    VEX_ASSIGN_OR_RETURN(const Tokenizer* tok, model_.require_tokenizer());
+    request = expert_request(tok->decode(tokens));
+    if (!request) return std::vector<int32_t>{};
+  }
   // Each expert fired at this position is asked once (several layers may fire the same one),
   // in the order of the first layer that chose it.
   std::vector<uint32_t> asked;
@@ -42,7 +76,12 @@ absl::StatusOr<std::vector<int32_t>> VirtualExperts::on_triggers(
     asked.push_back(slot.function);
     const HostExpert& e = *experts_[slot.function];
     ExpertFiring f{e.name(), t.layer, t.pos, t.weight, false, "", ""};
-    const std::optional<ExpertAnswer> a = e.answer(*written);
+    std::optional<ExpertAnswer> a = e.answer(request ? *request : *written);
+    if (a && request) {
+      const size_t lead = a->continuation.find_first_not_of(" \n");
+      if (lead == std::string::npos) a.reset();  // nothing to open the reply with
+      else a->continuation.erase(0, lead);
+    }
     if (a) f.answered = true, f.inputs = a->inputs, f.output = a->output;
     firings_.push_back(f);
     if (on_firing) on_firing(f);

@@ -19,6 +19,17 @@ namespace vex {
 
 struct Model;
 
+// What an expert reads at the end of decoded text in raw mode: the text whole, or where it holds
+// Harmony messages, the content of the open assistant message (nothing, nullopt, inside headers,
+// between messages, or in a user, system or developer message: a model writing a chat in raw
+// text gets its answers, never its user's words, written for it).
+std::optional<std::string> expert_reads(std::string_view text);
+// Where decoded text ends right where an assistant message's content begins: the last user
+// message's content, the request an expert may answer at the start of the reply ("Run this:
+// sorted([3,1,4,1,5,9])" -> "[1, 1, 3, 4, 5, 9]"), so a model that would copy the request wrongly
+// never has to. Nullopt elsewhere.
+std::optional<std::string> expert_request(std::string_view text);
+
 class TriggerHandler {
  public:
   virtual ~TriggerHandler() = default;

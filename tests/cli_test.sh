@@ -149,6 +149,26 @@ head -c 5 "$tmp/out" | grep -q "^11303" && { echo "FAIL: --no-virtual still inje
 # Prose: nothing fires.
 expect 0 "" -- "$bin/vexrun" --experts "$demo/calc.toml" -p "Once upon a time, in a land far away," --trace-experts --temp 0 -n 40 --device cpu
 grep -q "fired" "$tmp/err" && { echo "FAIL: the calculator fired on prose"; cat "$tmp/err"; fails=$((fails + 1)); }
+# The idea's demonstration, every prompt in raw text and in chat (greedy, all five experts
+# attached): each answered exactly from the model's own routing; prose fires nothing.
+today=$(TZ=UTC date +"%A, %B %-d, %Y")
+demo_check() {  # demo_check MODE PROMPT WANT: an expert answered WANT, and the output holds it
+  local mode=$1 prompt=$2 want=$3
+  expect 0 "" -- env TZ=UTC "$bin/vexrun" $mode --experts "$demo/all.toml" -p "$prompt" -n 40 --temp 0 --trace-experts --device cpu
+  grep -qF -- "-> $want" "$tmp/err" && grep -qF -- "$want" "$tmp/out" ||
+    { echo "FAIL: demo $mode '$prompt': no '$want' answered in:"; cat "$tmp/out" "$tmp/err"; fails=$((fails + 1)); }
+}
+for mode in --raw ""; do
+  demo_check "$mode" "127 * 89 = " "11303"
+  demo_check "$mode" "What is 15% of 200?" "30"
+  demo_check "$mode" "What day is today?" "$today"
+  demo_check "$mode" "Run this: sorted([3,1,4,1,5,9])" "[1, 1, 3, 4, 5, 9]"
+  demo_check "$mode" "Convert 100 meters to feet" "328.083989501312 feet"
+  for prose in "Once upon a time, in a land far away," "The capital of France is"; do
+    expect 0 "" -- "$bin/vexrun" $mode --experts "$demo/all.toml" -p "$prose" -n 40 --temp 0 --trace-experts -v --device cpu
+    grep -q "expert .* at layer" "$tmp/err" && { echo "FAIL: an expert was asked on '$prose'"; cat "$tmp/err"; fails=$((fails + 1)); }
+  done
+done
 printf '[[virtual]]\nname = "abacus"\nkind = "host"\nlayers = [0]\nrouter = "%s"\n' "$demo/experts/calculator.safetensors" >"$tmp/bad.toml"
 expect 1 "bad.toml: virtual expert 'abacus' is neither a builtin nor registered" -- "$bin/vexrun" --raw --experts "$tmp/bad.toml" -p "1 + 1 = " -n 1
 printf '[prune]\nkeep = { "0" = [0, 1] }\n' >"$tmp/bad.toml"

@@ -11,6 +11,7 @@
 #include "experts/exact.h"
 #include "experts/expert.h"
 #include "experts/symbolic.h"
+#include "runtime/virtual_experts.h"
 #include "tools/vexprobe/prompts.h"
 
 namespace vex {
@@ -279,6 +280,17 @@ TEST(TrainingTexts, ExpertReadsMessageContent) {
             "127 * 89 =");
   EXPECT_EQ(expert_reads("<|start|>user<|message|>127 * 89 =<|end|><|start|>assistant"),
             std::nullopt);
+  // Raw text in which the model writes a chat: its user's words are not answered for it.
+  EXPECT_EQ(expert_reads("The capital of France is<|end|><|start|>user<|message|>What is 5% of 4?"),
+            std::nullopt);
+  EXPECT_EQ(expert_reads("<|start|>assistant<|channel|>final<|message|>5% of 4 ="), "5% of 4 =");
+  // At the start of a reply, the user's request.
+  const std::string chat = "<|start|>user<|message|>Run this: sorted([3,1,2])<|end|><|start|>assistant"
+                           "<|channel|>final<|message|>";
+  EXPECT_EQ(expert_request(chat), "Run this: sorted([3,1,2])");
+  EXPECT_EQ(expert_request(chat + "["), std::nullopt);
+  EXPECT_EQ(expert_request("<|start|>assistant<|channel|>final<|message|>"), std::nullopt);
+  EXPECT_EQ(expert_request("Run this: sorted([3,1,2])"), std::nullopt);
 }
 
 TEST(Exact, Format) {

@@ -17,6 +17,7 @@
 #include "loader/safetensors_writer.h"
 #include "runtime/forward_cpu.h"
 #include "runtime/model.h"
+#include "runtime/virtual_experts.h"
 #include "tools/args.h"
 #include "tools/vexprobe/eval.h"
 #include "tools/vexprobe/prompts.h"
@@ -193,7 +194,9 @@ int train_router(const Options& o) {
     auto got = layer_samples(m, ids);
     if (!got.ok()) return fprintf(stderr, "vexprobe: %s\n", got.status().ToString().c_str()), 1;
     for (size_t i = 0; i < ids.size(); ++i) {
-      const auto read = expert_reads((*tok)->decode(std::span(ids).first(i + 1)));
+      const std::string decoded = (*tok)->decode(std::span(ids).first(i + 1));
+      auto read = expert_reads(decoded);
+      if (read && read->empty()) read = expert_request(decoded);  // the start of a reply
       const bool positive = read && expert->answer(*read).has_value();
       const bool held_out = ti % 5 == 0;
       positions++, positives += positive;

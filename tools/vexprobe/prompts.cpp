@@ -58,6 +58,8 @@ struct Recipe {
   std::function<std::string(Gen&)> question;
   std::vector<std::string> prose;
   std::string after_answer;  // written after an answer mid-text
+  // Requests a user types that the expert answers at the start of the reply (expert_request).
+  std::function<std::string(Gen&)> request = nullptr;
 };
 
 std::string mixed_text(Gen& g, const HostExpert& expert, const Recipe& r) {
@@ -82,10 +84,32 @@ Recipe calculator_recipe() {
   static const std::vector<std::string> lead = {"", "", "What is ", "Compute ", "So ",
                                                 "Let me check: ", "The answer: ", "Next, "};
   // Each draw in its own statement: the order of draws (and so the texts) is fixed.
+  static const std::vector<std::string> ask = {"What is ", "What's ", "what is ", "How much is "};
+  static const std::vector<std::string> word = {" times ", " plus ", " minus ", " divided by ", " x "};
   return {[](Gen& g) {
             const std::string e = arithmetic(g);
-            const std::string end = g.coin(0.8) ? " = " : " =";
-            return g.pick(lead) + e + end;
+            switch (g.num(0, 9)) {
+              case 0:  // questions, as people type them (the answer after the "?")
+                return g.pick(ask) + e + "?";
+              case 1: {
+                const std::string a = std::to_string(g.num(1, 999));
+                const std::string& w = g.pick(word);
+                return g.pick(ask) + a + w + std::to_string(g.num(1, 99)) + (g.coin() ? "?" : " =");
+              }
+              case 2: {
+                const std::string p = std::to_string(g.num(1, 99));
+                return g.pick(ask) + p + "% of " + std::to_string(g.num(1, 5000)) + "?";
+              }
+              case 3: {  // amounts of money
+                const std::string a = "$" + std::to_string(g.num(1, 5000));
+                const std::string b = std::to_string(g.num(1, 900));
+                return g.pick(lead) + a + (g.coin() ? " + $" + b : " * " + b) + " =";
+              }
+              default: {
+                const std::string end = g.coin(0.8) ? " = " : " =";
+                return g.pick(lead) + e + end;
+              }
+            }
           },
           {"The meeting is in room 127 on Tuesday.",
            "She was born in 1987 and moved here in 2004.",
@@ -101,7 +125,12 @@ Recipe calculator_recipe() {
            "He scored 98 out of 100 on the test.",
            "Version 2.4.1 fixes 17 bugs.",
            "about 12 + 7 = ",
-           "f(2) = "},
+           "f(2) = ",
+           "What is the capital of France?",
+           "What is your name?",
+           "What's the weather like today?",
+           "How much is a ticket?",
+           "What is 5 km in miles?"},
           "."};
 }
 
@@ -127,7 +156,14 @@ Recipe units_recipe() {
             const std::string l = g.pick(lead);
             const std::string n = g.number();
             const std::string c = g.pick(conn);
-            return l + n + " " + a + c + b + g.pick(mark);
+            switch (g.num(0, 5)) {
+              case 0:  // "Convert 100 meters to feet": the request itself, no marker
+                return "Convert " + n + " " + a + " to " + b;
+              case 1:
+                return "How many " + b + " in " + n + " " + a + "?";
+              default:
+                return l + n + " " + a + c + b + g.pick(mark);
+            }
           },
           {"The trail is about 5 km in the hills.", "It weighs 3 kg in total.",
            "Room 12 in building 4 is", "Add 2 cups of flour to the bowl.",
@@ -179,7 +215,15 @@ Recipe datetime_recipe() {
             const int y2 = g.num(1900, 2100), day2 = g.num(1, 28), n = g.num(1, 400);
             const std::string words = absl::StrFormat("%s %d, %d", name, day2, y2);
             const std::string d = g.coin() ? iso : words;
-            switch (g.num(0, 4)) {
+            switch (g.num(0, 6)) {
+              case 5: {
+                static const std::vector<std::string> asks = {
+                    "What day is today?", "What is today's date?", "What's the date today?",
+                    "What time is it?", "Tomorrow is", "Yesterday was"};
+                return g.pick(asks);
+              }
+              case 6:
+                return absl::StrFormat("Is %d a leap year?", y);
               case 0:
                 return std::string(n % 2 ? "Today is" : "Today's date is");
               case 1:
@@ -193,6 +237,9 @@ Recipe datetime_recipe() {
             }
           },
           {"The weather today is", "The answer today is", "03/04/2024 was a",
+           "What day did you arrive?", "What time is the meeting?", "Tomorrow we leave.",
+           "Sixon: United States writer (born in 1937)", "an English poet (1795-1821)",
+           "The bridge was finished in 1932 and rebuilt in 1960.", "Ada (born 10 December 1815)",
            "We met on a Tuesday.", "The deadline is next week.", "2023-02-29 was a",
            "In 1999 the company was founded.", "about 30 days after 2024-01-01 is"},
           "."};
@@ -206,21 +253,39 @@ Recipe interpreter_recipe() {
               xs += (i ? ", " : "") + std::to_string(g.num(-20, 99));
             xs += "]";
             const std::string& fn = g.pick(fns);
-            switch (g.num(0, 3)) {
+            switch (g.num(0, 4)) {
+              case 4: {  // "Run this: sorted([3,1,4,1,5,9])", spaces or none after the commas
+                std::string tight = xs;
+                if (g.coin()) std::erase(tight, ' ');
+                return std::string(g.coin() ? "Run this: " : "Run: ") + fn + "(" + tight + ")";
+              }
               case 0:
                 return ">>> " + fn + "(" + xs + ")\n";
               case 1:
                 return ">>> [x * " + std::to_string(g.num(2, 9)) + " for x in " + xs + "]\n";
               case 2:
                 return "`" + fn + "(" + xs + ")` returns";
-              default:
-                return ">>> " + arithmetic(g) + "\n";
+              default: {
+                std::string e = arithmetic(g);
+                std::erase(e, ',');  // "7,959" is a tuple in Python (and "* 3084" repeats it)
+                return ">>> " + e + "\n";
+              }
             }
           },
           {">>> x = 5\n", "x = 5", "Use sorted() to sort a list.", ">>> import os\n",
            "In Python, `len` returns the length.", ">>> print('hi')\n", "def f(x): return x\n",
-           "The function `sum` is built in."},
-          "\n"};
+           "The function `sum` is built in.", "Run the tests before merging.",
+           "Run this command: make"},
+          "\n",
+          [](Gen& g) {
+            std::string xs = "[";
+            for (int i = 0, n = g.num(2, 7); i < n; ++i)
+              xs += (i ? (g.coin() ? "," : ", ") : "") + std::to_string(g.num(0, 99));
+            xs += "]";
+            static const std::vector<std::string> fns = {"sorted", "sum", "len", "max", "min"};
+            const std::string& fn = g.pick(fns);
+            return std::string(g.coin() ? "Run this: " : "Run: ") + fn + "(" + xs + ")";
+          }};
 }
 
 Recipe symbolic_recipe() {
@@ -262,24 +327,18 @@ Recipe symbolic_recipe() {
 
 // The text as the final answer of a Harmony chat, rendered as vexrun renders one (default system
 // message): the row must fire where the assistant writes the question out, not only in raw text.
-std::string in_chat(Gen& g, const std::string& answer) {
+// `ask`: the user's message (a generic one when empty).
+std::string in_chat(Gen& g, const std::string& answer, std::string ask = {}) {
   static const std::vector<std::string> asks = {"Please work this out.", "Can you help?",
                                                 "Quick question.", "What is the answer?",
                                                 "Tell me."};
+  if (ask.empty()) ask = g.pick(asks);
   return "<|start|>system<|message|>" + harmony::system_text({}) +
-         "<|end|><|start|>user<|message|>" + g.pick(asks) +
+         "<|end|><|start|>user<|message|>" + ask +
          "<|end|><|start|>assistant<|channel|>final<|message|>" + answer;
 }
 
 }  // namespace
-
-std::optional<std::string> expert_reads(std::string_view text) {
-  const size_t at = text.rfind("<|message|>");
-  if (at == std::string_view::npos) return std::string(text);
-  const std::string_view content = text.substr(at + 11);
-  if (content.find("<|") != std::string_view::npos) return std::nullopt;
-  return std::string(content);
-}
 
 absl::StatusOr<std::vector<std::string>> training_texts(const std::string& expert, int n,
                                                         uint64_t seed) {
@@ -300,6 +359,14 @@ absl::StatusOr<std::vector<std::string>> training_texts(const std::string& exper
   Gen g(seed);
   std::vector<std::string> out;
   for (int i = 0; i < n; ++i) {
+    if (recipe.request && g.coin(0.25)) {  // a request in the user's message, answered first
+      const std::string ask = recipe.request(g);
+      const auto a = e->answer(ask);
+      const size_t lead = a ? a->continuation.find_first_not_of(" \n") : std::string::npos;
+      const std::string reply = lead == std::string::npos ? "" : a->continuation.substr(lead);
+      out.push_back(in_chat(g, reply, ask));
+      continue;
+    }
     std::string t = mixed_text(g, *e, recipe);
     out.push_back(g.coin(0.4) ? in_chat(g, t) : t);
   }

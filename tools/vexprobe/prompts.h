@@ -20,9 +20,4 @@ namespace vex {
 absl::StatusOr<std::vector<std::string>> training_texts(const std::string& expert, int n,
                                                         uint64_t seed);
 
-// What an expert reads at the end of `text`, as the runtime gives it: in chat (the text holds
-// "<|message|>"), the content of the open message, or nothing (nullopt) inside headers and
-// between messages; raw text whole.
-std::optional<std::string> expert_reads(std::string_view text);
-
 }  // namespace vex
