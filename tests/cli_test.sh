@@ -194,4 +194,36 @@ printf '[[virtual]]\nname = "units"\nkind = "host"\nlayers = [0]\nrouter = "%s"\
 expect 0 "" -- "$bin/vexrun" --raw --experts "$tmp/units.toml" -p "5 km in m = " -n 2 --temp 0 --device cpu
 expect 2 "--expert abacus is not a builtin expert" -- "$bin/vexprobe" train-router --expert abacus --layer 0
 
+# Perplexity (llama-perplexity style) against the same sum from every position's logits.
+head -c 400 "$demo/eval/heldout-brown.txt" >"$tmp/ppl.txt"
+expect 0 "" -- "$bin/vexrun" --raw --tokenize -f "$tmp/ppl.txt"
+ids=$(cat "$tmp/out")
+expect 0 "" -- "$bin/vexrun" --perplexity -f "$tmp/ppl.txt" -c 16 --json --device cpu
+cp "$tmp/out" "$tmp/ppl.json"
+# Each chunk runs from an empty cache: chunks 1 and 2 run on their own here.
+expect 0 "" -- "$bin/vexrun" --tokens "$(echo "$ids" | cut -d, -f1-16)" --logits "$tmp/ppl0.npy" --device cpu
+expect 0 "" -- "$bin/vexrun" --tokens "$(echo "$ids" | cut -d, -f17-32)" --logits "$tmp/ppl1.npy" --device cpu
+python3 - "$tmp/ppl.json" "$tmp" "$ids" <<'PY' || { echo "FAIL: --perplexity disagrees with the logits"; cat "$tmp/ppl.json"; fails=$((fails + 1)); }
+import array, ast, json, math, struct, sys
+r = json.load(open(sys.argv[1]))
+ids = [int(t) for t in sys.argv[3].split(",")]
+assert r["ctx"] == 16 and r["tokens"] == len(ids) and len(r["chunks"]) == len(ids) // 16, r
+for c in range(2):  # positions 8..14 of each chunk predict the next token
+    b = open(f"{sys.argv[2]}/ppl{c}.npy", "rb").read()
+    hl = struct.unpack("<H", b[8:10])[0]
+    n, vocab = ast.literal_eval(b[10:10 + hl].decode())["shape"]
+    x = array.array("f")
+    x.frombytes(b[10 + hl:])
+    nll = 0.0
+    for j in range(8, 15):
+        row = x[j * vocab:(j + 1) * vocab]
+        m = max(row)
+        nll += m + math.log(sum(math.exp(v - m) for v in row)) - row[ids[16 * c + j + 1]]
+    want = math.exp(nll / 7)
+    assert abs(r["chunks"][c] - want) <= 1e-4 * want, (c, r["chunks"][c], want)
+assert r["scored"] == 7 * len(r["chunks"])
+PY
+expect 1 "fewer than one chunk of 512" -- "$bin/vexrun" --perplexity -p "too short" --device cpu
+expect 1 "--perplexity needs a text" -- "$bin/vexrun" --perplexity -p "" --device cpu
+
 [ "$fails" -eq 0 ] && echo "all CLI checks passed" || { echo "$fails CLI checks failed"; exit 1; }

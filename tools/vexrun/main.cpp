@@ -27,6 +27,7 @@
 #include "runtime/harmony.h"
 #include "runtime/model.h"
 #include "runtime/npy.h"
+#include "runtime/perplexity.h"
 #include "runtime/scheduler.h"
 #include "runtime/session.h"
 #include "tools/args.h"
@@ -45,6 +46,7 @@ struct Options {
   int max_tokens = -1, ctx = 0, threads = 0;
   SamplingParams sampling;
   bool seed_set = false, raw = false, show_analysis = false, json = false, tokenize = false;
+  bool perplexity = false;
   bool verbose = false, quiet = false, help = false, version = false, trace_experts = false, no_virtual = false;
   // Sampling flags given on the command line (they override generation_config.json).
   bool temp_set = false, top_k_set = false, top_p_set = false, min_p_set = false;
@@ -101,6 +103,43 @@ int run_tokens(const Model& model, const Options& o) {
   if (o.verbose)
     fprintf(stderr, "vexrun: forward %d tokens in %.1f ms (%.1f tok/s)\n", n, ms,
             per_second(n, ms));
+  return 0;
+}
+
+// --perplexity: the text's perplexity in chunks (runtime/perplexity.h), per chunk and overall.
+int run_perplexity(const Model& model, const Tokenizer& tok, const Options& o) {
+  const std::vector<int32_t> ids = tok.encode(o.prompt, /*allow_special=*/false);
+  const int ctx = o.ctx ? o.ctx : std::min(512, model.config().max_position);
+  auto engine = make_engine(model, ctx, *parse_device(o.device));
+  if (!engine.ok()) return fail(engine.status());
+  if (o.no_virtual) {
+    if (absl::Status st = (*engine)->set_virtual_experts(false); !st.ok()) return fail(st);
+  }
+  const auto t0 = Clock::now();
+  auto r = measure_perplexity(**engine, ids, ctx, [&](int c, double ppl) {
+    if (!o.quiet && !o.json) fprintf(stderr, "vexrun: chunk %d: %.4f\n", c + 1, ppl);
+  });
+  if (!r.ok()) return fail(r.status());
+  const double ms = Ms(Clock::now() - t0).count();
+  const std::string source = o.prompt_file.empty() ? "the prompt" : o.prompt_file;
+  if (o.json) {
+    nlohmann::json j = {{"text", source},          {"tokens", ids.size()},
+                        {"ctx", ctx},              {"chunks", r->chunks},
+                        {"mean", r->mean},         {"stderr", r->stderr_mean},
+                        {"overall", r->overall},   {"scored", r->scored},
+                        {"device", (*engine)->device()}, {"ms", ms}};
+    out(j.dump() + "\n");
+    return 0;
+  }
+  out(absl::StrFormat(
+      "perplexity of %s: %d chunks of %d tokens (%d tokens; the second half of each chunk scored: "
+      "%d tokens)\n",
+      source, r->chunks.size(), ctx, ids.size(), r->scored));
+  out(absl::StrFormat("mean of the chunks: %.4f +/- %.4f (standard error); over every scored token: %.4f\n",
+                      r->mean, r->stderr_mean, r->overall));
+  if (o.verbose)
+    fprintf(stderr, "vexrun: %s engine, %.1f ms (%.1f tok/s)\n", (*engine)->device(), ms,
+            per_second(static_cast<int>(r->chunks.size()) * ctx, ms));
   return 0;
 }
 
@@ -343,6 +382,10 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
   a.flag({"--show-analysis"}, "also print the analysis (reasoning) channel", &o.show_analysis);
   a.flag({"--json"}, "print one JSON object per answer instead of streaming text", &o.json);
   a.flag({"--tokenize"}, "print the prompt's token ids and exit", &o.tokenize);
+  a.flag({"--perplexity"},
+         "perplexity of the text (-f FILE or -p), llama-perplexity style: chunks of -c tokens "
+         "(default 512), the second half of each scored",
+         &o.perplexity);
   a.value({"--tokens"}, "run these comma-separated token ids instead of a prompt",
           [&](const std::string& v) { return parse_int_list("--tokens", v, &o.tokens); });
   a.text({"--logits"}, "with --tokens: write every position's logits (.npy float32 [n, vocab])",
@@ -449,6 +492,10 @@ int run(int argc, char** argv) {
     o.prompt = std::move(*text);
   } else if (o.prompt.empty() && !tty_in) {
     o.prompt.assign(std::istreambuf_iterator<char>(std::cin), {});  // piped prompt
+  }
+  if (o.perplexity) {
+    if (o.prompt.empty()) return fail(absl::InvalidArgumentError("--perplexity needs a text (-f FILE or -p)"));
+    return run_perplexity(m, **tok, o);
   }
   const bool interactive = o.prompt.empty() && tty_in && !o.tokenize;
   if (o.prompt.empty() && !interactive)
