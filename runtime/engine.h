@@ -5,7 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
+#include <utility>
+#include <vector>
 
 #include "core/slot.h"
 #include "core/status.h"
@@ -52,6 +55,28 @@ struct PrefillChunk {
 struct DecodeChoice {
   int32_t token = -1;
   uint64_t draws = 0;
+};
+
+// Routing research (vexprobe, docs/architecture.md): what a MoE layer's router chose for a token.
+// The pointers are valid during the call only.
+struct RoutingEvent {
+  int layer, pos;
+  int n_slots, k;
+  const float* xn;             // [d_model] the normed MoE input the router read
+  const float* router_logits;  // [n_slots] one per slot (masked slots -inf)
+  const int* slots;            // [k] the chosen slots, best first (forced ones first)
+  const float* weights;        // [k] their routing weights (softmax over the chosen logits)
+};
+using RoutingObserver = std::function<void(const RoutingEvent&)>;
+
+// Changes to the routing of the running sequence(s), no manifest and no reload: slots ablated
+// (masked out of the router, the chosen ones renormalized as for a pruned model), k changed, or
+// slots forced into every token's choice at a layer.
+struct RoutingOverride {
+  int k = 0;                                // experts per token; 0: the model's
+  std::vector<std::pair<int, int>> ablate;  // (layer, slot)
+  std::vector<std::pair<int, int>> force;   // (layer, slot)
+  bool empty() const { return k == 0 && ablate.empty() && force.empty(); }
 };
 
 class Engine {
@@ -117,6 +142,21 @@ class Engine {
     VEX_RETURN_IF_ERROR(forward(chunks[0].tokens, logits, /*last_only=*/true));
     chosen[0] = {-1, chunks[0].draws};
     return absl::OkStatus();
+  }
+
+  // Routing capture: `f` is called for every token at every MoE layer (null: off, the default,
+  // and free). Routing overrides, checked against the model (a layer or slot that does not
+  // exist, a pruned slot forced, more slots forced than k, k outside 1..min(16, slots)).
+  // Engines that cannot do either say so.
+  virtual absl::Status set_routing_observer(RoutingObserver f) {
+    (void)f;
+    return absl::UnimplementedError(
+        absl::StrCat("the ", device(), " engine does not capture routing yet (use --device cpu)"));
+  }
+  virtual absl::Status set_routing_override(const RoutingOverride& o) {
+    if (o.empty()) return absl::OkStatus();
+    return absl::UnimplementedError(absl::StrCat(
+        "the ", device(), " engine does not take routing overrides yet (use --device cpu)"));
   }
 
   virtual int vocab() const = 0;

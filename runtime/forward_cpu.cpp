@@ -21,7 +21,7 @@ void round_bf16(float* v, int64_t n) {
 }  // namespace
 
 CpuEngine::CpuEngine(const Config& config, const Weights& weights, int max_ctx)
-    : c_(config), w_(weights), max_ctx_(max_ctx) {
+    : c_(config), w_(weights), max_ctx_(max_ctx), k_act_(config.n_experts_active) {
   const YarnParams yarn{c_.rope_theta,     c_.rope_factor,       c_.rope_beta_fast,
                         c_.rope_beta_slow, c_.rope_original_ctx, c_.rope_truncate};
   inv_freq_.resize(c_.head_dim / 2);
@@ -56,7 +56,7 @@ absl::Status CpuEngine::forward(std::span<const int32_t> tokens, float* logits, 
 // One chunk of n tokens at positions pos_ .. pos_+n-1, top to bottom as docs/gpt-oss.md §4.0.
 void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int first) {
   const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim();
-  const int k_act = c_.n_experts_active;
+  const int k_act = k_act_;
   const float sm_scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim));
   float *x = x_.data(), *xn = xn_.data(), *y = y_.data();
 
@@ -109,10 +109,17 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int f
         if (kind == VEX_SLOT_PRUNED || (!virtual_on_ && kind != VEX_SLOT_NEURAL))
           r[e] = -INFINITY;
       }
+      if (!ablated_.empty())
+        for (int e = 0; e < S; ++e)
+          if (ablated_[il][e]) r[e] = -INFINITY;
       int idx[16];
       float wt[16];
-      router_topk_softmax(r, S, k_act, idx, wt);
-      if (moe_observer_) moe_observer_({il, pos_ + t, xn + t * D, r, idx, wt});
+      int n_forced = 0;
+      if (!forced_.empty())
+        for (int e = 0; e < S; ++e)
+          if (forced_[il][e]) idx[n_forced++] = e;
+      router_topk_softmax(r, S, k_act, idx, wt, n_forced);
+      if (observer_) observer_({il, pos_ + t, S, k_act, xn + t * D, r, idx, wt});
       std::fill_n(y + t * D, D, 0.0f);
       moe_token(il, t, xn + t * D, idx, wt, y + t * D);
     }
@@ -127,11 +134,65 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int f
   pos_ += n;
 }
 
+absl::Status CpuEngine::set_routing_override(const RoutingOverride& o) {
+  const int layers = c_.n_layers;
+  int min_slots = 1 << 30;
+  for (const LayerWeights& L : w_.layers) min_slots = std::min(min_slots, L.n_slots());
+  const int k = o.k ? o.k : c_.n_experts_active;
+  if (k < 1 || k > std::min(16, min_slots))
+    return absl::InvalidArgumentError(
+        absl::StrFormat("k = %d: experts per token must be 1 .. %d", k, std::min(16, min_slots)));
+  std::vector<std::vector<uint8_t>> ablated, forced;
+  auto mark = [&](const std::vector<std::pair<int, int>>& pairs, const char* what,
+                  std::vector<std::vector<uint8_t>>& set) -> absl::Status {
+    if (pairs.empty()) return absl::OkStatus();
+    set.resize(layers);
+    for (int l = 0; l < layers; ++l) set[l].assign(w_.layers[l].n_slots(), 0);
+    for (const auto& [l, e] : pairs) {
+      if (l < 0 || l >= layers)
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s %d:%d: the model has layers 0 .. %d", what, l, e, layers - 1));
+      if (e < 0 || e >= w_.layers[l].n_slots())
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s %d:%d: layer %d has slots 0 .. %d", what, l, e, l, w_.layers[l].n_slots() - 1));
+      if (w_.layers[l].slots[e].kind == VEX_SLOT_PRUNED)
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s %d:%d: that expert is pruned by the manifest", what, l, e));
+      set[l][e] = 1;
+    }
+    return absl::OkStatus();
+  };
+  VEX_RETURN_IF_ERROR(mark(o.ablate, "ablate", ablated));
+  VEX_RETURN_IF_ERROR(mark(o.force, "force", forced));
+  for (int l = 0; l < static_cast<int>(forced.size()); ++l) {
+    int n = 0;
+    for (int e = 0; e < static_cast<int>(forced[l].size()); ++e) {
+      n += forced[l][e];
+      if (forced[l][e] && !ablated.empty() && ablated[l][e])
+        return absl::InvalidArgumentError(
+            absl::StrFormat("slot %d:%d is both ablated and forced", l, e));
+    }
+    if (n > k)
+      return absl::InvalidArgumentError(
+          absl::StrFormat("layer %d: %d slots forced, more than k = %d", l, n, k));
+  }
+  for (int l = 0; l < static_cast<int>(ablated.size()); ++l) {
+    int left = 0;
+    for (int e = 0; e < w_.layers[l].n_slots(); ++e)
+      left += !ablated[l][e] && w_.layers[l].slots[e].kind == VEX_SLOT_NEURAL;
+    if (left < k)
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "layer %d: %d experts left after the ablation, fewer than k = %d", l, left, k));
+  }
+  k_act_ = k, ablated_ = std::move(ablated), forced_ = std::move(forced);
+  return absl::OkStatus();
+}
+
 void CpuEngine::moe_token(int il, int t, const float* xn, const int* idx, const float* wt,
                           float* y) {
   const LayerWeights& L = w_.layers[il];
   const int D = c_.d_model;
-  for (int j = 0; j < c_.n_experts_active; ++j) {
+  for (int j = 0; j < k_act_; ++j) {
     const vex_slot& s = L.slots[idx[j]];
     // A virtual slot counts only when its routing weight reaches its threshold (neural: 0).
     if (wt[j] < s.threshold) continue;

@@ -26,17 +26,12 @@ class CpuEngine final : public Engine {
   absl::Status forward(std::span<const int32_t> tokens, float* logits,
                        bool last_only = false) override;
 
-  // Called for every token at every MoE layer with the normed MoE input xn [D], the router
-  // logits [S] (one per slot) and the chosen slots and weights [k]: the probe point for routing statistics
-  // and for collecting hidden states (vexprobe). Not called when unset.
-  struct MoeEvent {
-    int layer, pos;
-    const float* xn;
-    const float* router_logits;
-    const int* experts;
-    const float* weights;
-  };
-  void set_moe_observer(std::function<void(const MoeEvent&)> f) { moe_observer_ = std::move(f); }
+  // Engine's routing capture and overrides.
+  absl::Status set_routing_observer(RoutingObserver f) override {
+    observer_ = std::move(f);
+    return absl::OkStatus();
+  }
+  absl::Status set_routing_override(const RoutingOverride& o) override;
 
   // Every position's keys and values are kept, so cutting back is moving the end.
   int truncate(int n) override { return pos_ = std::clamp(n, 0, pos_); }
@@ -70,7 +65,9 @@ class CpuEngine final : public Engine {
   int pos_ = 0;
   bool kv_bf16_ = false, bf16_gemm_inputs_ = false, virtual_on_ = true;
   std::vector<vex_trigger> triggers_;
-  std::function<void(const MoeEvent&)> moe_observer_;
+  RoutingObserver observer_;
+  int k_act_;                              // experts per token (the model's, or overridden)
+  std::vector<std::vector<uint8_t>> ablated_, forced_;  // [layer][slot], empty when none
   std::vector<float> inv_freq_;  // [d/2] YaRN inverse frequencies
   float concentration_ = 1;      // YaRN attention concentration, multiplies cos and sin
   // KV cache in fp32, every position kept on every layer (the reference favours plainness;

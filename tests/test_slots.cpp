@@ -95,6 +95,66 @@ drop = { "1" = [3] }
   EXPECT_EQ(full->weight_bytes - pruned->weight_bytes, 8u * (4352 + 256 + 2176 + 128 + 130));
 }
 
+// Ablating experts at run time (Engine::set_routing_override, no manifest, no reload) gives the
+// pruned model's logits bit for bit; forcing and k change what the observer sees.
+TEST(Slots, RoutingOverridesEqualPruningAndAreObserved) {
+  const std::string dir = testing::temp_dir("override");
+  const std::string manifest = write_manifest(dir, R"(
+[prune]
+keep = { "0" = [0, 2, 4, 6, 7], "3" = [1, 2, 3, 5] }
+)");
+  auto pruned = load(manifest), full = load("");
+  ASSERT_TRUE(pruned && full);
+  const std::vector<float> want = run(*pruned, kTokens);
+  CpuEngine e(full->config(), full->weights, 64);
+  RoutingOverride o;
+  for (int x : {1, 3, 5}) o.ablate.push_back({0, x});
+  for (int x : {0, 4, 6, 7}) o.ablate.push_back({3, x});
+  ASSERT_TRUE(e.set_routing_override(o).ok());
+  std::vector<std::vector<int>> chosen(full->config().n_layers);
+  ASSERT_TRUE(e.set_routing_observer([&](const RoutingEvent& ev) {
+                 EXPECT_EQ(ev.k, 4);
+                 for (int j = 0; j < ev.k; ++j) chosen[ev.layer].push_back(ev.slots[j]);
+               }).ok());
+  std::vector<float> got(want.size());
+  ASSERT_TRUE(e.forward(kTokens, got.data()).ok());
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << "logit " << i;
+  EXPECT_EQ(chosen[0].size(), 4 * kTokens.size());
+  for (int x : chosen[0]) EXPECT_TRUE(x != 1 && x != 3 && x != 5) << x;
+  for (int x : chosen[3]) EXPECT_TRUE(x == 1 || x == 2 || x == 3 || x == 5) << x;
+
+  // k = 1 (the one chosen weighs 1), and a forced expert in every token's choice.
+  RoutingOverride f;
+  f.k = 2, f.force = {{2, 6}};
+  ASSERT_TRUE(e.set_routing_override(f).ok());
+  int events = 0;
+  ASSERT_TRUE(e.set_routing_observer([&](const RoutingEvent& ev) {
+                 ++events;
+                 EXPECT_EQ(ev.k, 2);
+                 EXPECT_NEAR(ev.weights[0] + ev.weights[1], 1.0f, 1e-6f);
+                 if (ev.layer == 2) EXPECT_EQ(ev.slots[0], 6);
+               }).ok());
+  e.truncate(0);
+  ASSERT_TRUE(e.forward(kTokens, nullptr).ok());
+  EXPECT_EQ(events, full->config().n_layers * static_cast<int>(kTokens.size()));
+  // Overrides that cannot hold are refused, naming the pair.
+  RoutingOverride bad;
+  bad.ablate = {{9, 0}};
+  EXPECT_NE(e.set_routing_override(bad).message().find("ablate 9:0"), std::string::npos);
+  bad = {};
+  bad.force = {{0, 1}, {0, 2}}, bad.k = 1;
+  EXPECT_NE(e.set_routing_override(bad).message().find("more than k = 1"), std::string::npos);
+  bad = {};
+  bad.k = 17;
+  EXPECT_FALSE(e.set_routing_override(bad).ok());
+  auto masked = load(manifest, /*mask=*/true);  // pruned slots kept in the table, marked
+  ASSERT_TRUE(masked);
+  CpuEngine p(masked->config(), masked->weights, 8);
+  bad = {};
+  bad.force = {{0, 1}};  // slot 1 of layer 0 is pruned there
+  EXPECT_FALSE(p.set_routing_override(bad).ok());
+}
+
 // A DEVICE slot computes its function exactly from the arguments it reads. Constructed hidden
 // state: xn = (NOI, debt service, ...) read by unit rows; hand-computed results. Tolerance: the
 // arguments are fp32 sums of one product each (exact); f is one fp32 division or product, so

@@ -93,12 +93,12 @@ TEST(Vexgen, ValuesExerciseTheModel) {
   int64_t clamped = 0, total = 0, events = 0;
   std::vector<float> h(2 * c.d_ff);
   CpuEngine engine(c, w, 64);
-  engine.set_moe_observer([&](const CpuEngine::MoeEvent& ev) {
+  ASSERT_TRUE(engine.set_routing_observer([&](const RoutingEvent& ev) {
     ++events;
     top_weight += ev.weights[0];
     for (int j = 0; j < c.n_experts_active; ++j) {
-      const ExpertWeights& e = w.layers[ev.layer].experts[ev.experts[j]];
-      uses[ev.layer][ev.experts[j]]++;
+      const ExpertWeights& e = w.layers[ev.layer].experts[ev.slots[j]];
+      uses[ev.layer][ev.slots[j]]++;
       mxfp4_matvec(e.gate_up.blocks, e.gate_up.scales, e.gate_up.cols, 0, e.gate_up.rows, ev.xn,
                    h.data());
       for (int r = 0; r < e.gate_up.rows; ++r) {
@@ -108,7 +108,7 @@ TEST(Vexgen, ValuesExerciseTheModel) {
         ++total;
       }
     }
-  });
+  }).ok());
   std::vector<int32_t> tokens(64);
   for (int i = 0; i < 64; ++i) tokens[i] = (i * 7919 + 13) % c.vocab_size;
   ASSERT_TRUE(engine.forward(tokens, nullptr).ok());

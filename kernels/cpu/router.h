@@ -3,7 +3,10 @@
 
 namespace vex {
 
-// logits: [n]; idx/weight: [k], sorted by descending logit, ties to the lower index.
-void router_topk_softmax(const float* logits, int n, int k, int* idx, float* weight);
+// logits: [n]; idx/weight: [k], sorted by descending logit, ties to the lower index. The first
+// `preset` entries of idx are chosen already (forced slots, vexprobe): the rest are the best of
+// the others, and the softmax runs over all k.
+void router_topk_softmax(const float* logits, int n, int k, int* idx, float* weight,
+                         int preset = 0);
 
 }  // namespace vex

@@ -62,7 +62,7 @@ absl::StatusOr<std::vector<std::vector<Sample>>> layer_samples(const Model& m,
   const int D = m.config().d_model;
   CpuEngine engine(m.config(), m.weights, static_cast<int>(ids.size()));
   std::vector<std::vector<Sample>> out(m.config().n_layers);
-  engine.set_moe_observer([&](const CpuEngine::MoeEvent& ev) {
+  (void)engine.set_routing_observer([&](const RoutingEvent& ev) {
     const int S = m.weights.layers[ev.layer].n_slots();
     out[ev.layer].push_back({std::vector<float>(ev.xn, ev.xn + D),
                              std::vector<float>(ev.router_logits, ev.router_logits + S), false,
