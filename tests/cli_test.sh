@@ -226,4 +226,49 @@ PY
 expect 1 "fewer than one chunk of 512" -- "$bin/vexrun" --perplexity -p "too short" --device cpu
 expect 1 "--perplexity needs a text" -- "$bin/vexrun" --perplexity -p "" --device cpu
 
+# Routing: capture (trace, weights, entropy, taxonomy) and overrides, on the demo model.
+expect 0 "" -- "$bin/vexprobe" trace -p "127 * 89 = " --json
+python3 - "$tmp/out" <<'PY' || { echo "FAIL: vexprobe trace --json"; head -c 600 "$tmp/out"; fails=$((fails + 1)); }
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert len(r) == 8 * 6, len(r)  # 6 tokens x 8 layers
+for x in r:
+    assert len(x["slots"]) == 4 == len(set(x["slots"])) and abs(sum(x["weights"]) - 1) < 1e-5, x
+    assert x["weights"] == sorted(x["weights"], reverse=True), x
+PY
+expect 0 "" -- "$bin/vexprobe" weights -p "127 * 89 = " --layer 4 --json
+python3 - "$tmp/out" <<'PY' || { echo "FAIL: vexprobe weights --json"; head -c 600 "$tmp/out"; fails=$((fails + 1)); }
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert len(r) == 6 and all(x["layer"] == 4 for x in r)
+for x in r:
+    p = x["probabilities"]
+    assert len(p) == 16 and abs(sum(p) - 1) < 1e-9
+    assert sorted(x["slots"]) == sorted(sorted(range(16), key=lambda e: -p[e])[:4]), x  # top-4 marked
+PY
+expect 2 "weights needs --layer" -- "$bin/vexprobe" weights -p "1 + 1"
+expect 0 "" -- "$bin/vexprobe" entropy -p "The capital of France is Paris." --json
+python3 -c 'import json, math, sys; r = json.load(open(sys.argv[1])); assert [x["layer"] for x in r] == list(range(8)); assert all(0 < x["entropy"] <= math.log(16) and 0 < x["top1_probability"] <= 1 for x in r), r' "$tmp/out" ||
+  { echo "FAIL: vexprobe entropy --json"; cat "$tmp/out"; fails=$((fails + 1)); }
+printf '127 * 89 = \nThe capital of France is\nWhat is 15%% of 200?\n' >"$tmp/prompts.txt"
+expect 0 "" -- "$bin/vexprobe" taxonomy -f "$tmp/prompts.txt" --layer 4 --ablate 4:7 --json
+python3 - "$tmp/out" <<'PY' || { echo "FAIL: vexprobe taxonomy --json"; head -c 800 "$tmp/out"; fails=$((fails + 1)); }
+import json, sys
+(layer,) = json.load(open(sys.argv[1]))
+e = layer["experts"]
+assert layer["layer"] == 4 and len(e) == 16 and sum(x["tokens"] for x in e) == 4 * layer["tokens"]
+assert e[7]["tokens"] == 0 and layer["unused"] == sum(x["tokens"] == 0 for x in e) >= 1  # ablated
+assert all(sum(x["contexts"].values()) == x["tokens"] for x in e)
+PY
+expect 0 "" -- "$bin/vexprobe" taxonomy -f "$tmp/prompts.txt"
+[ "$(grep -c "^layer [0-7]: " "$tmp/out")" -eq 8 ] || { echo "FAIL: taxonomy of every layer"; fails=$((fails + 1)); }
+expect 0 "" -- "$bin/vexprobe" trace -p "1 + 1" --force 0:3 --topk 2 --layer 0
+[ "$(grep -c "| L0: 3 " "$tmp/out")" -eq 4 ] || { echo "FAIL: --force 0:3 --topk 2"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 1 "ablate 9:1: the model has layers 0 .. 7" -- "$bin/vexprobe" trace -p "x" --ablate 9:1
+expect 2 "--ablate: '4-7' is not LAYER:EXPERT" -- "$bin/vexprobe" trace -p "x" --ablate 4-7
+expect 2 "apply to --perplexity and --tokens" -- "$bin/vexrun" -p hi --topk 2
+expect 0 "" -- "$bin/vexrun" --perplexity -f "$tmp/ppl.txt" -c 16 --json --topk 1 --device cpu
+python3 -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); assert a["chunks"] != b["chunks"]' "$tmp/ppl.json" "$tmp/out" ||
+  { echo "FAIL: --topk 1 did not change the perplexity"; fails=$((fails + 1)); }
+
 [ "$fails" -eq 0 ] && echo "all CLI checks passed" || { echo "$fails CLI checks failed"; exit 1; }

@@ -102,6 +102,20 @@ absl::Status parse_float(const std::string& flag, const std::string& s, double l
   return absl::OkStatus();
 }
 
+absl::Status parse_layer_pairs(const std::string& flag, const std::string& s,
+                               std::vector<std::pair<int, int>>* out) {
+  for (absl::string_view part : absl::StrSplit(s, ',', absl::SkipWhitespace())) {
+    const std::vector<absl::string_view> le = absl::StrSplit(part, ':');
+    int l, e;
+    if (le.size() != 2 || !absl::SimpleAtoi(le[0], &l) || !absl::SimpleAtoi(le[1], &e))
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": '", part, "' is not LAYER:EXPERT (as in 3:7)"));
+    out->emplace_back(l, e);
+  }
+  if (out->empty()) return absl::InvalidArgumentError(absl::StrCat(flag, ": empty list"));
+  return absl::OkStatus();
+}
+
 absl::Status parse_int_list(const std::string& flag, const std::string& s,
                             std::vector<int32_t>* out) {
   out->clear();

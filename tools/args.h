@@ -41,6 +41,9 @@ absl::Status parse_int(const std::string& flag, const std::string& s, int64_t lo
                        int64_t* out);
 absl::Status parse_float(const std::string& flag, const std::string& s, double lo, double hi,
                          float* out);
+// "3:7,0:12" -> {(3, 7), (0, 12)}: (layer, expert) pairs for routing overrides, appended.
+absl::Status parse_layer_pairs(const std::string& flag, const std::string& s,
+                               std::vector<std::pair<int, int>>* out);
 absl::Status parse_int_list(const std::string& flag, const std::string& s,
                             std::vector<int32_t>* out);
 

@@ -20,6 +20,7 @@
 #include "runtime/virtual_experts.h"
 #include "tools/args.h"
 #include "tools/vexprobe/eval.h"
+#include "tools/vexprobe/routing.h"
 #include "tools/vexprobe/prompts.h"
 #include "tools/vexrun/demo.h"
 
@@ -366,6 +367,8 @@ int run(int argc, char** argv) {
       "usage: vexprobe train-router --expert NAME --layer L|--sweep [--weights DIR] [options]\n" +
       a.usage();
   if (argc >= 2 && std::string(argv[1]) == "eval") return eval(argc, argv);
+  for (const char* cmd : {"trace", "weights", "entropy", "taxonomy"})
+    if (argc >= 2 && std::string(argv[1]) == cmd) return routing(cmd, argc, argv);
   if (argc < 2 || std::string(argv[1]) != "train-router") {
     fprintf(stderr, "%s", usage.c_str());
     return 2;

@@ -47,6 +47,7 @@ struct Options {
   SamplingParams sampling;
   bool seed_set = false, raw = false, show_analysis = false, json = false, tokenize = false;
   bool perplexity = false;
+  RoutingOverride routing;  // --ablate, --topk, --force (with --perplexity or --tokens)
   bool verbose = false, quiet = false, help = false, version = false, trace_experts = false, no_virtual = false;
   // Sampling flags given on the command line (they override generation_config.json).
   bool temp_set = false, top_k_set = false, top_p_set = false, min_p_set = false;
@@ -76,6 +77,7 @@ int run_tokens(const Model& model, const Options& o) {
   const int n = static_cast<int>(o.tokens.size());
   auto engine = make_engine(model, n, *parse_device(o.device));
   if (!engine.ok()) return fail(engine.status());
+  if (absl::Status st = (*engine)->set_routing_override(o.routing); !st.ok()) return fail(st);
   // Every position's logits only when they are written out: [n, vocab] floats can be tens of GB.
   const bool all = !o.logits_path.empty();
   std::vector<float> logits(static_cast<size_t>(all ? n : 1) * c.vocab_size);
@@ -115,6 +117,7 @@ int run_perplexity(const Model& model, const Tokenizer& tok, const Options& o) {
   if (o.no_virtual) {
     if (absl::Status st = (*engine)->set_virtual_experts(false); !st.ok()) return fail(st);
   }
+  if (absl::Status st = (*engine)->set_routing_override(o.routing); !st.ok()) return fail(st);
   const auto t0 = Clock::now();
   auto r = measure_perplexity(**engine, ids, ctx, [&](int c, double ppl) {
     if (!o.quiet && !o.json) fprintf(stderr, "vexrun: chunk %d: %.4f\n", c + 1, ppl);
@@ -382,6 +385,11 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
   a.flag({"--show-analysis"}, "also print the analysis (reasoning) channel", &o.show_analysis);
   a.flag({"--json"}, "print one JSON object per answer instead of streaming text", &o.json);
   a.flag({"--tokenize"}, "print the prompt's token ids and exit", &o.tokenize);
+  a.value({"--ablate"}, "LAYER:EXPERT,...: mask experts out of the routing (with --perplexity or --tokens)",
+          [&](const std::string& v) { return parse_layer_pairs("--ablate", v, &o.routing.ablate); });
+  a.value({"--force"}, "LAYER:EXPERT,...: choose these experts for every token at their layer",
+          [&](const std::string& v) { return parse_layer_pairs("--force", v, &o.routing.force); });
+  a.integer({"--topk"}, "experts per token instead of the model's (1 .. 16)", 1, 16, &o.routing.k);
   a.flag({"--perplexity"},
          "perplexity of the text (-f FILE or -p), llama-perplexity style: chunks of -c tokens "
          "(default 512), the second half of each scored",
@@ -413,6 +421,9 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
     return absl::InvalidArgumentError("give the prompt with -p or -f, not both");
   if (!o.logits_path.empty() && o.tokens.empty())
     return absl::InvalidArgumentError("--logits needs --tokens");
+  if (!o.routing.empty() && !o.perplexity && o.tokens.empty())
+    return absl::InvalidArgumentError(
+        "--ablate, --force and --topk apply to --perplexity and --tokens runs (generation: not yet)");
   return absl::OkStatus();
 }
 

@@ -1,0 +1,311 @@
+// vexprobe trace | weights | entropy | taxonomy: what the routers choose, captured from the
+// engine (Engine::set_routing_observer) over one prompt (-p) or a file of prompts, one per line
+// (-f), raw text or rendered as a chat's user message (--chat), with routing overrides
+// (--ablate, --topk, --force) and a manifest (--experts) applied as the runtime applies them.
+//   trace     the chosen slots and weights per token and layer
+//   weights   the full router distribution per token at one layer (softmax over every slot's
+//             logit), the chosen slots marked
+//   entropy   per layer: the mean entropy of that distribution (nats, and as a share of ln S),
+//             the mean top-1 probability, and the top-1 weight among the k chosen
+//   taxonomy  per expert at a layer (or every layer): tokens taken, share, mean weight, the token
+//             contexts it takes (sequence start, after a number, word, operator, punctuation,
+//             space or newline), unused experts, concentration (top-3 share, Gini)
+// Text tables by default, --json for scripts.
+#include "tools/vexprobe/routing.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "runtime/harmony.h"
+#include "runtime/model.h"
+#include "tools/args.h"
+#include "tools/vexrun/demo.h"
+
+namespace vex {
+namespace {
+
+// One token's routing at one layer, copied out of the observer's event.
+struct Route {
+  int layer, pos;
+  std::vector<float> logits;  // every slot's
+  std::vector<int> slots;     // chosen
+  std::vector<float> weights;
+};
+
+// The context a token is read in: what precedes it.
+const char* kContexts[] = {"start", "after number", "after word", "after operator",
+                           "after punctuation", "after space"};
+int context_of(const Tokenizer& tok, std::span<const int32_t> ids, int pos) {
+  if (pos == 0) return 0;
+  const std::string& prev = tok.token_bytes(ids[pos - 1]);
+  if (prev.empty()) return 4;
+  const unsigned char last = prev.back();
+  if (std::isdigit(last)) return 1;
+  if (std::isalpha(last) || last >= 0x80) return 2;
+  if (std::string_view("+-*/=^%<>&|").find(static_cast<char>(last)) != std::string_view::npos) return 3;
+  if (std::isspace(last)) return 5;
+  return 4;
+}
+
+double gini(std::vector<double> x) {
+  std::sort(x.begin(), x.end());
+  double sum = 0, weighted = 0;
+  const double n = static_cast<double>(x.size());
+  for (size_t i = 0; i < x.size(); ++i) sum += x[i], weighted += (i + 1) * x[i];
+  return sum == 0 ? 0 : (2 * weighted) / (n * sum) - (n + 1) / n;
+}
+
+// The softmax over every slot's logit (masked slots: 0).
+std::vector<double> distribution(const std::vector<float>& logits) {
+  const double m = *std::max_element(logits.begin(), logits.end());
+  std::vector<double> p(logits.size());
+  double z = 0;
+  for (size_t e = 0; e < logits.size(); ++e) z += p[e] = std::isfinite(logits[e]) ? std::exp(logits[e] - m) : 0;
+  for (double& v : p) v /= z;
+  return p;
+}
+
+std::string shown(const Tokenizer& tok, int32_t id) {
+  return nlohmann::json(sanitize_utf8(tok.token_bytes(id))).dump();
+}
+
+}  // namespace
+
+int routing(const std::string& cmd, int argc, char** argv) {
+  std::string weights, experts, prompt, file, device = "cpu";
+  int layer = -1, topk = 0;
+  bool chat = false, json = false, help = false;
+  RoutingOverride over;
+  over.k = 0;
+  Args a;
+  a.text({"--weights", "-m"}, "checkpoint directory (default: the embedded demo model)", &weights);
+  a.text({"--experts"}, "expert manifest (pruning, virtual experts) applied first", &experts);
+  a.text({"-p", "--prompt"}, "one prompt", &prompt);
+  a.text({"-f", "--file"}, "prompts, one per line", &file);
+  a.flag({"--chat"}, "render each prompt as a chat's user message (Harmony), not raw text", &chat);
+  a.integer({"--layer"}, "one layer (weights: required; taxonomy: default every layer)", 0, 1 << 20,
+            &layer);
+  a.integer({"--topk"}, "experts per token instead of the model's (1 .. 16)", 1, 16, &topk);
+  a.value({"--ablate"}, "LAYER:EXPERT,...: experts masked out of the routing",
+          [&](const std::string& v) { return parse_layer_pairs("--ablate", v, &over.ablate); });
+  a.value({"--force"}, "LAYER:EXPERT,...: experts chosen for every token at their layer",
+          [&](const std::string& v) { return parse_layer_pairs("--force", v, &over.force); });
+  a.text({"--device"}, "cpu (the CUDA engine does not capture routing yet)", &device);
+  a.flag({"--json"}, "JSON instead of text tables", &json);
+  a.flag({"--help", "-h"}, "show this help", &help);
+  const std::string usage = absl::StrFormat(
+      "usage: vexprobe %s (-p PROMPT | -f FILE) [--layer L] [--chat] [--json] [options]\n%s",
+      cmd, a.usage());
+  if (absl::Status st = a.parse(argc - 1, argv + 1); !st.ok() || help) {
+    if (!st.ok()) fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str());
+    fprintf(help ? stdout : stderr, "%s", usage.c_str());
+    return help ? 0 : 2;
+  }
+  if (prompt.empty() == file.empty())
+    return fprintf(stderr, "vexprobe: %s needs one of -p PROMPT, -f FILE\n%s", cmd.c_str(), usage.c_str()), 2;
+  if (cmd == "weights" && layer < 0)
+    return fprintf(stderr, "vexprobe: weights needs --layer\n"), 2;
+  over.k = topk;
+  auto dev = parse_device(device);
+  if (!dev.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(dev.status().message()).c_str()), 2;
+  std::vector<std::string> prompts;
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) return fprintf(stderr, "vexprobe: %s: cannot be read\n", file.c_str()), 1;
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) prompts.push_back(line);
+    if (prompts.empty()) return fprintf(stderr, "vexprobe: %s: no prompts\n", file.c_str()), 1;
+  } else {
+    prompts.push_back(prompt);
+  }
+  if (weights.empty()) {
+    auto demo = demo_model_dir();
+    if (!demo.ok()) return fprintf(stderr, "vexprobe: %s\n", demo.status().ToString().c_str()), 1;
+    weights = *demo;
+  }
+  LoadOptions load;
+  load.experts = experts;
+  auto model = load_model(weights, load);
+  if (!model.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(model.status().message()).c_str()), 1;
+  const Model& m = **model;
+  auto tok = m.require_tokenizer();
+  if (!tok.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(tok.status().message()).c_str()), 1;
+  const int L = m.config().n_layers;
+  if (layer >= L) return fprintf(stderr, "vexprobe: --layer %d: the model has layers 0 .. %d\n", layer, L - 1), 2;
+
+  // Every prompt through the engine; the routes of each kept with its tokens.
+  std::vector<std::vector<int32_t>> ids;
+  std::vector<std::vector<Route>> routes;
+  for (const std::string& p : prompts) {
+    std::vector<int32_t> t;
+    if (chat) {
+      harmony::Conversation conv;
+      conv.messages.push_back({.role = "user", .content = p});
+      t = harmony::render(**tok, conv, /*for_completion=*/true).tokens;
+    } else {
+      t = (*tok)->encode(p, /*allow_special=*/true);
+    }
+    if (t.empty()) continue;
+    auto engine = make_engine(m, static_cast<int>(t.size()), *dev);
+    if (!engine.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(engine.status().message()).c_str()), 1;
+    std::vector<Route> r;
+    absl::Status st = (*engine)->set_routing_observer([&](const RoutingEvent& ev) {
+      r.push_back({ev.layer, ev.pos, std::vector<float>(ev.router_logits, ev.router_logits + ev.n_slots),
+                   std::vector<int>(ev.slots, ev.slots + ev.k), std::vector<float>(ev.weights, ev.weights + ev.k)});
+    });
+    if (st.ok()) st = (*engine)->set_routing_override(over);
+    if (st.ok()) st = (*engine)->forward(t, nullptr);
+    if (!st.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
+    ids.push_back(std::move(t));
+    routes.push_back(std::move(r));
+  }
+  const auto in_layer = [&](int l) { return layer < 0 || l == layer; };
+
+  if (cmd == "trace" || cmd == "weights") {
+    nlohmann::json out = nlohmann::json::array();
+    for (size_t p = 0; p < routes.size(); ++p) {
+      if (!json) printf("%s%s\n", p ? "\n" : "", nlohmann::json(prompts[p]).dump().c_str());
+      // Routes come layer by layer within each chunk of positions: ordered by (pos, layer).
+      std::vector<Route>& r = routes[p];
+      std::stable_sort(r.begin(), r.end(), [](const Route& x, const Route& y) {
+        return x.pos != y.pos ? x.pos < y.pos : x.layer < y.layer;
+      });
+      int pos = -1;
+      std::string line;
+      for (const Route& x : r) {
+        if (!in_layer(x.layer)) continue;
+        if (x.pos != pos) {
+          if (!line.empty() && !json) printf("%s\n", line.c_str());
+          pos = x.pos;
+          line = absl::StrFormat("%4d %-14s", pos, shown(**tok, ids[p][pos]));
+        }
+        if (cmd == "trace") {
+          absl::StrAppend(&line, " | L", x.layer, ":");
+          for (size_t j = 0; j < x.slots.size(); ++j)
+            absl::StrAppendFormat(&line, " %d %.2f", x.slots[j], x.weights[j]);
+          if (json)
+            out.push_back({{"prompt", p}, {"pos", x.pos}, {"token", ids[p][x.pos]}, {"layer", x.layer},
+                           {"slots", x.slots}, {"weights", x.weights}});
+        } else {
+          const std::vector<double> d = distribution(x.logits);
+          for (size_t e = 0; e < d.size(); ++e) {
+            const bool chosen = std::find(x.slots.begin(), x.slots.end(), static_cast<int>(e)) != x.slots.end();
+            absl::StrAppendFormat(&line, " %.2f%s", d[e], chosen ? "*" : " ");
+          }
+          if (json)
+            out.push_back({{"prompt", p}, {"pos", x.pos}, {"token", ids[p][x.pos]}, {"layer", x.layer},
+                           {"probabilities", d}, {"slots", x.slots}});
+        }
+      }
+      if (!line.empty() && !json) printf("%s\n", line.c_str());
+    }
+    if (json) printf("%s\n", out.dump().c_str());
+    if (!json && cmd == "weights")
+      printf("(softmax over every slot's router logit at layer %d; * = chosen)\n", layer);
+    return 0;
+  }
+
+  if (cmd == "entropy") {
+    std::vector<double> h(L), top1(L), top_w(L);
+    std::vector<int> n(L);
+    int slots = 0;
+    for (const auto& r : routes)
+      for (const Route& x : r) {
+        const std::vector<double> d = distribution(x.logits);
+        double e = 0;
+        for (double v : d)
+          if (v > 0) e -= v * std::log(v);
+        h[x.layer] += e, top1[x.layer] += *std::max_element(d.begin(), d.end());
+        top_w[x.layer] += x.weights[0], ++n[x.layer];
+        slots = static_cast<int>(x.logits.size());
+      }
+    nlohmann::json out = nlohmann::json::array();
+    if (!json)
+      printf("%zu prompts, %d tokens\n| layer | entropy (nats) | / ln S | top-1 probability | top-1 weight among the k chosen |\n|---|---|---|---|---|\n",
+             routes.size(), n.empty() ? 0 : n[0]);
+    for (int l = 0; l < L; ++l) {
+      if (!in_layer(l) || n[l] == 0) continue;
+      const double s = static_cast<double>(m.weights.layers[l].n_slots());
+      const double he = h[l] / n[l], t1 = top1[l] / n[l], tw = top_w[l] / n[l];
+      if (json)
+        out.push_back({{"layer", l}, {"entropy", he}, {"entropy_share", he / std::log(s)},
+                       {"top1_probability", t1}, {"top1_weight", tw}, {"tokens", n[l]}});
+      else
+        printf("| %d | %.3f | %.3f | %.3f | %.3f |\n", l, he, he / std::log(s), t1, tw);
+    }
+    (void)slots;
+    if (json) printf("%s\n", out.dump().c_str());
+    return 0;
+  }
+
+  if (cmd == "taxonomy") {
+    nlohmann::json out = nlohmann::json::array();
+    for (int l = 0; l < L; ++l) {
+      if (!in_layer(l)) continue;
+      const int S = m.weights.layers[l].n_slots();
+      std::vector<double> count(S), weight(S);
+      std::vector<std::array<int, 6>> ctx(S, std::array<int, 6>{});
+      int tokens = 0;
+      for (size_t p = 0; p < routes.size(); ++p)
+        for (const Route& x : routes[p]) {
+          if (x.layer != l) continue;
+          ++tokens;
+          const int c = context_of(**tok, ids[p], x.pos);
+          for (size_t j = 0; j < x.slots.size(); ++j) {
+            count[x.slots[j]] += 1, weight[x.slots[j]] += x.weights[j];
+            ctx[x.slots[j]][c]++;
+          }
+        }
+      double total = 0;
+      for (double c : count) total += c;
+      std::vector<double> sorted = count;
+      std::sort(sorted.rbegin(), sorted.rend());
+      const double top3 = total > 0 ? (sorted[0] + (S > 1 ? sorted[1] : 0) + (S > 2 ? sorted[2] : 0)) / total : 0;
+      int unused = 0;
+      for (double c : count) unused += c == 0;
+      const double g = gini(count);
+      nlohmann::json experts_json = nlohmann::json::array();
+      if (!json)
+        printf("%slayer %d: %d tokens, %d slots, %d unused, top-3 share %.3f, Gini %.3f\n"
+               "| slot | tokens | share | mean weight | contexts (share of its tokens) |\n|---|---|---|---|---|\n",
+               l ? "\n" : "", l, tokens, S, unused, top3, g);
+      for (int e = 0; e < S; ++e) {
+        std::vector<std::pair<int, int>> by;  // (count, context)
+        for (int c = 0; c < 6; ++c)
+          if (ctx[e][c]) by.push_back({ctx[e][c], c});
+        std::sort(by.rbegin(), by.rend());
+        std::string contexts;
+        nlohmann::json cj = nlohmann::json::object();
+        for (const auto& [k, c] : by) {
+          absl::StrAppendFormat(&contexts, "%s%s %.0f%%", contexts.empty() ? "" : ", ", kContexts[c],
+                                100.0 * k / count[e]);
+          cj[kContexts[c]] = k;
+        }
+        if (json) {
+          experts_json.push_back({{"slot", e}, {"tokens", count[e]}, {"share", total ? count[e] / total : 0},
+                                  {"mean_weight", count[e] ? weight[e] / count[e] : 0}, {"contexts", cj}});
+        } else {
+          printf("| %d | %.0f | %.3f | %.3f | %s |\n", e, count[e], total ? count[e] / total : 0,
+                 count[e] ? weight[e] / count[e] : 0, count[e] ? contexts.c_str() : "unused");
+        }
+      }
+      if (json)
+        out.push_back({{"layer", l}, {"tokens", tokens}, {"unused", unused}, {"top3_share", top3},
+                       {"gini", g}, {"experts", experts_json}});
+    }
+    if (json) printf("%s\n", out.dump().c_str());
+    return 0;
+  }
+  fprintf(stderr, "vexprobe: unknown subcommand '%s'\n", cmd.c_str());
+  return 2;
+}
+
+}  // namespace vex

@@ -1,0 +1,11 @@
+// vexprobe trace | weights | entropy | taxonomy (tools/vexprobe/routing.cpp).
+#pragma once
+
+#include <string>
+
+namespace vex {
+
+// Runs subcommand `cmd` with argv[1] = cmd; returns the exit status.
+int routing(const std::string& cmd, int argc, char** argv);
+
+}  // namespace vex
