@@ -63,6 +63,7 @@ struct RoutingEvent {
   int layer, pos;
   int n_slots, k;
   const float* xn;             // [d_model] the normed MoE input the router read
+  const float* residual;       // [d_model] the residual stream it was normed from
   const float* router_logits;  // [n_slots] one per slot (masked slots -inf)
   const int* slots;            // [k] the chosen slots, best first (forced ones first)
   const float* weights;        // [k] their routing weights (softmax over the chosen logits)

@@ -119,7 +119,7 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int f
         for (int e = 0; e < S; ++e)
           if (forced_[il][e]) idx[n_forced++] = e;
       router_topk_softmax(r, S, k_act, idx, wt, n_forced);
-      if (observer_) observer_({il, pos_ + t, S, k_act, xn + t * D, r, idx, wt});
+      if (observer_) observer_({il, pos_ + t, S, k_act, xn + t * D, x + t * D, r, idx, wt});
       std::fill_n(y + t * D, D, 0.0f);
       moe_token(il, t, xn + t * D, idx, wt, y + t * D);
     }

@@ -264,6 +264,23 @@ expect 0 "" -- "$bin/vexprobe" taxonomy -f "$tmp/prompts.txt"
 [ "$(grep -c "^layer [0-7]: " "$tmp/out")" -eq 8 ] || { echo "FAIL: taxonomy of every layer"; fails=$((fails + 1)); }
 expect 0 "" -- "$bin/vexprobe" trace -p "1 + 1" --force 0:3 --topk 2 --layer 0
 [ "$(grep -c "| L0: 3 " "$tmp/out")" -eq 4 ] || { echo "FAIL: --force 0:3 --topk 2"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 0 "" -- "$bin/vexprobe" collab -f "$tmp/prompts.txt" --layer 4 --top 3 --json
+python3 -c 'import json, sys; (l,) = json.load(open(sys.argv[1])); p = l["pairs"]; assert len(p) == 3 and all(x["a"] < x["b"] and x["together"] >= 1 and x["lift"] > 0 for x in p) and p[0]["together"] >= p[-1]["together"], l' "$tmp/out" ||
+  { echo "FAIL: vexprobe collab"; cat "$tmp/out"; fails=$((fails + 1)); }
+printf 'Once upon a time\nThe capital of France is\n' >"$tmp/prose.txt"
+expect 0 "" -- "$bin/vexprobe" divergence -f "$tmp/prompts.txt" --vs "$tmp/prose.txt" --json
+python3 -c 'import json, math, sys; r = json.load(open(sys.argv[1])); assert len(r) == 8 and all(0 < x["js"] <= math.log(2) for x in r), r' "$tmp/out" ||
+  { echo "FAIL: vexprobe divergence"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 0 "" -- "$bin/vexprobe" divergence -f "$tmp/prose.txt" --vs "$tmp/prose.txt" --json
+python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); assert all(abs(x["js"]) < 1e-12 for x in r), r' "$tmp/out" ||
+  { echo "FAIL: a set's divergence from itself is not 0"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 2 "divergence needs it" -- "$bin/vexprobe" divergence -f "$tmp/prose.txt"
+printf '127 *\nHe said *\n' >"$tmp/ctx.txt"
+expect 0 "" -- "$bin/vexprobe" context-test -f "$tmp/ctx.txt" --layer 4
+[ "$(grep -c '" \*" | L4: ' "$tmp/out")" -eq 2 ] || { echo "FAIL: vexprobe context-test"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 0 "" -- "$bin/vexprobe" router-probe -f "$tmp/prose.txt" --json
+python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); assert len(r) == 8 and all(0 <= x["agree"] <= x["k"] == 4 and x["added"] > 0 for x in r) and r[-1]["added"] > r[0]["added"], r' "$tmp/out" ||
+  { echo "FAIL: vexprobe router-probe"; cat "$tmp/out"; fails=$((fails + 1)); }
 expect 1 "ablate 9:1: the model has layers 0 .. 7" -- "$bin/vexprobe" trace -p "x" --ablate 9:1
 expect 2 "--ablate: '4-7' is not LAYER:EXPERT" -- "$bin/vexprobe" trace -p "x" --ablate 4-7
 expect 2 "apply to --perplexity and --tokens" -- "$bin/vexrun" -p hi --topk 2

@@ -367,7 +367,8 @@ int run(int argc, char** argv) {
       "usage: vexprobe train-router --expert NAME --layer L|--sweep [--weights DIR] [options]\n" +
       a.usage();
   if (argc >= 2 && std::string(argv[1]) == "eval") return eval(argc, argv);
-  for (const char* cmd : {"trace", "weights", "entropy", "taxonomy"})
+  for (const char* cmd : {"trace", "weights", "entropy", "taxonomy", "collab", "divergence",
+                          "context-test", "router-probe"})
     if (argc >= 2 && std::string(argv[1]) == cmd) return routing(cmd, argc, argv);
   if (argc < 2 || std::string(argv[1]) != "train-router") {
     fprintf(stderr, "%s", usage.c_str());

@@ -10,6 +10,14 @@
 //   taxonomy  per expert at a layer (or every layer): tokens taken, share, mean weight, the token
 //             contexts it takes (sequence start, after a number, word, operator, punctuation,
 //             space or newline), unused experts, concentration (top-3 share, Gini)
+//   collab    pairs of experts chosen together for a token at a layer: counts and lift
+//             (P(a and b) / (P(a) P(b)))
+//   divergence  per layer, the Jensen-Shannon divergence (nats) between the mean router
+//             distributions of two prompt sets (-f A --vs B)
+//   context-test  the routing of each prompt's last token: one token in many contexts
+//   router-probe  per layer, how many of the k experts the token embedding alone would get
+//             (the layer's norm and router applied to it) agree with the full residual's, and
+//             the norm of what the layers added to the embedding (relative to it)
 // Text tables by default, --json for scripts.
 #include "tools/vexprobe/routing.h"
 
@@ -24,6 +32,10 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "core/dtype.h"
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/rmsnorm.h"
+#include "kernels/cpu/router.h"
 #include "runtime/harmony.h"
 #include "runtime/model.h"
 #include "tools/args.h"
@@ -38,6 +50,8 @@ struct Route {
   std::vector<float> logits;  // every slot's
   std::vector<int> slots;     // chosen
   std::vector<float> weights;
+  double added = 0;           // |residual - embedding| / |embedding| (router-probe)
+  int agree = 0;              // chosen slots the embedding alone would also get (router-probe)
 };
 
 // The context a token is read in: what precedes it.
@@ -80,8 +94,8 @@ std::string shown(const Tokenizer& tok, int32_t id) {
 }  // namespace
 
 int routing(const std::string& cmd, int argc, char** argv) {
-  std::string weights, experts, prompt, file, device = "cpu";
-  int layer = -1, topk = 0;
+  std::string weights, experts, prompt, file, versus, device = "cpu";
+  int layer = -1, topk = 0, top = 10;
   bool chat = false, json = false, help = false;
   RoutingOverride over;
   over.k = 0;
@@ -98,6 +112,8 @@ int routing(const std::string& cmd, int argc, char** argv) {
           [&](const std::string& v) { return parse_layer_pairs("--ablate", v, &over.ablate); });
   a.value({"--force"}, "LAYER:EXPERT,...: experts chosen for every token at their layer",
           [&](const std::string& v) { return parse_layer_pairs("--force", v, &over.force); });
+  a.text({"--vs"}, "divergence: the second prompt file", &versus);
+  a.integer({"--top"}, "collab: pairs shown per layer (default 10)", 1, 1 << 20, &top);
   a.text({"--device"}, "cpu (the CUDA engine does not capture routing yet)", &device);
   a.flag({"--json"}, "JSON instead of text tables", &json);
   a.flag({"--help", "-h"}, "show this help", &help);
@@ -113,19 +129,29 @@ int routing(const std::string& cmd, int argc, char** argv) {
     return fprintf(stderr, "vexprobe: %s needs one of -p PROMPT, -f FILE\n%s", cmd.c_str(), usage.c_str()), 2;
   if (cmd == "weights" && layer < 0)
     return fprintf(stderr, "vexprobe: weights needs --layer\n"), 2;
+  if ((cmd == "divergence") == versus.empty())
+    return fprintf(stderr, "vexprobe: --vs FILE is for divergence (and divergence needs it)\n"), 2;
   over.k = topk;
   auto dev = parse_device(device);
   if (!dev.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(dev.status().message()).c_str()), 2;
   std::vector<std::string> prompts;
-  if (!file.empty()) {
-    std::ifstream in(file);
-    if (!in) return fprintf(stderr, "vexprobe: %s: cannot be read\n", file.c_str()), 1;
+  size_t first_set = 0;  // divergence: prompts [0, first_set) are set A, the rest set B
+  auto read_prompts = [&](const std::string& path) -> bool {
+    std::ifstream in(path);
+    if (!in) return fprintf(stderr, "vexprobe: %s: cannot be read\n", path.c_str()), false;
+    const size_t before = prompts.size();
     for (std::string line; std::getline(in, line);)
       if (!line.empty()) prompts.push_back(line);
-    if (prompts.empty()) return fprintf(stderr, "vexprobe: %s: no prompts\n", file.c_str()), 1;
+    if (prompts.size() == before) return fprintf(stderr, "vexprobe: %s: no prompts\n", path.c_str()), false;
+    return true;
+  };
+  if (!file.empty()) {
+    if (!read_prompts(file)) return 1;
   } else {
     prompts.push_back(prompt);
   }
+  first_set = prompts.size();
+  if (!versus.empty() && !read_prompts(versus)) return 1;
   if (weights.empty()) {
     auto demo = demo_model_dir();
     if (!demo.ok()) return fprintf(stderr, "vexprobe: %s\n", demo.status().ToString().c_str()), 1;
@@ -157,9 +183,33 @@ int routing(const std::string& cmd, int argc, char** argv) {
     auto engine = make_engine(m, static_cast<int>(t.size()), *dev);
     if (!engine.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(engine.status().message()).c_str()), 1;
     std::vector<Route> r;
+    const int D = m.config().d_model;
+    std::vector<float> emb(D), en(D), el;
     absl::Status st = (*engine)->set_routing_observer([&](const RoutingEvent& ev) {
       r.push_back({ev.layer, ev.pos, std::vector<float>(ev.router_logits, ev.router_logits + ev.n_slots),
                    std::vector<int>(ev.slots, ev.slots + ev.k), std::vector<float>(ev.weights, ev.weights + ev.k)});
+      if (cmd != "router-probe") return;
+      // The token's embedding through this layer's MoE norm and router: the routing it would
+      // get if no layer had written to the residual.
+      const LayerWeights& lw = m.weights.layers[ev.layer];
+      const int32_t id = t[ev.pos];
+      double e2 = 0, d2 = 0;
+      for (int i = 0; i < D; ++i) {
+        emb[i] = bf16_to_f32(m.weights.embedding[static_cast<int64_t>(id) * D + i]);
+        e2 += double(emb[i]) * emb[i], d2 += double(ev.residual[i] - emb[i]) * (ev.residual[i] - emb[i]);
+      }
+      rmsnorm(emb.data(), lw.mlp_norm, en.data(), 1, D, m.config().rms_eps);
+      el.resize(ev.n_slots);
+      linear_bf16(en.data(), lw.router_w, lw.router_b, el.data(), 1, D, ev.n_slots);
+      for (int e = 0; e < ev.n_slots; ++e)
+        if (!std::isfinite(ev.router_logits[e])) el[e] = -INFINITY;  // masked as the engine masked it
+      int idx[16];
+      float wt[16];
+      router_topk_softmax(el.data(), ev.n_slots, ev.k, idx, wt);
+      int agree = 0;
+      for (int j = 0; j < ev.k; ++j)
+        agree += std::find(ev.slots, ev.slots + ev.k, idx[j]) != ev.slots + ev.k;
+      r.back().agree = agree, r.back().added = std::sqrt(d2 / std::max(e2, 1e-30));
     });
     if (st.ok()) st = (*engine)->set_routing_override(over);
     if (st.ok()) st = (*engine)->forward(t, nullptr);
@@ -300,6 +350,108 @@ int routing(const std::string& cmd, int argc, char** argv) {
       if (json)
         out.push_back({{"layer", l}, {"tokens", tokens}, {"unused", unused}, {"top3_share", top3},
                        {"gini", g}, {"experts", experts_json}});
+    }
+    if (json) printf("%s\n", out.dump().c_str());
+    return 0;
+  }
+  if (cmd == "collab") {
+    nlohmann::json out = nlohmann::json::array();
+    for (int l = 0; l < L; ++l) {
+      if (!in_layer(l)) continue;
+      const int S = m.weights.layers[l].n_slots();
+      std::vector<double> single(S);
+      std::map<std::pair<int, int>, double> pairs;
+      int tokens = 0;
+      for (const auto& r : routes)
+        for (const Route& x : r) {
+          if (x.layer != l) continue;
+          ++tokens;
+          for (size_t i = 0; i < x.slots.size(); ++i) {
+            single[x.slots[i]] += 1;
+            for (size_t j = i + 1; j < x.slots.size(); ++j)
+              pairs[{std::min(x.slots[i], x.slots[j]), std::max(x.slots[i], x.slots[j])}] += 1;
+          }
+        }
+      std::vector<std::pair<double, std::pair<int, int>>> by;
+      for (const auto& [p, c] : pairs) by.push_back({c, p});
+      std::sort(by.begin(), by.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+      if (!json) printf("%slayer %d: %d tokens\n| pair | together | lift |\n|---|---|---|\n", l ? "\n" : "", l, tokens);
+      nlohmann::json lj = nlohmann::json::array();
+      for (size_t i = 0; i < by.size() && static_cast<int>(i) < top; ++i) {
+        const auto [c, p] = by[i];
+        const double lift = c * tokens / (single[p.first] * single[p.second]);
+        if (json) lj.push_back({{"a", p.first}, {"b", p.second}, {"together", c}, {"lift", lift}});
+        else printf("| %d + %d | %.0f | %.2f |\n", p.first, p.second, c, lift);
+      }
+      if (json) out.push_back({{"layer", l}, {"tokens", tokens}, {"pairs", lj}});
+    }
+    if (json) printf("%s\n", out.dump().c_str());
+    return 0;
+  }
+
+  if (cmd == "divergence") {
+    // Mean router distribution of each set, per layer; JS divergence between them.
+    nlohmann::json out = nlohmann::json::array();
+    if (!json) printf("A: %s (%zu prompts), B: %s (%zu prompts)\n| layer | JS divergence (nats) |\n|---|---|\n",
+                      file.c_str(), first_set, versus.c_str(), prompts.size() - first_set);
+    for (int l = 0; l < L; ++l) {
+      if (!in_layer(l)) continue;
+      const int S = m.weights.layers[l].n_slots();
+      std::vector<double> pa(S), pb(S);
+      double na = 0, nb = 0;
+      for (size_t p = 0; p < routes.size(); ++p)
+        for (const Route& x : routes[p]) {
+          if (x.layer != l) continue;
+          const std::vector<double> d = distribution(x.logits);
+          auto& acc = p < first_set ? pa : pb;
+          (p < first_set ? na : nb) += 1;
+          for (int e = 0; e < S; ++e) acc[e] += d[e];
+        }
+      double js = 0;
+      for (int e = 0; e < S; ++e) {
+        const double a_ = pa[e] / na, b_ = pb[e] / nb, mid = (a_ + b_) / 2;
+        if (a_ > 0) js += 0.5 * a_ * std::log(a_ / mid);
+        if (b_ > 0) js += 0.5 * b_ * std::log(b_ / mid);
+      }
+      if (json) out.push_back({{"layer", l}, {"js", js}});
+      else printf("| %d | %.4f |\n", l, js);
+    }
+    if (json) printf("%s\n", out.dump().c_str());
+    return 0;
+  }
+
+  if (cmd == "context-test") {
+    nlohmann::json out = nlohmann::json::array();
+    for (size_t p = 0; p < routes.size(); ++p) {
+      const int last = static_cast<int>(ids[p].size()) - 1;
+      std::string line = absl::StrFormat("%-40s %s", nlohmann::json(prompts[p]).dump(), shown(**tok, ids[p][last]));
+      for (const Route& x : routes[p]) {
+        if (x.pos != last || !in_layer(x.layer)) continue;
+        absl::StrAppend(&line, " | L", x.layer, ":");
+        for (size_t j = 0; j < x.slots.size(); ++j) absl::StrAppendFormat(&line, " %d %.2f", x.slots[j], x.weights[j]);
+        if (json)
+          out.push_back({{"prompt", p}, {"token", ids[p][last]}, {"layer", x.layer}, {"slots", x.slots},
+                         {"weights", x.weights}});
+      }
+      if (!json) printf("%s\n", line.c_str());
+    }
+    if (json) printf("%s\n", out.dump().c_str());
+    return 0;
+  }
+
+  if (cmd == "router-probe") {
+    std::vector<double> agree(L), added(L);
+    std::vector<int> n(L);
+    int k = 0;
+    for (const auto& r : routes)
+      for (const Route& x : r) agree[x.layer] += x.agree, added[x.layer] += x.added, ++n[x.layer], k = static_cast<int>(x.slots.size());
+    nlohmann::json out = nlohmann::json::array();
+    if (!json)
+      printf("| layer | experts the embedding alone would also get (of %d) | |residual - embedding| / |embedding| |\n|---|---|---|\n", k);
+    for (int l = 0; l < L; ++l) {
+      if (!in_layer(l) || n[l] == 0) continue;
+      if (json) out.push_back({{"layer", l}, {"agree", agree[l] / n[l]}, {"k", k}, {"added", added[l] / n[l]}});
+      else printf("| %d | %.2f | %.2f |\n", l, agree[l] / n[l], added[l] / n[l]);
     }
     if (json) printf("%s\n", out.dump().c_str());
     return 0;
