@@ -281,6 +281,11 @@ expect 0 "" -- "$bin/vexprobe" context-test -f "$tmp/ctx.txt" --layer 4
 expect 0 "" -- "$bin/vexprobe" router-probe -f "$tmp/prose.txt" --json
 python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); assert len(r) == 8 and all(0 <= x["agree"] <= x["k"] == 4 and x["added"] > 0 for x in r) and r[-1]["added"] > r[0]["added"], r' "$tmp/out" ||
   { echo "FAIL: vexprobe router-probe"; cat "$tmp/out"; fails=$((fails + 1)); }
+head -c 1200 "$demo/eval/heldout-brown.txt" >"$tmp/ppl2.txt"
+expect 0 "" -- "$bin/vexprobe" ablate --topk 1 --text "$tmp/ppl2.txt" -c 64 --n 1 --task weekday
+grep -qE "^\| perplexity of .* \| [0-9.]+ \| [0-9.]+ \|$" "$tmp/out" && grep -qE "^\| weekday exact \(n = 1\) \| [0-9]+ % \| [0-9]+ % \|$" "$tmp/out" ||
+  { echo "FAIL: vexprobe ablate"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 2 "ablate needs --ablate, --topk or --force" -- "$bin/vexprobe" ablate
 expect 1 "ablate 9:1: the model has layers 0 .. 7" -- "$bin/vexprobe" trace -p "x" --ablate 9:1
 expect 2 "--ablate: '4-7' is not LAYER:EXPERT" -- "$bin/vexprobe" trace -p "x" --ablate 4-7
 expect 2 "apply to --perplexity and --tokens" -- "$bin/vexrun" -p hi --topk 2

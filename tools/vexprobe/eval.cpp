@@ -108,10 +108,12 @@ std::vector<EvalItem> weekday_items(int n, uint64_t seed) {
 }
 
 absl::StatusOr<std::vector<EvalResult>> run_eval(const Model& m, const std::vector<EvalItem>& items,
-                                                 bool chat, const std::string& device) {
+                                                 bool chat, const std::string& device,
+                                                 const RoutingOverride& routing) {
   VEX_ASSIGN_OR_RETURN(const Tokenizer* tok, m.require_tokenizer());
   VEX_ASSIGN_OR_RETURN(Device dev, parse_device(device));
   VEX_ASSIGN_OR_RETURN(auto engine, make_engine(m, 1024, dev));
+  VEX_RETURN_IF_ERROR(engine->set_routing_override(routing));
   Session session(std::move(engine));
   ExpertRegistry registry;
   std::unique_ptr<VirtualExperts> experts;

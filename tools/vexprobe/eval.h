@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "runtime/engine.h"
 
 namespace vex {
 
@@ -39,7 +40,9 @@ std::vector<EvalItem> weekday_items(int n, uint64_t seed);
 
 // Runs every item with virtual experts off (the model alone) and, when the model has HOST
 // experts attached, on.
+// `routing`: overrides applied to the engine (ablated or forced experts, k), both passes.
 absl::StatusOr<std::vector<EvalResult>> run_eval(const Model& m, const std::vector<EvalItem>& items,
-                                                 bool chat, const std::string& device);
+                                                 bool chat, const std::string& device,
+                                                 const RoutingOverride& routing = {});
 
 }  // namespace vex

@@ -16,7 +16,9 @@
 #include "kernels/cpu/router.h"
 #include "loader/safetensors_writer.h"
 #include "runtime/forward_cpu.h"
+#include "loader/file.h"
 #include "runtime/model.h"
+#include "runtime/perplexity.h"
 #include "runtime/virtual_experts.h"
 #include "tools/args.h"
 #include "tools/vexprobe/eval.h"
@@ -274,12 +276,99 @@ int train_router(const Options& o) {
   return 0;
 }
 
+// vexprobe ablate: the model with experts ablated (or k changed, or experts forced) next to the
+// model as it is: perplexity of a text and exact answers of an eval task, the same questions.
+int ablate(int argc, char** argv) {
+  std::string weights, text, task = "arith", device = "cpu";
+  int n = 10, ctx = 512;
+  bool chat = false, help = false;
+  RoutingOverride routing;
+  Args a;
+  a.text({"--weights", "-m"}, "checkpoint directory (default: the embedded demo model)", &weights);
+  a.value({"--ablate"}, "LAYER:EXPERT,...: experts masked out of the routing",
+          [&](const std::string& v) { return parse_layer_pairs("--ablate", v, &routing.ablate); });
+  a.value({"--force"}, "LAYER:EXPERT,...: experts chosen for every token at their layer",
+          [&](const std::string& v) { return parse_layer_pairs("--force", v, &routing.force); });
+  a.integer({"--topk"}, "experts per token instead of the model's (1 .. 16)", 1, 16, &routing.k);
+  a.text({"--text"}, "text whose perplexity is measured (default: the demo model's held-out text)", &text);
+  a.integer({"-c", "--ctx"}, "perplexity chunk size (default 512)", 4, 1 << 20, &ctx);
+  a.text({"--task"}, "eval task: arith, units, weekday (default arith)", &task);
+  a.integer({"--n"}, "questions per eval row (default 10)", 1, 100000, &n);
+  a.flag({"--chat"}, "eval questions in chat", &chat);
+  a.text({"--device"}, "cpu (overrides need the CPU engine for now)", &device);
+  a.flag({"--help", "-h"}, "show this help", &help);
+  const std::string usage = "usage: vexprobe ablate --ablate L:E,...|--topk K|--force L:E,... [options]\n" + a.usage();
+  if (absl::Status st = a.parse(argc - 1, argv + 1); !st.ok() || help || routing.empty()) {
+    if (!st.ok()) fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str());
+    else if (!help) fprintf(stderr, "vexprobe: ablate needs --ablate, --topk or --force\n");
+    fprintf(help ? stdout : stderr, "%s", usage.c_str());
+    return help ? 0 : 2;
+  }
+  std::vector<EvalItem> items;
+  if (task == "arith") items = arithmetic_items(n, 1);
+  else if (task == "units") items = units_items(n, 1);
+  else if (task == "weekday") items = weekday_items(n, 1);
+  else return fprintf(stderr, "vexprobe: --task must be arith, units or weekday\n"), 2;
+  if (weights.empty()) {
+    auto demo = demo_model_dir();
+    if (!demo.ok()) return fprintf(stderr, "vexprobe: %s\n", demo.status().ToString().c_str()), 1;
+    weights = *demo;
+    if (text.empty()) text = weights + "/eval/heldout-brown.txt";
+  }
+  if (text.empty()) return fprintf(stderr, "vexprobe: give --text FILE for the perplexity\n"), 2;
+  auto model = load_model(weights, LoadOptions{});
+  if (!model.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(model.status().message()).c_str()), 1;
+  const Model& m = **model;
+  auto content = read_regular_file(text, 64 << 20, "the text");
+  auto tok = m.require_tokenizer();
+  auto dev = parse_device(device);
+  if (!content.ok() || !tok.ok() || !dev.ok()) {
+    const absl::Status st = !content.ok() ? content.status() : !tok.ok() ? tok.status() : dev.status();
+    return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
+  }
+  const std::vector<int32_t> ids = (*tok)->encode(*content, /*allow_special=*/false);
+  double ppl[2];
+  std::vector<EvalResult> results[2];
+  for (int after = 0; after < 2; ++after) {
+    const RoutingOverride none;
+    const RoutingOverride& o = after ? routing : none;
+    auto engine = make_engine(m, ctx, *dev);
+    absl::Status st = engine.ok() ? (*engine)->set_routing_override(o) : engine.status();
+    if (!st.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
+    auto p = measure_perplexity(**engine, ids, ctx);
+    if (!p.ok()) return fprintf(stderr, "vexprobe: %s: %s\n", text.c_str(), std::string(p.status().message()).c_str()), 1;
+    ppl[after] = p->overall;
+    auto r = run_eval(m, items, chat, device, o);
+    if (!r.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(r.status().message()).c_str()), 1;
+    results[after] = std::move(*r);
+  }
+  printf("%s\n\n| measure | the model | with the change |\n|---|---|---|\n", weights.c_str());
+  printf("| perplexity of %s (-c %d, over every scored token) | %.3f | %.3f |\n", text.c_str(), ctx, ppl[0], ppl[1]);
+  for (size_t i = 0; i < items.size();) {
+    size_t j = i;
+    int exact[2] = {0, 0};
+    for (; j < items.size() && items[j].cell == items[i].cell; ++j)
+      exact[0] += results[0][j].exact, exact[1] += results[1][j].exact;
+    const double k = static_cast<double>(j - i);
+    printf("| %s%s exact (n = %zu) | %.0f %% | %.0f %% |\n", task == "arith" ? "arith " : "", items[i].cell.c_str(),
+           j - i, 100 * exact[0] / k, 100 * exact[1] / k);
+    i = j;
+  }
+  return 0;
+}
+
 // vexprobe eval: the model's own answers next to the answers with the experts, per cell.
 int eval(int argc, char** argv) {
   std::string weights, experts, task = "arith", device = "auto";
   int n = 20, seed = 1, show = 3;
   bool chat = false, help = false;
+  RoutingOverride routing;
   Args a;
+  a.value({"--ablate"}, "LAYER:EXPERT,...: experts masked out of the routing (both passes)",
+          [&](const std::string& v) { return parse_layer_pairs("--ablate", v, &routing.ablate); });
+  a.value({"--force"}, "LAYER:EXPERT,...: experts chosen for every token at their layer",
+          [&](const std::string& v) { return parse_layer_pairs("--force", v, &routing.force); });
+  a.integer({"--topk"}, "experts per token instead of the model's (1 .. 16)", 1, 16, &routing.k);
   a.text({"--weights", "-m"}, "checkpoint directory (default: the embedded demo model)", &weights);
   a.text({"--experts"}, "expert manifest whose virtual experts are compared with the model alone",
          &experts);
@@ -314,7 +403,7 @@ int eval(int argc, char** argv) {
   load.experts = experts;
   auto model = load_model(weights, load);
   if (!model.ok()) return fprintf(stderr, "vexprobe: %s\n", model.status().ToString().c_str()), 1;
-  auto results = run_eval(**model, items, chat, device);
+  auto results = run_eval(**model, items, chat, device, routing);
   if (!results.ok())
     return fprintf(stderr, "vexprobe: %s\n", results.status().ToString().c_str()), 1;
   const bool with = !(*model)->host_experts.empty();
@@ -367,6 +456,7 @@ int run(int argc, char** argv) {
       "usage: vexprobe train-router --expert NAME --layer L|--sweep [--weights DIR] [options]\n" +
       a.usage();
   if (argc >= 2 && std::string(argv[1]) == "eval") return eval(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "ablate") return ablate(argc, argv);
   for (const char* cmd : {"trace", "weights", "entropy", "taxonomy", "collab", "divergence",
                           "context-test", "router-probe"})
     if (argc >= 2 && std::string(argv[1]) == cmd) return routing(cmd, argc, argv);
