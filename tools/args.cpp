@@ -102,6 +102,14 @@ absl::Status parse_float(const std::string& flag, const std::string& s, double l
   return absl::OkStatus();
 }
 
+void add_routing_flags(Args& a, RoutingOverride* o) {
+  a.value({"--ablate"}, "LAYER:EXPERT,...: experts masked out of the routing (the rest renormalized)",
+          [o](const std::string& v) { return parse_layer_pairs("--ablate", v, &o->ablate); });
+  a.value({"--force"}, "LAYER:EXPERT,...: experts chosen for every token at their layer",
+          [o](const std::string& v) { return parse_layer_pairs("--force", v, &o->force); });
+  a.integer({"--topk"}, "experts per token instead of the model's (1 .. 16)", 1, 16, &o->k);
+}
+
 absl::Status parse_layer_pairs(const std::string& flag, const std::string& s,
                                std::vector<std::pair<int, int>>* out) {
   for (absl::string_view part : absl::StrSplit(s, ',', absl::SkipWhitespace())) {

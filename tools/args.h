@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "runtime/engine.h"
 
 namespace vex {
 
@@ -41,6 +42,9 @@ absl::Status parse_int(const std::string& flag, const std::string& s, int64_t lo
                        int64_t* out);
 absl::Status parse_float(const std::string& flag, const std::string& s, double lo, double hi,
                          float* out);
+// --ablate, --force and --topk (runtime/engine.h RoutingOverride), as vexrun and vexprobe take them.
+void add_routing_flags(Args& a, RoutingOverride* o);
+
 // "3:7,0:12" -> {(3, 7), (0, 12)}: (layer, expert) pairs for routing overrides, appended.
 absl::Status parse_layer_pairs(const std::string& flag, const std::string& s,
                                std::vector<std::pair<int, int>>* out);

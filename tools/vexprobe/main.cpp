@@ -285,11 +285,7 @@ int ablate(int argc, char** argv) {
   RoutingOverride routing;
   Args a;
   a.text({"--weights", "-m"}, "checkpoint directory (default: the embedded demo model)", &weights);
-  a.value({"--ablate"}, "LAYER:EXPERT,...: experts masked out of the routing",
-          [&](const std::string& v) { return parse_layer_pairs("--ablate", v, &routing.ablate); });
-  a.value({"--force"}, "LAYER:EXPERT,...: experts chosen for every token at their layer",
-          [&](const std::string& v) { return parse_layer_pairs("--force", v, &routing.force); });
-  a.integer({"--topk"}, "experts per token instead of the model's (1 .. 16)", 1, 16, &routing.k);
+  add_routing_flags(a, &routing);
   a.text({"--text"}, "text whose perplexity is measured (default: the demo model's held-out text)", &text);
   a.integer({"-c", "--ctx"}, "perplexity chunk size (default 512)", 4, 1 << 20, &ctx);
   a.text({"--task"}, "eval task: arith, units, weekday (default arith)", &task);
@@ -364,11 +360,7 @@ int eval(int argc, char** argv) {
   bool chat = false, help = false;
   RoutingOverride routing;
   Args a;
-  a.value({"--ablate"}, "LAYER:EXPERT,...: experts masked out of the routing (both passes)",
-          [&](const std::string& v) { return parse_layer_pairs("--ablate", v, &routing.ablate); });
-  a.value({"--force"}, "LAYER:EXPERT,...: experts chosen for every token at their layer",
-          [&](const std::string& v) { return parse_layer_pairs("--force", v, &routing.force); });
-  a.integer({"--topk"}, "experts per token instead of the model's (1 .. 16)", 1, 16, &routing.k);
+  add_routing_flags(a, &routing);  // both passes
   a.text({"--weights", "-m"}, "checkpoint directory (default: the embedded demo model)", &weights);
   a.text({"--experts"}, "expert manifest whose virtual experts are compared with the model alone",
          &experts);

@@ -95,10 +95,9 @@ std::string shown(const Tokenizer& tok, int32_t id) {
 
 int routing(const std::string& cmd, int argc, char** argv) {
   std::string weights, experts, prompt, file, versus, device = "cpu";
-  int layer = -1, topk = 0, top = 10;
+  int layer = -1, top = 10;
   bool chat = false, json = false, help = false;
   RoutingOverride over;
-  over.k = 0;
   Args a;
   a.text({"--weights", "-m"}, "checkpoint directory (default: the embedded demo model)", &weights);
   a.text({"--experts"}, "expert manifest (pruning, virtual experts) applied first", &experts);
@@ -107,11 +106,7 @@ int routing(const std::string& cmd, int argc, char** argv) {
   a.flag({"--chat"}, "render each prompt as a chat's user message (Harmony), not raw text", &chat);
   a.integer({"--layer"}, "one layer (weights: required; taxonomy: default every layer)", 0, 1 << 20,
             &layer);
-  a.integer({"--topk"}, "experts per token instead of the model's (1 .. 16)", 1, 16, &topk);
-  a.value({"--ablate"}, "LAYER:EXPERT,...: experts masked out of the routing",
-          [&](const std::string& v) { return parse_layer_pairs("--ablate", v, &over.ablate); });
-  a.value({"--force"}, "LAYER:EXPERT,...: experts chosen for every token at their layer",
-          [&](const std::string& v) { return parse_layer_pairs("--force", v, &over.force); });
+  add_routing_flags(a, &over);
   a.text({"--vs"}, "divergence: the second prompt file", &versus);
   a.integer({"--top"}, "collab: pairs shown per layer (default 10)", 1, 1 << 20, &top);
   a.text({"--device"}, "cpu (the CUDA engine does not capture routing yet)", &device);
@@ -131,7 +126,6 @@ int routing(const std::string& cmd, int argc, char** argv) {
     return fprintf(stderr, "vexprobe: weights needs --layer\n"), 2;
   if ((cmd == "divergence") == versus.empty())
     return fprintf(stderr, "vexprobe: --vs FILE is for divergence (and divergence needs it)\n"), 2;
-  over.k = topk;
   auto dev = parse_device(device);
   if (!dev.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(dev.status().message()).c_str()), 2;
   std::vector<std::string> prompts;

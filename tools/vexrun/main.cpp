@@ -385,11 +385,7 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
   a.flag({"--show-analysis"}, "also print the analysis (reasoning) channel", &o.show_analysis);
   a.flag({"--json"}, "print one JSON object per answer instead of streaming text", &o.json);
   a.flag({"--tokenize"}, "print the prompt's token ids and exit", &o.tokenize);
-  a.value({"--ablate"}, "LAYER:EXPERT,...: mask experts out of the routing (with --perplexity or --tokens)",
-          [&](const std::string& v) { return parse_layer_pairs("--ablate", v, &o.routing.ablate); });
-  a.value({"--force"}, "LAYER:EXPERT,...: choose these experts for every token at their layer",
-          [&](const std::string& v) { return parse_layer_pairs("--force", v, &o.routing.force); });
-  a.integer({"--topk"}, "experts per token instead of the model's (1 .. 16)", 1, 16, &o.routing.k);
+  add_routing_flags(a, &o.routing);  // with --perplexity or --tokens
   a.flag({"--perplexity"},
          "perplexity of the text (-f FILE or -p), llama-perplexity style: chunks of -c tokens "
          "(default 512), the second half of each scored",
