@@ -146,8 +146,20 @@ std::optional<std::string> to_syntax(std::string_view s, std::set<char>* vars) {
               (!paren && e.starts_with('.')))
             return std::nullopt;
           if (paren) e.remove_prefix(1);
+          // The exponent goes to GiNaC in parentheses: it reads "a^-2*(7)" as a^(-2*7), so
+          // "(3x - 1)^-2(7)" was answered with the power -14 (found by fuzzing).
+          const size_t from = i + sym.size();
+          const std::string_view exponent = s.substr(from, static_cast<size_t>(e.data() - s.data()) - from);
           while (!e.empty() && e.front() == ' ') e.remove_prefix(1);
           if (e.starts_with('^') || e.starts_with("**")) return std::nullopt;  // a tower
+          std::string x;
+          for (char ch : exponent)
+            if (ch != ' ') x += ch;
+          out += "^(" + x + ")";
+          operand = true;
+          i = from + exponent.size();
+          matched = true;
+          break;
         }
         out += text;
         operand = superscript;

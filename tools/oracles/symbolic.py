@@ -57,6 +57,11 @@ def main():
         ("(1 + sqrt(2))^2 =", answer(sp.expand((1 + sp.sqrt(2)) ** 2))),
         ("Solve x^2 - 2 = 0:", "x = -sqrt(2) or x = sqrt(2)"),
         ("Solve x^2 - 6x + 9 = 0 for x:", "x = 3"),
+        # A negative exponent binds to its number only ("2^-1(x+1)" is (x+1)/2; GiNaC read the
+        # product after it into the exponent: found by fuzzing).
+        ("Expand 2^-1(x + 1):", answer(sp.expand((x + 1) / 2))),
+        ("Expand (x + 1)^2(x + 2)^-1(x + 2):", answer(sp.expand((x + 1) ** 2))),
+        ("Expand (x+1)^(2)(x-1):", answer(sp.expand((x + 1) ** 2 * (x - 1)))),
     ]
     seen = set(t for t, _ in rows)
 
@@ -143,8 +148,9 @@ def main():
             "The derivative of sin x is"],
         "an integral of a function that is not a polynomial": ["The integral of sin(x) is",
                                                                 "∫ exp(x) dx ="],
-        "past the budget: a huge expansion or exponent": ["Expand (x+y+z+w+v)^32:",
-                                                          "Expand (x+1)^100:"],
+        "past the budget: a huge expansion or exponent, a rational function of more than two "
+        "variables": ["Expand (x+y+z+w+v)^32:", "Expand (x+1)^100:",
+                      "Simplify (x*w + v)^28/(x + y + z):"],
         "a limit at a pole: not taken by substitution": [
             "The limit of 1/x as x approaches 0 is", "The limit of (x+1)/(x-1) as x approaches 1 is"],
         "nothing to compute: already in lowest terms, or pure arithmetic (the calculator's)": [
