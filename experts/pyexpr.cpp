@@ -1179,12 +1179,14 @@ class Eval {
   }
   // Calls f on each element of an iterable, one step each.
   absl::Status each(const Value& v, const std::function<absl::Status(const Value&)>& f);
-  absl::StatusOr<Items> materialise(const Value& v) {
+  // The elements of an iterable; with any_order, a set's in whatever order each_any_order allows.
+  absl::StatusOr<Items> materialise(const Value& v, bool any_order = false) {
     Items out;
-    VEX_RETURN_IF_ERROR(each(v, [&](const Value& x) {
+    const auto add = [&](const Value& x) {
       out.push_back(x);
       return charge(0, sizeof(Value));
-    }));
+    };
+    VEX_RETURN_IF_ERROR(any_order ? each_any_order(v, add) : each(v, add));
     return out;
   }
   // Local scopes: a call's parameters, a comprehension's loop names. A name is looked up in the
@@ -1194,23 +1196,20 @@ class Eval {
     absl::flat_hash_map<std::string, Value> names;
     bool call = false;
   };
-  const Value* bound(const std::string& name) const {
+  // The variable in a local scope visible here, or null (a function made here reading one would
+  // be a closure).
+  const Value* local(const std::string& name) const {
     for (auto f = frames_.rbegin(); f != frames_.rend(); ++f) {
       const auto it = f->names.find(name);
       if (it != f->names.end()) return &it->second;
       if (f->call) break;
     }
+    return nullptr;
+  }
+  const Value* bound(const std::string& name) const {
+    if (const Value* v = local(name)) return v;
     const auto it = env_.find(name);
     return it == env_.end() ? nullptr : &it->second;
-  }
-  // Whether a name is bound in a local scope visible here (a function made here reading it
-  // would be a closure).
-  bool local(const std::string& name) const {
-    for (auto f = frames_.rbegin(); f != frames_.rend(); ++f) {
-      if (f->names.contains(name)) return true;
-      if (f->call) break;
-    }
-    return false;
   }
   // Iterators are consumed once; held in a name or a container they could be read twice
   // (CPython's second read is empty): declined.
@@ -1227,16 +1226,8 @@ class Eval {
   absl::StatusOr<Value> method(const Node& n);
   absl::StatusOr<Value> attribute(const Node& n);
   // Like each(), but a set's elements in any order where the result cannot depend on it (all
-  // numbers or all strings: min, max, sorted; membership, any, all, building a set).
+  // numbers or all strings: min, max, sorted without key=; any, all).
   absl::Status each_any_order(const Value& v, const std::function<absl::Status(const Value&)>& f);
-  absl::StatusOr<Items> materialise_any_order(const Value& v) {
-    Items out;
-    VEX_RETURN_IF_ERROR(each_any_order(v, [&](const Value& x) {
-      out.push_back(x);
-      return charge(0, sizeof(Value));
-    }));
-    return out;
-  }
   // A dict or set from keys (and values) in order: later equal keys update the first one's value.
   absl::StatusOr<Value> make_dict(const Items& pairs);
   absl::StatusOr<Value> make_set(const Items& elements);
@@ -1821,7 +1812,7 @@ absl::StatusOr<Value> Eval::builtin(const std::string& f, std::vector<Value> arg
     VEX_RETURN_IF_ERROR(arity(1, SIZE_MAX, {"default", "key"}));
     Items items;
     if (args.size() == 1) {
-      VEX_ASSIGN_OR_RETURN(items, keyed ? materialise(args[0]) : materialise_any_order(args[0]));
+      VEX_ASSIGN_OR_RETURN(items, materialise(args[0], /*any_order=*/!keyed));
     } else {
       if (kw.contains("default")) return type_error("default with multiple arguments");
       items = args;
@@ -1840,7 +1831,7 @@ absl::StatusOr<Value> Eval::builtin(const std::string& f, std::vector<Value> arg
   }
   if (f == "sorted") {
     VEX_RETURN_IF_ERROR(arity(1, 1, {"reverse", "key"}));
-    VEX_ASSIGN_OR_RETURN(Items items, keyed ? materialise(args[0]) : materialise_any_order(args[0]));
+    VEX_ASSIGN_OR_RETURN(Items items, materialise(args[0], /*any_order=*/!keyed));
     const bool reverse = kw.contains("reverse") && truthy(kw["reverse"]);
     absl::Status st;
     VEX_RETURN_IF_ERROR(charge(static_cast<int64_t>(items.size()) * 20));

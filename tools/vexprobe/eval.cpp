@@ -10,6 +10,7 @@
 #include "runtime/model.h"
 #include "runtime/session.h"
 #include "runtime/virtual_experts.h"
+#include "tools/vexrun/demo.h"
 
 namespace vex {
 namespace {
@@ -105,6 +106,18 @@ std::vector<EvalItem> weekday_items(int n, uint64_t seed) {
                      expert_answer(dt, raw), " was a "});
   }
   return items;
+}
+
+absl::StatusOr<std::vector<EvalItem>> task_items(const std::string& task, int n, uint64_t seed) {
+  if (task == "arith") return arithmetic_items(n, seed);
+  if (task == "units") return units_items(n, seed);
+  if (task == "weekday") return weekday_items(n, seed);
+  return absl::InvalidArgumentError("--task must be arith, units or weekday");
+}
+
+absl::StatusOr<std::string> weights_or_demo(const std::string& weights) {
+  if (!weights.empty()) return weights;
+  return demo_model_dir();
 }
 
 absl::StatusOr<std::vector<EvalResult>> run_eval(const Model& m, const std::vector<EvalItem>& items,

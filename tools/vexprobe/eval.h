@@ -37,6 +37,11 @@ std::vector<EvalItem> arithmetic_items(int n, uint64_t seed);
 // experts on the raw text (exact by their oracle suites, tests/data/experts/).
 std::vector<EvalItem> units_items(int n, uint64_t seed);
 std::vector<EvalItem> weekday_items(int n, uint64_t seed);
+// The items of a task by name: arith, units or weekday; InvalidArgument for another.
+absl::StatusOr<std::vector<EvalItem>> task_items(const std::string& task, int n, uint64_t seed);
+
+// The weights directory vexprobe runs on: the one given, else the embedded demo model's.
+absl::StatusOr<std::string> weights_or_demo(const std::string& weights);
 
 // Runs every item with virtual experts off (the model alone) and, when the model has HOST
 // experts attached, on.

@@ -24,7 +24,6 @@
 #include "tools/vexprobe/eval.h"
 #include "tools/vexprobe/routing.h"
 #include "tools/vexprobe/prompts.h"
-#include "tools/vexrun/demo.h"
 
 namespace vex {
 namespace {
@@ -165,13 +164,9 @@ LayerFit fit_layer(const std::vector<Sample>& samples, int D, int k, float thres
 }
 
 int train_router(const Options& o) {
-  std::string dir = o.weights;
-  if (dir.empty()) {
-    auto demo = demo_model_dir();
-    if (!demo.ok()) return fprintf(stderr, "vexprobe: %s\n", demo.status().ToString().c_str()), 1;
-    dir = *demo;
-  }
-  auto model = load_model(dir);
+  const auto dir = weights_or_demo(o.weights);
+  if (!dir.ok()) return fprintf(stderr, "vexprobe: %s\n", dir.status().ToString().c_str()), 1;
+  auto model = load_model(*dir);
   if (!model.ok()) return fprintf(stderr, "vexprobe: %s\n", model.status().ToString().c_str()), 1;
   const Model& m = **model;
   const Config& c = m.config();
@@ -300,17 +295,17 @@ int ablate(int argc, char** argv) {
     fprintf(help ? stdout : stderr, "%s", usage.c_str());
     return help ? 0 : 2;
   }
-  std::vector<EvalItem> items;
-  if (task == "arith") items = arithmetic_items(n, 1);
-  else if (task == "units") items = units_items(n, 1);
-  else if (task == "weekday") items = weekday_items(n, 1);
-  else return fprintf(stderr, "vexprobe: --task must be arith, units or weekday\n"), 2;
-  if (weights.empty()) {
-    auto demo = demo_model_dir();
+  const auto task_list = task_items(task, n, 1);
+  if (!task_list.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(task_list.status().message()).c_str()), 2;
+  const std::vector<EvalItem>& items = *task_list;
+  if (weights.empty() && text.empty()) {  // the demo model's held-out text
+    const auto demo = weights_or_demo("");
     if (!demo.ok()) return fprintf(stderr, "vexprobe: %s\n", demo.status().ToString().c_str()), 1;
-    weights = *demo;
-    if (text.empty()) text = weights + "/eval/heldout-brown.txt";
+    weights = *demo, text = weights + "/eval/heldout-brown.txt";
   }
+  const auto dir = weights_or_demo(weights);
+  if (!dir.ok()) return fprintf(stderr, "vexprobe: %s\n", dir.status().ToString().c_str()), 1;
+  weights = *dir;
   if (text.empty()) return fprintf(stderr, "vexprobe: give --text FILE for the perplexity\n"), 2;
   auto model = load_model(weights, LoadOptions{});
   if (!model.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(model.status().message()).c_str()), 1;
@@ -381,16 +376,12 @@ int eval(int argc, char** argv) {
     fprintf(help ? stdout : stderr, "%s", usage.c_str());
     return help ? 0 : 2;
   }
-  std::vector<EvalItem> items;
-  if (task == "arith") items = arithmetic_items(n, seed);
-  else if (task == "units") items = units_items(n, seed);
-  else if (task == "weekday") items = weekday_items(n, seed);
-  else return fprintf(stderr, "vexprobe: --task must be arith, units or weekday\n"), 2;
-  if (weights.empty()) {
-    auto demo = demo_model_dir();
-    if (!demo.ok()) return fprintf(stderr, "vexprobe: %s\n", demo.status().ToString().c_str()), 1;
-    weights = *demo;
-  }
+  const auto task_list = task_items(task, n, seed);
+  if (!task_list.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(task_list.status().message()).c_str()), 2;
+  const std::vector<EvalItem>& items = *task_list;
+  const auto dir = weights_or_demo(weights);
+  if (!dir.ok()) return fprintf(stderr, "vexprobe: %s\n", dir.status().ToString().c_str()), 1;
+  weights = *dir;
   LoadOptions load;
   load.experts = experts;
   auto model = load_model(weights, load);

@@ -39,7 +39,7 @@
 #include "runtime/harmony.h"
 #include "runtime/model.h"
 #include "tools/args.h"
-#include "tools/vexrun/demo.h"
+#include "tools/vexprobe/eval.h"
 
 namespace vex {
 namespace {
@@ -146,11 +146,9 @@ int routing(const std::string& cmd, int argc, char** argv) {
   }
   first_set = prompts.size();
   if (!versus.empty() && !read_prompts(versus)) return 1;
-  if (weights.empty()) {
-    auto demo = demo_model_dir();
-    if (!demo.ok()) return fprintf(stderr, "vexprobe: %s\n", demo.status().ToString().c_str()), 1;
-    weights = *demo;
-  }
+  const auto dir = weights_or_demo(weights);
+  if (!dir.ok()) return fprintf(stderr, "vexprobe: %s\n", dir.status().ToString().c_str()), 1;
+  weights = *dir;
   LoadOptions load;
   load.experts = experts;
   auto model = load_model(weights, load);
@@ -260,7 +258,6 @@ int routing(const std::string& cmd, int argc, char** argv) {
   if (cmd == "entropy") {
     std::vector<double> h(L), top1(L), top_w(L);
     std::vector<int> n(L);
-    int slots = 0;
     for (const auto& r : routes)
       for (const Route& x : r) {
         const std::vector<double> d = distribution(x.logits);
@@ -269,7 +266,6 @@ int routing(const std::string& cmd, int argc, char** argv) {
           if (v > 0) e -= v * std::log(v);
         h[x.layer] += e, top1[x.layer] += *std::max_element(d.begin(), d.end());
         top_w[x.layer] += x.weights[0], ++n[x.layer];
-        slots = static_cast<int>(x.logits.size());
       }
     nlohmann::json out = nlohmann::json::array();
     if (!json)
@@ -285,7 +281,6 @@ int routing(const std::string& cmd, int argc, char** argv) {
       else
         printf("| %d | %.3f | %.3f | %.3f | %.3f |\n", l, he, he / std::log(s), t1, tw);
     }
-    (void)slots;
     if (json) printf("%s\n", out.dump().c_str());
     return 0;
   }
