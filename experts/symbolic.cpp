@@ -174,7 +174,10 @@ std::optional<std::string> to_syntax(std::string_view s, std::set<char>* vars) {
 }
 
 // An upper bound on the terms of e expanded: sums add, products multiply, a power of a sum of
-// k terms to the n has C(n + k - 1, k - 1).
+// k terms to the n has C(n + k - 1, k - 1). GiNaC expands the base of every power, whatever its
+// exponent, so a base past kMaxTerms makes the whole unbounded (infinity), even under ^-1: a
+// denominator of ~10^35 terms was counted as one until fuzzing found it. The binomial is a
+// product of n ratios, never a difference of lgammas (which cancels to 0 for large k).
 double expanded_terms(const ex& e) {
   if (GiNaC::is_a<GiNaC::add>(e)) {
     double t = 0;
@@ -188,10 +191,17 @@ double expanded_terms(const ex& e) {
   }
   if (GiNaC::is_a<GiNaC::power>(e) && GiNaC::is_a<numeric>(e.op(1))) {
     const double k = expanded_terms(e.op(0));
-    const double m = std::abs(GiNaC::ex_to<numeric>(e.op(1)).to_double());
+    if (k > kMaxTerms) return HUGE_VAL;
+    const double m = std::ceil(std::abs(GiNaC::ex_to<numeric>(e.op(1)).to_double()));
     if (k <= 1) return 1;
-    return std::exp(std::lgamma(m + k) - std::lgamma(k) - std::lgamma(m + 1));
+    if (m > kMaxExponent) return HUGE_VAL;
+    double c = 1;  // C(m + k - 1, m)
+    for (double i = 1; i <= m; ++i) c = c * (k - 1 + i) / i;
+    return c;
   }
+  // A function is one term, its arguments expanded inside it.
+  for (size_t i = 0; i < e.nops(); ++i)
+    if (expanded_terms(e.op(i)) > kMaxTerms) return HUGE_VAL;
   return 1;
 }
 
