@@ -67,6 +67,7 @@ struct RoutingEvent {
   const float* router_logits;  // [n_slots] one per slot (masked slots -inf)
   const int* slots;            // [k] the chosen slots, best first (forced ones first)
   const float* weights;        // [k] their routing weights (softmax over the chosen logits)
+  int seq = 0;                 // the sequence (engines holding several)
 };
 using RoutingObserver = std::function<void(const RoutingEvent&)>;
 
@@ -78,6 +79,7 @@ struct RoutingOverride {
   std::vector<std::pair<int, int>> ablate;  // (layer, slot)
   std::vector<std::pair<int, int>> force;   // (layer, slot)
   bool empty() const { return k == 0 && ablate.empty() && force.empty(); }
+  bool operator==(const RoutingOverride&) const = default;
 };
 
 class Engine {

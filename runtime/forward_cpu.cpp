@@ -10,6 +10,7 @@
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cpu/router.h"
+#include "runtime/routing.h"
 
 namespace vex {
 namespace {
@@ -135,56 +136,9 @@ void CpuEngine::forward_chunk(const int32_t* tokens, int n, float* logits, int f
 }
 
 absl::Status CpuEngine::set_routing_override(const RoutingOverride& o) {
-  const int layers = c_.n_layers;
-  int min_slots = 1 << 30;
-  for (const LayerWeights& L : w_.layers) min_slots = std::min(min_slots, L.n_slots());
-  const int k = o.k ? o.k : c_.n_experts_active;
-  if (k < 1 || k > std::min(16, min_slots))
-    return absl::InvalidArgumentError(
-        absl::StrFormat("k = %d: experts per token must be 1 .. %d", k, std::min(16, min_slots)));
-  std::vector<std::vector<uint8_t>> ablated, forced;
-  auto mark = [&](const std::vector<std::pair<int, int>>& pairs, const char* what,
-                  std::vector<std::vector<uint8_t>>& set) -> absl::Status {
-    if (pairs.empty()) return absl::OkStatus();
-    set.resize(layers);
-    for (int l = 0; l < layers; ++l) set[l].assign(w_.layers[l].n_slots(), 0);
-    for (const auto& [l, e] : pairs) {
-      if (l < 0 || l >= layers)
-        return absl::InvalidArgumentError(
-            absl::StrFormat("%s %d:%d: the model has layers 0 .. %d", what, l, e, layers - 1));
-      if (e < 0 || e >= w_.layers[l].n_slots())
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "%s %d:%d: layer %d has slots 0 .. %d", what, l, e, l, w_.layers[l].n_slots() - 1));
-      if (w_.layers[l].slots[e].kind == VEX_SLOT_PRUNED)
-        return absl::InvalidArgumentError(
-            absl::StrFormat("%s %d:%d: that expert is pruned by the manifest", what, l, e));
-      set[l][e] = 1;
-    }
-    return absl::OkStatus();
-  };
-  VEX_RETURN_IF_ERROR(mark(o.ablate, "ablate", ablated));
-  VEX_RETURN_IF_ERROR(mark(o.force, "force", forced));
-  for (int l = 0; l < static_cast<int>(forced.size()); ++l) {
-    int n = 0;
-    for (int e = 0; e < static_cast<int>(forced[l].size()); ++e) {
-      n += forced[l][e];
-      if (forced[l][e] && !ablated.empty() && ablated[l][e])
-        return absl::InvalidArgumentError(
-            absl::StrFormat("slot %d:%d is both ablated and forced", l, e));
-    }
-    if (n > k)
-      return absl::InvalidArgumentError(
-          absl::StrFormat("layer %d: %d slots forced, more than k = %d", l, n, k));
-  }
-  for (int l = 0; l < static_cast<int>(ablated.size()); ++l) {
-    int left = 0;
-    for (int e = 0; e < w_.layers[l].n_slots(); ++e)
-      left += !ablated[l][e] && w_.layers[l].slots[e].kind == VEX_SLOT_NEURAL;
-    if (left < k)
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "layer %d: %d experts left after the ablation, fewer than k = %d", l, left, k));
-  }
-  k_act_ = k, ablated_ = std::move(ablated), forced_ = std::move(forced);
+  VEX_ASSIGN_OR_RETURN(RoutingPlan plan,
+                       plan_routing(o, w_.layers, c_.n_experts_active, /*max_k=*/16));
+  k_act_ = plan.k, ablated_ = std::move(plan.ablated), forced_ = std::move(plan.forced);
   return absl::OkStatus();
 }
 

@@ -16,6 +16,7 @@
 #include "kernels/cuda/rope.cuh"
 #include "kernels/cuda/router.cuh"
 #include "kernels/cuda/sampling.cuh"
+#include "runtime/routing.h"
 
 namespace vex {
 
@@ -52,7 +53,8 @@ struct CudaEngine::Layer : LayerDeviceWeights {
   vex_slot* slots;  // [S] dispatch table
   int n_slots;
   bool has_virtual;                           // DEVICE or HOST slots in the table
-  std::vector<vex_slot> slots_on, slots_off;  // the table with virtual slots on / masked
+  std::vector<vex_slot> loaded;               // the table as loaded (a manifest's)
+  std::vector<vex_slot> slots_on, slots_off;  // with virtual slots on / masked (and ablations)
   uint16_t *k_cache, *v_cache;  // [slots, KV]: ring_ slots on sliding layers, max_ctx on full
   bool sliding;
 };
@@ -151,6 +153,17 @@ absl::StatusOr<std::shared_ptr<CudaWeights>> upload_weights(const Config& c, con
 
 }  // namespace
 
+void CudaEngine::set_tables(Layer& d, std::span<const uint8_t> ablated) {
+  d.slots_on = d.slots_off = d.loaded;
+  d.has_virtual = false;
+  for (size_t e = 0; e < d.loaded.size(); ++e) {
+    if (!ablated.empty() && ablated[e]) d.slots_on[e].kind = d.slots_off[e].kind = VEX_SLOT_PRUNED;
+    const uint32_t kind = d.loaded[e].kind;
+    if (kind == VEX_SLOT_DEVICE || kind == VEX_SLOT_HOST)
+      d.has_virtual = true, d.slots_off[e].kind = VEX_SLOT_PRUNED;
+  }
+}
+
 CudaEngine::CudaEngine(const Config& c, int max_ctx, int n_seqs)
     : c_(c), max_ctx_(max_ctx), pos_(n_seqs, 0), virtual_on_(n_seqs, 1) {}
 
@@ -208,7 +221,13 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
     return absl::InternalError(absl::StrCat("cuBLASLt: ", gemm_->error()));
   mem_.workspace += gemm_->workspace_bytes();
   const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), I = c_.d_ff;
-  const int k = c_.n_experts_active, V = c_.vocab_size;
+  const int k = kMaxK, V = c_.vocab_size;  // buffers per chosen expert hold any k
+  if (c_.n_experts_active > kMaxK)
+    return absl::UnimplementedError(absl::StrCat("the CUDA engine routes to at most ", kMaxK,
+                                                 " experts per token, not ",
+                                                 c_.n_experts_active));
+  k_ = c_.n_experts_active;
+  n_forced_.assign(c_.n_layers, 0);
   int max_slots = 0;
   for (const LayerWeights& L : w.layers) max_slots = std::max(max_slots, L.n_slots());
   // A sliding layer keeps its last `window` keys plus the chunk being written (whose keys must
@@ -237,14 +256,10 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
     d.n_slots = L.n_slots();
     // The slot table as loaded (a manifest's pruning and virtual rows), and the same table with
     // the virtual slots masked, swapped in by use_virtual_tables: the engine's own.
-    d.slots_on = d.slots_off = L.slots;
-    d.has_virtual = false;
-    for (vex_slot& s : d.slots_off)
-      if (s.kind == VEX_SLOT_DEVICE || s.kind == VEX_SLOT_HOST) {
-        d.has_virtual = true;
-        has_host_ |= s.kind == VEX_SLOT_HOST;
-        s.kind = VEX_SLOT_PRUNED;
-      }
+    d.loaded = L.slots;
+    set_tables(d, {});
+    has_host_ |= std::any_of(L.slots.begin(), L.slots.end(),
+                             [](const vex_slot& s) { return s.kind == VEX_SLOT_HOST; });
     VEX_ASSIGN_OR_RETURN(d.slots, upload(L.slots.data(), L.slots.size()));
     const size_t slots_n = size_t(d.sliding ? ring_ : max_ctx_) * n_seqs();
     VEX_ASSIGN_OR_RETURN(d.k_cache, alloc<uint16_t>(slots_n * KV, &mem_.kv));
@@ -261,6 +276,8 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
   VEX_ASSIGN_OR_RETURN(d_triggers_.count, alloc<int>(1, &ws));
   d_triggers_.capacity = kMaxTriggers;
   VEX_ASSIGN_OR_RETURN(d_sampling_, alloc<cuda::SamplingConfig>(kChunk, &ws));
+  VEX_ASSIGN_OR_RETURN(d_forced_, alloc<int>(size_t(c_.n_layers) * kMaxK, &ws));
+  max_slots_ = max_slots;
   VEX_ASSIGN_OR_RETURN(x_, alloc<float>(size_t(kChunk) * D, &ws));
   VEX_ASSIGN_OR_RETURN(xn_, alloc<float>(size_t(kChunk) * D, &ws));
   VEX_ASSIGN_OR_RETURN(qkv_, alloc<float>(size_t(kChunk) * (Q + 2 * KV), &ws));
@@ -310,7 +327,7 @@ absl::Status CudaEngine::timed(const char* name, uint64_t bytes,
 // One pass of n tokens through the layers, top to bottom as docs/gpt-oss.md §4.0 and forward_cpu.
 absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
   const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), S = Q + 2 * KV;
-  const int k = c_.n_experts_active, I = c_.d_ff;
+  const int k = k_, I = c_.d_ff;
   const float sm_scale = 1.0f / std::sqrt(static_cast<float>(c_.head_dim));
   const uint64_t b2 = 2;  // bytes per bf16
   cudaStream_t s = stream_;
@@ -365,10 +382,23 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
     const cuda::VirtualSlots virt =
         L.has_virtual ? cuda::VirtualSlots{L.device, device_args_, il, rows, d_triggers_}
                       : cuda::VirtualSlots{};
+    const size_t at = size_t(il) * kChunk;  // this layer's rows in the capture buffers
+    if (observer_)
+      VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.residual + at * D, x_, size_t(n) * D * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, s));
     VEX_RETURN_IF_ERROR(timed("rmsnorm+router", uint64_t(E) * D * b2, [&] {
-      return cuda::router(x_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_, nullptr,
-                          s, L.mlp_norm, c_.rms_eps, xn_);
+      return cuda::router(x_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_,
+                          observer_ ? cap_.logits + at * max_slots_ : nullptr, s, L.mlp_norm,
+                          c_.rms_eps, xn_, d_forced_ + il * kMaxK, n_forced_[il]);
     }));
+    if (observer_) {
+      VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.xn + at * D, xn_, size_t(n) * D * sizeof(float),
+                                     cudaMemcpyDeviceToDevice, s));
+      VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.idx + at * kMaxK, idx_, size_t(n) * k * sizeof(int),
+                                     cudaMemcpyDeviceToDevice, s));
+      VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.weight + at * kMaxK, weight_,
+                                     size_t(n) * k * sizeof(float), cudaMemcpyDeviceToDevice, s));
+    }
     if (!gemm) {  // each chosen expert streamed once per token
       VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(k) * 2 * I * (D / 32) * 17, [&] {
         return cuda::moe_gate_up(xn_, idx_, L.slots, L.moe, virt, n, k, c_.swiglu_limit, h_, s);
@@ -400,6 +430,7 @@ absl::Status CudaEngine::enqueue_logits(int row0, int m, bool gemm) {
 }
 
 absl::Status CudaEngine::place_rows(std::span<const int> pos, std::span<const int> seq) {
+  rows_pos_.assign(pos.begin(), pos.end()), rows_seq_.assign(seq.begin(), seq.end());
   VEX_CUDA_CHECK(cudaMemcpyAsync(d_pos_, pos.data(), pos.size() * sizeof(int),
                                  cudaMemcpyHostToDevice, stream_));
   VEX_CUDA_CHECK(cudaMemcpyAsync(d_seq_, seq.data(), seq.size() * sizeof(int),
@@ -452,6 +483,11 @@ absl::Status CudaEngine::set_sequence(int seq) {
 }
 
 absl::Status CudaEngine::run_step_graph(int rows, bool sampled) {
+  if (!graphs()) {  // the same launches, one by one
+    VEX_RETURN_IF_ERROR(enqueue_layers(rows, /*decode=*/true));
+    VEX_RETURN_IF_ERROR(enqueue_logits(0, rows, uses_gemm(rows, true)));
+    return enqueue_select(rows, sampled);
+  }
   const int key = 2 * rows + sampled;
   auto it = std::find_if(step_graphs_.begin(), step_graphs_.end(),
                          [&](const auto& g) { return g.first == key; });
@@ -515,15 +551,15 @@ absl::Status CudaEngine::set_virtual_experts(bool on) {
 }
 
 absl::Status CudaEngine::use_virtual_tables(bool on) {
-  if (on == tables_on_) return absl::OkStatus();
+  if (on == tables_on_ && !tables_stale_) return absl::OkStatus();
   for (Layer& L : layers_)
-    if (L.has_virtual) {
+    if (L.has_virtual || tables_stale_) {
       const auto& table = on ? L.slots_on : L.slots_off;
       VEX_CUDA_CHECK(cudaMemcpyAsync(L.slots, table.data(), table.size() * sizeof(vex_slot),
                                      cudaMemcpyHostToDevice, stream_));
     }
   // The host tables must stay put until the copies are done; they are the engine's.
-  tables_on_ = on;
+  tables_on_ = on, tables_stale_ = false;
   return absl::OkStatus();
 }
 
@@ -540,7 +576,7 @@ absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits,
     VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data() + i, n * sizeof(int32_t),
                                    cudaMemcpyHostToDevice, stream_));
     VEX_RETURN_IF_ERROR(place_chunk(n));
-    if (n == 1 && use_graphs_ && (want || !logits)) {
+    if (n == 1 && graphs() && (want || !logits)) {
       VEX_RETURN_IF_ERROR(run_step_graph(1));
       if (want)
         VEX_CUDA_CHECK(
@@ -557,6 +593,7 @@ absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits,
       }
     }
     VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    VEX_RETURN_IF_ERROR(deliver_routing(n));
     pos_[cur_] += n;
   }
   return read_triggers();
@@ -590,6 +627,10 @@ absl::Status CudaEngine::decode_sample(int32_t first, int n, const SamplingParam
     if (out)
       VEX_CUDA_CHECK(
           cudaMemcpyAsync(out + i, d_tokens_, sizeof(int32_t), cudaMemcpyDeviceToHost, stream_));
+    if (observer_) {
+      VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      VEX_RETURN_IF_ERROR(deliver_routing(1, i));
+    }
   }
   VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
   pos_[cur_] += n;
@@ -631,7 +672,7 @@ absl::Status CudaEngine::start_batch(std::span<const int32_t> tokens, int steps)
 absl::Status CudaEngine::decode_batch(std::span<const int32_t> tokens, float* logits) {
   VEX_RETURN_IF_ERROR(start_batch(tokens, 1));
   const int B = static_cast<int>(tokens.size());
-  if (use_graphs_) {
+  if (graphs()) {
     VEX_RETURN_IF_ERROR(run_step_graph(B));
   } else {
     VEX_RETURN_IF_ERROR(enqueue_layers(B, /*decode=*/true));
@@ -641,6 +682,7 @@ absl::Status CudaEngine::decode_batch(std::span<const int32_t> tokens, float* lo
     VEX_CUDA_CHECK(cudaMemcpyAsync(logits, logits_, size_t(B) * c_.vocab_size * sizeof(float),
                                    cudaMemcpyDeviceToHost, stream_));
   VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  VEX_RETURN_IF_ERROR(deliver_routing(B));
   for (int b = 0; b < B; ++b) ++pos_[b];
   return read_triggers();
 }
@@ -749,14 +791,9 @@ absl::Status CudaEngine::decode_pass(std::span<const DecodeRow> rows, std::span<
   VEX_ASSIGN_OR_RETURN(const bool sampled, upload_sampling(rows, which));
   VEX_RETURN_IF_ERROR(place_rows(pos, seq));
   VEX_RETURN_IF_ERROR(reset_triggers(/*keep=*/true));
-  if (use_graphs_) {
-    VEX_RETURN_IF_ERROR(run_step_graph(n, sampled));
-  } else {
-    VEX_RETURN_IF_ERROR(enqueue_layers(n, /*decode=*/true));
-    VEX_RETURN_IF_ERROR(enqueue_logits(0, n, uses_gemm(n, true)));
-    VEX_RETURN_IF_ERROR(enqueue_select(n, sampled));
-  }
+  VEX_RETURN_IF_ERROR(run_step_graph(n, sampled));
   VEX_RETURN_IF_ERROR(download_choices(rows, which, logits, chosen));
+  VEX_RETURN_IF_ERROR(deliver_routing(n));
   for (int i = 0; i < n; ++i) ++pos_[seq[i]];
   return read_triggers();
 }
@@ -825,6 +862,7 @@ absl::Status CudaEngine::prefill_group(std::span<const PrefillChunk> chunks,
     } else {
       VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
     }
+    VEX_RETURN_IF_ERROR(deliver_routing(rows));
     for (const Segment& g : segs) pos_[chunks[g.chunk].seq] += static_cast<int>(g.count);
     VEX_RETURN_IF_ERROR(read_triggers());
   }
@@ -840,10 +878,91 @@ absl::Status CudaEngine::decode_greedy_batch(std::span<const int32_t> first, int
     if (out)
       VEX_CUDA_CHECK(cudaMemcpyAsync(out + size_t(i) * B, d_tokens_, B * sizeof(int32_t),
                                      cudaMemcpyDeviceToHost, stream_));
+    if (observer_) {
+      VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      VEX_RETURN_IF_ERROR(deliver_routing(B, i));
+    }
   }
   VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
   for (int b = 0; b < B; ++b) pos_[b] += n;
   return read_triggers();
+}
+
+absl::Status CudaEngine::set_routing_observer(RoutingObserver f) {
+  if (f && !cap_.logits) {  // the capture buffers, once
+    const size_t rows = size_t(c_.n_layers) * kChunk, D = c_.d_model;
+    uint64_t& ws = mem_.workspace;
+    VEX_ASSIGN_OR_RETURN(cap_.logits, alloc<float>(rows * max_slots_, &ws));
+    VEX_ASSIGN_OR_RETURN(cap_.idx, alloc<int>(rows * kMaxK, &ws));
+    VEX_ASSIGN_OR_RETURN(cap_.weight, alloc<float>(rows * kMaxK, &ws));
+    VEX_ASSIGN_OR_RETURN(cap_.xn, alloc<float>(rows * D, &ws));
+    VEX_ASSIGN_OR_RETURN(cap_.residual, alloc<float>(rows * D, &ws));
+  }
+  observer_ = std::move(f);
+  return absl::OkStatus();
+}
+
+absl::Status CudaEngine::set_routing_override(const RoutingOverride& o) {
+  std::vector<LayerWeights> shapes(layers_.size());  // plan_routing reads the slot tables only
+  for (size_t l = 0; l < layers_.size(); ++l) shapes[l].slots = layers_[l].loaded;
+  VEX_ASSIGN_OR_RETURN(const RoutingPlan plan,
+                       plan_routing(o, shapes, c_.n_experts_active, kMaxK));
+  // The host tables are copied from asynchronously: nothing may be in flight when they change.
+  VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  std::vector<int> forced(size_t(c_.n_layers) * kMaxK, 0);
+  for (int l = 0; l < c_.n_layers; ++l) {
+    set_tables(layers_[l], plan.ablated.empty() ? std::span<const uint8_t>()
+                                                : std::span<const uint8_t>(plan.ablated[l]));
+    const std::vector<int> f = plan.forced_slots(l);
+    std::copy(f.begin(), f.end(), forced.begin() + l * kMaxK);
+    n_forced_[l] = static_cast<int>(f.size());
+  }
+  VEX_CUDA_CHECK(
+      cudaMemcpy(d_forced_, forced.data(), forced.size() * sizeof(int), cudaMemcpyHostToDevice));
+  k_ = plan.k;
+  tables_stale_ = true;
+  // k and the forced counts are launch parameters captured in the step graphs.
+  for (auto& [rows, g] : step_graphs_) cudaGraphExecDestroy(g);
+  step_graphs_.clear();
+  return absl::OkStatus();
+}
+
+absl::Status CudaEngine::deliver_routing(int n, int step) {
+  if (!observer_) return absl::OkStatus();
+  const int L = c_.n_layers, D = c_.d_model, S = max_slots_;
+  auto get = [&](auto* dst, const auto* src, size_t stride, size_t count) -> absl::Status {
+    for (int l = 0; l < L; ++l)
+      VEX_CUDA_CHECK(cudaMemcpy(dst + l * size_t(n) * count, src + l * kChunk * stride,
+                                n * count * sizeof(*dst), cudaMemcpyDeviceToHost));
+    return absl::OkStatus();
+  };
+  // Strided per row where the buffer holds more per row than is used (k <= kMaxK, E <= S).
+  std::vector<float> logits(size_t(L) * n * S), weight(size_t(L) * n * kMaxK),
+      xn(size_t(L) * n * D), residual(size_t(L) * n * D);
+  std::vector<int> idx(size_t(L) * n * kMaxK);
+  VEX_RETURN_IF_ERROR(get(logits.data(), cap_.logits, S, S));
+  VEX_RETURN_IF_ERROR(get(idx.data(), cap_.idx, kMaxK, kMaxK));
+  VEX_RETURN_IF_ERROR(get(weight.data(), cap_.weight, kMaxK, kMaxK));
+  VEX_RETURN_IF_ERROR(get(xn.data(), cap_.xn, D, D));
+  VEX_RETURN_IF_ERROR(get(residual.data(), cap_.residual, D, D));
+  for (int l = 0; l < L; ++l)
+    for (int t = 0; t < n; ++t) {
+      const size_t r = size_t(l) * n + t;
+      // The router wrote each layer's rows packed: idx and weight k, logits n_slots per row.
+      const size_t kr = size_t(l) * n * kMaxK + size_t(t) * k_;
+      const size_t lr = size_t(l) * n * S + size_t(t) * layers_[l].n_slots;
+      observer_({.layer = l,
+                 .pos = rows_pos_[t] + step,
+                 .n_slots = layers_[l].n_slots,
+                 .k = k_,
+                 .xn = &xn[r * D],
+                 .residual = &residual[r * D],
+                 .router_logits = &logits[lr],
+                 .slots = &idx[kr],
+                 .weights = &weight[kr],
+                 .seq = rows_seq_[t]});
+    }
+  return absl::OkStatus();
 }
 
 int CudaEngine::truncate(int n) {

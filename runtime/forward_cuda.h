@@ -66,6 +66,12 @@ class CudaEngine final : public Engine {
   int truncate(int n) override;
   std::span<const vex_trigger> triggers() const override { return triggers_; }
   absl::Status set_virtual_experts(bool on) override;
+  // Engine's routing capture and overrides, for every sequence the engine holds. Capture runs
+  // the steps without graphs and reads the routing back after each pass; off, nothing of it is
+  // enqueued. Overrides change the slot tables (ablated slots become PRUNED rows, as a manifest
+  // prunes) and the router kernel's k and forced slots; the step graphs are captured anew.
+  absl::Status set_routing_observer(RoutingObserver f) override;
+  absl::Status set_routing_override(const RoutingOverride& o) override;
   int pos() const override { return pos_[cur_]; }
   const char* device() const override { return "cuda"; }
   int max_ctx() const override { return max_ctx_; }
@@ -123,6 +129,9 @@ class CudaEngine final : public Engine {
 
  private:
   struct Layer;
+  // A layer's slot tables from its loaded one: ablated slots (ablated[slot]; empty: none) PRUNED
+  // in both, virtual slots also in the "off" table.
+  static void set_tables(Layer& d, std::span<const uint8_t> ablated);
   CudaEngine(const Config& c, int max_ctx, int n_seqs);
   absl::Status init(const Weights& w, std::shared_ptr<const CudaWeights> shared);
   template <typename T>
@@ -184,6 +193,11 @@ class CudaEngine final : public Engine {
                                 float* logits, DecodeChoice* chosen);
   // Puts the slot tables with virtual slots on or off on the device, if they are not already.
   absl::Status use_virtual_tables(bool on);
+  // Graphs are used unless switched off or routing is being captured.
+  bool graphs() const { return use_graphs_ && !observer_; }
+  // With an observer: after a pass of n rows (placed by place_rows, `step` decode steps on),
+  // synchronized, reads the captured routing back and calls the observer per layer and row.
+  absl::Status deliver_routing(int n, int step = 0);
   // Launches through here are timed when profiling.
   absl::Status timed(const char* name, uint64_t bytes, const std::function<cudaError_t()>& f);
 
@@ -194,6 +208,7 @@ class CudaEngine final : public Engine {
   int cur_ = 0;           // the sequence the Engine interface acts on
   std::vector<char> virtual_on_;  // per sequence: set_virtual_experts
   bool tables_on_ = true;         // the slot tables on the device have the virtual slots on
+  bool tables_stale_ = false;     // the host tables changed (an override): upload every layer
   bool use_graphs_ = true;
   struct Pending {
     const char* name;
@@ -235,6 +250,20 @@ class CudaEngine final : public Engine {
   uint16_t* act_bf16_ = nullptr;   // [rows, max(D, Q)] GEMM inputs of a pass
   int* idx_ = nullptr;
   cuda::MoeScratch moe_scratch_{};
+
+  // Routing research. Buffers indexed by k hold kMaxK per row, so k changes without reallocation.
+  static constexpr int kMaxK = 8;  // the router kernel's limit
+  int k_ = 0;                      // experts per token: the model's, or an override's
+  int* d_forced_ = nullptr;        // [n_layers, kMaxK] each layer's forced slots
+  std::vector<int> n_forced_;      // [n_layers]
+  RoutingObserver observer_;
+  // [n_layers, kChunk, ...] device copies of each layer's routing in a pass (when capturing).
+  struct Capture {
+    float *logits = nullptr, *weight = nullptr, *xn = nullptr, *residual = nullptr;
+    int* idx = nullptr;
+  } cap_;
+  int max_slots_ = 0;
+  std::vector<int> rows_pos_, rows_seq_;  // the last place_rows, on the host
   std::unique_ptr<cuda::Gemm> gemm_;  // cuBLASLt for passes on tensor cores  // the grouped prefill
                                       // path's lists and outputs
 };

@@ -35,6 +35,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model,
     s->slots_.push_back(Slot{std::make_unique<Session>(s->engines_[e], seq), e, nullptr});
   }
   s->logits_.resize(size_t(options.parallel) * model.config().vocab_size);
+  s->routing_.resize(s->engines_.size());
+  s->observing_.assign(s->engines_.size(), 0);
   s->worker_ = std::thread([p = s.get()] { p->run(); });
   return s;
 }
@@ -140,16 +142,25 @@ void Scheduler::run() {
     }
     for (auto& d : decoding) d.clear();
     for (auto& p : prefilling) p.clear();
+    if (absl::Status st = observe(); !st.ok())
+      for (Slot& s : slots_)
+        if (s.job) finish(s, st);
     for (Slot& s : slots_) {
       if (!s.job) continue;
+      // An expert's answer may run through the engine here: routed as the request asks.
+      if (absl::Status st = route(s); !st.ok()) {
+        finish(s, st);
+        continue;
+      }
       const Generation::Next next = advance(s);
       if (next == Generation::Next::kPrefill) prefilling[s.engine].push_back(&s);
       if (next == Generation::Next::kDecode) decoding[s.engine].push_back(&s);
     }
-    for (const auto& p : prefilling)
-      if (!p.empty()) prefill(p, options_.prefill_tokens);
-    for (const auto& d : decoding)
-      if (!d.empty()) decode(d);
+    for (const auto& p : prefilling) {
+      int budget = options_.prefill_tokens;  // per engine
+      by_routing(p, [&](const std::vector<Slot*>& group) { budget = prefill(group, budget); });
+    }
+    for (const auto& d : decoding) by_routing(d, [&](const std::vector<Slot*>& g) { decode(g); });
   }
   // Requests still queued at shutdown (no free slot was left for them) end cancelled.
   std::deque<std::shared_ptr<Job>> left;
@@ -187,8 +198,9 @@ Generation::Next Scheduler::advance(Slot& slot) {
     return Next::kDone;
   }
   if (!job.generation) {
-    if (absl::Status st = slot.session->set_virtual_experts(job.request.virtual_experts);
-        !st.ok()) {
+    absl::Status st = slot.session->set_virtual_experts(job.request.virtual_experts);
+    if (st.ok()) st = slot.session->routed_as(job.request.routing);
+    if (!st.ok()) {
       finish(slot, st);
       return Next::kDone;
     }
@@ -212,7 +224,58 @@ Generation::Next Scheduler::advance(Slot& slot) {
   return *next;
 }
 
-void Scheduler::prefill(const std::vector<Slot*>& slots, int budget) {
+absl::Status Scheduler::route(const Slot& slot) {
+  const RoutingOverride& want = slot.job->request.routing;
+  if (routing_[slot.engine] == want) return absl::OkStatus();
+  VEX_RETURN_IF_ERROR(engines_[slot.engine]->set_routing_override(want));
+  routing_[slot.engine] = want;
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::observe() {
+  for (size_t e = 0; e < engines_.size(); ++e) {
+    bool want = false;
+    for (const Slot& s : slots_)
+      want |= s.engine == static_cast<int>(e) && s.job && s.job->request.on_routing;
+    if (want == bool(observing_[e])) continue;
+    RoutingObserver dispatch;
+    if (want)
+      dispatch = [this, e](const RoutingEvent& ev) {
+        for (const Slot& s : slots_)
+          if (s.engine == static_cast<int>(e) && s.session->seq() == ev.seq && s.job &&
+              s.job->request.on_routing)
+            s.job->request.on_routing(ev);
+      };
+    VEX_RETURN_IF_ERROR(engines_[e]->set_routing_observer(std::move(dispatch)));
+    observing_[e] = want;
+  }
+  return absl::OkStatus();
+}
+
+void Scheduler::plain_routing(int e) {
+  // Neither can fail: no override and no observer are always accepted.
+  if (!routing_[e].empty()) (void)engines_[e]->set_routing_override({}), routing_[e] = {};
+  if (observing_[e]) (void)engines_[e]->set_routing_observer(nullptr), observing_[e] = 0;
+}
+
+void Scheduler::by_routing(const std::vector<Slot*>& slots,
+                           const std::function<void(const std::vector<Slot*>&)>& f) {
+  std::vector<Slot*> left = slots;
+  while (!left.empty()) {
+    // The requests routed as the first one left, in one group (their order kept).
+    const RoutingOverride& o = left.front()->job->request.routing;
+    std::vector<Slot*> group, rest;
+    for (Slot* s : left) (s->job->request.routing == o ? group : rest).push_back(s);
+    if (absl::Status st = route(*group.front()); !st.ok()) {
+      for (Slot* s : group) finish(*s, st);
+    } else {
+      f(group);
+    }
+    left = std::move(rest);
+  }
+}
+
+int Scheduler::prefill(const std::vector<Slot*>& slots, int budget) {
   const size_t V = logits_.size() / slots_.size();
   std::vector<Slot*> run;
   chunks_.clear();
@@ -222,11 +285,12 @@ void Scheduler::prefill(const std::vector<Slot*>& slots, int budget) {
     budget -= static_cast<int>(chunks_.back().tokens.size());
     run.push_back(s);
   }
+  if (run.empty()) return budget;
   chosen_.assign(run.size(), {});
   Engine& engine = *engines_[run.front()->engine];
   if (absl::Status st = engine.prefill(chunks_, logits_.data(), chosen_.data()); !st.ok()) {
     for (Slot* s : run) finish(*s, st);
-    return;
+    return budget;
   }
   size_t tokens = 0;
   for (size_t i = 0; i < run.size(); ++i) {
@@ -239,6 +303,7 @@ void Scheduler::prefill(const std::vector<Slot*>& slots, int budget) {
   std::lock_guard lock(mu_);
   stats_.prompt_tokens += tokens;
   ++stats_.prefill_passes;
+  return budget;
 }
 
 void Scheduler::decode(const std::vector<Slot*>& slots) {

@@ -6,7 +6,7 @@
 // step (Engine::decode): requests share passes over the weights, and a long prompt holds up the
 // others for one chunk at a time.
 // Requests carry their own sampling (drawn on the GPU where the engine can), stop tokens, token
-// limit, HOST-expert handler and virtual-expert switch; a request can be cancelled from any
+// limit, HOST-expert handler, virtual-expert switch and routing overrides and observer; a request can be cancelled from any
 // thread, queued or running; a slot keeps its cache between requests, and a new request goes to
 // the free slot whose cache shares the longest prefix with its prompt.
 //
@@ -37,6 +37,11 @@ struct Request {
   // handler is called on the scheduler's thread and must outlive the request.
   GenerateOptions options;
   bool virtual_experts = true;  // off: the model runs as if no manifest had attached any
+  // Routing research: overrides for this request's passes (requests with different ones run in
+  // separate passes), and an observer of its routing (on the scheduler's thread; events of its
+  // sequence only). Without an observer on any running request, capture is off (and free).
+  RoutingOverride routing;
+  RoutingObserver on_routing;
   // On the scheduler's thread, with each token; returning false stops the request.
   std::function<bool(int32_t token)> on_token;
   // On the scheduler's thread, once: the result, or why the request could not run. A cancelled
@@ -79,7 +84,12 @@ class Scheduler {
   void wait_idle();
   // Slot i's session (its cache and last logits): only while the scheduler is idle, for callers
   // that also run a sequence directly (the C API's vex_context_set_tokens).
-  Session& session(int slot) { return *slots_.at(slot).session; }
+  // The slot's engine then routes as the model does, unobserved.
+  Session& session(int slot) {
+    plain_routing(slots_.at(slot).engine);
+    (void)slots_.at(slot).session->routed_as({});  // in range: cannot fail
+    return *slots_.at(slot).session;
+  }
   const Session& session(int slot) const { return *slots_.at(slot).session; }
 
   struct Stats {
@@ -114,11 +124,21 @@ class Scheduler {
   // (kDecode). Starts the job, runs experts' answers, finishes it when it stops or fails (kDone).
   Generation::Next advance(Slot& slot);
   // One Engine::prefill of the given slots' prompt chunks (all on one engine), `budget` tokens
-  // at most.
-  void prefill(const std::vector<Slot*>& slots, int budget);
+  // at most; returns the budget left.
+  int prefill(const std::vector<Slot*>& slots, int budget);
   // One decode step of the given slots (all on one engine).
   void decode(const std::vector<Slot*>& slots);
   void finish(Slot& slot, const absl::StatusOr<GenerateResult>& result);
+  // Sets the slot's engine to route as its request asks (nothing when it already does).
+  absl::Status route(const Slot& slot);
+  // Each engine observes routing while one of its running requests has an observer.
+  absl::Status observe();
+  // Engine e without overrides or observer.
+  void plain_routing(int e);
+  // Runs f over groups of `slots` that share routing overrides, the engine routing as each
+  // group's requests ask; on failure, the group's requests finish with the error.
+  void by_routing(const std::vector<Slot*>& slots,
+                  const std::function<void(const std::vector<Slot*>&)>& f);
   // The result of a request cancelled before it started.
   static GenerateResult cancelled(const Request& request);
   // A token reported to the job's callback; false stops the job.
@@ -131,6 +151,8 @@ class Scheduler {
   std::vector<DecodeRow> rows_;                // a decode step's rows
   std::vector<PrefillChunk> chunks_;           // a prefill's chunks
   std::vector<DecodeChoice> chosen_;
+  std::vector<RoutingOverride> routing_;  // per engine: the overrides it runs with now
+  std::vector<char> observing_;           // per engine: its observer is set
   mutable std::mutex mu_;
   std::condition_variable wake_, idle_;
   std::deque<std::shared_ptr<Job>> queue_;

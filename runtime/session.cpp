@@ -56,6 +56,16 @@ absl::Status Session::set_virtual_experts(bool on) {
   return absl::OkStatus();
 }
 
+absl::Status Session::routed_as(const RoutingOverride& o) {
+  if (o == routing_) return absl::OkStatus();
+  VEX_RETURN_IF_ERROR(engine_->set_sequence(seq_));
+  routing_ = o;
+  engine_->truncate(0);
+  tokens_.clear();
+  choice_ = {};
+  return absl::OkStatus();
+}
+
 absl::Status Session::append(std::span<const int32_t> tokens) {
   if (tokens.empty()) return absl::OkStatus();
   VEX_RETURN_IF_ERROR(engine_->set_sequence(seq_));

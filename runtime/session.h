@@ -83,6 +83,9 @@ class Session {
   // values in the cache were computed under the old routing, so a change drops them: the next
   // prompt is run in full.
   absl::Status set_virtual_experts(bool on);
+  // Tells the session its engine now routes with `o` (Engine::set_routing_override, set by the
+  // engine's owner: it acts on every sequence). A change drops the cache, as above.
+  absl::Status routed_as(const RoutingOverride& o);
 
   // Asks a running generate() to stop after the current token; safe from any thread.
   void cancel() { cancel_.store(true); }
@@ -117,6 +120,7 @@ class Session {
   std::shared_ptr<Engine> engine_;
   int seq_ = 0;
   std::vector<int32_t> tokens_;  // the tokens whose keys and values are in the cache
+  RoutingOverride routing_;      // the routing they were computed with
   std::vector<float> logits_;
   std::vector<float> masked_;  // logits_ with the tokens masked that would run on into an answer
   std::vector<vex_trigger> triggers_;  // HOST triggers of the tokens run last

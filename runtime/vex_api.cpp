@@ -13,6 +13,7 @@
 #include "experts/expert.h"
 #include "runtime/harmony.h"
 #include "runtime/model.h"
+#include "runtime/routing.h"
 #include "runtime/scheduler.h"
 #include "runtime/session.h"
 
@@ -453,6 +454,23 @@ vex_status prepare(vex_context* context, const int32_t* prompt, size_t n_prompt,
   vex::Request& r = call->request;
   r.prompt.assign(prompt, prompt + n_prompt);
   r.virtual_experts = p.virtual_experts;
+  if (p.n_ablate_experts && !p.ablate_experts) return null_arg(fn.c_str(), "params.ablate_experts");
+  if (p.n_force_experts && !p.force_experts) return null_arg(fn.c_str(), "params.force_experts");
+  r.routing.k = p.experts_per_token;
+  for (size_t i = 0; i < p.n_ablate_experts; ++i)
+    r.routing.ablate.push_back({p.ablate_experts[2 * i], p.ablate_experts[2 * i + 1]});
+  for (size_t i = 0; i < p.n_force_experts; ++i)
+    r.routing.force.push_back({p.force_experts[2 * i], p.force_experts[2 * i + 1]});
+  if (auto plan = vex::plan_routing(r.routing, m.weights.layers, m.config().n_experts_active,
+                                    /*max_k=*/16);
+      !plan.ok())
+    return fail(VEX_STATUS_INVALID_ARGUMENT, absl::StrCat(fn, ": ", plan.status().message()));
+  if (p.on_routing)
+    r.on_routing = [call, hidden = m.config().d_model](const vex::RoutingEvent& ev) {
+      const vex_routing_event out{ev.layer,      ev.pos,   ev.n_slots, ev.k, ev.router_logits,
+                                  ev.slots,      ev.weights, ev.xn,    hidden};
+      call->p.on_routing(&out, call->p.user_data);
+    };
   r.options.max_tokens = p.max_tokens;
   r.options.sampling = sampling;
   r.options.stop_tokens = m.stop_tokens;

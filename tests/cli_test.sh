@@ -288,7 +288,28 @@ grep -qE "^\| perplexity of .* \| [0-9.]+ \| [0-9.]+ \|$" "$tmp/out" && grep -qE
 expect 2 "ablate needs --ablate, --topk or --force" -- "$bin/vexprobe" ablate
 expect 1 "ablate 9:1: the model has layers 0 .. 7" -- "$bin/vexprobe" trace -p "x" --ablate 9:1
 expect 2 "--ablate: '4-7' is not LAYER:EXPERT" -- "$bin/vexprobe" trace -p "x" --ablate 4-7
-expect 2 "apply to --perplexity and --tokens" -- "$bin/vexrun" -p hi --topk 2
+# Overrides in generation (the request path, runtime/scheduler.h), and vexprobe topk / force.
+expect 0 "" -- "$bin/vexrun" -p "Once upon a time," -n 12 --raw -q --device cpu
+cp "$tmp/out" "$tmp/plain.txt"
+expect 0 "" -- "$bin/vexrun" -p "Once upon a time," -n 12 --raw -q --device cpu --force 0:3,1:5
+cmp -s "$tmp/out" "$tmp/plain.txt" && { echo "FAIL: vexrun --force did not change the text"; fails=$((fails + 1)); }
+expect 1 "ablate 99:1: the model has layers 0 .. 7" -- "$bin/vexrun" -p hi -n 2 --device cpu --ablate 99:1
+expect 0 "" -- "$bin/vexprobe" force --force 0:3,1:5 -p "Once upon a time," -n 12 --device cpu
+grep -q "^forced 0:3,1:5: " "$tmp/out" && grep -qE "^the same (first )?[0-9]+ tokens" "$tmp/out" ||
+  { echo "FAIL: vexprobe force"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 2 "force needs --force" -- "$bin/vexprobe" force -p "x"
+head -3 "$demo/eval/units.jsonl" >"$tmp/set.jsonl"
+expect 0 "" -- "$bin/vexprobe" topk --ks 1,4 --text "$tmp/ppl2.txt" -c 64 --task "$tmp/set.jsonl" -n 6 --device cpu
+[ "$(grep -cE '^\| [14]( \(the model.s\))? \| [0-9.]+ \| [0-9]+ % \| ' "$tmp/out")" -eq 2 ] ||
+  { echo "FAIL: vexprobe topk"; cat "$tmp/out"; fails=$((fails + 1)); }
+expect 1 "k = 40: experts per token must be 1 .. 16" -- "$bin/vexprobe" topk --ks 40 --text "$tmp/ppl2.txt" -c 64 --n 1 --device cpu
+# Eval sets as files: the committed one equals the generated task; bad lines are named.
+expect 0 "" -- "$bin/vexprobe" eval --task arith --n 10 --seed 1 --dump
+cmp -s "$tmp/out" "$demo/eval/arith.jsonl" || { echo "FAIL: arith.jsonl is not --task arith --n 10 --dump"; fails=$((fails + 1)); }
+expect 0 "" -- "$bin/vexprobe" eval --task "$tmp/set.jsonl" --device cpu --show 0
+grep -qE "^\| units \| 3 \| [0-9]+ % \|$" "$tmp/out" || { echo "FAIL: vexprobe eval FILE.jsonl"; cat "$tmp/out"; fails=$((fails + 1)); }
+printf '{"raw": "1 + 1 = ", "question": "What is 1 + 1?", "answer": "2"}\n{"raw": "x", "answer": 3}\n' >"$tmp/bad.jsonl"
+expect 2 "bad.jsonl:2: \"answer\" is not a string" -- "$bin/vexprobe" eval --task "$tmp/bad.jsonl"
 expect 0 "" -- "$bin/vexrun" --perplexity -f "$tmp/ppl.txt" -c 16 --json --topk 1 --device cpu
 python3 -c 'import json, sys; a, b = (json.load(open(f)) for f in sys.argv[1:]); assert a["chunks"] != b["chunks"]' "$tmp/ppl.json" "$tmp/out" ||
   { echo "FAIL: --topk 1 did not change the perplexity"; fails=$((fails + 1)); }

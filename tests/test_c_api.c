@@ -189,6 +189,76 @@ static void check_registered_expert(const char* dir) {
   vex_model_free(model);
 }
 
+/* Routing research per request: an observer sees every token's routing at every layer, the
+ * ablated slot never chosen, the forced one first, k as asked; bad pairs are refused naming
+ * them; afterwards the context runs as the plain model (vex_context_set_tokens). */
+typedef struct {
+  int events, max_position, bad;
+} routing_seen;
+static void on_routing(const vex_routing_event* ev, void* user) {
+  routing_seen* s = user;
+  ++s->events;
+  if (ev->position > s->max_position) s->max_position = ev->position;
+  if (ev->k != 2 || ev->hidden_size <= 0 || !ev->hidden || ev->n_slots != 8) ++s->bad;
+  if (ev->layer == 0 && ev->slots[0] != 5) ++s->bad;               /* forced */
+  if (ev->layer == 1 && (ev->slots[0] == 3 || ev->slots[1] == 3)) ++s->bad; /* ablated */
+  if (ev->layer == 1 && !(ev->router_logits[3] < -1e30f)) ++s->bad;
+  float sum = 0;
+  for (int j = 0; j < ev->k; ++j) sum += ev->weights[j];
+  if (sum < 0.999f || sum > 1.001f) ++s->bad;
+}
+static void check_routing(const char* dir) {
+  vex_model* model = NULL;
+  CHECK(vex_model_load(dir, NULL, &model) == VEX_STATUS_OK);
+  vex_context_params xp = vex_context_default_params();
+  xp.n_ctx = 64;
+  xp.device = VEX_DEVICE_CPU;
+  vex_context *ctx = NULL, *plain = NULL;
+  CHECK(vex_context_init(model, &xp, &ctx) == VEX_STATUS_OK);
+  CHECK(vex_context_init(model, &xp, &plain) == VEX_STATUS_OK);
+  int32_t prompt[64];
+  size_t n = 0;
+  CHECK(vex_tokenize(model, "Hello there", 11, false, prompt, 64, &n) == VEX_STATUS_OK);
+  vex_generate_params gp = vex_generate_default_params(model);
+  gp.chat = false;
+  gp.max_tokens = 5;
+  gp.sampling.temperature = 0;
+  const int32_t ablate[] = {1, 3}, force[] = {0, 5};
+  gp.on_routing = on_routing;
+  gp.experts_per_token = 2;
+  gp.ablate_experts = ablate;
+  gp.n_ablate_experts = 1;
+  gp.force_experts = force;
+  gp.n_force_experts = 1;
+  routing_seen seen = {0, -1, 0};
+  gp.user_data = &seen;
+  vex_generate_result r = {.struct_size = sizeof r};
+  CHECK(vex_generate(ctx, prompt, n, &gp, &r) == VEX_STATUS_OK);
+  /* The prompt and every generated token but the last ran, through 4 layers each. */
+  const int ran = (int)n + r.n_generated - 1;
+  CHECK(seen.events == 4 * ran && seen.max_position == ran - 1 && seen.bad == 0);
+  const int32_t outside[] = {99, 0};
+  gp.ablate_experts = outside;
+  CHECK_ERROR(vex_generate(ctx, prompt, n, &gp, NULL), VEX_STATUS_INVALID_ARGUMENT,
+              "ablate 99:0: the model has layers 0 .. 3");
+  gp.ablate_experts = NULL;
+  CHECK_ERROR(vex_generate(ctx, prompt, n, &gp, NULL), VEX_STATUS_INVALID_ARGUMENT,
+              "params.ablate_experts is NULL");
+  const int32_t two[] = {0, 5, 0, 6};
+  gp.n_ablate_experts = 0, gp.experts_per_token = 1;
+  gp.force_experts = two, gp.n_force_experts = 2;
+  CHECK_ERROR(vex_generate(ctx, prompt, n, &gp, NULL), VEX_STATUS_INVALID_ARGUMENT,
+              "more than k = 1");
+  /* The context is the plain model's again. */
+  CHECK(vex_context_set_tokens(ctx, prompt, n) == VEX_STATUS_OK);
+  CHECK(vex_context_set_tokens(plain, prompt, n) == VEX_STATUS_OK);
+  CHECK(memcmp(vex_context_logits(ctx), vex_context_logits(plain),
+               sizeof(float) * (size_t)vex_model_vocab_size(model)) == 0);
+  vex_context_free(plain);
+  vex_context_free(ctx);
+  vex_model_free(model);
+}
+
 int main(int argc, char** argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: test_c_api MODEL_DIR\n");
@@ -416,6 +486,7 @@ int main(int argc, char** argv) {
   vex_model_free(NULL);
   vex_context_free(NULL);
   check_registered_expert(dir);
+  check_routing(dir);
   if (failures) {
     fprintf(stderr, "%d C API checks failed\n", failures);
     return 1;

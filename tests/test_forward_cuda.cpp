@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <set>
 
 #include "loader/safetensors_writer.h"
 #include "runtime/forward_cpu.h"
@@ -559,9 +560,11 @@ class CudaSlots : public ::testing::Test {
     return m.ok() ? std::move(*m) : nullptr;
   }
   static std::vector<float> gpu_logits(const Model& m, std::span<const int32_t> t,
-                                       std::vector<vex_trigger>* triggers = nullptr) {
+                                       std::vector<vex_trigger>* triggers = nullptr,
+                                       const RoutingOverride& routing = {}) {
     auto e = CudaEngine::create(m.config(), m.weights, 256, 1);
     EXPECT_TRUE(e.ok()) << e.status();
+    EXPECT_TRUE((*e)->set_routing_override(routing).ok());
     std::vector<float> out(t.size() * m.config().vocab_size);
     // Prefill chunk (tensor cores) for the first 40 tokens, then decode steps (GEMV, graphs).
     EXPECT_TRUE((*e)->forward(t.subspan(0, 40), out.data()).ok());
@@ -594,6 +597,132 @@ TEST_F(CudaSlots, PruningEqualsMasking) {
   printf("GPU weights: pruned %llu bytes, masked (all loaded) %llu bytes\n",
          (unsigned long long)(*ep)->memory().weights, (unsigned long long)(*em)->memory().weights);
   EXPECT_LT((*ep)->memory().weights, (*em)->memory().weights);
+}
+
+// Routing overrides on the GPU: ablating the pairs prune.toml prunes equals that manifest's
+// pruning bit for bit (the same slot tables reach the same kernels), prefill and decode graphs.
+TEST_F(CudaSlots, AblationEqualsPruning) {
+  auto pruned = load("prune.toml");
+  auto full = load_model(testing::tiny_checkpoint(0));
+  ASSERT_TRUE(pruned && full.ok());
+  RoutingOverride o;
+  for (int x : {1, 3, 5}) o.ablate.push_back({0, x});
+  o.ablate.push_back({1, 3});
+  for (int x : {0, 4, 6, 7}) o.ablate.push_back({3, x});
+  const auto t = random_tokens(60, 7);
+  const auto want = gpu_logits(*pruned, t), got = gpu_logits(**full, t, nullptr, o);
+  size_t diff = 0;
+  for (size_t i = 0; i < want.size(); ++i) diff += want[i] != got[i];
+  EXPECT_EQ(diff, 0u);
+  // The same checks as the CPU engine's, from the same code (runtime/routing.h); k above the
+  // router kernel's 8 is refused.
+  auto e = CudaEngine::create((*full)->config(), (*full)->weights, 64, 1);
+  ASSERT_TRUE(e.ok());
+  RoutingOverride bad;
+  bad.ablate = {{9, 0}};
+  EXPECT_NE((*e)->set_routing_override(bad).message().find("ablate 9:0"), std::string::npos);
+  bad = {};
+  bad.k = 9;
+  EXPECT_NE((*e)->set_routing_override(bad).message().find("1 .. 8"), std::string::npos);
+}
+
+// What an observer sees on the GPU equals what it sees on the CPU, under an override that
+// changes k, forces a slot and ablates one (the CPU engine mirroring the GPU's bf16 K/V; decode
+// steps, fp32 on both): the same events in the same order, router logits within fp32-vs-double
+// noise (1e-3 of their scale), the same chosen slots except at near-ties (at most 10%), the same
+// weights where the slots agree. The forced slot comes first at its layer, the ablated one's
+// logit is -inf. Then the observer off and the override cleared: graphs again, bitwise the
+// plain engine's logits.
+TEST_F(CudaSlots, RoutingCaptureMatchesCpu) {
+  auto full = load_model(testing::tiny_checkpoint(0));
+  ASSERT_TRUE(full.ok());
+  const Model& m = **full;
+  const Config& c = m.config();
+  const int V = c.vocab_size, n = 24;
+  const auto t = random_tokens(n, 11);
+  struct Event {
+    int layer, pos, seq;
+    std::vector<float> logits, weights, xn;
+    std::vector<int> slots;
+  };
+  auto recorder = [](std::vector<Event>* out) {
+    return [out](const RoutingEvent& ev) {
+      out->push_back({ev.layer, ev.pos, ev.seq,
+                      std::vector<float>(ev.router_logits, ev.router_logits + ev.n_slots),
+                      std::vector<float>(ev.weights, ev.weights + ev.k),
+                      std::vector<float>(ev.xn, ev.xn + 8),
+                      std::vector<int>(ev.slots, ev.slots + ev.k)});
+    };
+  };
+  RoutingOverride o;
+  o.k = 2, o.force = {{2, 6}}, o.ablate = {{0, 1}};
+  std::vector<Event> cpu_events, gpu_events;
+  CpuEngine cpu(c, m.weights, n);
+  cpu.set_kv_bf16(true);
+  ASSERT_TRUE(cpu.set_routing_override(o).ok());
+  ASSERT_TRUE(cpu.set_routing_observer(recorder(&cpu_events)).ok());
+  auto gpu = CudaEngine::create(c, m.weights, n, 1);
+  ASSERT_TRUE(gpu.ok());
+  CudaEngine& g = **gpu;
+  ASSERT_TRUE(g.set_routing_override(o).ok());
+  ASSERT_TRUE(g.set_routing_observer(recorder(&gpu_events)).ok());
+  std::vector<float> ref(size_t(n) * V), got(size_t(n) * V);
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(cpu.forward(std::span(t).subspan(i, 1), &ref[size_t(i) * V]).ok());
+    ASSERT_TRUE(g.forward(std::span(t).subspan(i, 1), &got[size_t(i) * V]).ok());
+  }
+  EXPECT_LT(compare(ref, got, n, V, 1e-2).median, 1e-3);
+  ASSERT_EQ(gpu_events.size(), size_t(c.n_layers) * n);
+  ASSERT_EQ(cpu_events.size(), gpu_events.size());
+  int same_slots = 0;
+  for (size_t i = 0; i < gpu_events.size(); ++i) {
+    const Event &a = cpu_events[i], &b = gpu_events[i];
+    ASSERT_EQ(a.layer, b.layer);
+    ASSERT_EQ(a.pos, b.pos);
+    EXPECT_EQ(b.seq, 0);
+    ASSERT_EQ(b.slots.size(), 2u);
+    float scale = 0, err = 0;
+    for (size_t e = 0; e < a.logits.size(); ++e) {
+      if (std::isinf(a.logits[e])) {
+        EXPECT_EQ(a.logits[e], b.logits[e]) << "event " << i << " slot " << e;
+        continue;
+      }
+      scale = std::max(scale, std::abs(a.logits[e]));
+      err = std::max(err, std::abs(a.logits[e] - b.logits[e]));
+    }
+    EXPECT_LE(err, 1e-3f * scale) << "event " << i;
+    for (int j = 0; j < 8; ++j) EXPECT_NEAR(a.xn[j], b.xn[j], 1e-3f * (1 + std::abs(a.xn[j])));
+    if (b.layer == 2) EXPECT_EQ(b.slots[0], 6);
+    if (b.layer == 0) EXPECT_TRUE(std::isinf(b.logits[1]) && b.logits[1] < 0);
+    if (a.slots == b.slots) {
+      ++same_slots;
+      for (int j = 0; j < 2; ++j) EXPECT_NEAR(a.weights[j], b.weights[j], 1e-4f);
+    }
+  }
+  EXPECT_GE(same_slots, int(gpu_events.size()) * 9 / 10);
+
+  // Decode on the GPU (graphs otherwise) reports every step at its position.
+  ASSERT_TRUE(g.truncate(10) == 10);
+  gpu_events.clear();
+  std::vector<int32_t> out(5);
+  ASSERT_TRUE(g.decode_greedy(t[10], 5, out.data()).ok());
+  ASSERT_EQ(gpu_events.size(), size_t(c.n_layers) * 5);
+  for (size_t i = 0; i < gpu_events.size(); ++i)
+    EXPECT_EQ(gpu_events[i].pos, 10 + int(i) / c.n_layers);
+
+  // Off again: the plain engine's logits, bit for bit (decode steps through graphs).
+  ASSERT_TRUE(g.set_routing_observer(nullptr).ok());
+  ASSERT_TRUE(g.set_routing_override({}).ok());
+  auto plain = CudaEngine::create(c, m.weights, n, 1);
+  ASSERT_TRUE(plain.ok());
+  g.truncate(0);
+  std::vector<float> a(size_t(n) * V), b(size_t(n) * V);
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(g.forward(std::span(t).subspan(i, 1), &a[size_t(i) * V]).ok());
+    ASSERT_TRUE((*plain)->forward(std::span(t).subspan(i, 1), &b[size_t(i) * V]).ok());
+  }
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(gpu_events.size(), size_t(c.n_layers) * 5);  // nothing more was observed
 }
 
 // DEVICE and HOST slots through the whole GPU forward pass against the CPU one (mirrored
@@ -743,15 +872,31 @@ TEST(ForwardCudaDemo, SchedulerBatchesEqualEachAlone) {
     o.stop_tokens = m.stop_tokens;
     return o;
   };
+  // Requests routed three ways (plain, two experts ablated, k = 2) share the engine: each
+  // group runs in its own passes, with the engine routing as its requests ask.
+  auto routing = [](size_t i) {
+    RoutingOverride o;
+    if (i % 3 == 1) o.ablate = {{4, 0}, {4, 1}};
+    if (i % 3 == 2) o.k = 2;
+    return o;
+  };
   auto sched = Scheduler::create(
       m, {.parallel = 4, .max_queue = 16, .max_ctx = 256, .device = Device::kCuda,
           .prefill_tokens = 40});
   ASSERT_TRUE(sched.ok()) << sched.status();
   testing::Collected out;
+  std::vector<RoutingEvent> seen;  // request 1's (pointers not kept)
   for (size_t i = 0; i < prompts.size(); ++i) {
     Request r;
     r.prompt = m.tokenizer->encode(prompts[i], false);
     r.options = options(i);
+    r.routing = routing(i);
+    if (i == 1)
+      r.on_routing = [&](const RoutingEvent& ev) {
+        seen.push_back(ev);
+        if (ev.layer == 4)
+          for (int j = 0; j < ev.k; ++j) EXPECT_GT(ev.slots[j], 1);
+      };
     out.collect(i, r);
     ASSERT_TRUE((*sched)->submit(std::move(r)).ok());
   }
@@ -761,9 +906,20 @@ TEST(ForwardCudaDemo, SchedulerBatchesEqualEachAlone) {
          double(st.decode_rows) / double(st.decode_steps));
   EXPECT_GT(st.decode_rows, st.decode_steps);  // steps ran several requests at once
   EXPECT_LT(st.prefill_passes, prompts.size());  // and prefills several prompts
+  // Request 1's routing, every layer of every token it ran (its prompt and all but its last
+  // token), and nobody else's.
+  const size_t ran = m.tokenizer->encode(prompts[1], false).size() + out.tokens[1].size() - 1;
+  EXPECT_EQ(seen.size(), ran * m.config().n_layers);
+  std::set<int> positions;
+  for (const RoutingEvent& ev : seen) {
+    positions.insert(ev.pos);
+    EXPECT_EQ(ev.k, 4);
+  }
+  EXPECT_EQ(positions.size(), ran);
   for (size_t i = 0; i < prompts.size(); ++i) {
     auto e = make_engine(m, 256, Device::kCuda);
     ASSERT_TRUE(e.ok()) << e.status();
+    ASSERT_TRUE((*e)->set_routing_override(routing(i)).ok());
     Session s(std::move(*e));
     std::vector<int32_t> want;
     auto r = s.generate(m.tokenizer->encode(prompts[i], false), options(i),

@@ -81,6 +81,60 @@ TEST(Scheduler, InterleavedRequestsEqualEachAlone) {
   EXPECT_EQ(st.running + st.queued, 0);
 }
 
+// Routing overrides and observers per request (vexprobe, the C API): each request runs as it
+// runs alone on an engine with its overrides; only the observed request's routing is reported,
+// all of it, with the ablated experts never chosen.
+TEST(Scheduler, RoutingPerRequest) {
+  const std::vector<std::string> prompts = {"127 * 89 = ", "The capital of France is",
+                                            "Once upon a time,"};
+  std::vector<RoutingOverride> routing(3);
+  for (int l = 0; l < demo().config().n_layers; ++l)  // half of every layer's experts
+    for (int e = 0; e < 8; ++e) routing[0].ablate.push_back({l, e});
+  routing[2].k = 2, routing[2].force = {{0, 5}};
+  auto sched = make(/*parallel=*/2);
+  testing::Collected out;
+  std::vector<std::pair<int, int>> seen;  // (layer, pos) of request 0
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Request r;
+    r.prompt = encode(prompts[i]);
+    r.options = options(0.0f, 1, 8);
+    r.routing = routing[i];
+    if (i == 0)
+      r.on_routing = [&](const RoutingEvent& ev) {
+        seen.push_back({ev.layer, ev.pos});
+        for (int j = 0; j < ev.k; ++j) EXPECT_GE(ev.slots[j], 8);
+      };
+    out.collect(i, r);
+    ASSERT_TRUE(sched->submit(std::move(r)).ok());
+  }
+  sched->wait_idle();
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto engine = make_engine(demo(), 256, Device::kCpu);
+    ASSERT_TRUE(engine.ok());
+    ASSERT_TRUE((*engine)->set_routing_override(routing[i]).ok());
+    Session s(std::move(*engine));
+    std::vector<int32_t> want;
+    ASSERT_TRUE(s.generate(encode(prompts[i]), options(0.0f, 1, 8), [&](int32_t t) {
+                   return want.push_back(t), true;
+                 }).ok());
+    EXPECT_EQ(out.tokens[i], want) << prompts[i];
+  }
+  EXPECT_NE(out.tokens[0], alone(encode(prompts[0]), options(0.0f, 1, 8)));  // it took effect
+  const size_t ran = encode(prompts[0]).size() + out.tokens[0].size() - 1;
+  EXPECT_EQ(seen.size(), ran * demo().config().n_layers);
+
+  // An override the model cannot take fails its request, naming it.
+  Request bad;
+  bad.prompt = encode("x");
+  bad.options = options(0.0f, 1, 2);
+  bad.routing.ablate = {{99, 0}};
+  std::promise<absl::Status> done;
+  bad.on_done = [&](const absl::StatusOr<GenerateResult>& r) { done.set_value(r.status()); };
+  ASSERT_TRUE(sched->submit(std::move(bad)).ok());
+  const absl::Status st = done.get_future().get();
+  EXPECT_NE(st.message().find("ablate 99:0"), std::string::npos) << st;
+}
+
 TEST(Scheduler, CancelQueuedAndRunning) {
   auto sched = make(/*parallel=*/1);
   std::promise<void> first_token, cancels_sent;

@@ -11,7 +11,8 @@ __global__ void router_kernel(const float* __restrict__ x, const uint16_t* __res
                               int D, int E, int k, int* __restrict__ idx,
                               float* __restrict__ weight, float* __restrict__ logits,
                               const uint16_t* __restrict__ gain, float eps,
-                              float* __restrict__ xn_out) {
+                              float* __restrict__ xn_out, const int* __restrict__ forced,
+                              int n_forced) {
   const int t = blockIdx.x, w = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float* xt = x + static_cast<int64_t>(t) * D;
   __shared__ float s[kMaxE];
@@ -47,7 +48,10 @@ __global__ void router_kernel(const float* __restrict__ x, const uint16_t* __res
     acc = warp_sum(acc) + bf16(b[e]);
     if (lane == 0) {
       s[e] = acc;
-      if (logits) logits[static_cast<int64_t>(t) * E + e] = acc;
+      // As the CPU engine shows them to observers: slots that cannot be chosen at -inf.
+      if (logits)
+        logits[static_cast<int64_t>(t) * E + e] =
+            slots[e].kind == VEX_SLOT_PRUNED ? -INFINITY : acc;
     }
   }
   __syncthreads();
@@ -62,20 +66,25 @@ __global__ void router_kernel(const float* __restrict__ x, const uint16_t* __res
   for (int r = 0; r < k; ++r) {
     float best = -INFINITY;
     int at = 0x7FFFFFFF;
-    for (int i = 0; lane + 32 * i < E; ++i)
-      if (!(taken >> i & 1) && (s[lane + 32 * i] > best || at == 0x7FFFFFFF))
-        best = s[lane + 32 * i], at = lane + 32 * i;
+    if (r < n_forced) {  // forced slots first (vexprobe --force), in the order given
+      at = forced[r], best = slots[at].kind == VEX_SLOT_PRUNED ? -INFINITY : s[at];
+    } else {
+      for (int i = 0; lane + 32 * i < E; ++i)
+        if (!(taken >> i & 1) && (s[lane + 32 * i] > best || at == 0x7FFFFFFF))
+          best = s[lane + 32 * i], at = lane + 32 * i;
 #pragma unroll
-    for (int off = 16; off > 0; off /= 2) {
-      const float ob = __shfl_xor_sync(0xffffffffu, best, off);
-      const int oa = __shfl_xor_sync(0xffffffffu, at, off);
-      if (ob > best || (ob == best && oa < at)) best = ob, at = oa;
+      for (int off = 16; off > 0; off /= 2) {
+        const float ob = __shfl_xor_sync(0xffffffffu, best, off);
+        const int oa = __shfl_xor_sync(0xffffffffu, at, off);
+        if (ob > best || (ob == best && oa < at)) best = ob, at = oa;
+      }
     }
     chosen[r] = at, chosen_logit[r] = best;
     if (at % 32 == lane) taken |= 1u << (at / 32);
   }
   if (lane != 0) return;
-  const float m = chosen_logit[0];
+  float m = chosen_logit[0];  // a forced slot may rank below the others
+  for (int i = 1; i < k; ++i) m = fmaxf(m, chosen_logit[i]);
   float den = 0;
   for (int i = 0; i < k; ++i) den += expf(chosen_logit[i] - m);
   for (int i = 0; i < k; ++i) {
@@ -88,12 +97,15 @@ __global__ void router_kernel(const float* __restrict__ x, const uint16_t* __res
 
 cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const vex_slot* slots,
                    int n, int D, int E, int k, int* idx, float* weight, float* logits,
-                   cudaStream_t stream, const uint16_t* norm_gain, float eps, float* xn_out) {
+                   cudaStream_t stream, const uint16_t* norm_gain, float eps, float* xn_out,
+                   const int* forced, int n_forced) {
   if (n <= 0) return cudaSuccess;
   if (E > kMaxE || k > kMaxK || k > E || D % 8 != 0) return cudaErrorInvalidValue;
   if (norm_gain && !xn_out) return cudaErrorInvalidValue;
+  if (n_forced < 0 || n_forced > k || (n_forced > 0 && !forced)) return cudaErrorInvalidValue;
   router_kernel<<<n, kThreads, D * sizeof(float), stream>>>(x, W, b, slots, D, E, k, idx, weight,
-                                                            logits, norm_gain, eps, xn_out);
+                                                            logits, norm_gain, eps, xn_out,
+                                                            forced, n_forced);
   return cudaGetLastError();
 }
 

@@ -14,10 +14,13 @@ namespace vex::cuda {
 // With norm_gain (bf16 [D]) the router reads RMSNorm(x) (docs/gpt-oss.md §4.1), computed here and also
 // written to xn_out [n, D] for the experts: the MoE block's norm costs no launch of its own.
 // idx [n, k] slot ids by descending logit (ties to the lower id); weight [n, k] fp32;
-// logits [n, E] fp32 written when not null. E <= 256, k <= 8, D % 8 == 0.
+// logits [n, E] fp32 written when not null (PRUNED slots as -inf). E <= 256, k <= 8, D % 8 == 0.
+// forced [n_forced] (device, n_forced <= k): slots every token takes first, whatever their
+// logits; the rest are the best of the others, and the softmax runs over all k (vexprobe's
+// --force; kernels/cpu/router.h's `preset`).
 cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const vex_slot* slots,
                    int n, int D, int E, int k, int* idx, float* weight, float* logits,
                    cudaStream_t stream, const uint16_t* norm_gain = nullptr, float eps = 0,
-                   float* xn_out = nullptr);
+                   float* xn_out = nullptr, const int* forced = nullptr, int n_forced = 0);
 
 }  // namespace vex::cuda

@@ -4,8 +4,12 @@
 #include <cstdio>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "experts/expert.h"
+#include "loader/file.h"
 #include "runtime/harmony.h"
 #include "runtime/model.h"
 #include "runtime/session.h"
@@ -108,11 +112,55 @@ std::vector<EvalItem> weekday_items(int n, uint64_t seed) {
   return items;
 }
 
+absl::StatusOr<std::vector<EvalItem>> read_eval_set(const std::string& path) {
+  VEX_ASSIGN_OR_RETURN(const std::string content, read_regular_file(path, 64 << 20, "the eval set"));
+  std::vector<EvalItem> items;
+  int line_no = 0;
+  for (absl::string_view line : absl::StrSplit(content, '\n')) {
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    auto where = [&](const std::string& what) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ":", line_no, ": ", what));
+    };
+    const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) return where("not a JSON object");
+    EvalItem item;
+    item.cell = "all";
+    for (const auto& [key, value] : j.items()) {
+      std::string* field = key == "cell" ? &item.cell : key == "raw" ? &item.raw
+                         : key == "question" ? &item.question : key == "answer" ? &item.want
+                         : key == "marker" ? &item.marker : nullptr;
+      if (!field) return where(absl::StrCat("unknown key \"", key, "\" (cell, raw, question, answer, marker)"));
+      if (!value.is_string()) return where(absl::StrCat("\"", key, "\" is not a string"));
+      *field = value.get<std::string>();
+    }
+    if (item.want.empty()) return where("no \"answer\"");
+    if (item.raw.empty() || item.question.empty()) return where("needs both \"raw\" and \"question\"");
+    items.push_back(std::move(item));
+  }
+  if (items.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": no items"));
+  // Rows of one cell together, in the order cells first appear.
+  std::stable_sort(items.begin(), items.end(), [&](const EvalItem& a, const EvalItem& b) {
+    auto first = [&](const std::string& c) {
+      return std::find_if(items.begin(), items.end(), [&](const EvalItem& i) { return i.cell == c; }) - items.begin();
+    };
+    return first(a.cell) < first(b.cell);
+  });
+  return items;
+}
+
 absl::StatusOr<std::vector<EvalItem>> task_items(const std::string& task, int n, uint64_t seed) {
   if (task == "arith") return arithmetic_items(n, seed);
   if (task == "units") return units_items(n, seed);
   if (task == "weekday") return weekday_items(n, seed);
-  return absl::InvalidArgumentError("--task must be arith, units or weekday");
+  if (task.ends_with(".jsonl")) return read_eval_set(task);
+  return absl::InvalidArgumentError("--task must be arith, units, weekday or an eval set FILE.jsonl");
+}
+
+std::string eval_set_line(const EvalItem& item) {
+  return nlohmann::json{{"cell", item.cell}, {"raw", item.raw}, {"question", item.question},
+                        {"answer", item.want}, {"marker", item.marker}}
+      .dump();
 }
 
 absl::StatusOr<std::string> weights_or_demo(const std::string& weights) {

@@ -37,8 +37,12 @@ std::vector<EvalItem> arithmetic_items(int n, uint64_t seed);
 // experts on the raw text (exact by their oracle suites, tests/data/experts/).
 std::vector<EvalItem> units_items(int n, uint64_t seed);
 std::vector<EvalItem> weekday_items(int n, uint64_t seed);
-// The items of a task by name: arith, units or weekday; InvalidArgument for another.
+// The items of a task by name: arith, units or weekday, or an eval set FILE.jsonl (every line
+// an object with "raw", "question", "answer" and optionally "cell" and "marker", as
+// eval_set_line writes them; errors name the file and line); InvalidArgument for another.
 absl::StatusOr<std::vector<EvalItem>> task_items(const std::string& task, int n, uint64_t seed);
+absl::StatusOr<std::vector<EvalItem>> read_eval_set(const std::string& path);
+std::string eval_set_line(const EvalItem& item);
 
 // The weights directory vexprobe runs on: the one given, else the embedded demo model's.
 absl::StatusOr<std::string> weights_or_demo(const std::string& weights);

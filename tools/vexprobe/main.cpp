@@ -23,6 +23,7 @@
 #include "tools/args.h"
 #include "tools/vexprobe/eval.h"
 #include "tools/vexprobe/routing.h"
+#include "tools/vexprobe/steer.h"
 #include "tools/vexprobe/prompts.h"
 
 namespace vex {
@@ -274,7 +275,7 @@ int train_router(const Options& o) {
 // vexprobe ablate: the model with experts ablated (or k changed, or experts forced) next to the
 // model as it is: perplexity of a text and exact answers of an eval task, the same questions.
 int ablate(int argc, char** argv) {
-  std::string weights, text, task = "arith", device = "cpu";
+  std::string weights, text, task = "arith", device = "auto";
   int n = 10, ctx = 512;
   bool chat = false, help = false;
   RoutingOverride routing;
@@ -283,10 +284,10 @@ int ablate(int argc, char** argv) {
   add_routing_flags(a, &routing);
   a.text({"--text"}, "text whose perplexity is measured (default: the demo model's held-out text)", &text);
   a.integer({"-c", "--ctx"}, "perplexity chunk size (default 512)", 4, 1 << 20, &ctx);
-  a.text({"--task"}, "eval task: arith, units, weekday (default arith)", &task);
+  a.text({"--task"}, "eval task: arith, units, weekday, or an eval set FILE.jsonl (default arith)", &task);
   a.integer({"--n"}, "questions per eval row (default 10)", 1, 100000, &n);
   a.flag({"--chat"}, "eval questions in chat", &chat);
-  a.text({"--device"}, "cpu (overrides need the CPU engine for now)", &device);
+  a.text({"--device"}, "auto | cpu | cuda (default auto)", &device);
   a.flag({"--help", "-h"}, "show this help", &help);
   const std::string usage = "usage: vexprobe ablate --ablate L:E,...|--topk K|--force L:E,... [options]\n" + a.usage();
   if (absl::Status st = a.parse(argc - 1, argv + 1); !st.ok() || help || routing.empty()) {
@@ -359,17 +360,20 @@ int eval(int argc, char** argv) {
   a.text({"--weights", "-m"}, "checkpoint directory (default: the embedded demo model)", &weights);
   a.text({"--experts"}, "expert manifest whose virtual experts are compared with the model alone",
          &experts);
-  a.text({"--task"}, "arith (multiplication, addition, division by operand size), units, weekday",
-         &task);
+  a.text({"--task"}, "arith (multiplication, addition, division by operand size), units, "
+         "weekday, or an eval set FILE.jsonl", &task);
   a.flag({"--chat"}, "ask in Harmony chat (the answer is in the final message), not raw text",
          &chat);
   a.integer({"--n"}, "questions per table row (default 20)", 1, 100000, &n);
   a.integer({"--seed"}, "seed of the questions (default 1)", 0, 1 << 30, &seed);
   a.integer({"--show"}, "examples printed per row (default 3)", 0, 1000, &show);
+  bool dump = false;
+  a.flag({"--dump"}, "print the task's questions as an eval set (JSONL) instead of running them",
+         &dump);
   a.text({"--device"}, "auto | cpu | cuda", &device);
   a.flag({"--help", "-h"}, "show this help", &help);
   const std::string usage =
-      "usage: vexprobe eval [--task arith|units|weekday] [--chat] [--experts FILE] [options]\n" +
+      "usage: vexprobe eval [--task arith|units|weekday|FILE.jsonl] [--chat] [--experts FILE] [options]\n" +
       a.usage();
   if (absl::Status st = a.parse(argc - 1, argv + 1); !st.ok() || help) {
     if (!st.ok()) fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str());
@@ -379,6 +383,10 @@ int eval(int argc, char** argv) {
   const auto task_list = task_items(task, n, seed);
   if (!task_list.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(task_list.status().message()).c_str()), 2;
   const std::vector<EvalItem>& items = *task_list;
+  if (dump) {
+    for (const EvalItem& item : items) printf("%s\n", eval_set_line(item).c_str());
+    return 0;
+  }
   const auto dir = weights_or_demo(weights);
   if (!dir.ok()) return fprintf(stderr, "vexprobe: %s\n", dir.status().ToString().c_str()), 1;
   weights = *dir;
@@ -440,6 +448,8 @@ int run(int argc, char** argv) {
       a.usage();
   if (argc >= 2 && std::string(argv[1]) == "eval") return eval(argc, argv);
   if (argc >= 2 && std::string(argv[1]) == "ablate") return ablate(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "topk") return topk(argc, argv);
+  if (argc >= 2 && std::string(argv[1]) == "force") return force(argc, argv);
   for (const char* cmd : {"trace", "weights", "entropy", "taxonomy", "collab", "divergence",
                           "context-test", "router-probe"})
     if (argc >= 2 && std::string(argv[1]) == cmd) return routing(cmd, argc, argv);

@@ -32,6 +32,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "core/dtype.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/rmsnorm.h"
@@ -94,7 +95,7 @@ std::string shown(const Tokenizer& tok, int32_t id) {
 }  // namespace
 
 int routing(const std::string& cmd, int argc, char** argv) {
-  std::string weights, experts, prompt, file, versus, device = "cpu";
+  std::string weights, experts, prompt, file, versus, device = "auto";
   int layer = -1, top = 10;
   bool chat = false, json = false, help = false;
   RoutingOverride over;
@@ -109,7 +110,7 @@ int routing(const std::string& cmd, int argc, char** argv) {
   add_routing_flags(a, &over);
   a.text({"--vs"}, "divergence: the second prompt file", &versus);
   a.integer({"--top"}, "collab: pairs shown per layer (default 10)", 1, 1 << 20, &top);
-  a.text({"--device"}, "cpu (the CUDA engine does not capture routing yet)", &device);
+  a.text({"--device"}, "auto | cpu | cuda (default auto)", &device);
   a.flag({"--json"}, "JSON instead of text tables", &json);
   a.flag({"--help", "-h"}, "show this help", &help);
   const std::string usage = absl::StrFormat(
@@ -129,7 +130,7 @@ int routing(const std::string& cmd, int argc, char** argv) {
   auto dev = parse_device(device);
   if (!dev.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(dev.status().message()).c_str()), 2;
   std::vector<std::string> prompts;
-  size_t first_set = 0;  // divergence: prompts [0, first_set) are set A, the rest set B
+  size_t first_set = 0, kept_first = 0;  // divergence: prompts [0, first_set) are set A
   auto read_prompts = [&](const std::string& path) -> bool {
     std::ifstream in(path);
     if (!in) return fprintf(stderr, "vexprobe: %s: cannot be read\n", path.c_str()), false;
@@ -159,56 +160,74 @@ int routing(const std::string& cmd, int argc, char** argv) {
   const int L = m.config().n_layers;
   if (layer >= L) return fprintf(stderr, "vexprobe: --layer %d: the model has layers 0 .. %d\n", layer, L - 1), 2;
 
-  // Every prompt through the engine; the routes of each kept with its tokens.
+  // Every prompt through one engine (rewound between prompts); the routes of each kept with
+  // its tokens.
   std::vector<std::vector<int32_t>> ids;
   std::vector<std::vector<Route>> routes;
-  for (const std::string& p : prompts) {
+  std::vector<std::string> kept;  // the prompts that tokenize to something
+  size_t longest = 1;
+  for (size_t i = 0; i < prompts.size(); ++i) {
     std::vector<int32_t> t;
     if (chat) {
       harmony::Conversation conv;
-      conv.messages.push_back({.role = "user", .content = p});
+      conv.messages.push_back({.role = "user", .content = prompts[i]});
       t = harmony::render(**tok, conv, /*for_completion=*/true).tokens;
     } else {
-      t = (*tok)->encode(p, /*allow_special=*/true);
+      t = (*tok)->encode(prompts[i], /*allow_special=*/true);
     }
     if (t.empty()) continue;
-    auto engine = make_engine(m, static_cast<int>(t.size()), *dev);
-    if (!engine.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(engine.status().message()).c_str()), 1;
-    std::vector<Route> r;
-    const int D = m.config().d_model;
-    std::vector<float> emb(D), en(D), el;
-    absl::Status st = (*engine)->set_routing_observer([&](const RoutingEvent& ev) {
-      r.push_back({ev.layer, ev.pos, std::vector<float>(ev.router_logits, ev.router_logits + ev.n_slots),
-                   std::vector<int>(ev.slots, ev.slots + ev.k), std::vector<float>(ev.weights, ev.weights + ev.k)});
-      if (cmd != "router-probe") return;
-      // The token's embedding through this layer's MoE norm and router: the routing it would
-      // get if no layer had written to the residual.
-      const LayerWeights& lw = m.weights.layers[ev.layer];
-      const int32_t id = t[ev.pos];
-      double e2 = 0, d2 = 0;
-      for (int i = 0; i < D; ++i) {
-        emb[i] = bf16_to_f32(m.weights.embedding[static_cast<int64_t>(id) * D + i]);
-        e2 += double(emb[i]) * emb[i], d2 += double(ev.residual[i] - emb[i]) * (ev.residual[i] - emb[i]);
-      }
-      rmsnorm(emb.data(), lw.mlp_norm, en.data(), 1, D, m.config().rms_eps);
-      el.resize(ev.n_slots);
-      linear_bf16(en.data(), lw.router_w, lw.router_b, el.data(), 1, D, ev.n_slots);
-      for (int e = 0; e < ev.n_slots; ++e)
-        if (!std::isfinite(ev.router_logits[e])) el[e] = -INFINITY;  // masked as the engine masked it
-      int idx[16];
-      float wt[16];
-      router_topk_softmax(el.data(), ev.n_slots, ev.k, idx, wt);
-      int agree = 0;
-      for (int j = 0; j < ev.k; ++j)
-        agree += std::find(ev.slots, ev.slots + ev.k, idx[j]) != ev.slots + ev.k;
-      r.back().agree = agree, r.back().added = std::sqrt(d2 / std::max(e2, 1e-30));
-    });
-    if (st.ok()) st = (*engine)->set_routing_override(over);
-    if (st.ok()) st = (*engine)->forward(t, nullptr);
-    if (!st.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
+    if (i < first_set) ++kept_first;
+    longest = std::max(longest, t.size());
     ids.push_back(std::move(t));
-    routes.push_back(std::move(r));
+    kept.push_back(prompts[i]);
   }
+  prompts = std::move(kept), first_set = kept_first;
+  auto engine = make_engine(m, static_cast<int>(longest), *dev);
+  if (!engine.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(engine.status().message()).c_str()), 1;
+  const std::vector<int32_t>* t = nullptr;  // the prompt running
+  std::vector<Route>* r = nullptr;          // its routes
+  const int D = m.config().d_model;
+  std::vector<float> emb(D), en(D), el;
+  absl::Status st = (*engine)->set_routing_observer([&](const RoutingEvent& ev) {
+    r->push_back({ev.layer, ev.pos, std::vector<float>(ev.router_logits, ev.router_logits + ev.n_slots),
+                  std::vector<int>(ev.slots, ev.slots + ev.k), std::vector<float>(ev.weights, ev.weights + ev.k)});
+    if (cmd != "router-probe") return;
+    // The token's embedding through this layer's MoE norm and router: the routing it would
+    // get if no layer had written to the residual.
+    const LayerWeights& lw = m.weights.layers[ev.layer];
+    const int32_t id = (*t)[ev.pos];
+    double e2 = 0, d2 = 0;
+    for (int i = 0; i < D; ++i) {
+      emb[i] = bf16_to_f32(m.weights.embedding[static_cast<int64_t>(id) * D + i]);
+      e2 += double(emb[i]) * emb[i], d2 += double(ev.residual[i] - emb[i]) * (ev.residual[i] - emb[i]);
+    }
+    rmsnorm(emb.data(), lw.mlp_norm, en.data(), 1, D, m.config().rms_eps);
+    el.resize(ev.n_slots);
+    linear_bf16(en.data(), lw.router_w, lw.router_b, el.data(), 1, D, ev.n_slots);
+    for (int e = 0; e < ev.n_slots; ++e)
+      if (!std::isfinite(ev.router_logits[e])) el[e] = -INFINITY;  // masked as the engine masked it
+    int idx[16];
+    float wt[16];
+    router_topk_softmax(el.data(), ev.n_slots, ev.k, idx, wt);
+    int agree = 0;
+    for (int j = 0; j < ev.k; ++j)
+      agree += std::find(ev.slots, ev.slots + ev.k, idx[j]) != ev.slots + ev.k;
+    r->back().agree = agree, r->back().added = std::sqrt(d2 / std::max(e2, 1e-30));
+  });
+  if (st.ok()) st = (*engine)->set_routing_override(over);
+  const absl::Time start = absl::Now();
+  size_t tokens = 0;
+  routes.resize(ids.size());
+  for (size_t p = 0; p < ids.size() && st.ok(); ++p) {
+    t = &ids[p], r = &routes[p];
+    (*engine)->truncate(0);
+    st = (*engine)->forward(ids[p], nullptr);
+    tokens += ids[p].size();
+  }
+  if (!st.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
+  const double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  fprintf(stderr, "vexprobe: %zu prompts, %zu tokens through the %s engine in %.2f s\n", ids.size(),
+          tokens, (*engine)->device(), secs);
   const auto in_layer = [&](int l) { return layer < 0 || l == layer; };
 
   if (cmd == "trace" || cmd == "weights") {

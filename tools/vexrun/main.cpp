@@ -47,7 +47,7 @@ struct Options {
   SamplingParams sampling;
   bool seed_set = false, raw = false, show_analysis = false, json = false, tokenize = false;
   bool perplexity = false;
-  RoutingOverride routing;  // --ablate, --topk, --force (with --perplexity or --tokens)
+  RoutingOverride routing;  // --ablate, --topk, --force
   bool verbose = false, quiet = false, help = false, version = false, trace_experts = false, no_virtual = false;
   // Sampling flags given on the command line (they override generation_config.json).
   bool temp_set = false, top_k_set = false, top_p_set = false, min_p_set = false;
@@ -284,6 +284,8 @@ class Runner {
     Request request{.prompt = prompt,
                     .options = opt,
                     .virtual_experts = !o_.no_virtual,
+                    .routing = o_.routing,
+                    .on_routing = {},
                     .on_token = on_token,
                     .on_done = {}};
     std::promise<absl::StatusOr<GenerateResult>> done;
@@ -385,7 +387,7 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
   a.flag({"--show-analysis"}, "also print the analysis (reasoning) channel", &o.show_analysis);
   a.flag({"--json"}, "print one JSON object per answer instead of streaming text", &o.json);
   a.flag({"--tokenize"}, "print the prompt's token ids and exit", &o.tokenize);
-  add_routing_flags(a, &o.routing);  // with --perplexity or --tokens
+  add_routing_flags(a, &o.routing);
   a.flag({"--perplexity"},
          "perplexity of the text (-f FILE or -p), llama-perplexity style: chunks of -c tokens "
          "(default 512), the second half of each scored",
@@ -417,9 +419,6 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
     return absl::InvalidArgumentError("give the prompt with -p or -f, not both");
   if (!o.logits_path.empty() && o.tokens.empty())
     return absl::InvalidArgumentError("--logits needs --tokens");
-  if (!o.routing.empty() && !o.perplexity && o.tokens.empty())
-    return absl::InvalidArgumentError(
-        "--ablate, --force and --topk apply to --perplexity and --tokens runs (generation: not yet)");
   return absl::OkStatus();
 }
 

@@ -301,6 +301,22 @@ typedef struct vex_expert_event {
 
 typedef void (*vex_expert_event_callback)(const vex_expert_event* event, void* user_data);
 
+/* One MoE router's choice for one token (vex_generate_params.on_routing; routing research, as
+ * `vexprobe` does it). The pointers are valid during the call only. */
+typedef struct vex_routing_event {
+  int32_t layer;              /* the MoE layer */
+  int32_t position;           /* the token's position in the sequence */
+  int32_t n_slots;            /* the layer's router rows (its experts, then virtual slots) */
+  int32_t k;                  /* slots chosen per token */
+  const float* router_logits; /* [n_slots]; slots that cannot be chosen (pruned, ablated) -inf */
+  const int32_t* slots;       /* [k] the chosen slots: forced ones first, then by logit */
+  const float* weights;       /* [k] their routing weights (softmax over the chosen logits) */
+  const float* hidden;        /* [hidden_size] the normed MoE input the router read */
+  int32_t hidden_size;
+} vex_routing_event;
+
+typedef void (*vex_routing_callback)(const vex_routing_event* event, void* user_data);
+
 typedef struct vex_generate_params {
   size_t struct_size;           /* sizeof(vex_generate_params), set by the default function */
   int32_t max_tokens;           /* sampled tokens at most; -1 (default): until a stop token or
@@ -315,6 +331,19 @@ typedef struct vex_generate_params {
   bool virtual_experts;         /* the model's virtual experts take part (default true); false:
                                    the model runs as if the manifest attached none */
   vex_expert_event_callback on_expert; /* every virtual-expert firing, or NULL */
+  /* Routing research, for this request only (requests routed differently run in separate
+   * passes; nothing is reloaded). An ablated slot is masked out of its layer's routing and the
+   * chosen ones renormalized, exactly as a manifest that prunes it; a forced slot is chosen for
+   * every token at its layer, first, the rest by logit. Pairs are (layer, slot), 2 ints each.
+   * A pair outside the model, a pruned slot, a slot both ablated and forced, more slots forced
+   * at a layer than k, or fewer experts left than k is VEX_STATUS_INVALID_ARGUMENT. */
+  vex_routing_callback on_routing; /* every token's routing at every MoE layer (the prompt's new
+                                      tokens and the generated ones), or NULL: off, and free */
+  int32_t experts_per_token;       /* k: 0 (default) the model's; 1 .. 16 (the CUDA engine: 8) */
+  const int32_t* ablate_experts;   /* [2 * n_ablate_experts] or NULL */
+  size_t n_ablate_experts;
+  const int32_t* force_experts; /* [2 * n_force_experts] or NULL */
+  size_t n_force_experts;
 } vex_generate_params;
 
 VEX_API vex_generate_params vex_generate_default_params(const vex_model* model);
