@@ -303,6 +303,18 @@ expect 0 "" -- "$bin/vexprobe" topk --ks 1,4 --text "$tmp/ppl2.txt" -c 64 --task
 [ "$(grep -cE '^\| [14]( \(the model.s\))? \| [0-9.]+ \| [0-9]+ % \| ' "$tmp/out")" -eq 2 ] ||
   { echo "FAIL: vexprobe topk"; cat "$tmp/out"; fails=$((fails + 1)); }
 expect 1 "k = 40: experts per token must be 1 .. 16" -- "$bin/vexprobe" topk --ks 40 --text "$tmp/ppl2.txt" -c 64 --n 1 --device cpu
+# Pictures: a taxonomy heat map is SVG with a cell per layer and slot.
+expect 0 "" -- "$bin/vexprobe" taxonomy -f "$tmp/prompts.txt" --svg "$tmp/tax.svg" --device cpu
+python3 - "$tmp/tax.svg" <<'PY' || { echo "FAIL: vexprobe taxonomy --svg"; head -c 600 "$tmp/tax.svg"; fails=$((fails + 1)); }
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+cells = [r for r in root.iter("{http://www.w3.org/2000/svg}rect") if r.find("{http://www.w3.org/2000/svg}title") is not None]
+assert len(cells) == 8 * 16, len(cells)
+PY
+expect 0 "" -- "$bin/vexprobe" weights -p "127 * 89 = " --layer 4 --svg "$tmp/w.svg" --device cpu
+[ "$(grep -c 'stroke="#d62728"' "$tmp/w.svg")" -eq 24 ] || { echo "FAIL: weights --svg marks 6 x 4 chosen"; fails=$((fails + 1)); }
+expect 2 "--svg is for trace, weights and taxonomy" -- "$bin/vexprobe" entropy -p x --svg "$tmp/e.svg"
+expect 1 "cannot be written" -- "$bin/vexprobe" trace -p x --svg /nonexistent/dir/t.svg --device cpu
 # Eval sets as files: the committed one equals the generated task; bad lines are named.
 expect 0 "" -- "$bin/vexprobe" eval --task arith --n 10 --seed 1 --dump
 cmp -s "$tmp/out" "$demo/eval/arith.jsonl" || { echo "FAIL: arith.jsonl is not --task arith --n 10 --dump"; fails=$((fails + 1)); }

@@ -41,6 +41,7 @@
 #include "runtime/model.h"
 #include "tools/args.h"
 #include "tools/vexprobe/eval.h"
+#include "tools/vexprobe/svg.h"
 
 namespace vex {
 namespace {
@@ -112,6 +113,9 @@ int routing(const std::string& cmd, int argc, char** argv) {
   a.integer({"--top"}, "collab: pairs shown per layer (default 10)", 1, 1 << 20, &top);
   a.text({"--device"}, "auto | cpu | cuda (default auto)", &device);
   a.flag({"--json"}, "JSON instead of text tables", &json);
+  std::string svg;
+  a.text({"--svg"}, "trace, weights, taxonomy: also draw a heat map to this SVG file (trace and "
+         "weights: the first prompt)", &svg);
   a.flag({"--help", "-h"}, "show this help", &help);
   const std::string usage = absl::StrFormat(
       "usage: vexprobe %s (-p PROMPT | -f FILE) [--layer L] [--chat] [--json] [options]\n%s",
@@ -125,6 +129,8 @@ int routing(const std::string& cmd, int argc, char** argv) {
     return fprintf(stderr, "vexprobe: %s needs one of -p PROMPT, -f FILE\n%s", cmd.c_str(), usage.c_str()), 2;
   if (cmd == "weights" && layer < 0)
     return fprintf(stderr, "vexprobe: weights needs --layer\n"), 2;
+  if (!svg.empty() && cmd != "trace" && cmd != "weights" && cmd != "taxonomy")
+    return fprintf(stderr, "vexprobe: --svg is for trace, weights and taxonomy\n"), 2;
   if ((cmd == "divergence") == versus.empty())
     return fprintf(stderr, "vexprobe: --vs FILE is for divergence (and divergence needs it)\n"), 2;
   auto dev = parse_device(device);
@@ -271,6 +277,42 @@ int routing(const std::string& cmd, int argc, char** argv) {
     if (json) printf("%s\n", out.dump().c_str());
     if (!json && cmd == "weights")
       printf("(softmax over every slot's router logit at layer %d; * = chosen)\n", layer);
+    if (!svg.empty() && !routes.empty()) {
+      // The first prompt: tokens down; layers across (trace: the top-1 slot written, shaded by
+      // its weight) or slots across (weights: the probabilities, the chosen outlined).
+      Heatmap h;
+      h.row_axis = "token";
+      int cols = 0;
+      for (const Route& x : routes[0])
+        if (in_layer(x.layer)) cols = std::max(cols, cmd == "trace" ? x.layer + 1 : static_cast<int>(x.logits.size()));
+      const int P = static_cast<int>(ids[0].size());
+      for (int i = 0; i < P; ++i) h.rows.push_back(absl::StrCat(i, " ", sanitize_utf8(tok.value()->token_bytes(ids[0][i]))));
+      for (int c = 0; c < cols; ++c) h.cols.push_back(absl::StrCat(cmd == "trace" ? "L" : "", c));
+      h.values.assign(size_t(P) * cols, 0);
+      if (cmd == "trace") {
+        h.title = absl::StrCat("top-1 expert per token and layer: ", prompts[0]);
+        h.col_axis = "layer", h.legend = "top-1 routing weight (the slot id written)";
+        h.text.assign(h.values.size(), "");
+      } else {
+        h.title = absl::StrCat("router distribution at layer ", layer, ": ", prompts[0]);
+        h.col_axis = "slot", h.legend = "probability (softmax over every slot; chosen outlined)";
+        h.marked.assign(h.values.size(), 0);
+      }
+      for (const Route& x : routes[0]) {
+        if (!in_layer(x.layer)) continue;
+        const size_t row = size_t(x.pos) * cols;
+        if (cmd == "trace") {
+          h.values[row + x.layer] = x.weights[0];
+          h.text[row + x.layer] = std::to_string(x.slots[0]);
+        } else {
+          const std::vector<double> d = distribution(x.logits);
+          for (size_t e = 0; e < d.size(); ++e) h.values[row + e] = d[e];
+          for (int e : x.slots) h.marked[row + e] = 1;
+        }
+      }
+      if (absl::Status st = write_heatmap(h, svg); !st.ok())
+        return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
+    }
     return 0;
   }
 
@@ -306,6 +348,13 @@ int routing(const std::string& cmd, int argc, char** argv) {
 
   if (cmd == "taxonomy") {
     nlohmann::json out = nlohmann::json::array();
+    Heatmap h;
+    h.title = absl::StrFormat("expert usage per layer: %zu prompts", routes.size());
+    h.row_axis = "layer", h.col_axis = "slot";
+    h.legend = "share of the layer's expert choices (percent written)";
+    int max_slots = 0;
+    for (const LayerWeights& lw : m.weights.layers) max_slots = std::max(max_slots, lw.n_slots());
+    for (int e = 0; e < max_slots; ++e) h.cols.push_back(std::to_string(e));
     for (int l = 0; l < L; ++l) {
       if (!in_layer(l)) continue;
       const int S = m.weights.layers[l].n_slots();
@@ -330,6 +379,12 @@ int routing(const std::string& cmd, int argc, char** argv) {
       int unused = 0;
       for (double c : count) unused += c == 0;
       const double g = gini(count);
+      h.rows.push_back(absl::StrCat("L", l));
+      for (int e = 0; e < max_slots; ++e) {
+        const double share = e < S && total > 0 ? count[e] / total : 0;
+        h.values.push_back(share);
+        h.text.push_back(e < S ? absl::StrFormat("%.0f", 100 * share) : "");
+      }
       nlohmann::json experts_json = nlohmann::json::array();
       if (!json)
         printf("%slayer %d: %d tokens, %d slots, %d unused, top-3 share %.3f, Gini %.3f\n"
@@ -360,6 +415,9 @@ int routing(const std::string& cmd, int argc, char** argv) {
                        {"gini", g}, {"experts", experts_json}});
     }
     if (json) printf("%s\n", out.dump().c_str());
+    if (!svg.empty())
+      if (absl::Status st = write_heatmap(h, svg); !st.ok())
+        return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
     return 0;
   }
   if (cmd == "collab") {
