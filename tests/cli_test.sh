@@ -313,7 +313,9 @@ assert len(cells) == 8 * 16, len(cells)
 PY
 expect 0 "" -- "$bin/vexprobe" weights -p "127 * 89 = " --layer 4 --svg "$tmp/w.svg" --device cpu
 [ "$(grep -c 'stroke="#d62728"' "$tmp/w.svg")" -eq 24 ] || { echo "FAIL: weights --svg marks 6 x 4 chosen"; fails=$((fails + 1)); }
-expect 2 "--svg is for trace, weights and taxonomy" -- "$bin/vexprobe" entropy -p x --svg "$tmp/e.svg"
+expect 0 "" -- "$bin/vexprobe" entropy -p "The capital of France is" --svg "$tmp/e.svg" --device cpu
+[ "$(grep -c '<title>token ' "$tmp/e.svg")" -eq 40 ] || { echo "FAIL: entropy --svg has 5 tokens x 8 layers"; fails=$((fails + 1)); }
+expect 2 "--svg is for trace, weights, entropy and taxonomy" -- "$bin/vexprobe" collab -p x --svg "$tmp/e.svg"
 expect 1 "cannot be written" -- "$bin/vexprobe" trace -p x --svg /nonexistent/dir/t.svg --device cpu
 # Eval sets as files: the committed one equals the generated task; bad lines are named.
 expect 0 "" -- "$bin/vexprobe" eval --task arith --n 10 --seed 1 --dump

@@ -114,8 +114,8 @@ int routing(const std::string& cmd, int argc, char** argv) {
   a.text({"--device"}, "auto | cpu | cuda (default auto)", &device);
   a.flag({"--json"}, "JSON instead of text tables", &json);
   std::string svg;
-  a.text({"--svg"}, "trace, weights, taxonomy: also draw a heat map to this SVG file (trace and "
-         "weights: the first prompt)", &svg);
+  a.text({"--svg"}, "trace, weights, entropy, taxonomy: also draw a heat map to this SVG file "
+         "(trace, weights, entropy: the first prompt, per token)", &svg);
   a.flag({"--help", "-h"}, "show this help", &help);
   const std::string usage = absl::StrFormat(
       "usage: vexprobe %s (-p PROMPT | -f FILE) [--layer L] [--chat] [--json] [options]\n%s",
@@ -129,8 +129,8 @@ int routing(const std::string& cmd, int argc, char** argv) {
     return fprintf(stderr, "vexprobe: %s needs one of -p PROMPT, -f FILE\n%s", cmd.c_str(), usage.c_str()), 2;
   if (cmd == "weights" && layer < 0)
     return fprintf(stderr, "vexprobe: weights needs --layer\n"), 2;
-  if (!svg.empty() && cmd != "trace" && cmd != "weights" && cmd != "taxonomy")
-    return fprintf(stderr, "vexprobe: --svg is for trace, weights and taxonomy\n"), 2;
+  if (!svg.empty() && cmd != "trace" && cmd != "weights" && cmd != "taxonomy" && cmd != "entropy")
+    return fprintf(stderr, "vexprobe: --svg is for trace, weights, entropy and taxonomy\n"), 2;
   if ((cmd == "divergence") == versus.empty())
     return fprintf(stderr, "vexprobe: --vs FILE is for divergence (and divergence needs it)\n"), 2;
   auto dev = parse_device(device);
@@ -188,13 +188,20 @@ int routing(const std::string& cmd, int argc, char** argv) {
     kept.push_back(prompts[i]);
   }
   prompts = std::move(kept), first_set = kept_first;
-  auto engine = make_engine(m, static_cast<int>(longest), *dev);
+  // The GPU runs many prompts per pass, each its own sequence (Engine::prefill); the CPU engine
+  // holds one sequence and runs them one by one.
+  constexpr int kBatch = 64;
+  auto engine = make_engine(m, static_cast<int>(longest), *dev, kBatch);
+  if (!engine.ok() && engine.status().code() == absl::StatusCode::kUnimplemented)
+    engine = make_engine(m, static_cast<int>(longest), *dev);
   if (!engine.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(engine.status().message()).c_str()), 1;
-  const std::vector<int32_t>* t = nullptr;  // the prompt running
-  std::vector<Route>* r = nullptr;          // its routes
+  const int seqs = (*engine)->n_seqs();
+  std::vector<size_t> prompt_of(seqs);  // the prompt each sequence runs
   const int D = m.config().d_model;
   std::vector<float> emb(D), en(D), el;
   absl::Status st = (*engine)->set_routing_observer([&](const RoutingEvent& ev) {
+    std::vector<Route>* r = &routes[prompt_of[ev.seq]];
+    const std::vector<int32_t>* t = &ids[prompt_of[ev.seq]];
     r->push_back({ev.layer, ev.pos, std::vector<float>(ev.router_logits, ev.router_logits + ev.n_slots),
                   std::vector<int>(ev.slots, ev.slots + ev.k), std::vector<float>(ev.weights, ev.weights + ev.k)});
     if (cmd != "router-probe") return;
@@ -224,11 +231,20 @@ int routing(const std::string& cmd, int argc, char** argv) {
   const absl::Time start = absl::Now();
   size_t tokens = 0;
   routes.resize(ids.size());
-  for (size_t p = 0; p < ids.size() && st.ok(); ++p) {
-    t = &ids[p], r = &routes[p];
-    (*engine)->truncate(0);
-    st = (*engine)->forward(ids[p], nullptr);
-    tokens += ids[p].size();
+  std::vector<PrefillChunk> chunks;
+  std::vector<DecodeChoice> chosen(seqs);
+  for (size_t p = 0; p < ids.size() && st.ok();) {
+    chunks.clear();
+    for (int q = 0; q < seqs && p < ids.size(); ++q, ++p) {
+      prompt_of[q] = p;
+      tokens += ids[p].size();
+      if (st.ok()) st = (*engine)->set_sequence(q);
+      (*engine)->truncate(0);
+      chunks.push_back({.seq = q, .tokens = ids[p], .host_logits = false});
+    }
+    if (!st.ok()) break;
+    st = seqs == 1 ? (*engine)->forward(chunks[0].tokens, nullptr)
+                   : (*engine)->prefill(chunks, nullptr, chosen.data());
   }
   if (!st.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);
@@ -343,6 +359,28 @@ int routing(const std::string& cmd, int argc, char** argv) {
         printf("| %d | %.3f | %.3f | %.3f | %.3f |\n", l, he, he / std::log(s), t1, tw);
     }
     if (json) printf("%s\n", out.dump().c_str());
+    if (!svg.empty() && !routes.empty()) {  // the first prompt's entropy per token and layer
+      Heatmap hm;
+      hm.title = absl::StrCat("routing entropy per token and layer: ", prompts[0]);
+      hm.row_axis = "token", hm.col_axis = "layer";
+      hm.legend = "entropy of the router distribution (nats; ln S when uniform)";
+      const int P = static_cast<int>(ids[0].size());
+      for (int i = 0; i < P; ++i)
+        hm.rows.push_back(absl::StrCat(i, " ", sanitize_utf8(tok.value()->token_bytes(ids[0][i]))));
+      for (int l = 0; l < L; ++l) hm.cols.push_back(absl::StrCat("L", l));
+      hm.values.assign(size_t(P) * L, 0);
+      hm.text.assign(hm.values.size(), "");
+      for (const Route& x : routes[0]) {
+        if (!in_layer(x.layer)) continue;
+        double e = 0;
+        for (double v : distribution(x.logits))
+          if (v > 0) e -= v * std::log(v);
+        hm.values[size_t(x.pos) * L + x.layer] = e;
+        hm.text[size_t(x.pos) * L + x.layer] = absl::StrFormat("%.1f", e);
+      }
+      if (absl::Status st = write_heatmap(hm, svg); !st.ok())
+        return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
+    }
     return 0;
   }
 
