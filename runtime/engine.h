@@ -62,8 +62,9 @@ struct DecodeChoice {
 struct RoutingEvent {
   int layer, pos;
   int n_slots, k;
-  const float* xn;             // [d_model] the normed MoE input the router read
-  const float* residual;       // [d_model] the residual stream it was normed from
+  const float* xn;             // [d_model] the normed MoE input the router read (null when the
+                               // observer was set without hidden states)
+  const float* residual;       // [d_model] the residual stream it was normed from (the same)
   const float* router_logits;  // [n_slots] one per slot (masked slots -inf)
   const int* slots;            // [k] the chosen slots, best first (forced ones first)
   const float* weights;        // [k] their routing weights (softmax over the chosen logits)
@@ -148,11 +149,12 @@ class Engine {
   }
 
   // Routing capture: `f` is called for every token at every MoE layer (null: off, the default,
-  // and free). Routing overrides, checked against the model (a layer or slot that does not
+  // and free); without `hidden` the events' xn and residual may be null (the GPU then copies
+  // back only the logits, slots and weights). Routing overrides, checked against the model (a layer or slot that does not
   // exist, a pruned slot forced, more slots forced than k, k outside 1..min(16, slots)).
   // Engines that cannot do either say so.
-  virtual absl::Status set_routing_observer(RoutingObserver f) {
-    (void)f;
+  virtual absl::Status set_routing_observer(RoutingObserver f, bool hidden = true) {
+    (void)f, (void)hidden;
     return absl::UnimplementedError(
         absl::StrCat("the ", device(), " engine does not capture routing yet (use --device cpu)"));
   }

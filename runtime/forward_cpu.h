@@ -27,7 +27,7 @@ class CpuEngine final : public Engine {
                        bool last_only = false) override;
 
   // Engine's routing capture and overrides.
-  absl::Status set_routing_observer(RoutingObserver f) override {
+  absl::Status set_routing_observer(RoutingObserver f, bool /*hidden*/ = true) override {
     observer_ = std::move(f);
     return absl::OkStatus();
   }

@@ -170,6 +170,7 @@ CudaEngine::CudaEngine(const Config& c, int max_ctx, int n_seqs)
 CudaEngine::~CudaEngine() {
   for (auto& [rows, g] : step_graphs_) cudaGraphExecDestroy(g);
   for (void* p : allocations_) cudaFree(p);
+  for (void* p : host_allocations_) cudaFreeHost(p);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -383,7 +384,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
         L.has_virtual ? cuda::VirtualSlots{L.device, device_args_, il, rows, d_triggers_}
                       : cuda::VirtualSlots{};
     const size_t at = size_t(il) * kChunk;  // this layer's rows in the capture buffers
-    if (observer_)
+    if (observer_ && cap_hidden_)
       VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.residual + at * D, x_, size_t(n) * D * sizeof(float),
                                      cudaMemcpyDeviceToDevice, s));
     VEX_RETURN_IF_ERROR(timed("rmsnorm+router", uint64_t(E) * D * b2, [&] {
@@ -392,8 +393,9 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
                           c_.rms_eps, xn_, d_forced_ + il * kMaxK, n_forced_[il]);
     }));
     if (observer_) {
-      VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.xn + at * D, xn_, size_t(n) * D * sizeof(float),
-                                     cudaMemcpyDeviceToDevice, s));
+      if (cap_hidden_)
+        VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.xn + at * D, xn_, size_t(n) * D * sizeof(float),
+                                       cudaMemcpyDeviceToDevice, s));
       VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.idx + at * kMaxK, idx_, size_t(n) * k * sizeof(int),
                                      cudaMemcpyDeviceToDevice, s));
       VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.weight + at * kMaxK, weight_,
@@ -888,8 +890,8 @@ absl::Status CudaEngine::decode_greedy_batch(std::span<const int32_t> first, int
   return read_triggers();
 }
 
-absl::Status CudaEngine::set_routing_observer(RoutingObserver f) {
-  if (f && !cap_.logits) {  // the capture buffers, once
+absl::Status CudaEngine::set_routing_observer(RoutingObserver f, bool hidden) {
+  if (f && !cap_.logits) {  // the capture buffers, once, on the device and pinned on the host
     const size_t rows = size_t(c_.n_layers) * kChunk, D = c_.d_model;
     uint64_t& ws = mem_.workspace;
     VEX_ASSIGN_OR_RETURN(cap_.logits, alloc<float>(rows * max_slots_, &ws));
@@ -897,8 +899,24 @@ absl::Status CudaEngine::set_routing_observer(RoutingObserver f) {
     VEX_ASSIGN_OR_RETURN(cap_.weight, alloc<float>(rows * kMaxK, &ws));
     VEX_ASSIGN_OR_RETURN(cap_.xn, alloc<float>(rows * D, &ws));
     VEX_ASSIGN_OR_RETURN(cap_.residual, alloc<float>(rows * D, &ws));
+    auto pinned = [&](auto** p, size_t count) -> absl::Status {
+      if (cudaMallocHost(reinterpret_cast<void**>(p), std::max<size_t>(count * sizeof(**p), 16)) !=
+          cudaSuccess) {
+        cudaGetLastError();
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "out of pinned host memory for the routing capture (", count * sizeof(**p), " bytes)"));
+      }
+      host_allocations_.push_back(*p);
+      return absl::OkStatus();
+    };
+    VEX_RETURN_IF_ERROR(pinned(&host_cap_.logits, rows * max_slots_));
+    VEX_RETURN_IF_ERROR(pinned(&host_cap_.idx, rows * kMaxK));
+    VEX_RETURN_IF_ERROR(pinned(&host_cap_.weight, rows * kMaxK));
+    VEX_RETURN_IF_ERROR(pinned(&host_cap_.xn, rows * D));
+    VEX_RETURN_IF_ERROR(pinned(&host_cap_.residual, rows * D));
   }
   observer_ = std::move(f);
+  cap_hidden_ = hidden;
   return absl::OkStatus();
 }
 
@@ -930,21 +948,24 @@ absl::Status CudaEngine::set_routing_override(const RoutingOverride& o) {
 absl::Status CudaEngine::deliver_routing(int n, int step) {
   if (!observer_) return absl::OkStatus();
   const int L = c_.n_layers, D = c_.d_model, S = max_slots_;
-  auto get = [&](auto* dst, const auto* src, size_t stride, size_t count) -> absl::Status {
-    for (int l = 0; l < L; ++l)
-      VEX_CUDA_CHECK(cudaMemcpy(dst + l * size_t(n) * count, src + l * kChunk * stride,
-                                n * count * sizeof(*dst), cudaMemcpyDeviceToHost));
+  // Each buffer's first n rows of every layer, packed ([layer][row][stride]), in one strided copy.
+  auto get = [&](auto* dst, const auto* src, size_t stride) -> absl::Status {
+    const size_t row = sizeof(*dst) * stride;
+    VEX_CUDA_CHECK(cudaMemcpy2DAsync(dst, n * row, src, kChunk * row, n * row, L,
+                                     cudaMemcpyDeviceToHost, stream_));
     return absl::OkStatus();
   };
-  // Strided per row where the buffer holds more per row than is used (k <= kMaxK, E <= S).
-  std::vector<float> logits(size_t(L) * n * S), weight(size_t(L) * n * kMaxK),
-      xn(size_t(L) * n * D), residual(size_t(L) * n * D);
-  std::vector<int> idx(size_t(L) * n * kMaxK);
-  VEX_RETURN_IF_ERROR(get(logits.data(), cap_.logits, S, S));
-  VEX_RETURN_IF_ERROR(get(idx.data(), cap_.idx, kMaxK, kMaxK));
-  VEX_RETURN_IF_ERROR(get(weight.data(), cap_.weight, kMaxK, kMaxK));
-  VEX_RETURN_IF_ERROR(get(xn.data(), cap_.xn, D, D));
-  VEX_RETURN_IF_ERROR(get(residual.data(), cap_.residual, D, D));
+  float *logits = host_cap_.logits, *weight = host_cap_.weight, *xn = host_cap_.xn,
+        *residual = host_cap_.residual;
+  int* idx = host_cap_.idx;
+  VEX_RETURN_IF_ERROR(get(logits, cap_.logits, S));
+  VEX_RETURN_IF_ERROR(get(idx, cap_.idx, kMaxK));
+  VEX_RETURN_IF_ERROR(get(weight, cap_.weight, kMaxK));
+  if (cap_hidden_) {
+    VEX_RETURN_IF_ERROR(get(xn, cap_.xn, D));
+    VEX_RETURN_IF_ERROR(get(residual, cap_.residual, D));
+  }
+  VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
   for (int l = 0; l < L; ++l)
     for (int t = 0; t < n; ++t) {
       const size_t r = size_t(l) * n + t;
@@ -955,8 +976,8 @@ absl::Status CudaEngine::deliver_routing(int n, int step) {
                  .pos = rows_pos_[t] + step,
                  .n_slots = layers_[l].n_slots,
                  .k = k_,
-                 .xn = &xn[r * D],
-                 .residual = &residual[r * D],
+                 .xn = cap_hidden_ ? &xn[r * D] : nullptr,
+                 .residual = cap_hidden_ ? &residual[r * D] : nullptr,
                  .router_logits = &logits[lr],
                  .slots = &idx[kr],
                  .weights = &weight[kr],

@@ -70,7 +70,7 @@ class CudaEngine final : public Engine {
   // the steps without graphs and reads the routing back after each pass; off, nothing of it is
   // enqueued. Overrides change the slot tables (ablated slots become PRUNED rows, as a manifest
   // prunes) and the router kernel's k and forced slots; the step graphs are captured anew.
-  absl::Status set_routing_observer(RoutingObserver f) override;
+  absl::Status set_routing_observer(RoutingObserver f, bool hidden = true) override;
   absl::Status set_routing_override(const RoutingOverride& o) override;
   int pos() const override { return pos_[cur_]; }
   const char* device() const override { return "cuda"; }
@@ -219,6 +219,7 @@ class CudaEngine final : public Engine {
   std::vector<Pending> pending_;
   CudaMemory mem_;
   std::vector<void*> allocations_;
+  std::vector<void*> host_allocations_;  // pinned (cudaMallocHost)
   cudaStream_t stream_ = nullptr;
   std::vector<std::pair<int, cudaGraphExec_t>> step_graphs_;  // by 2 * rows + sampled
 
@@ -261,7 +262,8 @@ class CudaEngine final : public Engine {
   struct Capture {
     float *logits = nullptr, *weight = nullptr, *xn = nullptr, *residual = nullptr;
     int* idx = nullptr;
-  } cap_;
+  } cap_, host_cap_;  // on the device; pinned host memory the read-back lands in
+  bool cap_hidden_ = false;  // xn and residual captured too
   int max_slots_ = 0;
   std::vector<int> rows_pos_, rows_seq_;  // the last place_rows, on the host
   std::unique_ptr<cuda::Gemm> gemm_;  // cuBLASLt for passes on tensor cores  // the grouped prefill

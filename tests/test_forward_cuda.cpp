@@ -701,6 +701,28 @@ TEST_F(CudaSlots, RoutingCaptureMatchesCpu) {
   }
   EXPECT_GE(same_slots, int(gpu_events.size()) * 9 / 10);
 
+  // Without hidden states: the same routing, xn and residual null.
+  std::vector<Event> lean;
+  ASSERT_TRUE(g.set_routing_observer(
+                   [&](const RoutingEvent& ev) {
+                     EXPECT_EQ(ev.xn, nullptr);
+                     EXPECT_EQ(ev.residual, nullptr);
+                     lean.push_back({ev.layer, ev.pos, ev.seq,
+                                     std::vector<float>(ev.router_logits, ev.router_logits + ev.n_slots),
+                                     {}, {}, std::vector<int>(ev.slots, ev.slots + ev.k)});
+                   },
+                   /*hidden=*/false)
+                  .ok());
+  g.truncate(n - 4);
+  for (int i = n - 4; i < n; ++i) ASSERT_TRUE(g.forward(std::span(t).subspan(i, 1), nullptr).ok());
+  ASSERT_EQ(lean.size(), size_t(c.n_layers) * 4);
+  for (size_t i = 0; i < lean.size(); ++i) {
+    const Event& full = gpu_events[gpu_events.size() - lean.size() + i];
+    EXPECT_EQ(lean[i].slots, full.slots);
+    EXPECT_EQ(lean[i].logits, full.logits);
+  }
+  ASSERT_TRUE(g.set_routing_observer(recorder(&gpu_events)).ok());
+
   // Decode on the GPU (graphs otherwise) reports every step at its position.
   ASSERT_TRUE(g.truncate(10) == 10);
   gpu_events.clear();

@@ -93,6 +93,345 @@ std::string shown(const Tokenizer& tok, int32_t id) {
   return nlohmann::json(sanitize_utf8(tok.token_bytes(id))).dump();
 }
 
+// What a routing run captured (every prompt's tokens and routes) and how to report it: one
+// method per subcommand, each printing its table or JSON (and picture); returns the exit status.
+struct Report {
+  const Model& m;
+  const Tokenizer& tok;
+  std::string cmd, file, versus, svg;
+  std::vector<std::string> prompts;
+  std::vector<std::vector<int32_t>> ids;
+  std::vector<std::vector<Route>> routes;
+  size_t first_set = 0;  // divergence: prompts [0, first_set) are set A
+  int layer = -1, top = 10, L = 0;
+  bool json = false;
+  bool in_layer(int l) const { return layer < 0 || l == layer; }
+  int trace();  // and weights
+  int entropy();
+  int taxonomy();
+  int collab();
+  int divergence();
+  int context_test();
+  int router_probe();
+};
+
+int Report::trace() {
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t p = 0; p < routes.size(); ++p) {
+    if (!json) printf("%s%s\n", p ? "\n" : "", nlohmann::json(prompts[p]).dump().c_str());
+    // Routes come layer by layer within each chunk of positions: ordered by (pos, layer).
+    std::vector<Route>& r = routes[p];
+    std::stable_sort(r.begin(), r.end(), [](const Route& x, const Route& y) {
+      return x.pos != y.pos ? x.pos < y.pos : x.layer < y.layer;
+    });
+    int pos = -1;
+    std::string line;
+    for (const Route& x : r) {
+      if (!in_layer(x.layer)) continue;
+      if (x.pos != pos) {
+        if (!line.empty() && !json) printf("%s\n", line.c_str());
+        pos = x.pos;
+        line = absl::StrFormat("%4d %-14s", pos, shown(tok, ids[p][pos]));
+      }
+      if (cmd == "trace") {
+        absl::StrAppend(&line, " | L", x.layer, ":");
+        for (size_t j = 0; j < x.slots.size(); ++j)
+          absl::StrAppendFormat(&line, " %d %.2f", x.slots[j], x.weights[j]);
+        if (json)
+          out.push_back({{"prompt", p}, {"pos", x.pos}, {"token", ids[p][x.pos]}, {"layer", x.layer},
+                         {"slots", x.slots}, {"weights", x.weights}});
+      } else {
+        const std::vector<double> d = distribution(x.logits);
+        for (size_t e = 0; e < d.size(); ++e) {
+          const bool chosen = std::find(x.slots.begin(), x.slots.end(), static_cast<int>(e)) != x.slots.end();
+          absl::StrAppendFormat(&line, " %.2f%s", d[e], chosen ? "*" : " ");
+        }
+        if (json)
+          out.push_back({{"prompt", p}, {"pos", x.pos}, {"token", ids[p][x.pos]}, {"layer", x.layer},
+                         {"probabilities", d}, {"slots", x.slots}});
+      }
+    }
+    if (!line.empty() && !json) printf("%s\n", line.c_str());
+  }
+  if (json) printf("%s\n", out.dump().c_str());
+  if (!json && cmd == "weights")
+    printf("(softmax over every slot's router logit at layer %d; * = chosen)\n", layer);
+  if (!svg.empty() && !routes.empty()) {
+    // The first prompt: tokens down; layers across (trace: the top-1 slot written, shaded by
+    // its weight) or slots across (weights: the probabilities, the chosen outlined).
+    Heatmap h;
+    h.row_axis = "token";
+    int cols = 0;
+    for (const Route& x : routes[0])
+      if (in_layer(x.layer)) cols = std::max(cols, cmd == "trace" ? x.layer + 1 : static_cast<int>(x.logits.size()));
+    const int P = static_cast<int>(ids[0].size());
+    for (int i = 0; i < P; ++i) h.rows.push_back(absl::StrCat(i, " ", sanitize_utf8(tok.token_bytes(ids[0][i]))));
+    for (int c = 0; c < cols; ++c) h.cols.push_back(absl::StrCat(cmd == "trace" ? "L" : "", c));
+    h.values.assign(size_t(P) * cols, 0);
+    if (cmd == "trace") {
+      h.title = absl::StrCat("top-1 expert per token and layer: ", prompts[0]);
+      h.col_axis = "layer", h.legend = "top-1 routing weight (the slot id written)";
+      h.text.assign(h.values.size(), "");
+    } else {
+      h.title = absl::StrCat("router distribution at layer ", layer, ": ", prompts[0]);
+      h.col_axis = "slot", h.legend = "probability (softmax over every slot; chosen outlined)";
+      h.marked.assign(h.values.size(), 0);
+    }
+    for (const Route& x : routes[0]) {
+      if (!in_layer(x.layer)) continue;
+      const size_t row = size_t(x.pos) * cols;
+      if (cmd == "trace") {
+        h.values[row + x.layer] = x.weights[0];
+        h.text[row + x.layer] = std::to_string(x.slots[0]);
+      } else {
+        const std::vector<double> d = distribution(x.logits);
+        for (size_t e = 0; e < d.size(); ++e) h.values[row + e] = d[e];
+        for (int e : x.slots) h.marked[row + e] = 1;
+      }
+    }
+    if (absl::Status st = write_heatmap(h, svg); !st.ok())
+      return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
+  }
+  return 0;
+
+}
+
+int Report::entropy() {
+  std::vector<double> h(L), top1(L), top_w(L);
+  std::vector<int> n(L);
+  for (const auto& r : routes)
+    for (const Route& x : r) {
+      const std::vector<double> d = distribution(x.logits);
+      double e = 0;
+      for (double v : d)
+        if (v > 0) e -= v * std::log(v);
+      h[x.layer] += e, top1[x.layer] += *std::max_element(d.begin(), d.end());
+      top_w[x.layer] += x.weights[0], ++n[x.layer];
+    }
+  nlohmann::json out = nlohmann::json::array();
+  if (!json)
+    printf("%zu prompts, %d tokens\n| layer | entropy (nats) | / ln S | top-1 probability | top-1 weight among the k chosen |\n|---|---|---|---|---|\n",
+           routes.size(), n.empty() ? 0 : n[0]);
+  for (int l = 0; l < L; ++l) {
+    if (!in_layer(l) || n[l] == 0) continue;
+    const double s = static_cast<double>(m.weights.layers[l].n_slots());
+    const double he = h[l] / n[l], t1 = top1[l] / n[l], tw = top_w[l] / n[l];
+    if (json)
+      out.push_back({{"layer", l}, {"entropy", he}, {"entropy_share", he / std::log(s)},
+                     {"top1_probability", t1}, {"top1_weight", tw}, {"tokens", n[l]}});
+    else
+      printf("| %d | %.3f | %.3f | %.3f | %.3f |\n", l, he, he / std::log(s), t1, tw);
+  }
+  if (json) printf("%s\n", out.dump().c_str());
+  if (!svg.empty() && !routes.empty()) {  // the first prompt's entropy per token and layer
+    Heatmap hm;
+    hm.title = absl::StrCat("routing entropy per token and layer: ", prompts[0]);
+    hm.row_axis = "token", hm.col_axis = "layer";
+    hm.legend = "entropy of the router distribution (nats; ln S when uniform)";
+    const int P = static_cast<int>(ids[0].size());
+    for (int i = 0; i < P; ++i)
+      hm.rows.push_back(absl::StrCat(i, " ", sanitize_utf8(tok.token_bytes(ids[0][i]))));
+    for (int l = 0; l < L; ++l) hm.cols.push_back(absl::StrCat("L", l));
+    hm.values.assign(size_t(P) * L, 0);
+    hm.text.assign(hm.values.size(), "");
+    for (const Route& x : routes[0]) {
+      if (!in_layer(x.layer)) continue;
+      double e = 0;
+      for (double v : distribution(x.logits))
+        if (v > 0) e -= v * std::log(v);
+      hm.values[size_t(x.pos) * L + x.layer] = e;
+      hm.text[size_t(x.pos) * L + x.layer] = absl::StrFormat("%.1f", e);
+    }
+    if (absl::Status st = write_heatmap(hm, svg); !st.ok())
+      return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
+  }
+  return 0;
+
+}
+
+int Report::taxonomy() {
+  nlohmann::json out = nlohmann::json::array();
+  Heatmap h;
+  h.title = absl::StrFormat("expert usage per layer: %zu prompts", routes.size());
+  h.row_axis = "layer", h.col_axis = "slot";
+  h.legend = "share of the layer's expert choices (percent written)";
+  int max_slots = 0;
+  for (const LayerWeights& lw : m.weights.layers) max_slots = std::max(max_slots, lw.n_slots());
+  for (int e = 0; e < max_slots; ++e) h.cols.push_back(std::to_string(e));
+  for (int l = 0; l < L; ++l) {
+    if (!in_layer(l)) continue;
+    const int S = m.weights.layers[l].n_slots();
+    std::vector<double> count(S), weight(S);
+    std::vector<std::array<int, 6>> ctx(S, std::array<int, 6>{});
+    int tokens = 0;
+    for (size_t p = 0; p < routes.size(); ++p)
+      for (const Route& x : routes[p]) {
+        if (x.layer != l) continue;
+        ++tokens;
+        const int c = context_of(tok, ids[p], x.pos);
+        for (size_t j = 0; j < x.slots.size(); ++j) {
+          count[x.slots[j]] += 1, weight[x.slots[j]] += x.weights[j];
+          ctx[x.slots[j]][c]++;
+        }
+      }
+    double total = 0;
+    for (double c : count) total += c;
+    std::vector<double> sorted = count;
+    std::sort(sorted.rbegin(), sorted.rend());
+    const double top3 = total > 0 ? (sorted[0] + (S > 1 ? sorted[1] : 0) + (S > 2 ? sorted[2] : 0)) / total : 0;
+    int unused = 0;
+    for (double c : count) unused += c == 0;
+    const double g = gini(count);
+    h.rows.push_back(absl::StrCat("L", l));
+    for (int e = 0; e < max_slots; ++e) {
+      const double share = e < S && total > 0 ? count[e] / total : 0;
+      h.values.push_back(share);
+      h.text.push_back(e < S ? absl::StrFormat("%.0f", 100 * share) : "");
+    }
+    nlohmann::json experts_json = nlohmann::json::array();
+    if (!json)
+      printf("%slayer %d: %d tokens, %d slots, %d unused, top-3 share %.3f, Gini %.3f\n"
+             "| slot | tokens | share | mean weight | contexts (share of its tokens) |\n|---|---|---|---|---|\n",
+             l ? "\n" : "", l, tokens, S, unused, top3, g);
+    for (int e = 0; e < S; ++e) {
+      std::vector<std::pair<int, int>> by;  // (count, context)
+      for (int c = 0; c < 6; ++c)
+        if (ctx[e][c]) by.push_back({ctx[e][c], c});
+      std::sort(by.rbegin(), by.rend());
+      std::string contexts;
+      nlohmann::json cj = nlohmann::json::object();
+      for (const auto& [k, c] : by) {
+        absl::StrAppendFormat(&contexts, "%s%s %.0f%%", contexts.empty() ? "" : ", ", kContexts[c],
+                              100.0 * k / count[e]);
+        cj[kContexts[c]] = k;
+      }
+      if (json) {
+        experts_json.push_back({{"slot", e}, {"tokens", count[e]}, {"share", total ? count[e] / total : 0},
+                                {"mean_weight", count[e] ? weight[e] / count[e] : 0}, {"contexts", cj}});
+      } else {
+        printf("| %d | %.0f | %.3f | %.3f | %s |\n", e, count[e], total ? count[e] / total : 0,
+               count[e] ? weight[e] / count[e] : 0, count[e] ? contexts.c_str() : "unused");
+      }
+    }
+    if (json)
+      out.push_back({{"layer", l}, {"tokens", tokens}, {"unused", unused}, {"top3_share", top3},
+                     {"gini", g}, {"experts", experts_json}});
+  }
+  if (json) printf("%s\n", out.dump().c_str());
+  if (!svg.empty())
+    if (absl::Status st = write_heatmap(h, svg); !st.ok())
+      return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
+  return 0;
+
+}
+
+int Report::collab() {
+  nlohmann::json out = nlohmann::json::array();
+  for (int l = 0; l < L; ++l) {
+    if (!in_layer(l)) continue;
+    const int S = m.weights.layers[l].n_slots();
+    std::vector<double> single(S);
+    std::map<std::pair<int, int>, double> pairs;
+    int tokens = 0;
+    for (const auto& r : routes)
+      for (const Route& x : r) {
+        if (x.layer != l) continue;
+        ++tokens;
+        for (size_t i = 0; i < x.slots.size(); ++i) {
+          single[x.slots[i]] += 1;
+          for (size_t j = i + 1; j < x.slots.size(); ++j)
+            pairs[{std::min(x.slots[i], x.slots[j]), std::max(x.slots[i], x.slots[j])}] += 1;
+        }
+      }
+    std::vector<std::pair<double, std::pair<int, int>>> by;
+    for (const auto& [p, c] : pairs) by.push_back({c, p});
+    std::sort(by.begin(), by.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    if (!json) printf("%slayer %d: %d tokens\n| pair | together | lift |\n|---|---|---|\n", l ? "\n" : "", l, tokens);
+    nlohmann::json lj = nlohmann::json::array();
+    for (size_t i = 0; i < by.size() && static_cast<int>(i) < top; ++i) {
+      const auto [c, p] = by[i];
+      const double lift = c * tokens / (single[p.first] * single[p.second]);
+      if (json) lj.push_back({{"a", p.first}, {"b", p.second}, {"together", c}, {"lift", lift}});
+      else printf("| %d + %d | %.0f | %.2f |\n", p.first, p.second, c, lift);
+    }
+    if (json) out.push_back({{"layer", l}, {"tokens", tokens}, {"pairs", lj}});
+  }
+  if (json) printf("%s\n", out.dump().c_str());
+  return 0;
+
+}
+
+int Report::divergence() {
+  // Mean router distribution of each set, per layer; JS divergence between them.
+  nlohmann::json out = nlohmann::json::array();
+  if (!json) printf("A: %s (%zu prompts), B: %s (%zu prompts)\n| layer | JS divergence (nats) |\n|---|---|\n",
+                    file.c_str(), first_set, versus.c_str(), prompts.size() - first_set);
+  for (int l = 0; l < L; ++l) {
+    if (!in_layer(l)) continue;
+    const int S = m.weights.layers[l].n_slots();
+    std::vector<double> pa(S), pb(S);
+    double na = 0, nb = 0;
+    for (size_t p = 0; p < routes.size(); ++p)
+      for (const Route& x : routes[p]) {
+        if (x.layer != l) continue;
+        const std::vector<double> d = distribution(x.logits);
+        auto& acc = p < first_set ? pa : pb;
+        (p < first_set ? na : nb) += 1;
+        for (int e = 0; e < S; ++e) acc[e] += d[e];
+      }
+    double js = 0;
+    for (int e = 0; e < S; ++e) {
+      const double a_ = pa[e] / na, b_ = pb[e] / nb, mid = (a_ + b_) / 2;
+      if (a_ > 0) js += 0.5 * a_ * std::log(a_ / mid);
+      if (b_ > 0) js += 0.5 * b_ * std::log(b_ / mid);
+    }
+    if (json) out.push_back({{"layer", l}, {"js", js}});
+    else printf("| %d | %.4f |\n", l, js);
+  }
+  if (json) printf("%s\n", out.dump().c_str());
+  return 0;
+
+}
+
+int Report::context_test() {
+  nlohmann::json out = nlohmann::json::array();
+  for (size_t p = 0; p < routes.size(); ++p) {
+    const int last = static_cast<int>(ids[p].size()) - 1;
+    std::string line = absl::StrFormat("%-40s %s", nlohmann::json(prompts[p]).dump(), shown(tok, ids[p][last]));
+    for (const Route& x : routes[p]) {
+      if (x.pos != last || !in_layer(x.layer)) continue;
+      absl::StrAppend(&line, " | L", x.layer, ":");
+      for (size_t j = 0; j < x.slots.size(); ++j) absl::StrAppendFormat(&line, " %d %.2f", x.slots[j], x.weights[j]);
+      if (json)
+        out.push_back({{"prompt", p}, {"token", ids[p][last]}, {"layer", x.layer}, {"slots", x.slots},
+                       {"weights", x.weights}});
+    }
+    if (!json) printf("%s\n", line.c_str());
+  }
+  if (json) printf("%s\n", out.dump().c_str());
+  return 0;
+
+}
+
+int Report::router_probe() {
+  std::vector<double> agree(L), added(L);
+  std::vector<int> n(L);
+  int k = 0;
+  for (const auto& r : routes)
+    for (const Route& x : r) agree[x.layer] += x.agree, added[x.layer] += x.added, ++n[x.layer], k = static_cast<int>(x.slots.size());
+  nlohmann::json out = nlohmann::json::array();
+  if (!json)
+    printf("| layer | experts the embedding alone would also get (of %d) | |residual - embedding| / |embedding| |\n|---|---|---|\n", k);
+  for (int l = 0; l < L; ++l) {
+    if (!in_layer(l) || n[l] == 0) continue;
+    if (json) out.push_back({{"layer", l}, {"agree", agree[l] / n[l]}, {"k", k}, {"added", added[l] / n[l]}});
+    else printf("| %d | %.2f | %.2f |\n", l, agree[l] / n[l], added[l] / n[l]);
+  }
+  if (json) printf("%s\n", out.dump().c_str());
+  return 0;
+
+}
+
 }  // namespace
 
 int routing(const std::string& cmd, int argc, char** argv) {
@@ -226,7 +565,7 @@ int routing(const std::string& cmd, int argc, char** argv) {
     for (int j = 0; j < ev.k; ++j)
       agree += std::find(ev.slots, ev.slots + ev.k, idx[j]) != ev.slots + ev.k;
     r->back().agree = agree, r->back().added = std::sqrt(d2 / std::max(e2, 1e-30));
-  });
+  }, /*hidden=*/cmd == "router-probe");  // the residual is read by router-probe only
   if (st.ok()) st = (*engine)->set_routing_override(over);
   const absl::Time start = absl::Now();
   size_t tokens = 0;
@@ -250,316 +589,15 @@ int routing(const std::string& cmd, int argc, char** argv) {
   const double secs = absl::ToDoubleSeconds(absl::Now() - start);
   fprintf(stderr, "vexprobe: %zu prompts, %zu tokens through the %s engine in %.2f s\n", ids.size(),
           tokens, (*engine)->device(), secs);
-  const auto in_layer = [&](int l) { return layer < 0 || l == layer; };
-
-  if (cmd == "trace" || cmd == "weights") {
-    nlohmann::json out = nlohmann::json::array();
-    for (size_t p = 0; p < routes.size(); ++p) {
-      if (!json) printf("%s%s\n", p ? "\n" : "", nlohmann::json(prompts[p]).dump().c_str());
-      // Routes come layer by layer within each chunk of positions: ordered by (pos, layer).
-      std::vector<Route>& r = routes[p];
-      std::stable_sort(r.begin(), r.end(), [](const Route& x, const Route& y) {
-        return x.pos != y.pos ? x.pos < y.pos : x.layer < y.layer;
-      });
-      int pos = -1;
-      std::string line;
-      for (const Route& x : r) {
-        if (!in_layer(x.layer)) continue;
-        if (x.pos != pos) {
-          if (!line.empty() && !json) printf("%s\n", line.c_str());
-          pos = x.pos;
-          line = absl::StrFormat("%4d %-14s", pos, shown(**tok, ids[p][pos]));
-        }
-        if (cmd == "trace") {
-          absl::StrAppend(&line, " | L", x.layer, ":");
-          for (size_t j = 0; j < x.slots.size(); ++j)
-            absl::StrAppendFormat(&line, " %d %.2f", x.slots[j], x.weights[j]);
-          if (json)
-            out.push_back({{"prompt", p}, {"pos", x.pos}, {"token", ids[p][x.pos]}, {"layer", x.layer},
-                           {"slots", x.slots}, {"weights", x.weights}});
-        } else {
-          const std::vector<double> d = distribution(x.logits);
-          for (size_t e = 0; e < d.size(); ++e) {
-            const bool chosen = std::find(x.slots.begin(), x.slots.end(), static_cast<int>(e)) != x.slots.end();
-            absl::StrAppendFormat(&line, " %.2f%s", d[e], chosen ? "*" : " ");
-          }
-          if (json)
-            out.push_back({{"prompt", p}, {"pos", x.pos}, {"token", ids[p][x.pos]}, {"layer", x.layer},
-                           {"probabilities", d}, {"slots", x.slots}});
-        }
-      }
-      if (!line.empty() && !json) printf("%s\n", line.c_str());
-    }
-    if (json) printf("%s\n", out.dump().c_str());
-    if (!json && cmd == "weights")
-      printf("(softmax over every slot's router logit at layer %d; * = chosen)\n", layer);
-    if (!svg.empty() && !routes.empty()) {
-      // The first prompt: tokens down; layers across (trace: the top-1 slot written, shaded by
-      // its weight) or slots across (weights: the probabilities, the chosen outlined).
-      Heatmap h;
-      h.row_axis = "token";
-      int cols = 0;
-      for (const Route& x : routes[0])
-        if (in_layer(x.layer)) cols = std::max(cols, cmd == "trace" ? x.layer + 1 : static_cast<int>(x.logits.size()));
-      const int P = static_cast<int>(ids[0].size());
-      for (int i = 0; i < P; ++i) h.rows.push_back(absl::StrCat(i, " ", sanitize_utf8(tok.value()->token_bytes(ids[0][i]))));
-      for (int c = 0; c < cols; ++c) h.cols.push_back(absl::StrCat(cmd == "trace" ? "L" : "", c));
-      h.values.assign(size_t(P) * cols, 0);
-      if (cmd == "trace") {
-        h.title = absl::StrCat("top-1 expert per token and layer: ", prompts[0]);
-        h.col_axis = "layer", h.legend = "top-1 routing weight (the slot id written)";
-        h.text.assign(h.values.size(), "");
-      } else {
-        h.title = absl::StrCat("router distribution at layer ", layer, ": ", prompts[0]);
-        h.col_axis = "slot", h.legend = "probability (softmax over every slot; chosen outlined)";
-        h.marked.assign(h.values.size(), 0);
-      }
-      for (const Route& x : routes[0]) {
-        if (!in_layer(x.layer)) continue;
-        const size_t row = size_t(x.pos) * cols;
-        if (cmd == "trace") {
-          h.values[row + x.layer] = x.weights[0];
-          h.text[row + x.layer] = std::to_string(x.slots[0]);
-        } else {
-          const std::vector<double> d = distribution(x.logits);
-          for (size_t e = 0; e < d.size(); ++e) h.values[row + e] = d[e];
-          for (int e : x.slots) h.marked[row + e] = 1;
-        }
-      }
-      if (absl::Status st = write_heatmap(h, svg); !st.ok())
-        return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
-    }
-    return 0;
-  }
-
-  if (cmd == "entropy") {
-    std::vector<double> h(L), top1(L), top_w(L);
-    std::vector<int> n(L);
-    for (const auto& r : routes)
-      for (const Route& x : r) {
-        const std::vector<double> d = distribution(x.logits);
-        double e = 0;
-        for (double v : d)
-          if (v > 0) e -= v * std::log(v);
-        h[x.layer] += e, top1[x.layer] += *std::max_element(d.begin(), d.end());
-        top_w[x.layer] += x.weights[0], ++n[x.layer];
-      }
-    nlohmann::json out = nlohmann::json::array();
-    if (!json)
-      printf("%zu prompts, %d tokens\n| layer | entropy (nats) | / ln S | top-1 probability | top-1 weight among the k chosen |\n|---|---|---|---|---|\n",
-             routes.size(), n.empty() ? 0 : n[0]);
-    for (int l = 0; l < L; ++l) {
-      if (!in_layer(l) || n[l] == 0) continue;
-      const double s = static_cast<double>(m.weights.layers[l].n_slots());
-      const double he = h[l] / n[l], t1 = top1[l] / n[l], tw = top_w[l] / n[l];
-      if (json)
-        out.push_back({{"layer", l}, {"entropy", he}, {"entropy_share", he / std::log(s)},
-                       {"top1_probability", t1}, {"top1_weight", tw}, {"tokens", n[l]}});
-      else
-        printf("| %d | %.3f | %.3f | %.3f | %.3f |\n", l, he, he / std::log(s), t1, tw);
-    }
-    if (json) printf("%s\n", out.dump().c_str());
-    if (!svg.empty() && !routes.empty()) {  // the first prompt's entropy per token and layer
-      Heatmap hm;
-      hm.title = absl::StrCat("routing entropy per token and layer: ", prompts[0]);
-      hm.row_axis = "token", hm.col_axis = "layer";
-      hm.legend = "entropy of the router distribution (nats; ln S when uniform)";
-      const int P = static_cast<int>(ids[0].size());
-      for (int i = 0; i < P; ++i)
-        hm.rows.push_back(absl::StrCat(i, " ", sanitize_utf8(tok.value()->token_bytes(ids[0][i]))));
-      for (int l = 0; l < L; ++l) hm.cols.push_back(absl::StrCat("L", l));
-      hm.values.assign(size_t(P) * L, 0);
-      hm.text.assign(hm.values.size(), "");
-      for (const Route& x : routes[0]) {
-        if (!in_layer(x.layer)) continue;
-        double e = 0;
-        for (double v : distribution(x.logits))
-          if (v > 0) e -= v * std::log(v);
-        hm.values[size_t(x.pos) * L + x.layer] = e;
-        hm.text[size_t(x.pos) * L + x.layer] = absl::StrFormat("%.1f", e);
-      }
-      if (absl::Status st = write_heatmap(hm, svg); !st.ok())
-        return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
-    }
-    return 0;
-  }
-
-  if (cmd == "taxonomy") {
-    nlohmann::json out = nlohmann::json::array();
-    Heatmap h;
-    h.title = absl::StrFormat("expert usage per layer: %zu prompts", routes.size());
-    h.row_axis = "layer", h.col_axis = "slot";
-    h.legend = "share of the layer's expert choices (percent written)";
-    int max_slots = 0;
-    for (const LayerWeights& lw : m.weights.layers) max_slots = std::max(max_slots, lw.n_slots());
-    for (int e = 0; e < max_slots; ++e) h.cols.push_back(std::to_string(e));
-    for (int l = 0; l < L; ++l) {
-      if (!in_layer(l)) continue;
-      const int S = m.weights.layers[l].n_slots();
-      std::vector<double> count(S), weight(S);
-      std::vector<std::array<int, 6>> ctx(S, std::array<int, 6>{});
-      int tokens = 0;
-      for (size_t p = 0; p < routes.size(); ++p)
-        for (const Route& x : routes[p]) {
-          if (x.layer != l) continue;
-          ++tokens;
-          const int c = context_of(**tok, ids[p], x.pos);
-          for (size_t j = 0; j < x.slots.size(); ++j) {
-            count[x.slots[j]] += 1, weight[x.slots[j]] += x.weights[j];
-            ctx[x.slots[j]][c]++;
-          }
-        }
-      double total = 0;
-      for (double c : count) total += c;
-      std::vector<double> sorted = count;
-      std::sort(sorted.rbegin(), sorted.rend());
-      const double top3 = total > 0 ? (sorted[0] + (S > 1 ? sorted[1] : 0) + (S > 2 ? sorted[2] : 0)) / total : 0;
-      int unused = 0;
-      for (double c : count) unused += c == 0;
-      const double g = gini(count);
-      h.rows.push_back(absl::StrCat("L", l));
-      for (int e = 0; e < max_slots; ++e) {
-        const double share = e < S && total > 0 ? count[e] / total : 0;
-        h.values.push_back(share);
-        h.text.push_back(e < S ? absl::StrFormat("%.0f", 100 * share) : "");
-      }
-      nlohmann::json experts_json = nlohmann::json::array();
-      if (!json)
-        printf("%slayer %d: %d tokens, %d slots, %d unused, top-3 share %.3f, Gini %.3f\n"
-               "| slot | tokens | share | mean weight | contexts (share of its tokens) |\n|---|---|---|---|---|\n",
-               l ? "\n" : "", l, tokens, S, unused, top3, g);
-      for (int e = 0; e < S; ++e) {
-        std::vector<std::pair<int, int>> by;  // (count, context)
-        for (int c = 0; c < 6; ++c)
-          if (ctx[e][c]) by.push_back({ctx[e][c], c});
-        std::sort(by.rbegin(), by.rend());
-        std::string contexts;
-        nlohmann::json cj = nlohmann::json::object();
-        for (const auto& [k, c] : by) {
-          absl::StrAppendFormat(&contexts, "%s%s %.0f%%", contexts.empty() ? "" : ", ", kContexts[c],
-                                100.0 * k / count[e]);
-          cj[kContexts[c]] = k;
-        }
-        if (json) {
-          experts_json.push_back({{"slot", e}, {"tokens", count[e]}, {"share", total ? count[e] / total : 0},
-                                  {"mean_weight", count[e] ? weight[e] / count[e] : 0}, {"contexts", cj}});
-        } else {
-          printf("| %d | %.0f | %.3f | %.3f | %s |\n", e, count[e], total ? count[e] / total : 0,
-                 count[e] ? weight[e] / count[e] : 0, count[e] ? contexts.c_str() : "unused");
-        }
-      }
-      if (json)
-        out.push_back({{"layer", l}, {"tokens", tokens}, {"unused", unused}, {"top3_share", top3},
-                       {"gini", g}, {"experts", experts_json}});
-    }
-    if (json) printf("%s\n", out.dump().c_str());
-    if (!svg.empty())
-      if (absl::Status st = write_heatmap(h, svg); !st.ok())
-        return fprintf(stderr, "vexprobe: %s\n", std::string(st.message()).c_str()), 1;
-    return 0;
-  }
-  if (cmd == "collab") {
-    nlohmann::json out = nlohmann::json::array();
-    for (int l = 0; l < L; ++l) {
-      if (!in_layer(l)) continue;
-      const int S = m.weights.layers[l].n_slots();
-      std::vector<double> single(S);
-      std::map<std::pair<int, int>, double> pairs;
-      int tokens = 0;
-      for (const auto& r : routes)
-        for (const Route& x : r) {
-          if (x.layer != l) continue;
-          ++tokens;
-          for (size_t i = 0; i < x.slots.size(); ++i) {
-            single[x.slots[i]] += 1;
-            for (size_t j = i + 1; j < x.slots.size(); ++j)
-              pairs[{std::min(x.slots[i], x.slots[j]), std::max(x.slots[i], x.slots[j])}] += 1;
-          }
-        }
-      std::vector<std::pair<double, std::pair<int, int>>> by;
-      for (const auto& [p, c] : pairs) by.push_back({c, p});
-      std::sort(by.begin(), by.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-      if (!json) printf("%slayer %d: %d tokens\n| pair | together | lift |\n|---|---|---|\n", l ? "\n" : "", l, tokens);
-      nlohmann::json lj = nlohmann::json::array();
-      for (size_t i = 0; i < by.size() && static_cast<int>(i) < top; ++i) {
-        const auto [c, p] = by[i];
-        const double lift = c * tokens / (single[p.first] * single[p.second]);
-        if (json) lj.push_back({{"a", p.first}, {"b", p.second}, {"together", c}, {"lift", lift}});
-        else printf("| %d + %d | %.0f | %.2f |\n", p.first, p.second, c, lift);
-      }
-      if (json) out.push_back({{"layer", l}, {"tokens", tokens}, {"pairs", lj}});
-    }
-    if (json) printf("%s\n", out.dump().c_str());
-    return 0;
-  }
-
-  if (cmd == "divergence") {
-    // Mean router distribution of each set, per layer; JS divergence between them.
-    nlohmann::json out = nlohmann::json::array();
-    if (!json) printf("A: %s (%zu prompts), B: %s (%zu prompts)\n| layer | JS divergence (nats) |\n|---|---|\n",
-                      file.c_str(), first_set, versus.c_str(), prompts.size() - first_set);
-    for (int l = 0; l < L; ++l) {
-      if (!in_layer(l)) continue;
-      const int S = m.weights.layers[l].n_slots();
-      std::vector<double> pa(S), pb(S);
-      double na = 0, nb = 0;
-      for (size_t p = 0; p < routes.size(); ++p)
-        for (const Route& x : routes[p]) {
-          if (x.layer != l) continue;
-          const std::vector<double> d = distribution(x.logits);
-          auto& acc = p < first_set ? pa : pb;
-          (p < first_set ? na : nb) += 1;
-          for (int e = 0; e < S; ++e) acc[e] += d[e];
-        }
-      double js = 0;
-      for (int e = 0; e < S; ++e) {
-        const double a_ = pa[e] / na, b_ = pb[e] / nb, mid = (a_ + b_) / 2;
-        if (a_ > 0) js += 0.5 * a_ * std::log(a_ / mid);
-        if (b_ > 0) js += 0.5 * b_ * std::log(b_ / mid);
-      }
-      if (json) out.push_back({{"layer", l}, {"js", js}});
-      else printf("| %d | %.4f |\n", l, js);
-    }
-    if (json) printf("%s\n", out.dump().c_str());
-    return 0;
-  }
-
-  if (cmd == "context-test") {
-    nlohmann::json out = nlohmann::json::array();
-    for (size_t p = 0; p < routes.size(); ++p) {
-      const int last = static_cast<int>(ids[p].size()) - 1;
-      std::string line = absl::StrFormat("%-40s %s", nlohmann::json(prompts[p]).dump(), shown(**tok, ids[p][last]));
-      for (const Route& x : routes[p]) {
-        if (x.pos != last || !in_layer(x.layer)) continue;
-        absl::StrAppend(&line, " | L", x.layer, ":");
-        for (size_t j = 0; j < x.slots.size(); ++j) absl::StrAppendFormat(&line, " %d %.2f", x.slots[j], x.weights[j]);
-        if (json)
-          out.push_back({{"prompt", p}, {"token", ids[p][last]}, {"layer", x.layer}, {"slots", x.slots},
-                         {"weights", x.weights}});
-      }
-      if (!json) printf("%s\n", line.c_str());
-    }
-    if (json) printf("%s\n", out.dump().c_str());
-    return 0;
-  }
-
-  if (cmd == "router-probe") {
-    std::vector<double> agree(L), added(L);
-    std::vector<int> n(L);
-    int k = 0;
-    for (const auto& r : routes)
-      for (const Route& x : r) agree[x.layer] += x.agree, added[x.layer] += x.added, ++n[x.layer], k = static_cast<int>(x.slots.size());
-    nlohmann::json out = nlohmann::json::array();
-    if (!json)
-      printf("| layer | experts the embedding alone would also get (of %d) | |residual - embedding| / |embedding| |\n|---|---|---|\n", k);
-    for (int l = 0; l < L; ++l) {
-      if (!in_layer(l) || n[l] == 0) continue;
-      if (json) out.push_back({{"layer", l}, {"agree", agree[l] / n[l]}, {"k", k}, {"added", added[l] / n[l]}});
-      else printf("| %d | %.2f | %.2f |\n", l, agree[l] / n[l], added[l] / n[l]);
-    }
-    if (json) printf("%s\n", out.dump().c_str());
-    return 0;
-  }
+  Report rep{m, **tok, cmd, file, versus, svg, std::move(prompts), std::move(ids), std::move(routes),
+             first_set, layer, top, L, json};
+  if (cmd == "trace" || cmd == "weights") return rep.trace();
+  if (cmd == "entropy") return rep.entropy();
+  if (cmd == "taxonomy") return rep.taxonomy();
+  if (cmd == "collab") return rep.collab();
+  if (cmd == "divergence") return rep.divergence();
+  if (cmd == "context-test") return rep.context_test();
+  if (cmd == "router-probe") return rep.router_probe();
   fprintf(stderr, "vexprobe: unknown subcommand '%s'\n", cmd.c_str());
   return 2;
 }

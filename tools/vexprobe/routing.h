@@ -1,4 +1,5 @@
-// vexprobe trace | weights | entropy | taxonomy (tools/vexprobe/routing.cpp).
+// vexprobe trace | weights | entropy | taxonomy | collab | divergence | context-test |
+// router-probe (tools/vexprobe/routing.cpp).
 #pragma once
 
 #include <string>
