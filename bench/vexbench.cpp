@@ -77,7 +77,8 @@ int run(int argc, char** argv) {
   std::string weights, out = "md", device_s = "auto", prompts_s = "512", batches_s = "1";
   std::string experts;
   int n_gen = 128, reps = 5, depth = 0;
-  float top_p = 0;  // 0: greedy decode
+  float top_p = 0, temperature = 1;  // top_p and top_k 0: greedy decode
+  int top_k = 0;
   bool help = false, profile = false;
   Args a;
   a.text({"--weights", "-m"}, "checkpoint directory (required)", &weights);
@@ -95,13 +96,17 @@ int run(int argc, char** argv) {
   });
   a.text({"--device"}, "auto | cpu | cuda (default auto)", &device_s);
   a.text({"--experts"}, "expert manifest: pruned experts and virtual experts (TOML)", &experts);
-  a.number({"--top-p"},
-           "decode by sampling on the GPU (temperature 1, this top-p) instead of greedy (batch 1)",
+  a.number({"--top-p"}, "decode by sampling on the GPU with this top-p instead of greedy (batch 1)",
            0.0, 1.0, &top_p);
+  a.integer({"--top-k"}, "decode by sampling on the GPU with this top-k (batch 1)", 0, 1 << 24,
+            &top_k);
+  a.number({"--temp"}, "the sampling temperature with --top-p / --top-k (default 1)", 0.01, 100.0,
+           &temperature);
   a.flag({"--profile"}, "time each kernel family of one decode step (CUDA)", &profile);
   a.flag({"--help", "-h"}, "show this help", &help);
   std::vector<int32_t> prompts, batches;
   absl::Status st = a.parse(argc, argv);
+  const bool sampled = top_p > 0 || top_k > 0;
   if (st.ok()) st = parse_int_list("-p", prompts_s, &prompts);
   if (st.ok()) st = parse_int_list("-b", batches_s, &batches);
   if (st.ok() && weights.empty() && !help)
@@ -186,10 +191,10 @@ int run(int argc, char** argv) {
 #ifdef VEX_WITH_CUDA
       if (cuda) {
         if (absl::Status s = cuda->set_sequence(0); !s.ok()) return fail(s);
-        const SamplingParams sp{1.0f, 0, static_cast<float>(top_p), 0.0f, uint64_t(r)};
-        absl::Status s = B > 1       ? cuda->decode_greedy_batch(first, n_gen, nullptr)
-                         : top_p > 0 ? cuda->decode_sample(first[0], n_gen, sp, 0, nullptr)
-                                     : cuda->decode_greedy(first[0], n_gen, nullptr);
+        const SamplingParams sp{temperature, top_k, top_p > 0 ? top_p : 1.0f, 0.0f, uint64_t(r)};
+        absl::Status s = B > 1     ? cuda->decode_greedy_batch(first, n_gen, nullptr)
+                         : sampled ? cuda->decode_sample(first[0], n_gen, sp, 0, nullptr)
+                                   : cuda->decode_greedy(first[0], n_gen, nullptr);
         if (!s.ok()) return fail(s);
       } else
 #endif
@@ -205,7 +210,10 @@ int run(int argc, char** argv) {
       if (r) v.push_back(double(B) * n_gen / secs);
     }
     Row row{absl::StrCat("tg", n_gen, depth ? absl::StrCat(" @ d", depth) : "",
-                         top_p > 0 && B == 1 ? absl::StrCat(" top-p ", top_p) : ""),
+                         sampled && B == 1
+                             ? absl::StrCat(" T ", temperature, top_k ? absl::StrCat(" top-k ", top_k) : "",
+                                            top_p > 0 ? absl::StrCat(" top-p ", top_p) : "")
+                             : ""),
             B, stats(v)};
 #ifdef VEX_WITH_CUDA
     if (cuda) {  // bytes of one step at the run's mean context; steps/s = tok/s / B

@@ -609,9 +609,13 @@ TEST(CudaKernels, SampleNextMatchesSampler) {
   for (int r = 0; r < rows; ++r)  // ties at the largest logits (top-k / top-p boundaries)
     logits[size_t(r) * V + 1000] = logits[size_t(r) * V + 90000] = 9.0f,
                            logits[size_t(r) * V + 5] = logits[size_t(r) * V + 70000] = 8.5f;
-  const SamplingParams settings[] = {{0.7f, 0, 1.0f, 0.0f, 1}, {1.0f, 50, 1.0f, 0.0f, 2},
-                                     {1.0f, 0, 0.9f, 0.0f, 3}, {0.8f, 40, 0.95f, 0.05f, 4},
-                                     {1.3f, 0, 1.0f, 0.1f, 5}, {1.0f, 3, 1.0f, 0.0f, 6}};
+  // Filters that bound the kept set gather a few candidates (kernels/cuda/sampling.cu); top-k
+  // 3000 and top-p 0.999 keep more than fit, and take the whole-row path.
+  const SamplingParams settings[] = {{0.7f, 0, 1.0f, 0.0f, 1},    {1.0f, 50, 1.0f, 0.0f, 2},
+                                     {1.0f, 0, 0.9f, 0.0f, 3},    {0.8f, 40, 0.95f, 0.05f, 4},
+                                     {1.3f, 0, 1.0f, 0.1f, 5},    {1.0f, 3, 1.0f, 0.0f, 6},
+                                     {1.0f, 3000, 1.0f, 0.0f, 7}, {1.0f, 0, 0.999f, 0.0f, 8},
+                                     {0.7f, 40, 0.9f, 0.0f, 9}};
   const int n_settings = sizeof settings / sizeof settings[0];
   Dev<float> dl(logits);
   int total = 0, same = 0;

@@ -5,29 +5,51 @@ namespace vex::cuda {
 namespace {
 
 constexpr int kThreads = 1024;
+// Tokens a filtered row keeps in shared memory as its candidates (sampling below).
+constexpr int kCandidates = 2048;
+// Buckets of the weights' histogram: a weight w in (0, 1] has its bits >> 18 (exponent and the
+// top 5 mantissa bits) below 4096; a bucket's floor is within 1/32 of its weights.
+constexpr int kBuckets = 4096, kBucketShift = 18;
+
+// f(i, l[i]) for this thread's share of the row, each index once, ascending within the thread:
+// 16-byte loads where the row allows (V % 4 == 0), so that a thread has several loads in flight
+// (a row pass of one block is bound by load latency, not bandwidth).
+template <typename F>
+__device__ __forceinline__ void for_row(const float* __restrict__ l, int V, F&& f) {
+  if (V % 4 == 0) {
+    const float4* l4 = reinterpret_cast<const float4*>(l);
+#pragma unroll 4
+    for (int q = threadIdx.x; q < V / 4; q += kThreads) {
+      const float4 x = __ldg(l4 + q);
+      f(4 * q, x.x), f(4 * q + 1, x.y), f(4 * q + 2, x.z), f(4 * q + 3, x.w);
+    }
+  } else {
+    for (int i = threadIdx.x; i < V; i += kThreads) f(i, __ldg(l + i));
+  }
+}
 
 // The first index of the largest value of l[0, V), to every thread of the block (as vex::argmax).
 __device__ int block_argmax(const float* __restrict__ l, int V) {
   float best = -INFINITY;
   int at = 0x7FFFFFFF;
-  for (int i = threadIdx.x; i < V; i += kThreads)
-    if (l[i] > best) best = l[i], at = i;  // ascending i: first max kept
-  __shared__ float sv[kThreads];
-  __shared__ int si[kThreads];
-  sv[threadIdx.x] = best, si[threadIdx.x] = at;
-  __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) {
-      const float v = sv[threadIdx.x + half];
-      const int i = si[threadIdx.x + half];
-      if (v > sv[threadIdx.x] || (v == sv[threadIdx.x] && i < si[threadIdx.x]))
-        sv[threadIdx.x] = v, si[threadIdx.x] = i;
-    }
-    __syncthreads();
+  for_row(l, V, [&](int i, float x) {
+    if (x > best) best = x, at = i;  // ascending i within a thread: its first max kept
+  });
+  auto better = [](float v, int i, float bv, int bi) { return v > bv || (v == bv && i < bi); };
+  for (int off = 16; off > 0; off /= 2) {
+    const float v = __shfl_xor_sync(0xffffffffu, best, off);
+    const int i = __shfl_xor_sync(0xffffffffu, at, off);
+    if (better(v, i, best, at)) best = v, at = i;
   }
-  const int r = si[0];
+  __shared__ float sv[kThreads / 32];
+  __shared__ int si[kThreads / 32];
+  if (threadIdx.x % 32 == 0) sv[threadIdx.x / 32] = best, si[threadIdx.x / 32] = at;
   __syncthreads();
-  return r;
+  best = sv[0], at = si[0];
+  for (int w = 1; w < kThreads / 32; ++w)
+    if (better(sv[w], si[w], best, at)) best = sv[w], at = si[w];
+  __syncthreads();
+  return at;
 }
 
 // Block r: row r of the logits.
@@ -46,19 +68,38 @@ __global__ void argmax_kernel(const float* __restrict__ logits, int V, int32_t* 
 // The kept tokens are always a prefix of the order (weight descending, id ascending), so they
 // are described by a threshold weight v and a tie count e: every w > v, and the first e tokens
 // (by id) with w == v. Weights are w = exp(z - max z), z = logit / temperature, as the CPU. Each
-// filter narrows (v, e) with block-wide tallies over the row (bisection on the bits of v: positive
-// floats order as their bits); the draw then walks the kept tokens in id order.
-
-struct Tally {
-  int gt, eq;      // tokens with w > v, w == v
-  double mass_gt;  // sum of w over w > v
-};
+// filter narrows (v, e) with block-wide tallies (bisection on the bits of v: positive floats
+// order as their bits); the draw then walks the kept tokens in id order.
+//
+// Most rows never get there: when a filter bounds the kept set from below by some v0 (top-k: at
+// least k tokens weigh v0 or more; top-p: the tokens at or above v0 certainly hold the target
+// mass; min-p: v0 = min_p) and at most kCandidates tokens reach v0, those tokens alone are
+// gathered into shared memory and ordered there (draw_sorted): three passes over the row instead
+// of one per bisection step.
 
 // Token i's weight w = exp(z_i - max z), z = logit / temperature, in fp32 as the CPU.
 struct Weights {
   const float* l;
   float temperature, mx;
   __device__ float operator()(int i) const { return expf(l[i] / temperature - mx); }
+};
+
+// The whole row: token i is id i.
+struct RowSource {
+  Weights weight;
+  int n;
+  __device__ float w(int i) const { return weight(i); }
+  __device__ int id(int i) const { return i; }
+  // f(w) for this thread's share of the row (any order: the tallies only count and sum).
+  template <typename F>
+  __device__ void each(F&& f) const {
+    for_row(weight.l, n, [&](int, float x) { f(expf(x / weight.temperature - weight.mx)); });
+  }
+};
+
+struct Tally {
+  int gt, eq;      // tokens with w > v, w == v
+  double mass_gt;  // sum of w over w > v
 };
 
 template <typename T>
@@ -78,21 +119,31 @@ __device__ T block_sum(T v, T* smem) {
   return r;
 }
 
-__device__ Tally tally(const Weights& weight, int V, float v, double* dsm, int* ism) {
-  int gt = 0, eq = 0;
-  double mass = 0;
-  for (int i = threadIdx.x; i < V; i += kThreads) {
-    const float w = weight(i);
+// Shared state of one row's tallies: per-warp partial sums, double-buffered so that a tally
+// needs one barrier (a call writes the buffer the previous call did not read); `round` counts a
+// thread's calls (each thread its own, in step).
+struct TallyScratch {
+  Tally part[2][kThreads / 32];
+};
+
+template <typename Source>
+__device__ Tally tally(const Source& src, float v, TallyScratch& s, int& round) {
+  Tally t{0, 0, 0.0};
+  src.each([&](float w) {
     if (w > v)
-      ++gt, mass += w;
+      ++t.gt, t.mass_gt += w;
     else if (w == v)
-      ++eq;
-  }
-  Tally t;
-  t.gt = block_sum(gt, ism);
-  t.eq = block_sum(eq, ism);
-  t.mass_gt = block_sum(mass, dsm);
-  return t;
+      ++t.eq;
+  });
+  t.gt = warp_sum(t.gt), t.eq = warp_sum(t.eq), t.mass_gt = warp_sum(t.mass_gt);
+  const int buf = round & 1, warp = threadIdx.x / 32;
+  if (threadIdx.x % 32 == 0) s.part[buf][warp] = t;
+  __syncthreads();
+  Tally r{0, 0, 0.0};
+  for (int w = 0; w < kThreads / 32; ++w)  // every thread, in warp order: the same sums
+    r.gt += s.part[buf][w].gt, r.eq += s.part[buf][w].eq, r.mass_gt += s.part[buf][w].mass_gt;
+  ++round;
+  return r;
 }
 
 // Exclusive prefix sum over the block's threads (in thread order).
@@ -111,6 +162,207 @@ __device__ T block_exclusive_scan(T v, T* smem) {
   return r;
 }
 
+// The filters and the draw over the whole row `src` by bisections. Returns the chosen id.
+template <typename Source>
+__device__ int filter_and_draw(const Source& src, const SamplingConfig& c, int V, double u01,
+                               TallyScratch& ts, double* dsm, int* ism) {
+  int round = 0;
+  auto bits = [](float f) { return __float_as_uint(f); };
+  auto value = [](uint32_t b) { return __uint_as_float(b); };
+  // (v, e): start with every token (v below all weights).
+  float v = -1.0f;
+  int e = 0;
+  const bool top_k = c.top_k > 0 && c.top_k < V;
+  if (top_k) {
+    // The k-th largest weight: the largest v with count(w >= v) >= k.
+    uint32_t lo = 0, hi = bits(1.0f);
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo + 1) / 2;
+      const Tally t = tally(src, value(mid), ts, round);
+      if (t.gt + t.eq >= c.top_k) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    v = value(lo);
+  }
+  const Tally at_v = tally(src, v, ts, round);
+  if (top_k) e = c.top_k - at_v.gt;  // the ties at the k-th weight that fit in k
+  double total = at_v.mass_gt + double(e) * v;
+  if (c.top_p < 1) {
+    // The largest v' >= v whose kept mass (w >= v', within the kept set) reaches top_p * total,
+    // then as many ties at v' as the CPU's running sum takes.
+    const double target = double(c.top_p) * total;
+    uint32_t lo = top_k ? bits(v) : 0, hi = bits(1.0f);
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo + 1) / 2;
+      const Tally t = tally(src, value(mid), ts, round);
+      if (t.mass_gt + double(t.eq) * value(mid) >= target) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    const float nv = value(lo);
+    const Tally t = tally(src, nv, ts, round);
+    const int ties = (top_k && nv == v) ? e : t.eq;
+    double mass = t.mass_gt;
+    int j = 0;
+    while (j < ties && mass < target) mass += nv, ++j;
+    v = nv, e = j;
+    total = mass;
+  }
+  if (c.min_p > 0 && c.min_p > v) {
+    const Tally t = tally(src, c.min_p, ts, round);
+    v = c.min_p, e = t.eq;
+    total = t.mass_gt + double(e) * v;
+  }
+
+  // The draw, in id order: thread t walks source entries [t per, (t+1) per).
+  const double u = u01 * total;
+  const int per = (src.n + kThreads - 1) / kThreads;
+  const int i0 = min(src.n, static_cast<int>(threadIdx.x) * per), i1 = min(src.n, i0 + per);
+  int my_ties = 0;
+  for (int i = i0; i < i1; ++i) my_ties += src.w(i) == v;
+  int rank = block_exclusive_scan(my_ties, ism);
+  double my_mass = 0;
+  int last = -1;
+  {
+    int rk = rank;
+    for (int i = i0; i < i1; ++i) {
+      const float w = src.w(i);
+      const bool keep = w > v || (w == v && rk++ < e);
+      if (keep) my_mass += w, last = src.id(i);
+    }
+  }
+  const double before = block_exclusive_scan(my_mass, dsm);
+  __shared__ int chosen, last_kept;
+  if (threadIdx.x == 0) chosen = -1, last_kept = -1;
+  __syncthreads();
+  atomicMax(&last_kept, last);
+  if (my_mass > 0 && u >= before && u < before + my_mass) {
+    double acc = before;
+    int rk = rank;
+    for (int i = i0; i < i1; ++i) {
+      const float w = src.w(i);
+      const bool keep = w > v || (w == v && rk++ < e);
+      if (!keep) continue;
+      acc += w;
+      if (u < acc) {
+        chosen = src.id(i);
+        break;
+      }
+    }
+    if (chosen < 0) chosen = last;  // rounding at the thread's end: its last kept token
+  }
+  __syncthreads();
+  return chosen >= 0 ? chosen : last_kept;  // u rounded up to total: the last kept token
+}
+
+// The filters and the draw over candidates (every token the filters can keep, in any order; n <=
+// kCandidates): each candidate's place in the order (weight descending, id ascending) and in id
+// order by counting (n^2 / kThreads comparisons a thread, from shared memory), then the kept set
+// as a prefix of the first order: top-k its first k, top-p the shortest prefix whose running mass
+// reaches top_p * total, min-p the weights >= min_p; the draw walks the kept ones in id order.
+// The same decisions as vex::Sampler's; only the order of the mass sums differs.
+struct Sorted {
+  int16_t by_w[kCandidates], by_id[kCandidates];  // candidate indices in each order
+  uint8_t kept[kCandidates];
+  double prefix;  // top-p: the running mass at the crossing
+  int keep, crossed;
+};
+
+__device__ int draw_sorted(const float* cw, const int* cid, int n, const SamplingConfig& c, int V,
+                           double u01, double row_total, Sorted& so, double* dsm, int* ism) {
+  for (int i = threadIdx.x; i < n; i += kThreads) {
+    const float wi = cw[i];
+    const int ii = cid[i];
+    int rank_w = 0, rank_id = 0;
+    for (int j = 0; j < n; ++j) {  // every thread reads the same j: broadcasts
+      const float wj = cw[j];
+      const int ij = cid[j];
+      rank_w += wj > wi || (wj == wi && ij < ii);
+      rank_id += ij < ii;
+    }
+    so.by_w[rank_w] = static_cast<int16_t>(i), so.by_id[rank_id] = static_cast<int16_t>(i);
+  }
+  const bool top_k = c.top_k > 0 && c.top_k < V;
+  if (threadIdx.x == 0) so.keep = top_k ? min(c.top_k, n) : n;
+  __syncthreads();
+  int keep = so.keep;
+  // Each thread's contiguous run of sorted places, for the scans.
+  const int per = (n + kThreads - 1) / kThreads;
+  const int p0 = min(n, static_cast<int>(threadIdx.x) * per), p1 = min(n, p0 + per);
+  double mine = 0;
+  for (int p = p0; p < min(p1, keep); ++p) mine += cw[so.by_w[p]];
+  double total = block_sum(mine, dsm);
+  if (!top_k && row_total >= 0) total = row_total;  // top-p over the whole row
+  if (c.top_p < 1) {
+    // The first place where the running mass reaches the target (a thread's run starts at the
+    // scan of the runs before it; should rounding make two places cross, the first counts).
+    const double target = double(c.top_p) * total;
+    const double before = block_exclusive_scan(mine, dsm);
+    double run = before, at_cross = 0;
+    int cross = 0;
+    for (int p = p0; p < min(p1, keep); ++p) {
+      const double prev = run;
+      run += cw[so.by_w[p]];
+      if (prev < target && run >= target) {
+        cross = p + 1, at_cross = run;
+        break;
+      }
+    }
+    if (threadIdx.x == 0) so.crossed = 0;
+    __syncthreads();
+    if (cross) atomicMin(&so.keep, cross), so.crossed = 1;
+    __syncthreads();
+    if (cross && cross == so.keep) so.prefix = at_cross;
+    __syncthreads();
+    if (so.crossed) keep = so.keep, total = so.prefix;  // else all of them (as the CPU)
+  }
+  if (c.min_p > 0) {
+    // Weights are descending: those >= min_p are a prefix of the kept ones.
+    int count = 0;
+    double mass = 0;
+    for (int p = p0; p < min(p1, keep); ++p)
+      if (cw[so.by_w[p]] >= c.min_p) ++count, mass += cw[so.by_w[p]];
+    keep = block_sum(count, ism);
+    total = block_sum(mass, dsm);
+  }
+  for (int p = threadIdx.x; p < n; p += kThreads) so.kept[so.by_w[p]] = p < keep;
+  __syncthreads();
+
+  // The draw, in id order over the kept ones.
+  const double u = u01 * total;
+  double my_mass = 0;
+  int last = -1;
+  for (int q = p0; q < p1; ++q) {
+    const int i = so.by_id[q];
+    if (so.kept[i]) my_mass += cw[i], last = cid[i];
+  }
+  const double before = block_exclusive_scan(my_mass, dsm);
+  __shared__ int chosen, last_kept;
+  if (threadIdx.x == 0) chosen = -1, last_kept = -1;
+  __syncthreads();
+  atomicMax(&last_kept, last);
+  if (my_mass > 0 && u >= before && u < before + my_mass) {
+    double acc = before;
+    for (int q = p0; q < p1; ++q) {
+      const int i = so.by_id[q];
+      if (!so.kept[i]) continue;
+      acc += cw[i];
+      if (u < acc) {
+        chosen = cid[i];
+        break;
+      }
+    }
+    if (chosen < 0) chosen = last;  // rounding at the thread's end: its last kept token
+  }
+  __syncthreads();
+  return chosen >= 0 ? chosen : last_kept;  // u rounded up to total: the last kept token
+}
+
 __global__ void __launch_bounds__(kThreads)
     sample_kernel(const float* __restrict__ logits, int V, const SamplingConfig* __restrict__ cfg,
                   uint64_t* draws, int32_t* out, int* pos, int advance) {
@@ -120,6 +372,16 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ double dsm[kThreads];
   __shared__ int ism[kThreads];
   __shared__ float fsm[32];
+  __shared__ TallyScratch ts;
+  // The weights' histogram, then (once it is read) the candidates: weights, then ids.
+  __shared__ int pool[kBuckets];
+  static_assert(2 * kCandidates <= kBuckets, "the candidates live in the histogram's memory");
+  int* hist = pool;
+  float* cw = reinterpret_cast<float*>(pool);
+  int* cid = pool + kCandidates;
+  __shared__ float v0_shared;
+  __shared__ int n_cand;
+  __shared__ Sorted sorted;
   // A greedy row (a batch mixes requests): argmax, no draw, as vex::Sampler.
   if (c.temperature == 0 || c.top_k == 1) {
     const int at = block_argmax(l, V);
@@ -133,11 +395,11 @@ __global__ void __launch_bounds__(kThreads)
   // Max of z = logit / T (block max through warps).
   float mx = -INFINITY;
   bool overflow = false;
-  for (int i = threadIdx.x; i < V; i += kThreads) {
-    const float z = l[i] / c.temperature;
+  for_row(l, V, [&](int, float x) {
+    const float z = x / c.temperature;
     mx = fmaxf(mx, z);
-    overflow |= isinf(z) && isfinite(l[i]);
-  }
+    overflow |= isinf(z) && isfinite(x);
+  });
   // A temperature so small that a finite logit / T overflows is the T -> 0 limit: greedy, with
   // no draw (as the CPU sampler; the softmax would otherwise subtract inf from inf).
   if (__syncthreads_or(overflow)) {
@@ -150,114 +412,87 @@ __global__ void __launch_bounds__(kThreads)
   }
   mx = warp_max(mx);
   if (threadIdx.x % 32 == 0) fsm[threadIdx.x / 32] = mx;
+  for (int b = threadIdx.x; b < kBuckets; b += kThreads) hist[b] = 0;
   __syncthreads();
   mx = -INFINITY;
   for (int w = 0; w < kThreads / 32; ++w) mx = fmaxf(mx, fsm[w]);
-  __syncthreads();
   const Weights weight{l, c.temperature, mx};
 
-  // (v, e): start with every token (v below all weights).
-  float v = -1.0f;
-  int e = 0;
-  auto bits = [](float f) { return __float_as_uint(f); };
-  auto value = [](uint32_t b) { return __uint_as_float(b); };
-  const bool top_k = c.top_k > 0 && c.top_k < V;
-  if (top_k) {
-    // The k-th largest weight: the largest v with count(w >= v) >= k.
-    uint32_t lo = 0, hi = bits(1.0f);
-    while (lo < hi) {
-      const uint32_t mid = lo + (hi - lo + 1) / 2;
-      const Tally t = tally(weight, V, value(mid), dsm, ism);
-      if (t.gt + t.eq >= c.top_k) {
-        lo = mid;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    v = value(lo);
-  }
-  const Tally at_v = tally(weight, V, v, dsm, ism);
-  if (top_k) e = c.top_k - at_v.gt;  // the ties at the k-th weight that fit in k
-  double total = at_v.mass_gt + double(e) * v;
-  if (c.top_p < 1) {
-    // The largest v' >= v whose kept mass (w >= v', within the kept set) reaches top_p * total,
-    // then as many ties at v' as the CPU's running sum takes.
-    const double target = double(c.top_p) * total;
-    uint32_t lo = top_k ? bits(v) : 0, hi = bits(1.0f);
-    while (lo < hi) {
-      const uint32_t mid = lo + (hi - lo + 1) / 2;
-      const Tally t = tally(weight, V, value(mid), dsm, ism);
-      if (t.mass_gt + double(t.eq) * value(mid) >= target) {
-        lo = mid;
-      } else {
-        hi = mid - 1;
-      }
-    }
-    const float nv = value(lo);
-    const Tally t = tally(weight, V, nv, dsm, ism);
-    const int ties = (top_k && nv == v) ? e : t.eq;
-    double mass = t.mass_gt;
-    int j = 0;
-    while (j < ties && mass < target) mass += nv, ++j;
-    v = nv, e = j;
-    total = mass;
-  }
-  if (c.min_p > 0 && c.min_p > v) {
-    const Tally t = tally(weight, V, c.min_p, dsm, ism);
-    v = c.min_p, e = t.eq;
-    total = t.mass_gt + double(e) * v;
-  }
-
-  // The draw, in id order: thread t walks ids [t per, (t+1) per).
   // splitmix64 of (seed, draw index), as Sampler::uniform.
   const uint64_t draw = draws[r] + 1;
   uint64_t z = c.seed + 0x9E3779B97F4A7C15ull * draw;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   z ^= z >> 31;
-  const double u = static_cast<double>(z >> 11) * 0x1.0p-53 * total;
-
-  const int per = (V + kThreads - 1) / kThreads;
-  const int i0 = min(V, threadIdx.x * per), i1 = min(V, i0 + per);
-  int my_ties = 0;
-  for (int i = i0; i < i1; ++i) my_ties += weight(i) == v;
-  int rank = block_exclusive_scan(my_ties, ism);
-  double my_mass = 0;
-  int last = -1;
-  {
-    int rk = rank;
-    for (int i = i0; i < i1; ++i) {
-      const float w = weight(i);
-      const bool keep = w > v || (w == v && rk++ < e);
-      if (keep) my_mass += w, last = i;
+  const double u01 = static_cast<double>(z >> 11) * 0x1.0p-53;
+  auto finish = [&](int chosen) {
+    if (threadIdx.x == 0) {
+      out[r] = chosen;
+      draws[r] = draw;
+      pos[r] += advance;
     }
-  }
-  const double before = block_exclusive_scan(my_mass, dsm);
-  __shared__ int chosen, last_kept;
-  if (threadIdx.x == 0) chosen = -1, last_kept = -1;
-  __syncthreads();
-  atomicMax(&last_kept, last);
-  if (my_mass > 0 && u >= before && u < before + my_mass) {
-    double acc = before;
-    int rk = rank;
-    for (int i = i0; i < i1; ++i) {
-      const float w = weight(i);
-      const bool keep = w > v || (w == v && rk++ < e);
-      if (!keep) continue;
-      acc += w;
-      if (u < acc) {
-        chosen = i;
-        break;
+  };
+
+  const bool top_k = c.top_k > 0 && c.top_k < V;
+  if (top_k || c.top_p < 1 || c.min_p > 0) {
+    // v0 from the histogram (integer counts: the same every run), scanned from the top bucket
+    // down, 4 buckets a thread: top-k: the floor of the bucket where the count reaches k;
+    // top-p alone: where a lower bound of the mass (each weight at its bucket's floor) reaches
+    // top_p times the row's total; min-p alone: min_p.
+    double mass = 0;
+    for_row(l, V, [&](int, float x) {
+      const float w = expf(x / c.temperature - mx);  // = weight(i)
+      mass += w;
+      atomicAdd(&hist[__float_as_uint(w) >> kBucketShift], 1);
+    });
+    const double row_total = block_sum(mass, dsm);  // (its barriers also close the histogram)
+    constexpr int kPer = kBuckets / kThreads;
+    const int top = kBuckets - 1 - static_cast<int>(threadIdx.x) * kPer;  // this thread's buckets
+    auto floor_of = [](int b) { return __uint_as_float(static_cast<uint32_t>(b) << kBucketShift); };
+    int count = 0;
+    double floor_mass = 0;
+    for (int j = 0; j < kPer; ++j) count += hist[top - j], floor_mass += double(hist[top - j]) * floor_of(top - j);
+    const int count_above = block_exclusive_scan(count, ism);
+    const double mass_above = block_exclusive_scan(floor_mass, dsm);
+    if (threadIdx.x == 0) v0_shared = top_k || c.top_p < 1 ? 0.0f : c.min_p, n_cand = 0;
+    __shared__ int above;  // tokens at or above v0 (top-k, top-p): known before gathering
+    if (threadIdx.x == 0) above = 0;
+    __syncthreads();
+    const double target = double(c.top_p) * row_total;
+    if (top_k || c.top_p < 1) {
+      int n = count_above;
+      double m = mass_above;
+      for (int j = 0; j < kPer; ++j) {
+        const int b = top - j;
+        n += hist[b], m += double(hist[b]) * floor_of(b);
+        if (top_k ? n >= c.top_k : m >= target) {  // the first crossing is in one thread only
+          const bool crossed_before = top_k ? count_above >= c.top_k : mass_above >= target;
+          if (!crossed_before) v0_shared = floor_of(b), above = n;
+          break;
+        }
       }
     }
-    if (chosen < 0) chosen = last;  // rounding at the thread's end: its last kept token
+    __syncthreads();
+    const float v0 = v0_shared;
+    // The candidates, w >= v0, gathered in any order (their places are counted below); when
+    // more than fit (known already unless v0 = min_p), the whole row is filtered instead.
+    if ((top_k || c.top_p < 1) && (v0 == 0 || above > kCandidates)) n_cand = kCandidates + 1;
+    else
+      for_row(l, V, [&](int i, float x) {
+        const float w = expf(x / c.temperature - mx);
+        if (w >= v0) {
+          const int k = atomicAdd(&n_cand, 1);
+          if (k < kCandidates) cw[k] = w, cid[k] = i;
+        }
+      });
+    __syncthreads();
+    if (n_cand <= kCandidates) {
+      finish(draw_sorted(cw, cid, n_cand, c, V, u01, row_total, sorted, dsm, ism));
+      return;
+    }
   }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    out[r] = chosen >= 0 ? chosen : last_kept;  // u rounded up to total: the last kept token
-    draws[r] = draw;
-    pos[r] += advance;
-  }
+  const RowSource src{weight, V};
+  finish(filter_and_draw(src, c, V, u01, ts, dsm, ism));
 }
 
 }  // namespace
