@@ -20,6 +20,7 @@ __global__ void __launch_bounds__(32)
                      const uint16_t* __restrict__ vc, const uint16_t* __restrict__ sinks,
                      float* __restrict__ out, CacheRows rows, int window, int ring,
                      int n_heads, int n_kv_heads, float sm_scale, float* __restrict__ partial) {
+  pdl_prologue();
   const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x, z = blockIdx.z, S = gridDim.z;
   const int g = h / (n_heads / n_kv_heads), kv_dim = n_kv_heads * D;
   const int p = rows.pos[t], first = window > 0 ? max(0, p - window + 1) : 0;
@@ -96,6 +97,7 @@ __global__ void __launch_bounds__(32)
 template <int D>
 __global__ void attention_combine_kernel(const float* __restrict__ partial, int S, int n_heads,
                                          float* __restrict__ out) {
+  pdl_prologue();
   const int t = blockIdx.x, h = blockIdx.y;
   const float* st = partial + (static_cast<int64_t>(t) * n_heads + h) * S * (D + 2);
   float M = -INFINITY;
@@ -120,10 +122,11 @@ cudaError_t launch(const float* q, int q_stride, const uint16_t* kc, const uint1
                    const uint16_t* sinks, float* out, int n, CacheRows rows, int window, int ring,
                    int n_heads, int n_kv_heads, float sm_scale, int splits, float* partial,
                    cudaStream_t stream) {
-  attention_kernel<D><<<dim3(n, n_heads, splits), 32, 0, stream>>>(
+  launch_pdl(attention_kernel<D>, dim3(n, n_heads, splits), 32, 0, stream,
       q, q_stride, kc, vc, sinks, out, rows, window, ring, n_heads, n_kv_heads, sm_scale, partial);
   if (splits > 1)
-    attention_combine_kernel<D><<<dim3(n, n_heads), D, 0, stream>>>(partial, splits, n_heads, out);
+    launch_pdl(attention_combine_kernel<D>, dim3(n, n_heads), D, 0, stream,
+        partial, splits, n_heads, out);
   return cudaGetLastError();
 }
 

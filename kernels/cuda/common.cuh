@@ -4,8 +4,33 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <utility>
 
 namespace vex::cuda {
+
+// Programmatic dependent launch (Hopper): every kernel here starts by waiting for the grid before
+// it in the stream to finish and flush (a no-op when it was not launched as a dependent), then
+// lets the grid after it launch, so that the next kernel's launch and scheduling overlap this one's
+// work instead of following it. launch_pdl() launches with that permission; a kernel launched so must
+// begin with pdl_prologue().
+__device__ __forceinline__ void pdl_prologue() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+template <typename... KernelArgs, typename... Args>
+cudaError_t launch_pdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem,
+                   cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attr{};
+  attr.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr.val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid, config.blockDim = block, config.dynamicSmemBytes = smem;
+  config.stream = stream, config.attrs = &attr, config.numAttrs = 1;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
 
 // bf16 is stored as its 16-bit pattern (uint16_t), as in the checkpoint.
 __device__ __forceinline__ float bf16(uint16_t h) {

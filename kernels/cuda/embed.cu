@@ -6,6 +6,7 @@ namespace {
 
 __global__ void embed_kernel(const int32_t* __restrict__ tokens, const uint16_t* __restrict__ emb,
                              int D, float* __restrict__ x) {
+  pdl_prologue();
   const int t = blockIdx.x;
   const uint16_t* row = emb + static_cast<int64_t>(tokens[t]) * D;
   for (int i = threadIdx.x; i < D; i += blockDim.x)
@@ -17,7 +18,7 @@ __global__ void embed_kernel(const int32_t* __restrict__ tokens, const uint16_t*
 cudaError_t embed(const int32_t* tokens, int n, const uint16_t* emb, int D, float* x,
                   cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  embed_kernel<<<n, 256, 0, stream>>>(tokens, emb, D, x);
+  launch_pdl(embed_kernel, n, 256, 0, stream, tokens, emb, D, x);
   return cudaGetLastError();
 }
 

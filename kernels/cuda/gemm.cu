@@ -7,6 +7,7 @@ namespace {
 // y = (accumulate ? y : 0) + b, broadcast over the rows: the GEMM then adds into y (beta = 1).
 __global__ void bias_kernel(float* __restrict__ y, const uint16_t* __restrict__ b, int n, int N,
                             bool accumulate) {
+  pdl_prologue();
   const int64_t count = int64_t(n) * N;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
        i += int64_t(gridDim.x) * blockDim.x)
@@ -15,6 +16,7 @@ __global__ void bias_kernel(float* __restrict__ y, const uint16_t* __restrict__ 
 
 __global__ void to_bf16_kernel(const float* __restrict__ x, uint16_t* __restrict__ xb,
                                int64_t count) {
+  pdl_prologue();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
        i += int64_t(gridDim.x) * blockDim.x)
     xb[i] = to_bf16(x[i]);
@@ -93,7 +95,7 @@ cudaError_t Gemm::run(const uint16_t* xb, const uint16_t* W, const uint16_t* b, 
   if (!handle_) return cudaErrorNotReady;  // init() first
   const Plan* p = plan(n, K, N);
   if (!p) return cudaErrorUnknown;
-  bias_kernel<<<grid_for(int64_t(n) * N), 256, 0, stream>>>(y, b, n, N, accumulate);
+  launch_pdl(bias_kernel, grid_for(int64_t(n) * N), 256, 0, stream, y, b, n, N, accumulate);
   if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
   const float alpha = 1.0f, beta = 1.0f;
   const cublasStatus_t s = cublasLtMatmul(handle_, p->op, &alpha, W, p->a, xb, p->b, &beta, y, p->c,
@@ -103,7 +105,7 @@ cudaError_t Gemm::run(const uint16_t* xb, const uint16_t* W, const uint16_t* b, 
 
 cudaError_t to_bf16(const float* x, uint16_t* xb, int64_t count, cudaStream_t stream) {
   if (count <= 0) return cudaSuccess;
-  to_bf16_kernel<<<grid_for(count), 256, 0, stream>>>(x, xb, count);
+  launch_pdl(to_bf16_kernel, grid_for(count), 256, 0, stream, x, xb, count);
   return cudaGetLastError();
 }
 

@@ -13,6 +13,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
                 const uint16_t* __restrict__ b, float* __restrict__ y, int K, int N,
                 bool accumulate, const uint16_t* __restrict__ gain, float eps) {
+  pdl_prologue();
   const int row = blockIdx.x * kWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
   // Fused RMSNorm: warp t < T reduces token t's row; lanes then use (x * r[t]) * g.
   __shared__ float r[T];
@@ -72,7 +73,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 template <int T>
 cudaError_t launch(const float* x, const uint16_t* W, const uint16_t* b, float* y, int K, int N,
                    bool accumulate, cudaStream_t stream, const uint16_t* gain, float eps) {
-  gemv_kernel<T><<<(N + kWarps - 1) / kWarps, kWarps * 32, 0, stream>>>(x, W, b, y, K, N,
+  launch_pdl(gemv_kernel<T>, (N + kWarps - 1) / kWarps, kWarps * 32, 0, stream, x, W, b, y, K, N,
                                                                         accumulate, gain, eps);
   return cudaGetLastError();
 }

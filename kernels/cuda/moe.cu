@@ -96,6 +96,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     gate_up_kernel(const float* __restrict__ xn, const int* __restrict__ idx,
                    const vex_slot* __restrict__ slots, MoeWeights w, VirtualSlots virt, int k,
                    float limit, float* __restrict__ h) {
+  pdl_prologue();
   __shared__ float lut[16];
   fill_lut(lut);
   const int j0 = (blockIdx.x * kWarps + threadIdx.x / 32) * kJ, lane = threadIdx.x % 32;
@@ -134,6 +135,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     down_kernel(const float* __restrict__ h, const int* __restrict__ idx,
                 const float* __restrict__ weight, const vex_slot* __restrict__ slots, MoeWeights w,
                 VirtualSlots virt, int k, float* __restrict__ x) {
+  pdl_prologue();
   __shared__ float lut[16];
   __shared__ float part[kSlotsPerPass][kRows];
   fill_lut(lut);
@@ -183,6 +185,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 // offset[e] .. offset[e + 1] in list. One block; thread e scans the pairs for its slot.
 __global__ void plan_kernel(const int* __restrict__ idx, int nk, int E, int* __restrict__ offset,
                             int* __restrict__ list) {
+  pdl_prologue();
   __shared__ int count[1024];
   const int e = threadIdx.x;
   int c = 0;
@@ -242,6 +245,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                            const int* __restrict__ offset, const int* __restrict__ list,
                            MoeWeights w, VirtualSlots virt, int k, float limit,
                            float* __restrict__ h) {
+  pdl_prologue();
   __shared__ float lut[16];
   fill_lut(lut);
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
@@ -280,6 +284,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                         const vex_slot* __restrict__ slots, const int* __restrict__ offset,
                         const int* __restrict__ list, MoeWeights w, VirtualSlots virt, int k,
                         float* __restrict__ y) {
+  pdl_prologue();
   __shared__ float lut[16];
   fill_lut(lut);
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
@@ -316,6 +321,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 // x[t, d] += sum over j of y[t * k + j, d], in slot order from 0 (the decode kernel's order).
 __global__ void combine_kernel(const float* __restrict__ y, int D, int k, float* __restrict__ x) {
+  pdl_prologue();
   const int t = blockIdx.x;
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
     float total = 0;
@@ -334,9 +340,11 @@ cudaError_t moe_gate_up(const float* xn, const int* idx, const vex_slot* slots, 
   constexpr int per_block = kWarps * kJ;
   const dim3 grid((w.I + per_block - 1) / per_block, n * k);
   if (virt.empty())
-    gate_up_kernel<false><<<grid, kWarps * 32, 0, stream>>>(xn, idx, slots, w, virt, k, limit, h);
+    launch_pdl(gate_up_kernel<false>, grid, kWarps * 32, 0, stream,
+        xn, idx, slots, w, virt, k, limit, h);
   else
-    gate_up_kernel<true><<<grid, kWarps * 32, 0, stream>>>(xn, idx, slots, w, virt, k, limit, h);
+    launch_pdl(gate_up_kernel<true>, grid, kWarps * 32, 0, stream,
+        xn, idx, slots, w, virt, k, limit, h);
   return cudaGetLastError();
 }
 
@@ -347,9 +355,11 @@ cudaError_t moe_down(const float* h, const int* idx, const float* weight, const 
   if (w.D % kRows != 0 || w.I % 32 != 0) return cudaErrorInvalidValue;
   const dim3 grid(w.D / kRows, n);
   if (virt.empty())
-    down_kernel<false><<<grid, kWarps * 32, 0, stream>>>(h, idx, weight, slots, w, virt, k, x);
+    launch_pdl(down_kernel<false>, grid, kWarps * 32, 0, stream,
+        h, idx, weight, slots, w, virt, k, x);
   else
-    down_kernel<true><<<grid, kWarps * 32, 0, stream>>>(h, idx, weight, slots, w, virt, k, x);
+    launch_pdl(down_kernel<true>, grid, kWarps * 32, 0, stream,
+        h, idx, weight, slots, w, virt, k, x);
   return cudaGetLastError();
 }
 
@@ -363,7 +373,7 @@ cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, co
   if (n <= 0) return cudaSuccess;
   if (n * k > scratch.capacity || E > 1024 || w.D % (kWarps * kRowsPerWarp) != 0 || w.I % 32 != 0)
     return cudaErrorInvalidValue;
-  plan_kernel<<<1, 1024, 0, stream>>>(idx, n * k, E, scratch.offset, scratch.list);
+  launch_pdl(plan_kernel, 1, 1024, 0, stream, idx, n * k, E, scratch.offset, scratch.list);
   if (scratch.xb && scratch.hb) {
     cudaError_t err = to_bf16(xn, scratch.xb, int64_t(n) * w.D, stream);
     if (err == cudaSuccess)
@@ -373,15 +383,15 @@ cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, co
       err = moe_down_mma(scratch.hb, weight, slots, scratch.offset, scratch.list, w, virt, E, k,
                          scratch.y, stream);
     if (err != cudaSuccess) return err;
-    combine_kernel<<<n, 256, 0, stream>>>(scratch.y, w.D, k, x);
+    launch_pdl(combine_kernel, n, 256, 0, stream, scratch.y, w.D, k, x);
     return cudaGetLastError();
   }
   constexpr int per_block = kWarps * kJ;
-  gate_up_grouped_kernel<<<dim3((w.I + per_block - 1) / per_block, E), kWarps * 32, 0, stream>>>(
-      xn, slots, scratch.offset, scratch.list, w, virt, k, limit, scratch.h);
-  down_grouped_kernel<<<dim3(w.D / (kWarps * kRowsPerWarp), E), kWarps * 32, 0, stream>>>(
+  launch_pdl(gate_up_grouped_kernel, dim3((w.I + per_block - 1) / per_block, E), kWarps * 32, 0,
+             stream, xn, slots, scratch.offset, scratch.list, w, virt, k, limit, scratch.h);
+  launch_pdl(down_grouped_kernel, dim3(w.D / (kWarps * kRowsPerWarp), E), kWarps * 32, 0, stream,
       scratch.h, weight, slots, scratch.offset, scratch.list, w, virt, k, scratch.y);
-  combine_kernel<<<n, 256, 0, stream>>>(scratch.y, w.D, k, x);
+  launch_pdl(combine_kernel, n, 256, 0, stream, scratch.y, w.D, k, x);
   return cudaGetLastError();
 }
 

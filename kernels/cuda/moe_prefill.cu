@@ -90,6 +90,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                        const vex_slot* __restrict__ slots, const int* __restrict__ offset,
                        const int* __restrict__ list, MoeWeights w, VirtualSlots virt, int k,
                        float limit, uint16_t* __restrict__ hb) {
+  pdl_prologue();
   __shared__ uint32_t lut[256];
   fill_lut8(lut);
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
@@ -133,6 +134,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                     const vex_slot* __restrict__ slots, const int* __restrict__ offset,
                     const int* __restrict__ list, MoeWeights w, VirtualSlots virt, int k,
                     float* __restrict__ y) {
+  pdl_prologue();
   __shared__ uint32_t lut[256];
   fill_lut8(lut);
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
@@ -173,7 +175,7 @@ cudaError_t moe_gate_up_mma(const float* xn, const uint16_t* xb, const vex_slot*
                             const VirtualSlots& virt, int E, int k, float limit, uint16_t* hb,
                             cudaStream_t stream) {
   if (w.D % 64 || (2 * w.I) % kRowsPerBlock) return cudaErrorInvalidValue;
-  gate_up_mma_kernel<<<dim3(2 * w.I / kRowsPerBlock, E), kWarps * 32, 0, stream>>>(
+  launch_pdl(gate_up_mma_kernel, dim3(2 * w.I / kRowsPerBlock, E), kWarps * 32, 0, stream,
       xn, xb, slots, offset, list, w, virt, k, limit, hb);
   return cudaGetLastError();
 }
@@ -182,7 +184,7 @@ cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot
                          const int* offset, const int* list, const MoeWeights& w,
                          const VirtualSlots& virt, int E, int k, float* y, cudaStream_t stream) {
   if (w.I % 64 || w.D % kRowsPerBlock) return cudaErrorInvalidValue;
-  down_mma_kernel<<<dim3(w.D / kRowsPerBlock, E), kWarps * 32, 0, stream>>>(
+  launch_pdl(down_mma_kernel, dim3(w.D / kRowsPerBlock, E), kWarps * 32, 0, stream,
       hb, weight, slots, offset, list, w, virt, k, y);
   return cudaGetLastError();
 }

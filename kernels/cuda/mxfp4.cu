@@ -1,3 +1,4 @@
+#include "kernels/cuda/common.cuh"
 #include "kernels/cuda/mxfp4.cuh"
 
 namespace vex::cuda {
@@ -13,6 +14,7 @@ __constant__ float kE2M1[16] = {+0.0f, +0.5f, +1.0f, +1.5f, +2.0f, +3.0f, +4.0f,
 __global__ void mxfp4_matvec_kernel(const uint8_t* __restrict__ blocks,
                                     const uint8_t* __restrict__ scales, int rows, int cols,
                                     const float* __restrict__ x, float* __restrict__ y) {
+  pdl_prologue();
   const int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (warp >= rows) return;
@@ -48,7 +50,7 @@ cudaError_t mxfp4_matvec(const uint8_t* blocks, const uint8_t* scales, int rows,
   if (cols % 32 != 0) return cudaErrorInvalidValue;
   constexpr int kThreads = 256;
   const int grid = (rows * 32 + kThreads - 1) / kThreads;
-  mxfp4_matvec_kernel<<<grid, kThreads, 0, stream>>>(blocks, scales, rows, cols, x, y);
+  launch_pdl(mxfp4_matvec_kernel, grid, kThreads, 0, stream, blocks, scales, rows, cols, x, y);
   return cudaGetLastError();
 }
 

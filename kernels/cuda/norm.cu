@@ -9,6 +9,7 @@ constexpr int kThreads = 1024;  // one element or a few per thread: the row is 2
 // One block per row: sum of squares in fp32 per thread, then across warps.
 __global__ void rmsnorm_kernel(const float* __restrict__ x, const uint16_t* __restrict__ g,
                                float* __restrict__ y, int dim, float eps) {
+  pdl_prologue();
   const float* xt = x + static_cast<int64_t>(blockIdx.x) * dim;
   float* yt = y + static_cast<int64_t>(blockIdx.x) * dim;
   float ss = 0;
@@ -29,7 +30,7 @@ __global__ void rmsnorm_kernel(const float* __restrict__ x, const uint16_t* __re
 cudaError_t rmsnorm(const float* x, const uint16_t* g, float* y, int n, int dim, float eps,
                     cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  rmsnorm_kernel<<<n, kThreads, 0, stream>>>(x, g, y, dim, eps);
+  launch_pdl(rmsnorm_kernel, n, kThreads, 0, stream, x, g, y, dim, eps);
   return cudaGetLastError();
 }
 

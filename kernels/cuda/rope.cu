@@ -9,6 +9,7 @@ __global__ void rope_kv_kernel(float* __restrict__ qkv, int stride, CacheRows ro
                                const float* __restrict__ inv_freq, float concentration, int n_heads,
                                int n_kv_heads, int head_dim, int ring,
                                uint16_t* __restrict__ k_cache, uint16_t* __restrict__ v_cache) {
+  pdl_prologue();
   const int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = head_dim / 2;
   const int pos = rows.pos[t];
   float s, c;
@@ -39,7 +40,7 @@ cudaError_t rope_kv(float* qkv, int stride, int n, CacheRows rows, const float* 
                     uint16_t* k_cache, uint16_t* v_cache, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (head_dim % 2 != 0 || head_dim > 2048) return cudaErrorInvalidValue;
-  rope_kv_kernel<<<dim3(n, n_heads + n_kv_heads), head_dim / 2, 0, stream>>>(
+  launch_pdl(rope_kv_kernel, dim3(n, n_heads + n_kv_heads), head_dim / 2, 0, stream,
       qkv, stride, rows, inv_freq, concentration, n_heads, n_kv_heads, head_dim, ring, k_cache,
       v_cache);
   return cudaGetLastError();

@@ -13,6 +13,7 @@ __global__ void router_kernel(const float* __restrict__ x, const uint16_t* __res
                               const uint16_t* __restrict__ gain, float eps,
                               float* __restrict__ xn_out, const int* __restrict__ forced,
                               int n_forced) {
+  pdl_prologue();
   const int t = blockIdx.x, w = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float* xt = x + static_cast<int64_t>(t) * D;
   __shared__ float s[kMaxE];
@@ -103,7 +104,8 @@ cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const v
   if (E > kMaxE || k > kMaxK || k > E || D % 8 != 0) return cudaErrorInvalidValue;
   if (norm_gain && !xn_out) return cudaErrorInvalidValue;
   if (n_forced < 0 || n_forced > k || (n_forced > 0 && !forced)) return cudaErrorInvalidValue;
-  router_kernel<<<n, kThreads, D * sizeof(float), stream>>>(x, W, b, slots, D, E, k, idx, weight,
+  launch_pdl(router_kernel, n, kThreads, D * sizeof(float), stream,
+      x, W, b, slots, D, E, k, idx, weight,
                                                             logits, norm_gain, eps, xn_out,
                                                             forced, n_forced);
   return cudaGetLastError();

@@ -55,6 +55,7 @@ __device__ int block_argmax(const float* __restrict__ l, int V) {
 // Block r: row r of the logits.
 __global__ void argmax_kernel(const float* __restrict__ logits, int V, int32_t* out, int* pos,
                               int advance) {
+  pdl_prologue();
   const int r = blockIdx.x;
   const int at = block_argmax(logits + static_cast<int64_t>(r) * V, V);
   if (threadIdx.x == 0) {
@@ -366,6 +367,7 @@ __device__ int draw_sorted(const float* cw, const int* cid, int n, const Samplin
 __global__ void __launch_bounds__(kThreads)
     sample_kernel(const float* __restrict__ logits, int V, const SamplingConfig* __restrict__ cfg,
                   uint64_t* draws, int32_t* out, int* pos, int advance) {
+  pdl_prologue();
   const int r = blockIdx.x;
   const float* l = logits + static_cast<int64_t>(r) * V;
   const SamplingConfig c = cfg[r];
@@ -451,7 +453,8 @@ __global__ void __launch_bounds__(kThreads)
     auto floor_of = [](int b) { return __uint_as_float(static_cast<uint32_t>(b) << kBucketShift); };
     int count = 0;
     double floor_mass = 0;
-    for (int j = 0; j < kPer; ++j) count += hist[top - j], floor_mass += double(hist[top - j]) * floor_of(top - j);
+    for (int j = 0; j < kPer; ++j)
+      count += hist[top - j], floor_mass += double(hist[top - j]) * floor_of(top - j);
     const int count_above = block_exclusive_scan(count, ism);
     const double mass_above = block_exclusive_scan(floor_mass, dsm);
     if (threadIdx.x == 0) v0_shared = top_k || c.top_p < 1 ? 0.0f : c.min_p, n_cand = 0;
@@ -501,14 +504,14 @@ cudaError_t sample_next(const float* logits, int V, int rows, const SamplingConf
                         uint64_t* draws, int32_t* out, int* pos, int advance, cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
   if (V <= 0 || V > (1 << 24)) return cudaErrorInvalidValue;
-  sample_kernel<<<rows, kThreads, 0, stream>>>(logits, V, config, draws, out, pos, advance);
+  launch_pdl(sample_kernel, rows, kThreads, 0, stream, logits, V, config, draws, out, pos, advance);
   return cudaGetLastError();
 }
 
 cudaError_t argmax_next(const float* logits, int V, int rows, int32_t* out, int* pos, int advance,
                         cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
-  argmax_kernel<<<rows, kThreads, 0, stream>>>(logits, V, out, pos, advance);
+  launch_pdl(argmax_kernel, rows, kThreads, 0, stream, logits, V, out, pos, advance);
   return cudaGetLastError();
 }
 
