@@ -467,8 +467,8 @@ vex_status prepare(vex_context* context, const int32_t* prompt, size_t n_prompt,
     return fail(VEX_STATUS_INVALID_ARGUMENT, absl::StrCat(fn, ": ", plan.status().message()));
   if (p.on_routing)
     r.on_routing = [call, hidden = m.config().d_model](const vex::RoutingEvent& ev) {
-      const vex_routing_event out{ev.layer,      ev.pos,   ev.n_slots, ev.k, ev.router_logits,
-                                  ev.slots,      ev.weights, ev.xn,    hidden};
+      const vex_routing_event out{ev.layer, ev.pos, ev.n_slots, ev.k, ev.router_logits,
+                                  ev.slots, ev.weights, ev.xn, hidden};
       call->p.on_routing(&out, call->p.user_data);
     };
   r.options.max_tokens = p.max_tokens;
