@@ -1,3 +1,5 @@
+#include <cooperative_groups.h>
+
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/sampling.cuh"
 
@@ -5,6 +7,9 @@ namespace vex::cuda {
 namespace {
 
 constexpr int kThreads = 1024;
+// A sampled row is read by a cluster of blocks, each a slice (Hopper distributed shared memory
+// joins them); its first block then filters and draws.
+constexpr int kCluster = 8;
 // Tokens a filtered row keeps in shared memory as its candidates (sampling below).
 constexpr int kCandidates = 2048;
 // Buckets of the weights' histogram: a weight w in (0, 1] has its bits >> 18 (exponent and the
@@ -16,7 +21,7 @@ constexpr int kBuckets = 4096, kBucketShift = 18;
 // (a row pass of one block is bound by load latency, not bandwidth).
 template <typename F>
 __device__ __forceinline__ void for_row(const float* __restrict__ l, int V, F&& f) {
-  if (V % 4 == 0) {
+  if (V % 4 == 0 && reinterpret_cast<uintptr_t>(l) % 16 == 0) {
     const float4* l4 = reinterpret_cast<const float4*>(l);
 #pragma unroll 4
     for (int q = threadIdx.x; q < V / 4; q += kThreads) {
@@ -364,12 +369,22 @@ __device__ int draw_sorted(const float* cw, const int* cid, int n, const Samplin
   return chosen >= 0 ? chosen : last_kept;  // u rounded up to total: the last kept token
 }
 
-__global__ void __launch_bounds__(kThreads)
+// Row r is read by the kCluster blocks r * kCluster .. +kCluster-1 of one cluster, block q its
+// slice [q chunk, (q+1) chunk): the max, the histogram and the candidates are each one pass over
+// a slice; the slices' results meet in block 0's shared memory (in rank order: the same every
+// run), which then filters and draws as one block.
+__global__ void __cluster_dims__(kCluster, 1, 1) __launch_bounds__(kThreads)
     sample_kernel(const float* __restrict__ logits, int V, const SamplingConfig* __restrict__ cfg,
                   uint64_t* draws, int32_t* out, int* pos, int advance) {
   pdl_prologue();
-  const int r = blockIdx.x;
+  namespace cg = cooperative_groups;
+  const cg::cluster_group cluster = cg::this_cluster();
+  const int rank = static_cast<int>(cluster.block_rank());
+  const int r = blockIdx.x / kCluster;
   const float* l = logits + static_cast<int64_t>(r) * V;
+  const int chunk = ((V + kCluster - 1) / kCluster + 3) / 4 * 4;  // 16-byte aligned slices
+  const int s0 = min(V, rank * chunk), s1 = min(V, s0 + chunk);
+  const float* slice = l + s0;
   const SamplingConfig c = cfg[r];
   __shared__ double dsm[kThreads];
   __shared__ int ism[kThreads];
@@ -381,43 +396,50 @@ __global__ void __launch_bounds__(kThreads)
   int* hist = pool;
   float* cw = reinterpret_cast<float*>(pool);
   int* cid = pool + kCandidates;
-  __shared__ float v0_shared;
-  __shared__ int n_cand;
+  __shared__ float slice_max, v0_shared;
+  __shared__ int slice_overflow, n_cand, above;
+  __shared__ double slice_mass;
   __shared__ Sorted sorted;
   // A greedy row (a batch mixes requests): argmax, no draw, as vex::Sampler.
-  if (c.temperature == 0 || c.top_k == 1) {
+  auto greedy = [&] {
+    if (rank != 0) return;
     const int at = block_argmax(l, V);
     if (threadIdx.x == 0) {
       out[r] = at;
       pos[r] += advance;
     }
-    return;
-  }
+  };
+  if (c.temperature == 0 || c.top_k == 1) return greedy();
 
-  // Max of z = logit / T (block max through warps).
+  // Max of z = logit / T over the slice, then over the cluster.
   float mx = -INFINITY;
   bool overflow = false;
-  for_row(l, V, [&](int, float x) {
+  for_row(slice, s1 - s0, [&](int, float x) {
     const float z = x / c.temperature;
     mx = fmaxf(mx, z);
     overflow |= isinf(z) && isfinite(x);
   });
-  // A temperature so small that a finite logit / T overflows is the T -> 0 limit: greedy, with
-  // no draw (as the CPU sampler; the softmax would otherwise subtract inf from inf).
-  if (__syncthreads_or(overflow)) {
-    const int at = block_argmax(l, V);
-    if (threadIdx.x == 0) {
-      out[r] = at;
-      pos[r] += advance;
-    }
-    return;
-  }
+  overflow = __syncthreads_or(overflow);
   mx = warp_max(mx);
   if (threadIdx.x % 32 == 0) fsm[threadIdx.x / 32] = mx;
   for (int b = threadIdx.x; b < kBuckets; b += kThreads) hist[b] = 0;
   __syncthreads();
+  if (threadIdx.x == 0) {
+    float m = -INFINITY;
+    for (int w = 0; w < kThreads / 32; ++w) m = fmaxf(m, fsm[w]);
+    slice_max = m, slice_overflow = overflow, n_cand = 0, above = 0, slice_mass = 0;
+  }
+  cluster.sync();
   mx = -INFINITY;
-  for (int w = 0; w < kThreads / 32; ++w) mx = fmaxf(mx, fsm[w]);
+  overflow = false;
+  for (int q = 0; q < kCluster; ++q) {
+    mx = fmaxf(mx, *cluster.map_shared_rank(&slice_max, q));
+    overflow |= *cluster.map_shared_rank(&slice_overflow, q) != 0;
+  }
+  cluster.sync();  // every block has read the others' values
+  // A temperature so small that a finite logit / T overflows is the T -> 0 limit: greedy, with
+  // no draw (as the CPU sampler; the softmax would otherwise subtract inf from inf).
+  if (overflow) return greedy();
   const Weights weight{l, c.temperature, mx};
 
   // splitmix64 of (seed, draw index), as Sampler::uniform.
@@ -436,63 +458,84 @@ __global__ void __launch_bounds__(kThreads)
   };
 
   const bool top_k = c.top_k > 0 && c.top_k < V;
-  if (top_k || c.top_p < 1 || c.min_p > 0) {
-    // v0 from the histogram (integer counts: the same every run), scanned from the top bucket
-    // down, 4 buckets a thread: top-k: the floor of the bucket where the count reaches k;
+  const bool bounded = top_k || c.top_p < 1 || c.min_p > 0;
+  double row_total = -1;
+  bool gathered = false;
+  if (bounded) {
+    // Each slice's histogram of its weights' exponent and top mantissa bits (integer counts),
+    // and its mass; block 0 adds the slices' (in rank order) and finds v0, scanning from the top
+    // bucket down, 4 buckets a thread: top-k: the floor of the bucket where the count reaches k;
     // top-p alone: where a lower bound of the mass (each weight at its bucket's floor) reaches
     // top_p times the row's total; min-p alone: min_p.
     double mass = 0;
-    for_row(l, V, [&](int, float x) {
+    for_row(slice, s1 - s0, [&](int, float x) {
       const float w = expf(x / c.temperature - mx);  // = weight(i)
       mass += w;
       atomicAdd(&hist[__float_as_uint(w) >> kBucketShift], 1);
     });
-    const double row_total = block_sum(mass, dsm);  // (its barriers also close the histogram)
-    constexpr int kPer = kBuckets / kThreads;
-    const int top = kBuckets - 1 - static_cast<int>(threadIdx.x) * kPer;  // this thread's buckets
-    auto floor_of = [](int b) { return __uint_as_float(static_cast<uint32_t>(b) << kBucketShift); };
-    int count = 0;
-    double floor_mass = 0;
-    for (int j = 0; j < kPer; ++j)
-      count += hist[top - j], floor_mass += double(hist[top - j]) * floor_of(top - j);
-    const int count_above = block_exclusive_scan(count, ism);
-    const double mass_above = block_exclusive_scan(floor_mass, dsm);
-    if (threadIdx.x == 0) v0_shared = top_k || c.top_p < 1 ? 0.0f : c.min_p, n_cand = 0;
-    __shared__ int above;  // tokens at or above v0 (top-k, top-p): known before gathering
-    if (threadIdx.x == 0) above = 0;
-    __syncthreads();
-    const double target = double(c.top_p) * row_total;
-    if (top_k || c.top_p < 1) {
-      int n = count_above;
-      double m = mass_above;
-      for (int j = 0; j < kPer; ++j) {
-        const int b = top - j;
-        n += hist[b], m += double(hist[b]) * floor_of(b);
-        if (top_k ? n >= c.top_k : m >= target) {  // the first crossing is in one thread only
-          const bool crossed_before = top_k ? count_above >= c.top_k : mass_above >= target;
-          if (!crossed_before) v0_shared = floor_of(b), above = n;
-          break;
+    mass = block_sum(mass, dsm);  // (its barriers also close the histogram)
+    if (threadIdx.x == 0) slice_mass = mass;
+    cluster.sync();
+    if (rank == 0) {
+      for (int q = 1; q < kCluster; ++q) {
+        const int* other = cluster.map_shared_rank(hist, q);
+        for (int b = threadIdx.x; b < kBuckets; b += kThreads) hist[b] += other[b];
+      }
+      row_total = 0;
+      for (int q = 0; q < kCluster; ++q) row_total += *cluster.map_shared_rank(&slice_mass, q);
+      __syncthreads();
+      constexpr int kPer = kBuckets / kThreads;
+      const int top = kBuckets - 1 - static_cast<int>(threadIdx.x) * kPer;
+      auto floor_of = [](int b) {
+        return __uint_as_float(static_cast<uint32_t>(b) << kBucketShift);
+      };
+      int count = 0;
+      double floor_mass = 0;
+      for (int j = 0; j < kPer; ++j)
+        count += hist[top - j], floor_mass += double(hist[top - j]) * floor_of(top - j);
+      const int count_above = block_exclusive_scan(count, ism);
+      const double mass_above = block_exclusive_scan(floor_mass, dsm);
+      if (threadIdx.x == 0) v0_shared = top_k || c.top_p < 1 ? 0.0f : c.min_p;
+      __syncthreads();
+      const double target = double(c.top_p) * row_total;
+      if (top_k || c.top_p < 1) {
+        int n = count_above;
+        double m = mass_above;
+        for (int j = 0; j < kPer; ++j) {
+          const int b = top - j;
+          n += hist[b], m += double(hist[b]) * floor_of(b);
+          if (top_k ? n >= c.top_k : m >= target) {  // the first crossing is in one thread only
+            const bool crossed_before = top_k ? count_above >= c.top_k : mass_above >= target;
+            if (!crossed_before) v0_shared = floor_of(b), above = n;
+            break;
+          }
         }
       }
     }
-    __syncthreads();
-    const float v0 = v0_shared;
-    // The candidates, w >= v0, gathered in any order (their places are counted below); when
-    // more than fit (known already unless v0 = min_p), the whole row is filtered instead.
-    if ((top_k || c.top_p < 1) && (v0 == 0 || above > kCandidates)) n_cand = kCandidates + 1;
-    else
-      for_row(l, V, [&](int i, float x) {
+    cluster.sync();  // block 0 is done with the histogram; v0 is set
+    const float v0 = *cluster.map_shared_rank(&v0_shared, 0);
+    const int known = *cluster.map_shared_rank(&above, 0);
+    // The candidates, w >= v0, gathered into block 0 in any order (their places are counted
+    // there); when more than fit (known already unless v0 = min_p), the whole row is filtered.
+    gathered = !((top_k || c.top_p < 1) && (v0 == 0 || known > kCandidates));
+    if (gathered) {
+      int* count0 = cluster.map_shared_rank(&n_cand, 0);
+      float* cw0 = cluster.map_shared_rank(cw, 0);
+      int* cid0 = cluster.map_shared_rank(cid, 0);
+      for_row(slice, s1 - s0, [&](int i, float x) {
         const float w = expf(x / c.temperature - mx);
         if (w >= v0) {
-          const int k = atomicAdd(&n_cand, 1);
-          if (k < kCandidates) cw[k] = w, cid[k] = i;
+          const int k = atomicAdd(count0, 1);
+          if (k < kCandidates) cw0[k] = w, cid0[k] = s0 + i;
         }
       });
-    __syncthreads();
-    if (n_cand <= kCandidates) {
-      finish(draw_sorted(cw, cid, n_cand, c, V, u01, row_total, sorted, dsm, ism));
-      return;
     }
+    cluster.sync();  // the candidates are in block 0
+  }
+  if (rank != 0) return;
+  if (gathered && n_cand <= kCandidates) {
+    finish(draw_sorted(cw, cid, n_cand, c, V, u01, row_total, sorted, dsm, ism));
+    return;
   }
   const RowSource src{weight, V};
   finish(filter_and_draw(src, c, V, u01, ts, dsm, ism));
@@ -504,7 +547,8 @@ cudaError_t sample_next(const float* logits, int V, int rows, const SamplingConf
                         uint64_t* draws, int32_t* out, int* pos, int advance, cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
   if (V <= 0 || V > (1 << 24)) return cudaErrorInvalidValue;
-  launch_pdl(sample_kernel, rows, kThreads, 0, stream, logits, V, config, draws, out, pos, advance);
+  launch_pdl(sample_kernel, rows * kCluster, kThreads, 0, stream, logits, V, config, draws, out,
+             pos, advance);
   return cudaGetLastError();
 }
 
