@@ -27,7 +27,8 @@ struct SamplingConfig {
 
 // For each row r, with its own config[r]: draws[r] += 1, then out[r] = the token vex::Sampler
 // with config[r].seed draws at draw index draws[r] (same filters, same counter-based uniform, the
-// kept tokens accumulated in id order), and pos[r] += advance. One block per row; V <= 2^24.
+// kept tokens accumulated in id order), and pos[r] += advance. A cluster of 8 blocks per row
+// (kernels/cuda/sampling.cu); V <= 2^24.
 cudaError_t sample_next(const float* logits, int V, int rows, const SamplingConfig* config,
                         uint64_t* draws, int32_t* out, int* pos, int advance, cudaStream_t stream);
 
