@@ -581,20 +581,24 @@ TEST(CudaKernels, MoeTensorCoresMatchCpu) {
 }
 
 TEST(CudaKernels, ArgmaxNextAndAdvance) {
-  const int V = 201088, rows = 3;
+  const int V = 201088, rows = 4;
   auto logits = normal(size_t(rows) * V);
-  logits[150000] = 50, logits[170000] = 50;  // a tie: the lower id wins
+  logits[150000] = 50, logits[170000] = 50;  // a tie: the lower id wins (rows read in slices)
   logits[V + 7] = 60;                        // row 1: the first id but one
+  logits[2 * size_t(V) + 25135] = logits[2 * size_t(V) + 25136] = 70;  // across a slice edge
+  for (int i = 0; i < V; ++i) logits[3 * size_t(V) + i] = -INFINITY;  // row 3: token 0
   Dev<float> dl(logits);
   Dev<int32_t> out(rows);
-  Dev<int> pos(std::vector<int>{41, 7, 0});
+  Dev<int> pos(std::vector<int>{41, 7, 0, 3});
   CUDA_OK(cuda::argmax_next(dl.p, V, rows, out.p, pos.p, 1, 0));
   const auto got = out.get();
   for (int r = 0; r < rows; ++r)
     EXPECT_EQ(got[r], argmax(std::span(logits).subspan(size_t(r) * V, V))) << r;
   EXPECT_EQ(got[0], 150000);
   EXPECT_EQ(got[1], 7);
-  EXPECT_EQ(pos.get(), (std::vector<int>{42, 8, 1}));
+  EXPECT_EQ(got[2], 25135);
+  EXPECT_EQ(got[3], 0);
+  EXPECT_EQ(pos.get(), (std::vector<int>{42, 8, 1, 4}));
 }
 
 // Sampling on the GPU draws what vex::Sampler draws: the same filters on the same weights and the

@@ -57,13 +57,47 @@ __device__ int block_argmax(const float* __restrict__ l, int V) {
   return at;
 }
 
-// Block r: row r of the logits.
-__global__ void argmax_kernel(const float* __restrict__ logits, int V, int32_t* out, int* pos,
-                              int advance) {
+// Row r's slice [s0, s1) for the block of rank q in its cluster (16-byte aligned starts).
+__device__ __forceinline__ void row_slice(int V, int q, int* s0, int* s1) {
+  const int chunk = ((V + kCluster - 1) / kCluster + 3) / 4 * 4;
+  *s0 = min(V, q * chunk), *s1 = min(V, *s0 + chunk);
+}
+
+// The first index of the largest value of the row l[0, V), read by the calling cluster (a slice
+// a block), to block 0 (as vex::argmax); every block of the cluster must call it.
+__device__ int cluster_argmax(const float* __restrict__ l, int V) {
+  namespace cg = cooperative_groups;
+  const cg::cluster_group cluster = cg::this_cluster();
+  const int rank = static_cast<int>(cluster.block_rank());
+  int s0, s1;
+  row_slice(V, rank, &s0, &s1);
+  // A slice with no value above -inf has no maximum (block_argmax then returns past its end).
+  const int local = s1 > s0 ? block_argmax(l + s0, s1 - s0) : 0x7FFFFFFF;
+  const int at = local < s1 - s0 ? s0 + local : -1;
+  __shared__ float best;
+  __shared__ int best_at;
+  if (threadIdx.x == 0) best = at >= 0 ? l[at] : -INFINITY, best_at = at;
+  cluster.sync();
+  int r = -1;
+  if (rank == 0) {  // slices in rank order, ascending ids: the first maximum
+    float v = -INFINITY;
+    for (int q = 0; q < kCluster; ++q) {
+      const int i = *cluster.map_shared_rank(&best_at, q);
+      const float b = *cluster.map_shared_rank(&best, q);
+      if (i >= 0 && (r < 0 || b > v)) v = b, r = i;
+    }
+  }
+  cluster.sync();  // block 0 is done reading the others
+  return r >= 0 ? r : 0;  // every value -inf: token 0, as vex::argmax
+}
+
+// Row r: the cluster r.
+__global__ void __cluster_dims__(kCluster, 1, 1) __launch_bounds__(kThreads)
+    argmax_kernel(const float* __restrict__ logits, int V, int32_t* out, int* pos, int advance) {
   pdl_prologue();
-  const int r = blockIdx.x;
-  const int at = block_argmax(logits + static_cast<int64_t>(r) * V, V);
-  if (threadIdx.x == 0) {
+  const int r = blockIdx.x / kCluster;
+  const int at = cluster_argmax(logits + static_cast<int64_t>(r) * V, V);
+  if (cooperative_groups::this_cluster().block_rank() == 0 && threadIdx.x == 0) {
     out[r] = at;
     pos[r] += advance;
   }
@@ -382,8 +416,8 @@ __global__ void __cluster_dims__(kCluster, 1, 1) __launch_bounds__(kThreads)
   const int rank = static_cast<int>(cluster.block_rank());
   const int r = blockIdx.x / kCluster;
   const float* l = logits + static_cast<int64_t>(r) * V;
-  const int chunk = ((V + kCluster - 1) / kCluster + 3) / 4 * 4;  // 16-byte aligned slices
-  const int s0 = min(V, rank * chunk), s1 = min(V, s0 + chunk);
+  int s0, s1;
+  row_slice(V, rank, &s0, &s1);
   const float* slice = l + s0;
   const SamplingConfig c = cfg[r];
   __shared__ double dsm[kThreads];
@@ -402,9 +436,8 @@ __global__ void __cluster_dims__(kCluster, 1, 1) __launch_bounds__(kThreads)
   __shared__ Sorted sorted;
   // A greedy row (a batch mixes requests): argmax, no draw, as vex::Sampler.
   auto greedy = [&] {
-    if (rank != 0) return;
-    const int at = block_argmax(l, V);
-    if (threadIdx.x == 0) {
+    const int at = cluster_argmax(l, V);
+    if (rank == 0 && threadIdx.x == 0) {
       out[r] = at;
       pos[r] += advance;
     }
@@ -555,7 +588,7 @@ cudaError_t sample_next(const float* logits, int V, int rows, const SamplingConf
 cudaError_t argmax_next(const float* logits, int V, int rows, int32_t* out, int* pos, int advance,
                         cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
-  launch_pdl(argmax_kernel, rows, kThreads, 0, stream, logits, V, out, pos, advance);
+  launch_pdl(argmax_kernel, rows * kCluster, kThreads, 0, stream, logits, V, out, pos, advance);
   return cudaGetLastError();
 }
 
