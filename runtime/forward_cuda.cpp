@@ -921,10 +921,10 @@ absl::Status CudaEngine::set_routing_observer(RoutingObserver f, bool hidden) {
 }
 
 absl::Status CudaEngine::set_routing_override(const RoutingOverride& o) {
-  std::vector<LayerWeights> shapes(layers_.size());  // plan_routing reads the slot tables only
-  for (size_t l = 0; l < layers_.size(); ++l) shapes[l].slots = layers_[l].loaded;
+  std::vector<std::span<const vex_slot>> tables;  // as loaded: the manifest's pruning
+  for (const Layer& L : layers_) tables.emplace_back(L.loaded);
   VEX_ASSIGN_OR_RETURN(const RoutingPlan plan,
-                       plan_routing(o, shapes, c_.n_experts_active, kMaxK));
+                       plan_routing(o, tables, c_.n_experts_active, kMaxK));
   // The host tables are copied from asynchronously: nothing may be in flight when they change.
   VEX_CUDA_CHECK(cudaStreamSynchronize(stream_));
   std::vector<int> forced(size_t(c_.n_layers) * kMaxK, 0);

@@ -23,6 +23,10 @@ struct RoutingPlan {
 // Fails, naming the pair, on a layer or slot that does not exist, a slot the manifest pruned, a
 // slot both ablated and forced, more slots forced at a layer than k, fewer experts left after
 // the ablation than k, or k outside 1 .. min(max_k, the fewest slots of a layer).
+// `layers`: each layer's slot table.
+absl::StatusOr<RoutingPlan> plan_routing(const RoutingOverride& o,
+                                         std::span<const std::span<const vex_slot>> layers,
+                                         int model_k, int max_k);
 absl::StatusOr<RoutingPlan> plan_routing(const RoutingOverride& o,
                                          std::span<const LayerWeights> layers, int model_k,
                                          int max_k);

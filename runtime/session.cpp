@@ -50,9 +50,7 @@ absl::Status Session::set_virtual_experts(bool on) {
   VEX_RETURN_IF_ERROR(engine_->set_sequence(seq_));
   VEX_RETURN_IF_ERROR(engine_->set_virtual_experts(on));
   virtual_on_ = on;
-  engine_->truncate(0);
-  tokens_.clear();
-  choice_ = {};
+  drop_cache();
   return absl::OkStatus();
 }
 
@@ -60,10 +58,14 @@ absl::Status Session::routed_as(const RoutingOverride& o) {
   if (o == routing_) return absl::OkStatus();
   VEX_RETURN_IF_ERROR(engine_->set_sequence(seq_));
   routing_ = o;
-  engine_->truncate(0);
+  drop_cache();
+  return absl::OkStatus();
+}
+
+void Session::drop_cache() {
+  engine_->truncate(0);  // the sequence is selected
   tokens_.clear();
   choice_ = {};
-  return absl::OkStatus();
 }
 
 absl::Status Session::append(std::span<const int32_t> tokens) {

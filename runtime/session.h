@@ -112,6 +112,9 @@ class Session {
   // Cuts the cache back to the longest prefix it shares with `tokens` (always leaving at least
   // the last token to run); returns how many tokens were kept.
   int reuse_prefix(std::span<const int32_t> tokens);
+  // Empties the selected sequence's cache (its keys and values were computed under a routing
+  // that no longer holds).
+  void drop_cache();
   // What the HOST triggers at the last position ask to append (empty: none fired or declined).
   absl::StatusOr<std::vector<int32_t>> continuation(TriggerHandler& experts);
   // Keeps the triggers of this sequence.

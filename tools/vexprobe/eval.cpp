@@ -168,6 +168,14 @@ absl::StatusOr<std::string> weights_or_demo(const std::string& weights) {
   return demo_model_dir();
 }
 
+absl::StatusOr<std::unique_ptr<Model>> load_probe_model(std::string* weights,
+                                                        const std::string& experts) {
+  VEX_ASSIGN_OR_RETURN(*weights, weights_or_demo(*weights));
+  LoadOptions load;
+  load.experts = experts;
+  return load_model(*weights, load);
+}
+
 absl::StatusOr<std::vector<EvalResult>> run_eval(const Model& m, const std::vector<EvalItem>& items,
                                                  bool chat, const std::string& device,
                                                  const RoutingOverride& routing) {

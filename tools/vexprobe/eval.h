@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,10 @@ std::string eval_set_line(const EvalItem& item);
 
 // The weights directory vexprobe runs on: the one given, else the embedded demo model's.
 absl::StatusOr<std::string> weights_or_demo(const std::string& weights);
+// The model at weights_or_demo(*weights) (written back to *weights), with the manifest `experts`
+// (none when empty) applied.
+absl::StatusOr<std::unique_ptr<Model>> load_probe_model(std::string* weights,
+                                                        const std::string& experts = "");
 
 // Runs every item with virtual experts off (the model alone) and, when the model has HOST
 // experts attached, on.

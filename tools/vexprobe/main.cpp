@@ -165,9 +165,8 @@ LayerFit fit_layer(const std::vector<Sample>& samples, int D, int k, float thres
 }
 
 int train_router(const Options& o) {
-  const auto dir = weights_or_demo(o.weights);
-  if (!dir.ok()) return fprintf(stderr, "vexprobe: %s\n", dir.status().ToString().c_str()), 1;
-  auto model = load_model(*dir);
+  std::string weights = o.weights;
+  auto model = load_probe_model(&weights);
   if (!model.ok()) return fprintf(stderr, "vexprobe: %s\n", model.status().ToString().c_str()), 1;
   const Model& m = **model;
   const Config& c = m.config();
@@ -304,11 +303,8 @@ int ablate(int argc, char** argv) {
     if (!demo.ok()) return fprintf(stderr, "vexprobe: %s\n", demo.status().ToString().c_str()), 1;
     weights = *demo, text = weights + "/eval/heldout-brown.txt";
   }
-  const auto dir = weights_or_demo(weights);
-  if (!dir.ok()) return fprintf(stderr, "vexprobe: %s\n", dir.status().ToString().c_str()), 1;
-  weights = *dir;
   if (text.empty()) return fprintf(stderr, "vexprobe: give --text FILE for the perplexity\n"), 2;
-  auto model = load_model(weights, LoadOptions{});
+  auto model = load_probe_model(&weights);
   if (!model.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(model.status().message()).c_str()), 1;
   const Model& m = **model;
   auto content = read_regular_file(text, 64 << 20, "the text");
@@ -387,12 +383,7 @@ int eval(int argc, char** argv) {
     for (const EvalItem& item : items) printf("%s\n", eval_set_line(item).c_str());
     return 0;
   }
-  const auto dir = weights_or_demo(weights);
-  if (!dir.ok()) return fprintf(stderr, "vexprobe: %s\n", dir.status().ToString().c_str()), 1;
-  weights = *dir;
-  LoadOptions load;
-  load.experts = experts;
-  auto model = load_model(weights, load);
+  auto model = load_probe_model(&weights, experts);
   if (!model.ok()) return fprintf(stderr, "vexprobe: %s\n", model.status().ToString().c_str()), 1;
   auto results = run_eval(**model, items, chat, device, routing);
   if (!results.ok())

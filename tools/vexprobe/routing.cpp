@@ -492,12 +492,7 @@ int routing(const std::string& cmd, int argc, char** argv) {
   }
   first_set = prompts.size();
   if (!versus.empty() && !read_prompts(versus)) return 1;
-  const auto dir = weights_or_demo(weights);
-  if (!dir.ok()) return fprintf(stderr, "vexprobe: %s\n", dir.status().ToString().c_str()), 1;
-  weights = *dir;
-  LoadOptions load;
-  load.experts = experts;
-  auto model = load_model(weights, load);
+  auto model = load_probe_model(&weights, experts);
   if (!model.ok()) return fprintf(stderr, "vexprobe: %s\n", std::string(model.status().message()).c_str()), 1;
   const Model& m = **model;
   auto tok = m.require_tokenizer();

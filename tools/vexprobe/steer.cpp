@@ -122,9 +122,8 @@ int topk(int argc, char** argv) {
     text = *demo + "/eval/heldout-brown.txt";
   }
   if (text.empty()) return fprintf(stderr, "vexprobe: give --text FILE for the perplexity\n"), 2;
-  const auto dir = weights_or_demo(c.weights);
-  if (!dir.ok()) return fail(dir.status());
-  auto model = load_model(*dir, LoadOptions{});
+  std::string dir = c.weights;
+  auto model = load_probe_model(&dir);
   if (!model.ok()) return fail(model.status());
   const Model& m = **model;
   auto content = read_regular_file(text, 64 << 20, "the text");
@@ -134,7 +133,7 @@ int topk(int argc, char** argv) {
   if (!tok.ok() || !dev.ok()) return fail(!tok.ok() ? tok.status() : dev.status());
   const std::vector<int32_t> ids = (*tok)->encode(*content, /*allow_special=*/false);
   printf("%s, model k = %d; perplexity of %s (-c %d); %s exact (n = %zu); greedy continuation of %s\n\n",
-         dir->c_str(), m.config().n_experts_active, text.c_str(), ctx, task.c_str(), items->size(),
+         dir.c_str(), m.config().n_experts_active, text.c_str(), ctx, task.c_str(), items->size(),
          c.prompt.c_str());
   printf("| k | perplexity | exact | continuation |\n|---|---|---|---|\n");
   for (int32_t k : ks) {
@@ -167,9 +166,8 @@ int force(int argc, char** argv) {
   if (const int r = parse(a, c, usage, argc, argv); r >= 0) return r;
   if (o.force.empty() || c.prompt.empty())
     return fprintf(stderr, "vexprobe: force needs --force L:E,... and -p PROMPT\n%s", usage.c_str()), 2;
-  const auto dir = weights_or_demo(c.weights);
-  if (!dir.ok()) return fail(dir.status());
-  auto model = load_model(*dir, LoadOptions{});
+  std::string dir = c.weights;
+  auto model = load_probe_model(&dir);
   if (!model.ok()) return fail(model.status());
   auto dev = parse_device(c.device);
   if (!dev.ok()) return fail(dev.status());
