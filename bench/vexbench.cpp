@@ -103,6 +103,8 @@ int run(int argc, char** argv) {
   a.number({"--temp"}, "the sampling temperature with --top-p / --top-k (default 1)", 0.01, 100.0,
            &temperature);
   a.flag({"--profile"}, "time each kernel family of one decode step (CUDA)", &profile);
+  GpuFlags gpu;
+  add_gpu_flags(a, &gpu);
   a.flag({"--help", "-h"}, "show this help", &help);
   std::vector<int32_t> prompts, batches;
   absl::Status st = a.parse(argc, argv);
@@ -131,6 +133,7 @@ int run(int argc, char** argv) {
     return 1;
   };
   if (!device.ok()) return fail(device.status());
+  if (absl::Status s = start_gpus(gpu); !s.ok()) return fail(s);
 
   const auto t0 = Clock::now();
   LoadOptions load;
@@ -139,7 +142,8 @@ int run(int argc, char** argv) {
   if (!model.ok()) return fail(model.status());
   int max_p = 1;
   for (int p : prompts) max_p = std::max(max_p, p);
-  auto engine = make_engine(**model, std::max(max_p, depth) + n_gen + 1, *device, max_b);
+  auto engine = make_engine(**model, std::max(max_p, depth) + n_gen + 1, *device, max_b,
+                            gpu.split);
   if (!engine.ok()) return fail(engine.status());
   const double start_s = std::chrono::duration<double>(Clock::now() - t0).count();
   Engine& e = **engine;
@@ -231,7 +235,11 @@ int run(int argc, char** argv) {
                                  {"start_s", start_s},       {"copy_bandwidth_gb_s", copy_bw},
                                  {"experts", experts},
                                  {"pruned_experts", (*model)->pruned_experts},
-                                 {"weight_bytes_read", (*model)->weight_bytes}};
+                                 {"weight_bytes_read", (*model)->weight_bytes},
+                                 {"gpus", gpu.gpus}};
+  // A split: figures per GPU (each reads its share of the bytes; tok/s are the group's).
+  const int tp = gpu.split.tp ? gpu.split.tp : gpu.gpus, ep = gpu.split.ep ? gpu.split.ep : gpu.gpus;
+  if (gpu.gpus > 1) info["tp"] = tp, info["ep"] = ep;
 #ifdef VEX_WITH_CUDA
   if (cuda) {
     size_t free_b = 0, total_b = 0;
@@ -293,8 +301,11 @@ int run(int argc, char** argv) {
              r.test.c_str(), r.batch, r.tok_s.mean, r.tok_s.sd, r.gb_s, r.share);
     return 0;
   }
-  printf("vexbench %s on %s (%s), copy bandwidth %.0f GB/s, start %.1f s\n", VEX_GIT_COMMIT,
-         gpu_name().c_str(), cuda ? "cuda" : "cpu", copy_bw, start_s);
+  printf("vexbench %s on %s (%s%s), copy bandwidth %.0f GB/s, start %.1f s\n", VEX_GIT_COMMIT,
+         gpu_name().c_str(), cuda ? "cuda" : "cpu",
+         gpu.gpus > 1 ? absl::StrFormat(" on %d GPUs, tp %d, ep %d; GB/s per GPU", gpu.gpus, tp, ep).c_str()
+                      : "",
+         copy_bw, start_s);
   if (info.contains("gpu_memory_gb"))
     printf("GPU memory: %s\n", info["gpu_memory_gb"].dump().c_str());
   printf("weights read: %.3f GB%s\n", (*model)->weight_bytes / 1e9,

@@ -16,9 +16,26 @@
 #include "kernels/cuda/rope.cuh"
 #include "kernels/cuda/router.cuh"
 #include "kernels/cuda/sampling.cuh"
+#include "nccl.h"
 #include "runtime/routing.h"
 
 namespace vex {
+
+// The calls rank 0's engine sends to the workers' (mirror), each with its arguments in order.
+enum class Call : uint8_t {
+  kForward,          // tokens, logits wanted, last_only
+  kTruncate,         // n
+  kVirtual,          // on
+  kSequence,         // seq
+  kDecode,           // rows, logits passed
+  kPrefill,          // chunks (seq, host_logits, sampling, draws, tokens), logits passed
+  kOverride,         // k, ablate pairs, force pairs
+  kSample,           // first, n, params, draw0
+  kBatch,            // tokens, logits wanted
+  kGreedyBatch,      // first, n
+  kGraphs,           // on
+  kProfile,          // tokens
+};
 
 // One layer's weights on the device.
 struct LayerDeviceWeights {
@@ -32,7 +49,17 @@ struct LayerDeviceWeights {
   const uint16_t* router_w;         // [S, D]: one row per slot
   const uint16_t* router_b;         // [S]
   const vex_device_params* device;  // DEVICE slots' parameters, device pointers
-  cuda::MoeWeights moe;             // experts packed by index
+  cuda::MoeWeights moe;             // experts packed by index (this rank's)
+  std::vector<int> here;            // packed expert -> its index here; -1: another rank's
+};
+
+// Which part of the model a rank uploads (CudaEngine::Shard): its heads and lm_head rows as
+// rank tp_rank of tp, its experts as rank ep_rank of ep (0 of 1: all of them).
+struct Split {
+  int tp_rank = 0, ep_rank = 0, tp = 1, ep = 1;
+  // Packed experts [first(E), first(E) + count(E)) of a layer of E are this rank's.
+  int first(int E) const { return (ep_rank * E + ep - 1) / ep; }
+  int count(int E) const { return ((ep_rank + 1) * E + ep - 1) / ep - first(E); }
 };
 
 struct CudaWeights {
@@ -50,11 +77,14 @@ struct CudaWeights {
 // The engine's view of a layer: the shared weights, and its own slot table (switched per
 // sequence's virtual-expert setting) and caches.
 struct CudaEngine::Layer : LayerDeviceWeights {
-  vex_slot* slots;  // [S] dispatch table
+  vex_slot* slots;  // [S] the router's table
+  vex_slot* exec;   // [S] the MoE kernels' table: `slots` but for other ranks' experts (PRUNED
+                    // here), this rank's by their index here; `slots` itself off a split
   int n_slots;
   bool has_virtual;                           // DEVICE or HOST slots in the table
   std::vector<vex_slot> loaded;               // the table as loaded (a manifest's)
   std::vector<vex_slot> slots_on, slots_off;  // with virtual slots on / masked (and ablations)
+  std::vector<vex_slot> exec_on, exec_off;    // their exec tables (a split only)
   uint16_t *k_cache, *v_cache;  // [slots, KV]: ring_ slots on sliding layers, max_ctx on full
   bool sliding;
 };
@@ -78,38 +108,50 @@ absl::StatusOr<T*> weight_alloc(CudaWeights& w, const T* host, size_t count) {
   return static_cast<T*>(p);
 }
 
-// Uploads the checkpoint's weights (docs/gpt-oss.md §5 layout; the experts packed by index).
-absl::StatusOr<std::shared_ptr<CudaWeights>> upload_weights(const Config& c, const Weights& w) {
+// Uploads the checkpoint's weights (docs/gpt-oss.md §5 layout; the experts packed by index), or
+// a rank's share of them: of attention its heads' rows of q, k and v, its heads' columns of the
+// O projection (the bias on rank 0 only) and its sinks; its rows of the lm_head; its experts.
+absl::StatusOr<std::shared_ptr<CudaWeights>> upload_weights(const Config& c, const Weights& w,
+                                                            Split split = {}) {
   auto out = std::make_shared<CudaWeights>();
   CudaWeights& cw = *out;
-  const int D = c.d_model, Q = c.q_dim(), KV = c.kv_dim(), I = c.d_ff, V = c.vocab_size;
+  const int D = c.d_model, I = c.d_ff, V = c.vocab_size;
+  // This rank's heads: q rows [q0, q0 + Q), k and v rows [kv0, kv0 + KV) of the model's.
+  const int tp = split.tp, Q = c.q_dim() / tp, KV = c.kv_dim() / tp, H = c.n_heads / tp;
+  const size_t q0 = size_t(split.tp_rank) * Q, kv0 = size_t(split.tp_rank) * KV;
+  const size_t v0 = size_t(split.tp_rank) * (V / tp);
   VEX_ASSIGN_OR_RETURN(cw.embedding, weight_alloc(cw, w.embedding, size_t(V) * D));
   VEX_ASSIGN_OR_RETURN(cw.final_norm, weight_alloc(cw, w.final_norm, D));
-  VEX_ASSIGN_OR_RETURN(cw.lm_head, weight_alloc(cw, w.lm_head, size_t(V) * D));
+  VEX_ASSIGN_OR_RETURN(cw.lm_head, weight_alloc(cw, w.lm_head + v0 * D, size_t(V / tp) * D));
   const YarnParams yarn{c.rope_theta,     c.rope_factor,       c.rope_beta_fast,
                         c.rope_beta_slow, c.rope_original_ctx, c.rope_truncate};
   std::vector<float> inv_freq(c.head_dim / 2);
   cw.concentration = yarn_inv_freq(yarn, c.head_dim, inv_freq.data());
   VEX_ASSIGN_OR_RETURN(cw.inv_freq, weight_alloc(cw, inv_freq.data(), inv_freq.size()));
   const int g1 = D / 32, g2 = I / 32;
-  std::vector<uint16_t> qkv(size_t(Q + 2 * KV) * D), bqkv(Q + 2 * KV);
+  std::vector<uint16_t> qkv(size_t(Q + 2 * KV) * D), bqkv(Q + 2 * KV), wo(size_t(D) * Q);
   for (int il = 0; il < c.n_layers; ++il) {
     const LayerWeights& L = w.layers[il];
     LayerDeviceWeights d{};
     VEX_ASSIGN_OR_RETURN(d.attn_norm, weight_alloc(cw, L.attn_norm, D));
-    std::copy_n(L.wq, size_t(Q) * D, qkv.begin());
-    std::copy_n(L.wk, size_t(KV) * D, qkv.begin() + size_t(Q) * D);
-    std::copy_n(L.wv, size_t(KV) * D, qkv.begin() + size_t(Q + KV) * D);
-    std::copy_n(L.bq, Q, bqkv.begin());
-    std::copy_n(L.bk, KV, bqkv.begin() + Q);
-    std::copy_n(L.bv, KV, bqkv.begin() + Q + KV);
+    std::copy_n(L.wq + q0 * D, size_t(Q) * D, qkv.begin());
+    std::copy_n(L.wk + kv0 * D, size_t(KV) * D, qkv.begin() + size_t(Q) * D);
+    std::copy_n(L.wv + kv0 * D, size_t(KV) * D, qkv.begin() + size_t(Q + KV) * D);
+    std::copy_n(L.bq + q0, Q, bqkv.begin());
+    std::copy_n(L.bk + kv0, KV, bqkv.begin() + Q);
+    std::copy_n(L.bv + kv0, KV, bqkv.begin() + Q + KV);
     VEX_ASSIGN_OR_RETURN(d.wqkv, weight_alloc(cw, qkv.data(), qkv.size()));
     VEX_ASSIGN_OR_RETURN(d.bqkv, weight_alloc(cw, bqkv.data(), bqkv.size()));
-    VEX_ASSIGN_OR_RETURN(d.wo, weight_alloc(cw, L.wo, size_t(D) * Q));
-    VEX_ASSIGN_OR_RETURN(d.bo, weight_alloc(cw, L.bo, D));
-    VEX_ASSIGN_OR_RETURN(d.sinks, weight_alloc(cw, L.sinks, c.n_heads));
+    for (int r = 0; r < D; ++r)  // [D, model's Q]: this rank's columns of each row
+      std::copy_n(L.wo + size_t(r) * c.q_dim() + q0, Q, wo.begin() + size_t(r) * Q);
+    VEX_ASSIGN_OR_RETURN(d.wo, weight_alloc(cw, wo.data(), wo.size()));
+    // The all-reduce after the O projection sums the ranks' shares: one adds the bias.
+    if (split.tp_rank == 0) {
+      VEX_ASSIGN_OR_RETURN(d.bo, weight_alloc(cw, L.bo, D));
+    }
+    VEX_ASSIGN_OR_RETURN(d.sinks, weight_alloc(cw, L.sinks + size_t(split.tp_rank) * H, H));
     VEX_ASSIGN_OR_RETURN(d.mlp_norm, weight_alloc(cw, L.mlp_norm, D));
-    const int S = L.n_slots(), E = static_cast<int>(L.experts.size());
+    const int S = L.n_slots();
     VEX_ASSIGN_OR_RETURN(d.router_w, weight_alloc(cw, L.router_w, size_t(S) * D));
     VEX_ASSIGN_OR_RETURN(d.router_b, weight_alloc(cw, L.router_b, S));
     std::vector<vex_device_params> device;
@@ -122,8 +164,12 @@ absl::StatusOr<std::shared_ptr<CudaWeights>> upload_weights(const Config& c, con
       device.push_back(q);
     }
     VEX_ASSIGN_OR_RETURN(d.device, weight_alloc(cw, device.data(), device.size()));
-    // The loaded experts packed by index (pruned ones are not there); each expert's tensors are
-    // contiguous slices of the checkpoint.
+    // The loaded experts packed by index (pruned ones are not there), this rank's share of
+    // them; each expert's tensors are contiguous slices of the checkpoint.
+    const int E_all = static_cast<int>(L.experts.size());
+    const int e0 = split.first(E_all), E = split.count(E_all);
+    d.here.assign(E_all, -1);
+    for (int e = 0; e < E; ++e) d.here[e0 + e] = e;
     const size_t gu = size_t(2) * I * g1, dn = size_t(D) * g2;
     uint8_t *gub, *gus, *dnb, *dns;
     uint16_t *gubias, *dnbias;
@@ -134,7 +180,7 @@ absl::StatusOr<std::shared_ptr<CudaWeights>> upload_weights(const Config& c, con
     VEX_ASSIGN_OR_RETURN(dns, weight_alloc<uint8_t>(cw, nullptr, E * dn));
     VEX_ASSIGN_OR_RETURN(dnbias, weight_alloc<uint16_t>(cw, nullptr, size_t(E) * D));
     for (int e = 0; e < E; ++e) {
-      const ExpertWeights& x = L.experts[e];
+      const ExpertWeights& x = L.experts[e0 + e];
       VEX_CUDA_CHECK(
           cudaMemcpy(gub + e * gu * 16, x.gate_up.blocks, gu * 16, cudaMemcpyHostToDevice));
       VEX_CUDA_CHECK(cudaMemcpy(gus + e * gu, x.gate_up.scales, gu, cudaMemcpyHostToDevice));
@@ -153,7 +199,7 @@ absl::StatusOr<std::shared_ptr<CudaWeights>> upload_weights(const Config& c, con
 
 }  // namespace
 
-void CudaEngine::set_tables(Layer& d, std::span<const uint8_t> ablated) {
+void CudaEngine::set_tables(Layer& d, std::span<const uint8_t> ablated) const {
   d.slots_on = d.slots_off = d.loaded;
   d.has_virtual = false;
   for (size_t e = 0; e < d.loaded.size(); ++e) {
@@ -162,12 +208,38 @@ void CudaEngine::set_tables(Layer& d, std::span<const uint8_t> ablated) {
     if (kind == VEX_SLOT_DEVICE || kind == VEX_SLOT_HOST)
       d.has_virtual = true, d.slots_off[e].kind = VEX_SLOT_PRUNED;
   }
+  if (shard_.ep == 1) return;
+  // Experts split: the others' experts add nothing here, and virtual slots run on rank 0 only
+  // (the all-reduce after the experts adds every rank's share once).
+  auto exec = [&](std::vector<vex_slot> t) {
+    for (vex_slot& s : t)
+      if (s.kind == VEX_SLOT_NEURAL && d.here[s.expert] >= 0)
+        s.expert = static_cast<uint32_t>(d.here[s.expert]);
+      else if (s.kind == VEX_SLOT_NEURAL || rank_ != 0)
+        s.kind = VEX_SLOT_PRUNED;
+    return t;
+  };
+  d.exec_on = exec(d.slots_on), d.exec_off = exec(d.slots_off);
 }
 
-CudaEngine::CudaEngine(const Config& c, int max_ctx, int n_seqs)
-    : c_(c), max_ctx_(max_ctx), pos_(n_seqs, 0), virtual_on_(n_seqs, 1) {}
+CudaEngine::CudaEngine(const Config& c, int max_ctx, int n_seqs, Shard shard)
+    : c_(c),
+      max_ctx_(max_ctx),
+      shard_(shard),
+      rank_(shard.group ? shard.group->rank() : 0),
+      pos_(n_seqs, 0),
+      virtual_on_(n_seqs, 1) {
+  c_.n_heads /= shard.tp, c_.n_kv_heads /= shard.tp;
+  vocab_here_ = c.vocab_size / shard.tp;
+}
 
 CudaEngine::~CudaEngine() {
+  if (shard_.group && rank_ == 0) {  // the workers drop theirs
+    Wire drop;
+    drop.put<uint8_t>(Group::kDrop);
+    drop.put<int32_t>(shard_.id);
+    shard_.group->call(drop, [] { return absl::OkStatus(); }).IgnoreError();
+  }
   for (auto& [rows, g] : step_graphs_) cudaGraphExecDestroy(g);
   for (void* p : allocations_) cudaFree(p);
   for (void* p : host_allocations_) cudaFreeHost(p);
@@ -198,7 +270,7 @@ absl::StatusOr<T*> CudaEngine::upload(const T* host, size_t count) {
 
 absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(
     const Config& config, const Weights& weights, int max_ctx, int n_seqs,
-    std::shared_ptr<const CudaWeights> shared) {
+    std::shared_ptr<const CudaWeights> shared, Shard shard) {
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     cudaGetLastError();
@@ -210,7 +282,19 @@ absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(
   if (n_seqs < 1 || n_seqs > kMaxSeqs)
     return absl::InvalidArgumentError(
         absl::StrCat("the CUDA engine runs 1 to ", kMaxSeqs, " sequences, not ", n_seqs));
-  auto e = std::unique_ptr<CudaEngine>(new CudaEngine(config, max_ctx, n_seqs));
+  if (!shard.group) shard.tp = shard.ep = 1;
+  const int size = shard.group ? shard.group->size() : 1;
+  for (int v : {shard.tp, shard.ep})
+    if (v != 1 && v != size)
+      return absl::InvalidArgumentError(
+          absl::StrCat("tp and ep are 1 or the group's size ", size, ", not ", v));
+  if (config.n_kv_heads % shard.tp || config.n_heads % shard.tp ||
+      config.vocab_size % shard.tp)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tp ", shard.tp, " must divide the model's ", config.n_heads, " query heads, ",
+        config.n_kv_heads, " key/value heads and vocabulary of ", config.vocab_size));
+  if (shard.tp > 1 || shard.ep > 1) shared = nullptr;  // a share of the weights is its own
+  auto e = std::unique_ptr<CudaEngine>(new CudaEngine(config, max_ctx, n_seqs, shard));
   VEX_RETURN_IF_ERROR(e->init(weights, std::move(shared)));
   return e;
 }
@@ -242,7 +326,11 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
     weights_ = std::move(shared);
     mem_.shared = true;
   } else {
-    VEX_ASSIGN_OR_RETURN(weights_, upload_weights(c_, w));
+    Config full = c_;
+    full.n_heads *= shard_.tp, full.n_kv_heads *= shard_.tp;
+    VEX_ASSIGN_OR_RETURN(weights_, upload_weights(full, w,
+                                                {shard_.tp > 1 ? rank_ : 0, shard_.ep > 1 ? rank_ : 0,
+                                                 shard_.tp, shard_.ep}));
   }
   mem_.weights += weights_->bytes;
   embedding_ = weights_->embedding, final_norm_ = weights_->final_norm;
@@ -262,6 +350,10 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
     has_host_ |= std::any_of(L.slots.begin(), L.slots.end(),
                              [](const vex_slot& s) { return s.kind == VEX_SLOT_HOST; });
     VEX_ASSIGN_OR_RETURN(d.slots, upload(L.slots.data(), L.slots.size()));
+    d.exec = d.slots;
+    if (shard_.ep > 1) {
+      VEX_ASSIGN_OR_RETURN(d.exec, upload(d.exec_on.data(), d.exec_on.size()));
+    }
     const size_t slots_n = size_t(d.sliding ? ring_ : max_ctx_) * n_seqs();
     VEX_ASSIGN_OR_RETURN(d.k_cache, alloc<uint16_t>(slots_n * KV, &mem_.kv));
     VEX_ASSIGN_OR_RETURN(d.v_cache, alloc<uint16_t>(slots_n * KV, &mem_.kv));
@@ -289,6 +381,10 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
   VEX_ASSIGN_OR_RETURN(device_args_, alloc<float>(size_t(kChunk) * k * 2, &ws));
   const int logits_rows = std::max(kLogitsRows, n_seqs());
   VEX_ASSIGN_OR_RETURN(logits_, alloc<float>(size_t(logits_rows) * V, &ws));
+  if (shard_.tp > 1) {
+    VEX_ASSIGN_OR_RETURN(logits_here_, alloc<float>(size_t(logits_rows) * vocab_here_, &ws));
+    VEX_ASSIGN_OR_RETURN(gathered_, alloc<float>(size_t(logits_rows) * V, &ws));
+  }
   VEX_ASSIGN_OR_RETURN(
       attn_partial_,
       alloc<float>(size_t(n_seqs()) * c_.n_heads * kAttnSplits * (c_.head_dim + 2), &ws));
@@ -306,10 +402,11 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
 absl::Status CudaEngine::timed(const char* name, uint64_t bytes,
                                const std::function<cudaError_t()>& f) {
   auto failed = [&](cudaError_t err) {
-    // cuBLAS failures come back as cudaErrorUnknown with the cuBLAS status in gemm_->error().
-    return absl::InternalError(absl::StrCat(
-        name,
-        " launch failed: ", err == cudaErrorUnknown ? gemm_->error() : cudaGetErrorString(err)));
+    // cuBLAS and NCCL failures come back as cudaErrorUnknown with their own message kept.
+    const std::string why = err != cudaErrorUnknown ? cudaGetErrorString(err)
+                            : !nccl_error_.empty()  ? nccl_error_
+                                                    : gemm_->error();
+    return absl::InternalError(absl::StrCat(name, " launch failed: ", why));
   };
   if (!profiling_) {
     const cudaError_t err = f();
@@ -325,7 +422,40 @@ absl::Status CudaEngine::timed(const char* name, uint64_t bytes,
   return err != cudaSuccess ? failed(err) : absl::OkStatus();
 }
 
+absl::Status CudaEngine::all_reduce_x(int n) {
+  return timed("all_reduce", 0, [&] {
+    const ncclResult_t r =
+        ncclAllReduce(x_, x_, size_t(n) * c_.d_model, ncclFloat32, ncclSum,
+                      static_cast<ncclComm_t>(shard_.group->comm()), stream_);
+    if (r == ncclSuccess) return cudaSuccess;
+    nccl_error_ = absl::StrCat("NCCL: ", ncclGetErrorString(r));
+    return cudaErrorUnknown;
+  });
+}
+
+absl::Status CudaEngine::gather_logits(int m) {
+  const int V = c_.vocab_size, Vh = vocab_here_, tp = shard_.tp;
+  // One row: the ranks' slices are the row in order. More: [tp, m, Vh] into [m, V].
+  float* to = m == 1 ? logits_ : gathered_;
+  VEX_RETURN_IF_ERROR(timed("all_gather", 0, [&] {
+    const ncclResult_t r = ncclAllGather(logits_here_, to, size_t(m) * Vh, ncclFloat32,
+                                         static_cast<ncclComm_t>(shard_.group->comm()), stream_);
+    if (r == ncclSuccess) return cudaSuccess;
+    nccl_error_ = absl::StrCat("NCCL: ", ncclGetErrorString(r));
+    return cudaErrorUnknown;
+  }));
+  if (m > 1)
+    for (int r = 0; r < tp; ++r)
+      VEX_CUDA_CHECK(cudaMemcpy2DAsync(logits_ + size_t(r) * Vh, V * sizeof(float),
+                                       gathered_ + size_t(r) * m * Vh, Vh * sizeof(float),
+                                       Vh * sizeof(float), m, cudaMemcpyDeviceToDevice, stream_));
+  return absl::OkStatus();
+}
+
 // One pass of n tokens through the layers, top to bottom as docs/gpt-oss.md §4.0 and forward_cpu.
+// Split over a group: with tp, this rank's heads, their share of the O projection summed over the
+// ranks into the residual (rank 0 adding it to the residual, the others writing theirs alone);
+// with ep, the experts here, summed the same way after the others zero their residual.
 absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
   const int D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim(), S = Q + 2 * KV;
   const int k = k_, I = c_.d_ff;
@@ -333,6 +463,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
   const uint64_t b2 = 2;  // bytes per bf16
   cudaStream_t s = stream_;
   const bool gemm = uses_gemm(n, decode);
+  const bool tp = shard_.tp > 1, ep = shard_.ep > 1, lead = rank_ == 0;
   // Decode splits each row's keys over blocks (a sliding layer has <= 128 keys); fewer splits
   // as the batch itself fills the GPU.
   const int splits_full = decode ? std::max(1, kAttnSplits / n) : 1;
@@ -369,14 +500,16 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
     }));
     if (!gemm) {
       VEX_RETURN_IF_ERROR(timed("o_proj", uint64_t(D) * Q * b2, [&] {
-        return cuda::gemv_bf16(att_, L.wo, L.bo, x_, n, Q, D, /*accumulate=*/true, s);
+        return cuda::gemv_bf16(att_, L.wo, L.bo, x_, n, Q, D, /*accumulate=*/!tp || lead, s);
       }));
     } else {
       VEX_RETURN_IF_ERROR(timed("o_gemm", uint64_t(D) * Q * b2, [&] {
         cudaError_t e = cuda::to_bf16(att_, act_bf16_, int64_t(n) * Q, s);
-        return e != cudaSuccess ? e : gemm_->run(act_bf16_, L.wo, L.bo, x_, n, Q, D, true, s);
+        return e != cudaSuccess ? e
+                                : gemm_->run(act_bf16_, L.wo, L.bo, x_, n, Q, D, !tp || lead, s);
       }));
     }
+    if (tp) VEX_RETURN_IF_ERROR(all_reduce_x(n));
     // MoE block: x += sum over the top-k slots of w_e * slot_e(xn); virtual slots run inside
     // the same kernels (kernels/cuda/virtual_slots.cuh).
     const int E = L.n_slots;
@@ -401,34 +534,38 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
       VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.weight + at * kMaxK, weight_,
                                      size_t(n) * k * sizeof(float), cudaMemcpyDeviceToDevice, s));
     }
+    if (ep && !lead) VEX_CUDA_CHECK(cudaMemsetAsync(x_, 0, size_t(n) * D * sizeof(float), s));
     if (!gemm) {  // each chosen expert streamed once per token
       VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(k) * 2 * I * (D / 32) * 17, [&] {
-        return cuda::moe_gate_up(xn_, idx_, L.slots, L.moe, virt, n, k, c_.swiglu_limit, h_, s);
+        return cuda::moe_gate_up(xn_, idx_, L.exec, L.moe, virt, n, k, c_.swiglu_limit, h_, s);
       }));
       VEX_RETURN_IF_ERROR(timed("moe_down", uint64_t(k) * D * (I / 32) * 17, [&] {
-        return cuda::moe_down(h_, idx_, weight_, L.slots, L.moe, virt, n, k, x_, s);
+        return cuda::moe_down(h_, idx_, weight_, L.exec, L.moe, virt, n, k, x_, s);
       }));
     } else {  // expert-major, each expert's weights read once per pass
       VEX_RETURN_IF_ERROR(timed("moe_grouped", 0, [&] {
-        return cuda::moe_grouped(xn_, idx_, weight_, L.slots, L.moe, virt, n, k, E, c_.swiglu_limit,
+        return cuda::moe_grouped(xn_, idx_, weight_, L.exec, L.moe, virt, n, k, E, c_.swiglu_limit,
                                  moe_scratch_, x_, s);
       }));
     }
+    if (ep) VEX_RETURN_IF_ERROR(all_reduce_x(n));
   }
   return absl::OkStatus();
 }
 
 absl::Status CudaEngine::enqueue_logits(int row0, int m, bool gemm) {
-  const int D = c_.d_model, V = c_.vocab_size;
+  const int D = c_.d_model, V = vocab_here_;  // this rank's rows of the lm_head
+  float* out = shard_.tp > 1 ? logits_here_ : logits_;
   VEX_RETURN_IF_ERROR(timed("rmsnorm", D * 2, [&] {
     cudaError_t e =
         cuda::rmsnorm(x_ + size_t(row0) * D, final_norm_, xn_, m, D, c_.rms_eps, stream_);
     return e != cudaSuccess || !gemm ? e : cuda::to_bf16(xn_, act_bf16_, int64_t(m) * D, stream_);
   }));
-  return timed("lm_head", uint64_t(V) * D * 2, [&] {
-    return gemm ? gemm_->run(act_bf16_, lm_head_, nullptr, logits_, m, D, V, false, stream_)
-                : cuda::gemv_bf16(xn_, lm_head_, nullptr, logits_, m, D, V, false, stream_);
-  });
+  VEX_RETURN_IF_ERROR(timed("lm_head", uint64_t(V) * D * 2, [&] {
+    return gemm ? gemm_->run(act_bf16_, lm_head_, nullptr, out, m, D, V, false, stream_)
+                : cuda::gemv_bf16(xn_, lm_head_, nullptr, out, m, D, V, false, stream_);
+  }));
+  return shard_.tp > 1 ? gather_logits(m) : absl::OkStatus();
 }
 
 absl::Status CudaEngine::place_rows(std::span<const int> pos, std::span<const int> seq) {
@@ -443,6 +580,12 @@ absl::Status CudaEngine::place_rows(std::span<const int> pos, std::span<const in
 
 absl::StatusOr<std::vector<CudaEngine::KernelTime>> CudaEngine::profile_step(
     std::span<const int32_t> tokens) {
+  if (mirroring()) {
+    absl::StatusOr<std::vector<KernelTime>> out;
+    VEX_RETURN_IF_ERROR(mirror([&](Wire& w) { w.put(Call::kProfile), w.put_span(tokens); },
+                               [&] { return (out = profile_step(tokens)).status(); }));
+    return out;
+  }
   const int n = static_cast<int>(tokens.size());
   if (n < 1 || n > kChunk || pos() + n > max_ctx_)
     return absl::OutOfRangeError("profile_step: 1 to kChunk tokens that fit the context");
@@ -477,6 +620,9 @@ absl::Status CudaEngine::place_chunk(int n) {
 }
 
 absl::Status CudaEngine::set_sequence(int seq) {
+  if (mirroring())
+    return mirror([&](Wire& w) { w.put(Call::kSequence), w.put<int32_t>(seq); },
+                  [&] { return set_sequence(seq); });
   if (seq < 0 || seq >= n_seqs())
     return absl::OutOfRangeError(
         absl::StrCat("sequence ", seq, " does not exist (the engine holds ", n_seqs(), ")"));
@@ -548,6 +694,9 @@ absl::Status CudaEngine::read_triggers() {
 }
 
 absl::Status CudaEngine::set_virtual_experts(bool on) {
+  if (mirroring())
+    return mirror([&](Wire& w) { w.put(Call::kVirtual), w.put<uint8_t>(on); },
+                  [&] { return set_virtual_experts(on); });
   virtual_on_[cur_] = on;
   return absl::OkStatus();
 }
@@ -559,13 +708,157 @@ absl::Status CudaEngine::use_virtual_tables(bool on) {
       const auto& table = on ? L.slots_on : L.slots_off;
       VEX_CUDA_CHECK(cudaMemcpyAsync(L.slots, table.data(), table.size() * sizeof(vex_slot),
                                      cudaMemcpyHostToDevice, stream_));
+      if (L.exec == L.slots) continue;
+      const auto& exec = on ? L.exec_on : L.exec_off;
+      VEX_CUDA_CHECK(cudaMemcpyAsync(L.exec, exec.data(), exec.size() * sizeof(vex_slot),
+                                     cudaMemcpyHostToDevice, stream_));
     }
   // The host tables must stay put until the copies are done; they are the engine's.
   tables_on_ = on, tables_stale_ = false;
   return absl::OkStatus();
 }
 
+
+absl::Status CudaEngine::mirror(const std::function<void(Wire&)>& args,
+                                const std::function<absl::Status()>& self) {
+  Wire msg;
+  msg.put<uint8_t>(Group::kCall);
+  msg.put<int32_t>(shard_.id);
+  args(msg);
+  in_call_ = true;
+  absl::Status st = shard_.group->call(msg, self);
+  in_call_ = false;
+  return st;
+}
+
+namespace {
+void put_pairs(Wire& w, const std::vector<std::pair<int, int>>& v) {
+  std::vector<int32_t> flat;
+  for (const auto& [a, b] : v) flat.push_back(a), flat.push_back(b);
+  w.put_span(std::span<const int32_t>(flat));
+}
+absl::Status get_pairs(Wire& w, std::vector<std::pair<int, int>>* v) {
+  std::vector<int32_t> flat;
+  VEX_RETURN_IF_ERROR(w.get_vector(&flat));
+  for (size_t i = 0; i + 1 < flat.size(); i += 2) v->emplace_back(flat[i], flat[i + 1]);
+  return absl::OkStatus();
+}
+}  // namespace
+
+absl::Status CudaEngine::replay(Wire& msg) {
+  uint8_t call = 0;
+  VEX_RETURN_IF_ERROR(msg.get(&call));
+  const size_t V = c_.vocab_size;
+  auto host_logits = [&](size_t rows) { return replay_logits_.resize(rows * V), replay_logits_.data(); };
+  switch (static_cast<Call>(call)) {
+    case Call::kForward: {
+      std::vector<int32_t> tokens;
+      uint8_t want = 0, last = 0;
+      VEX_RETURN_IF_ERROR(msg.get_vector(&tokens));
+      VEX_RETURN_IF_ERROR(msg.get(&want));
+      VEX_RETURN_IF_ERROR(msg.get(&last));
+      float* logits = want ? host_logits(last ? 1 : tokens.size()) : nullptr;
+      return forward(tokens, logits, last != 0);
+    }
+    case Call::kTruncate: {
+      int32_t n = 0;
+      VEX_RETURN_IF_ERROR(msg.get(&n));
+      truncate(n);
+      return absl::OkStatus();
+    }
+    case Call::kVirtual:
+    case Call::kGraphs: {
+      uint8_t on = 0;
+      VEX_RETURN_IF_ERROR(msg.get(&on));
+      if (static_cast<Call>(call) == Call::kGraphs) return set_use_graphs(on), absl::OkStatus();
+      return set_virtual_experts(on != 0);
+    }
+    case Call::kSequence: {
+      int32_t seq = 0;
+      VEX_RETURN_IF_ERROR(msg.get(&seq));
+      return set_sequence(seq);
+    }
+    case Call::kDecode: {
+      std::vector<DecodeRow> rows;
+      uint8_t passed = 0;
+      VEX_RETURN_IF_ERROR(msg.get_vector(&rows));
+      VEX_RETURN_IF_ERROR(msg.get(&passed));
+      std::vector<DecodeChoice> chosen(rows.size());
+      return decode(rows, passed ? host_logits(rows.size()) : nullptr, chosen.data());
+    }
+    case Call::kPrefill: {
+      uint64_t n = 0;
+      VEX_RETURN_IF_ERROR(msg.get(&n));
+      if (n > size_t(kMaxSeqs)) return absl::DataLossError("a prefill of too many chunks");
+      std::vector<std::vector<int32_t>> tokens(n);
+      std::vector<PrefillChunk> chunks(n);
+      for (size_t i = 0; i < n; ++i) {
+        PrefillChunk& c = chunks[i];
+        uint8_t host = 0;
+        VEX_RETURN_IF_ERROR(msg.get(&c.seq));
+        VEX_RETURN_IF_ERROR(msg.get(&host));
+        VEX_RETURN_IF_ERROR(msg.get(&c.sampling));
+        VEX_RETURN_IF_ERROR(msg.get(&c.draws));
+        VEX_RETURN_IF_ERROR(msg.get_vector(&tokens[i]));
+        c.host_logits = host != 0, c.tokens = tokens[i];
+      }
+      uint8_t passed = 0;
+      VEX_RETURN_IF_ERROR(msg.get(&passed));
+      std::vector<DecodeChoice> chosen(n);
+      return prefill(chunks, passed ? host_logits(n) : nullptr, chosen.data());
+    }
+    case Call::kOverride: {
+      RoutingOverride o;
+      VEX_RETURN_IF_ERROR(msg.get(&o.k));
+      VEX_RETURN_IF_ERROR(get_pairs(msg, &o.ablate));
+      VEX_RETURN_IF_ERROR(get_pairs(msg, &o.force));
+      return set_routing_override(o);
+    }
+    case Call::kSample: {
+      int32_t first = 0, n = 0;
+      SamplingParams params;
+      uint64_t draw0 = 0;
+      VEX_RETURN_IF_ERROR(msg.get(&first));
+      VEX_RETURN_IF_ERROR(msg.get(&n));
+      VEX_RETURN_IF_ERROR(msg.get(&params));
+      VEX_RETURN_IF_ERROR(msg.get(&draw0));
+      return decode_sample(first, n, params, draw0, nullptr);
+    }
+    case Call::kBatch:
+    case Call::kGreedyBatch: {
+      std::vector<int32_t> tokens;
+      int32_t n = 0;
+      VEX_RETURN_IF_ERROR(msg.get_vector(&tokens));
+      VEX_RETURN_IF_ERROR(msg.get(&n));
+      if (static_cast<Call>(call) == Call::kGreedyBatch)
+        return decode_greedy_batch(tokens, n, nullptr);
+      return decode_batch(tokens, n ? host_logits(tokens.size()) : nullptr);
+    }
+    case Call::kProfile: {
+      std::vector<int32_t> tokens;
+      VEX_RETURN_IF_ERROR(msg.get_vector(&tokens));
+      return profile_step(tokens).status();
+    }
+  }
+  return absl::InternalError(absl::StrCat("unknown engine call ", int(call)));
+}
+
+void CudaEngine::set_use_graphs(bool on) {
+  if (mirroring())
+    return mirror([&](Wire& w) { w.put(Call::kGraphs), w.put<uint8_t>(on); },
+                  [&] { return set_use_graphs(on), absl::OkStatus(); })
+        .IgnoreError();
+  use_graphs_ = on;
+}
+
 absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits, bool last_only) {
+  if (mirroring())
+    return mirror(
+        [&](Wire& w) {
+          w.put(Call::kForward), w.put_span(tokens);
+          w.put<uint8_t>(logits != nullptr), w.put<uint8_t>(last_only);
+        },
+        [&] { return forward(tokens, logits, last_only); });
   VEX_RETURN_IF_ERROR(check_tokens(tokens, pos(), max_ctx_, c_.vocab_size));
   VEX_RETURN_IF_ERROR(use_virtual_tables(virtual_on_[cur_]));
   VEX_RETURN_IF_ERROR(reset_triggers());
@@ -607,6 +900,13 @@ absl::Status CudaEngine::decode_greedy(int32_t first, int n, int32_t* out) {
 
 absl::Status CudaEngine::decode_sample(int32_t first, int n, const SamplingParams& params,
                                        uint64_t draw0, int32_t* out) {
+  if (mirroring())
+    return mirror(
+        [&](Wire& w) {
+          w.put(Call::kSample), w.put<int32_t>(first), w.put<int32_t>(n);
+          w.put(params), w.put(draw0);
+        },
+        [&] { return decode_sample(first, n, params, draw0, out); });
   if (n <= 0) return absl::OkStatus();
   VEX_RETURN_IF_ERROR(validate(params));
   VEX_RETURN_IF_ERROR(check_decode(cur_, first, n, ""));
@@ -672,6 +972,10 @@ absl::Status CudaEngine::start_batch(std::span<const int32_t> tokens, int steps)
 }
 
 absl::Status CudaEngine::decode_batch(std::span<const int32_t> tokens, float* logits) {
+  if (mirroring())
+    return mirror(
+        [&](Wire& w) { w.put(Call::kBatch), w.put_span(tokens), w.put<int32_t>(logits != nullptr); },
+        [&] { return decode_batch(tokens, logits); });
   VEX_RETURN_IF_ERROR(start_batch(tokens, 1));
   const int B = static_cast<int>(tokens.size());
   if (graphs()) {
@@ -730,6 +1034,10 @@ absl::Status CudaEngine::run_rows(std::span<const Row> rows, float* logits, cons
 
 absl::Status CudaEngine::decode(std::span<const DecodeRow> rows, float* logits,
                                 DecodeChoice* chosen) {
+  if (mirroring())
+    return mirror(
+        [&](Wire& w) { w.put(Call::kDecode), w.put_span(rows), w.put<uint8_t>(logits != nullptr); },
+        [&] { return decode(rows, logits, chosen); });
   return run_rows<DecodeRow>(
       rows, logits, {"row", "a decode step", "step", "decode"},
       [&](int, const DecodeRow& row) {
@@ -802,6 +1110,17 @@ absl::Status CudaEngine::decode_pass(std::span<const DecodeRow> rows, std::span<
 
 absl::Status CudaEngine::prefill(std::span<const PrefillChunk> chunks, float* logits,
                                  DecodeChoice* chosen) {
+  if (mirroring())
+    return mirror(
+        [&](Wire& w) {
+          w.put(Call::kPrefill), w.put<uint64_t>(chunks.size());
+          for (const PrefillChunk& c : chunks) {
+            w.put<int32_t>(c.seq), w.put<uint8_t>(c.host_logits), w.put(c.sampling);
+            w.put(c.draws), w.put_span(c.tokens);
+          }
+          w.put<uint8_t>(logits != nullptr);
+        },
+        [&] { return prefill(chunks, logits, chosen); });
   return run_rows<PrefillChunk>(
       chunks, logits, {"chunk", "a prefill", "prefill", "prefill"},
       [&](int i, const PrefillChunk& c) -> absl::Status {
@@ -872,6 +1191,10 @@ absl::Status CudaEngine::prefill_group(std::span<const PrefillChunk> chunks,
 }
 
 absl::Status CudaEngine::decode_greedy_batch(std::span<const int32_t> first, int n, int32_t* out) {
+  if (mirroring())
+    return mirror(
+        [&](Wire& w) { w.put(Call::kGreedyBatch), w.put_span(first), w.put<int32_t>(n); },
+        [&] { return decode_greedy_batch(first, n, out); });
   if (n <= 0) return absl::OkStatus();
   VEX_RETURN_IF_ERROR(start_batch(first, n));
   const int B = static_cast<int>(first.size());
@@ -921,6 +1244,12 @@ absl::Status CudaEngine::set_routing_observer(RoutingObserver f, bool hidden) {
 }
 
 absl::Status CudaEngine::set_routing_override(const RoutingOverride& o) {
+  if (mirroring())
+    return mirror(
+        [&](Wire& w) {
+          w.put(Call::kOverride), w.put<int>(o.k), put_pairs(w, o.ablate), put_pairs(w, o.force);
+        },
+        [&] { return set_routing_override(o); });
   std::vector<std::span<const vex_slot>> tables;  // as loaded: the manifest's pruning
   for (const Layer& L : layers_) tables.emplace_back(L.loaded);
   VEX_ASSIGN_OR_RETURN(const RoutingPlan plan,
@@ -987,6 +1316,15 @@ absl::Status CudaEngine::deliver_routing(int n, int step) {
 }
 
 int CudaEngine::truncate(int n) {
+  if (mirroring()) {
+    int kept = 0;
+    // The ranks' positions are equal, so are their answers; a worker's failure here shows at
+    // the next call.
+    mirror([&](Wire& w) { w.put(Call::kTruncate), w.put<int32_t>(n); },
+           [&] { return kept = truncate(n), absl::OkStatus(); })
+        .IgnoreError();
+    return kept;
+  }
   int& pos = pos_[cur_];
   n = std::clamp(n, 0, pos);
   // Sliding layers keep ring_ slots: going back further than the ring has spare slots would
@@ -998,12 +1336,13 @@ int CudaEngine::truncate(int n) {
 uint64_t CudaEngine::decode_bytes(int pos, int batch) const {
   const uint64_t D = c_.d_model, Q = c_.q_dim(), KV = c_.kv_dim();
   const double k = c_.n_experts_active;
-  uint64_t b = batch * D * 2 + c_.vocab_size * D * 2 + D * 2;  // embedding rows, lm_head, norm
+  // Per rank of a split: its heads (c_), its lm_head rows, its expected share of the experts.
+  uint64_t b = batch * D * 2 + uint64_t(vocab_here_) * D * 2 + D * 2;  // embedding, lm_head, norm
   for (int il = 0; il < c_.n_layers; ++il) {
     const double E = layers_[il].n_slots;
     const double experts = batch == 1 ? k : E * (1 - std::pow(1 - k / E, batch));
     b += 2 * D * 2 + (Q + 2 * KV) * (D + 1) * 2 + D * (Q + 1) * 2 + uint64_t(E) * (D + 1) * 2;
-    b += static_cast<uint64_t>(experts * c_.expert_bytes());
+    b += static_cast<uint64_t>(experts * c_.expert_bytes() / shard_.ep);
     const uint64_t keys = c_.layer_sliding[il] ? std::min(pos + 1, c_.sliding_window) : pos + 1;
     b += batch * 2 * keys * KV * 2;  // K and V rows read
   }

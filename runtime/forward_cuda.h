@@ -20,6 +20,7 @@
 #include "kernels/cuda/moe.cuh"
 #include "kernels/cuda/sampling.cuh"
 #include "runtime/engine.h"
+#include "runtime/group.h"
 #include "runtime/sampler.h"
 
 namespace vex {
@@ -39,6 +40,16 @@ struct CudaMemory {
   uint64_t workspace = 0;  // activations, routing buffers, logits
 };
 
+// A rank's share of a model split over a process group (runtime/group.h): with tp > 1 its
+// attention heads (and K/V cache) and lm_head rows, with ep > 1 its experts of every layer
+// (packed experts [r E / ep, (r + 1) E / ep) on rank r; DEVICE and HOST slots on rank 0).
+// Rank 0's engine sends each call to the others' (id), which replay it.
+struct CudaShard {
+  Group* group = nullptr;  // null: the whole model on this GPU
+  int id = 0;
+  int tp = 1, ep = 1;
+};
+
 class CudaEngine final : public Engine {
  public:
   static constexpr int kChunk = 128;      // tokens per pass through the layers
@@ -52,11 +63,14 @@ class CudaEngine final : public Engine {
   static bool uses_gemm(int rows, bool decode) { return decode ? rows > kGemvRows : rows > 1; }
   static constexpr int kMaxSeqs = kChunk;  // a batched step is one pass of n_seqs rows
 
+  using Shard = CudaShard;
   // Uploads the weights (or uses `shared`, another engine's upload of the same weights) and
   // allocates the state for n_seqs sequences of up to max_ctx tokens.
   static absl::StatusOr<std::unique_ptr<CudaEngine>> create(
       const Config& config, const Weights& weights, int max_ctx, int n_seqs = 1,
-      std::shared_ptr<const CudaWeights> shared = nullptr);
+      std::shared_ptr<const CudaWeights> shared = nullptr, Shard shard = {});
+  // A worker of a group: runs one call that rank 0's engine sent (Group::kCall).
+  absl::Status replay(Wire& msg);
   // The weights on the device, for other engines over the same model to share.
   std::shared_ptr<const CudaWeights> device_weights() const { return weights_; }
   ~CudaEngine() override;
@@ -109,7 +123,7 @@ class CudaEngine final : public Engine {
   absl::Status decode_greedy_batch(std::span<const int32_t> first, int n, int32_t* out);
 
   // Without graphs every step launches its kernels one by one (tests compare both ways).
-  void set_use_graphs(bool on) { use_graphs_ = on; }
+  void set_use_graphs(bool on);
   const CudaMemory& memory() const { return mem_; }
 
   // Per-kernel timing (CUDA events around every launch; slows the step, for vexbench --profile).
@@ -131,8 +145,18 @@ class CudaEngine final : public Engine {
   struct Layer;
   // A layer's slot tables from its loaded one: ablated slots (ablated[slot]; empty: none) PRUNED
   // in both, virtual slots also in the "off" table.
-  static void set_tables(Layer& d, std::span<const uint8_t> ablated);
-  CudaEngine(const Config& c, int max_ctx, int n_seqs);
+  // With experts split, also their exec tables.
+  void set_tables(Layer& d, std::span<const uint8_t> ablated) const;
+  CudaEngine(const Config& c, int max_ctx, int n_seqs, Shard shard);
+  // Rank 0 of a group: `args` writes the call (after Group::kCall and the id), which is sent to
+  // the workers, then `self` runs it here (back through the public method, not sent again).
+  // Elsewhere false: the caller just runs the call.
+  bool mirroring() const { return shard_.group && shard_.group->rank() == 0 && !in_call_; }
+  absl::Status mirror(const std::function<void(Wire&)>& args,
+                      const std::function<absl::Status()>& self);
+  // The group's collectives on the stream (in place over rows of x_; the logits' all-gather).
+  absl::Status all_reduce_x(int n);
+  absl::Status gather_logits(int m);
   absl::Status init(const Weights& w, std::shared_ptr<const CudaWeights> shared);
   template <typename T>
   absl::StatusOr<T*> upload(const T* host, size_t count);
@@ -201,8 +225,16 @@ class CudaEngine final : public Engine {
   // Launches through here are timed when profiling.
   absl::Status timed(const char* name, uint64_t bytes, const std::function<cudaError_t()>& f);
 
-  Config c_;
+  Config c_;  // this rank's share: n_heads and n_kv_heads divided by tp
   int max_ctx_;
+  Shard shard_;
+  int rank_ = 0;
+  int vocab_here_ = 0;     // lm_head rows on this rank (vocab / tp), from row rank * vocab_here_
+  bool in_call_ = false;   // rank 0: inside a mirrored call
+  std::string nccl_error_;  // the last collective's failure, for timed()'s message
+  float* logits_here_ = nullptr;  // [rows, vocab_here_] this rank's logits before the gather
+  float* gathered_ = nullptr;     // [tp, rows, vocab_here_] the all-gather's output
+  std::vector<float> replay_logits_;  // a worker's host logits (copied, never read)
   int ring_ = 0;          // slots of a sliding layer's cache (window + chunk + rewind margin)
   std::vector<int> pos_;  // per sequence
   int cur_ = 0;           // the sequence the Engine interface acts on

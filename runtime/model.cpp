@@ -65,6 +65,8 @@ absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,
                                     : absl::CancelledError(absl::StrCat(dir, ": load cancelled"));
   };
   auto m = std::make_unique<Model>();
+  m->dir = dir;
+  m->mask_pruned = options.mask_pruned;
   VEX_RETURN_IF_ERROR(step(0));
   VEX_ASSIGN_OR_RETURN(m->checkpoint, Checkpoint::open(dir));
   VEX_RETURN_IF_ERROR(step(0.3f));
@@ -118,13 +120,26 @@ const char* device_name(Device d) {
 }
 
 absl::StatusOr<std::unique_ptr<Engine>> make_engine(const Model& model, int max_ctx,
-                                                    Device device, int n_seqs) {
+                                                    Device device, int n_seqs, Parallel parallel) {
   if (max_ctx < 1)
     return absl::InvalidArgumentError(absl::StrCat("context size must be >= 1, got ", max_ctx));
   if (max_ctx > model.config().max_position)
     return absl::InvalidArgumentError(
         absl::StrCat("context size ", max_ctx, " exceeds the model's ",
                      model.config().max_position, " positions (max_position_embeddings)"));
+  const Group* group = Group::get();
+  const int size = group ? group->size() : 1;
+  for (int* v : {&parallel.tp, &parallel.ep}) {
+    if (*v == 0) *v = size;
+    if (*v != 1 && *v != size)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--tp and --ep are 1 or the number of GPUs (", size, "), not ", *v));
+  }
+  if (parallel.tp > 1 || parallel.ep > 1) {
+    if (device == Device::kCpu)
+      return absl::InvalidArgumentError("--gpus splits the CUDA engine, not the CPU one");
+    return make_group_engine(model, max_ctx, n_seqs, parallel);
+  }
 #ifdef VEX_WITH_CUDA
   if (device != Device::kCpu) {
     // One upload of the weights for all engines over the model while any holds it.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/weights.h"
+#include "runtime/group.h"
 #include "loader/checkpoint.h"
 #include "runtime/engine.h"
 #include "runtime/sampler.h"
@@ -25,7 +26,9 @@ struct Model {
   std::string tokenizer_path;            // where tokenizer.json was looked for
   SamplingParams sampling;               // generation_config.json over vex's defaults
   std::vector<int32_t> stop_tokens;      // <|return|>, <|call|> and generation_config's EOS ids
+  std::string dir;                       // the folder it was loaded from
   std::string manifest_path;             // the expert manifest applied, "" for none
+  bool mask_pruned = false;              // LoadOptions::mask_pruned
   std::vector<std::string> host_experts;  // HOST slots' expert names, by slot.function
   int pruned_experts = 0;                 // neural experts the manifest left unloaded
   uint64_t weight_bytes = 0;              // bytes of the tensors the forward pass reads
@@ -67,8 +70,11 @@ const char* device_name(Device d);
 
 // A forward pass over the model for sequences of up to max_ctx tokens. n_seqs > 1 (batched
 // decode, CudaEngine::decode_batch) needs the CUDA engine; the CPU engine holds one sequence.
+// After Group::launch(n > 1) the CUDA engine is split over the group's GPUs as `parallel` says
+// (by default attention and experts both over all of them); Parallel{1, 1} keeps it on this
+// process's GPU alone.
 absl::StatusOr<std::unique_ptr<Engine>> make_engine(const Model& model, int max_ctx,
                                                     Device device = Device::kAuto,
-                                                    int n_seqs = 1);
+                                                    int n_seqs = 1, Parallel parallel = {});
 
 }  // namespace vex

@@ -18,7 +18,8 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::create(const Model& model,
   auto s = std::unique_ptr<Scheduler>(new Scheduler(options));
   // One engine holding every slot's sequence where the engine can (the GPU); else an engine per
   // slot (the CPU engine holds one sequence).
-  auto shared = make_engine(model, options.max_ctx, options.device, options.parallel);
+  auto shared =
+      make_engine(model, options.max_ctx, options.device, options.parallel, options.split);
   if (shared.ok()) {
     s->engines_.push_back(std::move(*shared));
   } else if (options.parallel > 1 && shared.status().code() == absl::StatusCode::kUnimplemented) {

@@ -60,6 +60,7 @@ class Scheduler {
     // where the engine can): a long prompt takes several rounds, each followed by a decode step
     // of the other requests.
     int prefill_tokens = 2048;
+    Parallel split = {};  // over the GPUs of a group (Group::launch), by default all of them
   };
   using Id = uint64_t;
 

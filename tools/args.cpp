@@ -137,4 +137,21 @@ absl::Status parse_int_list(const std::string& flag, const std::string& s,
   return absl::OkStatus();
 }
 
+void add_gpu_flags(Args& a, GpuFlags* g) {
+  a.integer({"--gpus"}, "split the model over N GPUs, one process each (default 1)", 1, 64,
+            &g->gpus);
+  a.integer({"--tp"}, "with --gpus N: attention heads and lm_head over N GPUs, or 1 (default N)",
+            1, 64, &g->split.tp);
+  a.integer({"--ep"}, "with --gpus N: each layer's experts over N GPUs, or 1 (default N)", 1, 64,
+            &g->split.ep);
+}
+
+absl::Status start_gpus(const GpuFlags& g) {
+  for (const auto& [name, v] : {std::pair{"--tp", g.split.tp}, std::pair{"--ep", g.split.ep}})
+    if (v != 0 && v != 1 && v != g.gpus)
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " is 1 or --gpus (", g.gpus, "), not ", v));
+  return Group::launch(g.gpus);
+}
+
 }  // namespace vex

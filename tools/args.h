@@ -9,6 +9,7 @@
 
 #include "core/status.h"
 #include "runtime/engine.h"
+#include "runtime/group.h"
 
 namespace vex {
 
@@ -45,6 +46,15 @@ absl::Status parse_float(const std::string& flag, const std::string& s, double l
 // --ablate, --force and --topk (runtime/engine.h RoutingOverride), as vexrun and vexprobe take them.
 void add_routing_flags(Args& a, RoutingOverride* o);
 
+// --gpus N, --tp, --ep (runtime/group.h): one process per GPU, the model split over them.
+struct GpuFlags {
+  int gpus = 1;
+  Parallel split;
+};
+void add_gpu_flags(Args& a, GpuFlags* g);
+// Launches the group of g.gpus processes (nothing for one): call right after parsing, before
+// anything touches CUDA. Checks --tp and --ep against --gpus.
+absl::Status start_gpus(const GpuFlags& g);
 // "3:7,0:12" -> {(3, 7), (0, 12)}: (layer, expert) pairs for routing overrides, appended.
 absl::Status parse_layer_pairs(const std::string& flag, const std::string& s,
                                std::vector<std::pair<int, int>>* out);

@@ -4,13 +4,14 @@
 # streaming clients (greedy, 256 tokens, 2 requests per client, each count run twice: cold then
 # measured), then vexbench -b at the same
 # batch sizes on the same weights, for the comparison bench/NOTES.md records.
-#   tools/device/serve_bench.sh [WEIGHTS_DIR]      (default: the demo model)
+#   [GPUS=2] tools/device/serve_bench.sh [WEIGHTS_DIR]      (default: the demo model, one GPU)
 set -uo pipefail
 . tools/device/env.sh
 weights=${1:-$PWD/models/vex-demo}
 clients=${CLIENTS:-1 8 32 64 128}
 port=8091
-"$pack/bin/vexserve" --weights "$weights" --device cuda --parallel 128 --ctx-size 512 \
+gpus=${GPUS:-1}
+"$pack/bin/vexserve" --weights "$weights" --device cuda --gpus "$gpus" --parallel 128 --ctx-size 512 \
   --max-queue 256 --port $port >"$out/vexserve.log" 2>&1 &
 server=$!
 for _ in $(seq 300); do
@@ -24,7 +25,7 @@ status=0
 for c in $clients; do
   for run in cold serve_load; do
     python3 bench/serve_load.py --port $port --clients "$c" --requests 2 --max-tokens 256 \
-      | tee -a "$out/$run.jsonl" || status=1
+      | tee -a "$out/$run-gpus$gpus.jsonl" || status=1
   done
 done
 python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$port/metrics').read().decode())" \
@@ -32,6 +33,7 @@ python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.
 kill -TERM $server
 wait $server || { echo "vexserve exited with $?"; status=1; }
 tail -3 "$out/vexserve.log"
-"$pack/bin/vexbench" --weights "$weights" -p 16 -n 256 -b "$(echo $clients | tr ' ' ,)" -r 2 \
-  | tee "$out/vexbench_serve.md"
+[ -n "${NO_VEXBENCH:-}" ] && exit $status
+"$pack/bin/vexbench" --weights "$weights" --gpus "$gpus" -p 16 -n 256 -b "$(echo $clients | tr ' ' ,)" -r 2 \
+  | tee "$out/vexbench_serve-gpus$gpus.md"
 exit $status

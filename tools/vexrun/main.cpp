@@ -48,6 +48,7 @@ struct Options {
   bool seed_set = false, raw = false, show_analysis = false, json = false, tokenize = false;
   bool perplexity = false;
   RoutingOverride routing;  // --ablate, --topk, --force
+  GpuFlags gpu;             // --gpus, --tp, --ep
   bool verbose = false, quiet = false, help = false, version = false, trace_experts = false, no_virtual = false;
   // Sampling flags given on the command line (they override generation_config.json).
   bool temp_set = false, top_k_set = false, top_p_set = false, min_p_set = false;
@@ -75,7 +76,7 @@ double per_second(int n, double ms) {
 int run_tokens(const Model& model, const Options& o) {
   const Config& c = model.config();
   const int n = static_cast<int>(o.tokens.size());
-  auto engine = make_engine(model, n, *parse_device(o.device));
+  auto engine = make_engine(model, n, *parse_device(o.device), 1, o.gpu.split);
   if (!engine.ok()) return fail(engine.status());
   if (absl::Status st = (*engine)->set_routing_override(o.routing); !st.ok()) return fail(st);
   // Every position's logits only when they are written out: [n, vocab] floats can be tens of GB.
@@ -112,7 +113,7 @@ int run_tokens(const Model& model, const Options& o) {
 int run_perplexity(const Model& model, const Tokenizer& tok, const Options& o) {
   const std::vector<int32_t> ids = tok.encode(o.prompt, /*allow_special=*/false);
   const int ctx = o.ctx ? o.ctx : std::min(512, model.config().max_position);
-  auto engine = make_engine(model, ctx, *parse_device(o.device));
+  auto engine = make_engine(model, ctx, *parse_device(o.device), 1, o.gpu.split);
   if (!engine.ok()) return fail(engine.status());
   if (o.no_virtual) {
     if (absl::Status st = (*engine)->set_virtual_experts(false); !st.ok()) return fail(st);
@@ -412,6 +413,7 @@ absl::Status parse_args(int argc, char** argv, Options& o, std::string* usage) {
   a.flag({"-q", "--quiet"}, "no notes on stderr (loading, thinking, the interactive banner)",
          &o.quiet);
   a.flag({"--version"}, "print the version and exit", &o.version);
+  add_gpu_flags(a, &o.gpu);
   a.flag({"--help", "-h"}, "show this help", &o.help);
   *usage = a.usage();
   VEX_RETURN_IF_ERROR(a.parse(argc, argv));
@@ -436,6 +438,7 @@ int run(int argc, char** argv) {
     return o.help ? 0 : 2;
   }
   const bool tty_in = isatty(STDIN_FILENO), tty_err = isatty(STDERR_FILENO);
+  if (absl::Status st = start_gpus(o.gpu); !st.ok()) return fail(st);
 
   if (o.weights.empty()) {
     auto demo = demo_model_dir();
@@ -531,7 +534,11 @@ int run(int argc, char** argv) {
 
   const int ctx = o.ctx ? o.ctx : std::min(4096, m.config().max_position);
   auto sched = Scheduler::create(
-      m, {.parallel = 1, .max_queue = 1, .max_ctx = ctx, .device = *parse_device(o.device)});
+      m, {.parallel = 1,
+          .max_queue = 1,
+          .max_ctx = ctx,
+          .device = *parse_device(o.device),
+          .split = o.gpu.split});
   if (!sched.ok()) return fail(sched.status());
   if (o.verbose) fprintf(stderr, "vexrun: %s engine, context %d tokens\n", (*sched)->device(), ctx);
   Runner runner(m, **tok, **sched, o, load_ms, experts.get());

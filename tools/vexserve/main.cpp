@@ -886,6 +886,8 @@ int run(int argc, char** argv) {
   args.text({"--api-key"}, "require 'Authorization: Bearer KEY' (all endpoints but /health)", &o.api_key);
   args.text({"--device"}, "auto, cpu or cuda (default auto)", &o.device);
   args.integer({"-t", "--threads"}, "CPU engine threads (default: every hardware thread)", 1, 1024, &o.threads);
+  GpuFlags gpu;
+  add_gpu_flags(args, &gpu);
   args.flag({"--help", "-h"}, "show this help", &help);
   if (absl::Status st = args.parse(argc, argv); !st.ok() || help) {
     if (!st.ok()) fprintf(stderr, "vexserve: %s\n", std::string(st.message()).c_str());
@@ -896,6 +898,8 @@ int run(int argc, char** argv) {
     fprintf(stderr, "vexserve: %s\n", std::string(st.message()).c_str());
     return 1;
   };
+  // Workers for the other GPUs, forked before anything touches CUDA or starts a thread.
+  if (absl::Status st = start_gpus(gpu); !st.ok()) return fail(st);
   // SIGTERM / SIGINT are taken by one thread (below), blocked in every other: blocked here,
   // before the scheduler starts its thread, so that every thread inherits the mask.
   sigset_t signals;
@@ -919,7 +923,8 @@ int run(int argc, char** argv) {
     return fail((*model)->require_tokenizer().status());
   auto sched = Scheduler::create(**model, {.parallel = o.parallel, .max_queue = o.max_queue,
                                            .max_ctx = std::min(o.ctx, (*model)->config().max_position),
-                                           .device = *device});
+                                           .device = *device,
+                                           .split = gpu.split});
   if (!sched.ok()) return fail(sched.status());
   std::string id = std::filesystem::path(o.weights).lexically_normal().filename().string();
   if (id.empty()) id = std::filesystem::path(o.weights).lexically_normal().parent_path().filename().string();

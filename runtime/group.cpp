@@ -1,0 +1,298 @@
+#include "runtime/group.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <thread>
+#include <tuple>
+
+#include "runtime/model.h"
+
+#ifdef VEX_WITH_CUDA
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include "runtime/forward_cuda.h"
+#endif
+
+namespace vex {
+namespace {
+
+Group* g_group = nullptr;
+
+// Frames on a pipe: a 64-bit length, then the bytes.
+bool write_all(int fd, const void* p, size_t n) {
+  const char* c = static_cast<const char*>(p);
+  while (n) {
+    const ssize_t w = ::write(fd, c, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    c += w, n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+bool read_all(int fd, void* p, size_t n) {
+  char* c = static_cast<char*>(p);
+  while (n) {
+    const ssize_t r = ::read(fd, c, n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    c += r, n -= static_cast<size_t>(r);
+  }
+  return true;
+}
+bool write_frame(int fd, const std::string& s) {
+  const uint64_t n = s.size();
+  return write_all(fd, &n, sizeof n) && write_all(fd, s.data(), s.size());
+}
+bool read_frame(int fd, std::string* s) {
+  uint64_t n = 0;
+  if (!read_all(fd, &n, sizeof n) || n > (uint64_t(1) << 34)) return false;
+  s->resize(n);
+  return read_all(fd, s->data(), n);
+}
+// A status as a frame: its code, then its message.
+std::string status_frame(const absl::Status& st) {
+  Wire w;
+  w.put<int32_t>(static_cast<int32_t>(st.code()));
+  w.put_string(std::string(st.message()));
+  return w.bytes();
+}
+absl::Status read_status(int fd, int rank) {
+  Wire w;
+  if (!read_frame(fd, &w.bytes()))
+    return absl::UnavailableError(absl::StrCat("rank ", rank, " of the GPU group has exited"));
+  int32_t code = 0;
+  std::string msg;
+  VEX_RETURN_IF_ERROR(w.get(&code));
+  VEX_RETURN_IF_ERROR(w.get_string(&msg));
+  if (code == 0) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(code), absl::StrCat("rank ", rank, ": ", msg));
+}
+
+#ifdef VEX_WITH_CUDA
+// A worker's state: the models rank 0 made engines over, loaded again here from the same files
+// (the page cache holds them once), and the engines by id.
+struct WorkerState {
+  std::map<std::tuple<std::string, std::string, bool>, std::unique_ptr<Model>> models;
+  std::map<int, std::unique_ptr<CudaEngine>> engines;
+};
+
+absl::Status serve_message(Group& g, WorkerState& w, Wire& msg) {
+  uint8_t op = 0;
+  int32_t id = 0;
+  VEX_RETURN_IF_ERROR(msg.get(&op));
+  VEX_RETURN_IF_ERROR(msg.get(&id));
+  if (op == Group::kMake) {
+    std::string dir, experts;
+    uint8_t mask = 0;
+    int32_t max_ctx = 0, n_seqs = 0, tp = 0, ep = 0;
+    VEX_RETURN_IF_ERROR(msg.get_string(&dir));
+    VEX_RETURN_IF_ERROR(msg.get_string(&experts));
+    VEX_RETURN_IF_ERROR(msg.get(&mask));
+    VEX_RETURN_IF_ERROR(msg.get(&max_ctx));
+    VEX_RETURN_IF_ERROR(msg.get(&n_seqs));
+    VEX_RETURN_IF_ERROR(msg.get(&tp));
+    VEX_RETURN_IF_ERROR(msg.get(&ep));
+    auto& model = w.models[{dir, experts, mask != 0}];
+    if (!model) {
+      LoadOptions load;
+      load.experts = experts;
+      load.mask_pruned = mask != 0;
+      VEX_ASSIGN_OR_RETURN(model, load_model(dir, load));
+    }
+    VEX_ASSIGN_OR_RETURN(auto e, CudaEngine::create(model->config(), model->weights, max_ctx,
+                                                    n_seqs, nullptr, {&g, id, tp, ep}));
+    w.engines[id] = std::move(e);
+    return absl::OkStatus();
+  }
+  auto it = w.engines.find(id);
+  if (it == w.engines.end())
+    return absl::InternalError(absl::StrCat("no engine ", id, " on rank ", g.rank()));
+  if (op == Group::kDrop) {
+    w.engines.erase(it);
+    return absl::OkStatus();
+  }
+  if (op == Group::kCall) return it->second->replay(msg);
+  return absl::InternalError(absl::StrCat("unknown group message ", int(op)));
+}
+#endif
+
+}  // namespace
+
+Group* Group::get() { return g_group; }
+
+absl::Status Group::launch(int n) {
+  if (n < 1) return absl::InvalidArgumentError(absl::StrCat("--gpus must be >= 1, got ", n));
+  if (n == 1) return absl::OkStatus();
+  if (g_group) return absl::FailedPreconditionError("the GPU group is already launched");
+#ifndef VEX_WITH_CUDA
+  return absl::UnimplementedError("this build of vex has no CUDA engine (nvcc was not found)");
+#else
+  signal(SIGPIPE, SIG_IGN);  // a worker that died is an error on its pipe, not a signal
+  // NVLink multicast (NVLS) off unless asked for: vex's collectives are small, and on shared
+  // hosts a program using it can take the GPUs out of service (the GPU machine's notes).
+  setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/0);
+  auto* g = new Group;
+  g->size_ = n;
+  for (int r = 1; r < n; ++r) {
+    int down[2], up[2];
+    if (pipe2(down, O_CLOEXEC) || pipe2(up, O_CLOEXEC))
+      return absl::InternalError(absl::StrCat("pipe: ", strerror(errno)));
+    const pid_t pid = fork();
+    if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
+    if (pid == 0) {  // rank r
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() == 1) _exit(1);
+      for (int fd : g->to_) close(fd);
+      for (int fd : g->from_) close(fd);
+      close(down[1]), close(up[0]);
+      g->to_.clear(), g->from_.clear();
+      g->rank_ = r, g->in_ = down[0], g->out_ = up[1];
+      g_group = g;
+      g->serve();
+      _exit(0);
+    }
+    close(down[0]), close(up[1]);
+    g->to_.push_back(down[1]), g->from_.push_back(up[0]);
+    g->pids_.push_back(pid);
+  }
+  g_group = g;
+  auto fail = [&](absl::Status st) {
+    for (int fd : g->to_) close(fd);
+    for (int pid : g->pids_) waitpid(pid, nullptr, 0);
+    g_group = nullptr;
+    delete g;
+    return st;
+  };
+  // Every rank has its device before any waits in NCCL for a rank that could not start.
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < n) {
+    cudaGetLastError();
+    return fail(absl::FailedPreconditionError(
+        absl::StrCat(n, " GPUs asked for, ", devices, " visible (CUDA_VISIBLE_DEVICES)")));
+  }
+  for (int r = 1; r < n; ++r)
+    if (absl::Status st = read_status(g->from_[r - 1], r); !st.ok()) return fail(st);
+  ncclUniqueId id;
+  if (ncclResult_t e = ncclGetUniqueId(&id); e != ncclSuccess)
+    return fail(absl::InternalError(absl::StrCat("ncclGetUniqueId: ", ncclGetErrorString(e))));
+  const std::string id_bytes(id.internal, sizeof id.internal);
+  for (int fd : g->to_)
+    if (!write_frame(fd, id_bytes)) return fail(absl::UnavailableError("a GPU worker exited"));
+  if (cudaSetDevice(0) != cudaSuccess) return fail(absl::InternalError("cudaSetDevice(0) failed"));
+  ncclComm_t comm;
+  if (ncclResult_t e = ncclCommInitRank(&comm, n, id, 0); e != ncclSuccess)
+    return fail(absl::InternalError(absl::StrCat("ncclCommInitRank: ", ncclGetErrorString(e))));
+  g->comm_ = comm;
+  for (int r = 1; r < n; ++r)
+    if (absl::Status st = read_status(g->from_[r - 1], r); !st.ok()) return fail(st);
+  // At exit rank 0 closes the pipes, and the workers, reading the end, free their engines and
+  // exit; one that does not within 10 s is killed.
+  std::atexit([] {
+    if (Group* grp = g_group; grp && grp->rank_ == 0) delete grp;
+  });
+  return absl::OkStatus();
+#endif
+}
+
+Group::~Group() {
+  for (int fd : to_) close(fd);
+  for (int fd : from_) close(fd);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (int pid : pids_) {
+    while (waitpid(pid, nullptr, WNOHANG) == 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        kill(pid, SIGKILL);
+        waitpid(pid, nullptr, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  if (g_group == this) g_group = nullptr;
+}
+
+void Group::serve() {
+#ifdef VEX_WITH_CUDA
+  // Start: the device, then the communicator with the id rank 0 sends.
+  absl::Status st = cudaSetDevice(rank_) == cudaSuccess
+                        ? absl::OkStatus()
+                        : absl::FailedPreconditionError(absl::StrCat("no CUDA device ", rank_));
+  if (!write_frame(out_, status_frame(st)) || !st.ok()) return;
+  std::string id_bytes;
+  if (!read_frame(in_, &id_bytes)) return;
+  ncclUniqueId id;
+  std::memcpy(id.internal, id_bytes.data(), std::min(id_bytes.size(), sizeof id.internal));
+  ncclComm_t comm;
+  const ncclResult_t e = ncclCommInitRank(&comm, size_, id, rank_);
+  st = e == ncclSuccess ? absl::OkStatus()
+                        : absl::InternalError(absl::StrCat("ncclCommInitRank: ",
+                                                           ncclGetErrorString(e)));
+  if (!write_frame(out_, status_frame(st)) || !st.ok()) return;
+  comm_ = comm;
+  WorkerState state;
+  for (Wire msg; read_frame(in_, &msg.bytes()); msg = Wire()) {
+    st = serve_message(*this, state, msg);
+    if (!write_frame(out_, status_frame(st))) break;
+  }
+  state.engines.clear();
+  ncclCommDestroy(comm);
+#endif
+}
+
+absl::StatusOr<std::unique_ptr<Engine>> make_group_engine(const Model& model, int max_ctx,
+                                                          int n_seqs, Parallel p) {
+#ifndef VEX_WITH_CUDA
+  return absl::UnimplementedError("this build of vex has no CUDA engine (nvcc was not found)");
+#else
+  Group* g = Group::get();
+  if (!g) return absl::FailedPreconditionError("no GPU group (Group::launch)");
+  const int id = g->next_engine_id();
+  Wire msg;
+  msg.put<uint8_t>(Group::kMake);
+  msg.put<int32_t>(id);
+  msg.put_string(model.dir);
+  msg.put_string(model.manifest_path);
+  msg.put<uint8_t>(model.mask_pruned);
+  for (int v : {max_ctx, n_seqs, p.tp, p.ep}) msg.put<int32_t>(v);
+  std::unique_ptr<CudaEngine> e;
+  absl::Status st = g->call(msg, [&]() -> absl::Status {
+    VEX_ASSIGN_OR_RETURN(e, CudaEngine::create(model.config(), model.weights, max_ctx, n_seqs,
+                                               nullptr, {g, id, p.tp, p.ep}));
+    return absl::OkStatus();
+  });
+  if (!st.ok()) {
+    if (!e) {  // made on some workers only: drop theirs (e, when made, does so as it goes)
+      Wire drop;
+      drop.put<uint8_t>(Group::kDrop);
+      drop.put<int32_t>(id);
+      g->call(drop, [] { return absl::OkStatus(); }).IgnoreError();
+    }
+    return st;
+  }
+  return std::unique_ptr<Engine>(std::move(e));
+#endif
+}
+
+absl::Status Group::call(const Wire& msg, const std::function<absl::Status()>& local) {
+  for (size_t i = 0; i < to_.size(); ++i)
+    if (!write_frame(to_[i], msg.bytes()))
+      return absl::UnavailableError(absl::StrCat("rank ", i + 1, " of the GPU group has exited"));
+  absl::Status st = local();
+  for (size_t i = 0; i < from_.size(); ++i) {
+    absl::Status w = read_status(from_[i], static_cast<int>(i + 1));
+    if (st.ok()) st = w;
+  }
+  return st;
+}
+
+}  // namespace vex

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Issue #19 on the two-GPU machine (nvidia-h200-x2), after tools/device/pack.sh here (carry
+# .device): the split engine's tests, then vexbench on the full-size synthetic checkpoints, one
+# GPU against two in each layout (tp and ep both, experts only, attention only), and one
+# profiled step of the split (the collectives' share).
+#   tools/device/multi_gpu.sh tests|20b|120b
+set -uo pipefail
+. tools/device/env.sh
+B=$pack/bin
+status=0
+case ${1:-tests} in
+  tests)
+    nvidia-smi topo -m | head -4
+    echo "NCCL from ${nccl:-?}"
+    timeout 300 "$B/test_multi_gpu" 2>&1 | tee "$out/test_multi_gpu.log" | grep -v "^\[ *RUN\|^\[ *OK" | tail -40
+    status=${PIPESTATUS[0]}
+    ;;
+  20b | 120b)
+    ck=/tmp/vex-$1
+    [ -f "$ck/config.json" ] || "$B/vexgen" --shape "$1" --out "$ck" | tail -1
+    shift_args=(-p 2048 -n 128 -b 1,64 -r 3)
+    for layout in "1" "2 --tp 2 --ep 2" "2 --tp 1 --ep 2" "2 --tp 2 --ep 1"; do
+      [ "$1" = 120b ] && [ "$layout" = "2 --tp 2 --ep 1" ] && continue
+      name=$(echo "gpus $layout" | tr -d ' -')
+      echo "== $1 --gpus $layout"
+      timeout 240 "$B/vexbench" --weights "$ck" --gpus $layout "${shift_args[@]}" \
+        | tee "$out/$1-$name.md" | tail -4 || status=1
+    done
+    echo "== $1 --gpus 2 --profile"
+    timeout 120 "$B/vexbench" --weights "$ck" --gpus 2 -p 1 -n 64 -b 1 -r 1 --profile \
+      | tee "$out/$1-profile.md" | grep -E "^\| (all_|moe|o_proj|rmsnorm\+qkv|lm_head|attention)|kernels timed" || status=1
+    ;;
+esac
+exit $status
