@@ -239,7 +239,7 @@ int run(int argc, char** argv) {
                                  {"gpus", gpu.gpus}};
   // A split: figures per GPU (each reads its share of the bytes; tok/s are the group's).
   const int tp = gpu.split.tp ? gpu.split.tp : gpu.gpus, ep = gpu.split.ep ? gpu.split.ep : gpu.gpus;
-  if (gpu.gpus > 1) info["tp"] = tp, info["ep"] = ep;
+  if (gpu.gpus > 1) info["tp"] = tp, info["ep"] = ep, info["nccl"] = Group::nccl_version();
 #ifdef VEX_WITH_CUDA
   if (cuda) {
     size_t free_b = 0, total_b = 0;
@@ -303,7 +303,9 @@ int run(int argc, char** argv) {
   }
   printf("vexbench %s on %s (%s%s), copy bandwidth %.0f GB/s, start %.1f s\n", VEX_GIT_COMMIT,
          gpu_name().c_str(), cuda ? "cuda" : "cpu",
-         gpu.gpus > 1 ? absl::StrFormat(" on %d GPUs, tp %d, ep %d; GB/s per GPU", gpu.gpus, tp, ep).c_str()
+         gpu.gpus > 1 ? absl::StrFormat(" on %d GPUs, tp %d, ep %d, NCCL %d; GB/s per GPU", gpu.gpus,
+                                         tp, ep, Group::nccl_version())
+                             .c_str()
                       : "",
          copy_bw, start_s);
   if (info.contains("gpu_memory_gb"))

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <numeric>
 
@@ -234,11 +235,24 @@ CudaEngine::CudaEngine(const Config& c, int max_ctx, int n_seqs, Shard shard)
 }
 
 CudaEngine::~CudaEngine() {
-  if (shard_.group && rank_ == 0) {  // the workers drop theirs
+  // The collectives' buffers leave the NCCL windows together on every rank (a collective
+  // call): rank 0 while the workers drop their engines.
+  auto release = [this] {
+    if (stream_) cudaStreamSynchronize(stream_);
+    for (auto [p, win] : windows_) {
+      ncclCommWindowDeregister(static_cast<ncclComm_t>(shard_.group->comm()),
+                               static_cast<ncclWindow_t>(win));
+      ncclMemFree(p);
+    }
+    return absl::OkStatus();
+  };
+  if (shard_.group && rank_ == 0) {
     Wire drop;
     drop.put<uint8_t>(Group::kDrop);
     drop.put<int32_t>(shard_.id);
-    shard_.group->call(drop, [] { return absl::OkStatus(); }).IgnoreError();
+    shard_.group->call(drop, release).IgnoreError();
+  } else {
+    release().IgnoreError();
   }
   for (auto& [rows, g] : step_graphs_) cudaGraphExecDestroy(g);
   for (void* p : allocations_) cudaFree(p);
@@ -258,6 +272,30 @@ absl::StatusOr<T*> CudaEngine::alloc(size_t count, uint64_t* account) {
   }
   allocations_.push_back(p);
   *account += bytes;
+  return static_cast<T*>(p);
+}
+
+template <typename T>
+absl::StatusOr<T*> CudaEngine::collective_alloc(size_t count) {
+  // NCCL's symmetric kernels (2.27+) need the buffer in a window registered by every rank at
+  // the same offset; VEX_NCCL_SYMMETRIC=0 leaves them out (plain buffers, NCCL's usual kernels).
+  const char* env = getenv("VEX_NCCL_SYMMETRIC");
+  if (env && std::string(env) == "0") return alloc<T>(count, &mem_.workspace);
+  const size_t bytes = std::max<size_t>(count * sizeof(T), 16);
+  const auto comm = static_cast<ncclComm_t>(shard_.group->comm());
+  void* p = nullptr;
+  ncclWindow_t win;
+  if (ncclResult_t r = ncclMemAlloc(&p, bytes); r != ncclSuccess)
+    return absl::ResourceExhaustedError(
+        absl::StrCat("ncclMemAlloc of ", bytes, " bytes: ", ncclGetErrorString(r)));
+  if (ncclResult_t r = ncclCommWindowRegister(comm, p, bytes, &win, NCCL_WIN_COLL_SYMMETRIC);
+      r != ncclSuccess) {
+    ncclMemFree(p);
+    return absl::InternalError(absl::StrCat("ncclCommWindowRegister: ", ncclGetErrorString(r),
+                                            " (VEX_NCCL_SYMMETRIC=0 goes without)"));
+  }
+  windows_.emplace_back(p, win);
+  mem_.workspace += bytes;
   return static_cast<T*>(p);
 }
 
@@ -371,7 +409,12 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
   VEX_ASSIGN_OR_RETURN(d_sampling_, alloc<cuda::SamplingConfig>(kChunk, &ws));
   VEX_ASSIGN_OR_RETURN(d_forced_, alloc<int>(size_t(c_.n_layers) * kMaxK, &ws));
   max_slots_ = max_slots;
-  VEX_ASSIGN_OR_RETURN(x_, alloc<float>(size_t(kChunk) * D, &ws));
+  const bool split = shard_.tp > 1 || shard_.ep > 1;
+  if (split) {
+    VEX_ASSIGN_OR_RETURN(x_, collective_alloc<float>(size_t(kChunk) * D));
+  } else {
+    VEX_ASSIGN_OR_RETURN(x_, alloc<float>(size_t(kChunk) * D, &ws));
+  }
   VEX_ASSIGN_OR_RETURN(xn_, alloc<float>(size_t(kChunk) * D, &ws));
   VEX_ASSIGN_OR_RETURN(qkv_, alloc<float>(size_t(kChunk) * (Q + 2 * KV), &ws));
   VEX_ASSIGN_OR_RETURN(att_, alloc<float>(size_t(kChunk) * Q, &ws));
@@ -380,10 +423,12 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
   VEX_ASSIGN_OR_RETURN(h_, alloc<float>(size_t(kChunk) * k * I, &ws));
   VEX_ASSIGN_OR_RETURN(device_args_, alloc<float>(size_t(kChunk) * k * 2, &ws));
   const int logits_rows = std::max(kLogitsRows, n_seqs());
-  VEX_ASSIGN_OR_RETURN(logits_, alloc<float>(size_t(logits_rows) * V, &ws));
-  if (shard_.tp > 1) {
-    VEX_ASSIGN_OR_RETURN(logits_here_, alloc<float>(size_t(logits_rows) * vocab_here_, &ws));
-    VEX_ASSIGN_OR_RETURN(gathered_, alloc<float>(size_t(logits_rows) * V, &ws));
+  if (shard_.tp > 1) {  // the all-gather's three buffers
+    VEX_ASSIGN_OR_RETURN(logits_, collective_alloc<float>(size_t(logits_rows) * V));
+    VEX_ASSIGN_OR_RETURN(logits_here_, collective_alloc<float>(size_t(logits_rows) * vocab_here_));
+    VEX_ASSIGN_OR_RETURN(gathered_, collective_alloc<float>(size_t(logits_rows) * V));
+  } else {
+    VEX_ASSIGN_OR_RETURN(logits_, alloc<float>(size_t(logits_rows) * V, &ws));
   }
   VEX_ASSIGN_OR_RETURN(
       attn_partial_,

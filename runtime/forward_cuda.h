@@ -162,6 +162,9 @@ class CudaEngine final : public Engine {
   absl::StatusOr<T*> upload(const T* host, size_t count);
   template <typename T>
   absl::StatusOr<T*> alloc(size_t count, uint64_t* account);
+  // A buffer the group's collectives read and write (in an NCCL window; workspace).
+  template <typename T>
+  absl::StatusOr<T*> collective_alloc(size_t count);
   // Enqueues one pass of n rows (placed by d_pos_, d_seq_) through the layers into x_; decode:
   // each row is a different sequence's next token (attention splits its keys over blocks).
   absl::Status enqueue_layers(int n, bool decode);
@@ -235,6 +238,7 @@ class CudaEngine final : public Engine {
   float* logits_here_ = nullptr;  // [rows, vocab_here_] this rank's logits before the gather
   float* gathered_ = nullptr;     // [tp, rows, vocab_here_] the all-gather's output
   std::vector<float> replay_logits_;  // a worker's host logits (copied, never read)
+  std::vector<std::pair<void*, void*>> windows_;  // collective_alloc's (buffer, ncclWindow_t)
   int ring_ = 0;          // slots of a sliding layer's cache (window + chunk + rewind margin)
   std::vector<int> pos_;  // per sequence
   int cur_ = 0;           // the sequence the Engine interface acts on

@@ -130,6 +130,14 @@ absl::Status serve_message(Group& g, WorkerState& w, Wire& msg) {
 
 Group* Group::get() { return g_group; }
 
+int Group::nccl_version() {
+  int v = 0;
+#ifdef VEX_WITH_CUDA
+  ncclGetVersion(&v);
+#endif
+  return v;
+}
+
 absl::Status Group::launch(int n) {
   if (n < 1) return absl::InvalidArgumentError(absl::StrCat("--gpus must be >= 1, got ", n));
   if (n == 1) return absl::OkStatus();

@@ -96,6 +96,8 @@ class Group {
   // The process's group; null when launch(n > 1) has not run.
   static Group* get();
 
+  // The NCCL library's version code (e.g. 22809 for 2.28.9), 0 without CUDA.
+  static int nccl_version();
   int rank() const { return rank_; }
   int size() const { return size_; }
   void* comm() const { return comm_; }  // ncclComm_t
