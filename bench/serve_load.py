@@ -3,7 +3,9 @@
 
 Each client sends `--requests` greedy requests one after another, `--max-tokens` tokens each
 (`ignore_eos`: the model's end token does not end them; the usage of every response is counted,
-not assumed). Prints one JSON line: clients, requests, completion tokens, wall seconds,
+not assumed). Every request's prompt starts with its own number, so that the requests decode
+different tokens and route to different experts, as real traffic does (`--same-prompt`: one
+prompt for all, whose identical greedy streams choose the same experts in every row of a step). Prints one JSON line: clients, requests, completion tokens, wall seconds,
 aggregate tokens/s, and time to first token (the first streamed chunk) p50/p90/max.
 
   bench/serve_load.py --port 8080 --clients 32 --requests 2 --max-tokens 256
@@ -53,6 +55,8 @@ def main():
     ap.add_argument("--requests", type=int, default=1, help="requests per client, in sequence")
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--prompt", default="Once upon a time, in a land far away, there lived")
+    ap.add_argument("--same-prompt", action="store_true",
+                    help="every request sends --prompt as is (identical requests)")
     args = ap.parse_args()
     conn = http.client.HTTPConnection(args.host, args.port, timeout=60)
     conn.request("GET", "/v1/models")
@@ -63,9 +67,10 @@ def main():
     lock = threading.Lock()
 
     def client(i):
-        for _ in range(args.requests):
+        for r in range(args.requests):
+            prompt = args.prompt if args.same_prompt else f"{i * args.requests + r}. {args.prompt}"
             try:
-                t, n = one_request(args.host, args.port, model, args.prompt, args.max_tokens)
+                t, n = one_request(args.host, args.port, model, prompt, args.max_tokens)
                 with lock:
                     ttfts.append(t)
                     tokens.append(n)

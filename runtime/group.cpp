@@ -60,7 +60,7 @@ bool read_frame(int fd, std::string* s) {
   return read_all(fd, s->data(), n);
 }
 // A status as a frame: its code, then its message.
-std::string status_frame(const absl::Status& st) {
+[[maybe_unused]] std::string status_frame(const absl::Status& st) {
   Wire w;
   w.put<int32_t>(static_cast<int32_t>(st.code()));
   w.put_string(std::string(st.message()));

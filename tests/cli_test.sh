@@ -35,6 +35,11 @@ ids=$(seq -s, 1 3000)
 ( ulimit -v 1500000; f0=$fails
   expect 0 "" -- "$bin/vexrun" --weights "$tmp/ck" --tokens "$ids" --device cpu
   [ "$fails" -eq "$f0" ] ) || fails=$((fails + 1))
+# --gpus: layouts that cannot be, and a group of more GPUs than the machine has (CI has none),
+# refused with a message before anything runs.
+expect 1 "--tp is 1 or --gpus \\(2\\), not 3" -- "$bin/vexbench" --weights "$tmp/ck" --gpus 2 --tp 3
+expect 1 "2 GPUs asked for, 0 visible|no CUDA engine" -- "$bin/vexrun" --weights "$tmp/ck" --gpus 2 --tokens 1,2
+expect 2 "--gpus: .*0" -- "$bin/vexrun" --weights "$tmp/ck" --gpus 0 --tokens 1,2
 size=$(stat -c %s "$tmp/l.npy")
 want=$((128 + 3 * 201088 * 4))  # 128-byte .npy header + float32 [3, 201088]
 [ "$size" -eq "$want" ] || { echo "FAIL: logits.npy is $size bytes, want $want"; fails=$((fails + 1)); }

@@ -898,15 +898,16 @@ int run(int argc, char** argv) {
     fprintf(stderr, "vexserve: %s\n", std::string(st.message()).c_str());
     return 1;
   };
-  // Workers for the other GPUs, forked before anything touches CUDA or starts a thread.
-  if (absl::Status st = start_gpus(gpu); !st.ok()) return fail(st);
   // SIGTERM / SIGINT are taken by one thread (below), blocked in every other: blocked here,
-  // before the scheduler starts its thread, so that every thread inherits the mask.
+  // before the scheduler and NCCL start their threads, so that every thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // Workers for the other GPUs, forked before anything touches CUDA or starts a thread (they
+  // end when this process closes their pipe or dies).
+  if (absl::Status st = start_gpus(gpu); !st.ok()) return fail(st);
   auto device = parse_device(o.device);
   if (!device.ok()) return fail(device.status());
   if (o.weights.empty()) {
