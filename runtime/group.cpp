@@ -292,6 +292,7 @@ absl::StatusOr<std::unique_ptr<Engine>> make_group_engine(const Model& model, in
 }
 
 absl::Status Group::call(const Wire& msg, const std::function<absl::Status()>& local) {
+  std::lock_guard lock(mu_);
   for (size_t i = 0; i < to_.size(); ++i)
     if (!write_frame(to_[i], msg.bytes()))
       return absl::UnavailableError(absl::StrCat("rank ", i + 1, " of the GPU group has exited"));

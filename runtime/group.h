@@ -9,6 +9,7 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -102,7 +103,8 @@ class Group {
   int size() const { return size_; }
   void* comm() const { return comm_; }  // ncclComm_t
   // Rank 0: sends `msg` to every worker, runs `local`, then waits for every worker's result.
-  // Returns local's error, else the first worker's (named by rank). A worker runs the message
+  // Returns local's error, else the first worker's (named by rank). One call at a time (from
+  // any thread): the ranks must meet the collectives of every engine in the same order. A worker runs the message
   // (serve_message in group.cpp: make or drop an engine, or one of its calls) and answers its
   // status.
   absl::Status call(const Wire& msg, const std::function<absl::Status()>& local);
@@ -126,6 +128,7 @@ class Group {
   std::vector<int> pids_;
   int in_ = -1, out_ = -1;  // a worker: its pipes from and to rank 0
   int next_id_ = 1;
+  std::mutex mu_;  // call()
 };
 
 // make_engine's path when the group splits the model (p resolved: tp, ep each 1 or the size, not
