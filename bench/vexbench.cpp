@@ -146,6 +146,8 @@ int run(int argc, char** argv) {
                             gpu.split);
   if (!engine.ok()) return fail(engine.status());
   const double start_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  // The group's size: --gpus, or the launcher's processes.
+  const int gpus = Group::get() ? Group::get()->size() : 1;
   Engine& e = **engine;
   const Config& c = (*model)->config();
 #ifdef VEX_WITH_CUDA
@@ -236,10 +238,10 @@ int run(int argc, char** argv) {
                                  {"experts", experts},
                                  {"pruned_experts", (*model)->pruned_experts},
                                  {"weight_bytes_read", (*model)->weight_bytes},
-                                 {"gpus", gpu.gpus}};
+                                 {"gpus", gpus}};
   // A split: figures per GPU (each reads its share of the bytes; tok/s are the group's).
-  const int tp = gpu.split.tp ? gpu.split.tp : gpu.gpus, ep = gpu.split.ep ? gpu.split.ep : gpu.gpus;
-  if (gpu.gpus > 1) info["tp"] = tp, info["ep"] = ep, info["nccl"] = Group::nccl_version();
+  const int tp = gpu.split.tp ? gpu.split.tp : gpus, ep = gpu.split.ep ? gpu.split.ep : gpus;
+  if (gpus > 1) info["tp"] = tp, info["ep"] = ep, info["nccl"] = Group::nccl_version();
 #ifdef VEX_WITH_CUDA
   if (cuda) {
     size_t free_b = 0, total_b = 0;
@@ -303,7 +305,7 @@ int run(int argc, char** argv) {
   }
   printf("vexbench %s on %s (%s%s), copy bandwidth %.0f GB/s, start %.1f s\n", VEX_GIT_COMMIT,
          gpu_name().c_str(), cuda ? "cuda" : "cpu",
-         gpu.gpus > 1 ? absl::StrFormat(" on %d GPUs, tp %d, ep %d, NCCL %d; GB/s per GPU", gpu.gpus,
+         gpus > 1 ? absl::StrFormat(" on %d GPUs, tp %d, ep %d, NCCL %d; GB/s per GPU", gpus,
                                          tp, ep, Group::nccl_version())
                              .c_str()
                       : "",

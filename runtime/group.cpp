@@ -1,7 +1,12 @@
 #include "runtime/group.h"
 
 #include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -164,15 +169,160 @@ absl::Status Group::launch(int n) {
       for (int fd : g->from_) close(fd);
       close(down[1]), close(up[0]);
       g->to_.clear(), g->from_.clear();
-      g->rank_ = r, g->in_ = down[0], g->out_ = up[1];
+      g->rank_ = r, g->device_ = r, g->in_ = down[0], g->out_ = up[1];
       g_group = g;
-      g->serve();
-      _exit(0);
+      _exit(g->serve() ? 0 : 1);
     }
     close(down[0]), close(up[1]);
     g->to_.push_back(down[1]), g->from_.push_back(up[0]);
     g->pids_.push_back(pid);
   }
+  return g->start(/*device=*/0, /*local=*/n);
+#endif
+}
+
+namespace {
+
+// The launcher's environment: torchrun's names, else Open MPI's; -1 where unset.
+int env_int(std::initializer_list<const char*> names) {
+  for (const char* name : names)
+    if (const char* v = getenv(name); v && *v) {
+      char* end = nullptr;
+      const long x = strtol(v, &end, 10);
+      return *end == 0 && x >= 0 && x < (1 << 20) ? static_cast<int>(x) : -2;
+    }
+  return -1;
+}
+
+// A TCP connection to host:port, retried for `seconds` (rank 0 may not be listening yet).
+[[maybe_unused]] absl::StatusOr<int> dial(const std::string& host, const std::string& port, int seconds) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_family = AF_UNSPEC, hints.ai_socktype = SOCK_STREAM;
+  if (int e = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); e != 0)
+    return absl::InvalidArgumentError(
+        absl::StrCat("MASTER_ADDR ", host, ":", port, ": ", gai_strerror(e)));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (true) {
+    for (addrinfo* a = res; a; a = a->ai_next) {
+      const int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+      if (fd < 0) continue;
+      if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+        const int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        freeaddrinfo(res);
+        return fd;
+      }
+      close(fd);
+    }
+    if (std::chrono::steady_clock::now() > deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  freeaddrinfo(res);
+  return absl::UnavailableError(absl::StrCat("rank 0 did not answer at ", host, ":", port,
+                                             " within ", seconds, " s"));
+}
+
+// Rank 0's listening socket on host:port.
+[[maybe_unused]] absl::StatusOr<int> listen_on(const std::string& host, const std::string& port) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_family = AF_UNSPEC, hints.ai_socktype = SOCK_STREAM, hints.ai_flags = AI_PASSIVE;
+  if (int e = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); e != 0)
+    return absl::InvalidArgumentError(
+        absl::StrCat("MASTER_ADDR ", host, ":", port, ": ", gai_strerror(e)));
+  std::string why = "no address";
+  for (addrinfo* a = res; a; a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 64) == 0) {
+      freeaddrinfo(res);
+      return fd;
+    }
+    why = strerror(errno);
+    close(fd);
+  }
+  freeaddrinfo(res);
+  return absl::UnavailableError(absl::StrCat("rank 0 cannot listen on ", host, ":", port, ": ", why));
+}
+
+}  // namespace
+
+int Group::launcher_size() {
+  const int n = env_int({"WORLD_SIZE", "OMPI_COMM_WORLD_SIZE"});
+  return n == -1 ? 1 : n;  // -2: not a number
+}
+
+absl::Status Group::join() {
+  const int n = env_int({"WORLD_SIZE", "OMPI_COMM_WORLD_SIZE"});
+  const int rank = env_int({"RANK", "OMPI_COMM_WORLD_RANK"});
+  int device = env_int({"LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK"});
+  if (n == -1 || n == 1) return absl::OkStatus();
+  if (n < 1) return absl::InvalidArgumentError("the launcher's WORLD_SIZE is not a count");
+  if (rank < 0 || rank >= n)
+    return absl::InvalidArgumentError(
+        absl::StrCat("the launcher's RANK must be in [0, WORLD_SIZE = ", n, ")"));
+  if (device < 0) device = rank;
+  if (g_group) return absl::FailedPreconditionError("the GPU group is already launched");
+#ifndef VEX_WITH_CUDA
+  return absl::UnimplementedError("this build of vex has no CUDA engine (nvcc was not found)");
+#else
+  signal(SIGPIPE, SIG_IGN);
+  setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/0);
+  // MASTER_PORT itself is taken by torchrun's own store: vex's rendezvous is the port after it
+  // (VEX_GROUP_PORT, when set).
+  const char* addr = getenv("MASTER_ADDR");
+  const int master = env_int({"MASTER_PORT"});
+  const int own = env_int({"VEX_GROUP_PORT"});
+  const std::string host = addr && *addr ? addr : "127.0.0.1";
+  const std::string service = std::to_string(own > 0 ? own : (master > 0 ? master : 29500) + 1);
+  auto* g = new Group;
+  g->size_ = n, g->rank_ = rank, g->device_ = device;
+  if (rank > 0) {  // connect, say which rank, then serve rank 0's calls; exit when it closes
+    auto fd = dial(host, service, 120);
+    if (!fd.ok()) return fd.status();
+    const int32_t r = rank;
+    if (!write_frame(*fd, std::string(reinterpret_cast<const char*>(&r), sizeof r)))
+      return absl::UnavailableError("rank 0 closed the connection");
+    g->in_ = *fd, g->out_ = dup(*fd);
+    g_group = g;
+    const bool ok = g->serve();
+    fflush(nullptr);
+    _exit(ok ? 0 : 1);
+  }
+  auto lfd = listen_on(host, service);
+  if (!lfd.ok()) return lfd.status();
+  g->to_.assign(n - 1, -1), g->from_.assign(n - 1, -1);
+  for (int joined = 1; joined < n; ++joined) {
+    pollfd p{*lfd, POLLIN, 0};
+    if (poll(&p, 1, 120'000) <= 0) {
+      close(*lfd);
+      return absl::DeadlineExceededError(absl::StrCat(
+          n - joined, " of the launcher's ranks did not connect to ", host, ":", service,
+          " within 120 s"));
+    }
+    const int fd = accept4(*lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    std::string who;
+    int32_t r = -1;
+    if (fd >= 0 && read_frame(fd, &who) && who.size() == sizeof r) std::memcpy(&r, who.data(), sizeof r);
+    if (r < 1 || r >= n || g->to_[r - 1] >= 0) {
+      if (fd >= 0) close(fd);
+      close(*lfd);
+      return absl::InvalidArgumentError(absl::StrCat("a process joined as rank ", r, " of ", n));
+    }
+    const int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    g->to_[r - 1] = fd, g->from_[r - 1] = dup(fd);
+  }
+  close(*lfd);
+  return g->start(device, /*local=*/0);
+#endif
+}
+
+#ifdef VEX_WITH_CUDA
+absl::Status Group::start(int device, int local) {
+  Group* g = this;
+  const int n = size_;
   g_group = g;
   auto fail = [&](absl::Status st) {
     for (int fd : g->to_) close(fd);
@@ -183,10 +333,11 @@ absl::Status Group::launch(int n) {
   };
   // Every rank has its device before any waits in NCCL for a rank that could not start.
   int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < n) {
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices < std::max(local, device + 1)) {
     cudaGetLastError();
     return fail(absl::FailedPreconditionError(
-        absl::StrCat(n, " GPUs asked for, ", devices, " visible (CUDA_VISIBLE_DEVICES)")));
+        local ? absl::StrCat(n, " GPUs asked for, ", devices, " visible (CUDA_VISIBLE_DEVICES)")
+              : absl::StrCat("rank 0: no CUDA device ", device, " (", devices, " visible)")));
   }
   for (int r = 1; r < n; ++r)
     if (absl::Status st = read_status(g->from_[r - 1], r); !st.ok()) return fail(st);
@@ -196,7 +347,8 @@ absl::Status Group::launch(int n) {
   const std::string id_bytes(id.internal, sizeof id.internal);
   for (int fd : g->to_)
     if (!write_frame(fd, id_bytes)) return fail(absl::UnavailableError("a GPU worker exited"));
-  if (cudaSetDevice(0) != cudaSuccess) return fail(absl::InternalError("cudaSetDevice(0) failed"));
+  if (cudaSetDevice(device) != cudaSuccess)
+    return fail(absl::InternalError(absl::StrCat("cudaSetDevice(", device, ") failed")));
   ncclComm_t comm;
   if (ncclResult_t e = ncclCommInitRank(&comm, n, id, 0); e != ncclSuccess)
     return fail(absl::InternalError(absl::StrCat("ncclCommInitRank: ", ncclGetErrorString(e))));
@@ -209,8 +361,8 @@ absl::Status Group::launch(int n) {
     if (Group* grp = g_group; grp && grp->rank_ == 0) delete grp;
   });
   return absl::OkStatus();
-#endif
 }
+#endif
 
 Group::~Group() {
   for (int fd : to_) close(fd);
@@ -229,15 +381,15 @@ Group::~Group() {
   if (g_group == this) g_group = nullptr;
 }
 
-void Group::serve() {
+bool Group::serve() {
 #ifdef VEX_WITH_CUDA
   // Start: the device, then the communicator with the id rank 0 sends.
-  absl::Status st = cudaSetDevice(rank_) == cudaSuccess
+  absl::Status st = cudaSetDevice(device_) == cudaSuccess
                         ? absl::OkStatus()
-                        : absl::FailedPreconditionError(absl::StrCat("no CUDA device ", rank_));
-  if (!write_frame(out_, status_frame(st)) || !st.ok()) return;
+                        : absl::FailedPreconditionError(absl::StrCat("no CUDA device ", device_));
+  if (!write_frame(out_, status_frame(st)) || !st.ok()) return false;
   std::string id_bytes;
-  if (!read_frame(in_, &id_bytes)) return;
+  if (!read_frame(in_, &id_bytes)) return false;
   ncclUniqueId id;
   std::memcpy(id.internal, id_bytes.data(), std::min(id_bytes.size(), sizeof id.internal));
   ncclComm_t comm;
@@ -245,7 +397,7 @@ void Group::serve() {
   st = e == ncclSuccess ? absl::OkStatus()
                         : absl::InternalError(absl::StrCat("ncclCommInitRank: ",
                                                            ncclGetErrorString(e)));
-  if (!write_frame(out_, status_frame(st)) || !st.ok()) return;
+  if (!write_frame(out_, status_frame(st)) || !st.ok()) return false;
   comm_ = comm;
   WorkerState state;
   for (Wire msg; read_frame(in_, &msg.bytes()); msg = Wire()) {
@@ -254,6 +406,9 @@ void Group::serve() {
   }
   state.engines.clear();
   ncclCommDestroy(comm);
+  return true;
+#else
+  return false;
 #endif
 }
 

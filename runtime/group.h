@@ -94,6 +94,15 @@ class Group {
   // threads. n == 1 does nothing. In a worker this never returns: it serves rank 0's calls
   // until rank 0 closes the pipe or exits, then exits.
   static absl::Status launch(int n);
+  // The same group started by a launcher (torchrun --no-python, mpirun), one process per GPU
+  // each running the same command: RANK, WORLD_SIZE and LOCAL_RANK (the device; Open MPI's
+  // OMPI_COMM_WORLD_* names too), rank 0 listening on MASTER_ADDR at the port after
+  // MASTER_PORT (torchrun's store holds MASTER_PORT; VEX_GROUP_PORT sets it; default
+  // 127.0.0.1:29501) for the others. Nothing when WORLD_SIZE is unset or 1; in a rank other
+  // than 0 this never returns.
+  static absl::Status join();
+  // The launcher's WORLD_SIZE (1 when unset, < 1 when not a count).
+  static int launcher_size();
   // The process's group; null when launch(n > 1) has not run.
   static Group* get();
 
@@ -121,8 +130,12 @@ class Group {
 
  private:
   Group() = default;
-  void serve();  // a worker's loop
-  int rank_ = 0, size_ = 1;
+  bool serve();  // a worker's loop: false when it could not start (its device, NCCL)
+  // Rank 0, once every worker has its channel: the devices checked (local: the group's GPUs are
+  // this host's first `local`), the NCCL id sent, the communicator made. Deletes the group on
+  // failure.
+  absl::Status start(int device, int local);
+  int rank_ = 0, size_ = 1, device_ = 0;
   void* comm_ = nullptr;
   std::vector<int> to_, from_;  // rank 0: pipes to and from each worker (index rank - 1)
   std::vector<int> pids_;

@@ -37,9 +37,16 @@ ids=$(seq -s, 1 3000)
   [ "$fails" -eq "$f0" ] ) || fails=$((fails + 1))
 # --gpus: layouts that cannot be, and a group of more GPUs than the machine has (CI has none),
 # refused with a message before anything runs.
-expect 1 "--tp is 1 or --gpus \\(2\\), not 3" -- "$bin/vexbench" --weights "$tmp/ck" --gpus 2 --tp 3
+expect 1 "--tp is 1 or the number of GPUs \\(2\\), not 3" -- "$bin/vexbench" --weights "$tmp/ck" --gpus 2 --tp 3
 expect 1 "2 GPUs asked for, 0 visible|no CUDA engine" -- "$bin/vexrun" --weights "$tmp/ck" --gpus 2 --tokens 1,2
 expect 2 "--gpus: .*0" -- "$bin/vexrun" --weights "$tmp/ck" --gpus 0 --tokens 1,2
+# Started by a launcher (torchrun's variables): rank 1 finds rank 0 over TCP, then both stop at
+# the missing GPUs (CI has none) with an error.
+( WORLD_SIZE=2 RANK=1 MASTER_PORT=29573 "$bin/vexrun" --weights "$tmp/ck" --tokens 1,2 \
+    >/dev/null 2>&1 & )
+expect 1 "no CUDA device|no CUDA engine" -- env WORLD_SIZE=2 RANK=0 MASTER_PORT=29573 \
+  "$bin/vexrun" --weights "$tmp/ck" --tokens 1,2
+expect 1 "WORLD_SIZE is not a count" -- env WORLD_SIZE=two "$bin/vexrun" --weights "$tmp/ck" --tokens 1,2
 size=$(stat -c %s "$tmp/l.npy")
 want=$((128 + 3 * 201088 * 4))  # 128-byte .npy header + float32 [3, 201088]
 [ "$size" -eq "$want" ] || { echo "FAIL: logits.npy is $size bytes, want $want"; fails=$((fails + 1)); }
