@@ -56,7 +56,10 @@ class Wire {
   absl::Status get_vector(std::vector<T>* v) {
     uint64_t n = 0;
     VEX_RETURN_IF_ERROR(get(&n));
-    if (n > (bytes_.size() - at_) / sizeof(T)) return need(n * sizeof(T));
+    if (n > (bytes_.size() - at_) / sizeof(T))  // (n * sizeof(T) could wrap)
+      return absl::DataLossError(absl::StrCat("group message of ", bytes_.size(),
+                                              " bytes ends at byte ", at_, " before an array of ",
+                                              n, " elements of ", sizeof(T), " bytes"));
     v->resize(n);
     if (n) std::memcpy(v->data(), bytes_.data() + at_, n * sizeof(T));
     at_ += n * sizeof(T);

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <map>
 
 #include "runtime/forward_cuda.h"
@@ -184,6 +185,35 @@ TEST(MultiGpu, VirtualExpertFiresAsOnOneGpu) {
     EXPECT_EQ(a[i].slot, b[i].slot);
     EXPECT_NEAR(a[i].weight, b[i].weight, 1e-3);
   }
+}
+
+// A manifest's pruning (11 of 16 experts kept in every layer, a different 11 per layer): the
+// loaded experts are what is split (6 and 5 per GPU), and the split equals one GPU.
+TEST(MultiGpu, PrunedModelMatchesOneGpu) {
+  NEED_TWO_GPUS();
+  const std::string dir = testing::temp_dir("multi_gpu_prune");
+  std::string keep;
+  for (int l = 0; l < 8; ++l) {
+    keep += absl::StrCat(l ? ", " : "", "\"", l, "\" = [");
+    for (int j = 0; j < 11; ++j) keep += absl::StrCat(j ? ", " : "", (l + 3 * j) % 16);
+    keep += "]";
+  }
+  {
+    std::ofstream(dir + "/prune.toml") << "[prune]\nkeep = { " << keep << " }\n";
+  }
+  LoadOptions load;
+  load.experts = dir + "/prune.toml";
+  auto m = load_model(testing::demo_model(), load);
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_EQ((*m)->pruned_experts, 8 * 5);
+  const auto ids = demo_prompt(**m, 200);
+  const int n = static_cast<int>(ids.size());
+  auto one = make_engine(**m, n + 8, Device::kCuda, 1, {1, 1});
+  auto two = make_engine(**m, n + 8, Device::kCuda);
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_TRUE(two.ok()) << two.status();
+  const auto ref = run_logits(**one, ids, 20), got = run_logits(**two, ids, 20);
+  expect_close(compare(ref, got, n, (*m)->config().vocab_size), n);
 }
 
 // The scheduler over the split engine (4 slots, prompts batched, sampled and greedy rows, two
