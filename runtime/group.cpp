@@ -248,6 +248,17 @@ int env_int(std::initializer_list<const char*> names) {
 
 }  // namespace
 
+absl::Status Group::begin(int n) {
+  const int world = launcher_size();
+  if (world < 1)
+    return absl::InvalidArgumentError("the launcher's WORLD_SIZE is not a count of processes");
+  if (world == 1) return launch(n);
+  if (n != 1 && n != world)
+    return absl::InvalidArgumentError(absl::StrCat(
+        n, " GPUs asked for, but the launcher started ", world, " processes (WORLD_SIZE)"));
+  return join();
+}
+
 int Group::launcher_size() {
   const int n = env_int({"WORLD_SIZE", "OMPI_COMM_WORLD_SIZE"});
   return n == -1 ? 1 : n;  // -2: not a number

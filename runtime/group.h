@@ -106,6 +106,8 @@ class Group {
   static absl::Status join();
   // The launcher's WORLD_SIZE (1 when unset, < 1 when not a count).
   static int launcher_size();
+  // join() when started by a launcher (n must then be 1 or its WORLD_SIZE), else launch(n).
+  static absl::Status begin(int n);
   // The process's group; null when launch(n > 1) has not run.
   static Group* get();
 

@@ -52,9 +52,9 @@ struct Conversation {
 
 // A function the model may call (an OpenAI "function" tool).
 struct Tool {
-  std::string name;         // [A-Za-z0-9_-], at most 64 characters
-  std::string description;  // "" for none
-  std::string parameters;   // its arguments' JSON Schema (an object), "" for none
+  std::string name;              // [A-Za-z0-9_-], at most 64 characters
+  std::string description = {};  // "" for none
+  std::string parameters = {};   // its arguments' JSON Schema (an object), "" for none
 };
 
 // The developer message's "# Tools" section for function tools, in the form gpt-oss was trained

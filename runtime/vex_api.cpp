@@ -158,6 +158,15 @@ absl::StatusOr<const vex::Tokenizer*> tokenizer(const vex_model* model) {
 
 extern "C" {
 
+vex_status vex_gpus_start(int32_t n_gpus) {
+  return guard([&] {
+    if (n_gpus < 1)
+      return fail(VEX_STATUS_INVALID_ARGUMENT,
+                  "vex_gpus_start: n_gpus must be >= 1, got " + std::to_string(n_gpus));
+    return to_status(vex::Group::begin(n_gpus));
+  });
+}
+
 const char* vex_version(void) {
   return "0.1.0";
 }
@@ -501,8 +510,8 @@ vex_status prepare(vex_context* context, const int32_t* prompt, size_t n_prompt,
     r.options.experts = call->experts.get();
   }
   r.on_token = [call](int32_t t) {
-    const vex_generate_params& p = call->p;
-    if (!p.on_token) {
+    const vex_generate_params& gp = call->p;
+    if (!gp.on_token) {
       if (call->parser) call->parser->feed(t);
       return true;
     }
@@ -520,7 +529,7 @@ vex_status prepare(vex_context* context, const int32_t* prompt, size_t n_prompt,
     }
     ev.text = text.c_str();
     ev.text_len = text.size();
-    return p.on_token(&ev, p.user_data);
+    return gp.on_token(&ev, gp.user_data);
   };
   return VEX_STATUS_OK;
 }

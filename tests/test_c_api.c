@@ -269,6 +269,11 @@ int main(int argc, char** argv) {
   CHECK(VEX_VERSION == 100);
   vex_log_set(on_log, VEX_LOG_INFO, NULL);
 
+  /* Several GPUs: one is nothing to start; fewer than one is refused by name. (Two are tested
+   * on the GPU machine, test_multi_gpu: starting them here would fork this test.) */
+  CHECK(vex_gpus_start(1) == VEX_STATUS_OK);
+  CHECK_ERROR(vex_gpus_start(0), VEX_STATUS_INVALID_ARGUMENT, "n_gpus must be >= 1, got 0");
+
   /* Loading: progress reported, cancellation honoured, bad directories named. */
   vex_model* model = NULL;
   int calls = 0;

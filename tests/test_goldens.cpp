@@ -92,8 +92,9 @@ void check_goldens(const std::string& golden_file, const std::string& key,
                         [&](int a, int b) { return row[a] > row[b]; });
       for (int j = 0; j < 5; ++j) {
         const float* t = &top_logits[p * n_top + j];
-        if (t[0] - t[1] > 2 * tol && (j == 0 || t[-1] - t[0] > 2 * tol))
+        if (t[0] - t[1] > 2 * tol && (j == 0 || t[-1] - t[0] > 2 * tol)) {
           ASSERT_EQ(order[j], top_ids[p * n_top + j]) << "seq " << s << " pos " << p << " rank " << j;
+        }
       }
     }
   }

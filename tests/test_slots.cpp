@@ -132,7 +132,9 @@ keep = { "0" = [0, 2, 4, 6, 7], "3" = [1, 2, 3, 5] }
                  ++events;
                  EXPECT_EQ(ev.k, 2);
                  EXPECT_NEAR(ev.weights[0] + ev.weights[1], 1.0f, 1e-6f);
-                 if (ev.layer == 2) EXPECT_EQ(ev.slots[0], 6);
+                 if (ev.layer == 2) {
+                   EXPECT_EQ(ev.slots[0], 6);
+                 }
                }).ok());
   e.truncate(0);
   ASSERT_TRUE(e.forward(kTokens, nullptr).ok());

@@ -149,19 +149,12 @@ void add_gpu_flags(Args& a, GpuFlags* g) {
 absl::Status start_gpus(const GpuFlags& g) {
   // Started by a launcher (torchrun --no-python, mpirun), one process per GPU already; else
   // --gpus processes forked here.
-  const int world = Group::launcher_size();
-  if (world < 1)
-    return absl::InvalidArgumentError("the launcher's WORLD_SIZE is not a count of processes");
-  if (world > 1 && g.gpus != 1 && g.gpus != world)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--gpus ", g.gpus, " but the launcher started ", world, " processes (WORLD_SIZE)"));
-  const int n = world > 1 ? world : g.gpus;
+  const int world = Group::launcher_size(), n = world > 1 ? world : g.gpus;
   for (const auto& [name, v] : {std::pair{"--tp", g.split.tp}, std::pair{"--ep", g.split.ep}})
     if (v != 0 && v != 1 && v != n)
       return absl::InvalidArgumentError(
           absl::StrCat(name, " is 1 or the number of GPUs (", n, "), not ", v));
-  if (world > 1) return Group::join();
-  return Group::launch(g.gpus);
+  return Group::begin(g.gpus);
 }
 
 }  // namespace vex

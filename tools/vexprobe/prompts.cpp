@@ -282,7 +282,6 @@ Recipe interpreter_recipe() {
             for (int i = 0, n = g.num(2, 7); i < n; ++i)
               xs += (i ? (g.coin() ? "," : ", ") : "") + std::to_string(g.num(0, 99));
             xs += "]";
-            static const std::vector<std::string> fns = {"sorted", "sum", "len", "max", "min"};
             const std::string& fn = g.pick(fns);
             return std::string(g.coin() ? "Run this: " : "Run: ") + fn + "(" + xs + ")";
           }};

@@ -198,6 +198,20 @@ VEX_API vex_status vex_chat_render(const vex_model* model, const vex_chat_params
                                    int32_t* tokens, size_t capacity, size_t* out_count);
 
 /* ---------------------------------------------------------------------------------------------
+ * Several GPUs (docs/multi-gpu.md)
+ * ------------------------------------------------------------------------------------------ */
+
+/* Splits the CUDA contexts made afterwards over n_gpus GPUs of this host, one process per GPU
+ * joined by NCCL (attention heads and the vocabulary, and each layer's experts, over all of
+ * them): forks n_gpus - 1 worker processes that mirror this one's contexts. A program started by
+ * a launcher (torchrun --no-python, mpirun: WORLD_SIZE > 1) joins the launcher's processes
+ * instead, and n_gpus must be 1 or WORLD_SIZE. Call it first: before any vex call that touches a
+ * GPU and before the program starts threads. In a worker process it does not return (the process
+ * exits when this one does). 1 does nothing. VEX_STATUS_UNSUPPORTED in a build without CUDA,
+ * VEX_STATUS_INVALID_ARGUMENT when the GPUs are not there (the message says how many are). */
+VEX_API vex_status vex_gpus_start(int32_t n_gpus);
+
+/* ---------------------------------------------------------------------------------------------
  * Contexts and generation
  * ------------------------------------------------------------------------------------------ */
 
