@@ -289,28 +289,32 @@ absl::Status Group::join() {
   const std::string service = std::to_string(own > 0 ? own : (master > 0 ? master : 29500) + 1);
   auto* g = new Group;
   g->size_ = n, g->rank_ = rank, g->device_ = device;
+  auto abandon = [&](absl::Status st) {  // before start(): nothing but sockets to let go
+    delete g;
+    return st;
+  };
   if (rank > 0) {  // connect, say which rank, then serve rank 0's calls; exit when it closes
     auto fd = dial(host, service, 120);
-    if (!fd.ok()) return fd.status();
+    if (!fd.ok()) return abandon(fd.status());
+    g->in_ = *fd, g->out_ = dup(*fd);
     const int32_t r = rank;
     if (!write_frame(*fd, std::string(reinterpret_cast<const char*>(&r), sizeof r)))
-      return absl::UnavailableError("rank 0 closed the connection");
-    g->in_ = *fd, g->out_ = dup(*fd);
+      return abandon(absl::UnavailableError("rank 0 closed the connection"));
     g_group = g;
     const bool ok = g->serve();
     fflush(nullptr);
     _exit(ok ? 0 : 1);
   }
   auto lfd = listen_on(host, service);
-  if (!lfd.ok()) return lfd.status();
+  if (!lfd.ok()) return abandon(lfd.status());
   g->to_.assign(n - 1, -1), g->from_.assign(n - 1, -1);
   for (int joined = 1; joined < n; ++joined) {
     pollfd p{*lfd, POLLIN, 0};
     if (poll(&p, 1, 120'000) <= 0) {
       close(*lfd);
-      return absl::DeadlineExceededError(absl::StrCat(
+      return abandon(absl::DeadlineExceededError(absl::StrCat(
           n - joined, " of the launcher's ranks did not connect to ", host, ":", service,
-          " within 120 s"));
+          " within 120 s")));
     }
     const int fd = accept4(*lfd, nullptr, nullptr, SOCK_CLOEXEC);
     std::string who;
@@ -319,7 +323,8 @@ absl::Status Group::join() {
     if (r < 1 || r >= n || g->to_[r - 1] >= 0) {
       if (fd >= 0) close(fd);
       close(*lfd);
-      return absl::InvalidArgumentError(absl::StrCat("a process joined as rank ", r, " of ", n));
+      return abandon(
+          absl::InvalidArgumentError(absl::StrCat("a process joined as rank ", r, " of ", n)));
     }
     const int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -335,9 +340,10 @@ absl::Status Group::start(int device, int local) {
   Group* g = this;
   const int n = size_;
   g_group = g;
-  auto fail = [&](absl::Status st) {
-    for (int fd : g->to_) close(fd);
+  auto fail = [&](absl::Status st) {  // the workers read the end of their channel and exit
+    for (int& fd : g->to_) close(fd), fd = -1;
     for (int pid : g->pids_) waitpid(pid, nullptr, 0);
+    g->pids_.clear();
     g_group = nullptr;
     delete g;
     return st;
@@ -376,8 +382,12 @@ absl::Status Group::start(int device, int local) {
 #endif
 
 Group::~Group() {
-  for (int fd : to_) close(fd);
-  for (int fd : from_) close(fd);
+  for (int fd : to_)
+    if (fd >= 0) close(fd);
+  for (int fd : from_)
+    if (fd >= 0) close(fd);
+  for (int fd : {in_, out_})
+    if (fd >= 0) close(fd);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (int pid : pids_) {
     while (waitpid(pid, nullptr, WNOHANG) == 0) {
@@ -415,7 +425,12 @@ bool Group::serve() {
     st = serve_message(*this, state, msg);
     if (!write_frame(out_, status_frame(st))) break;
   }
-  state.engines.clear();
+  // Rank 0 is gone. Engines it never dropped would leave their NCCL windows in a collective
+  // call it cannot join: they are left to the process's exit, as is the communicator.
+  if (!state.engines.empty()) {
+    for (auto& entry : state.engines) entry.second.release();
+    return true;
+  }
   ncclCommDestroy(comm);
   return true;
 #else
