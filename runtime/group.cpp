@@ -83,6 +83,14 @@ absl::Status read_status(int fd, int rank) {
   return absl::Status(static_cast<absl::StatusCode>(code), absl::StrCat("rank ", rank, ": ", msg));
 }
 
+// What every rank's process needs before it joins a group.
+[[maybe_unused]] void prepare_process() {
+  signal(SIGPIPE, SIG_IGN);  // a peer that died is an error on its channel, not a signal
+  // NVLink multicast (NVLS) off unless asked for: vex's collectives are small, and on shared
+  // hosts a program using it can take the GPUs out of service (the GPU machine's notes).
+  setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/0);
+}
+
 #ifdef VEX_WITH_CUDA
 // A worker's state: the models rank 0 made engines over, loaded again here from the same files
 // (the page cache holds them once), and the engines by id.
@@ -150,10 +158,7 @@ absl::Status Group::launch(int n) {
 #ifndef VEX_WITH_CUDA
   return absl::UnimplementedError("this build of vex has no CUDA engine (nvcc was not found)");
 #else
-  signal(SIGPIPE, SIG_IGN);  // a worker that died is an error on its pipe, not a signal
-  // NVLink multicast (NVLS) off unless asked for: vex's collectives are small, and on shared
-  // hosts a program using it can take the GPUs out of service (the GPU machine's notes).
-  setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/0);
+  prepare_process();
   auto* g = new Group;
   g->size_ = n;
   for (int r = 1; r < n; ++r) {
@@ -177,7 +182,7 @@ absl::Status Group::launch(int n) {
     g->to_.push_back(down[1]), g->from_.push_back(up[0]);
     g->pids_.push_back(pid);
   }
-  return g->start(/*device=*/0, /*local=*/n);
+  return start(g, /*device=*/0, /*local=*/n);
 #endif
 }
 
@@ -278,8 +283,7 @@ absl::Status Group::join() {
 #ifndef VEX_WITH_CUDA
   return absl::UnimplementedError("this build of vex has no CUDA engine (nvcc was not found)");
 #else
-  signal(SIGPIPE, SIG_IGN);
-  setenv("NCCL_NVLS_ENABLE", "0", /*overwrite=*/0);
+  prepare_process();
   // MASTER_PORT itself is taken by torchrun's own store: vex's rendezvous is the port after it
   // (VEX_GROUP_PORT, when set).
   const char* addr = getenv("MASTER_ADDR");
@@ -331,14 +335,13 @@ absl::Status Group::join() {
     g->to_[r - 1] = fd, g->from_[r - 1] = dup(fd);
   }
   close(*lfd);
-  return g->start(device, /*local=*/0);
+  return start(g, device, /*local=*/0);
 #endif
 }
 
 #ifdef VEX_WITH_CUDA
-absl::Status Group::start(int device, int local) {
-  Group* g = this;
-  const int n = size_;
+absl::Status Group::start(Group* g, int device, int local) {
+  const int n = g->size_;
   g_group = g;
   auto fail = [&](absl::Status st) {  // the workers read the end of their channel and exit
     for (int& fd : g->to_) close(fd), fd = -1;

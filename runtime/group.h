@@ -136,10 +136,10 @@ class Group {
  private:
   Group() = default;
   bool serve();  // a worker's loop: false when it could not start (its device, NCCL)
-  // Rank 0, once every worker has its channel: the devices checked (local: the group's GPUs are
-  // this host's first `local`), the NCCL id sent, the communicator made. Deletes the group on
+  // Rank 0, once every worker of g has its channel: the devices checked (local: the group's GPUs
+  // are this host's first `local`), the NCCL id sent, the communicator made. Deletes g on
   // failure.
-  absl::Status start(int device, int local);
+  static absl::Status start(Group* g, int device, int local);
   int rank_ = 0, size_ = 1, device_ = 0;
   void* comm_ = nullptr;
   std::vector<int> to_, from_;  // rank 0: pipes to and from each worker (index rank - 1)

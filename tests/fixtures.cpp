@@ -98,6 +98,38 @@ const Tokenizer& tokenizer() {
   return *t;
 }
 
+const std::vector<std::string>& mixed_prompts() {
+  static const std::vector<std::string> prompts = {
+      "127 * 89 = ", "Once upon a time, in a land far away,", "The capital of France is",
+      "def f(x):\n    return", "Convert 100 meters to feet:", "What day is today?",
+      "In the beginning God created the heaven and the earth. And the earth was without form, "
+      "and void; and darkness was upon the face of the deep."};
+  return prompts;
+}
+
+GenerateOptions mixed_options(const Model& m, size_t i, int base, int step) {
+  GenerateOptions o;
+  o.sampling = m.sampling;
+  o.sampling.temperature = i % 2 ? 0.0f : 0.8f;
+  o.sampling.seed = 100 + i;
+  o.max_tokens = base + static_cast<int>(i) * step;
+  o.stop_tokens = m.stop_tokens;
+  return o;
+}
+
+absl::StatusOr<std::vector<int32_t>> generate_alone(std::unique_ptr<Engine> engine,
+                                                    const RoutingOverride& routing,
+                                                    std::span<const int32_t> prompt,
+                                                    const GenerateOptions& options) {
+  VEX_RETURN_IF_ERROR(engine->set_routing_override(routing));
+  Session s(std::move(engine));
+  std::vector<int32_t> tokens;
+  VEX_RETURN_IF_ERROR(s.generate(prompt, options, [&](int32_t t) {
+                         return tokens.push_back(t), true;
+                       }).status());
+  return tokens;
+}
+
 void Collected::collect(size_t i, Request& r) {
   r.on_token = [this, i](int32_t t) {
     std::lock_guard lock(mu);

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "runtime/model.h"
 #include "runtime/scheduler.h"
 #include "runtime/tokenizer.h"
 
@@ -34,6 +35,17 @@ std::string demo_model();
 
 // Copies a checkpoint directory (recursively) for tests that corrupt files.
 std::string copy_checkpoint(const std::string& from, const std::string& tag);
+
+// The scheduler tests on the GPU: prompts of mixed kinds (arithmetic, prose, code, a question, a
+// long one), request i's options (greedy for odd i, else sampled at 0.8 with its own seed;
+// base + step * i tokens), and request i run alone for comparison: on `engine` routed as
+// `routing`, through Session::generate, its tokens.
+const std::vector<std::string>& mixed_prompts();
+GenerateOptions mixed_options(const Model& m, size_t i, int base, int step);
+absl::StatusOr<std::vector<int32_t>> generate_alone(std::unique_ptr<Engine> engine,
+                                                    const RoutingOverride& routing,
+                                                    std::span<const int32_t> prompt,
+                                                    const GenerateOptions& options);
 
 // What scheduler requests produced, by request index: their tokens and results, written from
 // the scheduler's thread.

@@ -885,20 +885,8 @@ TEST(ForwardCudaDemo, SchedulerBatchesEqualEachAlone) {
   auto loaded = load_model(testing::demo_model());
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   const Model& m = **loaded;
-  const std::vector<std::string> prompts = {
-      "127 * 89 = ", "Once upon a time, in a land far away,", "The capital of France is",
-      "def f(x):\n    return", "Convert 100 meters to feet:", "What day is today?",
-      "In the beginning God created the heaven and the earth. And the earth was without form, "
-      "and void; and darkness was upon the face of the deep."};
-  auto options = [&](size_t i) {
-    GenerateOptions o;
-    o.sampling = m.sampling;
-    o.sampling.temperature = i % 2 ? 0.0f : 0.8f;
-    o.sampling.seed = 100 + i;
-    o.max_tokens = 12 + static_cast<int>(i) * 3;
-    o.stop_tokens = m.stop_tokens;
-    return o;
-  };
+  const std::vector<std::string>& prompts = testing::mixed_prompts();
+  auto options = [&](size_t i) { return testing::mixed_options(m, i, 12, 3); };
   // Requests routed three ways (plain, two experts ablated, k = 2) share the engine: each
   // group runs in its own passes, with the engine routing as its requests ask.
   auto routing = [](size_t i) {
@@ -947,14 +935,11 @@ TEST(ForwardCudaDemo, SchedulerBatchesEqualEachAlone) {
   for (size_t i = 0; i < prompts.size(); ++i) {
     auto e = make_engine(m, 256, Device::kCuda);
     ASSERT_TRUE(e.ok()) << e.status();
-    ASSERT_TRUE((*e)->set_routing_override(routing(i)).ok());
-    Session s(std::move(*e));
-    std::vector<int32_t> want;
-    auto r = s.generate(m.tokenizer->encode(prompts[i], false), options(i),
-                        [&](int32_t t) { return want.push_back(t), true; });
-    ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_EQ(out.tokens[i], want) << prompts[i];
-    EXPECT_EQ(out.results[i].generated, static_cast<int>(want.size()));
+    auto want = testing::generate_alone(std::move(*e), routing(i),
+                                        m.tokenizer->encode(prompts[i], false), options(i));
+    ASSERT_TRUE(want.ok()) << want.status();
+    EXPECT_EQ(out.tokens[i], *want) << prompts[i];
+    EXPECT_EQ(out.results[i].generated, static_cast<int>(want->size()));
   }
 }
 

@@ -157,8 +157,8 @@ TEST_P(Split, SyntheticMatchesOneGpu) {
 
 INSTANTIATE_TEST_SUITE_P(TwoGpus, Split,
                          ::testing::Values(Parallel{2, 2}, Parallel{2, 1}, Parallel{1, 2}),
-                         [](const auto& info) {
-                           return absl::StrCat("tp", info.param.tp, "ep", info.param.ep);
+                         [](const auto& p) {
+                           return absl::StrCat("tp", p.param.tp, "ep", p.param.ep);
                          });
 
 // A manifest attached (the calculator: a HOST slot at layer 4, on rank 0 of the split): the
@@ -216,23 +216,13 @@ TEST(MultiGpu, PrunedModelMatchesOneGpu) {
   expect_close(compare(ref, got, n, (*m)->config().vocab_size), n);
 }
 
-// The scheduler over the split engine (4 slots, prompts batched, sampled and greedy rows, two
+// The scheduler over the split engine (4 slots, 7 prompts batched, sampled and greedy rows, two
 // routings): each request's tokens equal the same request alone on one GPU.
 TEST(MultiGpu, SchedulerMatchesOneGpu) {
   NEED_TWO_GPUS();
   const Model& m = demo();
-  const std::vector<std::string> prompts = {
-      "127 * 89 = ", "Once upon a time, in a land far away,", "The capital of France is",
-      "def f(x):\n    return", "Convert 100 meters to feet:", "What day is today?"};
-  auto options = [&](size_t i) {
-    GenerateOptions o;
-    o.sampling = m.sampling;
-    o.sampling.temperature = i % 2 ? 0.0f : 0.8f;
-    o.sampling.seed = 100 + i;
-    o.max_tokens = 16 + static_cast<int>(i) * 2;
-    o.stop_tokens = m.stop_tokens;
-    return o;
-  };
+  const std::vector<std::string>& prompts = testing::mixed_prompts();
+  auto options = [&](size_t i) { return testing::mixed_options(m, i, 16, 2); };
   auto routing = [](size_t i) {
     RoutingOverride o;
     if (i % 3 == 1) o.ablate = {{4, 0}, {4, 1}};
@@ -255,13 +245,10 @@ TEST(MultiGpu, SchedulerMatchesOneGpu) {
   for (size_t i = 0; i < prompts.size(); ++i) {
     auto e = make_engine(m, 256, Device::kCuda, 1, {1, 1});
     ASSERT_TRUE(e.ok()) << e.status();
-    ASSERT_TRUE((*e)->set_routing_override(routing(i)).ok());
-    Session s(std::move(*e));
-    std::vector<int32_t> want;
-    auto r = s.generate(m.tokenizer->encode(prompts[i], false), options(i),
-                        [&](int32_t t) { return want.push_back(t), true; });
-    ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_EQ(out.tokens[i], want) << prompts[i];
+    auto want = testing::generate_alone(std::move(*e), routing(i),
+                                        m.tokenizer->encode(prompts[i], false), options(i));
+    ASSERT_TRUE(want.ok()) << want.status();
+    EXPECT_EQ(out.tokens[i], *want) << prompts[i];
   }
 }
 
