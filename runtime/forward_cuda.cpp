@@ -402,6 +402,7 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
   VEX_ASSIGN_OR_RETURN(d_tokens_, alloc<int32_t>(kChunk, &ws));
   VEX_ASSIGN_OR_RETURN(d_pos_, alloc<int>(kChunk, &ws));
   VEX_ASSIGN_OR_RETURN(d_seq_, alloc<int>(kChunk, &ws));
+  VEX_ASSIGN_OR_RETURN(d_tiles_, alloc<cuda::RowTile>(kChunk, &ws));
   VEX_ASSIGN_OR_RETURN(d_draws_, alloc<uint64_t>(kChunk, &ws));
   VEX_ASSIGN_OR_RETURN(d_triggers_.records, alloc<vex_trigger>(kMaxTriggers, &ws));
   VEX_ASSIGN_OR_RETURN(d_triggers_.count, alloc<int>(1, &ws));
@@ -513,6 +514,11 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
   // as the batch itself fills the GPU.
   const int splits_full = decode ? std::max(1, kAttnSplits / n) : 1;
   const int splits_sliding = decode ? std::max(1, 4 / n) : 1;
+  if (!decode) {  // prefill attention's tiles of the rows place_rows placed
+    tiles_ = cuda::row_tiles(rows_pos_, rows_seq_);
+    VEX_CUDA_CHECK(cudaMemcpyAsync(d_tiles_, tiles_.data(), tiles_.size() * sizeof(cuda::RowTile),
+                                   cudaMemcpyHostToDevice, s));
+  }
   VEX_RETURN_IF_ERROR(
       timed("embed", n * D * b2, [&] { return cuda::embed(d_tokens_, n, embedding_, D, x_, s); }));
   for (int il = 0; il < c_.n_layers; ++il) {
@@ -538,10 +544,15 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
                            c_.head_dim, L.sliding ? ring_ : 0, L.k_cache, L.v_cache, s);
     }));
     VEX_RETURN_IF_ERROR(timed("attention", 0, [&] {
+      const int window = L.sliding ? c_.sliding_window : 0, ring = L.sliding ? ring_ : 0;
+      if (!decode)  // tiles of consecutive rows on tensor cores
+        return cuda::attention_prefill(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, d_tiles_,
+                                       int(tiles_.size()), rows, window, ring, c_.n_heads, c_.n_kv_heads,
+                                       c_.head_dim, sm_scale, s);
       const int splits = L.sliding ? splits_sliding : splits_full;
-      return cuda::attention(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, n, rows,
-                             L.sliding ? c_.sliding_window : 0, L.sliding ? ring_ : 0, c_.n_heads,
-                             c_.n_kv_heads, c_.head_dim, sm_scale, s, splits, attn_partial_);
+      return cuda::attention(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, n, rows, window, ring,
+                             c_.n_heads, c_.n_kv_heads, c_.head_dim, sm_scale, s, splits,
+                             attn_partial_);
     }));
     if (!gemm) {
       VEX_RETURN_IF_ERROR(timed("o_proj", uint64_t(D) * Q * b2, [&] {
@@ -561,7 +572,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
     const cuda::VirtualSlots virt =
         L.has_virtual ? cuda::VirtualSlots{L.device, device_args_, il, rows, d_triggers_}
                       : cuda::VirtualSlots{};
-    const size_t at = size_t(il) * kChunk;  // this layer's rows in the capture buffers
+    const size_t at = size_t(il) * kCaptureRows;  // this layer's rows in the capture buffers
     if (observer_ && cap_hidden_)
       VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.residual + at * D, x_, size_t(n) * D * sizeof(float),
                                      cudaMemcpyDeviceToDevice, s));
@@ -632,8 +643,9 @@ absl::StatusOr<std::vector<CudaEngine::KernelTime>> CudaEngine::profile_step(
     return out;
   }
   const int n = static_cast<int>(tokens.size());
-  if (n < 1 || n > kChunk || pos() + n > max_ctx_)
-    return absl::OutOfRangeError("profile_step: 1 to kChunk tokens that fit the context");
+  if (n < 1 || n > pass_rows() || pos() + n > max_ctx_)
+    return absl::OutOfRangeError(absl::StrCat("profile_step: 1 to ", pass_rows(),
+                                              " tokens that fit the context"));
   VEX_CUDA_CHECK(cudaMemcpyAsync(d_tokens_, tokens.data(), n * sizeof(int32_t),
                                  cudaMemcpyHostToDevice, stream_));
   VEX_RETURN_IF_ERROR(place_chunk(n));
@@ -908,8 +920,9 @@ absl::Status CudaEngine::forward(std::span<const int32_t> tokens, float* logits,
   VEX_RETURN_IF_ERROR(use_virtual_tables(virtual_on_[cur_]));
   VEX_RETURN_IF_ERROR(reset_triggers());
   const size_t V = c_.vocab_size;
-  for (size_t i = 0; i < tokens.size(); i += kChunk) {
-    const int n = static_cast<int>(std::min<size_t>(kChunk, tokens.size() - i));
+  const size_t pass = pass_rows();
+  for (size_t i = 0; i < tokens.size(); i += pass) {
+    const int n = static_cast<int>(std::min(pass, tokens.size() - i));
     const bool last_chunk = i + n == tokens.size();
     const bool want = logits && (!last_only || last_chunk);
     const int first = last_only ? n - 1 : 0;
@@ -1186,12 +1199,12 @@ absl::Status CudaEngine::prefill_group(std::span<const PrefillChunk> chunks,
   };
   size_t next = 0, offset = 0;  // the chunk (in which) and token where the next pass starts
   while (next < which.size()) {
-    // A pass: the next kChunk tokens, chunk after chunk.
+    // A pass: the next pass_rows() tokens, chunk after chunk.
     std::vector<Segment> segs;
     int rows = 0;
-    while (next < which.size() && rows < kChunk) {
+    while (next < which.size() && rows < pass_rows()) {
       const PrefillChunk& c = chunks[which[next]];
-      const size_t take = std::min<size_t>(kChunk - rows, c.tokens.size() - offset);
+      const size_t take = std::min<size_t>(pass_rows() - rows, c.tokens.size() - offset);
       segs.push_back({which[next], offset, take});
       rows += static_cast<int>(take);
       offset += take;
@@ -1260,7 +1273,7 @@ absl::Status CudaEngine::decode_greedy_batch(std::span<const int32_t> first, int
 
 absl::Status CudaEngine::set_routing_observer(RoutingObserver f, bool hidden) {
   if (f && !cap_.logits) {  // the capture buffers, once, on the device and pinned on the host
-    const size_t rows = size_t(c_.n_layers) * kChunk, D = c_.d_model;
+    const size_t rows = size_t(c_.n_layers) * kCaptureRows, D = c_.d_model;
     uint64_t& ws = mem_.workspace;
     VEX_ASSIGN_OR_RETURN(cap_.logits, alloc<float>(rows * max_slots_, &ws));
     VEX_ASSIGN_OR_RETURN(cap_.idx, alloc<int>(rows * kMaxK, &ws));
@@ -1325,7 +1338,7 @@ absl::Status CudaEngine::deliver_routing(int n, int step) {
   // Each buffer's first n rows of every layer, packed ([layer][row][stride]), in one strided copy.
   auto get = [&](auto* dst, const auto* src, size_t stride) -> absl::Status {
     const size_t row = sizeof(*dst) * stride;
-    VEX_CUDA_CHECK(cudaMemcpy2DAsync(dst, n * row, src, kChunk * row, n * row, L,
+    VEX_CUDA_CHECK(cudaMemcpy2DAsync(dst, n * row, src, kCaptureRows * row, n * row, L,
                                      cudaMemcpyDeviceToHost, stream_));
     return absl::OkStatus();
   };

@@ -17,6 +17,7 @@
 #include "core/config.h"
 #include "core/slot.h"
 #include "core/weights.h"
+#include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/moe.cuh"
 #include "kernels/cuda/sampling.cuh"
 #include "runtime/engine.h"
@@ -52,7 +53,14 @@ struct CudaShard {
 
 class CudaEngine final : public Engine {
  public:
-  static constexpr int kChunk = 128;      // tokens per pass through the layers
+  // Tokens per pass through the layers: a pass reads each chosen expert once for all its tokens
+  // (1,024 tokens give each of 32 experts ~128 with top-4 routing: two full 64-token tiles of
+  // the grouped MoE kernels), and sizes the workspace (~200 MB at gpt-oss-20b's widths) and the
+  // sliding layers' rings (window + kChunk + 352 rows).
+  static constexpr int kChunk = 1024;
+  // While a routing observer is attached, passes are at most this many rows: the capture buffers
+  // hold every layer's rows of one pass, on the device and pinned on the host.
+  static constexpr int kCaptureRows = 128;
   static constexpr int kLogitsRows = 32;  // logits computed per lm_head pass (buffer rows)
   static constexpr int kAttnSplits = 16;  // key ranges per head in a decode step (full layers)
   // Prefill passes (any length) and batched decode steps of more than kGemvRows sequences run
@@ -61,7 +69,7 @@ class CudaEngine final : public Engine {
   // result must not depend on how its tokens were chunked: a rewound chat recomputes a tail.)
   static constexpr int kGemvRows = 8;
   static bool uses_gemm(int rows, bool decode) { return decode ? rows > kGemvRows : rows > 1; }
-  static constexpr int kMaxSeqs = kChunk;  // a batched step is one pass of n_seqs rows
+  static constexpr int kMaxSeqs = 128;  // a batched step is one pass of n_seqs rows
 
   using Shard = CudaShard;
   // Uploads the weights (or uses `shared`, another engine's upload of the same weights) and
@@ -222,6 +230,7 @@ class CudaEngine final : public Engine {
   absl::Status use_virtual_tables(bool on);
   // Graphs are used unless switched off or routing is being captured.
   bool graphs() const { return use_graphs_ && !observer_; }
+  int pass_rows() const { return observer_ ? kCaptureRows : kChunk; }  // rows per pass at most
   // With an observer: after a pass of n rows (placed by place_rows, `step` decode steps on),
   // synchronized, reads the captured routing back and calls the observer per layer and row.
   absl::Status deliver_routing(int n, int step = 0);
@@ -280,6 +289,8 @@ class CudaEngine final : public Engine {
   absl::Status read_triggers();              // after the stream is synchronized
   uint64_t* d_draws_ = nullptr;              // [kChunk] draw index of each row's sampler
   int *d_pos_ = nullptr, *d_seq_ = nullptr;  // [rows] placement of a pass (kernels/cuda/rows.cuh)
+  cuda::RowTile* d_tiles_ = nullptr;          // [kChunk] a prefill pass's rows cut for attention
+  std::vector<cuda::RowTile> tiles_;          // their host copy (the pending upload's source)
   float *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *att_ = nullptr, *h_ = nullptr;
   float *weight_ = nullptr, *logits_ = nullptr;
   float* device_args_ = nullptr;   // [kChunk * k, 2] DEVICE slots' arguments (cuda::VirtualSlots)
@@ -294,7 +305,7 @@ class CudaEngine final : public Engine {
   int* d_forced_ = nullptr;        // [n_layers, kMaxK] each layer's forced slots
   std::vector<int> n_forced_;      // [n_layers]
   RoutingObserver observer_;
-  // [n_layers, kChunk, ...] device copies of each layer's routing in a pass (when capturing).
+  // [n_layers, kCaptureRows, ...] device copies of each layer's routing in a pass (capturing).
   struct Capture {
     float *logits = nullptr, *weight = nullptr, *xn = nullptr, *residual = nullptr;
     int* idx = nullptr;

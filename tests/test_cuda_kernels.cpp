@@ -310,6 +310,66 @@ TEST(CudaKernels, AttentionWithSinksAndWindow) {
   }
 }
 
+// Prefill attention on tensor cores against the same CPU twin: a pass whose rows mix two
+// sequences (a lone row, then 37 consecutive rows of sequence 1 cut into tiles of 16, 16 and 5,
+// then 5 rows of sequence 0), over full and sliding layers (rings) and every head size, with
+// queries ~ N(0, 8): scores of tens, where a 16-bit query (two bf16 terms) moves the
+// probabilities by ~1e-3 (as on the random tiny model, whose logits it moved by 1e-3); three
+// terms keep the outputs within 2e-5 of the double reference, as the fp32 kernel's do.
+TEST(CudaKernels, AttentionPrefillMatchesCpu) {
+  for (auto [Hq, Hkv, d, window] : {std::tuple{64, 8, 64, 128}, {64, 8, 64, 0}, {8, 2, 16, 16},
+                                    {16, 4, 32, 16}, {16, 2, 128, 0}}) {
+    const int KV = Hkv * d, S = Hq * d + 2 * KV;
+    std::vector<int> pos, seq;
+    auto add = [&](int sq, int from, int count) {
+      for (int i = 0; i < count; ++i) pos.push_back(from + i), seq.push_back(sq);
+    };
+    add(0, 170, 1), add(1, 140, 37), add(0, 110, 5);
+    const int n = static_cast<int>(pos.size()), keys = 177;  // positions 0 .. 176 per sequence
+    const int ring = window ? window + 64 : 0, slots = ring ? ring : keys;
+    std::vector<std::vector<float>> kref(2), vref(2);
+    std::vector<uint16_t> kc(2 * size_t(slots) * KV), vc(kc.size());
+    for (int sq = 0; sq < 2; ++sq) {
+      const int newest = sq == 0 ? 170 : 176;  // the sequence's last position written
+      const auto kf = normal(size_t(keys) * KV), vf = normal(size_t(keys) * KV);
+      kref[sq].resize(kf.size()), vref[sq].resize(vf.size());
+      for (size_t i = 0; i < kf.size(); ++i)
+        kref[sq][i] = bf16_to_f32(f32_to_bf16(kf[i])), vref[sq][i] = bf16_to_f32(f32_to_bf16(vf[i]));
+      for (int j = 0; j <= newest; ++j) {
+        if (ring && j <= newest - ring) continue;  // overwritten in the ring
+        const size_t at = (size_t(sq) * slots + (ring ? j % ring : j)) * KV;
+        for (int i = 0; i < KV; ++i)
+          kc[at + i] = f32_to_bf16(kf[size_t(j) * KV + i]),
+          vc[at + i] = f32_to_bf16(vf[size_t(j) * KV + i]);
+      }
+    }
+    const auto q = normal(size_t(n) * S, 8.0f);
+    const auto sinks = normal_bf16(Hq);
+    const auto tiles = cuda::row_tiles(pos, seq);
+    ASSERT_EQ(tiles.size(), 5u);
+    EXPECT_EQ(tiles[3].row0, 33);
+    EXPECT_EQ(tiles[3].count, 5);
+    Dev<float> dq(q), dout(size_t(n) * Hq * d);
+    Dev<uint16_t> dk(kc), dv(vc), ds(sinks);
+    Dev<int> dpos(pos), dseq(seq);
+    Dev<cuda::RowTile> dt(tiles);
+    const float scale = 1.0f / std::sqrt(float(d));
+    const cuda::CacheRows rows{dpos.p, dseq.p, int64_t(slots) * KV};
+    CUDA_OK(cuda::attention_prefill(dq.p, S, dk.p, dv.p, ds.p, dout.p, dt.p, int(tiles.size()),
+                                    rows, window, ring, Hq, Hkv, d, scale, 0));
+    const auto out = dout.get();
+    for (int t = 0; t < n; ++t) {
+      const int p = pos[t], lo = window ? std::max(0, p - window + 1) : 0;
+      std::vector<float> ref(Hq * d);
+      attention_sinks(&q[size_t(t) * S], kref[seq[t]].data(), vref[seq[t]].data(), sinks.data(), lo,
+                      p, Hq, Hkv, d, scale, ref.data());
+      for (int i = 0; i < Hq * d; ++i)
+        ASSERT_NEAR(out[size_t(t) * Hq * d + i], ref[i], 2e-5f)
+            << "d " << d << " window " << window << " row " << t << " i " << i;
+    }
+  }
+}
+
 TEST(CudaKernels, RouterTopkSoftmax) {
   const int n = 9, D = 2880, E = 32, k = 4;
   const auto x = normal(size_t(n) * D);
@@ -558,12 +618,15 @@ TEST(CudaKernels, MoeVirtualSlotsMatchCpu) {
 // The tensor-core prefill path against expert_ffn with bf16 expert inputs (the one rounding
 // the path adds). Products of bf16 values are exact in fp32; the MMA accumulates in fp32 in its
 // own order, and a SwiGLU output can round to the other bf16 neighbour: 1e-3 of the largest
-// contribution bounds both (measured 1.5e-4 at D = 2880).
+// contribution bounds both (measured 1.5e-4 at D = 2880). The kernels take 64 tokens of an
+// expert per pass: 300 tokens over 8 experts (~150 each) and 150 tokens all routed to the same
+// 4 experts (a = 0: three passes and a partial one) cross the pass edges.
 TEST(CudaKernels, MoeTensorCoresMatchCpu) {
-  for (auto [D, I, E, n] : {std::tuple{2880, 2880, 32, 37}, {64, 64, 8, 5}}) {
+  for (auto [D, I, E, n, a] : {std::tuple{2880, 2880, 32, 37, 3}, {64, 64, 8, 5, 3},
+                               {256, 192, 8, 300, 3}, {128, 64, 8, 150, 0}}) {
     const int k = 4;
     const RandomExperts ex(D, I, E);
-    const Routing r(n, k, E, 3, 2, 0.1f, 0.2f);
+    const Routing r(n, k, E, a, 2, 0.1f, 0.2f);
     const auto xn = normal(size_t(n) * D), x0 = normal(size_t(n) * D);
     const auto ref = ex.reference(xn, r.idx, r.wt, r.slots, x0, k, /*bf16_inputs=*/true);
     Dev<uint16_t> xb(size_t(n) * D), hb(size_t(n) * k * I);
@@ -575,8 +638,8 @@ TEST(CudaKernels, MoeTensorCoresMatchCpu) {
     CUDA_OK(cuda::moe_grouped(dxn.p, didx.p, dwt.p, dsl.p, ex.weights(), {}, n, k, E, 7.0f, scratch,
                               dx.p, 0));
     const auto [worst, scale] = worst_and_scale(dx.get(), ref, x0);
-    printf("tensor-core MoE, D=%d: worst %.3g of scale %.3g\n", D, worst, scale);
-    EXPECT_LT(worst, 1e-3 * scale) << "D=" << D;
+    printf("tensor-core MoE, D=%d n=%d: worst %.3g of scale %.3g\n", D, n, worst, scale);
+    EXPECT_LT(worst, 1e-3 * scale) << "D=" << D << " n=" << n;
   }
 }
 

@@ -1,6 +1,8 @@
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/common.cuh"
 
+#include <cuda_bf16.h>
+
 namespace vex::cuda {
 namespace {
 
@@ -130,6 +132,198 @@ cudaError_t launch(const float* q, int q_stride, const uint16_t* kc, const uint1
   return cudaGetLastError();
 }
 
+
+// ---- Prefill on tensor cores ----------------------------------------------------------------
+
+__device__ __forceinline__ uint32_t bits(__nv_bfloat162 v) {
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+// (a, b) as bf16x2 terms t[0] + t[1] + ... + t[n-1]: each term the rounded remainder of the
+// ones before, so n terms hold 8n significant bits (3: fp32's 24). a in the low half.
+template <int n>
+__device__ __forceinline__ void split(float a, float b, uint32_t* t) {
+#pragma unroll
+  for (int i = 0; i < n; ++i) {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    const float2 f = __bfloat1622float2(h);
+    t[i] = bits(h), a -= f.x, b -= f.y;
+  }
+}
+template <bool kTrans>
+__device__ __forceinline__ void ldsm_x4(uint32_t* r, const void* row) {
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
+  if constexpr (kTrans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+
+// Block (tile, KV head g), warp w = query head g * G + w: its 16 rows (the tile's, the last
+// repeated past `count`) against 64-key tiles (32 for d = 128) of the sequence's cache, staged
+// in shared memory by cp.async one tile ahead (a 16-byte unit u of key row r at u ^ (r % 8):
+// the 8 rows of an ldmatrix hit 8 bank groups). Per key tile: S = Q K^T (n8 tiles of keys),
+// the mask (window, causality, the tile's end), the online softmax with the sink in the
+// running max and sum (§7.5), then O += P V with P's accumulators reused as the A fragments.
+template <int D>
+__global__ void __launch_bounds__(256, 1)
+    attention_prefill_kernel(const float* __restrict__ q, int q_stride,
+                             const uint16_t* __restrict__ kc, const uint16_t* __restrict__ vc,
+                             const uint16_t* __restrict__ sinks, float* __restrict__ out,
+                             const RowTile* __restrict__ tiles, CacheRows rows, int window,
+                             int ring, int n_heads, int n_kv_heads, float sm_scale) {
+  pdl_prologue();
+  constexpr int U = D / 8;                   // 16-byte units per key row
+  constexpr int kKeys = D == 128 ? 32 : 64;  // keys per tile
+  constexpr int kSw = U < 8 ? U : 8;         // swizzle span (units)
+  __shared__ uint4 ks[2][kKeys][U], vs[2][kKeys][U];
+  const RowTile tile = tiles[blockIdx.x];
+  const int kvh = blockIdx.y, G = n_heads / n_kv_heads, kv_dim = n_kv_heads * D;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  const int h = kvh * G + warp;
+  const int p0 = rows.pos[tile.row0], last = p0 + tile.count - 1;
+  const int first = window > 0 ? max(0, p0 - window + 1) : 0;
+  const int64_t base = cache_base(rows, tile.row0) + kvh * D;
+  auto stage = [&](int buf, int j0) {
+    for (int i = threadIdx.x; i < 2 * kKeys * U; i += blockDim.x) {
+      const int which = i / (kKeys * U), r = i / U % kKeys, u = i % U;
+      const int j = min(j0 + r, last);
+      const int64_t at = base + static_cast<int64_t>(ring > 0 ? j % ring : j) * kv_dim + u * 8;
+      uint4* dst = which ? &vs[buf][r][u ^ (r % kSw)] : &ks[buf][r][u ^ (r % kSw)];
+      cp_async16(dst, (which ? vc : kc) + at);
+    }
+    cp_async_commit();
+  };
+  stage(0, first);
+
+  // This lane's rows g and g + 8 of the tile: position, window start, query fragments.
+  int pr[2], lo_r[2];
+  uint32_t qt[3][D / 16][4];  // the queries in three bf16 terms: scores as exact as in fp32
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = min(g + 8 * half, tile.count - 1);
+    pr[half] = p0 + r;
+    lo_r[half] = window > 0 ? max(0, pr[half] - window + 1) : 0;
+    const float* qr = q + static_cast<int64_t>(tile.row0 + r) * q_stride + h * D + 2 * c;
+#pragma unroll
+    for (int k16 = 0; k16 < D / 16; ++k16) {
+      const float2 a = *reinterpret_cast<const float2*>(qr + 16 * k16);
+      const float2 b = *reinterpret_cast<const float2*>(qr + 16 * k16 + 8);
+      uint32_t ta[3], tb[3];
+      split<3>(a.x, a.y, ta), split<3>(b.x, b.y, tb);
+#pragma unroll
+      for (int i = 0; i < 3; ++i)  // regs 0 / 1: k 2c, rows g / g+8; regs 2 / 3: k 2c + 8
+        qt[i][k16][half] = ta[i], qt[i][k16][2 + half] = tb[i];
+    }
+  }
+  float m[2], l[2], o[D / 8][4] = {};
+  m[0] = m[1] = bf16(sinks[h]);
+  l[0] = l[1] = c == 0 ? 1.0f : 0.0f;  // the sink's term, once per row (lane sums meet at the end)
+
+  int buf = 0;
+  for (int j0 = first; j0 <= last; j0 += kKeys, buf ^= 1) {
+    cp_async_wait<0>();
+    __syncthreads();  // tile j0 is in; every warp is done with the buffer the next load takes
+    if (j0 + kKeys <= last) stage(buf ^ 1, j0 + kKeys);
+    float s[kKeys / 8][4] = {};
+#pragma unroll
+    for (int nt = 0; nt < kKeys / 8; ++nt) {
+#pragma unroll
+      for (int k32 = 0; k32 < (D + 31) / 32; ++k32) {
+        // Matrices: keys nt*8 .. +7 x units 4 k32 .. 4 k32 + 3 (d 32 k32 .. +31); for d = 16
+        // the last two repeat the first two.
+        const int r = nt * 8 + lane % 8, u = (4 * k32 + lane / 8) % U;
+        uint32_t b[4];
+        ldsm_x4<false>(b, &ks[buf][r][u ^ (r % kSw)]);
+#pragma unroll
+        for (int i = 0; i < 3; ++i) {
+          mma_bf16(s[nt], qt[i][2 * k32], b);
+          if (2 * k32 + 1 < D / 16) mma_bf16(s[nt], qt[i][2 * k32 + 1], b + 2);
+        }
+      }
+    }
+    // Mask and scale; the tile's max per row (over the row's 4 lanes).
+    float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int nt = 0; nt < kKeys / 8; ++nt)
+#pragma unroll
+      for (int v = 0; v < 4; ++v) {
+        const int half = v / 2, j = j0 + nt * 8 + 2 * c + (v % 2);
+        const bool ok = j >= lo_r[half] && j <= pr[half];
+        s[nt][v] = ok ? s[nt][v] * sm_scale : -INFINITY;
+        mx[half] = fmaxf(mx[half], s[nt][v]);
+      }
+    float scale[2];
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      mx[half] = fmaxf(mx[half], __shfl_xor_sync(0xffffffffu, mx[half], 1));
+      mx[half] = fmaxf(mx[half], __shfl_xor_sync(0xffffffffu, mx[half], 2));
+      const float m_new = fmaxf(m[half], mx[half]);  // finite: the sink starts it
+      scale[half] = expf(m[half] - m_new);
+      m[half] = m_new, l[half] *= scale[half];
+    }
+#pragma unroll
+    for (int dn = 0; dn < D / 8; ++dn)
+#pragma unroll
+      for (int v = 0; v < 4; ++v) o[dn][v] *= scale[v / 2];
+#pragma unroll
+    for (int nt = 0; nt < kKeys / 8; ++nt)
+#pragma unroll
+      for (int v = 0; v < 4; ++v) {
+        const float pj = expf(s[nt][v] - m[v / 2]);  // 0 where masked
+        s[nt][v] = pj, l[v / 2] += pj;
+      }
+    // O += P V: keys 16 kk .. +15 are the k of one MMA; P's n8 tiles 2kk, 2kk + 1 form its A.
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk) {
+      // Probabilities in three terms as well: with two (16 bits) an untrained model's logits
+      // moved by 1e-3 against the fp32 kernel's.
+      constexpr int kP = 3;
+      uint32_t pt[4][kP], pa[kP][4];
+      split<kP>(s[2 * kk][0], s[2 * kk][1], pt[0]);
+      split<kP>(s[2 * kk][2], s[2 * kk][3], pt[1]);
+      split<kP>(s[2 * kk + 1][0], s[2 * kk + 1][1], pt[2]);
+      split<kP>(s[2 * kk + 1][2], s[2 * kk + 1][3], pt[3]);
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int j = 0; j < kP; ++j) pa[j][i] = pt[i][j];
+#pragma unroll
+      for (int dn = 0; dn < D / 8; dn += 2) {
+        // Matrices (transposed): keys +0..7 / +8..15 x d units dn, dn + 1.
+        const int r = 16 * kk + (lane / 8 % 2) * 8 + lane % 8, u = dn + lane / 16;
+        uint32_t b[4];
+        ldsm_x4<true>(b, &vs[buf][r][u ^ (r % kSw)]);
+#pragma unroll
+        for (int j = 0; j < kP; ++j) mma_bf16(o[dn], pa[j], b), mma_bf16(o[dn + 1], pa[j], b + 2);
+      }
+    }
+  }
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    l[half] += __shfl_xor_sync(0xffffffffu, l[half], 1);
+    l[half] += __shfl_xor_sync(0xffffffffu, l[half], 2);
+    const int r = g + 8 * half;
+    if (r >= tile.count) continue;
+    float* orow = out + static_cast<int64_t>(tile.row0 + r) * n_heads * D + h * D + 2 * c;
+#pragma unroll
+    for (int dn = 0; dn < D / 8; ++dn)
+      *reinterpret_cast<float2*>(orow + 8 * dn) =
+          make_float2(o[dn][2 * half] / l[half], o[dn][2 * half + 1] / l[half]);
+  }
+}
+
+template <int D>
+cudaError_t launch_prefill(const float* q, int q_stride, const uint16_t* kc, const uint16_t* vc,
+                           const uint16_t* sinks, float* out, const RowTile* tiles, int n_tiles,
+                           CacheRows rows, int window, int ring, int n_heads, int n_kv_heads,
+                           float sm_scale, cudaStream_t stream) {
+  launch_pdl(attention_prefill_kernel<D>, dim3(n_tiles, n_kv_heads), 32 * (n_heads / n_kv_heads), 0,
+             stream, q, q_stride, kc, vc, sinks, out, tiles, rows, window, ring, n_heads,
+             n_kv_heads, sm_scale);
+  return cudaGetLastError();
+}
 }  // namespace
 
 cudaError_t attention(const float* q, int q_stride, const uint16_t* k_cache,
@@ -150,6 +344,42 @@ cudaError_t attention(const float* q, int q_stride, const uint16_t* k_cache,
     VEX_ATTENTION_CASE(64)
     VEX_ATTENTION_CASE(128)
 #undef VEX_ATTENTION_CASE
+    default:
+      return cudaErrorInvalidValue;
+  }
+}
+
+std::vector<RowTile> row_tiles(const std::vector<int>& pos, const std::vector<int>& seq) {
+  std::vector<RowTile> tiles;
+  for (int t = 0; t < static_cast<int>(pos.size()); ++t) {
+    const bool joins = t > 0 && tiles.back().count < kAttnTileRows && pos[t] == pos[t - 1] + 1 &&
+                       (seq.empty() || seq[t] == seq[t - 1]);
+    if (joins)
+      ++tiles.back().count;
+    else
+      tiles.push_back({t, 1});
+  }
+  return tiles;
+}
+
+cudaError_t attention_prefill(const float* q, int q_stride, const uint16_t* k_cache,
+                              const uint16_t* v_cache, const uint16_t* sinks, float* out,
+                              const RowTile* tiles, int n_tiles, CacheRows rows, int window,
+                              int ring, int n_heads, int n_kv_heads, int head_dim, float sm_scale,
+                              cudaStream_t stream) {
+  if (n_tiles <= 0) return cudaSuccess;
+  if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || n_heads / n_kv_heads > 8)
+    return cudaErrorInvalidValue;
+  switch (head_dim) {
+#define VEX_PREFILL_CASE(D)                                                                    \
+  case D:                                                                                      \
+    return launch_prefill<D>(q, q_stride, k_cache, v_cache, sinks, out, tiles, n_tiles, rows,  \
+                             window, ring, n_heads, n_kv_heads, sm_scale, stream);
+    VEX_PREFILL_CASE(16)
+    VEX_PREFILL_CASE(32)
+    VEX_PREFILL_CASE(64)
+    VEX_PREFILL_CASE(128)
+#undef VEX_PREFILL_CASE
     default:
       return cudaErrorInvalidValue;
   }

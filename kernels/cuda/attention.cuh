@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "kernels/cuda/rows.cuh"
 
@@ -23,5 +24,26 @@ cudaError_t attention(const float* q, int q_stride, const uint16_t* k_cache,
                       CacheRows rows, int window, int ring, int n_heads, int n_kv_heads,
                       int head_dim, float sm_scale, cudaStream_t stream, int splits = 1,
                       float* partial = nullptr);
+
+// Prefill on tensor cores: the rows of a pass cut into tiles, each up to kAttnTileRows rows
+// t = row0 .. row0 + count - 1 of one sequence at consecutive positions, which share their keys.
+constexpr int kAttnTileRows = 16;
+struct RowTile {
+  int row0, count;
+};
+// The tiles of rows placed at pos[t] of sequence seq[t] (seq empty: all in sequence 0).
+std::vector<RowTile> row_tiles(const std::vector<int>& pos, const std::vector<int>& seq);
+
+// The same attention as attention() for every row of `tiles` (n_tiles of them): a block per
+// (tile, KV head), a warp per query head of the group (n_heads / n_kv_heads <= 8). Scores and
+// the probability-weighted values on bf16 tensor cores (mma.sync m16n8k16, fp32 accumulation):
+// the keys and values are bf16 already; the fp32 queries and probabilities enter as three bf16
+// terms each (24 significant bits, fp32's: a score's error must stay small against 1, not
+// against the score, which an untrained model makes large).
+cudaError_t attention_prefill(const float* q, int q_stride, const uint16_t* k_cache,
+                              const uint16_t* v_cache, const uint16_t* sinks, float* out,
+                              const RowTile* tiles, int n_tiles, CacheRows rows, int window,
+                              int ring, int n_heads, int n_kv_heads, int head_dim, float sm_scale,
+                              cudaStream_t stream);
 
 }  // namespace vex::cuda

@@ -51,6 +51,20 @@ __device__ __forceinline__ void bf16x8(const uint4& w, float* out) {
   }
 }
 
+// 16 bytes from global to shared memory without passing through registers (sm_80+): issued
+// now, complete after cp_async_wait<n>() (at most n of this thread's committed groups pending).
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int n>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(n) : "memory");
+}
+
 // c += A B for one m16n8k16 tile: bf16 inputs, fp32 accumulate (sm_80+). Fragment layouts
 // (g = lane / 4, c = lane % 4): a = rows g, g+8 x k pairs 2c and 2c+8; b = k pairs 2c and 2c+8
 // of column g; c = rows g, g+8 x columns 2c, 2c+1.

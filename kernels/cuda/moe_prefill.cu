@@ -7,18 +7,36 @@
 namespace vex::cuda {
 namespace {
 
-constexpr int kWarps = 4;          // a block: 4 warps x 16 rows = 64 weight rows
-constexpr int kRowsPerBlock = 64;  // ... times 16 tokens (two n8 tiles) per pass
-constexpr int kTokens = 16;
+constexpr int kTokens = 64;     // tokens per pass: eight n8 tiles
+constexpr int kWarpRows = 32;   // weight rows per warp: two m16 tiles
+constexpr int kStageK = 64;     // k per pipeline stage: 128 bytes of a token row, 32 of codes
+constexpr int kStages = 3;      // stages in flight (cp.async groups)
+constexpr int kLutCopies = 8;   // the byte table once per lane % 8: fewer bank conflicts
+
+// A block of W warps (R = 32 W weight rows) in dynamic shared memory:
+//   x      [kStages][kTokens][8] uint4: the tokens' activations, k [64 s, 64 s + 64) in stage s;
+//          unit u of token row t at u ^ (t % 8), so the 8 lanes of a 16-byte shared load
+//          (2 rows x 4 lane chunks) hit 8 different bank groups
+//   codes  [kStages][R][2] uint4: the rows' E2M1 codes of the stage (32 bytes per row)
+//   lut    [256][kLutCopies] uint32: byte -> bf16x2
+//   scales [R][K / 32] uint8: the rows' E8M0 scales, whole
+template <int W>
+struct Layout {
+  static constexpr int R = kWarpRows * W;
+  static constexpr size_t x = 0, codes = x + size_t(kStages) * kTokens * 8 * 16,
+                          lut = codes + size_t(kStages) * R * 32,
+                          scales = lut + 256 * kLutCopies * 4;
+  static size_t bytes(int K) { return scales + size_t(R) * (K / 32); }
+};
 
 // Byte of two E2M1 codes -> two bf16 (low nibble = even element = low half), unit scale.
 __device__ void fill_lut8(uint32_t* lut) {
-  for (int v = threadIdx.x; v < 256; v += blockDim.x) {
+  for (int i = threadIdx.x; i < 256 * kLutCopies; i += blockDim.x) {
+    const int v = i / kLutCopies;
     const uint32_t lo = __float_as_uint(e2m1(v & 0xF)) >> 16;
     const uint32_t hi = __float_as_uint(e2m1(v >> 4)) >> 16;
-    lut[v] = (hi << 16) | lo;  // e2m1 values are exact in bf16 (1 mantissa bit)
+    lut[i] = (hi << 16) | lo;  // e2m1 values are exact in bf16 (1 mantissa bit)
   }
-  __syncthreads();
 }
 
 // bf16x2 times an E8M0 power of two, exact (a 1-bit mantissa times 2^k).
@@ -30,69 +48,116 @@ __device__ __forceinline__ uint32_t scale2(uint32_t v, uint32_t s) {
   return *reinterpret_cast<const uint32_t*>(&r);
 }
 
-// C[16 rows of this warp][16 tokens] = W[rows] . X[tokens]^T over K, for rows `row` (this
-// warp's first) of an MXFP4 matrix with K/32 blocks per row, and token rows xrow[0..1] per
-// n8 tile (this lane's column g of each tile). acc[tile][4] in the C layout of m16n8k16.
-//
-// The k order inside an MMA is free as long as A and B agree, so each lane takes 16 contiguous
-// k of every 64: its 8 code bytes (one 8-byte load per row; the 4 lanes of a row read 32
-// contiguous bytes), one scale, and its tokens' 16 bf16 (two 16-byte loads per token row).
-// Step s of 4 pairs the lane's bytes 2s, 2s+1 with x words 2s, 2s+1. Loads for the next 64 k
-// are issued before the current ones are used.
-__device__ __forceinline__ void warp_tile(const uint8_t* blocks, const uint8_t* scales, int64_t row,
-                                          int K, const uint16_t* const* xrow, const uint32_t* lut,
-                                          float (*acc)[4]) {
-  const int lane = threadIdx.x % 32, g = lane / 4, c = lane % 4, groups = K / 32;
-  const uint2* ca = reinterpret_cast<const uint2*>(blocks + (row + g) * groups * 16) + c;
-  const uint2* cb = reinterpret_cast<const uint2*>(blocks + (row + g + 8) * groups * 16) + c;
-  const uint8_t* sa = scales + (row + g) * groups + c / 2;
-  const uint8_t* sb = scales + (row + g + 8) * groups + c / 2;
-  const uint4* x0 = reinterpret_cast<const uint4*>(xrow[0]) + 2 * c;
-  const uint4* x1 = reinterpret_cast<const uint4*>(xrow[1]) + 2 * c;
-  // One 64-k step: 4 uint2 code words per row pair, per 64 k the pointers advance by 4 uint2
-  // (32 bytes of codes), 2 scales, and 8 uint4 of x (64 bf16).
-  uint2 qa = __ldg(ca), qb = __ldg(cb);
-  uint32_t ska = __ldg(sa), skb = __ldg(sb);
-  uint4 xa[2] = {__ldg(x0), __ldg(x0 + 1)}, xb[2] = {__ldg(x1), __ldg(x1 + 1)};
-  for (int s64 = 0; s64 < K / 64; ++s64) {
-    const uint2 cqa = qa, cqb = qb;
-    const uint32_t cska = ska, cskb = skb;
-    const uint4 cxa[2] = {xa[0], xa[1]}, cxb[2] = {xb[0], xb[1]};
-    if (s64 + 1 < K / 64) {
-      const int o = (s64 + 1) * 4;
-      qa = __ldg(ca + o), qb = __ldg(cb + o);
-      ska = __ldg(sa + 2 * (s64 + 1)), skb = __ldg(sb + 2 * (s64 + 1));
-      xa[0] = __ldg(x0 + 8 * (s64 + 1)), xa[1] = __ldg(x0 + 8 * (s64 + 1) + 1);
-      xb[0] = __ldg(x1 + 8 * (s64 + 1)), xb[1] = __ldg(x1 + 8 * (s64 + 1) + 1);
-    }
-    const uint32_t wa[2] = {cqa.x, cqa.y}, wb[2] = {cqb.x, cqb.y};
-    const uint32_t* ta = reinterpret_cast<const uint32_t*>(cxa);
-    const uint32_t* tb = reinterpret_cast<const uint32_t*>(cxb);
-#pragma unroll
-    for (int step = 0; step < 4; ++step) {
-      const int j0 = 2 * step, j1 = 2 * step + 1;  // the lane's code bytes of this step
-      uint32_t a[4];
-      a[0] = scale2(lut[(wa[j0 / 4] >> (8 * (j0 % 4))) & 0xFF], cska);  // row g
-      a[1] = scale2(lut[(wb[j0 / 4] >> (8 * (j0 % 4))) & 0xFF], cskb);  // row g + 8
-      a[2] = scale2(lut[(wa[j1 / 4] >> (8 * (j1 % 4))) & 0xFF], cska);
-      a[3] = scale2(lut[(wb[j1 / 4] >> (8 * (j1 % 4))) & 0xFF], cskb);
-      const uint32_t b0[2] = {ta[j0], ta[j1]}, b1[2] = {tb[j0], tb[j1]};
-      mma_bf16(acc[0], a, b0);
-      mma_bf16(acc[1], a, b1);
-    }
-  }
+// The block's shared memory set up for its rows [row0, row0 + R) of an MXFP4 matrix with K
+// columns: the byte table and the rows' scales (contiguous in memory: R * K/32 bytes).
+template <int W>
+__device__ void block_setup(uint8_t* smem, const uint8_t* scales, int64_t row0, int K) {
+  using L = Layout<W>;
+  fill_lut8(reinterpret_cast<uint32_t*>(smem + L::lut));
+  const uint32_t* from = reinterpret_cast<const uint32_t*>(scales + row0 * (K / 32));
+  uint32_t* to = reinterpret_cast<uint32_t*>(smem + L::scales);
+  for (int i = threadIdx.x; i < L::R * (K / 32) / 4; i += blockDim.x) to[i] = __ldg(from + i);
+  // Visible to all after block_tile's first barrier.
 }
 
-// Grid (2I / 64, E): 64 gate/up rows of slot e's expert against its tokens, 16 at a time; a
+// acc[m][tile][4] (the C layout of m16n8k16: m tile m of this warp's 32 rows, 8 tokens a tile)
+// = rows [row0 + 32 w, + 32) of an MXFP4 matrix with K/32 blocks per row times the pass's 64
+// token rows over K. Thread i stages token row i * 512 / (32 W) / 8 (`src`, K bf16), its part
+// of every 128-byte k stage, and its share of the rows' codes, with cp.async kStages - 1 stages
+// ahead; the codes are decoded once for all 64 tokens, each token fragment feeds both m tiles.
+//
+// The k order inside an MMA is free as long as A and B agree, so each lane takes 16 contiguous
+// k of every 64: its 8 code bytes per row (the 4 lanes of a row read 32 contiguous bytes), one
+// scale, and its tokens' 16 bf16 (two 16-byte shared loads per token). Step s of 4 pairs the
+// lane's bytes 2s, 2s+1 with x words 2s, 2s+1. Each output is the same chain of MMAs whatever
+// the number of tokens in the pass.
+template <int W>
+__device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, int K,
+                                           const uint16_t* src, uint8_t* smem,
+                                           float (*acc)[kTokens / 8][4]) {
+  using L = Layout<W>;
+  constexpr int kThreads = 32 * W, kUnits = kTokens * 8 / kThreads;  // x units per thread
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, c = lane % 4;
+  const int groups = K / 32, steps = K / kStageK, tid = threadIdx.x;
+  uint4* xs = reinterpret_cast<uint4*>(smem + L::x);
+  uint4* cs = reinterpret_cast<uint4*>(smem + L::codes);
+  const uint32_t* lut = reinterpret_cast<const uint32_t*>(smem + L::lut) + (lane % kLutCopies);
+  const uint8_t* sc = smem + L::scales;
+  const int t = tid * kUnits / 8, u0 = tid * kUnits % 8;  // this thread's token row and units
+  const uint4* from = reinterpret_cast<const uint4*>(src);
+  const uint8_t* codes = blocks + row0 * (K / 2);
+  auto stage = [&](int s) {
+    uint4* xb = xs + (s % kStages) * kTokens * 8;
+#pragma unroll
+    for (int j = 0; j < kUnits; ++j)
+      cp_async16(&xb[t * 8 + ((u0 + j) ^ (t % 8))], from + s * (kStageK / 8) + u0 + j);
+    uint4* cb = cs + (s % kStages) * L::R * 2;
+#pragma unroll
+    for (int i = tid; i < 2 * L::R; i += kThreads)  // row i / 2, bytes 16 (i % 2) of the stage's 32
+      cp_async16(&cb[i], codes + int64_t(i / 2) * (K / 2) + s * 32 + (i % 2) * 16);
+  };
+  __syncthreads();  // the previous pass's last stage is read
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (s < steps) stage(s);
+    cp_async_commit();
+  }
+  for (int s = 0; s < steps; ++s) {
+    cp_async_wait<kStages - 2>();
+    __syncthreads();  // stage s is in; every warp is done with stage s - 1, which the next load takes
+    if (s + kStages - 1 < steps) stage(s + kStages - 1);
+    cp_async_commit();
+    const uint4* xb = xs + (s % kStages) * kTokens * 8;
+    const uint2* cb = reinterpret_cast<const uint2*>(cs + (s % kStages) * L::R * 2);
+    uint2 qa[2], qb[2];
+    uint32_t ska[2], skb[2];
+#pragma unroll
+    for (int m = 0; m < 2; ++m) {
+      const int ra = warp * kWarpRows + m * 16 + g, rb = ra + 8;
+      qa[m] = cb[ra * 4 + c], qb[m] = cb[rb * 4 + c];
+      ska[m] = sc[ra * groups + 2 * s + c / 2], skb[m] = sc[rb * groups + 2 * s + c / 2];
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {  // the lane's code word h: bytes 4h..4h+3, x unit 2c + h
+      uint4 b[kTokens / 8];
+#pragma unroll
+      for (int tile = 0; tile < kTokens / 8; ++tile)
+        b[tile] = xb[(tile * 8 + g) * 8 + ((2 * c + h) ^ g)];
+#pragma unroll
+      for (int m = 0; m < 2; ++m) {
+        const uint32_t wa = h ? qa[m].y : qa[m].x, wb = h ? qb[m].y : qb[m].x;
+#pragma unroll
+        for (int st = 0; st < 2; ++st) {  // step 2h + st: bytes 2st, 2st + 1 of the word
+          uint32_t a[4];
+          a[0] = scale2(lut[((wa >> (16 * st)) & 0xFF) * kLutCopies], ska[m]);  // row g
+          a[1] = scale2(lut[((wb >> (16 * st)) & 0xFF) * kLutCopies], skb[m]);  // row g + 8
+          a[2] = scale2(lut[((wa >> (16 * st + 8)) & 0xFF) * kLutCopies], ska[m]);
+          a[3] = scale2(lut[((wb >> (16 * st + 8)) & 0xFF) * kLutCopies], skb[m]);
+#pragma unroll
+          for (int tile = 0; tile < kTokens / 8; ++tile) {
+            const uint32_t bw[2] = {st ? b[tile].z : b[tile].x, st ? b[tile].w : b[tile].y};
+            mma_bf16(acc[m][tile], a, bw);
+          }
+        }
+      }
+    }
+  }
+  cp_async_wait<0>();
+}
+
+constexpr int kGateUpWarps = 4;  // 128 gate/up rows a block
+constexpr int kDownWarps = 2;    // 64 down rows a block (gpt-oss: D = 2880 = 45 x 64)
+
+// Grid (2I / 128, E): 128 gate/up rows of slot e's expert against its tokens, 64 at a time; a
 // virtual slot's arguments (from the fp32 xn) in its first block.
-__global__ void __launch_bounds__(kWarps * 32)
+__global__ void __launch_bounds__(kGateUpWarps * 32)
     gate_up_mma_kernel(const float* __restrict__ xn, const uint16_t* __restrict__ xb,
                        const vex_slot* __restrict__ slots, const int* __restrict__ offset,
                        const int* __restrict__ list, MoeWeights w, VirtualSlots virt, int k,
                        float limit, uint16_t* __restrict__ hb) {
   pdl_prologue();
-  __shared__ uint32_t lut[256];
-  fill_lut8(lut);
+  extern __shared__ __align__(16) uint8_t smem[];
+  constexpr int W = kGateUpWarps;
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
   const vex_slot slot = slots[e];
   if (slot.kind != VEX_SLOT_NEURAL) {
@@ -101,71 +166,88 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
   if (begin == end) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
-  const int r_local = blockIdx.x * kRowsPerBlock + warp * 16;  // row within the expert
-  const int64_t row = static_cast<int64_t>(slot.expert) * 2 * w.I + r_local;
+  const int64_t row0 = static_cast<int64_t>(slot.expert) * 2 * w.I + blockIdx.x * Layout<W>::R;
+  block_setup<W>(smem, w.gate_up_scales, row0, w.D);
+  const int mine_at = threadIdx.x * (kTokens * 8 / (32 * W)) / 8;  // block_tile's token row
   for (int i0 = begin; i0 < end; i0 += kTokens) {
-    const uint16_t* xrow[2];
-    for (int tile = 0; tile < 2; ++tile)
-      xrow[tile] = xb + static_cast<int64_t>(list[min(i0 + tile * 8 + g, end - 1)] / k) * w.D;
-    float acc[2][4] = {};
-    warp_tile(w.gate_up_blocks, w.gate_up_scales, row, w.D, xrow, lut, acc);
+    const int mine = list[min(i0 + mine_at, end - 1)];
+    float acc[2][kTokens / 8][4] = {};
+    block_tile<W>(w.gate_up_blocks, row0, w.D, xb + static_cast<int64_t>(mine / k) * w.D, smem,
+                  acc);
     // Rows g (even: gate) and g + 1 (up) sit in lanes 4g + c and 4(g+1) + c: pair them.
 #pragma unroll
-    for (int tile = 0; tile < 2; ++tile)
+    for (int m = 0; m < 2; ++m)
 #pragma unroll
-      for (int v = 0; v < 4; ++v) {
-        const float up = __shfl_down_sync(0xffffffffu, acc[tile][v], 4);
-        if (g % 2) continue;
-        const int r = r_local + g + (v >= 2 ? 8 : 0);   // gate row (even)
-        const int i = i0 + tile * 8 + 2 * c + (v % 2);  // pair index in the list
-        if (i >= end) continue;
-        const int64_t br = static_cast<int64_t>(slot.expert) * 2 * w.I + r;
-        const float out = swiglu(acc[tile][v] + bf16(w.gate_up_bias[br]),
-                                 up + bf16(w.gate_up_bias[br + 1]), limit);
-        hb[static_cast<int64_t>(list[i]) * w.I + r / 2] = to_bf16(out);
-      }
+      for (int tile = 0; tile < kTokens / 8; ++tile)
+#pragma unroll
+        for (int v = 0; v < 4; ++v) {
+          const float up = __shfl_down_sync(0xffffffffu, acc[m][tile][v], 4);
+          if (g % 2) continue;
+          const int i = i0 + tile * 8 + 2 * c + (v % 2);  // pair index in the list
+          if (i >= end) continue;
+          const int64_t br = row0 + warp * kWarpRows + m * 16 + g + (v >= 2 ? 8 : 0);  // gate row
+          const float out = swiglu(acc[m][tile][v] + bf16(w.gate_up_bias[br]),
+                                   up + bf16(w.gate_up_bias[br + 1]), limit);
+          const int j = static_cast<int>(br - static_cast<int64_t>(slot.expert) * 2 * w.I) / 2;
+          hb[static_cast<int64_t>(list[i]) * w.I + j] = to_bf16(out);
+        }
   }
 }
 
-// Grid (D / 64, E): 64 down rows of slot e's expert against its pairs' hb, 16 at a time; a
+// Grid (D / 64, E): 64 down rows of slot e's expert against its pairs' hb, 64 at a time; a
 // virtual slot's rows (virtual_slots.cuh) for a slot that is not neural.
-__global__ void __launch_bounds__(kWarps * 32)
+__global__ void __launch_bounds__(kDownWarps * 32)
     down_mma_kernel(const uint16_t* __restrict__ hb, const float* __restrict__ weight,
                     const vex_slot* __restrict__ slots, const int* __restrict__ offset,
                     const int* __restrict__ list, MoeWeights w, VirtualSlots virt, int k,
                     float* __restrict__ y) {
   pdl_prologue();
-  __shared__ uint32_t lut[256];
-  fill_lut8(lut);
+  extern __shared__ __align__(16) uint8_t smem[];
+  constexpr int W = kDownWarps, R = Layout<W>::R;
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
   const vex_slot slot = slots[e];
   if (slot.kind != VEX_SLOT_NEURAL) {
-    virtual_slot_rows_grouped(slot, virt, e, list, begin, end, k, weight,
-                              blockIdx.x * kRowsPerBlock, kRowsPerBlock, w.D, y);
+    virtual_slot_rows_grouped(slot, virt, e, list, begin, end, k, weight, blockIdx.x * R, R, w.D,
+                              y);
     return;
   }
   if (begin == end) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
-  const int d_local = blockIdx.x * kRowsPerBlock + warp * 16;
-  const int64_t row = static_cast<int64_t>(slot.expert) * w.D + d_local;
+  const int d0 = blockIdx.x * R;
+  const int64_t row0 = static_cast<int64_t>(slot.expert) * w.D + d0;
+  block_setup<W>(smem, w.down_scales, row0, w.I);
+  const int mine_at = threadIdx.x * (kTokens * 8 / (32 * W)) / 8;  // block_tile's token row
   for (int i0 = begin; i0 < end; i0 += kTokens) {
-    const uint16_t* xrow[2];
-    for (int tile = 0; tile < 2; ++tile)
-      xrow[tile] = hb + static_cast<int64_t>(list[min(i0 + tile * 8 + g, end - 1)]) * w.I;
-    float acc[2][4] = {};
-    warp_tile(w.down_blocks, w.down_scales, row, w.I, xrow, lut, acc);
+    const int mine = list[min(i0 + mine_at, end - 1)];
+    float acc[2][kTokens / 8][4] = {};
+    block_tile<W>(w.down_blocks, row0, w.I, hb + static_cast<int64_t>(mine) * w.I, smem, acc);
 #pragma unroll
-    for (int tile = 0; tile < 2; ++tile)
+    for (int m = 0; m < 2; ++m)
 #pragma unroll
-      for (int v = 0; v < 4; ++v) {
-        const int d = d_local + g + (v >= 2 ? 8 : 0);
-        const int i = i0 + tile * 8 + 2 * c + (v % 2);
-        if (i >= end) continue;
-        const int tj = list[i];
-        y[static_cast<int64_t>(tj) * w.D + d] =
-            weight[tj] * (acc[tile][v] + bf16(w.down_bias[row - d_local + d]));
-      }
+      for (int tile = 0; tile < kTokens / 8; ++tile)
+#pragma unroll
+        for (int v = 0; v < 4; ++v) {
+          const int d = d0 + warp * kWarpRows + m * 16 + g + (v >= 2 ? 8 : 0);
+          const int i = i0 + tile * 8 + 2 * c + (v % 2);
+          if (i >= end) continue;
+          const int tj = list[i];
+          y[static_cast<int64_t>(tj) * w.D + d] =
+              weight[tj] *
+              (acc[m][tile][v] + bf16(w.down_bias[static_cast<int64_t>(slot.expert) * w.D + d]));
+        }
   }
+}
+
+// Lets a kernel take up to the device's dynamic shared memory per block (once per kernel).
+template <typename Kernel>
+cudaError_t allow_smem(Kernel kernel) {
+  int device = 0, most = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&most, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  if (err == cudaSuccess)
+    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, most);
+  return err;
 }
 
 }  // namespace
@@ -174,18 +256,24 @@ cudaError_t moe_gate_up_mma(const float* xn, const uint16_t* xb, const vex_slot*
                             const int* offset, const int* list, const MoeWeights& w,
                             const VirtualSlots& virt, int E, int k, float limit, uint16_t* hb,
                             cudaStream_t stream) {
-  if (w.D % 64 || (2 * w.I) % kRowsPerBlock) return cudaErrorInvalidValue;
-  launch_pdl(gate_up_mma_kernel, dim3(2 * w.I / kRowsPerBlock, E), kWarps * 32, 0, stream,
-      xn, xb, slots, offset, list, w, virt, k, limit, hb);
+  using L = Layout<kGateUpWarps>;
+  if (w.D % 64 || (2 * w.I) % L::R) return cudaErrorInvalidValue;
+  static const cudaError_t allowed = allow_smem(gate_up_mma_kernel);
+  if (allowed != cudaSuccess) return allowed;
+  launch_pdl(gate_up_mma_kernel, dim3(2 * w.I / L::R, E), kGateUpWarps * 32, L::bytes(w.D),
+             stream, xn, xb, slots, offset, list, w, virt, k, limit, hb);
   return cudaGetLastError();
 }
 
 cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot* slots,
                          const int* offset, const int* list, const MoeWeights& w,
                          const VirtualSlots& virt, int E, int k, float* y, cudaStream_t stream) {
-  if (w.I % 64 || w.D % kRowsPerBlock) return cudaErrorInvalidValue;
-  launch_pdl(down_mma_kernel, dim3(w.D / kRowsPerBlock, E), kWarps * 32, 0, stream,
-      hb, weight, slots, offset, list, w, virt, k, y);
+  using L = Layout<kDownWarps>;
+  if (w.I % 64 || w.D % L::R) return cudaErrorInvalidValue;
+  static const cudaError_t allowed = allow_smem(down_mma_kernel);
+  if (allowed != cudaSuccess) return allowed;
+  launch_pdl(down_mma_kernel, dim3(w.D / L::R, E), kDownWarps * 32, L::bytes(w.I), stream, hb,
+             weight, slots, offset, list, w, virt, k, y);
   return cudaGetLastError();
 }
 
