@@ -378,10 +378,10 @@ cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, co
     cudaError_t err = to_bf16(xn, scratch.xb, int64_t(n) * w.D, stream);
     if (err == cudaSuccess)
       err = moe_gate_up_mma(xn, scratch.xb, slots, scratch.offset, scratch.list, w, virt, E, k,
-                            limit, scratch.hb, stream);
+                            limit, scratch.hb, n * k, stream);
     if (err == cudaSuccess)
       err = moe_down_mma(scratch.hb, weight, slots, scratch.offset, scratch.list, w, virt, E, k,
-                         scratch.y, stream);
+                         scratch.y, n * k, stream);
     if (err != cudaSuccess) return err;
     launch_pdl(combine_kernel, n, 256, 0, stream, scratch.y, w.D, k, x);
     return cudaGetLastError();

@@ -14,17 +14,19 @@
 namespace vex::cuda {
 
 // hb[tj, j] = bf16(swiglu(W1_e xb[t] + b1_e)) for the NEURAL pairs listed per slot (offset,
-// list); a DEVICE pair's arguments into virt.args, read from the fp32 xn[t].
+// list); a DEVICE pair's arguments into virt.args, read from the fp32 xn[t]. pairs: the
+// (token, slot) pairs listed (n * k), which picks the kernels' shape.
 // xn: fp32 [n, D]; xb: bf16 [n, D]; hb: bf16 [n * k, I]. D, I multiples of 64.
 cudaError_t moe_gate_up_mma(const float* xn, const uint16_t* xb, const vex_slot* slots,
                             const int* offset, const int* list, const MoeWeights& w,
                             const VirtualSlots& virt, int E, int k, float limit, uint16_t* hb,
-                            cudaStream_t stream);
+                            int pairs, cudaStream_t stream);
 
 // y[tj, d] = weight[tj] * (W2_e hb[tj] + b2_e)[d] for NEURAL pairs; a virtual pair's
 // weighted output (0 for HOST slots, which record their triggers).
 cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot* slots,
                          const int* offset, const int* list, const MoeWeights& w,
-                         const VirtualSlots& virt, int E, int k, float* y, cudaStream_t stream);
+                         const VirtualSlots& virt, int E, int k, float* y, int pairs,
+                         cudaStream_t stream);
 
 }  // namespace vex::cuda
