@@ -35,6 +35,19 @@ ids=$(seq -s, 1 3000)
 ( ulimit -v 1500000; f0=$fails
   expect 0 "" -- "$bin/vexrun" --weights "$tmp/ck" --tokens "$ids" --device cpu
   [ "$fails" -eq "$f0" ] ) || fails=$((fails + 1))
+# vexbench on the CPU: one row per test and configuration (--experts: none, then a manifest);
+# flags that only mean something on the GPU say so.
+printf '[prune]\ndrop = { "1" = [3] }\n' >"$tmp/prune.toml"
+expect 0 "" -- "$bin/vexbench" --weights "$tmp/ck" -p 4 -n 2 -r 1 --device cpu -t 1 --experts ",$tmp/prune.toml"
+{ grep -qE "^\| ck \| .* \| CPU \| 1 \| - \| tg2 \| 1 \|" "$tmp/out" &&
+  grep -qE "prune.toml \| pp4 \| 1 \|" "$tmp/out" && grep -q "on the CPU (1 threads)" "$tmp/out"; } ||
+  { echo "FAIL: vexbench --experts: a row per configuration"; sed 's/^/    /' "$tmp/out"; fails=$((fails + 1)); }
+expect 1 "--profile times the CUDA engine's kernels; this run is on the CPU engine" -- \
+  "$bin/vexbench" --weights "$tmp/ck" -p 4 -n 2 -r 1 --device cpu --profile
+expect 1 "--top-p/--top-k sample on the GPU; this run is on the CPU engine" -- \
+  "$bin/vexbench" --weights "$tmp/ck" -p 4 -n 2 -r 1 --device cpu --top-p 0.9
+expect 1 "--experts /nonexistent.toml: .*cannot open" -- \
+  "$bin/vexbench" --weights "$tmp/ck" -p 4 -n 2 -r 1 --device cpu --experts ",/nonexistent.toml"
 # --gpus: layouts that cannot be, and a group of more GPUs than the machine has (CI has none),
 # refused with a message before anything runs.
 expect 1 "--tp is 1 or the number of GPUs \\(2\\), not 3" -- "$bin/vexbench" --weights "$tmp/ck" --gpus 2 --tp 3

@@ -1,36 +1,43 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/rope.cuh"
 
+#include <algorithm>
+
 namespace vex::cuda {
 namespace {
 
-// Block (token, head) over q heads then kv heads; thread i rotates the pair (i, i + d/2).
+// Block (token, head group): thread (i, j) rotates the pair (i, i + d/2) of heads j, j + J, ...
+// (q heads, then k heads), with the one angle the token's heads share computed once. A prefill
+// pass runs one block per token (a block per (token, head) was 72 tiny blocks a token: 93 us a
+// 1,024-token pass on gpt-oss-20b, against ~13 us of memory traffic).
 __global__ void rope_kv_kernel(float* __restrict__ qkv, int stride, CacheRows rows,
                                const float* __restrict__ inv_freq, float concentration, int n_heads,
                                int n_kv_heads, int head_dim, int ring,
                                uint16_t* __restrict__ k_cache, uint16_t* __restrict__ v_cache) {
   pdl_prologue();
-  const int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = head_dim / 2;
-  const int pos = rows.pos[t];
+  const int half = head_dim / 2, i = threadIdx.x % half, J = blockDim.x / half;
+  const int t = blockIdx.x, pos = rows.pos[t], kv_dim = n_kv_heads * head_dim;
   float s, c;
   sincosf(static_cast<float>(pos) * inv_freq[i], &s, &c);
   c *= concentration, s *= concentration;
   float* row = qkv + static_cast<int64_t>(t) * stride;
-  const bool is_q = h < n_heads;
-  float* x = row + h * head_dim;  // q heads, then k heads right after them
-  const float x1 = x[i], x2 = x[i + half];
-  const float r1 = x1 * c - x2 * s, r2 = x2 * c + x1 * s;
-  if (is_q) {
-    x[i] = r1, x[i + half] = r2;
-    return;
-  }
-  const int g = h - n_heads, kv_dim = n_kv_heads * head_dim;
   const int64_t at = cache_base(rows, t) + (ring > 0 ? pos % ring : pos) * int64_t(kv_dim);
-  uint16_t* kd = k_cache + at + g * head_dim;
-  uint16_t* vd = v_cache + at + g * head_dim;
-  const float* v = row + (n_heads + n_kv_heads + g) * head_dim;
-  kd[i] = to_bf16(r1), kd[i + half] = to_bf16(r2);
-  vd[i] = to_bf16(v[i]), vd[i + half] = to_bf16(v[i + half]);
+  for (int h = blockIdx.y * J + threadIdx.x / half; h < n_heads + n_kv_heads;
+       h += gridDim.y * J) {
+    float* x = row + h * head_dim;  // q heads, then k heads right after them
+    const float x1 = x[i], x2 = x[i + half];
+    const float r1 = x1 * c - x2 * s, r2 = x2 * c + x1 * s;
+    if (h < n_heads) {
+      x[i] = r1, x[i + half] = r2;
+      continue;
+    }
+    const int g = h - n_heads;
+    uint16_t* kd = k_cache + at + g * head_dim;
+    uint16_t* vd = v_cache + at + g * head_dim;
+    const float* v = row + (n_heads + n_kv_heads + g) * head_dim;
+    kd[i] = to_bf16(r1), kd[i + half] = to_bf16(r2);
+    vd[i] = to_bf16(v[i]), vd[i + half] = to_bf16(v[i + half]);
+  }
 }
 
 }  // namespace
@@ -40,9 +47,12 @@ cudaError_t rope_kv(float* qkv, int stride, int n, CacheRows rows, const float* 
                     uint16_t* k_cache, uint16_t* v_cache, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (head_dim % 2 != 0 || head_dim > 2048) return cudaErrorInvalidValue;
-  launch_pdl(rope_kv_kernel, dim3(n, n_heads + n_kv_heads), head_dim / 2, 0, stream,
-      qkv, stride, rows, inv_freq, concentration, n_heads, n_kv_heads, head_dim, ring, k_cache,
-      v_cache);
+  // J heads at a time per block (about 256 threads); a few rows (decode) spread their heads
+  // over blocks, a prefill pass takes one block per token.
+  const int half = head_dim / 2, J = std::max(1, 256 / half), H = n_heads + n_kv_heads;
+  const int groups = n >= 64 ? 1 : (H + J - 1) / J;
+  launch_pdl(rope_kv_kernel, dim3(n, groups), half * J, 0, stream, qkv, stride, rows, inv_freq,
+             concentration, n_heads, n_kv_heads, head_dim, ring, k_cache, v_cache);
   return cudaGetLastError();
 }
 
