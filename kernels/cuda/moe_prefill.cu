@@ -265,15 +265,16 @@ cudaError_t allow_smem(Kernel kernel) {
   return err;
 }
 
-// Two shapes of the same kernels: passes of 64 tokens, 3 stages in flight, for prefill (the
-// MMAs dominate); passes of 16 tokens, 8 stages, when the experts average few tokens (batched
-// decode steps: the weights' stream dominates, and a deeper pipeline keeps more of it in flight).
+// Two shapes of the same kernels: passes of 64 tokens for prefill (the MMAs dominate); passes
+// of 16 tokens when the experts average fewer than 16 (batched decode steps: the weights'
+// stream dominates, and the smaller tiles leave shared memory for more blocks per SM). Both
+// keep 3 stages in flight. Measured (H200, synthetic 20b, 32 experts): at 64 sequences (256
+// pairs) the small shape gave 6,074 tok/s with 3 stages, 5,930 with 4, 5,560 with 6, 5,268 with
+// 8, and the large 4,497; at 128 sequences (512 pairs) the large 7,700 against 7,199 (8 stages).
 struct Shape {
   int stages, tokens;
 };
-// Measured (H200, synthetic 20b, 32 experts): 64 sequences (256 pairs) 5,189 tok/s with the
-// small shape against 4,497; 128 sequences (512 pairs) 7,700 with the large against 7,199.
-Shape shape_for(int pairs, int E) { return pairs < 16 * E ? Shape{8, 16} : Shape{3, 64}; }
+Shape shape_for(int pairs, int E) { return pairs < 16 * E ? Shape{3, 16} : Shape{3, 64}; }
 
 template <int S, int T>
 cudaError_t gate_up_launch(const float* xn, const uint16_t* xb, const vex_slot* slots,
@@ -308,7 +309,7 @@ cudaError_t moe_gate_up_mma(const float* xn, const uint16_t* xb, const vex_slot*
                             int pairs, cudaStream_t stream) {
   if (w.D % 64 || (2 * w.I) % (kWarpRows * kGateUpWarps)) return cudaErrorInvalidValue;
   return shape_for(pairs, E).tokens == 16
-             ? gate_up_launch<8, 16>(xn, xb, slots, offset, list, w, virt, E, k, limit, hb, stream)
+             ? gate_up_launch<3, 16>(xn, xb, slots, offset, list, w, virt, E, k, limit, hb, stream)
              : gate_up_launch<3, 64>(xn, xb, slots, offset, list, w, virt, E, k, limit, hb, stream);
 }
 
@@ -318,7 +319,7 @@ cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot
                          cudaStream_t stream) {
   if (w.I % 64 || w.D % (kWarpRows * kDownWarps)) return cudaErrorInvalidValue;
   return shape_for(pairs, E).tokens == 16
-             ? down_launch<8, 16>(hb, weight, slots, offset, list, w, virt, E, k, y, stream)
+             ? down_launch<3, 16>(hb, weight, slots, offset, list, w, virt, E, k, y, stream)
              : down_launch<3, 64>(hb, weight, slots, offset, list, w, virt, E, k, y, stream);
 }
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue #5 on the GPU machine: what pruning saves and what virtual experts cost, on the full-size
-# synthetic gpt-oss-20b (written by gpu.sh). Three vexbench runs of the same shape: no manifest,
-# 50 % of the experts pruned in every layer, and a HOST calculator attached at layer 12 whose row
-# never wins (attached, not firing). `-p 4` times a 4-token chunk: the injection of a short
+# synthetic gpt-oss-20b (written by gpu.sh). One vexbench run of three configurations: no
+# manifest, a HOST calculator attached at layer 12 whose row never wins (attached, not firing),
+# and 50 % of the experts pruned in every layer. `-p 4` times a 4-token chunk: the injection of a short
 # continuation (one firing).
 #   OUT=... tools/device/experts.sh
 set -uo pipefail
@@ -22,9 +22,6 @@ open(f"{d}/prune50.toml", "w").write(f"[prune]\nkeep = {{ {keep} }}\n")
 open(f"{d}/idle.toml", "w").write('[[virtual]]\nname = "calculator"\nkind = "host"\n'
                                   'layers = [12]\nrouter = "idle.safetensors"\nthreshold = 0.5\n')
 PY
-for run in none idle prune50; do
-  flags=()
-  [ "$run" != none ] && flags=(--experts "$m/$run.toml")
-  echo "== $run"
-  "$pack/bin/vexbench" --weights "$ck" -p 4,512 -n 128 -r 5 "${flags[@]}" "$@" | tee "$out/experts-$run.md"
-done
+# One table: the model alone, the silent calculator, half the experts pruned.
+"$pack/bin/vexbench" --weights "$ck" -p 4,512 -n 128 -r 5 \
+  --experts ",$m/idle.toml,$m/prune50.toml" "$@" | tee "$out/experts.md"
