@@ -12,6 +12,7 @@ namespace {
 constexpr int kWarpRows = 32;   // weight rows per warp: two m16 tiles
 constexpr int kStageK = 64;     // k per pipeline stage: 128 bytes of a token row, 32 of codes
 constexpr int kLutCopies = 8;   // the byte table once per lane % 8: fewer bank conflicts
+constexpr int kStages = 3;      // stages in flight (cp.async groups)
 
 // A block of W warps (R = 32 W weight rows) in dynamic shared memory:
 //   x      [kStages][kTokens][8] uint4: the tokens' activations, k [64 s, 64 s + 64) in stage s;
@@ -20,7 +21,7 @@ constexpr int kLutCopies = 8;   // the byte table once per lane % 8: fewer bank 
 //   codes  [kStages][R][2] uint4: the rows' E2M1 codes of the stage (32 bytes per row)
 //   lut    [256][kLutCopies] uint32: byte -> bf16x2
 //   scales [R][K / 32] uint8: the rows' E8M0 scales, whole
-template <int W, int kStages, int kTokens>
+template <int W, int kTokens>
 struct Layout {
   static constexpr int R = kWarpRows * W;
   static constexpr size_t x = 0, codes = x + size_t(kStages) * kTokens * 8 * 16,
@@ -70,11 +71,11 @@ __device__ void block_setup(uint8_t* smem, const uint8_t* scales, int64_t row0, 
 // scale, and its tokens' 16 bf16 (two 16-byte shared loads per token). Step s of 4 pairs the
 // lane's bytes 2s, 2s+1 with x words 2s, 2s+1. Each output is the same chain of MMAs whatever
 // the number of tokens in the pass.
-template <int W, int kStages, int kTokens>
+template <int W, int kTokens>
 __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, int K,
                                            const uint16_t* src, int tiles, uint8_t* smem,
                                            float (*acc)[kTokens / 8][4]) {
-  using L = Layout<W, kStages, kTokens>;
+  using L = Layout<W, kTokens>;
   constexpr int kThreads = 32 * W, kUnits = kTokens * 8 / kThreads;  // x units per thread
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, c = lane % 4;
   const int groups = K / 32, steps = K / kStageK, tid = threadIdx.x;
@@ -160,7 +161,7 @@ constexpr int kDownWarps = 2;    // 64 down rows a block (gpt-oss: D = 2880 = 45
 
 // Grid (2I / 128, E): 128 gate/up rows of slot e's expert against its tokens, 64 at a time; a
 // virtual slot's arguments (from the fp32 xn) in its first block.
-template <int S, int kTokens>
+template <int kTokens>
 __global__ void __launch_bounds__(kGateUpWarps * 32)
     gate_up_mma_kernel(const float* __restrict__ xn, const uint16_t* __restrict__ xb,
                        const vex_slot* __restrict__ slots, const int* __restrict__ offset,
@@ -177,15 +178,16 @@ __global__ void __launch_bounds__(kGateUpWarps * 32)
   }
   if (begin == end) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
-  using L = Layout<W, S, kTokens>;
+  using L = Layout<W, kTokens>;
   const int64_t row0 = static_cast<int64_t>(slot.expert) * 2 * w.I + blockIdx.x * L::R;
   block_setup<L>(smem, w.gate_up_scales, row0, w.D);
   const int mine_at = threadIdx.x * (kTokens * 8 / (32 * W)) / 8;  // block_tile's token row
   for (int i0 = begin; i0 < end; i0 += kTokens) {
     const int mine = list[min(i0 + mine_at, end - 1)];
     float acc[2][kTokens / 8][4] = {};
-    block_tile<W, S, kTokens>(w.gate_up_blocks, row0, w.D, xb + static_cast<int64_t>(mine / k) * w.D,
-                  (min(kTokens, end - i0) + 7) / 8, smem, acc);
+    block_tile<W, kTokens>(w.gate_up_blocks, row0, w.D,
+                           xb + static_cast<int64_t>(mine / k) * w.D,
+                           (min(kTokens, end - i0) + 7) / 8, smem, acc);
     // Rows g (even: gate) and g + 1 (up) sit in lanes 4g + c and 4(g+1) + c: pair them.
 #pragma unroll
     for (int m = 0; m < 2; ++m)
@@ -208,7 +210,7 @@ __global__ void __launch_bounds__(kGateUpWarps * 32)
 
 // Grid (D / 64, E): 64 down rows of slot e's expert against its pairs' hb, 64 at a time; a
 // virtual slot's rows (virtual_slots.cuh) for a slot that is not neural.
-template <int S, int kTokens>
+template <int kTokens>
 __global__ void __launch_bounds__(kDownWarps * 32)
     down_mma_kernel(const uint16_t* __restrict__ hb, const float* __restrict__ weight,
                     const vex_slot* __restrict__ slots, const int* __restrict__ offset,
@@ -216,7 +218,7 @@ __global__ void __launch_bounds__(kDownWarps * 32)
                     float* __restrict__ y) {
   pdl_prologue();
   extern __shared__ __align__(16) uint8_t smem[];
-  using L = Layout<kDownWarps, S, kTokens>;
+  using L = Layout<kDownWarps, kTokens>;
   constexpr int W = kDownWarps, R = L::R;
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
   const vex_slot slot = slots[e];
@@ -234,8 +236,8 @@ __global__ void __launch_bounds__(kDownWarps * 32)
   for (int i0 = begin; i0 < end; i0 += kTokens) {
     const int mine = list[min(i0 + mine_at, end - 1)];
     float acc[2][kTokens / 8][4] = {};
-    block_tile<W, S, kTokens>(w.down_blocks, row0, w.I, hb + static_cast<int64_t>(mine) * w.I,
-                  (min(kTokens, end - i0) + 7) / 8, smem, acc);
+    block_tile<W, kTokens>(w.down_blocks, row0, w.I, hb + static_cast<int64_t>(mine) * w.I,
+                           (min(kTokens, end - i0) + 7) / 8, smem, acc);
 #pragma unroll
     for (int m = 0; m < 2; ++m)
 #pragma unroll
@@ -267,37 +269,34 @@ cudaError_t allow_smem(Kernel kernel) {
 
 // Two shapes of the same kernels: passes of 64 tokens for prefill (the MMAs dominate); passes
 // of 16 tokens when the experts average fewer than 16 (batched decode steps: the weights'
-// stream dominates, and the smaller tiles leave shared memory for more blocks per SM). Both
-// keep 3 stages in flight. Measured (H200, synthetic 20b, 32 experts): at 64 sequences (256
-// pairs) the small shape gave 6,074 tok/s with 3 stages, 5,930 with 4, 5,560 with 6, 5,268 with
-// 8, and the large 4,497; at 128 sequences (512 pairs) the large 7,700 against 7,199 (8 stages).
-struct Shape {
-  int stages, tokens;
-};
-Shape shape_for(int pairs, int E) { return pairs < 16 * E ? Shape{3, 16} : Shape{3, 64}; }
+// stream dominates, and the smaller tiles leave shared memory for more blocks per SM).
+// Measured (H200, synthetic 20b, 32 experts): at 64 sequences (256 pairs) the small shape gave
+// 6,074 tok/s with 3 stages, 5,930 with 4, 5,560 with 6, 5,268 with 8, and the large 4,497; at
+// 128 sequences (512 pairs) the large 7,700 against 7,199 (the small, 8 stages).
+int tokens_per_pass(int pairs, int E) { return pairs < 16 * E ? 16 : 64; }
 
-template <int S, int T>
+template <int T>
 cudaError_t gate_up_launch(const float* xn, const uint16_t* xb, const vex_slot* slots,
                            const int* offset, const int* list, const MoeWeights& w,
                            const VirtualSlots& virt, int E, int k, float limit, uint16_t* hb,
                            cudaStream_t stream) {
-  using L = Layout<kGateUpWarps, S, T>;
-  static const cudaError_t allowed = allow_smem(gate_up_mma_kernel<S, T>);
+  using L = Layout<kGateUpWarps, T>;
+  static const cudaError_t allowed = allow_smem(gate_up_mma_kernel<T>);
   if (allowed != cudaSuccess) return allowed;
-  launch_pdl(gate_up_mma_kernel<S, T>, dim3(2 * w.I / L::R, E), kGateUpWarps * 32, L::bytes(w.D),
+  launch_pdl(gate_up_mma_kernel<T>, dim3(2 * w.I / L::R, E), kGateUpWarps * 32, L::bytes(w.D),
              stream, xn, xb, slots, offset, list, w, virt, k, limit, hb);
   return cudaGetLastError();
 }
 
-template <int S, int T>
+template <int T>
 cudaError_t down_launch(const uint16_t* hb, const float* weight, const vex_slot* slots,
                         const int* offset, const int* list, const MoeWeights& w,
                         const VirtualSlots& virt, int E, int k, float* y, cudaStream_t stream) {
-  using L = Layout<kDownWarps, S, T>;
-  static const cudaError_t allowed = allow_smem(down_mma_kernel<S, T>);
+  using L = Layout<kDownWarps, T>;
+  static const cudaError_t allowed = allow_smem(down_mma_kernel<T>);
   if (allowed != cudaSuccess) return allowed;
-  launch_pdl(down_mma_kernel<S, T>, dim3(w.D / L::R, E), kDownWarps * 32, L::bytes(w.I), stream,
-             hb, weight, slots, offset, list, w, virt, k, y);
+  launch_pdl(down_mma_kernel<T>, dim3(w.D / L::R, E), kDownWarps * 32, L::bytes(w.I), stream, hb,
+             weight, slots, offset, list, w, virt, k, y);
   return cudaGetLastError();
 }
 
@@ -308,9 +307,9 @@ cudaError_t moe_gate_up_mma(const float* xn, const uint16_t* xb, const vex_slot*
                             const VirtualSlots& virt, int E, int k, float limit, uint16_t* hb,
                             int pairs, cudaStream_t stream) {
   if (w.D % 64 || (2 * w.I) % (kWarpRows * kGateUpWarps)) return cudaErrorInvalidValue;
-  return shape_for(pairs, E).tokens == 16
-             ? gate_up_launch<3, 16>(xn, xb, slots, offset, list, w, virt, E, k, limit, hb, stream)
-             : gate_up_launch<3, 64>(xn, xb, slots, offset, list, w, virt, E, k, limit, hb, stream);
+  return tokens_per_pass(pairs, E) == 16
+             ? gate_up_launch<16>(xn, xb, slots, offset, list, w, virt, E, k, limit, hb, stream)
+             : gate_up_launch<64>(xn, xb, slots, offset, list, w, virt, E, k, limit, hb, stream);
 }
 
 cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot* slots,
@@ -318,9 +317,9 @@ cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot
                          const VirtualSlots& virt, int E, int k, float* y, int pairs,
                          cudaStream_t stream) {
   if (w.I % 64 || w.D % (kWarpRows * kDownWarps)) return cudaErrorInvalidValue;
-  return shape_for(pairs, E).tokens == 16
-             ? down_launch<3, 16>(hb, weight, slots, offset, list, w, virt, E, k, y, stream)
-             : down_launch<3, 64>(hb, weight, slots, offset, list, w, virt, E, k, y, stream);
+  return tokens_per_pass(pairs, E) == 16
+             ? down_launch<16>(hb, weight, slots, offset, list, w, virt, E, k, y, stream)
+             : down_launch<64>(hb, weight, slots, offset, list, w, virt, E, k, y, stream);
 }
 
 }  // namespace vex::cuda
