@@ -55,7 +55,7 @@ class CudaEngine final : public Engine {
  public:
   // Tokens per pass through the layers: a pass reads each chosen expert once for all its tokens
   // (1,024 tokens give each of 32 experts ~128 with top-4 routing: two full 64-token tiles of
-  // the grouped MoE kernels), and sizes the workspace (~200 MB at gpt-oss-20b's widths) and the
+  // the grouped MoE kernels), and sizes the workspace (0.41 GB at gpt-oss-20b's widths) and the
   // sliding layers' rings (window + kChunk + 352 rows).
   static constexpr int kChunk = 1024;
   // While a routing observer is attached, passes are at most this many rows: the capture buffers
