@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <thread>
 
@@ -128,7 +129,8 @@ absl::Status bench_config(const Options& o, Device device, int max_b, Setup* out
     return absl::InvalidArgumentError(absl::StrCat(
         o.profile ? "--profile times the CUDA engine's kernels" : "--top-p/--top-k sample on the GPU",
         "; this run is on the CPU engine"));
-  const double copy_bw = cuda ? copy_bandwidth_gb_s() : 0;
+  static const double measured_bw = cuda ? copy_bandwidth_gb_s() : 0;  // once for every config
+  const double copy_bw = cuda ? measured_bw : 0;
 
   std::mt19937 rng(1);
   auto tokens = [&](int n) {
@@ -204,9 +206,9 @@ absl::Status bench_config(const Options& o, Device device, int max_b, Setup* out
 
   // llama-bench's identity columns, then memory and where it ran.
   const std::string dir = model->dir.empty() ? o.weights : model->dir;
-  const size_t slash = dir.find_last_of('/', dir.size() > 1 ? dir.size() - 2 : 0);
-  std::string name = slash == std::string::npos ? dir : dir.substr(slash + 1);
-  if (!name.empty() && name.back() == '/') name.pop_back();
+  std::filesystem::path folder = std::filesystem::path(dir).lexically_normal();
+  if (folder.filename().empty()) folder = folder.parent_path();  // "dir/"
+  const std::string name = folder.filename().string();
   const int gpus = Group::get() ? Group::get()->size() : 1;
   nlohmann::ordered_json& info = out->info;
   info = {{"model", name},

@@ -4,7 +4,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +14,7 @@
 #include <mutex>
 #include <vector>
 
+#include "runtime/sampler.h"
 #include "tools/vexgen/vexgen.h"
 
 namespace vex::testing {
@@ -30,6 +33,37 @@ TempDirs& temp_dirs() {
   return t;
 }
 }  // namespace
+
+Agreement compare_logits(std::span<const float> ref, std::span<const float> got, int n, int V,
+                         double threshold) {
+  Agreement a;
+  std::vector<double> rel(n);
+  for (int t = 0; t < n; ++t) {
+    const float* r = &ref[size_t(t) * V];
+    const float* g = &got[size_t(t) * V];
+    double scale = 0, err = 0;
+    for (int i = 0; i < V; ++i) {
+      scale = std::max(scale, double(std::abs(r[i])));
+      err = std::max(err, std::isfinite(g[i]) ? double(std::abs(r[i] - g[i])) : INFINITY);
+    }
+    rel[t] = err / scale;
+    a.over += rel[t] > threshold;
+    const int top = argmax(std::span(r, V));
+    float second = -INFINITY;
+    for (int i = 0; i < V; ++i)
+      if (i != top) second = std::max(second, r[i]);
+    const bool same = argmax(std::span(g, V)) == top;
+    a.top1 += same;
+    if (r[top] - second > 0.05 * scale) a.clear++, a.clear_top1 += same;
+  }
+  std::sort(rel.begin(), rel.end());
+  a.median = rel[n / 2], a.p90 = rel[n * 9 / 10], a.max = rel.back();
+  printf(
+      "relative logit error: median %.3g, p90 %.3g, max %.3g; %d/%d positions over %.0e; "
+      "top-1 %d/%d (%d/%d with a clear margin)\n",
+      a.median, a.p90, a.max, a.over, n, threshold, a.top1, n, a.clear_top1, a.clear);
+  return a;
+}
 
 std::string temp_dir(const std::string& tag) {
   std::string tmpl = (fs::temp_directory_path() / ("vex-" + tag + "-XXXXXX")).string();

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,18 @@
 #include "runtime/tokenizer.h"
 
 namespace vex::testing {
+
+// How two engines' logits agree over n positions of V logits (ref the reference): per position
+// the largest |ref - got| over the largest |ref| (a non-finite `got` counts as infinite), the
+// positions above `threshold`, and top-1 agreement overall and where the reference's top-2
+// margin is clear (over 5 % of the row's scale). Printed as one line.
+struct Agreement {
+  double median = 0, p90 = 0, max = 0;
+  int over = 0;
+  int top1 = 0, clear = 0, clear_top1 = 0;
+};
+Agreement compare_logits(std::span<const float> ref, std::span<const float> got, int n, int V,
+                         double threshold);
 
 // A fresh temporary directory, removed at process exit.
 std::string temp_dir(const std::string& tag);

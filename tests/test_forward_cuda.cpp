@@ -45,42 +45,8 @@ class ForwardCuda : public ::testing::Test {
 };
 Model* ForwardCuda::model_ = nullptr;
 
-struct Agreement {
-  double median = 0, p90 = 0, max = 0;  // per position: max |ref - got| / max |ref|
-  int over = 0;                         // positions with an error above the threshold
-  int top1 = 0, clear = 0, clear_top1 = 0;
-};
-
-Agreement compare(std::span<const float> ref, std::span<const float> got, int n, int V,
-                  double threshold) {
-  Agreement a;
-  std::vector<double> rel(n);
-  for (int t = 0; t < n; ++t) {
-    const float* r = &ref[size_t(t) * V];
-    const float* g = &got[size_t(t) * V];
-    double scale = 0, err = 0;
-    for (int i = 0; i < V; ++i) {
-      scale = std::max(scale, double(std::abs(r[i])));
-      err = std::max(err, std::isfinite(g[i]) ? double(std::abs(r[i] - g[i])) : INFINITY);
-    }
-    rel[t] = err / scale;
-    a.over += rel[t] > threshold;
-    const int top = argmax(std::span(r, V));
-    float second = -INFINITY;
-    for (int i = 0; i < V; ++i)
-      if (i != top) second = std::max(second, r[i]);
-    const bool same = argmax(std::span(g, V)) == top;
-    a.top1 += same;
-    if (r[top] - second > 0.05 * scale) a.clear++, a.clear_top1 += same;
-  }
-  std::sort(rel.begin(), rel.end());
-  a.median = rel[n / 2], a.p90 = rel[n * 9 / 10], a.max = rel.back();
-  printf(
-      "relative logit error: median %.3g, p90 %.3g, max %.3g; %d/%d positions over %.0e; "
-      "top-1 %d/%d (%d/%d with a clear margin)\n",
-      a.median, a.p90, a.max, a.over, n, threshold, a.top1, n, a.clear_top1, a.clear);
-  return a;
-}
+using testing::Agreement;
+using testing::compare_logits;
 
 // 150 tokens = 9+ windows of 16, in chunks of 32 (prefill) and then one by one (decode).
 //
@@ -115,11 +81,11 @@ TEST_F(ForwardCuda, MatchesForwardCpu) {
     ASSERT_TRUE(gpu->forward(std::span(tokens).subspan(i, 1), &got[size_t(i) * V]).ok());
   EXPECT_EQ(gpu->pos(), n);
 
-  const Agreement a = compare(ref_bf16kv, got, n, V, 1e-2);
+  const Agreement a = compare_logits(ref_bf16kv, got, n, V, 1e-2);
   EXPECT_LT(a.median, 1e-3);
   EXPECT_LE(a.over, n / 10);
   EXPECT_EQ(a.clear_top1, a.clear);
-  const Agreement b = compare(ref, got, n, V, 2e-1);
+  const Agreement b = compare_logits(ref, got, n, V, 2e-1);
   EXPECT_LT(b.median, 1e-1);
   EXPECT_LE(b.over, n / 10);
   EXPECT_EQ(b.clear_top1, b.clear);
@@ -214,7 +180,7 @@ TEST_F(ForwardCuda, RewindMatchesFreshRun) {
     // The recomputed tail (5 tokens) and the fresh run's last chunk are GEMMs of other shapes,
     // which cuBLASLt may run with other algorithms (another fp32 summation order): equal to
     // reordering noise (measured below 1e-5); a wrong rewind is O(1) off.
-    const Agreement a = compare(fresh.logits(), s.logits(), 1, V, 1e-4);
+    const Agreement a = compare_logits(fresh.logits(), s.logits(), 1, V, 1e-4);
     EXPECT_EQ(a.over, 0) << "rewind " << rewind;
     EXPECT_EQ(a.top1, 1) << "rewind " << rewind;
   }
@@ -255,7 +221,7 @@ TEST_F(ForwardCuda, BatchedDecodeMatchesForwardCpu) {
     }
     for (int b = 0; b < B; ++b) EXPECT_EQ(gpu->pos_of(b), 40 + 7 * b + steps);
     printf("B = %d: ", B);
-    const Agreement a = compare(ref, got, steps * B, V, 1e-2);
+    const Agreement a = compare_logits(ref, got, steps * B, V, 1e-2);
     EXPECT_LT(a.median, 1e-2);
     EXPECT_LE(a.over, steps * B / 10);
     EXPECT_EQ(a.clear_top1, a.clear);
@@ -285,7 +251,7 @@ TEST_F(ForwardCuda, BatchedDecodeMatchesSingleSequences) {
     for (int b = 0; b < B; ++b)
       ASSERT_TRUE(single[b]->forward(std::span(&tokens[b], 1), &ref[(size_t(i) * B + b) * V]).ok());
   }
-  const Agreement a = compare(ref, got, steps * B, V, 1e-4);
+  const Agreement a = compare_logits(ref, got, steps * B, V, 1e-4);
   EXPECT_LT(a.median, 1e-4);
   EXPECT_EQ(a.over, 0);
   EXPECT_EQ(a.top1, steps * B);
@@ -360,7 +326,7 @@ TEST_F(ForwardCuda, DecodeRowsOfAnySequencesChooseWithTheirOwnSampling) {
     for (size_t r = 0; r < rows.size(); ++r) {
       const int seq = rows[r].seq;
       ASSERT_TRUE(single[seq]->forward(std::span(&rows[r].token, 1), ref.data(), true).ok());
-      const Agreement a = compare(ref, std::span(got).subspan(r * V, V), 1, V, 1e-4);
+      const Agreement a = compare_logits(ref, std::span(got).subspan(r * V, V), 1, V, 1e-4);
       EXPECT_EQ(a.over, 0) << "step " << i << " sequence " << seq;
       Sampler host(params[seq]);
       host.set_draws(draws[seq]);
@@ -420,7 +386,7 @@ TEST_F(ForwardCuda, PrefillOfSeveralSequencesMatchesEachAlone) {
   for (int i = 0; i < S; ++i) {
     const int seq = chunks[i].seq;
     ASSERT_TRUE(single[seq]->forward(chunk[seq], ref.data(), true).ok());
-    const Agreement a = compare(ref, std::span(got).subspan(size_t(i) * V, V), 1, V, 1e-4);
+    const Agreement a = compare_logits(ref, std::span(got).subspan(size_t(i) * V, V), 1, V, 1e-4);
     EXPECT_EQ(a.over, 0) << "sequence " << seq;
     EXPECT_EQ(batch->pos_of(seq), single[seq]->pos());
     Sampler host(chunks[i].sampling);
@@ -439,7 +405,7 @@ TEST_F(ForwardCuda, PrefillOfSeveralSequencesMatchesEachAlone) {
   ASSERT_TRUE(batch->decode(rows, step.data(), chosen.data()).ok());
   for (int b = 0; b < S; ++b) {
     ASSERT_TRUE(single[b]->forward(std::span(&next[b], 1), ref.data(), true).ok());
-    EXPECT_EQ(compare(ref, std::span(step).subspan(size_t(b) * V, V), 1, V, 1e-4).over, 0) << b;
+    EXPECT_EQ(compare_logits(ref, std::span(step).subspan(size_t(b) * V, V), 1, V, 1e-4).over, 0) << b;
   }
   const PrefillChunk twice[] = {{.seq = 0, .tokens = chunk[0]}, {.seq = 0, .tokens = chunk[0]}};
   EXPECT_EQ(batch->prefill(twice, got.data(), chosen.data()).message(),
@@ -678,7 +644,7 @@ TEST_F(CudaSlots, RoutingCaptureMatchesCpu) {
     ASSERT_TRUE(cpu.forward(std::span(t).subspan(i, 1), &ref[size_t(i) * V]).ok());
     ASSERT_TRUE(g.forward(std::span(t).subspan(i, 1), &got[size_t(i) * V]).ok());
   }
-  EXPECT_LT(compare(ref, got, n, V, 1e-2).median, 1e-3);
+  EXPECT_LT(compare_logits(ref, got, n, V, 1e-2).median, 1e-3);
   ASSERT_EQ(gpu_events.size(), size_t(c.n_layers) * n);
   ASSERT_EQ(cpu_events.size(), gpu_events.size());
   int same_slots = 0;
@@ -780,7 +746,7 @@ TEST_F(CudaSlots, VirtualSlotsMatchCpu) {
     ASSERT_TRUE(cpu.forward(std::span(t).subspan(i, 1), &ref[size_t(i) * V]).ok());
     cpu_triggers.insert(cpu_triggers.end(), cpu.triggers().begin(), cpu.triggers().end());
   }
-  const Agreement a = compare(ref, got, n, V, 1e-2);
+  const Agreement a = compare_logits(ref, got, n, V, 1e-2);
   EXPECT_LT(a.median, 1e-3);
   EXPECT_LE(a.over, n / 10);
   ASSERT_EQ(gpu_triggers.size(), cpu_triggers.size());
@@ -805,7 +771,7 @@ TEST_F(CudaSlots, VirtualSlotsMatchCpu) {
   cpu_off.set_kv_bf16(true);
   cpu_off.set_bf16_gemm_inputs(true);
   ASSERT_TRUE(cpu_off.forward(std::span(t).subspan(0, 20), off_ref.data()).ok());
-  EXPECT_LT(compare(off_ref, off, 20, V, 1e-2).median, 1e-3);
+  EXPECT_LT(compare_logits(off_ref, off, 20, V, 1e-2).median, 1e-3);
 
   // Per sequence (a request may switch its experts off): one decode step with rows on and off
   // runs them as two passes; each row equals an engine with that switch for all, and only the
@@ -830,8 +796,8 @@ TEST_F(CudaSlots, VirtualSlotsMatchCpu) {
   std::vector<vex_trigger> fired((*mixed)->triggers().begin(), (*mixed)->triggers().end());
   ASSERT_TRUE((*on1)->forward(std::span(&t[20], 1), want_on.data(), true).ok());
   ASSERT_TRUE((*off1)->forward(std::span(&t[20], 1), want_off.data(), true).ok());
-  EXPECT_EQ(compare(want_off, std::span(two).subspan(0, V), 1, V, 1e-4).over, 0);
-  EXPECT_EQ(compare(want_on, std::span(two).subspan(V, V), 1, V, 1e-4).over, 0);
+  EXPECT_EQ(compare_logits(want_off, std::span(two).subspan(0, V), 1, V, 1e-4).over, 0);
+  EXPECT_EQ(compare_logits(want_on, std::span(two).subspan(V, V), 1, V, 1e-4).over, 0);
   ASSERT_FALSE(fired.empty());  // the test's HOST slot fires at every position
   for (const vex_trigger& f : fired) EXPECT_EQ(f.seq, 0);
 }
@@ -868,7 +834,7 @@ TEST(ForwardCudaDemo, MatchesForwardCpu) {
   ASSERT_TRUE((*gpu)->forward(std::span(ids).subspan(0, split), got.data()).ok());
   for (int i = split; i < n; ++i)
     ASSERT_TRUE((*gpu)->forward(std::span(ids).subspan(i, 1), &got[size_t(i) * V]).ok());
-  const Agreement a = compare(ref, got, n, V, 1e-2);
+  const Agreement a = compare_logits(ref, got, n, V, 1e-2);
   EXPECT_LT(a.median, 3.9e-3);
   EXPECT_LE(a.over, n / 10);
   EXPECT_EQ(a.clear_top1, a.clear);

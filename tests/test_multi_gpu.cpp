@@ -35,41 +35,7 @@ absl::Status g_launch = absl::UnknownError("not launched");
 #define NEED_TWO_GPUS() \
   if (!g_launch.ok()) GTEST_SKIP() << "two GPUs: " << g_launch
 
-struct Agreement {
-  double median = 0, max = 0;
-  int over = 0, clear = 0, clear_top1 = 0, top1 = 0;
-};
-
-Agreement compare(std::span<const float> ref, std::span<const float> got, int n, int V) {
-  Agreement a;
-  std::vector<double> rel(n);
-  for (int t = 0; t < n; ++t) {
-    const float* r = &ref[size_t(t) * V];
-    const float* g = &got[size_t(t) * V];
-    double scale = 0, err = 0;
-    for (int i = 0; i < V; ++i) {
-      scale = std::max(scale, double(std::abs(r[i])));
-      err = std::max(err, std::isfinite(g[i]) ? double(std::abs(r[i] - g[i])) : INFINITY);
-    }
-    rel[t] = err / scale;
-    a.over += rel[t] > 1e-2;
-    const int top = argmax(std::span(r, V));
-    float second = -INFINITY;
-    for (int i = 0; i < V; ++i)
-      if (i != top) second = std::max(second, r[i]);
-    const bool same = argmax(std::span(g, V)) == top;
-    a.top1 += same;
-    if (r[top] - second > 0.05 * scale) a.clear++, a.clear_top1 += same;
-  }
-  std::sort(rel.begin(), rel.end());
-  a.median = rel[n / 2], a.max = rel.back();
-  printf("relative logit error: median %.3g, max %.3g; %d/%d positions over 1e-2; top-1 %d/%d "
-         "(%d/%d with a clear margin)\n",
-         a.median, a.max, a.over, n, a.top1, n, a.clear_top1, a.clear);
-  return a;
-}
-
-void expect_close(const Agreement& a, int n) {
+void expect_close(const testing::Agreement& a, int n) {
   EXPECT_LT(a.median, 3.9e-3);
   EXPECT_LE(a.over, n / 10);
   EXPECT_EQ(a.clear_top1, a.clear);
@@ -132,7 +98,7 @@ TEST_P(Split, DemoMatchesOneGpu) {
   ASSERT_TRUE(one.ok()) << one.status();
   ASSERT_TRUE(two.ok()) << two.status();
   const auto ref = run_logits(**one, ids, 40), got = run_logits(**two, ids, 40);
-  expect_close(compare(ref, got, n, m.config().vocab_size), n);
+  expect_close(testing::compare_logits(ref, got, n, m.config().vocab_size, 1e-2), n);
   const auto prompt = m.tokenizer->encode("Once upon a time, in a land far away,", false);
   EXPECT_EQ(greedy(**one, prompt, 48), greedy(**two, prompt, 48));
 }
@@ -150,7 +116,7 @@ TEST_P(Split, SyntheticMatchesOneGpu) {
   ASSERT_TRUE(one.ok()) << one.status();
   ASSERT_TRUE(two.ok()) << two.status();
   const auto ref = run_logits(**one, ids, 30), got = run_logits(**two, ids, 30);
-  expect_close(compare(ref, got, 150, (*m)->config().vocab_size), 150);
+  expect_close(testing::compare_logits(ref, got, 150, (*m)->config().vocab_size, 1e-2), 150);
   EXPECT_EQ(greedy(**one, std::span(ids).subspan(0, 20), 32),
             greedy(**two, std::span(ids).subspan(0, 20), 32));
 }
@@ -175,7 +141,7 @@ TEST(MultiGpu, VirtualExpertFiresAsOnOneGpu) {
   ASSERT_TRUE(one.ok()) << one.status();
   ASSERT_TRUE(two.ok()) << two.status();
   const auto ref = run_logits(**one, ids, 0), got = run_logits(**two, ids, 0);
-  expect_close(compare(ref, got, n, m.config().vocab_size), n);
+  expect_close(testing::compare_logits(ref, got, n, m.config().vocab_size, 1e-2), n);
   const auto a = (*one)->triggers(), b = (*two)->triggers();
   ASSERT_FALSE(a.empty()) << "the calculator did not fire on one GPU";
   ASSERT_EQ(a.size(), b.size());
@@ -213,7 +179,7 @@ TEST(MultiGpu, PrunedModelMatchesOneGpu) {
   ASSERT_TRUE(one.ok()) << one.status();
   ASSERT_TRUE(two.ok()) << two.status();
   const auto ref = run_logits(**one, ids, 20), got = run_logits(**two, ids, 20);
-  expect_close(compare(ref, got, n, (*m)->config().vocab_size), n);
+  expect_close(testing::compare_logits(ref, got, n, (*m)->config().vocab_size, 1e-2), n);
 }
 
 // The scheduler over the split engine (4 slots, 7 prompts batched, sampled and greedy rows, two

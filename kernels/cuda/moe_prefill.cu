@@ -60,6 +60,15 @@ __device__ void block_setup(uint8_t* smem, const uint8_t* scales, int64_t row0, 
   // Visible to all after block_tile's first barrier.
 }
 
+// The token row of the pass (of kTokens, 8 16-byte units of a stage each) that thread tid of a
+// W-warp block stages: its units are tid * kUnits .. + kUnits - 1.
+template <int W, int kTokens>
+constexpr int kUnitsPerThread = kTokens * 8 / (32 * W);
+template <int W, int kTokens>
+__device__ __forceinline__ int staged_row(int tid) {
+  return tid * kUnitsPerThread<W, kTokens> / 8;
+}
+
 // acc[m][tile][4] (the C layout of m16n8k16: m tile m of this warp's 32 rows, 8 tokens a tile)
 // = rows [row0 + 32 w, + 32) of an MXFP4 matrix with K/32 blocks per row times the pass's 64
 // token rows over K; only the first `tiles` token tiles are computed (the others are left). Thread i stages token row i * 512 / (32 W) / 8 (`src`, K bf16), its part
@@ -76,14 +85,14 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
                                            const uint16_t* src, int tiles, uint8_t* smem,
                                            float (*acc)[kTokens / 8][4]) {
   using L = Layout<W, kTokens>;
-  constexpr int kThreads = 32 * W, kUnits = kTokens * 8 / kThreads;  // x units per thread
+  constexpr int kThreads = 32 * W, kUnits = kUnitsPerThread<W, kTokens>;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, c = lane % 4;
   const int groups = K / 32, steps = K / kStageK, tid = threadIdx.x;
   uint4* xs = reinterpret_cast<uint4*>(smem + L::x);
   uint4* cs = reinterpret_cast<uint4*>(smem + L::codes);
   const uint32_t* lut = reinterpret_cast<const uint32_t*>(smem + L::lut) + (lane % kLutCopies);
   const uint8_t* sc = smem + L::scales;
-  const int t = tid * kUnits / 8, u0 = tid * kUnits % 8;  // this thread's token row and units
+  const int t = staged_row<W, kTokens>(tid), u0 = tid * kUnits % 8;  // its row and first unit
   const uint4* from = reinterpret_cast<const uint4*>(src);
   const uint8_t* codes = blocks + row0 * (K / 2);
   auto stage = [&](int s) {
@@ -181,7 +190,7 @@ __global__ void __launch_bounds__(kGateUpWarps * 32)
   using L = Layout<W, kTokens>;
   const int64_t row0 = static_cast<int64_t>(slot.expert) * 2 * w.I + blockIdx.x * L::R;
   block_setup<L>(smem, w.gate_up_scales, row0, w.D);
-  const int mine_at = threadIdx.x * (kTokens * 8 / (32 * W)) / 8;  // block_tile's token row
+  const int mine_at = staged_row<W, kTokens>(threadIdx.x);  // the row block_tile stages
   for (int i0 = begin; i0 < end; i0 += kTokens) {
     const int mine = list[min(i0 + mine_at, end - 1)];
     float acc[2][kTokens / 8][4] = {};
@@ -232,7 +241,7 @@ __global__ void __launch_bounds__(kDownWarps * 32)
   const int d0 = blockIdx.x * R;
   const int64_t row0 = static_cast<int64_t>(slot.expert) * w.D + d0;
   block_setup<L>(smem, w.down_scales, row0, w.I);
-  const int mine_at = threadIdx.x * (kTokens * 8 / (32 * W)) / 8;  // block_tile's token row
+  const int mine_at = staged_row<W, kTokens>(threadIdx.x);  // the row block_tile stages
   for (int i0 = begin; i0 < end; i0 += kTokens) {
     const int mine = list[min(i0 + mine_at, end - 1)];
     float acc[2][kTokens / 8][4] = {};
