@@ -262,6 +262,9 @@ class CudaEngine final : public Engine {
   };
   bool profiling_ = false;
   std::vector<Pending> pending_;
+  // ",family,...,": kernel families left out of every pass, to measure what each costs inside the
+  // captured step (VEX_PROFILE_SKIP; the results are wrong while it is set).
+  std::string skip_;
   CudaMemory mem_;
   std::vector<void*> allocations_;
   std::vector<void*> host_allocations_;  // pinned (cudaMallocHost)

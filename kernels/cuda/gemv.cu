@@ -7,46 +7,73 @@ namespace {
 constexpr int kWarps = 8;  // rows per block
 
 // One warp per output row; lane l reads 8 consecutive weights at k = 8 l + 256 i, so a warp
-// reads 512 contiguous bytes per step, four steps in flight. T tokens share every weight load.
+// reads 512 contiguous bytes per step. T tokens share every weight load.
+//
+// The weights do not depend on the kernel before this one, so the first step's loads are issued
+// before waiting for it (pdl_prologue): under programmatic dependent launch they stream in while
+// that kernel finishes, and while the block computes the norm. Each later step's loads are issued
+// before the current step's arithmetic, so a warp always has two steps (2 KB) in flight. (Rows
+// past N, in the last block, load row N - 1 and return before using it.)
+constexpr int kStep = 2;  // 16-byte loads per lane per step
+
+struct Step {
+  uint4 w[kStep];
+};
+
+__device__ __forceinline__ void load_step(const uint4* w, int c0, int chunks, Step& s) {
+#pragma unroll
+  for (int u = 0; u < kStep; ++u)
+    if (c0 + 32 * u < chunks) s.w[u] = __ldg(w + c0 + 32 * u);
+}
+
 template <int T>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
                 const uint16_t* __restrict__ b, float* __restrict__ y, int K, int N,
                 bool accumulate, const uint16_t* __restrict__ gain, float eps) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row = blockIdx.x * kWarps + warp, chunks = K / 8;
+  const uint4* w = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(min(row, N - 1)) * K);
+  const uint4* g = reinterpret_cast<const uint4*>(gain);
+  Step cur;
+  load_step(w, lane, chunks, cur);
   pdl_prologue();
-  const int row = blockIdx.x * kWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
-  // Fused RMSNorm: warp t < T reduces token t's row; lanes then use (x * r[t]) * g.
-  __shared__ float r[T];
+  // Fused RMSNorm: the block's threads share each token's sum of squares, so every warp's
+  // part is a few loads; lanes then use (x * r[t]) * g.
+  __shared__ float part[kWarps][T], r[T];
   if (gain) {
-    const int wt = threadIdx.x / 32;
-    if (wt < T) {
-      const float4* xt = reinterpret_cast<const float4*>(x + static_cast<int64_t>(wt) * K);
-      float ss = 0;
-      for (int c = lane; c < K / 4; c += 32) {
-        const float4 v = xt[c];
-        ss += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+    float ss[T] = {};
+    for (int c = threadIdx.x; c < K / 4; c += kWarps * 32)
+#pragma unroll
+      for (int t = 0; t < T; ++t) {
+        const float4 v = reinterpret_cast<const float4*>(x + static_cast<int64_t>(t) * K)[c];
+        ss[t] += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
       }
-      ss = warp_sum(ss);
-      if (lane == 0) r[wt] = rsqrtf(ss / K + eps);
+#pragma unroll
+    for (int t = 0; t < T; ++t) {
+      ss[t] = warp_sum(ss[t]);
+      if (lane == 0) part[warp][t] = ss[t];
+    }
+    __syncthreads();
+    if (threadIdx.x < T) {
+      float total = 0;
+      for (int i = 0; i < kWarps; ++i) total += part[i][threadIdx.x];
+      r[threadIdx.x] = rsqrtf(total / K + eps);
     }
     __syncthreads();
   }
   if (row >= N) return;
-  const uint4* w = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(row) * K);
   float acc[T] = {};
-  const int chunks = K / 8;
-  for (int c0 = lane; c0 < chunks; c0 += 4 * 32) {
-    uint4 wv[4];
+  for (int c0 = lane; c0 < chunks; c0 += kStep * 32) {
+    Step next;
+    if (c0 + kStep * 32 < chunks) load_step(w, c0 + kStep * 32, chunks, next);
 #pragma unroll
-    for (int u = 0; u < 4; ++u)
-      if (c0 + 32 * u < chunks) wv[u] = __ldg(w + c0 + 32 * u);
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
+    for (int u = 0; u < kStep; ++u) {
       const int c = c0 + 32 * u;
       if (c >= chunks) break;
       float wf[8], gf[8];
-      bf16x8(wv[u], wf);
-      if (gain) bf16x8(__ldg(reinterpret_cast<const uint4*>(gain) + c), gf);
+      bf16x8(cur.w[u], wf);
+      if (gain) bf16x8(__ldg(g + c), gf);  // the same for every row: from L1
 #pragma unroll
       for (int t = 0; t < T; ++t) {
         const float4* xt = reinterpret_cast<const float4*>(x + static_cast<int64_t>(t) * K) + 2 * c;
@@ -58,6 +85,7 @@ __global__ void __launch_bounds__(kWarps * 32)
         for (int e = 0; e < 8; ++e) acc[t] += wf[e] * xv[e];
       }
     }
+    cur = next;
   }
   const float bias = b ? bf16(b[row]) : 0.0f;
 #pragma unroll

@@ -5,46 +5,106 @@ namespace vex::cuda {
 namespace {
 
 constexpr int kThreads = 1024, kMaxE = 256, kMaxK = 8;
+constexpr int kLoads = 3;  // 16-byte weight loads a lane has in flight together
+constexpr int kPer = 3;    // elements of x a thread holds (rows longer than kPer * kThreads loop)
 
-__global__ void router_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
+// acc += row . xs over the 16-byte chunks c0, c0 + 32, ... (kLoads of them) already loaded in v.
+__device__ __forceinline__ void dot_chunks(const uint4* v, int c0, int chunks, const float* xs,
+                                           float& acc) {
+#pragma unroll
+  for (int u = 0; u < kLoads; ++u) {
+    const int c = c0 + 32 * u;
+    if (c >= chunks) break;
+    float wf[8];
+    bf16x8(v[u], wf);
+    const float4* xv = reinterpret_cast<const float4*>(xs) + 2 * c;
+    const float4 a = xv[0], b4 = xv[1];
+    acc += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b4.x + wf[5] * b4.y +
+           wf[6] * b4.z + wf[7] * b4.w;
+  }
+}
+
+__device__ __forceinline__ void load_chunks(const uint4* row, int c0, int chunks, uint4* v) {
+#pragma unroll
+  for (int u = 0; u < kLoads; ++u)
+    if (c0 + 32 * u < chunks) v[u] = __ldg(row + c0 + 32 * u);
+}
+
+__global__ void __launch_bounds__(kThreads) router_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
                               const uint16_t* __restrict__ b, const vex_slot* __restrict__ slots,
                               int D, int E, int k, int* __restrict__ idx,
                               float* __restrict__ weight, float* __restrict__ logits,
                               const uint16_t* __restrict__ gain, float eps,
                               float* __restrict__ xn_out, const int* __restrict__ forced,
                               int n_forced) {
+  const int t = blockIdx.x, w = threadIdx.x / 32, lane = threadIdx.x % 32, chunks = D / 8;
+  // What does not depend on the kernel before is asked for before waiting on it (pdl_prologue):
+  // each warp's first row (its start in registers, the rest into L2), the norm's gain and (warp 0) the slots that cannot be
+  // chosen. These loads then overlap that kernel's tail, and the chain after the wait is one
+  // read of x, the sums, and the remaining weight loads.
+  uint4 first[kLoads];
+  if (w < E) {
+    const uint4* row = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(w) * D);
+    load_chunks(row, lane, chunks, first);
+    for (int c = lane + 32 * kLoads; c < chunks; c += 32)  // the rest of the row into L2
+      asm volatile("prefetch.global.L2 [%0];" ::"l"(row + c));
+  }
+  float g[kPer];
+#pragma unroll
+  for (int u = 0; u < kPer; ++u) {
+    const int i = threadIdx.x + u * kThreads;
+    g[u] = gain && i < D ? bf16(__ldg(gain + i)) : 1.0f;
+  }
+  // Top-k bookkeeping of warp 0: lane holds slots lane, lane + 32, ... (E <= 256); bit i set:
+  // slot lane + 32 i already chosen or pruned (PRUNED slots never compete).
+  uint32_t taken = 0;
+  if (w == 0)
+    for (int i = 0; lane + 32 * i < E; ++i)
+      if (slots[lane + 32 * i].kind == VEX_SLOT_PRUNED) taken |= 1u << i;
   pdl_prologue();
-  const int t = blockIdx.x, w = threadIdx.x / 32, lane = threadIdx.x % 32;
   const float* xt = x + static_cast<int64_t>(t) * D;
   __shared__ float s[kMaxE];
   __shared__ float part[kThreads / 32];
   extern __shared__ float xs[];  // [D]: the router's input, normed when gain is given
-  float ss = 0;
-  for (int i = threadIdx.x; i < D; i += kThreads) xs[i] = xt[i], ss += xt[i] * xt[i];
+  float v[kPer], ss = 0;
+#pragma unroll
+  for (int u = 0; u < kPer; ++u) {  // all of a thread's loads of x in flight at once
+    const int i = threadIdx.x + u * kThreads;
+    v[u] = i < D ? xt[i] : 0.0f;
+  }
+#pragma unroll
+  for (int u = 0; u < kPer; ++u) ss += v[u] * v[u];
+  for (int i = threadIdx.x + kPer * kThreads; i < D; i += kThreads) ss += xt[i] * xt[i];
+  float r = 1.0f;
   if (gain) {
     ss = warp_sum(ss);
     if (lane == 0) part[w] = ss;
     __syncthreads();
     float total = 0;
     for (int i = 0; i < kThreads / 32; ++i) total += part[i];
-    const float r = rsqrtf(total / D + eps);
-    for (int i = threadIdx.x; i < D; i += kThreads) {
-      xs[i] = (xs[i] * r) * bf16(gain[i]);  // (x * r) * g, as the CPU twin rounds it
-      xn_out[static_cast<int64_t>(t) * D + i] = xs[i];
-    }
+    r = rsqrtf(total / D + eps);
   }
+  // (x * r) * g, as the CPU twin rounds it; x itself without a gain.
+#pragma unroll
+  for (int u = 0; u < kPer; ++u) {
+    const int i = threadIdx.x + u * kThreads;
+    if (i < D) xs[i] = gain ? (v[u] * r) * g[u] : v[u];
+  }
+  for (int i = threadIdx.x + kPer * kThreads; i < D; i += kThreads)
+    xs[i] = gain ? (xt[i] * r) * bf16(gain[i]) : xt[i];
+  if (gain)
+    for (int i = threadIdx.x; i < D; i += kThreads) xn_out[static_cast<int64_t>(t) * D + i] = xs[i];
   __syncthreads();
   for (int e = w; e < E; e += kThreads / 32) {
-    // 16-byte loads of 8 weights; the block's 32 warps cover 32 rows at once.
+    // 16-byte loads of 8 weights, kLoads in flight per lane; the block's 32 warps cover 32 rows.
     const uint4* row = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(e) * D);
     float acc = 0;
-    for (int c = lane; c < D / 8; c += 32) {
-      float wf[8];
-      bf16x8(__ldg(row + c), wf);
-      const float4* xv = reinterpret_cast<const float4*>(xs) + 2 * c;
-      const float4 a = xv[0], b4 = xv[1];
-      acc += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b4.x + wf[5] * b4.y +
-             wf[6] * b4.z + wf[7] * b4.w;
+    int c0 = lane;
+    if (e == w) dot_chunks(first, c0, chunks, xs, acc), c0 += 32 * kLoads;
+    for (; c0 < chunks; c0 += 32 * kLoads) {
+      uint4 v[kLoads];
+      load_chunks(row, c0, chunks, v);
+      dot_chunks(v, c0, chunks, xs, acc);
     }
     acc = warp_sum(acc) + bf16(b[e]);
     if (lane == 0) {
@@ -57,11 +117,7 @@ __global__ void router_kernel(const float* __restrict__ x, const uint16_t* __res
   }
   __syncthreads();
   if (w != 0) return;
-  // Top-k by k rounds of a warp-wide arg-max (ties to the lower slot id, as the CPU twin);
-  // PRUNED slots never compete. Each lane holds slots lane, lane + 32, ... (E <= 256).
-  uint32_t taken = 0;  // bit i: slot lane + 32 i already chosen or pruned
-  for (int i = 0; lane + 32 * i < E; ++i)
-    if (slots[lane + 32 * i].kind == VEX_SLOT_PRUNED) taken |= 1u << i;
+  // Top-k by k rounds of a warp-wide arg-max (ties to the lower slot id, as the CPU twin).
   float chosen_logit[kMaxK];
   int chosen[kMaxK];
   for (int r = 0; r < k; ++r) {
