@@ -342,7 +342,8 @@ absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(
 absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeights> shared) {
   if (const char* skip = getenv("VEX_PROFILE_SKIP"); skip && *skip) {
     skip_ = absl::StrCat(",", skip, ",");
-    fprintf(stderr, "vex: VEX_PROFILE_SKIP=%s: these kernel families are left out; results are wrong\n",
+    fprintf(stderr,
+            "vex: VEX_PROFILE_SKIP=%s: these kernel families are left out; results are wrong\n",
             skip);
   }
   VEX_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));

@@ -30,7 +30,8 @@ __device__ __forceinline__ void load_chunks(const uint4* row, int c0, int chunks
     if (c0 + 32 * u < chunks) v[u] = __ldg(row + c0 + 32 * u);
 }
 
-__global__ void __launch_bounds__(kThreads) router_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
+__global__ void __launch_bounds__(kThreads)
+    router_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
                               const uint16_t* __restrict__ b, const vex_slot* __restrict__ slots,
                               int D, int E, int k, int* __restrict__ idx,
                               float* __restrict__ weight, float* __restrict__ logits,
@@ -39,9 +40,9 @@ __global__ void __launch_bounds__(kThreads) router_kernel(const float* __restric
                               int n_forced) {
   const int t = blockIdx.x, w = threadIdx.x / 32, lane = threadIdx.x % 32, chunks = D / 8;
   // What does not depend on the kernel before is asked for before waiting on it (pdl_prologue):
-  // each warp's first row (its start in registers, the rest into L2), the norm's gain and (warp 0) the slots that cannot be
-  // chosen. These loads then overlap that kernel's tail, and the chain after the wait is one
-  // read of x, the sums, and the remaining weight loads.
+  // each warp's first row (its start in registers, the rest into L2), the norm's gain and (warp
+  // 0) the slots that cannot be chosen. These loads then overlap that kernel's tail, and the
+  // chain after the wait is one read of x, the sums, and the remaining weight loads.
   uint4 first[kLoads];
   if (w < E) {
     const uint4* row = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(w) * D);
@@ -66,14 +67,14 @@ __global__ void __launch_bounds__(kThreads) router_kernel(const float* __restric
   __shared__ float s[kMaxE];
   __shared__ float part[kThreads / 32];
   extern __shared__ float xs[];  // [D]: the router's input, normed when gain is given
-  float v[kPer], ss = 0;
+  float xi[kPer], ss = 0;
 #pragma unroll
   for (int u = 0; u < kPer; ++u) {  // all of a thread's loads of x in flight at once
     const int i = threadIdx.x + u * kThreads;
-    v[u] = i < D ? xt[i] : 0.0f;
+    xi[u] = i < D ? xt[i] : 0.0f;
   }
 #pragma unroll
-  for (int u = 0; u < kPer; ++u) ss += v[u] * v[u];
+  for (int u = 0; u < kPer; ++u) ss += xi[u] * xi[u];
   for (int i = threadIdx.x + kPer * kThreads; i < D; i += kThreads) ss += xt[i] * xt[i];
   float r = 1.0f;
   if (gain) {
@@ -88,7 +89,7 @@ __global__ void __launch_bounds__(kThreads) router_kernel(const float* __restric
 #pragma unroll
   for (int u = 0; u < kPer; ++u) {
     const int i = threadIdx.x + u * kThreads;
-    if (i < D) xs[i] = gain ? (v[u] * r) * g[u] : v[u];
+    if (i < D) xs[i] = gain ? (xi[u] * r) * g[u] : xi[u];
   }
   for (int i = threadIdx.x + kPer * kThreads; i < D; i += kThreads)
     xs[i] = gain ? (xt[i] * r) * bf16(gain[i]) : xt[i];
@@ -102,9 +103,9 @@ __global__ void __launch_bounds__(kThreads) router_kernel(const float* __restric
     int c0 = lane;
     if (e == w) dot_chunks(first, c0, chunks, xs, acc), c0 += 32 * kLoads;
     for (; c0 < chunks; c0 += 32 * kLoads) {
-      uint4 v[kLoads];
-      load_chunks(row, c0, chunks, v);
-      dot_chunks(v, c0, chunks, xs, acc);
+      uint4 next[kLoads];
+      load_chunks(row, c0, chunks, next);
+      dot_chunks(next, c0, chunks, xs, acc);
     }
     acc = warp_sum(acc) + bf16(b[e]);
     if (lane == 0) {
