@@ -340,6 +340,7 @@ absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(
 }
 
 absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeights> shared) {
+  moe_cc_ = getenv("VEX_MOE_CC") != nullptr;  // A/B, temporary
   if (const char* skip = getenv("VEX_PROFILE_SKIP"); skip && *skip) {
     skip_ = absl::StrCat(",", skip, ",");
     fprintf(stderr,
@@ -430,6 +431,8 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
   VEX_ASSIGN_OR_RETURN(idx_, alloc<int>(size_t(kChunk) * k, &ws));
   VEX_ASSIGN_OR_RETURN(weight_, alloc<float>(size_t(kChunk) * k, &ws));
   VEX_ASSIGN_OR_RETURN(h_, alloc<float>(size_t(kChunk) * k * I, &ws));
+  VEX_ASSIGN_OR_RETURN(xf_, alloc<uint32_t>(size_t(kGemvRows) * cuda::split_words(D), &ws));
+  VEX_ASSIGN_OR_RETURN(hf_, alloc<uint32_t>(size_t(kGemvRows) * k * cuda::split_words(I), &ws));
   VEX_ASSIGN_OR_RETURN(device_args_, alloc<float>(size_t(kChunk) * k * 2, &ws));
   const int logits_rows = std::max(kLogitsRows, n_seqs());
   if (shard_.tp > 1) {  // the all-gather's three buffers
@@ -589,7 +592,8 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
     VEX_RETURN_IF_ERROR(timed("rmsnorm+router", uint64_t(E) * D * b2, [&] {
       return cuda::router(x_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_,
                           observer_ ? cap_.logits + at * max_slots_ : nullptr, s, L.mlp_norm,
-                          c_.rms_eps, xn_, d_forced_ + il * kMaxK, n_forced_[il]);
+                          c_.rms_eps, xn_, d_forced_ + il * kMaxK, n_forced_[il],
+                          gemm || moe_cc_ ? nullptr : xf_);
     }));
     if (observer_) {
       if (cap_hidden_)
@@ -601,12 +605,20 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
                                      size_t(n) * k * sizeof(float), cudaMemcpyDeviceToDevice, s));
     }
     if (ep && !lead) VEX_CUDA_CHECK(cudaMemsetAsync(x_, 0, size_t(n) * D * sizeof(float), s));
-    if (!gemm) {  // each chosen expert streamed once per token
+    if (!gemm && moe_cc_) {
       VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(k) * 2 * I * (D / 32) * 17, [&] {
         return cuda::moe_gate_up(xn_, idx_, L.exec, L.moe, virt, n, k, c_.swiglu_limit, h_, s);
       }));
       VEX_RETURN_IF_ERROR(timed("moe_down", uint64_t(k) * D * (I / 32) * 17, [&] {
         return cuda::moe_down(h_, idx_, weight_, L.exec, L.moe, virt, n, k, x_, s);
+      }));
+    } else if (!gemm) {  // each chosen expert streamed once per token
+      VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(k) * 2 * I * (D / 32) * 17, [&] {
+        return cuda::moe_gate_up(xn_, xf_, idx_, L.exec, L.moe, virt, n, k, c_.swiglu_limit, hf_,
+                                 s);
+      }));
+      VEX_RETURN_IF_ERROR(timed("moe_down", uint64_t(k) * D * (I / 32) * 17, [&] {
+        return cuda::moe_down(hf_, idx_, weight_, L.exec, L.moe, virt, n, k, x_, s);
       }));
     } else {  // expert-major, each expert's weights read once per pass
       VEX_RETURN_IF_ERROR(timed("moe_grouped", 0, [&] {

@@ -299,6 +299,10 @@ class CudaEngine final : public Engine {
   float* device_args_ = nullptr;   // [kChunk * k, 2] DEVICE slots' arguments (cuda::VirtualSlots)
   float* attn_partial_ = nullptr;  // [n_seqs, Hq, kAttnSplits, d + 2] split-K attention states
   uint16_t* act_bf16_ = nullptr;   // [rows, max(D, Q)] GEMM inputs of a pass
+  // The MoE decode kernels' inputs in split form (kernels/cuda/split.cuh), kGemvRows rows:
+  // xf_ the normed hidden state (the router writes it), hf_ the gate-up output [rows, k].
+  uint32_t *xf_ = nullptr, *hf_ = nullptr;
+  bool moe_cc_ = false;
   int* idx_ = nullptr;
   cuda::MoeScratch moe_scratch_{};
 

@@ -200,12 +200,16 @@ TEST(CudaKernels, RouterWithFusedRmsNorm) {
   Dev<uint16_t> dW(W), db(b), dg(g);
   Dev<vex_slot> ds(slots);
   Dev<int> di(size_t(n) * k);
-  CUDA_OK(
-      cuda::router(dx.p, dW.p, db.p, ds.p, n, D, E, k, di.p, dw.p, nullptr, 0, dg.p, 1e-5f, dxn.p));
+  Dev<uint32_t> xf(size_t(n) * cuda::split_words(D)), split(size_t(n) * cuda::split_words(D));
+  CUDA_OK(cuda::router(dx.p, dW.p, db.p, ds.p, n, D, E, k, di.p, dw.p, nullptr, 0, dg.p, 1e-5f,
+                       dxn.p, nullptr, 0, xf.p));
   const auto idx = di.get();
   const auto wt = dw.get(), gxn = dxn.get();
   for (size_t i = 0; i < xn.size(); ++i)  // fp32 vs double sum of squares: 1e-5 relative
     ASSERT_NEAR(gxn[i], xn[i], 1e-5f * std::abs(xn[i]) + 1e-6f) << i;
+  // The split form it writes for the MoE decode kernels is split_rows' of its xn, bit for bit.
+  CUDA_OK(cuda::split_rows(dxn.p, n, D, split.p, 0));
+  EXPECT_EQ(xf.get(), split.get());
   for (int t = 0; t < n; ++t) {
     int ridx[4];
     float rw[4];
@@ -405,7 +409,8 @@ TEST(CudaKernels, RouterTopkSoftmax) {
   for (int j = 0; j < k; ++j) EXPECT_NE(idx2[j], top);
 }
 
-// E random MXFP4 experts (codes uniform, scales 2^-9 .. 2^-4, biases ~ N(0, 0.1)) on the host
+// E random MXFP4 experts (codes uniform, scales 2^(s0-127) .. 2^(s0-122): by default 2^-9 ..
+// 2^-4; biases ~ N(0, 0.1)) on the host
 // and the device, and the CPU reference of a routed MoE block over them.
 struct RandomExperts {
   int D, I, E;
@@ -414,14 +419,14 @@ struct RandomExperts {
   std::unique_ptr<Dev<uint8_t>> d_gub, d_gus, d_dnb, d_dns;
   std::unique_ptr<Dev<uint16_t>> d_gubias, d_dnbias;
 
-  RandomExperts(int d, int i, int e) : D(d), I(i), E(e) {
+  RandomExperts(int d, int i, int e, int s0 = 118) : D(d), I(i), E(e) {
     const size_t g1 = D / 32, g2 = I / 32;
     gub.resize(size_t(E) * 2 * I * g1 * 16), gus.resize(size_t(E) * 2 * I * g1);
     dnb.resize(size_t(E) * D * g2 * 16), dns.resize(size_t(E) * D * g2);
     for (auto* v : {&gub, &dnb})
       for (auto& b : *v) b = rng() & 0xFF;
     for (auto* v : {&gus, &dns})
-      for (auto& b : *v) b = 118 + rng() % 6;
+      for (auto& b : *v) b = s0 + rng() % 6;
     gubias = normal_bf16(size_t(E) * 2 * I, 0.1f), dnbias = normal_bf16(size_t(E) * D, 0.1f);
     d_gub = std::make_unique<Dev<uint8_t>>(gub), d_gus = std::make_unique<Dev<uint8_t>>(gus);
     d_dnb = std::make_unique<Dev<uint8_t>>(dnb), d_dns = std::make_unique<Dev<uint8_t>>(dns);
@@ -478,22 +483,37 @@ struct Routing {
   }
 };
 
-// The two MoE decode kernels against expert_ffn weighted and summed.
+// The two MoE decode kernels against expert_ffn weighted and summed, on CUDA cores and on
+// tensor cores (inputs in split form). Scales up to 2^4 in the small case take the tensor-core
+// path's two-step scaling.
 TEST(CudaKernels, MoeGateUpAndDown) {
-  for (auto [D, I, E, k, n] : {std::tuple{2880, 2880, 8, 4, 1}, {64, 64, 8, 4, 6}}) {
-    const RandomExperts ex(D, I, E);
+  for (auto [D, I, E, k, n, s0] :
+       {std::tuple{2880, 2880, 8, 4, 1, 118}, {64, 64, 8, 4, 6, 126}, {96, 128, 8, 4, 8, 118}}) {
+    const RandomExperts ex(D, I, E, s0);
     const Routing r(n, k, E, 1, 3, 0.1f, 0.2f);
     const auto xn = normal(size_t(n) * D), x0 = normal(size_t(n) * D);
     const auto ref = ex.reference(xn, r.idx, r.wt, r.slots, x0, k, false);
-    Dev<float> dxn(xn), dx(x0), dh(size_t(n) * k * I), dwt(r.wt);
-    Dev<int> didx(r.idx);
-    Dev<vex_slot> dsl(r.slots);
-    CUDA_OK(cuda::moe_gate_up(dxn.p, didx.p, dsl.p, ex.weights(), {}, n, k, 7.0f, dh.p, 0));
-    CUDA_OK(cuda::moe_down(dh.p, didx.p, dwt.p, dsl.p, ex.weights(), {}, n, k, dx.p, 0));
-    const auto [worst, scale] = worst_and_scale(dx.get(), ref, x0);
-    // Exact decode on both sides; only fp32 vs double accumulation differs: 1e-5 of the largest
-    // expert contribution.
-    EXPECT_LT(worst, 1e-5 * scale) << "D=" << D << " worst " << worst << " scale " << scale;
+    for (bool tc : {false, true}) {
+      Dev<float> dxn(xn), dx(x0), dh(size_t(n) * k * I), dwt(r.wt);
+      Dev<uint32_t> xf(size_t(n) * cuda::split_words(D)), hf(size_t(n) * k * cuda::split_words(I));
+      Dev<int> didx(r.idx);
+      Dev<vex_slot> dsl(r.slots);
+      if (tc) {
+        CUDA_OK(cuda::split_rows(dxn.p, n, D, xf.p, 0));
+        CUDA_OK(cuda::moe_gate_up(dxn.p, xf.p, didx.p, dsl.p, ex.weights(), {}, n, k, 7.0f, hf.p,
+                                  0));
+        CUDA_OK(cuda::moe_down(hf.p, didx.p, dwt.p, dsl.p, ex.weights(), {}, n, k, dx.p, 0));
+      } else {
+        CUDA_OK(cuda::moe_gate_up(dxn.p, didx.p, dsl.p, ex.weights(), {}, n, k, 7.0f, dh.p, 0));
+        CUDA_OK(cuda::moe_down(dh.p, didx.p, dwt.p, dsl.p, ex.weights(), {}, n, k, dx.p, 0));
+      }
+      const auto [worst, scale] = worst_and_scale(dx.get(), ref, x0);
+      printf("MoE decode %s, D=%d: worst %.3g of scale %.3g\n", tc ? "tensor cores" : "CUDA cores",
+             D, worst, scale);
+      // Exact decode on both sides, exact products (the split is exact); only fp32 vs double
+      // accumulation differs: 1e-5 of the largest expert contribution.
+      EXPECT_LT(worst, 1e-5 * scale) << "D=" << D << " tc " << tc;
+    }
   }
 }
 
@@ -574,7 +594,8 @@ TEST(CudaKernels, MoeVirtualSlotsMatchCpu) {
   const cuda::VirtualSlots v{dp.p, args.p, 5, {pos.p, seq.p, 0}, {tr.p, count.p, 16}};
   const int E = static_cast<int>(slots.size());
   std::vector<float> decoded;
-  for (const char* path : {"decode", "grouped", "tensor cores"}) {
+  Dev<uint32_t> xf(size_t(n) * cuda::split_words(D)), hf(size_t(n) * k * cuda::split_words(I));
+  for (const char* path : {"decode", "grouped", "tensor cores", "decode on tensor cores"}) {
     SCOPED_TRACE(path);
     const std::string p = path;
     Dev<float> dx(x0);
@@ -584,6 +605,10 @@ TEST(CudaKernels, MoeVirtualSlotsMatchCpu) {
     if (p == "decode") {
       CUDA_OK(cuda::moe_gate_up(dxn.p, didx.p, dsl.p, ex.weights(), v, n, k, 7.0f, dh.p, 0));
       CUDA_OK(cuda::moe_down(dh.p, didx.p, dwt.p, dsl.p, ex.weights(), v, n, k, dx.p, 0));
+    } else if (p == "decode on tensor cores") {
+      CUDA_OK(cuda::split_rows(dxn.p, n, D, xf.p, 0));
+      CUDA_OK(cuda::moe_gate_up(dxn.p, xf.p, didx.p, dsl.p, ex.weights(), v, n, k, 7.0f, hf.p, 0));
+      CUDA_OK(cuda::moe_down(hf.p, didx.p, dwt.p, dsl.p, ex.weights(), v, n, k, dx.p, 0));
     } else {
       CUDA_OK(cuda::moe_grouped(dxn.p, didx.p, dwt.p, dsl.p, ex.weights(), v, n, k, E, 7.0f,
                                 scratch, dx.p, 0));

@@ -62,6 +62,25 @@ cudaError_t moe_down(const float* h, const int* idx, const float* weight, const 
                      const MoeWeights& w, const VirtualSlots& virt, int n, int k, float* x,
                      cudaStream_t stream);
 
+// 32-bit words of a vector of K values in split form (split.cuh): three bf16 terms per value.
+constexpr int kSplitTerms = 3;
+__host__ __device__ constexpr int split_words(int K) { return kSplitTerms * K / 2; }
+
+// The same two passes on tensor cores (the decode path): xn as above (DEVICE slots read it),
+// xf the same rows in split form (split.cuh: [n, split_words(D)], the router writes it), h in
+// split form hf [n, k, split_words(I)] for the down pass. The three bf16 terms of each input make
+// the MMAs' products those of fp32 inputs; the sums run in another order than the CUDA-core
+// kernels' (tolerance in tests/test_cuda_kernels.cpp).
+cudaError_t moe_gate_up(const float* xn, const uint32_t* xf, const int* idx,
+                        const vex_slot* slots, const MoeWeights& w, const VirtualSlots& virt,
+                        int n, int k, float limit, uint32_t* hf, cudaStream_t stream);
+cudaError_t moe_down(const uint32_t* hf, const int* idx, const float* weight,
+                     const vex_slot* slots, const MoeWeights& w, const VirtualSlots& virt, int n,
+                     int k, float* x, cudaStream_t stream);
+
+// x fp32 [n, K] -> split form [n, split_words(K)] (K % 32 == 0).
+cudaError_t split_rows(const float* x, int n, int K, uint32_t* out, cudaStream_t stream);
+
 // Buffers of the grouped (prefill) path, for up to `capacity` (token, slot) pairs.
 struct MoeScratch {
   int* offset;  // [E + 1]

@@ -1,5 +1,6 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/router.cuh"
+#include "kernels/cuda/split.cuh"
 
 namespace vex::cuda {
 namespace {
@@ -37,7 +38,7 @@ __global__ void __launch_bounds__(kThreads)
                               float* __restrict__ weight, float* __restrict__ logits,
                               const uint16_t* __restrict__ gain, float eps,
                               float* __restrict__ xn_out, const int* __restrict__ forced,
-                              int n_forced) {
+                              int n_forced, uint32_t* __restrict__ xf_out) {
   const int t = blockIdx.x, w = threadIdx.x / 32, lane = threadIdx.x % 32, chunks = D / 8;
   // What does not depend on the kernel before is asked for before waiting on it (pdl_prologue):
   // each warp's first row (its start in registers, the rest into L2), the norm's gain and (warp
@@ -96,6 +97,10 @@ __global__ void __launch_bounds__(kThreads)
   if (gain)
     for (int i = threadIdx.x; i < D; i += kThreads) xn_out[static_cast<int64_t>(t) * D + i] = xs[i];
   __syncthreads();
+  if (xf_out) {  // the MoE decode kernels' input (split.cuh)
+    uint16_t* o = reinterpret_cast<uint16_t*>(xf_out + static_cast<int64_t>(t) * split_words(D));
+    for (int i = threadIdx.x; i < D; i += kThreads) store_split(xs[i], i, D, o);
+  }
   for (int e = w; e < E; e += kThreads / 32) {
     // 16-byte loads of 8 weights, kLoads in flight per lane; the block's 32 warps cover 32 rows.
     const uint4* row = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(e) * D);
@@ -156,15 +161,14 @@ __global__ void __launch_bounds__(kThreads)
 cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const vex_slot* slots,
                    int n, int D, int E, int k, int* idx, float* weight, float* logits,
                    cudaStream_t stream, const uint16_t* norm_gain, float eps, float* xn_out,
-                   const int* forced, int n_forced) {
+                   const int* forced, int n_forced, uint32_t* xf_out) {
   if (n <= 0) return cudaSuccess;
   if (E > kMaxE || k > kMaxK || k > E || D % 8 != 0) return cudaErrorInvalidValue;
+  if (xf_out && D % 32 != 0) return cudaErrorInvalidValue;
   if (norm_gain && !xn_out) return cudaErrorInvalidValue;
   if (n_forced < 0 || n_forced > k || (n_forced > 0 && !forced)) return cudaErrorInvalidValue;
-  launch_pdl(router_kernel, n, kThreads, D * sizeof(float), stream,
-      x, W, b, slots, D, E, k, idx, weight,
-                                                            logits, norm_gain, eps, xn_out,
-                                                            forced, n_forced);
+  launch_pdl(router_kernel, n, kThreads, D * sizeof(float), stream, x, W, b, slots, D, E, k, idx,
+             weight, logits, norm_gain, eps, xn_out, forced, n_forced, xf_out);
   return cudaGetLastError();
 }
 
