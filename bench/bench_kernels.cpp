@@ -116,16 +116,20 @@ void BM_MoeDecode(benchmark::State& state) {
   const int idx_h[4] = {3, 11, 17, 29};
   const float wt_h[4] = {0.4f, 0.3f, 0.2f, 0.1f};
   int* idx = nullptr;
-  float *wt = nullptr, *xn = nullptr, *x = nullptr, *h = nullptr;
+  float *wt = nullptr, *xn = nullptr, *x = nullptr;
+  uint32_t *xf = nullptr, *hf = nullptr;
   cudaMalloc(&idx, sizeof idx_h), cudaMalloc(&wt, sizeof wt_h);
   cudaMemcpy(idx, idx_h, sizeof idx_h, cudaMemcpyHostToDevice);
   cudaMemcpy(wt, wt_h, sizeof wt_h, cudaMemcpyHostToDevice);
-  cudaMalloc(&xn, D * 4), cudaMalloc(&x, D * 4), cudaMalloc(&h, k * I * 4);
+  cudaMalloc(&xn, D * 4), cudaMalloc(&x, D * 4);
+  cudaMalloc(&xf, vex::cuda::split_words(D) * 4);
+  cudaMalloc(&hf, k * vex::cuda::split_words(I) * 4);
   cudaMemset(xn, 0, D * 4), cudaMemset(x, 0, D * 4);
+  vex::cuda::split_rows(xn, 1, D, xf, nullptr);
   const double bytes = double(k) * (2.0 * I * g1 * 17 + double(D) * g2 * 17);
   run(state, bytes, [&] {
-    cudaError_t e = vex::cuda::moe_gate_up(xn, idx, ds, w, {}, 1, k, 7.0f, h, nullptr);
-    return e != cudaSuccess ? e : vex::cuda::moe_down(h, idx, wt, ds, w, {}, 1, k, x, nullptr);
+    cudaError_t e = vex::cuda::moe_gate_up(xn, xf, idx, ds, w, {}, 1, k, 7.0f, hf, nullptr);
+    return e != cudaSuccess ? e : vex::cuda::moe_down(hf, idx, wt, ds, w, {}, 1, k, x, nullptr);
   });
 }
 BENCHMARK(BM_MoeDecode)->UseManualTime()->Unit(benchmark::kMicrosecond);

@@ -340,7 +340,6 @@ absl::StatusOr<std::unique_ptr<CudaEngine>> CudaEngine::create(
 }
 
 absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeights> shared) {
-  moe_cc_ = getenv("VEX_MOE_CC") != nullptr;  // A/B, temporary
   if (const char* skip = getenv("VEX_PROFILE_SKIP"); skip && *skip) {
     skip_ = absl::StrCat(",", skip, ",");
     fprintf(stderr,
@@ -430,7 +429,6 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
   VEX_ASSIGN_OR_RETURN(att_, alloc<float>(size_t(kChunk) * Q, &ws));
   VEX_ASSIGN_OR_RETURN(idx_, alloc<int>(size_t(kChunk) * k, &ws));
   VEX_ASSIGN_OR_RETURN(weight_, alloc<float>(size_t(kChunk) * k, &ws));
-  VEX_ASSIGN_OR_RETURN(h_, alloc<float>(size_t(kChunk) * k * I, &ws));
   VEX_ASSIGN_OR_RETURN(xf_, alloc<uint32_t>(size_t(kGemvRows) * cuda::split_words(D), &ws));
   VEX_ASSIGN_OR_RETURN(hf_, alloc<uint32_t>(size_t(kGemvRows) * k * cuda::split_words(I), &ws));
   VEX_ASSIGN_OR_RETURN(device_args_, alloc<float>(size_t(kChunk) * k * 2, &ws));
@@ -448,7 +446,6 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
   moe_scratch_.capacity = kChunk * k;
   VEX_ASSIGN_OR_RETURN(moe_scratch_.offset, alloc<int>(max_slots + 1, &ws));
   VEX_ASSIGN_OR_RETURN(moe_scratch_.list, alloc<int>(size_t(kChunk) * k, &ws));
-  moe_scratch_.h = h_;
   VEX_ASSIGN_OR_RETURN(moe_scratch_.y, alloc<float>(size_t(kChunk) * k * D, &ws));
   VEX_ASSIGN_OR_RETURN(moe_scratch_.xb, alloc<uint16_t>(size_t(kChunk) * D, &ws));
   VEX_ASSIGN_OR_RETURN(act_bf16_, alloc<uint16_t>(size_t(kChunk) * std::max(D, Q), &ws));
@@ -593,7 +590,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
       return cuda::router(x_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_,
                           observer_ ? cap_.logits + at * max_slots_ : nullptr, s, L.mlp_norm,
                           c_.rms_eps, xn_, d_forced_ + il * kMaxK, n_forced_[il],
-                          gemm || moe_cc_ ? nullptr : xf_);
+                          gemm ? nullptr : xf_);
     }));
     if (observer_) {
       if (cap_hidden_)
@@ -605,14 +602,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
                                      size_t(n) * k * sizeof(float), cudaMemcpyDeviceToDevice, s));
     }
     if (ep && !lead) VEX_CUDA_CHECK(cudaMemsetAsync(x_, 0, size_t(n) * D * sizeof(float), s));
-    if (!gemm && moe_cc_) {
-      VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(k) * 2 * I * (D / 32) * 17, [&] {
-        return cuda::moe_gate_up(xn_, idx_, L.exec, L.moe, virt, n, k, c_.swiglu_limit, h_, s);
-      }));
-      VEX_RETURN_IF_ERROR(timed("moe_down", uint64_t(k) * D * (I / 32) * 17, [&] {
-        return cuda::moe_down(h_, idx_, weight_, L.exec, L.moe, virt, n, k, x_, s);
-      }));
-    } else if (!gemm) {  // each chosen expert streamed once per token
+    if (!gemm) {  // each chosen expert streamed once per token
       VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(k) * 2 * I * (D / 32) * 17, [&] {
         return cuda::moe_gate_up(xn_, xf_, idx_, L.exec, L.moe, virt, n, k, c_.swiglu_limit, hf_,
                                  s);

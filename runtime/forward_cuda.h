@@ -294,7 +294,7 @@ class CudaEngine final : public Engine {
   int *d_pos_ = nullptr, *d_seq_ = nullptr;  // [rows] placement of a pass (kernels/cuda/rows.cuh)
   cuda::RowTile* d_tiles_ = nullptr;          // [kChunk] a prefill pass's rows cut for attention
   std::vector<cuda::RowTile> tiles_;          // their host copy (the pending upload's source)
-  float *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *att_ = nullptr, *h_ = nullptr;
+  float *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *att_ = nullptr;
   float *weight_ = nullptr, *logits_ = nullptr;
   float* device_args_ = nullptr;   // [kChunk * k, 2] DEVICE slots' arguments (cuda::VirtualSlots)
   float* attn_partial_ = nullptr;  // [n_seqs, Hq, kAttnSplits, d + 2] split-K attention states
@@ -302,7 +302,6 @@ class CudaEngine final : public Engine {
   // The MoE decode kernels' inputs in split form (kernels/cuda/split.cuh), kGemvRows rows:
   // xf_ the normed hidden state (the router writes it), hf_ the gate-up output [rows, k].
   uint32_t *xf_ = nullptr, *hf_ = nullptr;
-  bool moe_cc_ = false;
   int* idx_ = nullptr;
   cuda::MoeScratch moe_scratch_{};
 

@@ -1,5 +1,5 @@
-// The MXFP4 expert MLPs for small token counts (decode and short chunks), reading the layer's
-// slot table (core/slot.h). Twin of expert_ffn in kernels/cpu/moe.cpp. MXFP4 is decoded
+// The MXFP4 expert MLPs: decode (a few tokens) and the grouped prefill path, reading the
+// layer's slot table (core/slot.h). Twin of expert_ffn in kernels/cpu/moe.cpp. MXFP4 is decoded
 // exactly in registers (docs/gpt-oss.md §3); nothing is dequantized in memory.
 #pragma once
 
@@ -49,31 +49,25 @@ struct VirtualSlots {
 // xn[t] (core/device_fn.h); HOST slots append {seq, pos, layer, slot, weight} to
 // virt.triggers and add nothing. Twin of CpuEngine::moe_token.
 
-// Gate-up pass: h[t, j, :] = swiglu(W1_e xn[t] + b1_e) for the j-th chosen slot e = idx[t, j]
-// of token t when it is NEURAL (h is not written for others); a DEVICE slot's a, b into virt.args.
-// xn fp32 [n, D]; idx [n, k]; h fp32 [n, k, I].
-cudaError_t moe_gate_up(const float* xn, const int* idx, const vex_slot* slots, const MoeWeights& w,
-                        const VirtualSlots& virt, int n, int k, float limit, float* h,
-                        cudaStream_t stream);
-
-// Down pass: x[t] += sum_j weight[t, j] * out_j[t] over the chosen slots, in slot order: the
-// NEURAL slots' W2_e h[t, j] + b2_e, the DEVICE slots' results; the HOST slots' triggers.
-cudaError_t moe_down(const float* h, const int* idx, const float* weight, const vex_slot* slots,
-                     const MoeWeights& w, const VirtualSlots& virt, int n, int k, float* x,
-                     cudaStream_t stream);
-
-// 32-bit words of a vector of K values in split form (split.cuh): three bf16 terms per value.
+// 32-bit words of a vector of K values in split form (split.cuh): three bf16 terms per value,
+// which make the decode kernels' tensor-core products those of fp32 inputs.
 constexpr int kSplitTerms = 3;
 __host__ __device__ constexpr int split_words(int K) { return kSplitTerms * K / 2; }
 
-// The same two passes on tensor cores (the decode path): xn as above (DEVICE slots read it),
-// xf the same rows in split form (split.cuh: [n, split_words(D)], the router writes it), h in
-// split form hf [n, k, split_words(I)] for the down pass. The three bf16 terms of each input make
-// the MMAs' products those of fp32 inputs; the sums run in another order than the CUDA-core
-// kernels' (tolerance in tests/test_cuda_kernels.cpp).
+// Decode (a few tokens, each chosen expert streamed once per token), on tensor cores.
+//
+// Gate-up pass: h[t, j, :] = swiglu(W1_e xn[t] + b1_e) for the j-th chosen slot e = idx[t, j]
+// of token t when it is NEURAL (h is not written for others); a DEVICE slot's a, b into
+// virt.args. xn fp32 [n, D] (DEVICE slots read it); xf the same rows in split form
+// [n, split_words(D)] (the router writes it); hf: h in split form [n, k, split_words(I)].
+// D % 32 == 0, I % 32 == 0.
 cudaError_t moe_gate_up(const float* xn, const uint32_t* xf, const int* idx,
                         const vex_slot* slots, const MoeWeights& w, const VirtualSlots& virt,
                         int n, int k, float limit, uint32_t* hf, cudaStream_t stream);
+
+// Down pass: x[t] += sum_j weight[t, j] * out_j[t] over the chosen slots, in slot order: the
+// NEURAL slots' W2_e h[t, j] + b2_e, the DEVICE slots' results; the HOST slots' triggers.
+// D % 8 == 0.
 cudaError_t moe_down(const uint32_t* hf, const int* idx, const float* weight,
                      const vex_slot* slots, const MoeWeights& w, const VirtualSlots& virt, int n,
                      int k, float* x, cudaStream_t stream);
@@ -83,22 +77,18 @@ cudaError_t split_rows(const float* x, int n, int K, uint32_t* out, cudaStream_t
 
 // Buffers of the grouped (prefill) path, for up to `capacity` (token, slot) pairs.
 struct MoeScratch {
-  int* offset;  // [E + 1]
-  int* list;    // [capacity]
-  float* h;     // [capacity, I]
-  float* y;     // [capacity, D]
+  int* offset;   // [E + 1]
+  int* list;     // [capacity]
+  float* y;      // [capacity, D]
   int capacity;
-  // Set both to run the expert GEMMs on tensor cores (moe_prefill.cuh): bf16 activations at the
-  // expert inputs. Null: the CUDA-core path, bit-identical to the decode kernels.
-  uint16_t* xb = nullptr;  // [capacity / k, D]
-  uint16_t* hb = nullptr;  // [capacity, I]
+  uint16_t* xb;  // [capacity / k, D]: the expert GEMMs' bf16 inputs (moe_prefill.cuh)
+  uint16_t* hb;  // [capacity, I]
 };
 
 // The whole MoE block for a chunk of n tokens, expert-major: the (token, slot) pairs are grouped
-// by slot, every chosen expert's weights are read once for all its tokens, and the k outputs of
-// each token are summed into x in slot order. Same result as moe_gate_up + moe_down, bit for
-// bit (shared arithmetic, virtual slots included; tests/test_cuda_kernels.cpp). E <= 1024,
-// D % 32 == 0.
+// by slot, every chosen expert's weights are read once for all its tokens (tensor-core GEMMs
+// with bf16 inputs, moe_prefill.cuh), and the k outputs of each token are summed into x in slot
+// order. Virtual slots as in the decode passes. E <= 1024, D % 32 == 0.
 cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, const vex_slot* slots,
                         const MoeWeights& w, const VirtualSlots& virt, int n, int k, int E,
                         float limit, MoeScratch scratch, float* x, cudaStream_t stream);
