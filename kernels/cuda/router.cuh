@@ -17,8 +17,9 @@ namespace vex::cuda {
 // logits [n, E] fp32 written when not null (PRUNED slots as -inf). E <= 256, k <= 8, D % 8 == 0.
 // forced [n_forced] (device, n_forced <= k): slots every token takes first, whatever their
 // logits; the rest are the best of the others, and the softmax runs over all k (vexprobe's
-// --force; kernels/cpu/router.h's `preset`). xf_out [n, split_words(D)] (D % 32 == 0): the router's
-// input once more, in the split form the MoE decode kernels read (split.cuh), when not null.
+// --force; kernels/cpu/router.h's `preset`). xf_out [n, split_words(D)] (D % 32 == 0): the
+// router's input once more, in the split form the MoE decode kernels read (split.cuh), when not
+// null.
 cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const vex_slot* slots,
                    int n, int D, int E, int k, int* idx, float* weight, float* logits,
                    cudaStream_t stream, const uint16_t* norm_gain = nullptr, float eps = 0,
