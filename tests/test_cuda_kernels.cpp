@@ -319,7 +319,10 @@ TEST(CudaKernels, AttentionWithSinksAndWindow) {
 // then 5 rows of sequence 0), over full and sliding layers (rings) and every head size, with
 // queries ~ N(0, 8): scores of tens, where a 16-bit query (two bf16 terms) moves the
 // probabilities by ~1e-3 (as on the random tiny model, whose logits it moved by 1e-3); three
-// terms keep the outputs within 2e-5 of the double reference, as the fp32 kernel's do.
+// terms keep the outputs within 2e-5 of the double reference, as the fp32 kernel's do, for head
+// sizes up to 64. A score sums d products, so the fp32 rounding grows with d: 4e-5 at d = 128
+// (over 40 draws of this test the worst d = 128 output was 2.7e-5 off, and 4 of the 40 exceeded
+// 2e-5).
 TEST(CudaKernels, AttentionPrefillMatchesCpu) {
   for (auto [Hq, Hkv, d, window] : {std::tuple{64, 8, 64, 128}, {64, 8, 64, 0}, {8, 2, 16, 16},
                                     {16, 4, 32, 16}, {16, 2, 128, 0}}) {
@@ -367,8 +370,9 @@ TEST(CudaKernels, AttentionPrefillMatchesCpu) {
       std::vector<float> ref(Hq * d);
       attention_sinks(&q[size_t(t) * S], kref[seq[t]].data(), vref[seq[t]].data(), sinks.data(), lo,
                       p, Hq, Hkv, d, scale, ref.data());
+      const float bound = 2e-5f * std::max(1.0f, d / 64.0f);
       for (int i = 0; i < Hq * d; ++i)
-        ASSERT_NEAR(out[size_t(t) * Hq * d + i], ref[i], 2e-5f)
+        ASSERT_NEAR(out[size_t(t) * Hq * d + i], ref[i], bound)
             << "d " << d << " window " << window << " row " << t << " i " << i;
     }
   }
