@@ -1,5 +1,6 @@
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/split.cuh"
 
 #include <cuda_bf16.h>
 
@@ -135,20 +136,6 @@ cudaError_t launch(const float* q, int q_stride, const uint16_t* kc, const uint1
 
 // ---- Prefill on tensor cores ----------------------------------------------------------------
 
-__device__ __forceinline__ uint32_t bits(__nv_bfloat162 v) {
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-// (a, b) as bf16x2 terms t[0] + t[1] + ... + t[n-1]: each term the rounded remainder of the
-// ones before, so n terms hold 8n significant bits (3: fp32's 24). a in the low half.
-template <int n>
-__device__ __forceinline__ void split(float a, float b, uint32_t* t) {
-#pragma unroll
-  for (int i = 0; i < n; ++i) {
-    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
-    const float2 f = __bfloat1622float2(h);
-    t[i] = bits(h), a -= f.x, b -= f.y;
-  }
-}
 template <bool kTrans>
 __device__ __forceinline__ void ldsm_x4(uint32_t* r, const void* row) {
   const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
@@ -211,7 +198,7 @@ __global__ void __launch_bounds__(256, 1)
       const float2 a = *reinterpret_cast<const float2*>(qr + 16 * k16);
       const float2 b = *reinterpret_cast<const float2*>(qr + 16 * k16 + 8);
       uint32_t ta[3], tb[3];
-      split<3>(a.x, a.y, ta), split<3>(b.x, b.y, tb);
+      split_bf16<3>(a.x, a.y, ta), split_bf16<3>(b.x, b.y, tb);
 #pragma unroll
       for (int i = 0; i < 3; ++i)  // regs 0 / 1: k 2c, rows g / g+8; regs 2 / 3: k 2c + 8
         qt[i][k16][half] = ta[i], qt[i][k16][2 + half] = tb[i];
@@ -281,10 +268,10 @@ __global__ void __launch_bounds__(256, 1)
       // moved by 1e-3 against the fp32 kernel's.
       constexpr int kP = 3;
       uint32_t pt[4][kP], pa[kP][4];
-      split<kP>(s[2 * kk][0], s[2 * kk][1], pt[0]);
-      split<kP>(s[2 * kk][2], s[2 * kk][3], pt[1]);
-      split<kP>(s[2 * kk + 1][0], s[2 * kk + 1][1], pt[2]);
-      split<kP>(s[2 * kk + 1][2], s[2 * kk + 1][3], pt[3]);
+      split_bf16<kP>(s[2 * kk][0], s[2 * kk][1], pt[0]);
+      split_bf16<kP>(s[2 * kk][2], s[2 * kk][3], pt[1]);
+      split_bf16<kP>(s[2 * kk + 1][0], s[2 * kk + 1][1], pt[2]);
+      split_bf16<kP>(s[2 * kk + 1][2], s[2 * kk + 1][3], pt[3]);
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll

@@ -9,21 +9,34 @@
 // of eight E2M1 codes (moe.cu, decode_pairs).
 #pragma once
 
+#include <cuda_bf16.h>
+
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/moe.cuh"
 
 namespace vex::cuda {
 
+// (a, b) as bf16x2 terms t[0] + t[1] + ... + t[n-1]: each term the rounded remainder of the
+// ones before, so n terms hold 8n significant bits (3: fp32's 24). a in the low half. The
+// prefill attention splits its queries and probabilities with it too (attention.cu).
+template <int n>
+__device__ __forceinline__ void split_bf16(float a, float b, uint32_t* t) {
+#pragma unroll
+  for (int i = 0; i < n; ++i) {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(a, b);
+    const float2 f = __bfloat1622float2(h);
+    t[i] = *reinterpret_cast<const uint32_t*>(&h), a -= f.x, b -= f.y;
+  }
+}
+
 // Writes element i (of K) with value v into the split vector out (as 16-bit halves).
 __device__ __forceinline__ void store_split(float v, int i, int K, uint16_t* out) {
   const int b = i / 32, q = (i % 32) / 8, e = i % 8;
   const int at = (b * 16 + 4 * q + e % 4) * 2 + e / 4;  // a term is K halves
-  const uint16_t hi = to_bf16(v);
-  const float r1 = v - bf16(hi);
-  const uint16_t mid = to_bf16(r1);
-  out[at] = hi;
-  out[K + at] = mid;
-  out[2 * K + at] = to_bf16(r1 - bf16(mid));
+  uint32_t t[kSplitTerms];
+  split_bf16<kSplitTerms>(v, 0.0f, t);
+#pragma unroll
+  for (int j = 0; j < kSplitTerms; ++j) out[j * K + at] = static_cast<uint16_t>(t[j]);
 }
 
 }  // namespace vex::cuda
