@@ -413,9 +413,9 @@ TEST(CudaKernels, RouterTopkSoftmax) {
   for (int j = 0; j < k; ++j) EXPECT_NE(idx2[j], top);
 }
 
-// E random MXFP4 experts (codes uniform, scales 2^(s0-127) .. 2^(s0-122): by default 2^-9 ..
-// 2^-4; biases ~ N(0, 0.1)) on the host
-// and the device, and the CPU reference of a routed MoE block over them.
+// E random MXFP4 experts on the host and the device (codes uniform, scales 2^(s0-127) ..
+// 2^(s0-122), by default 2^-9 .. 2^-4; biases ~ N(0, 0.1)), and the CPU reference of a routed
+// MoE block over them.
 struct RandomExperts {
   int D, I, E;
   std::vector<uint8_t> gub, gus, dnb, dns;  // gate_up / down blocks and scales, packed by expert
