@@ -3,6 +3,7 @@
 #include <type_traits>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/e2m1.cuh"
 #include "kernels/cuda/gemm.cuh"
 #include "kernels/cuda/moe.cuh"
 #include "kernels/cuda/moe_prefill.cuh"
@@ -21,41 +22,6 @@ namespace {
 
 constexpr int kTcWarps = 8;  // warps per block, both kernels
 constexpr int kTcTiles = 4;  // gate-up: m16 tiles per block (each by two warps, halves of K)
-
-// The four bf16x2 pairs of a word of eight E2M1 codes n0..n7 (n_i at bits 4i): pair p holds
-// n_p (low half) and n_(p+4) (high half), each as sign << 15 | magnitude << 6, which is the
-// code's value times 2^-126 (the magnitude's two exponent bits and one mantissa bit fall on
-// bf16's lowest exponent bits and top mantissa bit; 0.5 becomes the subnormal 2^-127). One
-// multiply by 0x1040 (0x104 for the upper nibble of a byte) places a nibble's magnitude at
-// bits 6-8 and its sign at bit 15 at once; the mask keeps those.
-__device__ __forceinline__ void decode_pairs(uint32_t w, uint32_t* out) {
-  constexpr uint32_t kKeep = 0x81C081C0u;
-  const uint32_t w2 = w >> 8;
-  out[0] = ((w & 0x000F000Fu) * 0x1040u) & kKeep;
-  out[1] = ((w & 0x00F000F0u) * 0x0104u) & kKeep;
-  out[2] = ((w2 & 0x000F000Fu) * 0x1040u) & kKeep;
-  out[3] = ((w2 & 0x00F000F0u) * 0x0104u) & kKeep;
-}
-
-__device__ __forceinline__ uint32_t hmul2(uint32_t a, uint32_t b) {
-  const __nv_bfloat162 r = __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&a),
-                                   *reinterpret_cast<const __nv_bfloat162*>(&b));
-  return *reinterpret_cast<const uint32_t*>(&r);
-}
-
-// Pairs from decode_pairs times their block's E8M0 scale: value * 2^(s-127), exact (a power of
-// two times a 2-bit significand). kOne: one multiply by f = 2^(s-1), a bf16 for s <= 128;
-// otherwise (weights above 12, which gpt-oss does not have) by 2^126, then by f = 2^(s-127).
-// f = 0 for a block past the row's end (its ring slot holds stale codes: finite, adding 0).
-template <bool kOne>
-__device__ __forceinline__ uint32_t scale_factor(uint32_t s, bool ok) {
-  return ok ? ((kOne ? s + 126 : s) << 7) * 0x10001u : 0u;
-}
-template <bool kOne>
-__device__ __forceinline__ void scale_pairs(uint32_t* p, uint32_t f) {
-#pragma unroll
-  for (int i = 0; i < 4; ++i) p[i] = kOne ? hmul2(p[i], f) : hmul2(hmul2(p[i], 0x7E807E80u), f);
-}
 
 // The 8 MMAs of one block column (tile_dot): word q of the lane's block feeds two, pairs 0, 1
 // into acc and pairs 2, 3 into acc2 (two chains in flight); f_lo, f_hi scale rows g, g + 8.
@@ -156,7 +122,7 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* s
       const uint32_t now = sc[d];
       sc[d] = scales_of(i + kDepth);
       // One branch per step, the same for the whole warp: any scale above 128?
-      if (__all_sync(0xffffffffu, __vcmpgtu4(now, 0x00800080u) == 0))
+      if (scales_fit(now))
         step(std::true_type{}, i, d, now);
       else
         step(std::false_type{}, i, d, now);
@@ -295,13 +261,15 @@ __global__ void __launch_bounds__(kTcWarps * 32, 3)
   if (threadIdx.x < kDownRows) x[static_cast<int64_t>(t) * w.D + d0 + threadIdx.x] += total;
 }
 
-// Split form of n rows of K values (split.cuh); grid n.
+// Split form of rows of K values in kTerms terms (split.cuh; kTerms * K / 2 words a row); grid:
+// the rows.
+template <int kTerms>
 __global__ void split_kernel(const float* __restrict__ x, int K, uint32_t* __restrict__ out) {
   pdl_prologue();
   const int t = blockIdx.x;
-  uint16_t* o = reinterpret_cast<uint16_t*>(out + static_cast<int64_t>(t) * split_words(K));
+  uint16_t* o = reinterpret_cast<uint16_t*>(out + static_cast<int64_t>(t) * (kTerms * K / 2));
   for (int i = threadIdx.x; i < K; i += blockDim.x)
-    store_split(x[static_cast<int64_t>(t) * K + i], i, K, o);
+    store_split<kTerms>(x[static_cast<int64_t>(t) * K + i], i, K, o);
 }
 
 // ---- Prefill: expert-major ("grouped"). A chunk's (token, slot) pairs are listed per slot
@@ -379,7 +347,7 @@ cudaError_t moe_down(const uint32_t* hf, const int* idx, const float* weight,
 cudaError_t split_rows(const float* x, int n, int K, uint32_t* out, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (K % 32 != 0) return cudaErrorInvalidValue;
-  launch_pdl(split_kernel, n, 256, 0, stream, x, K, out);
+  launch_pdl(split_kernel<kSplitTerms>, n, 256, 0, stream, x, K, out);
   return cudaGetLastError();
 }
 
@@ -392,7 +360,9 @@ cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, co
       !scratch.hb)
     return cudaErrorInvalidValue;
   launch_pdl(plan_kernel, 1, 1024, 0, stream, idx, n * k, E, scratch.offset, scratch.list);
-  cudaError_t err = to_bf16(xn, scratch.xb, int64_t(n) * w.D, stream);
+  // The expert kernels' input in bf16, in the order their E2M1 pairs come (split.cuh).
+  launch_pdl(split_kernel<1>, n, 256, 0, stream, xn, w.D, reinterpret_cast<uint32_t*>(scratch.xb));
+  cudaError_t err = cudaGetLastError();
   if (err == cudaSuccess)
     err = moe_gate_up_mma(xn, scratch.xb, slots, scratch.offset, scratch.list, w, virt, E, k,
                           limit, scratch.hb, n * k, stream);

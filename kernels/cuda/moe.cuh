@@ -81,8 +81,9 @@ struct MoeScratch {
   int* list;     // [capacity]
   float* y;      // [capacity, D]
   int capacity;
-  uint16_t* xb;  // [capacity / k, D]: the expert GEMMs' bf16 inputs (moe_prefill.cuh)
-  uint16_t* hb;  // [capacity, I]
+  uint16_t* xb;  // [capacity / k, D]: the expert GEMMs' bf16 inputs (moe_prefill.cuh), each
+                 // row in split.cuh's order (one term)
+  uint16_t* hb;  // [capacity, I]: the same for the SwiGLU outputs
 };
 
 // The whole MoE block for a chunk of n tokens, expert-major: the (token, slot) pairs are grouped

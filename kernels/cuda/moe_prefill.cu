@@ -1,5 +1,7 @@
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/e2m1.cuh"
 #include "kernels/cuda/moe_prefill.cuh"
+#include "kernels/cuda/split.cuh"
 #include "kernels/cuda/virtual_slots.cuh"
 
 #include <cuda_bf16.h>
@@ -11,7 +13,6 @@ namespace {
 
 constexpr int kWarpRows = 32;   // weight rows per warp: two m16 tiles
 constexpr int kStageK = 64;     // k per pipeline stage: 128 bytes of a token row, 32 of codes
-constexpr int kLutCopies = 8;   // the byte table once per lane % 8: fewer bank conflicts
 constexpr int kStages = 3;      // stages in flight (cp.async groups)
 
 // A block of W warps (R = 32 W weight rows) in dynamic shared memory:
@@ -19,41 +20,19 @@ constexpr int kStages = 3;      // stages in flight (cp.async groups)
 //          unit u of token row t at u ^ (t % 8), so the 8 lanes of a 16-byte shared load
 //          (2 rows x 4 lane chunks) hit 8 different bank groups
 //   codes  [kStages][R][2] uint4: the rows' E2M1 codes of the stage (32 bytes per row)
-//   lut    [256][kLutCopies] uint32: byte -> bf16x2
 //   scales [R][K / 32] uint8: the rows' E8M0 scales, whole
 template <int W, int kTokens>
 struct Layout {
   static constexpr int R = kWarpRows * W;
   static constexpr size_t x = 0, codes = x + size_t(kStages) * kTokens * 8 * 16,
-                          lut = codes + size_t(kStages) * R * 32,
-                          scales = lut + 256 * kLutCopies * 4;
+                          scales = codes + size_t(kStages) * R * 32;
   static size_t bytes(int K) { return scales + size_t(R) * (K / 32); }
 };
 
-// Byte of two E2M1 codes -> two bf16 (low nibble = even element = low half), unit scale.
-__device__ void fill_lut8(uint32_t* lut) {
-  for (int i = threadIdx.x; i < 256 * kLutCopies; i += blockDim.x) {
-    const int v = i / kLutCopies;
-    const uint32_t lo = __float_as_uint(e2m1(v & 0xF)) >> 16;
-    const uint32_t hi = __float_as_uint(e2m1(v >> 4)) >> 16;
-    lut[i] = (hi << 16) | lo;  // e2m1 values are exact in bf16 (1 mantissa bit)
-  }
-}
-
-// bf16x2 times an E8M0 power of two, exact (a 1-bit mantissa times 2^k).
-__device__ __forceinline__ uint32_t scale2(uint32_t v, uint32_t s) {
-  const uint32_t p = s ? (s << 7) : 0x0040u;  // 2^(s-127) as bf16 bits
-  const __nv_bfloat162 r =
-      __hmul2(*reinterpret_cast<const __nv_bfloat162*>(&v),
-              __halves2bfloat162(__ushort_as_bfloat16(p), __ushort_as_bfloat16(p)));
-  return *reinterpret_cast<const uint32_t*>(&r);
-}
-
 // The block's shared memory set up for its rows [row0, row0 + R) of an MXFP4 matrix with K
-// columns: the byte table and the rows' scales (contiguous in memory: R * K/32 bytes).
+// columns: the rows' scales (contiguous in memory: R * K/32 bytes).
 template <typename L>
 __device__ void block_setup(uint8_t* smem, const uint8_t* scales, int64_t row0, int K) {
-  fill_lut8(reinterpret_cast<uint32_t*>(smem + L::lut));
   const uint32_t* from = reinterpret_cast<const uint32_t*>(scales + row0 * (K / 32));
   uint32_t* to = reinterpret_cast<uint32_t*>(smem + L::scales);
   for (int i = threadIdx.x; i < L::R * (K / 32) / 4; i += blockDim.x) to[i] = __ldg(from + i);
@@ -70,16 +49,19 @@ __device__ __forceinline__ int staged_row(int tid) {
 }
 
 // acc[m][tile][4] (the C layout of m16n8k16: m tile m of this warp's 32 rows, 8 tokens a tile)
-// = rows [row0 + 32 w, + 32) of an MXFP4 matrix with K/32 blocks per row times the pass's 64
-// token rows over K; only the first `tiles` token tiles are computed (the others are left). Thread i stages token row i * 512 / (32 W) / 8 (`src`, K bf16), its part
-// of every 128-byte k stage, and its share of the rows' codes, with cp.async kStages - 1 stages
-// ahead; the codes are decoded once for all 64 tokens, each token fragment feeds both m tiles.
+// = rows [row0 + 32 w, + 32) of an MXFP4 matrix with K/32 blocks per row times the pass's
+// kTokens token rows over K; only the first `tiles` token tiles are computed (the others are
+// left). Thread i stages token row i * kTokens * 8 / (32 W) / 8 (`src`, K bf16 in split.cuh's
+// order), its part of every 128-byte k stage, and its share of the rows' codes, with cp.async
+// kStages - 1 stages ahead; the codes are decoded once for all the pass's tokens (e2m1.cuh),
+// each token fragment feeds both m tiles.
 //
 // The k order inside an MMA is free as long as A and B agree, so each lane takes 16 contiguous
 // k of every 64: its 8 code bytes per row (the 4 lanes of a row read 32 contiguous bytes), one
-// scale, and its tokens' 16 bf16 (two 16-byte shared loads per token). Step s of 4 pairs the
-// lane's bytes 2s, 2s+1 with x words 2s, 2s+1. Each output is the same chain of MMAs whatever
-// the number of tokens in the pass.
+// scale, and its tokens' 16 bf16 (two 16-byte shared loads per token). Code word h of the lane
+// gives four pairs (decode_pairs) whose elements are those of x words 0..3 of unit 2c + h in
+// split.cuh's order: pairs 0, 1 meet words 0, 1 in one MMA, pairs 2, 3 words 2, 3 in the next.
+// Each output is the same chain of MMAs whatever the number of tokens in the pass.
 template <int W, int kTokens>
 __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, int K,
                                            const uint16_t* src, int tiles, uint8_t* smem,
@@ -90,7 +72,6 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
   const int groups = K / 32, steps = K / kStageK, tid = threadIdx.x;
   uint4* xs = reinterpret_cast<uint4*>(smem + L::x);
   uint4* cs = reinterpret_cast<uint4*>(smem + L::codes);
-  const uint32_t* lut = reinterpret_cast<const uint32_t*>(smem + L::lut) + (lane % kLutCopies);
   const uint8_t* sc = smem + L::scales;
   const int t = staged_row<W, kTokens>(tid), u0 = tid * kUnits % 8;  // its row and first unit
   const uint4* from = reinterpret_cast<const uint4*>(src);
@@ -128,9 +109,13 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
       ska[m] = sc[ra * groups + 2 * s + c / 2], skb[m] = sc[rb * groups + 2 * s + c / 2];
     }
     // The stage's MMAs: every token tile (kFull, the common case in prefill, unguarded), or
-    // the first `tiles` (a pass's last tokens; a batched step's few).
-    auto mmas = [&](auto full) {
-      constexpr bool kFull = decltype(full)::value;
+    // the first `tiles` (a pass's last tokens; a batched step's few). kOne: every scale of the
+    // warp's rows <= 128 (scale_pairs).
+    auto mmas = [&](auto full, auto one) {
+      constexpr bool kFull = decltype(full)::value, kOne = decltype(one)::value;
+      uint32_t fa[2], fb[2];
+#pragma unroll
+      for (int m = 0; m < 2; ++m) fa[m] = scale_factor<kOne>(ska[m]), fb[m] = scale_factor<kOne>(skb[m]);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {  // the lane's code word h: bytes 4h..4h+3, x unit 2c + h
         uint4 b[kTokens / 8];
@@ -139,14 +124,12 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
           if (kFull || tile < tiles) b[tile] = xb[(tile * 8 + g) * 8 + ((2 * c + h) ^ g)];
 #pragma unroll
         for (int m = 0; m < 2; ++m) {
-          const uint32_t wa = h ? qa[m].y : qa[m].x, wb = h ? qb[m].y : qb[m].x;
+          uint32_t pa[4], pb[4];  // rows g and g + 8
+          decode_pairs(h ? qa[m].y : qa[m].x, pa), scale_pairs<kOne>(pa, fa[m]);
+          decode_pairs(h ? qb[m].y : qb[m].x, pb), scale_pairs<kOne>(pb, fb[m]);
 #pragma unroll
-          for (int st = 0; st < 2; ++st) {  // step 2h + st: bytes 2st, 2st + 1 of the word
-            uint32_t a[4];
-            a[0] = scale2(lut[((wa >> (16 * st)) & 0xFF) * kLutCopies], ska[m]);  // row g
-            a[1] = scale2(lut[((wb >> (16 * st)) & 0xFF) * kLutCopies], skb[m]);  // row g + 8
-            a[2] = scale2(lut[((wa >> (16 * st + 8)) & 0xFF) * kLutCopies], ska[m]);
-            a[3] = scale2(lut[((wb >> (16 * st + 8)) & 0xFF) * kLutCopies], skb[m]);
+          for (int st = 0; st < 2; ++st) {  // pairs 2st, 2st + 1 with x words 2st, 2st + 1
+            const uint32_t a[4] = {pa[2 * st], pb[2 * st], pa[2 * st + 1], pb[2 * st + 1]};
 #pragma unroll
             for (int tile = 0; tile < kTokens / 8; ++tile) {
               if (!kFull && tile >= tiles) break;
@@ -157,10 +140,11 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
         }
       }
     };
+    const bool one = scales_fit(ska[0] | ska[1] << 8 | skb[0] << 16 | skb[1] << 24);
     if (tiles == kTokens / 8)
-      mmas(std::true_type{});
+      one ? mmas(std::true_type{}, std::true_type{}) : mmas(std::true_type{}, std::false_type{});
     else
-      mmas(std::false_type{});
+      one ? mmas(std::false_type{}, std::true_type{}) : mmas(std::false_type{}, std::false_type{});
   }
   cp_async_wait<0>();
 }
@@ -212,7 +196,7 @@ __global__ void __launch_bounds__(kGateUpWarps * 32)
           const float out = swiglu(acc[m][tile][v] + bf16(w.gate_up_bias[br]),
                                    up + bf16(w.gate_up_bias[br + 1]), limit);
           const int j = static_cast<int>(br - static_cast<int64_t>(slot.expert) * 2 * w.I) / 2;
-          hb[static_cast<int64_t>(list[i]) * w.I + j] = to_bf16(out);
+          hb[static_cast<int64_t>(list[i]) * w.I + split_at(j)] = to_bf16(out);
         }
   }
 }

@@ -29,14 +29,20 @@ __device__ __forceinline__ void split_bf16(float a, float b, uint32_t* t) {
   }
 }
 
-// Writes element i (of K) with value v into the split vector out (as 16-bit halves).
+// Element i's place, in 16-bit halves, within a term of the layout: the same 8-element group,
+// element e of it at half 2 (e % 4) + e / 4.
+__host__ __device__ __forceinline__ int split_at(int i) {
+  return (i & ~7) + 2 * (i % 4) + i % 8 / 4;
+}
+
+// Writes element i (of K) with value v into the split vector out (as 16-bit halves), in n terms
+// (n = 1: v in bf16, in the layout's order).
+template <int n = kSplitTerms>
 __device__ __forceinline__ void store_split(float v, int i, int K, uint16_t* out) {
-  const int b = i / 32, q = (i % 32) / 8, e = i % 8;
-  const int at = (b * 16 + 4 * q + e % 4) * 2 + e / 4;  // a term is K halves
-  uint32_t t[kSplitTerms];
-  split_bf16<kSplitTerms>(v, 0.0f, t);
+  uint32_t t[n];
+  split_bf16<n>(v, 0.0f, t);
 #pragma unroll
-  for (int j = 0; j < kSplitTerms; ++j) out[j * K + at] = static_cast<uint16_t>(t[j]);
+  for (int j = 0; j < n; ++j) out[j * K + split_at(i)] = static_cast<uint16_t>(t[j]);
 }
 
 }  // namespace vex::cuda
