@@ -70,6 +70,22 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(n) : "memory");
 }
 
+// Lets a kernel take up to the device's shared memory per block in dynamic shared memory, less
+// its static shared memory (once per kernel).
+template <typename Kernel>
+cudaError_t allow_smem(Kernel kernel) {
+  int device = 0, most = 0;
+  cudaFuncAttributes attr{};
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess)
+    err = cudaDeviceGetAttribute(&most, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  if (err == cudaSuccess) err = cudaFuncGetAttributes(&attr, kernel);
+  if (err == cudaSuccess)
+    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               most - static_cast<int>(attr.sharedSizeBytes));
+  return err;
+}
+
 // c += A B for one m16n8k16 tile: bf16 inputs, fp32 accumulate (sm_80+). Fragment layouts
 // (g = lane / 4, c = lane % 4): a = rows g, g+8 x k pairs 2c and 2c+8; b = k pairs 2c and 2c+8
 // of column g; c = rows g, g+8 x columns 2c, 2c+1.

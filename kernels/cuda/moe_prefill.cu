@@ -248,18 +248,6 @@ __global__ void __launch_bounds__(kDownWarps * 32)
   }
 }
 
-// Lets a kernel take up to the device's dynamic shared memory per block (once per kernel).
-template <typename Kernel>
-cudaError_t allow_smem(Kernel kernel) {
-  int device = 0, most = 0;
-  cudaError_t err = cudaGetDevice(&device);
-  if (err == cudaSuccess)
-    err = cudaDeviceGetAttribute(&most, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-  if (err == cudaSuccess)
-    err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, most);
-  return err;
-}
-
 // Two shapes of the same kernels: passes of 64 tokens for prefill (the MMAs dominate); passes
 // of 16 tokens when the experts average fewer than 16 (batched decode steps: the weights'
 // stream dominates, and the smaller tiles leave shared memory for more blocks per SM).
