@@ -607,13 +607,14 @@ TEST(CudaKernels, MoeVirtualSlotsMatchCpu) {
 // the path adds). Products of bf16 values are exact in fp32; the MMA accumulates in fp32 in its
 // own order, and a SwiGLU output can round to the other bf16 neighbour: 1e-3 of the largest
 // contribution bounds both (measured 1.5e-4 at D = 2880). The kernels take 64 tokens of an
-// expert per pass (16 when the experts average fewer than 16: batched decode steps): 300
-// tokens over 8 experts (~150 each) and 150 tokens all routed to the same 4 experts (a = 0:
-// two full passes and a partial one) cross the large passes' edges, 24 tokens on 4 of 8 experts
-// the small ones'.
+// expert per pass (16 or 32 when the experts average fewer than 16 or 32: batched decode
+// steps): 300 tokens over 8 experts (~150 each) and 150 tokens all routed to the same 4 experts
+// (a = 0: two full passes and a partial one) cross the large passes' edges, 24 tokens on 4 of 8
+// experts the small ones', 50 tokens over 8 experts (200 pairs) the 32-token ones'.
 TEST(CudaKernels, MoeTensorCoresMatchCpu) {
   for (auto [D, I, E, n, a] : {std::tuple{2880, 2880, 32, 37, 3}, {64, 64, 8, 5, 3},
-                               {256, 192, 8, 300, 3}, {128, 64, 8, 150, 0}, {128, 64, 8, 24, 0}}) {
+                               {256, 192, 8, 300, 3}, {128, 64, 8, 150, 0}, {128, 64, 8, 24, 0},
+                               {128, 64, 8, 50, 3}}) {
     const int k = 4;
     const RandomExperts ex(D, I, E);
     const Routing r(n, k, E, a, 2, 0.1f, 0.2f);

@@ -115,7 +115,8 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
       constexpr bool kFull = decltype(full)::value, kOne = decltype(one)::value;
       uint32_t fa[2], fb[2];
 #pragma unroll
-      for (int m = 0; m < 2; ++m) fa[m] = scale_factor<kOne>(ska[m]), fb[m] = scale_factor<kOne>(skb[m]);
+      for (int m = 0; m < 2; ++m)
+        fa[m] = scale_factor<kOne>(ska[m]), fb[m] = scale_factor<kOne>(skb[m]);
 #pragma unroll
       for (int h = 0; h < 2; ++h) {  // the lane's code word h: bytes 4h..4h+3, x unit 2c + h
         uint4 b[kTokens / 8];
@@ -248,13 +249,14 @@ __global__ void __launch_bounds__(kDownWarps * 32)
   }
 }
 
-// Two shapes of the same kernels: passes of 64 tokens for prefill (the MMAs dominate); passes
-// of 16 tokens when the experts average fewer than 16 (batched decode steps: the weights'
-// stream dominates, and the smaller tiles leave shared memory for more blocks per SM).
-// Measured (H200, synthetic 20b, 32 experts): at 64 sequences (256 pairs) the small shape gave
-// 6,074 tok/s with 3 stages, 5,930 with 4, 5,560 with 6, 5,268 with 8, and the large 4,497; at
-// 128 sequences (512 pairs) the large 7,700 against 7,199 (the small, 8 stages).
-int tokens_per_pass(int pairs, int E) { return pairs < 16 * E ? 16 : 64; }
+// Three shapes of the same kernels: passes of 64 tokens for prefill (the MMAs dominate); of 16
+// or 32 when the experts average fewer than 16 or 32 tokens (batched decode steps: the weights'
+// stream dominates; each expert's codes are decoded once for all its tokens when they fit one
+// pass, and the smaller tiles leave shared memory and registers for more blocks per SM).
+// Measured (H200, synthetic 20b, 32 experts, bench/NOTES.md): 64 sequences (256 pairs) 7,173
+// tok/s with the 16-token shape; 128 sequences (512 pairs) 8,749 with the 64-token one, 10,680
+// with the 32-token one; 3 stages beat 2 and 4 in each shape (within 1 % for the 32-token one).
+int tokens_per_pass(int pairs, int E) { return pairs < 16 * E ? 16 : pairs < 32 * E ? 32 : 64; }
 
 template <int T>
 cudaError_t gate_up_launch(const float* xn, const uint16_t* xb, const vex_slot* slots,
@@ -281,6 +283,19 @@ cudaError_t down_launch(const uint16_t* hb, const float* weight, const vex_slot*
   return cudaGetLastError();
 }
 
+// The shape for a pass of `pairs` (token, slot) pairs over E slots, then the call f(shape).
+template <typename F>
+cudaError_t with_shape(int pairs, int E, F&& f) {
+  switch (tokens_per_pass(pairs, E)) {
+    case 16:
+      return f(std::integral_constant<int, 16>{});
+    case 32:
+      return f(std::integral_constant<int, 32>{});
+    default:
+      return f(std::integral_constant<int, 64>{});
+  }
+}
+
 }  // namespace
 
 cudaError_t moe_gate_up_mma(const float* xn, const uint16_t* xb, const vex_slot* slots,
@@ -288,9 +303,10 @@ cudaError_t moe_gate_up_mma(const float* xn, const uint16_t* xb, const vex_slot*
                             const VirtualSlots& virt, int E, int k, float limit, uint16_t* hb,
                             int pairs, cudaStream_t stream) {
   if (w.D % 64 || (2 * w.I) % (kWarpRows * kGateUpWarps)) return cudaErrorInvalidValue;
-  return tokens_per_pass(pairs, E) == 16
-             ? gate_up_launch<16>(xn, xb, slots, offset, list, w, virt, E, k, limit, hb, stream)
-             : gate_up_launch<64>(xn, xb, slots, offset, list, w, virt, E, k, limit, hb, stream);
+  return with_shape(pairs, E, [&](auto t) {
+    return gate_up_launch<decltype(t)::value>(xn, xb, slots, offset, list, w, virt, E, k, limit,
+                                              hb, stream);
+  });
 }
 
 cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot* slots,
@@ -298,9 +314,10 @@ cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot
                          const VirtualSlots& virt, int E, int k, float* y, int pairs,
                          cudaStream_t stream) {
   if (w.I % 64 || w.D % (kWarpRows * kDownWarps)) return cudaErrorInvalidValue;
-  return tokens_per_pass(pairs, E) == 16
-             ? down_launch<16>(hb, weight, slots, offset, list, w, virt, E, k, y, stream)
-             : down_launch<64>(hb, weight, slots, offset, list, w, virt, E, k, y, stream);
+  return with_shape(pairs, E, [&](auto t) {
+    return down_launch<decltype(t)::value>(hb, weight, slots, offset, list, w, virt, E, k, y,
+                                           stream);
+  });
 }
 
 }  // namespace vex::cuda
