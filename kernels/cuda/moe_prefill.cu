@@ -30,31 +30,47 @@ struct Layout {
 };
 
 // The block's shared memory set up for its rows [row0, row0 + R) of an MXFP4 matrix with K
-// columns: the rows' scales (contiguous in memory: R * K/32 bytes).
+// columns, of which the first `rows` exist: the rows' scales (contiguous in memory, K/32 bytes a
+// row); a row past them repeats the last one's (block_tile reads its codes the same way: finite
+// products, never written out).
 template <typename L>
-__device__ void block_setup(uint8_t* smem, const uint8_t* scales, int64_t row0, int K) {
-  const uint32_t* from = reinterpret_cast<const uint32_t*>(scales + row0 * (K / 32));
-  uint32_t* to = reinterpret_cast<uint32_t*>(smem + L::scales);
-  for (int i = threadIdx.x; i < L::R * (K / 32) / 4; i += blockDim.x) to[i] = __ldg(from + i);
+__device__ void block_setup(uint8_t* smem, const uint8_t* scales, int64_t row0, int rows, int K) {
+  const int groups = K / 32;
+  const int64_t first = row0 * groups;
+  const int have = rows * groups;  // bytes of the rows that exist
+  uint8_t* to = smem + L::scales;
+  int at = 0;  // bytes copied as 4-byte words (when aligned)
+  if (first % 4 == 0) {
+    const uint32_t* from = reinterpret_cast<const uint32_t*>(scales + first);
+    for (int i = threadIdx.x; i < have / 4; i += blockDim.x)
+      reinterpret_cast<uint32_t*>(to)[i] = __ldg(from + i);
+    at = have / 4 * 4;
+  }
+  for (int i = at + threadIdx.x; i < L::R * groups; i += blockDim.x)
+    to[i] = __ldg(scales + first + min(i, have - groups + i % groups));
   // Visible to all after block_tile's first barrier.
 }
 
-// The token row of the pass (of kTokens, 8 16-byte units of a stage each) that thread tid of a
-// W-warp block stages: its units are tid * kUnits .. + kUnits - 1.
+// A pass's token rows (8 16-byte units a stage each) are staged in tasks of kTaskUnits units of
+// one row: all of a thread's share of the pass when it divides evenly, else 2 units a task.
+// Thread tid takes tasks tid, tid + 32 W, ... (kTasks of them, the last ones possibly past the
+// pass), each from its own token row (src[j]).
 template <int W, int kTokens>
-constexpr int kUnitsPerThread = kTokens * 8 / (32 * W);
+constexpr int kTaskUnits = (kTokens * 8) % (32 * W) == 0 ? kTokens * 8 / (32 * W) : 2;
 template <int W, int kTokens>
-__device__ __forceinline__ int staged_row(int tid) {
-  return tid * kUnitsPerThread<W, kTokens> / 8;
+constexpr int kTasks = (kTokens * 8 / kTaskUnits<W, kTokens> + 32 * W - 1) / (32 * W);
+template <int W, int kTokens>
+__device__ __forceinline__ int task_row(int j) {
+  return (static_cast<int>(threadIdx.x) + j * 32 * W) / (8 / kTaskUnits<W, kTokens>);
 }
 
 // acc[m][tile][4] (the C layout of m16n8k16: m tile m of this warp's 32 rows, 8 tokens a tile)
 // = rows [row0 + 32 w, + 32) of an MXFP4 matrix with K/32 blocks per row times the pass's
 // kTokens token rows over K; only the first `tiles` token tiles are computed (the others are
-// left). Thread i stages token row i * kTokens * 8 / (32 W) / 8 (`src`, K bf16 in split.cuh's
-// order), its part of every 128-byte k stage, and its share of the rows' codes, with cp.async
-// kStages - 1 stages ahead; the codes are decoded once for all the pass's tokens (e2m1.cuh),
-// each token fragment feeds both m tiles.
+// left); rows past the first `rows` repeat the last one's codes. Each thread stages its tasks'
+// token rows (src[j], K bf16 in split.cuh's order: their part of every 128-byte k stage) and
+// its share of the rows' codes, with cp.async kStages - 1 stages ahead; the codes are decoded
+// once for all the pass's tokens (e2m1.cuh), each token fragment feeds both m tiles.
 //
 // The k order inside an MMA is free as long as A and B agree, so each lane takes 16 contiguous
 // k of every 64: its 8 code bytes per row (the 4 lanes of a row read 32 contiguous bytes), one
@@ -63,29 +79,33 @@ __device__ __forceinline__ int staged_row(int tid) {
 // split.cuh's order: pairs 0, 1 meet words 0, 1 in one MMA, pairs 2, 3 words 2, 3 in the next.
 // Each output is the same chain of MMAs whatever the number of tokens in the pass.
 template <int W, int kTokens>
-__device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, int K,
-                                           const uint16_t* src, int tiles, uint8_t* smem,
+__device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, int rows, int K,
+                                           const uint16_t* const* src, int tiles, uint8_t* smem,
                                            float (*acc)[kTokens / 8][4]) {
   using L = Layout<W, kTokens>;
-  constexpr int kThreads = 32 * W, kUnits = kUnitsPerThread<W, kTokens>;
+  constexpr int kThreads = 32 * W, kJ = kTasks<W, kTokens>;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, c = lane % 4;
   const int groups = K / 32, steps = K / kStageK, tid = threadIdx.x;
   uint4* xs = reinterpret_cast<uint4*>(smem + L::x);
   uint4* cs = reinterpret_cast<uint4*>(smem + L::codes);
   const uint8_t* sc = smem + L::scales;
-  const int t = staged_row<W, kTokens>(tid), u0 = tid * kUnits % 8;  // its row and first unit
-  const uint4* from = reinterpret_cast<const uint4*>(src);
   const uint8_t* codes = blocks + row0 * (K / 2);
   auto stage = [&](int s) {
     uint4* xb = xs + (s % kStages) * kTokens * 8;
-    if (t < 8 * tiles)
 #pragma unroll
-      for (int j = 0; j < kUnits; ++j)
-        cp_async16(&xb[t * 8 + ((u0 + j) ^ (t % 8))], from + s * (kStageK / 8) + u0 + j);
+    for (int j = 0; j < kJ; ++j) {
+      constexpr int kUnits = kTaskUnits<W, kTokens>;
+      const int t = task_row<W, kTokens>(j), u0 = (tid + j * kThreads) % (8 / kUnits) * kUnits;
+      if (t < 8 * tiles) {
+        const uint4* from = reinterpret_cast<const uint4*>(src[j]) + s * (kStageK / 8);
+#pragma unroll
+        for (int u = u0; u < u0 + kUnits; ++u) cp_async16(&xb[t * 8 + (u ^ (t % 8))], from + u);
+      }
+    }
     uint4* cb = cs + (s % kStages) * L::R * 2;
 #pragma unroll
     for (int i = tid; i < 2 * L::R; i += kThreads)  // row i / 2, bytes 16 (i % 2) of the stage's 32
-      cp_async16(&cb[i], codes + int64_t(i / 2) * (K / 2) + s * 32 + (i % 2) * 16);
+      cp_async16(&cb[i], codes + int64_t(min(i / 2, rows - 1)) * (K / 2) + s * 32 + (i % 2) * 16);
   };
   __syncthreads();  // the previous pass's last stage is read
 #pragma unroll
@@ -150,20 +170,25 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
   cp_async_wait<0>();
 }
 
-constexpr int kGateUpWarps = 4;  // 128 gate/up rows a block
-constexpr int kDownWarps = 2;    // 64 down rows a block (gpt-oss: D = 2880 = 45 x 64)
-
-// Grid (2I / 128, E): 128 gate/up rows of slot e's expert against its tokens, 64 at a time; a
-// virtual slot's arguments (from the fp32 xn) in its first block.
+// Warps (32 rows each) of a block, by the pass's tokens: more rows a block read the staged
+// tokens from L2 fewer times, fewer leave registers for more blocks. Measured (H200, 20b,
+// bench/NOTES.md): 64-token passes (prefill) gate-up 6 / down 4 (pp2048 18,130 with 4 / 2,
+// 22,067 with 6 / 4); 16- and 32-token passes (batched decode) 4 / 4 (128 sequences 10,725 ->
+// 11,010; gate-up 6 gave 10,296).
 template <int kTokens>
-__global__ void __launch_bounds__(kGateUpWarps * 32)
+constexpr int kGateUpWarps = kTokens == 64 ? 6 : 4;
+constexpr int kDownWarps = 4;
+
+// Grid (2I / R rounded up, E): R = 32 W gate/up rows of slot e's expert against its tokens,
+// kTokens at a time; a virtual slot's arguments (from the fp32 xn) in its first block.
+template <int kTokens, int W>
+__global__ void __launch_bounds__(W * 32)
     gate_up_mma_kernel(const float* __restrict__ xn, const uint16_t* __restrict__ xb,
                        const vex_slot* __restrict__ slots, const int* __restrict__ offset,
                        const int* __restrict__ list, MoeWeights w, VirtualSlots virt, int k,
                        float limit, uint16_t* __restrict__ hb) {
   pdl_prologue();
   extern __shared__ __align__(16) uint8_t smem[];
-  constexpr int W = kGateUpWarps;
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
   const vex_slot slot = slots[e];
   if (slot.kind != VEX_SLOT_NEURAL) {
@@ -174,13 +199,17 @@ __global__ void __launch_bounds__(kGateUpWarps * 32)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
   using L = Layout<W, kTokens>;
   const int64_t row0 = static_cast<int64_t>(slot.expert) * 2 * w.I + blockIdx.x * L::R;
-  block_setup<L>(smem, w.gate_up_scales, row0, w.D);
-  const int mine_at = staged_row<W, kTokens>(threadIdx.x);  // the row block_tile stages
+  const int rows = min(L::R, 2 * w.I - static_cast<int>(blockIdx.x) * L::R);
+  block_setup<L>(smem, w.gate_up_scales, row0, rows, w.D);
   for (int i0 = begin; i0 < end; i0 += kTokens) {
-    const int mine = list[min(i0 + mine_at, end - 1)];
+    const uint16_t* src[kTasks<W, kTokens>];  // the token rows block_tile stages
+#pragma unroll
+    for (int j = 0; j < kTasks<W, kTokens>; ++j) {
+      const int tj = list[min(i0 + task_row<W, kTokens>(j), end - 1)];
+      src[j] = xb + static_cast<int64_t>(tj / k) * w.D;
+    }
     float acc[2][kTokens / 8][4] = {};
-    block_tile<W, kTokens>(w.gate_up_blocks, row0, w.D,
-                           xb + static_cast<int64_t>(mine / k) * w.D,
+    block_tile<W, kTokens>(w.gate_up_blocks, row0, rows, w.D, src,
                            (min(kTokens, end - i0) + 7) / 8, smem, acc);
     // Rows g (even: gate) and g + 1 (up) sit in lanes 4g + c and 4(g+1) + c: pair them.
 #pragma unroll
@@ -192,8 +221,9 @@ __global__ void __launch_bounds__(kGateUpWarps * 32)
           const float up = __shfl_down_sync(0xffffffffu, acc[m][tile][v], 4);
           if (g % 2) continue;
           const int i = i0 + tile * 8 + 2 * c + (v % 2);  // pair index in the list
-          if (i >= end) continue;
-          const int64_t br = row0 + warp * kWarpRows + m * 16 + g + (v >= 2 ? 8 : 0);  // gate row
+          const int r = warp * kWarpRows + m * 16 + g + (v >= 2 ? 8 : 0);  // the gate row's
+          if (i >= end || r >= rows) continue;
+          const int64_t br = row0 + r;
           const float out = swiglu(acc[m][tile][v] + bf16(w.gate_up_bias[br]),
                                    up + bf16(w.gate_up_bias[br + 1]), limit);
           const int j = static_cast<int>(br - static_cast<int64_t>(slot.expert) * 2 * w.I) / 2;
@@ -202,45 +232,47 @@ __global__ void __launch_bounds__(kGateUpWarps * 32)
   }
 }
 
-// Grid (D / 64, E): 64 down rows of slot e's expert against its pairs' hb, 64 at a time; a
-// virtual slot's rows (virtual_slots.cuh) for a slot that is not neural.
-template <int kTokens>
-__global__ void __launch_bounds__(kDownWarps * 32)
+// Grid (D / R rounded up, E): R = 32 W down rows of slot e's expert against its pairs' hb,
+// kTokens at a time; a virtual slot's rows (virtual_slots.cuh) for a slot that is not neural.
+template <int kTokens, int W>
+__global__ void __launch_bounds__(W * 32)
     down_mma_kernel(const uint16_t* __restrict__ hb, const float* __restrict__ weight,
                     const vex_slot* __restrict__ slots, const int* __restrict__ offset,
                     const int* __restrict__ list, MoeWeights w, VirtualSlots virt, int k,
                     float* __restrict__ y) {
   pdl_prologue();
   extern __shared__ __align__(16) uint8_t smem[];
-  using L = Layout<kDownWarps, kTokens>;
-  constexpr int W = kDownWarps, R = L::R;
+  using L = Layout<W, kTokens>;
+  constexpr int R = L::R;
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
   const vex_slot slot = slots[e];
   if (slot.kind != VEX_SLOT_NEURAL) {
-    virtual_slot_rows_grouped(slot, virt, e, list, begin, end, k, weight, blockIdx.x * R, R, w.D,
-                              y);
+    virtual_slot_rows_grouped(slot, virt, e, list, begin, end, k, weight, blockIdx.x * R,
+                              min(R, w.D - static_cast<int>(blockIdx.x) * R), w.D, y);
     return;
   }
   if (begin == end) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
-  const int d0 = blockIdx.x * R;
+  const int d0 = blockIdx.x * R, rows = min(R, w.D - d0);
   const int64_t row0 = static_cast<int64_t>(slot.expert) * w.D + d0;
-  block_setup<L>(smem, w.down_scales, row0, w.I);
-  const int mine_at = staged_row<W, kTokens>(threadIdx.x);  // the row block_tile stages
+  block_setup<L>(smem, w.down_scales, row0, rows, w.I);
   for (int i0 = begin; i0 < end; i0 += kTokens) {
-    const int mine = list[min(i0 + mine_at, end - 1)];
+    const uint16_t* src[kTasks<W, kTokens>];  // the pairs' rows block_tile stages
+#pragma unroll
+    for (int j = 0; j < kTasks<W, kTokens>; ++j)
+      src[j] = hb + static_cast<int64_t>(list[min(i0 + task_row<W, kTokens>(j), end - 1)]) * w.I;
     float acc[2][kTokens / 8][4] = {};
-    block_tile<W, kTokens>(w.down_blocks, row0, w.I, hb + static_cast<int64_t>(mine) * w.I,
-                           (min(kTokens, end - i0) + 7) / 8, smem, acc);
+    block_tile<W, kTokens>(w.down_blocks, row0, rows, w.I, src, (min(kTokens, end - i0) + 7) / 8,
+                           smem, acc);
 #pragma unroll
     for (int m = 0; m < 2; ++m)
 #pragma unroll
       for (int tile = 0; tile < kTokens / 8; ++tile)
 #pragma unroll
         for (int v = 0; v < 4; ++v) {
-          const int d = d0 + warp * kWarpRows + m * 16 + g + (v >= 2 ? 8 : 0);
+          const int r = warp * kWarpRows + m * 16 + g + (v >= 2 ? 8 : 0), d = d0 + r;
           const int i = i0 + tile * 8 + 2 * c + (v % 2);
-          if (i >= end) continue;
+          if (i >= end || r >= rows) continue;
           const int tj = list[i];
           y[static_cast<int64_t>(tj) * w.D + d] =
               weight[tj] *
@@ -258,28 +290,28 @@ __global__ void __launch_bounds__(kDownWarps * 32)
 // with the 32-token one; 3 stages beat 2 and 4 in each shape (within 1 % for the 32-token one).
 int tokens_per_pass(int pairs, int E) { return pairs < 16 * E ? 16 : pairs < 32 * E ? 32 : 64; }
 
-template <int T>
+template <int T, int W>
 cudaError_t gate_up_launch(const float* xn, const uint16_t* xb, const vex_slot* slots,
                            const int* offset, const int* list, const MoeWeights& w,
                            const VirtualSlots& virt, int E, int k, float limit, uint16_t* hb,
                            cudaStream_t stream) {
-  using L = Layout<kGateUpWarps, T>;
-  static const cudaError_t allowed = allow_smem(gate_up_mma_kernel<T>);
+  using L = Layout<W, T>;
+  static const cudaError_t allowed = allow_smem(gate_up_mma_kernel<T, W>);
   if (allowed != cudaSuccess) return allowed;
-  launch_pdl(gate_up_mma_kernel<T>, dim3(2 * w.I / L::R, E), kGateUpWarps * 32, L::bytes(w.D),
-             stream, xn, xb, slots, offset, list, w, virt, k, limit, hb);
+  launch_pdl(gate_up_mma_kernel<T, W>, dim3((2 * w.I + L::R - 1) / L::R, E), W * 32,
+             L::bytes(w.D), stream, xn, xb, slots, offset, list, w, virt, k, limit, hb);
   return cudaGetLastError();
 }
 
-template <int T>
+template <int T, int W>
 cudaError_t down_launch(const uint16_t* hb, const float* weight, const vex_slot* slots,
                         const int* offset, const int* list, const MoeWeights& w,
                         const VirtualSlots& virt, int E, int k, float* y, cudaStream_t stream) {
-  using L = Layout<kDownWarps, T>;
-  static const cudaError_t allowed = allow_smem(down_mma_kernel<T>);
+  using L = Layout<W, T>;
+  static const cudaError_t allowed = allow_smem(down_mma_kernel<T, W>);
   if (allowed != cudaSuccess) return allowed;
-  launch_pdl(down_mma_kernel<T>, dim3(w.D / L::R, E), kDownWarps * 32, L::bytes(w.I), stream, hb,
-             weight, slots, offset, list, w, virt, k, y);
+  launch_pdl(down_mma_kernel<T, W>, dim3((w.D + L::R - 1) / L::R, E), W * 32, L::bytes(w.I),
+             stream, hb, weight, slots, offset, list, w, virt, k, y);
   return cudaGetLastError();
 }
 
@@ -302,9 +334,10 @@ cudaError_t moe_gate_up_mma(const float* xn, const uint16_t* xb, const vex_slot*
                             const int* offset, const int* list, const MoeWeights& w,
                             const VirtualSlots& virt, int E, int k, float limit, uint16_t* hb,
                             int pairs, cudaStream_t stream) {
-  if (w.D % 64 || (2 * w.I) % (kWarpRows * kGateUpWarps)) return cudaErrorInvalidValue;
+  if (w.D % 64 || w.I % 64) return cudaErrorInvalidValue;
   return with_shape(pairs, E, [&](auto t) {
-    return gate_up_launch<decltype(t)::value>(xn, xb, slots, offset, list, w, virt, E, k, limit,
+    constexpr int T = decltype(t)::value;
+    return gate_up_launch<T, kGateUpWarps<T>>(xn, xb, slots, offset, list, w, virt, E, k, limit,
                                               hb, stream);
   });
 }
@@ -313,10 +346,10 @@ cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot
                          const int* offset, const int* list, const MoeWeights& w,
                          const VirtualSlots& virt, int E, int k, float* y, int pairs,
                          cudaStream_t stream) {
-  if (w.I % 64 || w.D % (kWarpRows * kDownWarps)) return cudaErrorInvalidValue;
+  if (w.D % 64 || w.I % 64) return cudaErrorInvalidValue;
   return with_shape(pairs, E, [&](auto t) {
-    return down_launch<decltype(t)::value>(hb, weight, slots, offset, list, w, virt, E, k, y,
-                                           stream);
+    return down_launch<decltype(t)::value, kDownWarps>(hb, weight, slots, offset, list, w, virt,
+                                                       E, k, y, stream);
   });
 }
 
