@@ -351,13 +351,12 @@ cudaError_t split_rows(const float* x, int n, int K, uint32_t* out, cudaStream_t
   return cudaGetLastError();
 }
 
-
 cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, const vex_slot* slots,
                         const MoeWeights& w, const VirtualSlots& virt, int n, int k, int E,
                         float limit, MoeScratch scratch, float* x, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  if (n * k > scratch.capacity || E > 1024 || w.D % 32 != 0 || w.I % 32 != 0 || !scratch.xb ||
-      !scratch.hb)
+  if (n * k > scratch.capacity || E > 1024 || w.D % 64 != 0 || w.I % 64 != 0 || !scratch.xb ||
+      !scratch.hb)  // the expert kernels' stages are 64 columns (moe_prefill.cu)
     return cudaErrorInvalidValue;
   launch_pdl(plan_kernel, 1, 1024, 0, stream, idx, n * k, E, scratch.offset, scratch.list);
   // The expert kernels' input in bf16, in the order their E2M1 pairs come (split.cuh).

@@ -89,7 +89,7 @@ struct MoeScratch {
 // The whole MoE block for a chunk of n tokens, expert-major: the (token, slot) pairs are grouped
 // by slot, every chosen expert's weights are read once for all its tokens (tensor-core GEMMs
 // with bf16 inputs, moe_prefill.cuh), and the k outputs of each token are summed into x in slot
-// order. Virtual slots as in the decode passes. E <= 1024, D % 32 == 0.
+// order. Virtual slots as in the decode passes. E <= 1024, D % 64 == 0, I % 64 == 0.
 cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, const vex_slot* slots,
                         const MoeWeights& w, const VirtualSlots& virt, int n, int k, int E,
                         float limit, MoeScratch scratch, float* x, cudaStream_t stream);

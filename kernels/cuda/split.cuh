@@ -1,12 +1,13 @@
-// A vector as the B operand of the decode MoE kernels' tensor-core MMAs (moe.cu): every fp32
-// value as the sum of three bf16 (hi + mid + lo, exact for normal fp32: each term takes the next
-// 8 bits), so MMAs with bf16 inputs reproduce fp32 products. The router writes the normed hidden
-// state in this form, the gate-up kernel its output for the down kernel.
+// A vector as the B operand of the MoE kernels' tensor-core MMAs (moe.cu, moe_prefill.cu): for
+// the decode kernels every fp32 value as the sum of three bf16 (hi + mid + lo, exact for normal
+// fp32: each term takes the next 8 bits), so MMAs with bf16 inputs reproduce fp32 products; the
+// router writes the normed hidden state in this form, the gate-up kernel its output for the down
+// kernel. The grouped kernels' bf16 inputs are the same layout with one term.
 //
-// Layout of a vector of K values (K % 32 == 0), as 32-bit words [3 terms][K / 32 blocks][16]:
+// Layout of a vector of K values (K % 32 == 0), as 32-bit words [terms][K / 32 blocks][16]:
 // word 4q + p of block b holds the term of element 32b + 8q + p in its low half and that of
 // element 32b + 8q + p + 4 in its high half, the order in which the kernels decode a 32-bit word
-// of eight E2M1 codes (moe.cu, decode_pairs).
+// of eight E2M1 codes (e2m1.cuh, decode_pairs).
 #pragma once
 
 #include <cuda_bf16.h>
