@@ -262,14 +262,19 @@ __global__ void __launch_bounds__(kTcWarps * 32, 3)
 }
 
 // Split form of rows of K values in kTerms terms (split.cuh; kTerms * K / 2 words a row); grid:
-// the rows.
-template <int kTerms>
+// the rows. kWide: one term in the order of the wgmma passes (wide_at).
+template <int kTerms, bool kWide = false>
 __global__ void split_kernel(const float* __restrict__ x, int K, uint32_t* __restrict__ out) {
   pdl_prologue();
   const int t = blockIdx.x;
   uint16_t* o = reinterpret_cast<uint16_t*>(out + static_cast<int64_t>(t) * (kTerms * K / 2));
-  for (int i = threadIdx.x; i < K; i += blockDim.x)
-    store_split<kTerms>(x[static_cast<int64_t>(t) * K + i], i, K, o);
+  for (int i = threadIdx.x; i < K; i += blockDim.x) {
+    const float v = x[static_cast<int64_t>(t) * K + i];
+    if constexpr (kWide)
+      o[wide_at(i)] = to_bf16(v);
+    else
+      store_split<kTerms>(v, i, K, o);
+  }
 }
 
 // ---- Prefill: expert-major ("grouped"). A chunk's (token, slot) pairs are listed per slot
@@ -360,7 +365,11 @@ cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, co
     return cudaErrorInvalidValue;
   launch_pdl(plan_kernel, 1, 1024, 0, stream, idx, n * k, E, scratch.offset, scratch.list);
   // The expert kernels' input in bf16, in the order their E2M1 pairs come (split.cuh).
-  launch_pdl(split_kernel<1>, n, 256, 0, stream, xn, w.D, reinterpret_cast<uint32_t*>(scratch.xb));
+  uint32_t* xb = reinterpret_cast<uint32_t*>(scratch.xb);
+  if (grouped_wide(n * k, E))
+    launch_pdl(split_kernel<1, true>, n, 256, 0, stream, xn, w.D, xb);
+  else
+    launch_pdl(split_kernel<1>, n, 256, 0, stream, xn, w.D, xb);
   cudaError_t err = cudaGetLastError();
   if (err == cudaSuccess)
     err = moe_gate_up_mma(xn, scratch.xb, slots, scratch.offset, scratch.list, w, virt, E, k,

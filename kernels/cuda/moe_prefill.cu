@@ -11,9 +11,70 @@
 namespace vex::cuda {
 namespace {
 
-constexpr int kWarpRows = 32;   // weight rows per warp: two m16 tiles
+constexpr int kWarpRows = 32;   // weight rows per warp
 constexpr int kStageK = 64;     // k per pipeline stage: 128 bytes of a token row, 32 of codes
 constexpr int kStages = 3;      // stages in flight (cp.async groups)
+
+// ---- wgmma (sm_90a), for the wide passes (64 tokens, prefill). A warpgroup (4 warps) multiplies
+// 64 weight rows, decoded into registers as the A operand, by the pass's token rows in shared
+// memory as B: K-major, 128 bytes (64 k) a row, in the 128-byte swizzle (16-byte unit u of row t
+// at u ^ (t % 8)) that the staging writes anyway, from a 1024-byte aligned base. The
+// accumulator fragment of m64nN is, per warp, that of mma.sync m16n8k16 for each 8 columns.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define VEX_WGMMA 1
+#endif
+
+// Descriptor of a K-major, 128-byte swizzled B tile at p: 8-row groups 1024 bytes apart.
+__device__ __forceinline__ uint64_t sw128_desc(const void* p) {
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  return uint64_t((a & 0x3FFFF) >> 4) | uint64_t(1) << 16 | uint64_t(1024 >> 4) << 32 |
+         uint64_t(1) << 62;
+}
+__device__ __forceinline__ void wgmma_fence() {
+#ifdef VEX_WGMMA
+  asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wgmma_commit() {
+#ifdef VEX_WGMMA
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#endif
+}
+// Waits for all of the warpgroup's wgmma and pins d: the compiler may not read or move the
+// accumulators across the asynchronous update.
+__device__ __forceinline__ void wgmma_wait_all(float* d) {
+#ifdef VEX_WGMMA
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#endif
+#pragma unroll
+  for (int i = 0; i < 32; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+// d (m64n64, fp32) += a (m64k16 bf16, registers) * B (k16n64 bf16, shared memory at desc).
+__device__ __forceinline__ void wgmma_64x64(float* d, const uint32_t* a, uint64_t desc) {
+#ifdef VEX_WGMMA
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "{%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),
+        "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]),
+        "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
+#else
+  __trap();  // never launched: grouped_wide() is false off sm_90
+#endif
+}
+
+// The block row (of R) whose m tile m holds lane group g's rows (+ 8: the MMA's upper rows):
+// warps take 32 consecutive rows as two m16 tiles; in a wide pass warpgroup q takes 128 as two
+// m64 tiles, its warp w rows 16 w .. 16 w + 15 of each.
+template <bool kWide>
+__device__ __forceinline__ int tile_row(int warp, int m, int g) {
+  return kWide ? warp / 4 * 128 + m * 64 + warp % 4 * 16 + g : warp * 32 + m * 16 + g;
+}
 
 // A block of W warps (R = 32 W weight rows) in dynamic shared memory:
 //   x      [kStages][kTokens][8] uint4: the tokens' activations, k [64 s, 64 s + 64) in stage s;
@@ -78,10 +139,11 @@ __device__ __forceinline__ int task_row(int j) {
 // gives four pairs (decode_pairs) whose elements are those of x words 0..3 of unit 2c + h in
 // split.cuh's order: pairs 0, 1 meet words 0, 1 in one MMA, pairs 2, 3 words 2, 3 in the next.
 // Each output is the same chain of MMAs whatever the number of tokens in the pass.
-template <int W, int kTokens>
+template <int W, int kTokens, bool kWide>
 __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, int rows, int K,
                                            const uint16_t* const* src, int tiles, uint8_t* smem,
                                            float (*acc)[kTokens / 8][4]) {
+  static_assert(!kWide || (kTokens == 64 && W % 4 == 0), "wide passes: 64 tokens, warpgroups");
   using L = Layout<W, kTokens>;
   constexpr int kThreads = 32 * W, kJ = kTasks<W, kTokens>;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, c = lane % 4;
@@ -90,105 +152,184 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
   uint4* cs = reinterpret_cast<uint4*>(smem + L::codes);
   const uint8_t* sc = smem + L::scales;
   const uint8_t* codes = blocks + row0 * (K / 2);
-  auto stage = [&](int s) {
-    uint4* xb = xs + (s % kStages) * kTokens * 8;
+  // What this thread copies each stage, as stage 0's addresses (a later stage: + its k offset
+  // in global memory, + its buffer in shared memory): its tasks' token-row units, and 2 of the
+  // stage's 2 R 16-byte pieces of codes (row i / 2, bytes 16 (i % 2) of the row's 32).
+  constexpr int kUnits = kTaskUnits<W, kTokens>;
+  constexpr uint32_t kXStage = kTokens * 8 * 16, kCStage = L::R * 2 * 16;
+  static_assert(2 * L::R == 2 * kThreads, "two code pieces a thread");
+  const uint32_t sbase = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  const uint4* x_from[kJ];
+  uint32_t x_to[kJ][kUnits];
+  bool x_on[kJ];
 #pragma unroll
-    for (int j = 0; j < kJ; ++j) {
-      constexpr int kUnits = kTaskUnits<W, kTokens>;
-      const int t = task_row<W, kTokens>(j), u0 = (tid + j * kThreads) % (8 / kUnits) * kUnits;
-      if (t < 8 * tiles) {
-        const uint4* from = reinterpret_cast<const uint4*>(src[j]) + s * (kStageK / 8);
+  for (int j = 0; j < kJ; ++j) {
+    const int t = task_row<W, kTokens>(j), u0 = (tid + j * kThreads) % (8 / kUnits) * kUnits;
+    x_on[j] = t < 8 * tiles;
+    x_from[j] = reinterpret_cast<const uint4*>(src[j]) + u0;
 #pragma unroll
-        for (int u = u0; u < u0 + kUnits; ++u) cp_async16(&xb[t * 8 + (u ^ (t % 8))], from + u);
-      }
-    }
-    uint4* cb = cs + (s % kStages) * L::R * 2;
+    for (int u = 0; u < kUnits; ++u)
+      x_to[j][u] = sbase + L::x + (t * 8 + ((u0 + u) ^ (t % 8))) * 16;
+  }
+  const uint8_t* c_from[2];
+  uint32_t c_to[2];
 #pragma unroll
-    for (int i = tid; i < 2 * L::R; i += kThreads)  // row i / 2, bytes 16 (i % 2) of the stage's 32
-      cp_async16(&cb[i], codes + int64_t(min(i / 2, rows - 1)) * (K / 2) + s * 32 + (i % 2) * 16);
+  for (int q = 0; q < 2; ++q) {
+    const int i = tid + q * kThreads;
+    c_from[q] = codes + int64_t(min(i / 2, rows - 1)) * (K / 2) + (i % 2) * 16;
+    c_to[q] = sbase + L::codes + i * 16;
+  }
+  auto stage = [&](int s, int slot) {
+#pragma unroll
+    for (int j = 0; j < kJ; ++j)
+      if (x_on[j])
+#pragma unroll
+        for (int u = 0; u < kUnits; ++u)
+          cp_async16(x_to[j][u] + slot * kXStage, x_from[j] + s * (kStageK / 8) + u);
+#pragma unroll
+    for (int q = 0; q < 2; ++q) cp_async16(c_to[q] + slot * kCStage, c_from[q] + s * 32);
   };
   __syncthreads();  // the previous pass's last stage is read
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) {
-    if (s < steps) stage(s);
+    if (s < steps) stage(s, s);
     cp_async_commit();
   }
-  for (int s = 0; s < steps; ++s) {
+  // Stage s is read from buffer `slot` (s % kStages) while stage s + kStages - 1 is written to
+  // the buffer before it (the one stage s - 1 was read from).
+  for (int s = 0, slot = 0; s < steps; ++s, slot = slot == kStages - 1 ? 0 : slot + 1) {
     cp_async_wait<kStages - 2>();
+    // The wgmma reads shared memory through the async proxy: order this thread's copies before.
+    if constexpr (kWide) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
     __syncthreads();  // stage s is in; every warp is done with stage s - 1, which the next load takes
-    if (s + kStages - 1 < steps) stage(s + kStages - 1);
+    if (s + kStages - 1 < steps) stage(s + kStages - 1, slot == 0 ? kStages - 1 : slot - 1);
     cp_async_commit();
-    const uint4* xb = xs + (s % kStages) * kTokens * 8;
-    const uint2* cb = reinterpret_cast<const uint2*>(cs + (s % kStages) * L::R * 2);
+    const uint4* xb = xs + slot * kTokens * 8;
+    const uint2* cb = reinterpret_cast<const uint2*>(cs + slot * L::R * 2);
     uint2 qa[2], qb[2];
     uint32_t ska[2], skb[2];
 #pragma unroll
     for (int m = 0; m < 2; ++m) {
-      const int ra = warp * kWarpRows + m * 16 + g, rb = ra + 8;
+      const int ra = tile_row<kWide>(warp, m, g), rb = ra + 8;
       qa[m] = cb[ra * 4 + c], qb[m] = cb[rb * 4 + c];
       ska[m] = sc[ra * groups + 2 * s + c / 2], skb[m] = sc[rb * groups + 2 * s + c / 2];
     }
-    // The stage's MMAs: every token tile (kFull, the common case in prefill, unguarded), or
-    // the first `tiles` (a pass's last tokens; a batched step's few). kOne: every scale of the
-    // warp's rows <= 128 (scale_pairs).
-    auto mmas = [&](auto full, auto one) {
-      constexpr bool kFull = decltype(full)::value, kOne = decltype(one)::value;
-      uint32_t fa[2], fb[2];
+    // Rows g and g + 8 of m tile m from the lane's code word h, scaled (factors f): four bf16x2
+    // pairs each. kOne: every scale of the warp's rows <= 128 (scale_pairs).
+    auto factors = [&](auto one, uint32_t* f) {
 #pragma unroll
       for (int m = 0; m < 2; ++m)
-        fa[m] = scale_factor<kOne>(ska[m]), fb[m] = scale_factor<kOne>(skb[m]);
+        f[2 * m] = scale_factor<decltype(one)::value>(ska[m]),
+        f[2 * m + 1] = scale_factor<decltype(one)::value>(skb[m]);
+    };
+    auto decode = [&](auto one, int h, int m, const uint32_t* f, uint32_t* pa, uint32_t* pb) {
+      constexpr bool kOne = decltype(one)::value;
+      decode_pairs(h ? qa[m].y : qa[m].x, pa), scale_pairs<kOne>(pa, f[2 * m]);
+      decode_pairs(h ? qb[m].y : qb[m].x, pb), scale_pairs<kOne>(pb, f[2 * m + 1]);
+    };
+    const bool one = scales_fit(ska[0] | ska[1] << 8 | skb[0] << 16 | skb[1] << 24);
+    if constexpr (kWide) {
+      // All of the stage's A fragments first (k step 2h + st: pairs 2st, 2st + 1 of word h), then
+      // the warpgroup's 8 wgmmas, issued by every warp alike whatever its scales.
+      uint32_t a[2][4][4];
+      auto fill = [&](auto kone) {
+        uint32_t f[4];
+        factors(kone, f);
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {  // the lane's code word h: bytes 4h..4h+3, x unit 2c + h
-        uint4 b[kTokens / 8];
+        for (int h = 0; h < 2; ++h)
 #pragma unroll
-        for (int tile = 0; tile < kTokens / 8; ++tile)
-          if (kFull || tile < tiles) b[tile] = xb[(tile * 8 + g) * 8 + ((2 * c + h) ^ g)];
+          for (int m = 0; m < 2; ++m) {
+            uint32_t pa[4], pb[4];
+            decode(kone, h, m, f, pa, pb);
 #pragma unroll
-        for (int m = 0; m < 2; ++m) {
-          uint32_t pa[4], pb[4];  // rows g and g + 8
-          decode_pairs(h ? qa[m].y : qa[m].x, pa), scale_pairs<kOne>(pa, fa[m]);
-          decode_pairs(h ? qb[m].y : qb[m].x, pb), scale_pairs<kOne>(pb, fb[m]);
+            for (int st = 0; st < 2; ++st) {
+              uint32_t* q = a[m][2 * h + st];
+              q[0] = pa[2 * st], q[1] = pb[2 * st], q[2] = pa[2 * st + 1], q[3] = pb[2 * st + 1];
+            }
+          }
+      };
+      one ? fill(std::true_type{}) : fill(std::false_type{});
+      const uint64_t desc = sw128_desc(xb);
+      wgmma_fence();
 #pragma unroll
-          for (int st = 0; st < 2; ++st) {  // pairs 2st, 2st + 1 with x words 2st, 2st + 1
-            const uint32_t a[4] = {pa[2 * st], pb[2 * st], pa[2 * st + 1], pb[2 * st + 1]};
+      for (int m = 0; m < 2; ++m)
 #pragma unroll
-            for (int tile = 0; tile < kTokens / 8; ++tile) {
-              if (!kFull && tile >= tiles) break;
-              const uint32_t bw[2] = {st ? b[tile].z : b[tile].x, st ? b[tile].w : b[tile].y};
-              mma_bf16(acc[m][tile], a, bw);
+        for (int ks = 0; ks < 4; ++ks) wgmma_64x64(&acc[m][0][0], a[m][ks], desc + 2 * ks);
+      wgmma_commit();
+      wgmma_wait_all(&acc[0][0][0]);
+      wgmma_wait_all(&acc[1][0][0]);
+    } else {
+      // The stage's MMAs: every token tile (kFull, the common case in prefill, unguarded), or
+      // the first `tiles` (a pass's last tokens; a batched step's few).
+      auto mmas = [&](auto full, auto kone) {
+        constexpr bool kFull = decltype(full)::value;
+        uint32_t f[4];
+        factors(kone, f);
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {  // the lane's code word h: bytes 4h..4h+3, x unit 2c + h
+          uint4 b[kTokens / 8];
+#pragma unroll
+          for (int tile = 0; tile < kTokens / 8; ++tile)
+            if (kFull || tile < tiles) b[tile] = xb[(tile * 8 + g) * 8 + ((2 * c + h) ^ g)];
+#pragma unroll
+          for (int m = 0; m < 2; ++m) {
+            uint32_t pa[4], pb[4];  // rows g and g + 8
+            decode(kone, h, m, f, pa, pb);
+#pragma unroll
+            for (int st = 0; st < 2; ++st) {  // pairs 2st, 2st + 1 with x words 2st, 2st + 1
+              const uint32_t a[4] = {pa[2 * st], pb[2 * st], pa[2 * st + 1], pb[2 * st + 1]};
+#pragma unroll
+              for (int tile = 0; tile < kTokens / 8; ++tile) {
+                if (!kFull && tile >= tiles) break;
+                const uint32_t bw[2] = {st ? b[tile].z : b[tile].x, st ? b[tile].w : b[tile].y};
+                mma_bf16(acc[m][tile], a, bw);
+              }
             }
           }
         }
-      }
-    };
-    const bool one = scales_fit(ska[0] | ska[1] << 8 | skb[0] << 16 | skb[1] << 24);
-    if (tiles == kTokens / 8)
-      one ? mmas(std::true_type{}, std::true_type{}) : mmas(std::true_type{}, std::false_type{});
-    else
-      one ? mmas(std::false_type{}, std::true_type{}) : mmas(std::false_type{}, std::false_type{});
+      };
+      if (tiles == kTokens / 8)
+        one ? mmas(std::true_type{}, std::true_type{}) : mmas(std::true_type{}, std::false_type{});
+      else
+        one ? mmas(std::false_type{}, std::true_type{})
+            : mmas(std::false_type{}, std::false_type{});
+    }
   }
   cp_async_wait<0>();
 }
 
 // Warps (32 rows each) of a block, by the pass's tokens: more rows a block read the staged
 // tokens from L2 fewer times, fewer leave registers for more blocks. Measured (H200, 20b,
-// bench/NOTES.md): 64-token passes (prefill) gate-up 6 / down 4 (pp2048 18,130 with 4 / 2,
-// 22,067 with 6 / 4); 16- and 32-token passes (batched decode) 4 / 4 (128 sequences 10,725 ->
-// 11,010; gate-up 6 gave 10,296).
-template <int kTokens>
-constexpr int kGateUpWarps = kTokens == 64 ? 6 : 4;
-constexpr int kDownWarps = 4;
+// bench/NOTES.md): 64-token passes on mma.sync gate-up 6 / down 4 (pp2048 18,130 with 4 / 2,
+// 22,067 with 6 / 4), on wgmma (warpgroups) 8 / 8 (pp2048 25,574; 4 / 4 24,797); 16- and
+// 32-token passes 4 / 4 (128 sequences 10,725 -> 11,010; gate-up 6 gave 10,296).
+template <int kTokens, bool kWide>
+constexpr int kGateUpWarps = kWide ? 8 : kTokens == 64 ? 6 : 4;
+template <bool kWide>
+constexpr int kDownWarps = kWide ? 8 : 4;
+
+// The kernels' shared memory (Layout): a wide pass's B tiles want a 1024-byte aligned base, for
+// which the launch adds kSlack bytes.
+template <bool kWide>
+constexpr size_t kSlack = kWide ? 1024 : 0;
+template <bool kWide>
+__device__ __forceinline__ uint8_t* block_smem(uint8_t* raw) {
+  // An offset from raw (not an integer cast) keeps the pointer known as shared memory.
+  const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(raw));
+  return kWide ? raw + ((1024 - a % 1024) % 1024) : raw;
+}
 
 // Grid (2I / R rounded up, E): R = 32 W gate/up rows of slot e's expert against its tokens,
 // kTokens at a time; a virtual slot's arguments (from the fp32 xn) in its first block.
-template <int kTokens, int W>
+template <int kTokens, int W, bool kWide>
 __global__ void __launch_bounds__(W * 32)
     gate_up_mma_kernel(const float* __restrict__ xn, const uint16_t* __restrict__ xb,
                        const vex_slot* __restrict__ slots, const int* __restrict__ offset,
                        const int* __restrict__ list, MoeWeights w, VirtualSlots virt, int k,
                        float limit, uint16_t* __restrict__ hb) {
   pdl_prologue();
-  extern __shared__ __align__(16) uint8_t smem[];
+  extern __shared__ __align__(16) uint8_t smem_raw[];
+  uint8_t* smem = block_smem<kWide>(smem_raw);
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
   const vex_slot slot = slots[e];
   if (slot.kind != VEX_SLOT_NEURAL) {
@@ -209,8 +350,8 @@ __global__ void __launch_bounds__(W * 32)
       src[j] = xb + static_cast<int64_t>(tj / k) * w.D;
     }
     float acc[2][kTokens / 8][4] = {};
-    block_tile<W, kTokens>(w.gate_up_blocks, row0, rows, w.D, src,
-                           (min(kTokens, end - i0) + 7) / 8, smem, acc);
+    block_tile<W, kTokens, kWide>(w.gate_up_blocks, row0, rows, w.D, src,
+                                  (min(kTokens, end - i0) + 7) / 8, smem, acc);
     // Rows g (even: gate) and g + 1 (up) sit in lanes 4g + c and 4(g+1) + c: pair them.
 #pragma unroll
     for (int m = 0; m < 2; ++m)
@@ -221,27 +362,29 @@ __global__ void __launch_bounds__(W * 32)
           const float up = __shfl_down_sync(0xffffffffu, acc[m][tile][v], 4);
           if (g % 2) continue;
           const int i = i0 + tile * 8 + 2 * c + (v % 2);  // pair index in the list
-          const int r = warp * kWarpRows + m * 16 + g + (v >= 2 ? 8 : 0);  // the gate row's
+          const int r = tile_row<kWide>(warp, m, g) + (v >= 2 ? 8 : 0);  // the gate row's
           if (i >= end || r >= rows) continue;
           const int64_t br = row0 + r;
           const float out = swiglu(acc[m][tile][v] + bf16(w.gate_up_bias[br]),
                                    up + bf16(w.gate_up_bias[br + 1]), limit);
           const int j = static_cast<int>(br - static_cast<int64_t>(slot.expert) * 2 * w.I) / 2;
-          hb[static_cast<int64_t>(list[i]) * w.I + split_at(j)] = to_bf16(out);
+          hb[static_cast<int64_t>(list[i]) * w.I + (kWide ? wide_at(j) : split_at(j))] =
+              to_bf16(out);
         }
   }
 }
 
 // Grid (D / R rounded up, E): R = 32 W down rows of slot e's expert against its pairs' hb,
 // kTokens at a time; a virtual slot's rows (virtual_slots.cuh) for a slot that is not neural.
-template <int kTokens, int W>
+template <int kTokens, int W, bool kWide>
 __global__ void __launch_bounds__(W * 32)
     down_mma_kernel(const uint16_t* __restrict__ hb, const float* __restrict__ weight,
                     const vex_slot* __restrict__ slots, const int* __restrict__ offset,
                     const int* __restrict__ list, MoeWeights w, VirtualSlots virt, int k,
                     float* __restrict__ y) {
   pdl_prologue();
-  extern __shared__ __align__(16) uint8_t smem[];
+  extern __shared__ __align__(16) uint8_t smem_raw[];
+  uint8_t* smem = block_smem<kWide>(smem_raw);
   using L = Layout<W, kTokens>;
   constexpr int R = L::R;
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
@@ -262,15 +405,15 @@ __global__ void __launch_bounds__(W * 32)
     for (int j = 0; j < kTasks<W, kTokens>; ++j)
       src[j] = hb + static_cast<int64_t>(list[min(i0 + task_row<W, kTokens>(j), end - 1)]) * w.I;
     float acc[2][kTokens / 8][4] = {};
-    block_tile<W, kTokens>(w.down_blocks, row0, rows, w.I, src, (min(kTokens, end - i0) + 7) / 8,
-                           smem, acc);
+    block_tile<W, kTokens, kWide>(w.down_blocks, row0, rows, w.I, src,
+                                  (min(kTokens, end - i0) + 7) / 8, smem, acc);
 #pragma unroll
     for (int m = 0; m < 2; ++m)
 #pragma unroll
       for (int tile = 0; tile < kTokens / 8; ++tile)
 #pragma unroll
         for (int v = 0; v < 4; ++v) {
-          const int r = warp * kWarpRows + m * 16 + g + (v >= 2 ? 8 : 0), d = d0 + r;
+          const int r = tile_row<kWide>(warp, m, g) + (v >= 2 ? 8 : 0), d = d0 + r;
           const int i = i0 + tile * 8 + 2 * c + (v % 2);
           if (i >= end || r >= rows) continue;
           const int tj = list[i];
@@ -288,57 +431,81 @@ __global__ void __launch_bounds__(W * 32)
 // Measured (H200, synthetic 20b, 32 experts, bench/NOTES.md): 64 sequences (256 pairs) 7,173
 // tok/s with the 16-token shape; 128 sequences (512 pairs) 8,749 with the 64-token one, 10,680
 // with the 32-token one; 3 stages beat 2 and 4 in each shape (within 1 % for the 32-token one).
+// The 64-token passes run on wgmma where the device has it (wgmma_device).
 int tokens_per_pass(int pairs, int E) { return pairs < 16 * E ? 16 : pairs < 32 * E ? 32 : 64; }
 
-template <int T, int W>
+template <int T, int W, bool kWide>
 cudaError_t gate_up_launch(const float* xn, const uint16_t* xb, const vex_slot* slots,
                            const int* offset, const int* list, const MoeWeights& w,
                            const VirtualSlots& virt, int E, int k, float limit, uint16_t* hb,
                            cudaStream_t stream) {
   using L = Layout<W, T>;
-  static const cudaError_t allowed = allow_smem(gate_up_mma_kernel<T, W>);
+  static const cudaError_t allowed = allow_smem(gate_up_mma_kernel<T, W, kWide>);
   if (allowed != cudaSuccess) return allowed;
-  launch_pdl(gate_up_mma_kernel<T, W>, dim3((2 * w.I + L::R - 1) / L::R, E), W * 32,
-             L::bytes(w.D), stream, xn, xb, slots, offset, list, w, virt, k, limit, hb);
+  launch_pdl(gate_up_mma_kernel<T, W, kWide>, dim3((2 * w.I + L::R - 1) / L::R, E), W * 32,
+             L::bytes(w.D) + kSlack<kWide>, stream, xn, xb, slots, offset, list, w, virt, k, limit,
+             hb);
   return cudaGetLastError();
 }
 
-template <int T, int W>
+template <int T, int W, bool kWide>
 cudaError_t down_launch(const uint16_t* hb, const float* weight, const vex_slot* slots,
                         const int* offset, const int* list, const MoeWeights& w,
                         const VirtualSlots& virt, int E, int k, float* y, cudaStream_t stream) {
   using L = Layout<W, T>;
-  static const cudaError_t allowed = allow_smem(down_mma_kernel<T, W>);
+  static const cudaError_t allowed = allow_smem(down_mma_kernel<T, W, kWide>);
   if (allowed != cudaSuccess) return allowed;
-  launch_pdl(down_mma_kernel<T, W>, dim3((w.D + L::R - 1) / L::R, E), W * 32, L::bytes(w.I),
-             stream, hb, weight, slots, offset, list, w, virt, k, y);
+  launch_pdl(down_mma_kernel<T, W, kWide>, dim3((w.D + L::R - 1) / L::R, E), W * 32,
+             L::bytes(w.I) + kSlack<kWide>, stream, hb, weight, slots, offset, list, w, virt, k,
+             y);
   return cudaGetLastError();
 }
 
-// The shape for a pass of `pairs` (token, slot) pairs over E slots, then the call f(shape).
+// Whether the current device runs the wide (wgmma) passes: sm_90, the one target they are built
+// for (sm_90a); elsewhere the 64-token passes run on mma.sync.
+bool wgmma_device() {
+  static int known[64] = {};  // per device: 0 not asked yet, 1 yes, 2 no
+  int device = 0, major = 0, minor = 0;
+  if (cudaGetDevice(&device) != cudaSuccess || device < 0 || device >= 64) return false;
+  if (!known[device]) {
+    const bool yes =
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) == cudaSuccess &&
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) == cudaSuccess &&
+        major == 9 && minor == 0;
+    known[device] = yes ? 1 : 2;
+  }
+  return known[device] == 1;
+}
+
+// The shape for a pass of `pairs` (token, slot) pairs over E slots, then the call
+// f(tokens, wide).
 template <typename F>
 cudaError_t with_shape(int pairs, int E, F&& f) {
   switch (tokens_per_pass(pairs, E)) {
     case 16:
-      return f(std::integral_constant<int, 16>{});
+      return f(std::integral_constant<int, 16>{}, std::false_type{});
     case 32:
-      return f(std::integral_constant<int, 32>{});
+      return f(std::integral_constant<int, 32>{}, std::false_type{});
     default:
-      return f(std::integral_constant<int, 64>{});
+      return wgmma_device() ? f(std::integral_constant<int, 64>{}, std::true_type{})
+                            : f(std::integral_constant<int, 64>{}, std::false_type{});
   }
 }
 
 }  // namespace
+
+bool grouped_wide(int pairs, int E) { return tokens_per_pass(pairs, E) == 64 && wgmma_device(); }
 
 cudaError_t moe_gate_up_mma(const float* xn, const uint16_t* xb, const vex_slot* slots,
                             const int* offset, const int* list, const MoeWeights& w,
                             const VirtualSlots& virt, int E, int k, float limit, uint16_t* hb,
                             int pairs, cudaStream_t stream) {
   if (w.D % 64 || w.I % 64) return cudaErrorInvalidValue;
-  return with_shape(pairs, E, [&](auto t) {
+  return with_shape(pairs, E, [&](auto t, auto wide) {
     constexpr int T = decltype(t)::value;
-    return gate_up_launch<T, kGateUpWarps<T>>(xn, xb, slots, offset, list, w, virt, E, k, limit,
-                                              hb, stream);
+    constexpr bool kWide = decltype(wide)::value;
+    return gate_up_launch<T, kGateUpWarps<T, kWide>, kWide>(xn, xb, slots, offset, list, w, virt,
+                                                            E, k, limit, hb, stream);
   });
 }
 
@@ -347,9 +514,11 @@ cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot
                          const VirtualSlots& virt, int E, int k, float* y, int pairs,
                          cudaStream_t stream) {
   if (w.D % 64 || w.I % 64) return cudaErrorInvalidValue;
-  return with_shape(pairs, E, [&](auto t) {
-    return down_launch<decltype(t)::value, kDownWarps>(hb, weight, slots, offset, list, w, virt,
-                                                       E, k, y, stream);
+  return with_shape(pairs, E, [&](auto t, auto wide) {
+    constexpr int T = decltype(t)::value;
+    constexpr bool kWide = decltype(wide)::value;
+    return down_launch<T, kDownWarps<kWide>, kWide>(hb, weight, slots, offset, list, w, virt, E,
+                                                    k, y, stream);
   });
 }
 

@@ -36,6 +36,15 @@ __host__ __device__ __forceinline__ int split_at(int i) {
   return (i & ~7) + 2 * (i % 4) + i % 8 / 4;
 }
 
+// Element i's place in the order of the grouped kernels' wgmma passes (moe_prefill.cu), which
+// take a stage of 64 k as four k16 steps from shared memory: within each 64-element group,
+// element 16c + 8h + p + 4b (the code word 2c + h of a row's stage that lane c decodes, pair p,
+// half b) at 32h + 8p + 2c + b, where k step 2h + p / 2 expects it.
+__host__ __device__ __forceinline__ int wide_at(int i) {
+  const int e = i & 63, c = e >> 4, h = (e >> 3) & 1, p = e & 3, b = (e >> 2) & 1;
+  return (i & ~63) + 32 * h + 8 * p + 2 * c + b;
+}
+
 // Writes element i (of K) with value v into the split vector out (as 16-bit halves), in n terms
 // (n = 1: v in bf16, in the layout's order).
 template <int n = kSplitTerms>
