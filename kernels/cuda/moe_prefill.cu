@@ -11,7 +11,6 @@
 namespace vex::cuda {
 namespace {
 
-constexpr int kWarpRows = 32;   // weight rows per warp
 constexpr int kStageK = 64;     // k per pipeline stage: 128 bytes of a token row, 32 of codes
 constexpr int kStages = 3;      // stages in flight (cp.async groups)
 
@@ -40,51 +39,75 @@ __device__ __forceinline__ void wgmma_commit() {
   asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 #endif
 }
-// Waits for all of the warpgroup's wgmma and pins d: the compiler may not read or move the
-// accumulators across the asynchronous update.
+// Waits for all of the warpgroup's wgmma, then pins the n accumulators d: the compiler may not
+// read or move them across the asynchronous update.
+template <int n>
 __device__ __forceinline__ void wgmma_wait_all(float* d) {
 #ifdef VEX_WGMMA
   asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
 #endif
 #pragma unroll
-  for (int i = 0; i < 32; ++i) asm volatile("" : "+f"(d[i])::"memory");
+  for (int i = 0; i < n; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 // d (m64n64, fp32) += a (m64k16 bf16, registers) * B (k16n64 bf16, shared memory at desc).
 __device__ __forceinline__ void wgmma_64x64(float* d, const uint32_t* a, uint64_t desc) {
 #ifdef VEX_WGMMA
   asm volatile(
       "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-      "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
       "{%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
-        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
-        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]),
-        "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]),
-        "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
+#else
+  __trap();  // never launched: grouped_wide() is false off sm_90
+#endif
+}
+// d (m64n128, fp32) += a (m64k16 bf16, registers) * B (k16n128 bf16, shared memory at desc).
+__device__ __forceinline__ void wgmma_64x128(float* d, const uint32_t* a, uint64_t desc) {
+#ifdef VEX_WGMMA
+  asm volatile(
+      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "{%64, %65, %66, %67}, %68, 1, 1, 1, 0;\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
 #else
   __trap();  // never launched: grouped_wide() is false off sm_90
 #endif
 }
 
+// m tiles a warp takes: two (32 rows) but in the wide 128-token passes, one (16 rows): their
+// accumulators are a token tile's twice over.
+template <int kTokens, bool kWide>
+constexpr int kMTiles = kWide && kTokens == 128 ? 1 : 2;
+
 // The block row (of R) whose m tile m holds lane group g's rows (+ 8: the MMA's upper rows):
-// warps take 32 consecutive rows as two m16 tiles; in a wide pass warpgroup q takes 128 as two
-// m64 tiles, its warp w rows 16 w .. 16 w + 15 of each.
-template <bool kWide>
+// warps take 32 consecutive rows as two m16 tiles; in a wide pass warpgroup q takes 64 kM rows
+// as kM m64 tiles, its warp w rows 16 w .. 16 w + 15 of each.
+template <bool kWide, int kM>
 __device__ __forceinline__ int tile_row(int warp, int m, int g) {
-  return kWide ? warp / 4 * 128 + m * 64 + warp % 4 * 16 + g : warp * 32 + m * 16 + g;
+  return kWide ? warp / 4 * 64 * kM + m * 64 + warp % 4 * 16 + g : warp * 32 + m * 16 + g;
 }
 
-// A block of W warps (R = 32 W weight rows) in dynamic shared memory:
+// A block of W warps (R = 16 kM W weight rows) in dynamic shared memory:
 //   x      [kStages][kTokens][8] uint4: the tokens' activations, k [64 s, 64 s + 64) in stage s;
 //          unit u of token row t at u ^ (t % 8), so the 8 lanes of a 16-byte shared load
 //          (2 rows x 4 lane chunks) hit 8 different bank groups
 //   codes  [kStages][R][2] uint4: the rows' E2M1 codes of the stage (32 bytes per row)
 //   scales [R][K / 32] uint8: the rows' E8M0 scales, whole
-template <int W, int kTokens>
+template <int W, int kTokens, bool kWide>
 struct Layout {
-  static constexpr int R = kWarpRows * W;
+  static constexpr int R = 16 * kMTiles<kTokens, kWide> * W;
   static constexpr size_t x = 0, codes = x + size_t(kStages) * kTokens * 8 * 16,
                           scales = codes + size_t(kStages) * R * 32;
   static size_t bytes(int K) { return scales + size_t(R) * (K / 32); }
@@ -143,8 +166,9 @@ template <int W, int kTokens, bool kWide>
 __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, int rows, int K,
                                            const uint16_t* const* src, int tiles, uint8_t* smem,
                                            float (*acc)[kTokens / 8][4]) {
-  static_assert(!kWide || (kTokens == 64 && W % 4 == 0), "wide passes: 64 tokens, warpgroups");
-  using L = Layout<W, kTokens>;
+  static_assert(!kWide || (kTokens >= 64 && W % 4 == 0), "wide passes: 64 or 128, warpgroups");
+  constexpr int kM = kMTiles<kTokens, kWide>;
+  using L = Layout<W, kTokens, kWide>;
   constexpr int kThreads = 32 * W, kJ = kTasks<W, kTokens>;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, g = lane / 4, c = lane % 4;
   const int groups = K / 32, steps = K / kStageK, tid = threadIdx.x;
@@ -153,11 +177,11 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
   const uint8_t* sc = smem + L::scales;
   const uint8_t* codes = blocks + row0 * (K / 2);
   // What this thread copies each stage, as stage 0's addresses (a later stage: + its k offset
-  // in global memory, + its buffer in shared memory): its tasks' token-row units, and 2 of the
+  // in global memory, + its buffer in shared memory): its tasks' token-row units, and kM of the
   // stage's 2 R 16-byte pieces of codes (row i / 2, bytes 16 (i % 2) of the row's 32).
   constexpr int kUnits = kTaskUnits<W, kTokens>;
   constexpr uint32_t kXStage = kTokens * 8 * 16, kCStage = L::R * 2 * 16;
-  static_assert(2 * L::R == 2 * kThreads, "two code pieces a thread");
+  static_assert(2 * L::R == kM * kThreads, "kM code pieces a thread");
   const uint32_t sbase = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   const uint4* x_from[kJ];
   uint32_t x_to[kJ][kUnits];
@@ -171,10 +195,10 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
     for (int u = 0; u < kUnits; ++u)
       x_to[j][u] = sbase + L::x + (t * 8 + ((u0 + u) ^ (t % 8))) * 16;
   }
-  const uint8_t* c_from[2];
-  uint32_t c_to[2];
+  const uint8_t* c_from[kM];
+  uint32_t c_to[kM];
 #pragma unroll
-  for (int q = 0; q < 2; ++q) {
+  for (int q = 0; q < kM; ++q) {
     const int i = tid + q * kThreads;
     c_from[q] = codes + int64_t(min(i / 2, rows - 1)) * (K / 2) + (i % 2) * 16;
     c_to[q] = sbase + L::codes + i * 16;
@@ -187,7 +211,7 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
         for (int u = 0; u < kUnits; ++u)
           cp_async16(x_to[j][u] + slot * kXStage, x_from[j] + s * (kStageK / 8) + u);
 #pragma unroll
-    for (int q = 0; q < 2; ++q) cp_async16(c_to[q] + slot * kCStage, c_from[q] + s * 32);
+    for (int q = 0; q < kM; ++q) cp_async16(c_to[q] + slot * kCStage, c_from[q] + s * 32);
   };
   __syncthreads();  // the previous pass's last stage is read
 #pragma unroll
@@ -206,11 +230,11 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
     cp_async_commit();
     const uint4* xb = xs + slot * kTokens * 8;
     const uint2* cb = reinterpret_cast<const uint2*>(cs + slot * L::R * 2);
-    uint2 qa[2], qb[2];
-    uint32_t ska[2], skb[2];
+    uint2 qa[kM], qb[kM];
+    uint32_t ska[kM], skb[kM];
 #pragma unroll
-    for (int m = 0; m < 2; ++m) {
-      const int ra = tile_row<kWide>(warp, m, g), rb = ra + 8;
+    for (int m = 0; m < kM; ++m) {
+      const int ra = tile_row<kWide, kM>(warp, m, g), rb = ra + 8;
       qa[m] = cb[ra * 4 + c], qb[m] = cb[rb * 4 + c];
       ska[m] = sc[ra * groups + 2 * s + c / 2], skb[m] = sc[rb * groups + 2 * s + c / 2];
     }
@@ -218,7 +242,7 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
     // pairs each. kOne: every scale of the warp's rows <= 128 (scale_pairs).
     auto factors = [&](auto one, uint32_t* f) {
 #pragma unroll
-      for (int m = 0; m < 2; ++m)
+      for (int m = 0; m < kM; ++m)
         f[2 * m] = scale_factor<decltype(one)::value>(ska[m]),
         f[2 * m + 1] = scale_factor<decltype(one)::value>(skb[m]);
     };
@@ -227,18 +251,21 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
       decode_pairs(h ? qa[m].y : qa[m].x, pa), scale_pairs<kOne>(pa, f[2 * m]);
       decode_pairs(h ? qb[m].y : qb[m].x, pb), scale_pairs<kOne>(pb, f[2 * m + 1]);
     };
-    const bool one = scales_fit(ska[0] | ska[1] << 8 | skb[0] << 16 | skb[1] << 24);
+    const bool one = scales_fit(kM == 1 ? ska[0] | skb[0] << 8
+                                        : ska[0] | ska[kM - 1] << 8 | skb[0] << 16 |
+                                              skb[kM - 1] << 24);
     if constexpr (kWide) {
       // All of the stage's A fragments first (k step 2h + st: pairs 2st, 2st + 1 of word h), then
-      // the warpgroup's 8 wgmmas, issued by every warp alike whatever its scales.
-      uint32_t a[2][4][4];
+      // the warpgroup's wgmmas, issued by every warp alike whatever its scales; a 128-token pass
+      // with no more than 64 tokens left multiplies only those.
+      uint32_t a[kM][4][4];
       auto fill = [&](auto kone) {
-        uint32_t f[4];
+        uint32_t f[2 * kM];
         factors(kone, f);
 #pragma unroll
         for (int h = 0; h < 2; ++h)
 #pragma unroll
-          for (int m = 0; m < 2; ++m) {
+          for (int m = 0; m < kM; ++m) {
             uint32_t pa[4], pb[4];
             decode(kone, h, m, f, pa, pb);
 #pragma unroll
@@ -251,19 +278,26 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
       one ? fill(std::true_type{}) : fill(std::false_type{});
       const uint64_t desc = sw128_desc(xb);
       wgmma_fence();
+      if (kTokens == 64 || tiles <= 8) {
 #pragma unroll
-      for (int m = 0; m < 2; ++m)
+        for (int m = 0; m < kM; ++m)
 #pragma unroll
-        for (int ks = 0; ks < 4; ++ks) wgmma_64x64(&acc[m][0][0], a[m][ks], desc + 2 * ks);
+          for (int ks = 0; ks < 4; ++ks) wgmma_64x64(&acc[m][0][0], a[m][ks], desc + 2 * ks);
+      } else {
+#pragma unroll
+        for (int m = 0; m < kM; ++m)
+#pragma unroll
+          for (int ks = 0; ks < 4; ++ks) wgmma_64x128(&acc[m][0][0], a[m][ks], desc + 2 * ks);
+      }
       wgmma_commit();
-      wgmma_wait_all(&acc[0][0][0]);
-      wgmma_wait_all(&acc[1][0][0]);
+#pragma unroll
+      for (int m = 0; m < kM; ++m) wgmma_wait_all<kTokens / 2>(&acc[m][0][0]);
     } else {
       // The stage's MMAs: every token tile (kFull, the common case in prefill, unguarded), or
       // the first `tiles` (a pass's last tokens; a batched step's few).
       auto mmas = [&](auto full, auto kone) {
         constexpr bool kFull = decltype(full)::value;
-        uint32_t f[4];
+        uint32_t f[2 * kM];
         factors(kone, f);
 #pragma unroll
         for (int h = 0; h < 2; ++h) {  // the lane's code word h: bytes 4h..4h+3, x unit 2c + h
@@ -272,7 +306,7 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
           for (int tile = 0; tile < kTokens / 8; ++tile)
             if (kFull || tile < tiles) b[tile] = xb[(tile * 8 + g) * 8 + ((2 * c + h) ^ g)];
 #pragma unroll
-          for (int m = 0; m < 2; ++m) {
+          for (int m = 0; m < kM; ++m) {
             uint32_t pa[4], pb[4];  // rows g and g + 8
             decode(kone, h, m, f, pa, pb);
 #pragma unroll
@@ -298,10 +332,10 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
   cp_async_wait<0>();
 }
 
-// Warps (32 rows each) of a block, by the pass's tokens: more rows a block read the staged
+// Warps (32 rows each, 16 in a 128-token pass) of a block, by the pass's tokens: more rows a block read the staged
 // tokens from L2 fewer times, fewer leave registers for more blocks. Measured (H200, 20b,
 // bench/NOTES.md): 64-token passes on mma.sync gate-up 6 / down 4 (pp2048 18,130 with 4 / 2,
-// 22,067 with 6 / 4), on wgmma (warpgroups) 8 / 8 (pp2048 25,574; 4 / 4 24,797); 16- and
+// 22,067 with 6 / 4), on wgmma (two warpgroups) 8 / 8 (pp2048 25,574; 4 / 4 24,797); 16- and
 // 32-token passes 4 / 4 (128 sequences 10,725 -> 11,010; gate-up 6 gave 10,296).
 template <int kTokens, bool kWide>
 constexpr int kGateUpWarps = kWide ? 8 : kTokens == 64 ? 6 : 4;
@@ -338,7 +372,8 @@ __global__ void __launch_bounds__(W * 32)
   }
   if (begin == end) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
-  using L = Layout<W, kTokens>;
+  using L = Layout<W, kTokens, kWide>;
+  constexpr int kM = kMTiles<kTokens, kWide>;
   const int64_t row0 = static_cast<int64_t>(slot.expert) * 2 * w.I + blockIdx.x * L::R;
   const int rows = min(L::R, 2 * w.I - static_cast<int>(blockIdx.x) * L::R);
   block_setup<L>(smem, w.gate_up_scales, row0, rows, w.D);
@@ -349,12 +384,12 @@ __global__ void __launch_bounds__(W * 32)
       const int tj = list[min(i0 + task_row<W, kTokens>(j), end - 1)];
       src[j] = xb + static_cast<int64_t>(tj / k) * w.D;
     }
-    float acc[2][kTokens / 8][4] = {};
+    float acc[kM][kTokens / 8][4] = {};
     block_tile<W, kTokens, kWide>(w.gate_up_blocks, row0, rows, w.D, src,
                                   (min(kTokens, end - i0) + 7) / 8, smem, acc);
     // Rows g (even: gate) and g + 1 (up) sit in lanes 4g + c and 4(g+1) + c: pair them.
 #pragma unroll
-    for (int m = 0; m < 2; ++m)
+    for (int m = 0; m < kM; ++m)
 #pragma unroll
       for (int tile = 0; tile < kTokens / 8; ++tile)
 #pragma unroll
@@ -362,7 +397,7 @@ __global__ void __launch_bounds__(W * 32)
           const float up = __shfl_down_sync(0xffffffffu, acc[m][tile][v], 4);
           if (g % 2) continue;
           const int i = i0 + tile * 8 + 2 * c + (v % 2);  // pair index in the list
-          const int r = tile_row<kWide>(warp, m, g) + (v >= 2 ? 8 : 0);  // the gate row's
+          const int r = tile_row<kWide, kM>(warp, m, g) + (v >= 2 ? 8 : 0);  // the gate row's
           if (i >= end || r >= rows) continue;
           const int64_t br = row0 + r;
           const float out = swiglu(acc[m][tile][v] + bf16(w.gate_up_bias[br]),
@@ -385,7 +420,8 @@ __global__ void __launch_bounds__(W * 32)
   pdl_prologue();
   extern __shared__ __align__(16) uint8_t smem_raw[];
   uint8_t* smem = block_smem<kWide>(smem_raw);
-  using L = Layout<W, kTokens>;
+  using L = Layout<W, kTokens, kWide>;
+  constexpr int kM = kMTiles<kTokens, kWide>;
   constexpr int R = L::R;
   const int e = blockIdx.y, begin = offset[e], end = offset[e + 1];
   const vex_slot slot = slots[e];
@@ -404,16 +440,16 @@ __global__ void __launch_bounds__(W * 32)
 #pragma unroll
     for (int j = 0; j < kTasks<W, kTokens>; ++j)
       src[j] = hb + static_cast<int64_t>(list[min(i0 + task_row<W, kTokens>(j), end - 1)]) * w.I;
-    float acc[2][kTokens / 8][4] = {};
+    float acc[kM][kTokens / 8][4] = {};
     block_tile<W, kTokens, kWide>(w.down_blocks, row0, rows, w.I, src,
                                   (min(kTokens, end - i0) + 7) / 8, smem, acc);
 #pragma unroll
-    for (int m = 0; m < 2; ++m)
+    for (int m = 0; m < kM; ++m)
 #pragma unroll
       for (int tile = 0; tile < kTokens / 8; ++tile)
 #pragma unroll
         for (int v = 0; v < 4; ++v) {
-          const int r = tile_row<kWide>(warp, m, g) + (v >= 2 ? 8 : 0), d = d0 + r;
+          const int r = tile_row<kWide, kM>(warp, m, g) + (v >= 2 ? 8 : 0), d = d0 + r;
           const int i = i0 + tile * 8 + 2 * c + (v % 2);
           if (i >= end || r >= rows) continue;
           const int tj = list[i];
@@ -424,22 +460,27 @@ __global__ void __launch_bounds__(W * 32)
   }
 }
 
-// Three shapes of the same kernels: passes of 64 tokens for prefill (the MMAs dominate); of 16
+// Shapes of the same kernels: passes of 64 (or 128) tokens for prefill (the MMAs dominate); of 16
 // or 32 when the experts average fewer than 16 or 32 tokens (batched decode steps: the weights'
 // stream dominates; each expert's codes are decoded once for all its tokens when they fit one
 // pass, and the smaller tiles leave shared memory and registers for more blocks per SM).
 // Measured (H200, synthetic 20b, 32 experts, bench/NOTES.md): 64 sequences (256 pairs) 7,173
 // tok/s with the 16-token shape; 128 sequences (512 pairs) 8,749 with the 64-token one, 10,680
 // with the 32-token one; 3 stages beat 2 and 4 in each shape (within 1 % for the 32-token one).
-// The 64-token passes run on wgmma where the device has it (wgmma_device).
-int tokens_per_pass(int pairs, int E) { return pairs < 16 * E ? 16 : pairs < 32 * E ? 32 : 64; }
+// Where the device has wgmma (wgmma_device), the passes of 64 tokens run on it, and experts
+// averaging 64 tokens or more take passes of 128 (the codes decoded once for twice the tokens);
+// elsewhere those run as 64-token passes on mma.sync.
+// Measured (pp2048, 20b): 64-token wgmma passes 25,493 tok/s, with the 128-token ones 27,373.
+int tokens_per_pass(int pairs, int E) {
+  return pairs < 16 * E ? 16 : pairs < 32 * E ? 32 : pairs < 64 * E ? 64 : 128;
+}
 
 template <int T, int W, bool kWide>
 cudaError_t gate_up_launch(const float* xn, const uint16_t* xb, const vex_slot* slots,
                            const int* offset, const int* list, const MoeWeights& w,
                            const VirtualSlots& virt, int E, int k, float limit, uint16_t* hb,
                            cudaStream_t stream) {
-  using L = Layout<W, T>;
+  using L = Layout<W, T, kWide>;
   static const cudaError_t allowed = allow_smem(gate_up_mma_kernel<T, W, kWide>);
   if (allowed != cudaSuccess) return allowed;
   launch_pdl(gate_up_mma_kernel<T, W, kWide>, dim3((2 * w.I + L::R - 1) / L::R, E), W * 32,
@@ -452,7 +493,7 @@ template <int T, int W, bool kWide>
 cudaError_t down_launch(const uint16_t* hb, const float* weight, const vex_slot* slots,
                         const int* offset, const int* list, const MoeWeights& w,
                         const VirtualSlots& virt, int E, int k, float* y, cudaStream_t stream) {
-  using L = Layout<W, T>;
+  using L = Layout<W, T, kWide>;
   static const cudaError_t allowed = allow_smem(down_mma_kernel<T, W, kWide>);
   if (allowed != cudaSuccess) return allowed;
   launch_pdl(down_mma_kernel<T, W, kWide>, dim3((w.D + L::R - 1) / L::R, E), W * 32,
@@ -486,15 +527,18 @@ cudaError_t with_shape(int pairs, int E, F&& f) {
       return f(std::integral_constant<int, 16>{}, std::false_type{});
     case 32:
       return f(std::integral_constant<int, 32>{}, std::false_type{});
-    default:
+    case 64:
       return wgmma_device() ? f(std::integral_constant<int, 64>{}, std::true_type{})
+                            : f(std::integral_constant<int, 64>{}, std::false_type{});
+    default:
+      return wgmma_device() ? f(std::integral_constant<int, 128>{}, std::true_type{})
                             : f(std::integral_constant<int, 64>{}, std::false_type{});
   }
 }
 
 }  // namespace
 
-bool grouped_wide(int pairs, int E) { return tokens_per_pass(pairs, E) == 64 && wgmma_device(); }
+bool grouped_wide(int pairs, int E) { return tokens_per_pass(pairs, E) >= 64 && wgmma_device(); }
 
 cudaError_t moe_gate_up_mma(const float* xn, const uint16_t* xb, const vex_slot* slots,
                             const int* offset, const int* list, const MoeWeights& w,
