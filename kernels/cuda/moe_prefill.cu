@@ -11,8 +11,8 @@
 namespace vex::cuda {
 namespace {
 
-constexpr int kStageK = 64;     // k per pipeline stage: 128 bytes of a token row, 32 of codes
-constexpr int kStages = 3;      // stages in flight (cp.async groups)
+constexpr int kStageK = 64;  // k per pipeline stage: 128 bytes of a token row, 32 of codes
+constexpr int kStages = 3;   // stages in flight (cp.async groups)
 
 // ---- wgmma (sm_90a), for the wide passes (64 tokens, prefill). A warpgroup (4 warps) multiplies
 // 64 weight rows, decoded into registers as the A operand, by the pass's token rows in shared
@@ -54,12 +54,14 @@ __device__ __forceinline__ void wgmma_64x64(float* d, const uint32_t* a, uint64_
 #ifdef VEX_WGMMA
   asm volatile(
       "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, "
+      "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
       "{%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
+        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
 #else
   __trap();  // never launched: grouped_wide() is false off sm_90
@@ -70,16 +72,21 @@ __device__ __forceinline__ void wgmma_64x128(float* d, const uint32_t* a, uint64
 #ifdef VEX_WGMMA
   asm volatile(
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, "
+      "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, "
+      "%38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, "
+      "%56, %57, %58, %59, %60, %61, %62, %63}, "
       "{%64, %65, %66, %67}, %68, 1, 1, 1, 0;\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
+        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
+        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
+        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
+        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]),
+        "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
+        "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
+        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]),
+        "+f"(d[63])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
 #else
   __trap();  // never launched: grouped_wide() is false off sm_90
@@ -89,7 +96,7 @@ __device__ __forceinline__ void wgmma_64x128(float* d, const uint32_t* a, uint64
 // m tiles a warp takes: two (32 rows) but in the wide 128-token passes, one (16 rows): their
 // accumulators are a token tile's twice over.
 template <int kTokens, bool kWide>
-constexpr int kMTiles = kWide && kTokens == 128 ? 1 : 2;
+constexpr int kMTiles = (kWide && kTokens == 128) ? 1 : 2;
 
 // The block row (of R) whose m tile m holds lane group g's rows (+ 8: the MMA's upper rows):
 // warps take 32 consecutive rows as two m16 tiles; in a wide pass warpgroup q takes 64 kM rows
@@ -225,7 +232,7 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
     cp_async_wait<kStages - 2>();
     // The wgmma reads shared memory through the async proxy: order this thread's copies before.
     if constexpr (kWide) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    __syncthreads();  // stage s is in; every warp is done with stage s - 1, which the next load takes
+    __syncthreads();  // stage s is in; all warps are done with stage s - 1, the next load's
     if (s + kStages - 1 < steps) stage(s + kStages - 1, slot == 0 ? kStages - 1 : slot - 1);
     cp_async_commit();
     const uint4* xb = xs + slot * kTokens * 8;
@@ -242,18 +249,19 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
     // pairs each. kOne: every scale of the warp's rows <= 128 (scale_pairs).
     auto factors = [&](auto one, uint32_t* f) {
 #pragma unroll
-      for (int m = 0; m < kM; ++m)
-        f[2 * m] = scale_factor<decltype(one)::value>(ska[m]),
+      for (int m = 0; m < kM; ++m) {
+        f[2 * m] = scale_factor<decltype(one)::value>(ska[m]);
         f[2 * m + 1] = scale_factor<decltype(one)::value>(skb[m]);
+      }
     };
     auto decode = [&](auto one, int h, int m, const uint32_t* f, uint32_t* pa, uint32_t* pb) {
       constexpr bool kOne = decltype(one)::value;
       decode_pairs(h ? qa[m].y : qa[m].x, pa), scale_pairs<kOne>(pa, f[2 * m]);
       decode_pairs(h ? qb[m].y : qb[m].x, pb), scale_pairs<kOne>(pb, f[2 * m + 1]);
     };
-    const bool one = scales_fit(kM == 1 ? ska[0] | skb[0] << 8
-                                        : ska[0] | ska[kM - 1] << 8 | skb[0] << 16 |
-                                              skb[kM - 1] << 24);
+    const bool one =
+        scales_fit(kM == 1 ? ska[0] | skb[0] << 8
+                           : ska[0] | ska[kM - 1] << 8 | skb[0] << 16 | skb[kM - 1] << 24);
     if constexpr (kWide) {
       // All of the stage's A fragments first (k step 2h + st: pairs 2st, 2st + 1 of word h), then
       // the warpgroup's wgmmas, issued by every warp alike whatever its scales; a 128-token pass
@@ -332,13 +340,16 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
   cp_async_wait<0>();
 }
 
-// Warps (32 rows each, 16 in a 128-token pass) of a block, by the pass's tokens: more rows a block read the staged
-// tokens from L2 fewer times, fewer leave registers for more blocks. Measured (H200, 20b,
-// bench/NOTES.md): 64-token passes on mma.sync gate-up 6 / down 4 (pp2048 18,130 with 4 / 2,
-// 22,067 with 6 / 4), on wgmma (two warpgroups) 8 / 8 (pp2048 25,574; 4 / 4 24,797); 16- and
-// 32-token passes 4 / 4 (128 sequences 10,725 -> 11,010; gate-up 6 gave 10,296).
+// Warps of a block (32 rows each, 16 in a 128-token pass), by the pass's tokens: more rows a
+// block read the staged tokens from L2 fewer times, fewer leave registers for more blocks.
+// Measured (H200, 20b, bench/NOTES.md): 64-token passes on mma.sync gate-up 6 / down 4 (pp2048
+// 18,130 with 4 / 2, 22,067 with 6 / 4), on wgmma (two warpgroups) 8 / 8 (pp2048 25,574; 4 / 4
+// 24,797); 16- and 32-token passes 4 / 4 (128 sequences 10,725 -> 11,010; gate-up 6 gave
+// 10,296).
 template <int kTokens, bool kWide>
-constexpr int kGateUpWarps = kWide ? 8 : kTokens == 64 ? 6 : 4;
+constexpr int kGateUpWarps = kWide           ? 8
+                             : kTokens == 64 ? 6
+                                             : 4;
 template <bool kWide>
 constexpr int kDownWarps = kWide ? 8 : 4;
 
@@ -497,8 +508,7 @@ cudaError_t down_launch(const uint16_t* hb, const float* weight, const vex_slot*
   static const cudaError_t allowed = allow_smem(down_mma_kernel<T, W, kWide>);
   if (allowed != cudaSuccess) return allowed;
   launch_pdl(down_mma_kernel<T, W, kWide>, dim3((w.D + L::R - 1) / L::R, E), W * 32,
-             L::bytes(w.I) + kSlack<kWide>, stream, hb, weight, slots, offset, list, w, virt, k,
-             y);
+             L::bytes(w.I) + kSlack<kWide>, stream, hb, weight, slots, offset, list, w, virt, k, y);
   return cudaGetLastError();
 }
 
@@ -538,7 +548,9 @@ cudaError_t with_shape(int pairs, int E, F&& f) {
 
 }  // namespace
 
-bool grouped_wide(int pairs, int E) { return tokens_per_pass(pairs, E) >= 64 && wgmma_device(); }
+bool grouped_wide(int pairs, int E) {
+  return tokens_per_pass(pairs, E) >= 64 && wgmma_device();
+}
 
 cudaError_t moe_gate_up_mma(const float* xn, const uint16_t* xb, const vex_slot* slots,
                             const int* offset, const int* list, const MoeWeights& w,
@@ -548,8 +560,8 @@ cudaError_t moe_gate_up_mma(const float* xn, const uint16_t* xb, const vex_slot*
   return with_shape(pairs, E, [&](auto t, auto wide) {
     constexpr int T = decltype(t)::value;
     constexpr bool kWide = decltype(wide)::value;
-    return gate_up_launch<T, kGateUpWarps<T, kWide>, kWide>(xn, xb, slots, offset, list, w, virt,
-                                                            E, k, limit, hb, stream);
+    return gate_up_launch<T, kGateUpWarps<T, kWide>, kWide>(xn, xb, slots, offset, list, w, virt, E,
+                                                            k, limit, hb, stream);
   });
 }
 
@@ -561,8 +573,8 @@ cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot
   return with_shape(pairs, E, [&](auto t, auto wide) {
     constexpr int T = decltype(t)::value;
     constexpr bool kWide = decltype(wide)::value;
-    return down_launch<T, kDownWarps<kWide>, kWide>(hb, weight, slots, offset, list, w, virt, E,
-                                                    k, y, stream);
+    return down_launch<T, kDownWarps<kWide>, kWide>(hb, weight, slots, offset, list, w, virt, E, k,
+                                                    y, stream);
   });
 }
 
