@@ -612,7 +612,7 @@ TEST(CudaKernels, MoeVirtualSlotsMatchCpu) {
 // (a = 0: two full passes and a partial one) cross the large passes' edges, 24 tokens on 4 of 8
 // experts the small ones', 50 tokens over 8 experts (200 pairs) the 32-token ones'. On sm_90
 // the large passes run on wgmma (grouped_wide), of 128 tokens when the experts average 64 or
-// more (the first, fourth and last cases; the fourth's last passes have 22 tokens, which take
+// more (the third, fourth and last cases; the fourth's last passes have 22 tokens, which take
 // the 64-column wgmma): at gpt-oss's D = I = 2880, 72 tokens over 8 experts take the 64-token
 // passes and 80 over 4 the 128-token ones, with partial row tiles and 45 stages.
 TEST(CudaKernels, MoeTensorCoresMatchCpu) {

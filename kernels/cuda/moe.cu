@@ -284,7 +284,8 @@ __global__ void split_kernel(const float* __restrict__ x, int K, uint32_t* __res
 // Lists, for every slot e, the pairs tj = t * k + j with idx[tj] == e, in increasing tj:
 // offset[e] .. offset[e + 1] in list. One block; warp w takes slots w, w + 32, ...: it counts a
 // slot's pairs 32 at a time with a ballot, and once the block has the offsets, writes them in
-// order the same way (a thread per slot scanning every pair took ~20 us a pass of 4,096 pairs).
+// order the same way (a thread per slot scanning every pair took ~320 us a layer of a 1,024-token
+// pass on gpt-oss-20b: bench/NOTES.md, session 9).
 __global__ void plan_kernel(const int* __restrict__ idx, int nk, int E, int* __restrict__ offset,
                             int* __restrict__ list) {
   pdl_prologue();
@@ -376,7 +377,8 @@ cudaError_t moe_grouped(const float* xn, const int* idx, const float* weight, co
       !scratch.hb)  // the expert kernels' stages are 64 columns (moe_prefill.cu)
     return cudaErrorInvalidValue;
   launch_pdl(plan_kernel, 1, 1024, 0, stream, idx, n * k, E, scratch.offset, scratch.list);
-  // The expert kernels' input in bf16, in the order their E2M1 pairs come (split.cuh).
+  // The expert kernels' input in bf16, in the order their E2M1 pairs come (split.cuh: wide_at's
+  // for the wgmma passes).
   uint32_t* xb = reinterpret_cast<uint32_t*>(scratch.xb);
   if (grouped_wide(n * k, E))
     launch_pdl(split_kernel<1, true>, n, 256, 0, stream, xn, w.D, xb);

@@ -14,11 +14,11 @@ namespace {
 constexpr int kStageK = 64;  // k per pipeline stage: 128 bytes of a token row, 32 of codes
 constexpr int kStages = 3;   // stages in flight (cp.async groups)
 
-// ---- wgmma (sm_90a), for the wide passes (64 tokens, prefill). A warpgroup (4 warps) multiplies
-// 64 weight rows, decoded into registers as the A operand, by the pass's token rows in shared
-// memory as B: K-major, 128 bytes (64 k) a row, in the 128-byte swizzle (16-byte unit u of row t
-// at u ^ (t % 8)) that the staging writes anyway, from a 1024-byte aligned base. The
-// accumulator fragment of m64nN is, per warp, that of mma.sync m16n8k16 for each 8 columns.
+// ---- wgmma (sm_90a), for the wide passes (64 or 128 tokens, prefill). A warpgroup (4 warps)
+// multiplies 64 weight rows at a time, decoded into registers as the A operand, by the pass's token
+// rows in shared memory as B: K-major, 128 bytes (64 k) a row, in the 128-byte swizzle (16-byte
+// unit u of row t at u ^ (t % 8)) that the staging writes anyway, from a 1024-byte aligned base.
+// The accumulator fragment of m64nN is, per warp, that of mma.sync m16n8k16 for each 8 columns.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define VEX_WGMMA 1
 #endif
@@ -169,6 +169,10 @@ __device__ __forceinline__ int task_row(int j) {
 // gives four pairs (decode_pairs) whose elements are those of x words 0..3 of unit 2c + h in
 // split.cuh's order: pairs 0, 1 meet words 0, 1 in one MMA, pairs 2, 3 words 2, 3 in the next.
 // Each output is the same chain of MMAs whatever the number of tokens in the pass.
+//
+// kWide: the warpgroups' wgmmas take the token rows straight from the staged tiles, 16 k a step,
+// so the rows are in wide_at's order (split.cuh), where k step 2h + p / 2 finds the elements of
+// the lane's code word h, pair p; the A fragments are the same decoded pairs. Rows as tile_row.
 template <int W, int kTokens, bool kWide>
 __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, int rows, int K,
                                            const uint16_t* const* src, int tiles, uint8_t* smem,
