@@ -5,9 +5,10 @@
 namespace vex::cuda {
 namespace {
 
-constexpr int kThreads = 1024, kMaxE = 256, kMaxK = 8;
-constexpr int kLoads = 3;  // 16-byte weight loads a lane has in flight together
-constexpr int kPer = 3;    // elements of x a thread holds (rows longer than kPer * kThreads loop)
+constexpr int kMaxE = 256, kMaxK = 8;
+constexpr int kManyTokens = 256;  // from this many tokens a call, blocks of 256 threads
+constexpr int kLoads = 3;         // 16-byte weight loads a lane has in flight together
+constexpr int kPer = 3;  // elements of x a thread holds (rows longer than kPer * threads loop)
 
 // acc += row . xs over the 16-byte chunks c0, c0 + 32, ... (kLoads of them) already loaded in v.
 __device__ __forceinline__ void dot_chunks(const uint4* v, int c0, int chunks, const float* xs,
@@ -31,14 +32,18 @@ __device__ __forceinline__ void load_chunks(const uint4* row, int c0, int chunks
     if (c0 + 32 * u < chunks) v[u] = __ldg(row + c0 + 32 * u);
 }
 
+// kThreads: 1,024 for a few tokens (decode: each block's chain of loads is the step's), 256 for
+// many (a prefill pass: its 1,024 blocks of 1,024 threads ran in ~4 waves; with 256 threads the
+// router of a 1,024-token pass of gpt-oss-20b took 1.23 ms instead of 1.78, with 128 1.20, with
+// 512 1.49: bench/NOTES.md, session 9).
+template <int kThreads>
 __global__ void __launch_bounds__(kThreads)
     router_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
-                              const uint16_t* __restrict__ b, const vex_slot* __restrict__ slots,
-                              int D, int E, int k, int* __restrict__ idx,
-                              float* __restrict__ weight, float* __restrict__ logits,
-                              const uint16_t* __restrict__ gain, float eps,
-                              float* __restrict__ xn_out, const int* __restrict__ forced,
-                              int n_forced, uint32_t* __restrict__ xf_out) {
+                  const uint16_t* __restrict__ b, const vex_slot* __restrict__ slots, int D, int E,
+                  int k, int* __restrict__ idx, float* __restrict__ weight,
+                  float* __restrict__ logits, const uint16_t* __restrict__ gain, float eps,
+                  float* __restrict__ xn_out, const int* __restrict__ forced, int n_forced,
+                  uint32_t* __restrict__ xf_out) {
   const int t = blockIdx.x, w = threadIdx.x / 32, lane = threadIdx.x % 32, chunks = D / 8;
   // What does not depend on the kernel before is asked for before waiting on it (pdl_prologue):
   // each warp's first row (its start in registers, the rest into L2), the norm's gain and (warp
@@ -167,8 +172,12 @@ cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const v
   if (xf_out && D % 32 != 0) return cudaErrorInvalidValue;
   if (norm_gain && !xn_out) return cudaErrorInvalidValue;
   if (n_forced < 0 || n_forced > k || (n_forced > 0 && !forced)) return cudaErrorInvalidValue;
-  launch_pdl(router_kernel, n, kThreads, D * sizeof(float), stream, x, W, b, slots, D, E, k, idx,
-             weight, logits, norm_gain, eps, xn_out, forced, n_forced, xf_out);
+  if (n >= kManyTokens)
+    launch_pdl(router_kernel<256>, n, 256, D * sizeof(float), stream, x, W, b, slots, D, E, k, idx,
+               weight, logits, norm_gain, eps, xn_out, forced, n_forced, xf_out);
+  else
+    launch_pdl(router_kernel<1024>, n, 1024, D * sizeof(float), stream, x, W, b, slots, D, E, k,
+               idx, weight, logits, norm_gain, eps, xn_out, forced, n_forced, xf_out);
   return cudaGetLastError();
 }
 
