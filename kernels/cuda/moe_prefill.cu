@@ -93,8 +93,8 @@ __device__ __forceinline__ void wgmma_64x128(float* d, const uint32_t* a, uint64
 #endif
 }
 
-// m tiles a warp takes: two (32 rows) but in the wide 128-token passes, one (16 rows): their
-// accumulators are a token tile's twice over.
+// m tiles a warp takes: two (32 rows), but one (16 rows) in the wide 128-token passes, whose
+// 128 columns would otherwise need twice the accumulator registers.
 template <int kTokens, bool kWide>
 constexpr int kMTiles = (kWide && kTokens == 128) ? 1 : 2;
 
