@@ -106,40 +106,49 @@ __device__ __forceinline__ int tile_row(int warp, int m, int g) {
   return kWide ? warp / 4 * 64 * kM + m * 64 + warp % 4 * 16 + g : warp * 32 + m * 16 + g;
 }
 
+// Whether a pass's wgmmas of stage s run on while stage s + 1 is staged and decoded (block_tile):
+// the 128-token passes, whose A fragments (16 registers) fit beside the accumulators in flight;
+// the 64-token ones would spill. Their ring has one more buffer, the one those wgmmas read.
+template <int kTokens, bool kWide>
+constexpr bool kOverlap = kWide&& kTokens == 128;
+template <int kTokens, bool kWide>
+constexpr int kBufs = kOverlap<kTokens, kWide> ? kStages + 1 : kStages;
+
 // A block of W warps (R = 16 kM W weight rows) in dynamic shared memory:
-//   x      [kStages][kTokens][8] uint4: the tokens' activations, k [64 s, 64 s + 64) in stage s;
+//   x      [kBufs][kTokens][8] uint4: the tokens' activations, k [64 s, 64 s + 64) in stage s;
 //          unit u of token row t at u ^ (t % 8), so the 8 lanes of a 16-byte shared load
 //          (2 rows x 4 lane chunks) hit 8 different bank groups
-//   codes  [kStages][R][2] uint4: the rows' E2M1 codes of the stage (32 bytes per row)
+//   codes  [kBufs][R][2] uint4: the rows' E2M1 codes of the stage (32 bytes per row)
 //   scales [R][K / 32] uint8: the rows' E8M0 scales, whole
 template <int W, int kTokens, bool kWide>
 struct Layout {
   static constexpr int R = 16 * kMTiles<kTokens, kWide> * W;
-  static constexpr size_t x = 0, codes = x + size_t(kStages) * kTokens * 8 * 16,
-                          scales = codes + size_t(kStages) * R * 32;
+  static constexpr size_t x = 0, codes = x + size_t(kBufs<kTokens, kWide>) * kTokens * 8 * 16,
+                          scales = codes + size_t(kBufs<kTokens, kWide>) * R * 32;
   static size_t bytes(int K) { return scales + size_t(R) * (K / 32); }
 };
 
 // The block's shared memory set up for its rows [row0, row0 + R) of an MXFP4 matrix with K
 // columns, of which the first `rows` exist: the rows' scales (contiguous in memory, K/32 bytes a
-// row); a row past them repeats the last one's (block_tile reads its codes the same way: finite
-// products, never written out).
+// row), by cp.async when 16-byte aligned (they join block_tile's first group, so their latency
+// overlaps the first stages'); a row past them repeats the last one's (block_tile reads its codes
+// the same way: finite products, never written out).
 template <typename L>
 __device__ void block_setup(uint8_t* smem, const uint8_t* scales, int64_t row0, int rows, int K) {
   const int groups = K / 32;
   const int64_t first = row0 * groups;
   const int have = rows * groups;  // bytes of the rows that exist
   uint8_t* to = smem + L::scales;
-  int at = 0;  // bytes copied as 4-byte words (when aligned)
-  if (first % 4 == 0) {
-    const uint32_t* from = reinterpret_cast<const uint32_t*>(scales + first);
-    for (int i = threadIdx.x; i < have / 4; i += blockDim.x)
-      reinterpret_cast<uint32_t*>(to)[i] = __ldg(from + i);
-    at = have / 4 * 4;
+  int at = 0;  // bytes copied by cp.async
+  if (reinterpret_cast<uintptr_t>(scales + first) % 16 == 0) {
+    const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(to));
+    for (int i = threadIdx.x; i < have / 16; i += blockDim.x)
+      cp_async16(dst + 16 * i, scales + first + 16 * i);
+    at = have / 16 * 16;
   }
   for (int i = at + threadIdx.x; i < L::R * groups; i += blockDim.x)
     to[i] = __ldg(scales + first + min(i, have - groups + i % groups));
-  // Visible to all after block_tile's first barrier.
+  // Visible to all after block_tile's first wait and barrier.
 }
 
 // A pass's token rows (8 16-byte units a stage each) are staged in tasks of kTaskUnits units of
@@ -214,6 +223,7 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
     c_from[q] = codes + int64_t(min(i / 2, rows - 1)) * (K / 2) + (i % 2) * 16;
     c_to[q] = sbase + L::codes + i * 16;
   }
+  constexpr int kB = kBufs<kTokens, kWide>;
   auto stage = [&](int s, int slot) {
 #pragma unroll
     for (int j = 0; j < kJ; ++j)
@@ -230,14 +240,18 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
     if (s < steps) stage(s, s);
     cp_async_commit();
   }
-  // Stage s is read from buffer `slot` (s % kStages) while stage s + kStages - 1 is written to
-  // the buffer before it (the one stage s - 1 was read from).
-  for (int s = 0, slot = 0; s < steps; ++s, slot = slot == kStages - 1 ? 0 : slot + 1) {
+  // Stage s is read from buffer `slot` (s % kB) while stage s + kStages - 1 is written to buffer
+  // `to` ((s + kStages - 1) % kB): the one stage s - 1 was read from, or with kOverlap the one
+  // before it, since stage s - 1's wgmmas may still be reading theirs (they are waited for once
+  // stage s's codes are in registers, so they overlap the barrier and the staging's latency).
+  constexpr bool kAsync = kOverlap<kTokens, kWide>;
+  for (int s = 0, slot = 0; s < steps; ++s, slot = slot == kB - 1 ? 0 : slot + 1) {
+    const int to = slot + kStages - 1 < kB ? slot + kStages - 1 : slot + kStages - 1 - kB;
     cp_async_wait<kStages - 2>();
     // The wgmma reads shared memory through the async proxy: order this thread's copies before.
     if constexpr (kWide) asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-    __syncthreads();  // stage s is in; all warps are done with stage s - 1, the next load's
-    if (s + kStages - 1 < steps) stage(s + kStages - 1, slot == 0 ? kStages - 1 : slot - 1);
+    __syncthreads();  // stage s is in; all warps are done with the buffer `to` held last
+    if (s + kStages - 1 < steps) stage(s + kStages - 1, to);
     cp_async_commit();
     const uint4* xb = xs + slot * kTokens * 8;
     const uint2* cb = reinterpret_cast<const uint2*>(cs + slot * L::R * 2);
@@ -267,9 +281,12 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
         scales_fit(kM == 1 ? ska[0] | skb[0] << 8
                            : ska[0] | ska[kM - 1] << 8 | skb[0] << 16 | skb[kM - 1] << 24);
     if constexpr (kWide) {
-      // All of the stage's A fragments first (k step 2h + st: pairs 2st, 2st + 1 of word h), then
-      // the warpgroup's wgmmas, issued by every warp alike whatever its scales; a 128-token pass
-      // with no more than 64 tokens left multiplies only those.
+      // (kAsync: stage s - 1's wgmmas done, their A registers are rewritten here.) All of the
+      // stage's A fragments (k step 2h + st: pairs 2st, 2st + 1 of word h), then the
+      // warpgroup's wgmmas, issued by every warp alike whatever its scales (kAsync: left running
+      // into the next stage); a 128-token pass with no more than 64 tokens left multiplies only
+      // those.
+      if constexpr (kAsync) wgmma_wait_all<kM * kTokens / 2>(&acc[0][0][0]);
       uint32_t a[kM][4][4];
       auto fill = [&](auto kone) {
         uint32_t f[2 * kM];
@@ -302,8 +319,9 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
           for (int ks = 0; ks < 4; ++ks) wgmma_64x128(&acc[m][0][0], a[m][ks], desc + 2 * ks);
       }
       wgmma_commit();
+      if constexpr (!kAsync)
 #pragma unroll
-      for (int m = 0; m < kM; ++m) wgmma_wait_all<kTokens / 2>(&acc[m][0][0]);
+        for (int m = 0; m < kM; ++m) wgmma_wait_all<kTokens / 2>(&acc[m][0][0]);
     } else {
       // The stage's MMAs: every token tile (kFull, the common case in prefill, unguarded), or
       // the first `tiles` (a pass's last tokens; a batched step's few).
@@ -341,6 +359,7 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
             : mmas(std::false_type{}, std::false_type{});
     }
   }
+  if constexpr (kAsync) wgmma_wait_all<kM * kTokens / 2>(&acc[0][0][0]);
   cp_async_wait<0>();
 }
 
@@ -354,8 +373,8 @@ template <int kTokens, bool kWide>
 constexpr int kGateUpWarps = kWide           ? 8
                              : kTokens == 64 ? 6
                                              : 4;
-template <bool kWide>
-constexpr int kDownWarps = kWide ? 8 : 4;
+template <int kTokens, bool kWide>
+constexpr int kDownWarps = kWide || kTokens == 16 ? 8 : 4;
 
 // The kernels' shared memory (Layout): a wide pass's B tiles want a 1024-byte aligned base, for
 // which the launch adds kSlack bytes.
@@ -577,8 +596,8 @@ cudaError_t moe_down_mma(const uint16_t* hb, const float* weight, const vex_slot
   return with_shape(pairs, E, [&](auto t, auto wide) {
     constexpr int T = decltype(t)::value;
     constexpr bool kWide = decltype(wide)::value;
-    return down_launch<T, kDownWarps<kWide>, kWide>(hb, weight, slots, offset, list, w, virt, E, k,
-                                                    y, stream);
+    return down_launch<T, kDownWarps<T, kWide>, kWide>(hb, weight, slots, offset, list, w, virt, E,
+                                                       k, y, stream);
   });
 }
 
