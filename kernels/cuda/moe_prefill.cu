@@ -49,49 +49,44 @@ __device__ __forceinline__ void wgmma_wait_all(float* d) {
 #pragma unroll
   for (int i = 0; i < n; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
-// d (m64n64, fp32) += a (m64k16 bf16, registers) * B (k16n64 bf16, shared memory at desc).
-__device__ __forceinline__ void wgmma_64x64(float* d, const uint32_t* a, uint64_t desc) {
+// d (m64nN, fp32) += a (m64k16 bf16, registers: the fragment of mma.sync's A for each warp's 16
+// rows) * B (k16nN bf16, shared memory at desc b). The operand lists by macro: the N / 2
+// accumulators, then a, then b.
+#define VEX_D8(i)                                                                             \
+  "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), \
+      "+f"(d[i + 6]), "+f"(d[i + 7])
+#define VEX_D32 VEX_D8(0), VEX_D8(8), VEX_D8(16), VEX_D8(24)
+#define VEX_D64 VEX_D32, VEX_D8(32), VEX_D8(40), VEX_D8(48), VEX_D8(56)
+#define VEX_R32                                                                                 \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
+  "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+#define VEX_R64                                                                            \
+  VEX_R32                                                                                  \
+      ", %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
 #ifdef VEX_WGMMA
-  asm volatile(
-      "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, "
-      "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
-      "{%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
-        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
-        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
-        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
-        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
+#define VEX_WGMMA_ASM(code, ...) asm volatile(code : __VA_ARGS__)
 #else
-  __trap();  // never launched: grouped_wide() is false off sm_90
+#define VEX_WGMMA_ASM(code, ...) __trap()  // never launched: grouped_wide() is false off sm_90
 #endif
+__device__ __forceinline__ void wgmma_64x64(float* d, const uint32_t* a, uint64_t b) {
+  VEX_WGMMA_ASM("wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 " VEX_R32
+                "}, {%32, %33, %34, %35}, %36, 1, 1, 1, 0;\n",
+                VEX_D32
+                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
 }
-// d (m64n128, fp32) += a (m64k16 bf16, registers) * B (k16n128 bf16, shared memory at desc).
-__device__ __forceinline__ void wgmma_64x128(float* d, const uint32_t* a, uint64_t desc) {
-#ifdef VEX_WGMMA
-  asm volatile(
-      "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, "
-      "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, "
-      "%38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, "
-      "%56, %57, %58, %59, %60, %61, %62, %63}, "
-      "{%64, %65, %66, %67}, %68, 1, 1, 1, 0;\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]),
-        "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]),
-        "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]),
-        "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]),
-        "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]),
-        "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
-        "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]),
-        "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]),
-        "+f"(d[63])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc));
-#else
-  __trap();  // never launched: grouped_wide() is false off sm_90
-#endif
+__device__ __forceinline__ void wgmma_64x128(float* d, const uint32_t* a, uint64_t b) {
+  VEX_WGMMA_ASM("wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 " VEX_R64
+                "}, {%64, %65, %66, %67}, %68, 1, 1, 1, 0;\n",
+                VEX_D64
+                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(b));
 }
+#undef VEX_D8
+#undef VEX_D32
+#undef VEX_D64
+#undef VEX_R32
+#undef VEX_R64
+#undef VEX_WGMMA_ASM
 
 // m tiles a warp takes: two (32 rows), but one (16 rows) in the wide 128-token passes, whose
 // 128 columns would otherwise need twice the accumulator registers.
@@ -368,11 +363,14 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
 // Measured (H200, 20b, bench/NOTES.md): 64-token passes on mma.sync gate-up 6 / down 4 (pp2048
 // 18,130 with 4 / 2, 22,067 with 6 / 4), on wgmma (two warpgroups) 8 / 8 (pp2048 25,574; 4 / 4
 // 24,797); 16- and 32-token passes 4 / 4 (128 sequences 10,725 -> 11,010; gate-up 6 gave
-// 10,296).
+// 10,296), but down 8 for 16-token passes (64 sequences 7,867 -> 8,527); 128-token passes
+// gate-up 16 (four warpgroups, one block an SM: pp2048 35,660 -> 36,939; 12: 35,370), down 8
+// (12 or 16 within 0.5 %).
 template <int kTokens, bool kWide>
-constexpr int kGateUpWarps = kWide           ? 8
-                             : kTokens == 64 ? 6
-                                             : 4;
+constexpr int kGateUpWarps = kWide&& kTokens == 128 ? 16
+                             : kWide                ? 8
+                             : kTokens == 64        ? 6
+                                                    : 4;
 template <int kTokens, bool kWide>
 constexpr int kDownWarps = kWide || kTokens == 16 ? 8 : 4;
 
