@@ -620,14 +620,15 @@ TEST(CudaKernels, MoeVirtualSlotsMatchCpu) {
 // (a = 0: two full passes and a partial one) cross the large passes' edges, 24 tokens on 4 of 8
 // experts the small ones', 50 tokens over 8 experts (200 pairs) the 32-token ones'. On sm_90
 // the large passes run on wgmma (grouped_wide), of 128 tokens when the experts average 64 or
-// more (the third, fourth and last cases; the fourth's last passes have 22 tokens, which take
-// the 64-column wgmma): at gpt-oss's D = I = 2880, 72 tokens over 8 experts take the 64-token
+// more (the third, fourth and last three cases; the fourth's last passes have 22 tokens, which
+// take the 64-column wgmma, and the last case's 300 tokens on each of 4 experts are two full
+// passes and one of 44): at gpt-oss's D = I = 2880, 72 tokens over 8 experts take the 64-token
 // passes and 80 over 4 the 128-token ones, with partial row tiles and 45 stages.
 TEST(CudaKernels, MoeTensorCoresMatchCpu) {
   for (auto [D, I, E, n, a] : {std::tuple{2880, 2880, 32, 37, 3}, {64, 64, 8, 5, 3},
                                {256, 192, 8, 300, 3}, {128, 64, 8, 150, 0}, {128, 64, 8, 24, 0},
                                {128, 64, 8, 50, 3}, {2880, 2880, 8, 72, 3},
-                               {2880, 2880, 4, 80, 3}}) {
+                               {2880, 2880, 4, 80, 3}, {128, 64, 8, 300, 0}}) {
     const int k = 4;
     const RandomExperts ex(D, I, E);
     const Routing r(n, k, E, a, 2, 0.1f, 0.2f);
