@@ -542,8 +542,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
       }));
     } else {  // norm, bf16, tensor-core GEMM
       VEX_RETURN_IF_ERROR(timed("rmsnorm", 0, [&] {
-        cudaError_t e = cuda::rmsnorm(x_, L.attn_norm, xn_, n, D, c_.rms_eps, s);
-        return e != cudaSuccess ? e : cuda::to_bf16(xn_, act_bf16_, int64_t(n) * D, s);
+        return cuda::rmsnorm_bf16(x_, L.attn_norm, act_bf16_, n, D, c_.rms_eps, s);
       }));
       VEX_RETURN_IF_ERROR(timed("qkv_gemm", uint64_t(S) * D * b2, [&] {
         return gemm_->run(act_bf16_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s);
@@ -558,7 +557,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
       if (!decode)  // tiles of consecutive rows on tensor cores
         return cuda::attention_prefill(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, d_tiles_,
                                        int(tiles_.size()), rows, window, ring, c_.n_heads, c_.n_kv_heads,
-                                       c_.head_dim, sm_scale, s);
+                                       c_.head_dim, sm_scale, s, gemm ? act_bf16_ : nullptr);
       const int splits = L.sliding ? splits_sliding : splits_full;
       return cuda::attention(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, n, rows, window, ring,
                              c_.n_heads, c_.n_kv_heads, c_.head_dim, sm_scale, s, splits,
@@ -570,7 +569,8 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
       }));
     } else {
       VEX_RETURN_IF_ERROR(timed("o_gemm", uint64_t(D) * Q * b2, [&] {
-        cudaError_t e = cuda::to_bf16(att_, act_bf16_, int64_t(n) * Q, s);
+        // The prefill attention wrote its output in bf16 already; a decode batch's is fp32.
+        cudaError_t e = decode ? cuda::to_bf16(att_, act_bf16_, int64_t(n) * Q, s) : cudaSuccess;
         return e != cudaSuccess ? e
                                 : gemm_->run(act_bf16_, L.wo, L.bo, x_, n, Q, D, !tp || lead, s);
       }));
@@ -625,9 +625,9 @@ absl::Status CudaEngine::enqueue_logits(int row0, int m, bool gemm) {
   const int D = c_.d_model, V = vocab_here_;  // this rank's rows of the lm_head
   float* out = shard_.tp > 1 ? logits_here_ : logits_;
   VEX_RETURN_IF_ERROR(timed("rmsnorm", D * 2, [&] {
-    cudaError_t e =
-        cuda::rmsnorm(x_ + size_t(row0) * D, final_norm_, xn_, m, D, c_.rms_eps, stream_);
-    return e != cudaSuccess || !gemm ? e : cuda::to_bf16(xn_, act_bf16_, int64_t(m) * D, stream_);
+    return gemm ? cuda::rmsnorm_bf16(x_ + size_t(row0) * D, final_norm_, act_bf16_, m, D,
+                                     c_.rms_eps, stream_)
+                : cuda::rmsnorm(x_ + size_t(row0) * D, final_norm_, xn_, m, D, c_.rms_eps, stream_);
   }));
   VEX_RETURN_IF_ERROR(timed("lm_head", uint64_t(V) * D * 2, [&] {
     return gemm ? gemm_->run(act_bf16_, lm_head_, nullptr, out, m, D, V, false, stream_)

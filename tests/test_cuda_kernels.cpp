@@ -188,8 +188,9 @@ TEST(CudaKernels, GemvWithFusedRmsNorm) {
 }
 
 // The router with the MoE RMSNorm fused: same choices, and the normed input written out; 4
-// tokens take the blocks of 1,024 threads, 300 (a prefill pass) those of 256. A token whose
-// k-th and (k+1)-th logits lie within 1e-4 could choose either way: its choices are not compared.
+// tokens take a block each, 300 (a prefill pass) blocks of 8 (the last one part full). A token
+// whose k-th and (k+1)-th logits lie within 1e-4 could choose either way: its choices are not
+// compared.
 TEST(CudaKernels, RouterWithFusedRmsNorm) {
   for (const int n : {4, 300}) {
     const int D = 2880, E = 32, k = 4;
@@ -383,42 +384,52 @@ TEST(CudaKernels, AttentionPrefillMatchesCpu) {
         ASSERT_NEAR(out[size_t(t) * Hq * d + i], ref[i], bound)
             << "d " << d << " window " << window << " row " << t << " i " << i;
     }
+    // The output in bf16 (the O projection's GEMM input): the same values, rounded.
+    Dev<uint16_t> dob(out.size());
+    CUDA_OK(cuda::attention_prefill(dq.p, S, dk.p, dv.p, ds.p, nullptr, dt.p, int(tiles.size()),
+                                    rows, window, ring, Hq, Hkv, d, scale, 0, dob.p));
+    const auto outb = dob.get();
+    for (size_t i = 0; i < out.size(); ++i) ASSERT_EQ(outb[i], f32_to_bf16(out[i])) << i;
   }
 }
 
+// The router alone (no norm) with its logits written out, for 9 tokens (a block each) and 300 (8
+// a block).
 TEST(CudaKernels, RouterTopkSoftmax) {
-  const int n = 9, D = 2880, E = 32, k = 4;
-  const auto x = normal(size_t(n) * D);
-  const auto W = normal_bf16(size_t(E) * D, 0.05f);
-  const auto b = normal_bf16(E);
-  std::vector<float> logits(size_t(n) * E);
-  linear_bf16(x.data(), W.data(), b.data(), logits.data(), n, D, E);
-  std::vector<vex_slot> slots(E);
-  for (int e = 0; e < E; ++e) slots[e] = {VEX_SLOT_NEURAL, uint32_t(e), 0, 0};
-  Dev<float> dx(x), dw(size_t(n) * k), dl(size_t(n) * E);
-  Dev<uint16_t> dW(W), db(b);
-  Dev<vex_slot> ds(slots);
-  Dev<int> di(size_t(n) * k);
-  CUDA_OK(cuda::router(dx.p, dW.p, db.p, ds.p, n, D, E, k, di.p, dw.p, dl.p, 0));
-  const auto idx = di.get();
-  const auto wt = dw.get(), gl = dl.get();
-  for (int t = 0; t < n; ++t) {
-    int ridx[4];
-    float rw[4];
-    router_topk_softmax(&logits[t * E], E, k, ridx, rw);
-    for (int e = 0; e < E; ++e) ASSERT_NEAR(gl[t * E + e], logits[t * E + e], 1e-4f);
-    for (int j = 0; j < k; ++j) {
-      ASSERT_EQ(idx[t * k + j], ridx[j]) << "token " << t;  // random logits: no near ties
-      ASSERT_NEAR(wt[t * k + j], rw[j], 1e-5f);
+  for (const int n : {9, 300}) {
+    const int D = 2880, E = 32, k = 4;
+    const auto x = normal(size_t(n) * D);
+    const auto W = normal_bf16(size_t(E) * D, 0.05f);
+    const auto b = normal_bf16(E);
+    std::vector<float> logits(size_t(n) * E);
+    linear_bf16(x.data(), W.data(), b.data(), logits.data(), n, D, E);
+    std::vector<vex_slot> slots(E);
+    for (int e = 0; e < E; ++e) slots[e] = {VEX_SLOT_NEURAL, uint32_t(e), 0, 0};
+    Dev<float> dx(x), dw(size_t(n) * k), dl(size_t(n) * E);
+    Dev<uint16_t> dW(W), db(b);
+    Dev<vex_slot> ds(slots);
+    Dev<int> di(size_t(n) * k);
+    CUDA_OK(cuda::router(dx.p, dW.p, db.p, ds.p, n, D, E, k, di.p, dw.p, dl.p, 0));
+    const auto idx = di.get();
+    const auto wt = dw.get(), gl = dl.get();
+    for (int t = 0; t < n; ++t) {
+      int ridx[4];
+      float rw[4];
+      router_topk_softmax(&logits[t * E], E, k, ridx, rw);
+      for (int e = 0; e < E; ++e) ASSERT_NEAR(gl[t * E + e], logits[t * E + e], 1e-4f);
+      for (int j = 0; j < k; ++j) {
+        ASSERT_EQ(idx[t * k + j], ridx[j]) << "token " << t;  // random logits: no near ties
+        ASSERT_NEAR(wt[t * k + j], rw[j], 1e-5f);
+      }
     }
+    // A PRUNED slot is never chosen, even with the largest logit.
+    const int top = idx[0];
+    slots[top].kind = VEX_SLOT_PRUNED;
+    Dev<vex_slot> ds2(slots);
+    CUDA_OK(cuda::router(dx.p, dW.p, db.p, ds2.p, n, D, E, k, di.p, dw.p, nullptr, 0));
+    const auto idx2 = di.get();
+    for (int j = 0; j < k; ++j) EXPECT_NE(idx2[j], top);
   }
-  // A PRUNED slot is never chosen, even with the largest logit.
-  const int top = idx[0];
-  slots[top].kind = VEX_SLOT_PRUNED;
-  Dev<vex_slot> ds2(slots);
-  CUDA_OK(cuda::router(dx.p, dW.p, db.p, ds2.p, n, D, E, k, di.p, dw.p, nullptr, 0));
-  const auto idx2 = di.get();
-  for (int j = 0; j < k; ++j) EXPECT_NE(idx2[j], top);
 }
 
 // E random MXFP4 experts on the host and the device (codes uniform, scales 2^(s0-127) ..

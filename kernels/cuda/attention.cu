@@ -21,8 +21,8 @@ template <int D>
 __global__ void __launch_bounds__(32)
     attention_kernel(const float* __restrict__ q, int q_stride, const uint16_t* __restrict__ kc,
                      const uint16_t* __restrict__ vc, const uint16_t* __restrict__ sinks,
-                     float* __restrict__ out, CacheRows rows, int window, int ring,
-                     int n_heads, int n_kv_heads, float sm_scale, float* __restrict__ partial) {
+                     float* __restrict__ out, CacheRows rows, int window, int ring, int n_heads,
+                     int n_kv_heads, float sm_scale, float* __restrict__ partial) {
   pdl_prologue();
   const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x, z = blockIdx.z, S = gridDim.z;
   const int g = h / (n_heads / n_kv_heads), kv_dim = n_kv_heads * D;
@@ -125,14 +125,13 @@ cudaError_t launch(const float* q, int q_stride, const uint16_t* kc, const uint1
                    const uint16_t* sinks, float* out, int n, CacheRows rows, int window, int ring,
                    int n_heads, int n_kv_heads, float sm_scale, int splits, float* partial,
                    cudaStream_t stream) {
-  launch_pdl(attention_kernel<D>, dim3(n, n_heads, splits), 32, 0, stream,
-      q, q_stride, kc, vc, sinks, out, rows, window, ring, n_heads, n_kv_heads, sm_scale, partial);
+  launch_pdl(attention_kernel<D>, dim3(n, n_heads, splits), 32, 0, stream, q, q_stride, kc, vc,
+             sinks, out, rows, window, ring, n_heads, n_kv_heads, sm_scale, partial);
   if (splits > 1)
-    launch_pdl(attention_combine_kernel<D>, dim3(n, n_heads), D, 0, stream,
-        partial, splits, n_heads, out);
+    launch_pdl(attention_combine_kernel<D>, dim3(n, n_heads), D, 0, stream, partial, splits,
+               n_heads, out);
   return cudaGetLastError();
 }
-
 
 // ---- Prefill on tensor cores ----------------------------------------------------------------
 
@@ -141,10 +140,12 @@ __device__ __forceinline__ void ldsm_x4(uint32_t* r, const void* row) {
   const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
   if constexpr (kTrans)
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
   else
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
 }
 
 // Block (tile, KV head g), warp w = query head g * G + w: its 16 rows (the tile's, the last
@@ -153,20 +154,24 @@ __device__ __forceinline__ void ldsm_x4(uint32_t* r, const void* row) {
 // the 8 rows of an ldmatrix hit 8 bank groups). Per key tile: S = Q K^T (n8 tiles of keys),
 // the mask (window, causality, the tile's end), the online softmax with the sink in the
 // running max and sum (§7.5), then O += P V with P's accumulators reused as the A fragments.
+// The output in fp32 (out), or rounded to bf16 for the O projection's GEMM (out_bf16, when not
+// null). Blocks run the last tiles first (blockIdx.y counts down): in a causal pass those see
+// the most keys, and starting them first keeps the longest blocks out of the last wave.
 template <int D>
 __global__ void __launch_bounds__(256, 1)
     attention_prefill_kernel(const float* __restrict__ q, int q_stride,
                              const uint16_t* __restrict__ kc, const uint16_t* __restrict__ vc,
                              const uint16_t* __restrict__ sinks, float* __restrict__ out,
-                             const RowTile* __restrict__ tiles, CacheRows rows, int window,
-                             int ring, int n_heads, int n_kv_heads, float sm_scale) {
+                             uint16_t* __restrict__ out_bf16, const RowTile* __restrict__ tiles,
+                             CacheRows rows, int window, int ring, int n_heads, int n_kv_heads,
+                             float sm_scale) {
   pdl_prologue();
   constexpr int U = D / 8;                   // 16-byte units per key row
   constexpr int kKeys = D == 128 ? 32 : 64;  // keys per tile
   constexpr int kSw = U < 8 ? U : 8;         // swizzle span (units)
   __shared__ uint4 ks[2][kKeys][U], vs[2][kKeys][U];
-  const RowTile tile = tiles[blockIdx.x];
-  const int kvh = blockIdx.y, G = n_heads / n_kv_heads, kv_dim = n_kv_heads * D;
+  const RowTile tile = tiles[gridDim.y - 1 - blockIdx.y];
+  const int kvh = blockIdx.x, G = n_heads / n_kv_heads, kv_dim = n_kv_heads * D;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
   const int h = kvh * G + warp;
   const int p0 = rows.pos[tile.row0], last = p0 + tile.count - 1;
@@ -261,7 +266,7 @@ __global__ void __launch_bounds__(256, 1)
         const float pj = expf(s[nt][v] - m[v / 2]);  // 0 where masked
         s[nt][v] = pj, l[v / 2] += pj;
       }
-    // O += P V: keys 16 kk .. +15 are the k of one MMA; P's n8 tiles 2kk, 2kk + 1 form its A.
+      // O += P V: keys 16 kk .. +15 are the k of one MMA; P's n8 tiles 2kk, 2kk + 1 form its A.
 #pragma unroll
     for (int kk = 0; kk < kKeys / 16; ++kk) {
       // Probabilities in three terms as well: with two (16 bits) an untrained model's logits
@@ -293,21 +298,26 @@ __global__ void __launch_bounds__(256, 1)
     l[half] += __shfl_xor_sync(0xffffffffu, l[half], 2);
     const int r = g + 8 * half;
     if (r >= tile.count) continue;
-    float* orow = out + static_cast<int64_t>(tile.row0 + r) * n_heads * D + h * D + 2 * c;
+    const int64_t at = static_cast<int64_t>(tile.row0 + r) * n_heads * D + h * D + 2 * c;
 #pragma unroll
-    for (int dn = 0; dn < D / 8; ++dn)
-      *reinterpret_cast<float2*>(orow + 8 * dn) =
-          make_float2(o[dn][2 * half] / l[half], o[dn][2 * half + 1] / l[half]);
+    for (int dn = 0; dn < D / 8; ++dn) {
+      const float a = o[dn][2 * half] / l[half], b = o[dn][2 * half + 1] / l[half];
+      const uint32_t pair = to_bf16(a) | uint32_t(to_bf16(b)) << 16;
+      if (out_bf16)
+        *reinterpret_cast<uint32_t*>(out_bf16 + at + 8 * dn) = pair;
+      else
+        *reinterpret_cast<float2*>(out + at + 8 * dn) = make_float2(a, b);
+    }
   }
 }
 
 template <int D>
 cudaError_t launch_prefill(const float* q, int q_stride, const uint16_t* kc, const uint16_t* vc,
-                           const uint16_t* sinks, float* out, const RowTile* tiles, int n_tiles,
-                           CacheRows rows, int window, int ring, int n_heads, int n_kv_heads,
-                           float sm_scale, cudaStream_t stream) {
-  launch_pdl(attention_prefill_kernel<D>, dim3(n_tiles, n_kv_heads), 32 * (n_heads / n_kv_heads), 0,
-             stream, q, q_stride, kc, vc, sinks, out, tiles, rows, window, ring, n_heads,
+                           const uint16_t* sinks, float* out, uint16_t* out_bf16,
+                           const RowTile* tiles, int n_tiles, CacheRows rows, int window, int ring,
+                           int n_heads, int n_kv_heads, float sm_scale, cudaStream_t stream) {
+  launch_pdl(attention_prefill_kernel<D>, dim3(n_kv_heads, n_tiles), 32 * (n_heads / n_kv_heads), 0,
+             stream, q, q_stride, kc, vc, sinks, out, out_bf16, tiles, rows, window, ring, n_heads,
              n_kv_heads, sm_scale);
   return cudaGetLastError();
 }
@@ -324,7 +334,7 @@ cudaError_t attention(const float* q, int q_stride, const uint16_t* k_cache,
   switch (head_dim) {
 #define VEX_ATTENTION_CASE(D)                                                                   \
   case D:                                                                                       \
-    return launch<D>(q, q_stride, k_cache, v_cache, sinks, out, n, rows, window, ring, n_heads,  \
+    return launch<D>(q, q_stride, k_cache, v_cache, sinks, out, n, rows, window, ring, n_heads, \
                      n_kv_heads, sm_scale, splits, partial, stream);
     VEX_ATTENTION_CASE(16)
     VEX_ATTENTION_CASE(32)
@@ -353,15 +363,15 @@ cudaError_t attention_prefill(const float* q, int q_stride, const uint16_t* k_ca
                               const uint16_t* v_cache, const uint16_t* sinks, float* out,
                               const RowTile* tiles, int n_tiles, CacheRows rows, int window,
                               int ring, int n_heads, int n_kv_heads, int head_dim, float sm_scale,
-                              cudaStream_t stream) {
+                              cudaStream_t stream, uint16_t* out_bf16) {
   if (n_tiles <= 0) return cudaSuccess;
-  if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || n_heads / n_kv_heads > 8)
+  if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || n_heads / n_kv_heads > 8 || n_tiles > 65535)
     return cudaErrorInvalidValue;
   switch (head_dim) {
-#define VEX_PREFILL_CASE(D)                                                                    \
-  case D:                                                                                      \
-    return launch_prefill<D>(q, q_stride, k_cache, v_cache, sinks, out, tiles, n_tiles, rows,  \
-                             window, ring, n_heads, n_kv_heads, sm_scale, stream);
+#define VEX_PREFILL_CASE(D)                                                                       \
+  case D:                                                                                         \
+    return launch_prefill<D>(q, q_stride, k_cache, v_cache, sinks, out, out_bf16, tiles, n_tiles, \
+                             rows, window, ring, n_heads, n_kv_heads, sm_scale, stream);
     VEX_PREFILL_CASE(16)
     VEX_PREFILL_CASE(32)
     VEX_PREFILL_CASE(64)

@@ -1,5 +1,5 @@
-// Attention with sinks and the sliding window over the bf16 KV cache (docs/gpt-oss.md §4.4), twin of
-// kernels/cpu/attention.cpp. One kernel for decode and for prefill chunks: row t is at position
+// Attention with sinks and the sliding window over the bf16 KV cache (docs/gpt-oss.md §4.4), twin
+// of kernels/cpu/attention.cpp. One kernel for decode and for prefill chunks: row t is at position
 // p = rows.pos[t] of sequence rows.seq[t] (kernels/cuda/rows.cuh) and attends that sequence's
 // keys max(0, p - window + 1) .. p (window 0: all).
 #pragma once
@@ -39,11 +39,13 @@ std::vector<RowTile> row_tiles(const std::vector<int>& pos, const std::vector<in
 // the probability-weighted values on bf16 tensor cores (mma.sync m16n8k16, fp32 accumulation):
 // the keys and values are bf16 already; the fp32 queries and probabilities enter as three bf16
 // terms each (24 significant bits, fp32's: a score's error must stay small against 1, not
-// against the score, which an untrained model makes large).
+// against the score, which an untrained model makes large). With out_bf16 (not null) the
+// output goes there rounded to bf16 (the O projection's GEMM input) instead of to out. n_tiles
+// <= 65,535.
 cudaError_t attention_prefill(const float* q, int q_stride, const uint16_t* k_cache,
                               const uint16_t* v_cache, const uint16_t* sinks, float* out,
                               const RowTile* tiles, int n_tiles, CacheRows rows, int window,
                               int ring, int n_heads, int n_kv_heads, int head_dim, float sm_scale,
-                              cudaStream_t stream);
+                              cudaStream_t stream, uint16_t* out_bf16 = nullptr);
 
 }  // namespace vex::cuda

@@ -4,14 +4,17 @@
 namespace vex::cuda {
 namespace {
 
-constexpr int kThreads = 1024;  // one element or a few per thread: the row is 2880 wide
-
-// One block per row: sum of squares in fp32 per thread, then across warps.
-__global__ void rmsnorm_kernel(const float* __restrict__ x, const uint16_t* __restrict__ g,
-                               float* __restrict__ y, int dim, float eps) {
+// One block per row: sum of squares in fp32 per thread, then across warps; y in fp32 or, for the
+// projections' GEMMs, rounded to bf16 (Out = uint16_t). kThreads: 1,024 for a few rows (decode:
+// the row's chain is the step's), 256 for many (a prefill pass, whose 1,024-thread blocks ran in
+// waves: the router's measurement, kernels/cuda/router.cu).
+template <int kThreads, typename Out>
+__global__ void __launch_bounds__(kThreads)
+    rmsnorm_kernel(const float* __restrict__ x, const uint16_t* __restrict__ g, Out* y, int dim,
+                   float eps) {
   pdl_prologue();
   const float* xt = x + static_cast<int64_t>(blockIdx.x) * dim;
-  float* yt = y + static_cast<int64_t>(blockIdx.x) * dim;
+  Out* yt = y + static_cast<int64_t>(blockIdx.x) * dim;
   float ss = 0;
   for (int i = threadIdx.x; i < dim; i += kThreads) ss += xt[i] * xt[i];
   __shared__ float part[kThreads / 32];
@@ -22,16 +25,38 @@ __global__ void rmsnorm_kernel(const float* __restrict__ x, const uint16_t* __re
 #pragma unroll
   for (int w = 0; w < kThreads / 32; ++w) total += part[w];
   const float r = rsqrtf(total / dim + eps);
-  for (int i = threadIdx.x; i < dim; i += kThreads) yt[i] = (xt[i] * r) * bf16(g[i]);
+  for (int i = threadIdx.x; i < dim; i += kThreads) {
+    const float v = (xt[i] * r) * bf16(g[i]);
+    if constexpr (sizeof(Out) == 2)
+      yt[i] = to_bf16(v);
+    else
+      yt[i] = v;
+  }
+}
+
+constexpr int kManyRows = 256;  // from this many rows a call, blocks of 256 threads
+
+template <typename Out>
+cudaError_t launch(const float* x, const uint16_t* g, Out* y, int n, int dim, float eps,
+                   cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  if (n >= kManyRows)
+    launch_pdl(rmsnorm_kernel<256, Out>, n, 256, 0, stream, x, g, y, dim, eps);
+  else
+    launch_pdl(rmsnorm_kernel<1024, Out>, n, 1024, 0, stream, x, g, y, dim, eps);
+  return cudaGetLastError();
 }
 
 }  // namespace
 
 cudaError_t rmsnorm(const float* x, const uint16_t* g, float* y, int n, int dim, float eps,
                     cudaStream_t stream) {
-  if (n <= 0) return cudaSuccess;
-  launch_pdl(rmsnorm_kernel, n, kThreads, 0, stream, x, g, y, dim, eps);
-  return cudaGetLastError();
+  return launch(x, g, y, n, dim, eps, stream);
+}
+
+cudaError_t rmsnorm_bf16(const float* x, const uint16_t* g, uint16_t* yb, int n, int dim, float eps,
+                         cudaStream_t stream) {
+  return launch(x, g, yb, n, dim, eps, stream);
 }
 
 }  // namespace vex::cuda

@@ -6,36 +6,86 @@ namespace vex::cuda {
 namespace {
 
 constexpr int kMaxE = 256, kMaxK = 8;
-constexpr int kManyTokens = 256;  // from this many tokens a call, blocks of 256 threads
+constexpr int kManyTokens = 256;  // from this many tokens a call, router_many_kernel
 constexpr int kLoads = 3;         // 16-byte weight loads a lane has in flight together
 constexpr int kPer = 3;  // elements of x a thread holds (rows longer than kPer * threads loop)
 
-// acc += row . xs over the 16-byte chunks c0, c0 + 32, ... (kLoads of them) already loaded in v.
+// The 8 weights wf (one 16-byte chunk) times xs's chunk c, in one order for both kernels.
+__device__ __forceinline__ float dot8(const float* wf, const float* xs, int c) {
+  const float4* xv = reinterpret_cast<const float4*>(xs) + 2 * c;
+  const float4 a = xv[0], b4 = xv[1];
+  return wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b4.x + wf[5] * b4.y +
+         wf[6] * b4.z + wf[7] * b4.w;
+}
+
+// acc += row . xs over the 16-byte chunks c0, c0 + 32, ... (n of them) already loaded in v.
+template <int n>
 __device__ __forceinline__ void dot_chunks(const uint4* v, int c0, int chunks, const float* xs,
                                            float& acc) {
 #pragma unroll
-  for (int u = 0; u < kLoads; ++u) {
+  for (int u = 0; u < n; ++u) {
     const int c = c0 + 32 * u;
     if (c >= chunks) break;
     float wf[8];
     bf16x8(v[u], wf);
-    const float4* xv = reinterpret_cast<const float4*>(xs) + 2 * c;
-    const float4 a = xv[0], b4 = xv[1];
-    acc += wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b4.x + wf[5] * b4.y +
-           wf[6] * b4.z + wf[7] * b4.w;
+    acc += dot8(wf, xs, c);
   }
 }
 
+template <int n>
 __device__ __forceinline__ void load_chunks(const uint4* row, int c0, int chunks, uint4* v) {
 #pragma unroll
-  for (int u = 0; u < kLoads; ++u)
+  for (int u = 0; u < n; ++u)
     if (c0 + 32 * u < chunks) v[u] = __ldg(row + c0 + 32 * u);
 }
 
-// kThreads: 1,024 for a few tokens (decode: each block's chain of loads is the step's), 256 for
-// many (a prefill pass: its 1,024 blocks of 1,024 threads ran in ~4 waves; with 256 threads the
-// router of a 1,024-token pass of gpt-oss-20b took 1.23 ms instead of 1.78, with 128 1.20, with
-// 512 1.49: bench/NOTES.md, session 9).
+// The lane's bits of the slots that cannot be chosen: bit i for slot lane + 32 i (PRUNED slots
+// never compete).
+__device__ __forceinline__ uint32_t pruned_bits(const vex_slot* slots, int E, int lane) {
+  uint32_t taken = 0;
+  for (int i = 0; lane + 32 * i < E; ++i)
+    if (slots[lane + 32 * i].kind == VEX_SLOT_PRUNED) taken |= 1u << i;
+  return taken;
+}
+
+// Token t's top k of the E scores s by k rounds of a warp-wide arg-max (ties to the lower slot
+// id, as the CPU twin), forced slots first, then the softmax over the k chosen: one warp.
+__device__ void top_k(const float* s, const vex_slot* slots, int E, int k, const int* forced,
+                      int n_forced, uint32_t taken, int t, int* idx, float* weight) {
+  const int lane = threadIdx.x % 32;
+  float chosen_logit[kMaxK];
+  int chosen[kMaxK];
+  for (int r = 0; r < k; ++r) {
+    float best = -INFINITY;
+    int at = 0x7FFFFFFF;
+    if (r < n_forced) {  // forced slots first (vexprobe --force), in the order given
+      at = forced[r], best = slots[at].kind == VEX_SLOT_PRUNED ? -INFINITY : s[at];
+    } else {
+      for (int i = 0; lane + 32 * i < E; ++i)
+        if (!(taken >> i & 1) && (s[lane + 32 * i] > best || at == 0x7FFFFFFF))
+          best = s[lane + 32 * i], at = lane + 32 * i;
+#pragma unroll
+      for (int off = 16; off > 0; off /= 2) {
+        const float ob = __shfl_xor_sync(0xffffffffu, best, off);
+        const int oa = __shfl_xor_sync(0xffffffffu, at, off);
+        if (ob > best || (ob == best && oa < at)) best = ob, at = oa;
+      }
+    }
+    chosen[r] = at, chosen_logit[r] = best;
+    if (at % 32 == lane) taken |= 1u << (at / 32);
+  }
+  if (lane != 0) return;
+  float m = chosen_logit[0];  // a forced slot may rank below the others
+  for (int i = 1; i < k; ++i) m = fmaxf(m, chosen_logit[i]);
+  float den = 0;
+  for (int i = 0; i < k; ++i) den += expf(chosen_logit[i] - m);
+  for (int i = 0; i < k; ++i) {
+    idx[t * k + i] = chosen[i];
+    weight[t * k + i] = expf(chosen_logit[i] - m) / den;
+  }
+}
+
+// A token a block, for a few tokens (decode: each block's chain of loads is the step's).
 template <int kThreads>
 __global__ void __launch_bounds__(kThreads)
     router_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
@@ -52,7 +102,7 @@ __global__ void __launch_bounds__(kThreads)
   uint4 first[kLoads];
   if (w < E) {
     const uint4* row = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(w) * D);
-    load_chunks(row, lane, chunks, first);
+    load_chunks<kLoads>(row, lane, chunks, first);
     for (int c = lane + 32 * kLoads; c < chunks; c += 32)  // the rest of the row into L2
       asm volatile("prefetch.global.L2 [%0];" ::"l"(row + c));
   }
@@ -63,11 +113,8 @@ __global__ void __launch_bounds__(kThreads)
     g[u] = gain && i < D ? bf16(__ldg(gain + i)) : 1.0f;
   }
   // Top-k bookkeeping of warp 0: lane holds slots lane, lane + 32, ... (E <= 256); bit i set:
-  // slot lane + 32 i already chosen or pruned (PRUNED slots never compete).
-  uint32_t taken = 0;
-  if (w == 0)
-    for (int i = 0; lane + 32 * i < E; ++i)
-      if (slots[lane + 32 * i].kind == VEX_SLOT_PRUNED) taken |= 1u << i;
+  // slot lane + 32 i already chosen or pruned.
+  const uint32_t taken = w == 0 ? pruned_bits(slots, E, lane) : 0;
   pdl_prologue();
   const float* xt = x + static_cast<int64_t>(t) * D;
   __shared__ float s[kMaxE];
@@ -111,11 +158,11 @@ __global__ void __launch_bounds__(kThreads)
     const uint4* row = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(e) * D);
     float acc = 0;
     int c0 = lane;
-    if (e == w) dot_chunks(first, c0, chunks, xs, acc), c0 += 32 * kLoads;
+    if (e == w) dot_chunks<kLoads>(first, c0, chunks, xs, acc), c0 += 32 * kLoads;
     for (; c0 < chunks; c0 += 32 * kLoads) {
       uint4 next[kLoads];
-      load_chunks(row, c0, chunks, next);
-      dot_chunks(next, c0, chunks, xs, acc);
+      load_chunks<kLoads>(row, c0, chunks, next);
+      dot_chunks<kLoads>(next, c0, chunks, xs, acc);
     }
     acc = warp_sum(acc) + bf16(b[e]);
     if (lane == 0) {
@@ -127,38 +174,112 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
   __syncthreads();
-  if (w != 0) return;
-  // Top-k by k rounds of a warp-wide arg-max (ties to the lower slot id, as the CPU twin).
-  float chosen_logit[kMaxK];
-  int chosen[kMaxK];
-  for (int r = 0; r < k; ++r) {
-    float best = -INFINITY;
-    int at = 0x7FFFFFFF;
-    if (r < n_forced) {  // forced slots first (vexprobe --force), in the order given
-      at = forced[r], best = slots[at].kind == VEX_SLOT_PRUNED ? -INFINITY : s[at];
-    } else {
-      for (int i = 0; lane + 32 * i < E; ++i)
-        if (!(taken >> i & 1) && (s[lane + 32 * i] > best || at == 0x7FFFFFFF))
-          best = s[lane + 32 * i], at = lane + 32 * i;
+  if (w == 0) top_k(s, slots, E, k, forced, n_forced, taken, t, idx, weight);
+}
+
+// kTok tokens a block, for many (a prefill pass): a token a block read the E weight rows from L2
+// once per token, 189 MB a 1,024-token pass of gpt-oss-20b, which bound the kernel (1.23 ms a
+// pass; bench/NOTES.md). Warp w norms token t0 + w into shared memory, then each warp takes rows
+// w, w + 8, ... for all kTok tokens (each row's chunks read once, a row's kGroup loads a lane in
+// flight together; every token's sum in the order of router_kernel), then warp w chooses token
+// t0 + w's top k. The norm sums a row in a warp (router_kernel: in the block).
+constexpr int kTok = 8, kGroup = 12;
+__global__ void __launch_bounds__(32 * kTok)
+    router_many_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
+                       const uint16_t* __restrict__ b, const vex_slot* __restrict__ slots, int n,
+                       int D, int E, int k, int* __restrict__ idx, float* __restrict__ weight,
+                       float* __restrict__ logits, const uint16_t* __restrict__ gain, float eps,
+                       float* __restrict__ xn_out, const int* __restrict__ forced, int n_forced,
+                       uint32_t* __restrict__ xf_out) {
+  pdl_prologue();
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32, chunks = D / 8;
+  const int t0 = blockIdx.x * kTok, t = t0 + w;
+  extern __shared__ float xs[];  // [kTok][D]: the tokens' router inputs
+  __shared__ float s[kTok][kMaxE];
+  float* xw = xs + static_cast<int64_t>(w) * D;
+  const int quads = D / 4;  // the row as float4s, kGroup of a lane's in flight together
+  if (t < n) {
+    const float4* xt = reinterpret_cast<const float4*>(x + static_cast<int64_t>(t) * D);
+    float r = 1.0f;
+    if (gain) {
+      float ss = 0;
+      for (int q0 = lane; q0 < quads; q0 += 32 * kGroup) {
+        float4 v[kGroup];
 #pragma unroll
-      for (int off = 16; off > 0; off /= 2) {
-        const float ob = __shfl_xor_sync(0xffffffffu, best, off);
-        const int oa = __shfl_xor_sync(0xffffffffu, at, off);
-        if (ob > best || (ob == best && oa < at)) best = ob, at = oa;
+        for (int u = 0; u < kGroup; ++u)
+          if (q0 + 32 * u < quads) v[u] = xt[q0 + 32 * u];
+#pragma unroll
+        for (int u = 0; u < kGroup; ++u)
+          if (q0 + 32 * u < quads)
+            ss += v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w;
+      }
+      r = rsqrtf(warp_sum(ss) / D + eps);
+    }
+    // (x * r) * g, as the CPU twin rounds it; x itself without a gain. The row is in L1 now.
+    float4* xo = reinterpret_cast<float4*>(xn_out + static_cast<int64_t>(t) * D);
+    for (int q0 = lane; q0 < quads; q0 += 32 * kGroup) {
+      float4 v[kGroup];
+      uint2 gq[kGroup];
+#pragma unroll
+      for (int u = 0; u < kGroup; ++u)
+        if (q0 + 32 * u < quads) {
+          v[u] = xt[q0 + 32 * u];
+          if (gain) gq[u] = __ldg(reinterpret_cast<const uint2*>(gain) + q0 + 32 * u);
+        }
+#pragma unroll
+      for (int u = 0; u < kGroup; ++u) {
+        const int q = q0 + 32 * u;
+        if (q >= quads) break;
+        if (gain) {
+          v[u].x = (v[u].x * r) * bf16(gq[u].x & 0xFFFF),
+          v[u].y = (v[u].y * r) * bf16(gq[u].x >> 16);
+          v[u].z = (v[u].z * r) * bf16(gq[u].y & 0xFFFF),
+          v[u].w = (v[u].w * r) * bf16(gq[u].y >> 16);
+          xo[q] = v[u];
+        }
+        reinterpret_cast<float4*>(xw)[q] = v[u];
       }
     }
-    chosen[r] = at, chosen_logit[r] = best;
-    if (at % 32 == lane) taken |= 1u << (at / 32);
+    __syncwarp();
+    if (xf_out) {  // the MoE decode kernels' input (split.cuh)
+      uint16_t* o = reinterpret_cast<uint16_t*>(xf_out + static_cast<int64_t>(t) * split_words(D));
+      for (int i = lane; i < D; i += 32) store_split(xw[i], i, D, o);
+    }
+  } else {
+    for (int i = lane; i < D; i += 32) xw[i] = 0.0f;
   }
-  if (lane != 0) return;
-  float m = chosen_logit[0];  // a forced slot may rank below the others
-  for (int i = 1; i < k; ++i) m = fmaxf(m, chosen_logit[i]);
-  float den = 0;
-  for (int i = 0; i < k; ++i) den += expf(chosen_logit[i] - m);
-  for (int i = 0; i < k; ++i) {
-    idx[t * k + i] = chosen[i];
-    weight[t * k + i] = expf(chosen_logit[i] - m) / den;
+  __syncthreads();
+  for (int e = w; e < E; e += kTok) {
+    const uint4* row = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(e) * D);
+    float acc[kTok] = {};
+    for (int c0 = lane; c0 < chunks; c0 += 32 * kGroup) {
+      uint4 v[kGroup];
+      load_chunks<kGroup>(row, c0, chunks, v);
+#pragma unroll
+      for (int u = 0; u < kGroup; ++u) {
+        const int c = c0 + 32 * u;
+        if (c >= chunks) break;
+        float wf[8];
+        bf16x8(v[u], wf);
+#pragma unroll
+        for (int j = 0; j < kTok; ++j) acc[j] += dot8(wf, xs + static_cast<int64_t>(j) * D, c);
+      }
+    }
+    const float be = bf16(b[e]);
+#pragma unroll
+    for (int j = 0; j < kTok; ++j) {
+      const float v = warp_sum(acc[j]) + be;
+      if (lane == 0) {
+        s[j][e] = v;
+        if (logits && t0 + j < n)
+          logits[static_cast<int64_t>(t0 + j) * E + e] =
+              slots[e].kind == VEX_SLOT_PRUNED ? -INFINITY : v;
+      }
+    }
   }
+  __syncthreads();
+  if (t < n)
+    top_k(s[w], slots, E, k, forced, n_forced, pruned_bits(slots, E, lane), t, idx, weight);
 }
 
 }  // namespace
@@ -172,10 +293,13 @@ cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const v
   if (xf_out && D % 32 != 0) return cudaErrorInvalidValue;
   if (norm_gain && !xn_out) return cudaErrorInvalidValue;
   if (n_forced < 0 || n_forced > k || (n_forced > 0 && !forced)) return cudaErrorInvalidValue;
-  if (n >= kManyTokens)
-    launch_pdl(router_kernel<256>, n, 256, D * sizeof(float), stream, x, W, b, slots, D, E, k, idx,
-               weight, logits, norm_gain, eps, xn_out, forced, n_forced, xf_out);
-  else
+  if (n >= kManyTokens) {
+    static const cudaError_t allowed = allow_smem(router_many_kernel);
+    if (allowed != cudaSuccess) return allowed;
+    launch_pdl(router_many_kernel, (n + kTok - 1) / kTok, 32 * kTok, kTok * D * sizeof(float),
+               stream, x, W, b, slots, n, D, E, k, idx, weight, logits, norm_gain, eps, xn_out,
+               forced, n_forced, xf_out);
+  } else
     launch_pdl(router_kernel<1024>, n, 1024, D * sizeof(float), stream, x, W, b, slots, D, E, k,
                idx, weight, logits, norm_gain, eps, xn_out, forced, n_forced, xf_out);
   return cudaGetLastError();
