@@ -285,13 +285,20 @@ __global__ void split_kernel(const float* __restrict__ x, int K, uint32_t* __res
 // offset[e] .. offset[e + 1] in list. One block; warp w takes slots w, w + 32, ...: it counts a
 // slot's pairs 32 at a time with a ballot, and once the block has the offsets, writes them in
 // order the same way (a thread per slot scanning every pair took ~320 us a layer of a 1,024-token
-// pass on gpt-oss-20b: bench/NOTES.md, session 9).
+// pass on gpt-oss-20b: bench/NOTES.md, session 9). The pairs' slots are read into shared memory
+// first when they fit (a pass's 4,096: one round of loads instead of each warp's chain of them).
+constexpr int kPlanPairs = 8192;
 __global__ void plan_kernel(const int* __restrict__ idx, int nk, int E, int* __restrict__ offset,
                             int* __restrict__ list) {
   pdl_prologue();
   __shared__ int start[1024];
+  __shared__ int slot_of[kPlanPairs];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-  auto mine = [&](int tj, int e) { return tj < nk && idx[tj] == e; };
+  const bool staged = nk <= kPlanPairs;
+  if (staged)
+    for (int i = threadIdx.x; i < nk; i += blockDim.x) slot_of[i] = idx[i];
+  __syncthreads();
+  auto mine = [&](int tj, int e) { return tj < nk && (staged ? slot_of[tj] : idx[tj]) == e; };
   for (int e = warp; e < E; e += warps) {
     int count = 0;
 #pragma unroll 4

@@ -10,10 +10,9 @@ constexpr int kManyTokens = 256;  // from this many tokens a call, router_many_k
 constexpr int kLoads = 3;         // 16-byte weight loads a lane has in flight together
 constexpr int kPer = 3;  // elements of x a thread holds (rows longer than kPer * threads loop)
 
-// The 8 weights wf (one 16-byte chunk) times xs's chunk c, in one order for both kernels.
-__device__ __forceinline__ float dot8(const float* wf, const float* xs, int c) {
-  const float4* xv = reinterpret_cast<const float4*>(xs) + 2 * c;
-  const float4 a = xv[0], b4 = xv[1];
+// The 8 weights wf (one 16-byte chunk) times the chunk's x (a: its first 4, b4: its last 4), in
+// one order for both kernels.
+__device__ __forceinline__ float dot8(const float* wf, float4 a, float4 b4) {
   return wf[0] * a.x + wf[1] * a.y + wf[2] * a.z + wf[3] * a.w + wf[4] * b4.x + wf[5] * b4.y +
          wf[6] * b4.z + wf[7] * b4.w;
 }
@@ -28,7 +27,8 @@ __device__ __forceinline__ void dot_chunks(const uint4* v, int c0, int chunks, c
     if (c >= chunks) break;
     float wf[8];
     bf16x8(v[u], wf);
-    acc += dot8(wf, xs, c);
+    const float4* xv = reinterpret_cast<const float4*>(xs) + 2 * c;
+    acc += dot8(wf, xv[0], xv[1]);
   }
 }
 
@@ -49,9 +49,12 @@ __device__ __forceinline__ uint32_t pruned_bits(const vex_slot* slots, int E, in
 }
 
 // Token t's top k of the E scores s by k rounds of a warp-wide arg-max (ties to the lower slot
-// id, as the CPU twin), forced slots first, then the softmax over the k chosen: one warp.
-__device__ void top_k(const float* s, const vex_slot* slots, int E, int k, const int* forced,
-                      int n_forced, uint32_t taken, int t, int* idx, float* weight) {
+// id, as the CPU twin), forced slots first, then the softmax over the k chosen: one warp. Not
+// inlined: inlined into router_kernel it changed how that kernel's dot-product loop was compiled
+// (its weights through local memory) and batch-1 decode lost 4 % (502 -> 482 tok/s, H200).
+__device__ __noinline__ void top_k(const float* s, const vex_slot* slots, int E, int k,
+                                   const int* forced, int n_forced, uint32_t taken, int t, int* idx,
+                                   float* weight) {
   const int lane = threadIdx.x % 32;
   float chosen_logit[kMaxK];
   int chosen[kMaxK];
@@ -114,7 +117,8 @@ __global__ void __launch_bounds__(kThreads)
   }
   // Top-k bookkeeping of warp 0: lane holds slots lane, lane + 32, ... (E <= 256); bit i set:
   // slot lane + 32 i already chosen or pruned.
-  const uint32_t taken = w == 0 ? pruned_bits(slots, E, lane) : 0;
+  uint32_t taken = 0;
+  if (w == 0) taken = pruned_bits(slots, E, lane);
   pdl_prologue();
   const float* xt = x + static_cast<int64_t>(t) * D;
   __shared__ float s[kMaxE];
@@ -178,12 +182,15 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // kTok tokens a block, for many (a prefill pass): a token a block read the E weight rows from L2
-// once per token, 189 MB a 1,024-token pass of gpt-oss-20b, which bound the kernel (1.23 ms a
-// pass; bench/NOTES.md). Warp w norms token t0 + w into shared memory, then each warp takes rows
-// w, w + 8, ... for all kTok tokens (each row's chunks read once, a row's kGroup loads a lane in
-// flight together; every token's sum in the order of router_kernel), then warp w chooses token
-// t0 + w's top k. The norm sums a row in a warp (router_kernel: in the block).
-constexpr int kTok = 8, kGroup = 12;
+// once per token, 189 MB a 1,024-token pass of gpt-oss-20b (1.23 ms a pass; bench/NOTES.md).
+// Warp w norms token t0 + w into shared memory (each row in two halves: the first 4 floats of
+// every 8-float chunk, then the last 4, so a warp's 16-byte reads of consecutive chunks meet no
+// bank twice); then each warp takes kRows rows at a time (w, w + kTok, ...) for all kTok tokens,
+// a lane's chunk of x read once for the kRows rows and each weight chunk once for the kTok
+// tokens, kGroup chunks' loads in flight together (every token's sum in router_kernel's order);
+// then warp w chooses token t0 + w's top k. The norm sums a row in a warp (router_kernel: in the
+// block).
+constexpr int kTok = 8, kRows = 4, kGroup = 2, kQuads = 12;
 __global__ void __launch_bounds__(32 * kTok)
     router_many_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
                        const uint16_t* __restrict__ b, const vex_slot* __restrict__ slots, int n,
@@ -192,24 +199,24 @@ __global__ void __launch_bounds__(32 * kTok)
                        float* __restrict__ xn_out, const int* __restrict__ forced, int n_forced,
                        uint32_t* __restrict__ xf_out) {
   pdl_prologue();
-  const int w = threadIdx.x / 32, lane = threadIdx.x % 32, chunks = D / 8;
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32, chunks = D / 8, quads = D / 4;
   const int t0 = blockIdx.x * kTok, t = t0 + w;
-  extern __shared__ float xs[];  // [kTok][D]: the tokens' router inputs
+  extern __shared__ float4 xs4[];  // [kTok][quads]: chunk c's halves at c and chunks + c
   __shared__ float s[kTok][kMaxE];
-  float* xw = xs + static_cast<int64_t>(w) * D;
-  const int quads = D / 4;  // the row as float4s, kGroup of a lane's in flight together
+  float4* xw = xs4 + static_cast<int64_t>(w) * quads;
+  auto half_at = [&](int q) { return q % 2 * chunks + q / 2; };  // where float4 q of the row goes
   if (t < n) {
     const float4* xt = reinterpret_cast<const float4*>(x + static_cast<int64_t>(t) * D);
     float r = 1.0f;
     if (gain) {
       float ss = 0;
-      for (int q0 = lane; q0 < quads; q0 += 32 * kGroup) {
-        float4 v[kGroup];
+      for (int q0 = lane; q0 < quads; q0 += 32 * kQuads) {
+        float4 v[kQuads];
 #pragma unroll
-        for (int u = 0; u < kGroup; ++u)
+        for (int u = 0; u < kQuads; ++u)
           if (q0 + 32 * u < quads) v[u] = xt[q0 + 32 * u];
 #pragma unroll
-        for (int u = 0; u < kGroup; ++u)
+        for (int u = 0; u < kQuads; ++u)
           if (q0 + 32 * u < quads)
             ss += v[u].x * v[u].x + v[u].y * v[u].y + v[u].z * v[u].z + v[u].w * v[u].w;
       }
@@ -217,63 +224,81 @@ __global__ void __launch_bounds__(32 * kTok)
     }
     // (x * r) * g, as the CPU twin rounds it; x itself without a gain. The row is in L1 now.
     float4* xo = reinterpret_cast<float4*>(xn_out + static_cast<int64_t>(t) * D);
-    for (int q0 = lane; q0 < quads; q0 += 32 * kGroup) {
-      float4 v[kGroup];
-      uint2 gq[kGroup];
+    for (int q0 = lane; q0 < quads; q0 += 32 * kQuads) {
+      float4 v[kQuads];
+      uint2 gq[kQuads];
 #pragma unroll
-      for (int u = 0; u < kGroup; ++u)
+      for (int u = 0; u < kQuads; ++u)
         if (q0 + 32 * u < quads) {
           v[u] = xt[q0 + 32 * u];
           if (gain) gq[u] = __ldg(reinterpret_cast<const uint2*>(gain) + q0 + 32 * u);
         }
 #pragma unroll
-      for (int u = 0; u < kGroup; ++u) {
+      for (int u = 0; u < kQuads; ++u) {
         const int q = q0 + 32 * u;
         if (q >= quads) break;
         if (gain) {
-          v[u].x = (v[u].x * r) * bf16(gq[u].x & 0xFFFF),
+          v[u].x = (v[u].x * r) * bf16(gq[u].x & 0xFFFF);
           v[u].y = (v[u].y * r) * bf16(gq[u].x >> 16);
-          v[u].z = (v[u].z * r) * bf16(gq[u].y & 0xFFFF),
+          v[u].z = (v[u].z * r) * bf16(gq[u].y & 0xFFFF);
           v[u].w = (v[u].w * r) * bf16(gq[u].y >> 16);
           xo[q] = v[u];
         }
-        reinterpret_cast<float4*>(xw)[q] = v[u];
+        xw[half_at(q)] = v[u];
       }
     }
     __syncwarp();
     if (xf_out) {  // the MoE decode kernels' input (split.cuh)
       uint16_t* o = reinterpret_cast<uint16_t*>(xf_out + static_cast<int64_t>(t) * split_words(D));
-      for (int i = lane; i < D; i += 32) store_split(xw[i], i, D, o);
+      const float* xf = reinterpret_cast<const float*>(xw);
+      for (int i = lane; i < D; i += 32) store_split(xf[half_at(i / 4) * 4 + i % 4], i, D, o);
     }
   } else {
-    for (int i = lane; i < D; i += 32) xw[i] = 0.0f;
+    for (int q = lane; q < quads; q += 32) xw[q] = make_float4(0, 0, 0, 0);
   }
   __syncthreads();
-  for (int e = w; e < E; e += kTok) {
-    const uint4* row = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(e) * D);
-    float acc[kTok] = {};
+  for (int e0 = w; e0 < E; e0 += kTok * kRows) {
+    float acc[kRows][kTok] = {};
     for (int c0 = lane; c0 < chunks; c0 += 32 * kGroup) {
-      uint4 v[kGroup];
-      load_chunks<kGroup>(row, c0, chunks, v);
+      uint4 v[kRows][kGroup];
+#pragma unroll
+      for (int r = 0; r < kRows; ++r)
+        if (e0 + kTok * r < E)
+          load_chunks<kGroup>(
+              reinterpret_cast<const uint4*>(W) + static_cast<int64_t>(e0 + kTok * r) * chunks, c0,
+              chunks, v[r]);
 #pragma unroll
       for (int u = 0; u < kGroup; ++u) {
         const int c = c0 + 32 * u;
         if (c >= chunks) break;
-        float wf[8];
-        bf16x8(v[u], wf);
+        float4 lo[kTok], hi[kTok];
 #pragma unroll
-        for (int j = 0; j < kTok; ++j) acc[j] += dot8(wf, xs + static_cast<int64_t>(j) * D, c);
+        for (int j = 0; j < kTok; ++j)
+          lo[j] = xs4[j * quads + c], hi[j] = xs4[j * quads + chunks + c];
+#pragma unroll
+        for (int r = 0; r < kRows; ++r) {
+          if (e0 + kTok * r >= E) break;
+          float wf[8];
+          bf16x8(v[r][u], wf);
+#pragma unroll
+          for (int j = 0; j < kTok; ++j) acc[r][j] += dot8(wf, lo[j], hi[j]);
+        }
       }
     }
-    const float be = bf16(b[e]);
 #pragma unroll
-    for (int j = 0; j < kTok; ++j) {
-      const float v = warp_sum(acc[j]) + be;
-      if (lane == 0) {
-        s[j][e] = v;
-        if (logits && t0 + j < n)
-          logits[static_cast<int64_t>(t0 + j) * E + e] =
-              slots[e].kind == VEX_SLOT_PRUNED ? -INFINITY : v;
+    for (int r = 0; r < kRows; ++r) {
+      const int e = e0 + kTok * r;
+      if (e >= E) break;
+      const float be = bf16(b[e]);
+#pragma unroll
+      for (int j = 0; j < kTok; ++j) {
+        const float v = warp_sum(acc[r][j]) + be;
+        if (lane == 0) {
+          s[j][e] = v;
+          if (logits && t0 + j < n)
+            logits[static_cast<int64_t>(t0 + j) * E + e] =
+                slots[e].kind == VEX_SLOT_PRUNED ? -INFINITY : v;
+        }
       }
     }
   }
