@@ -6,8 +6,9 @@ namespace vex::cuda {
 namespace {
 
 constexpr int kMaxE = 256, kMaxK = 8;
-constexpr int kManyTokens = 256;  // from this many tokens a call, router_many_kernel
-constexpr int kLoads = 3;         // 16-byte weight loads a lane has in flight together
+constexpr int kManyTokens = 256;         // from this many tokens a call, router_many_kernel
+constexpr size_t kManySmem = 160 << 10;  // its rows' shared memory at most (D <= 5,120)
+constexpr int kLoads = 3;                // 16-byte weight loads a lane has in flight together
 constexpr int kPer = 3;  // elements of x a thread holds (rows longer than kPer * threads loop)
 
 // The 8 weights wf (one 16-byte chunk) times the chunk's x (a: its first 4, b4: its last 4), in
@@ -318,12 +319,15 @@ cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const v
   if (xf_out && D % 32 != 0) return cudaErrorInvalidValue;
   if (norm_gain && !xn_out) return cudaErrorInvalidValue;
   if (n_forced < 0 || n_forced > k || (n_forced > 0 && !forced)) return cudaErrorInvalidValue;
-  if (n >= kManyTokens) {
+  // Many tokens take router_many_kernel while its kTok rows fit in shared memory (gpt-oss's D =
+  // 2,880: 92 KB); a wider model's tokens take a block each.
+  const size_t many_smem = size_t(kTok) * D * sizeof(float);
+  if (n >= kManyTokens && many_smem <= kManySmem) {
     static const cudaError_t allowed = allow_smem(router_many_kernel);
     if (allowed != cudaSuccess) return allowed;
-    launch_pdl(router_many_kernel, (n + kTok - 1) / kTok, 32 * kTok, kTok * D * sizeof(float),
-               stream, x, W, b, slots, n, D, E, k, idx, weight, logits, norm_gain, eps, xn_out,
-               forced, n_forced, xf_out);
+    launch_pdl(router_many_kernel, (n + kTok - 1) / kTok, 32 * kTok, many_smem, stream, x, W, b,
+               slots, n, D, E, k, idx, weight, logits, norm_gain, eps, xn_out, forced, n_forced,
+               xf_out);
   } else
     launch_pdl(router_kernel<1024>, n, 1024, D * sizeof(float), stream, x, W, b, slots, D, E, k,
                idx, weight, logits, norm_gain, eps, xn_out, forced, n_forced, xf_out);

@@ -19,7 +19,8 @@ namespace vex::cuda {
 // logits; the rest are the best of the others, and the softmax runs over all k (vexprobe's
 // --force; kernels/cpu/router.h's `preset`). xf_out [n, split_words(D)] (D % 32 == 0): the
 // router's input once more, in the split form the MoE decode kernels read (split.cuh), when not
-// null.
+// null. x, norm_gain and xn_out 16-byte aligned (as cudaMalloc gives them): calls of many tokens
+// read and write them 16 and 8 bytes at a time.
 cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const vex_slot* slots,
                    int n, int D, int E, int k, int* idx, float* weight, float* logits,
                    cudaStream_t stream, const uint16_t* norm_gain = nullptr, float eps = 0,
