@@ -394,10 +394,10 @@ TEST(CudaKernels, AttentionPrefillMatchesCpu) {
 }
 
 // The router alone (no norm) with its logits written out, for 9 tokens (a block each) and 300 (8
-// a block).
+// a block), over gpt-oss-20b's 32 slots and 120b's 128.
 TEST(CudaKernels, RouterTopkSoftmax) {
-  for (const int n : {9, 300}) {
-    const int D = 2880, E = 32, k = 4;
+  for (const auto& [n, E] : {std::pair{9, 32}, {300, 32}, {300, 128}}) {
+    const int D = 2880, k = 4;
     const auto x = normal(size_t(n) * D);
     const auto W = normal_bf16(size_t(E) * D, 0.05f);
     const auto b = normal_bf16(E);
@@ -418,7 +418,7 @@ TEST(CudaKernels, RouterTopkSoftmax) {
       router_topk_softmax(&logits[t * E], E, k, ridx, rw);
       for (int e = 0; e < E; ++e) ASSERT_NEAR(gl[t * E + e], logits[t * E + e], 1e-4f);
       for (int j = 0; j < k; ++j) {
-        ASSERT_EQ(idx[t * k + j], ridx[j]) << "token " << t;  // random logits: no near ties
+        ASSERT_EQ(idx[t * k + j], ridx[j]) << "token " << t << " E " << E;  // no near ties
         ASSERT_NEAR(wt[t * k + j], rw[j], 1e-5f);
       }
     }
