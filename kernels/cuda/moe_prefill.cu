@@ -60,10 +60,10 @@ __device__ __forceinline__ void wgmma_wait_all(float* d) {
 #define VEX_R32                                                                                 \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, " \
   "%20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-#define VEX_R64                                                                            \
-  VEX_R32                                                                                  \
-      ", %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
-      "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+#define VEX_R64                                                                        \
+  VEX_R32                                                                              \
+  ", %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+  "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
 #ifdef VEX_WGMMA
 #define VEX_WGMMA_ASM(code, ...) asm volatile(code : __VA_ARGS__)
 #else
@@ -105,7 +105,7 @@ __device__ __forceinline__ int tile_row(int warp, int m, int g) {
 // the 128-token passes, whose A fragments (16 registers) fit beside the accumulators in flight;
 // the 64-token ones would spill. Their ring has one more buffer, the one those wgmmas read.
 template <int kTokens, bool kWide>
-constexpr bool kOverlap = kWide&& kTokens == 128;
+constexpr bool kOverlap = (kWide && kTokens == 128);
 template <int kTokens, bool kWide>
 constexpr int kBufs = kOverlap<kTokens, kWide> ? kStages + 1 : kStages;
 
@@ -367,10 +367,10 @@ __device__ __forceinline__ void block_tile(const uint8_t* blocks, int64_t row0, 
 // gate-up 16 (four warpgroups, one block an SM: pp2048 35,660 -> 36,939; 12: 35,370), down 8
 // (12 or 16 within 0.5 %).
 template <int kTokens, bool kWide>
-constexpr int kGateUpWarps = kWide&& kTokens == 128 ? 16
-                             : kWide                ? 8
-                             : kTokens == 64        ? 6
-                                                    : 4;
+constexpr int kGateUpWarps = (kWide && kTokens == 128) ? 16
+                             : kWide                   ? 8
+                             : kTokens == 64           ? 6
+                                                       : 4;
 template <int kTokens, bool kWide>
 constexpr int kDownWarps = kWide || kTokens == 16 ? 8 : 4;
 
