@@ -519,6 +519,9 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
   const uint64_t b2 = 2;  // bytes per bf16
   cudaStream_t s = stream_;
   const bool gemm = uses_gemm(n, decode);
+  // The O projection's GEMM input in bf16 straight from the prefill attention (a decode batch's
+  // attention writes fp32, rounded before the GEMM).
+  const bool att_bf16 = gemm && !decode;
   const bool tp = shard_.tp > 1, ep = shard_.ep > 1, lead = rank_ == 0;
   // Decode splits each row's keys over blocks (a sliding layer has <= 128 keys); fewer splits
   // as the batch itself fills the GPU.
@@ -557,7 +560,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
       if (!decode)  // tiles of consecutive rows on tensor cores
         return cuda::attention_prefill(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, d_tiles_,
                                        int(tiles_.size()), rows, window, ring, c_.n_heads, c_.n_kv_heads,
-                                       c_.head_dim, sm_scale, s, gemm ? act_bf16_ : nullptr);
+                                       c_.head_dim, sm_scale, s, att_bf16 ? act_bf16_ : nullptr);
       const int splits = L.sliding ? splits_sliding : splits_full;
       return cuda::attention(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, n, rows, window, ring,
                              c_.n_heads, c_.n_kv_heads, c_.head_dim, sm_scale, s, splits,
@@ -569,8 +572,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
       }));
     } else {
       VEX_RETURN_IF_ERROR(timed("o_gemm", uint64_t(D) * Q * b2, [&] {
-        // The prefill attention wrote its output in bf16 already; a decode batch's is fp32.
-        cudaError_t e = decode ? cuda::to_bf16(att_, act_bf16_, int64_t(n) * Q, s) : cudaSuccess;
+        cudaError_t e = att_bf16 ? cudaSuccess : cuda::to_bf16(att_, act_bf16_, int64_t(n) * Q, s);
         return e != cudaSuccess ? e
                                 : gemm_->run(act_bf16_, L.wo, L.bo, x_, n, Q, D, !tp || lead, s);
       }));

@@ -1,8 +1,9 @@
 // The MoE block of a prefill chunk on tensor cores: expert-major like moe_grouped, with the
 // MXFP4 weights dequantized exactly to bf16 in registers (e2m1.cuh), straight into the A
-// fragments of mma.sync m16n8k16 or, for prefill's 64-token passes on sm_90, of wgmma m64n64k16
-// (bf16 x bf16 -> fp32), and the tokens' activations in bf16 as the B operand (the references'
-// dtype at expert inputs, docs/gpt-oss.md §5). Launched by moe_grouped.
+// fragments of mma.sync m16n8k16 or, for prefill's 64- and 128-token passes on sm_90, of wgmma
+// m64n64k16 / m64n128k16 (bf16 x bf16 -> fp32), and the tokens' activations in bf16 as the B
+// operand (the references' dtype at expert inputs, docs/gpt-oss.md §5). Launched by
+// moe_grouped.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -14,8 +15,8 @@
 
 namespace vex::cuda {
 
-// Whether a call with `pairs` (token, slot) pairs over E slots takes the wgmma passes (64 tokens
-// at a time: prefill), whose xb and hb rows are in wide_at's order instead of split_at's.
+// Whether a call with `pairs` (token, slot) pairs over E slots takes the wgmma passes (64 or 128
+// tokens at a time: prefill), whose xb and hb rows are in wide_at's order instead of split_at's.
 bool grouped_wide(int pairs, int E);
 
 // hb[tj, j] = bf16(swiglu(W1_e xb[t] + b1_e)) for the NEURAL pairs listed per slot (offset,
