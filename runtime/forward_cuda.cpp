@@ -347,6 +347,9 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
             skip);
   }
   VEX_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  int device = 0;
+  VEX_CUDA_CHECK(cudaGetDevice(&device));
+  VEX_CUDA_CHECK(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device));
   gemm_ = std::make_unique<cuda::Gemm>();
   if (gemm_->init() != cudaSuccess)
     return absl::InternalError(absl::StrCat("cuBLASLt: ", gemm_->error()));
@@ -442,7 +445,7 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
   }
   VEX_ASSIGN_OR_RETURN(
       attn_partial_,
-      alloc<float>(size_t(n_seqs()) * c_.n_heads * kAttnSplits * (c_.head_dim + 2), &ws));
+      alloc<float>(size_t(std::max(n_seqs(), kAttnSplits)) * c_.n_heads * (c_.head_dim + 2), &ws));
   moe_scratch_.capacity = kChunk * k;
   VEX_ASSIGN_OR_RETURN(moe_scratch_.offset, alloc<int>(max_slots + 1, &ws));
   VEX_ASSIGN_OR_RETURN(moe_scratch_.list, alloc<int>(size_t(kChunk) * k, &ws));
@@ -523,10 +526,8 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
   // attention writes fp32, rounded before the GEMM).
   const bool att_bf16 = gemm && !decode;
   const bool tp = shard_.tp > 1, ep = shard_.ep > 1, lead = rank_ == 0;
-  // Decode splits each row's keys over blocks (a sliding layer has <= 128 keys); fewer splits
-  // as the batch itself fills the GPU.
-  const int splits_full = decode ? std::max(1, kAttnSplits / n) : 1;
-  const int splits_sliding = decode ? std::max(1, 4 / n) : 1;
+  const int splits_full = decode ? attn_splits(n, step_keys_) : 1;
+  const int splits_sliding = decode ? attn_splits(n, std::min(step_keys_, c_.sliding_window)) : 1;
   if (!decode) {  // prefill attention's tiles of the rows place_rows placed
     tiles_ = cuda::row_tiles(rows_pos_, rows_seq_);
     VEX_CUDA_CHECK(cudaMemcpyAsync(d_tiles_, tiles_.data(), tiles_.size() * sizeof(cuda::RowTile),
@@ -640,6 +641,7 @@ absl::Status CudaEngine::enqueue_logits(int row0, int m, bool gemm) {
 
 absl::Status CudaEngine::place_rows(std::span<const int> pos, std::span<const int> seq) {
   rows_pos_.assign(pos.begin(), pos.end()), rows_seq_.assign(seq.begin(), seq.end());
+  step_keys_ = pos.empty() ? 1 : *std::max_element(pos.begin(), pos.end()) + 1;
   VEX_CUDA_CHECK(cudaMemcpyAsync(d_pos_, pos.data(), pos.size() * sizeof(int),
                                  cudaMemcpyHostToDevice, stream_));
   VEX_CUDA_CHECK(cudaMemcpyAsync(d_seq_, seq.data(), seq.size() * sizeof(int),
@@ -707,7 +709,9 @@ absl::Status CudaEngine::run_step_graph(int rows, bool sampled) {
     VEX_RETURN_IF_ERROR(enqueue_logits(0, rows, uses_gemm(rows, true)));
     return enqueue_select(rows, sampled);
   }
-  const int key = 2 * rows + sampled;
+  const int full = attn_splits(rows, step_keys_);
+  const int sliding = attn_splits(rows, std::min(step_keys_, c_.sliding_window));
+  const int key = ((2 * rows + sampled) * (kAttnSplits + 1) + full) * (kAttnSplits + 1) + sliding;
   auto it = std::find_if(step_graphs_.begin(), step_graphs_.end(),
                          [&](const auto& g) { return g.first == key; });
   if (it == step_graphs_.end()) {
@@ -728,6 +732,14 @@ absl::Status CudaEngine::run_step_graph(int rows, bool sampled) {
   }
   VEX_CUDA_CHECK(cudaGraphLaunch(it->second, stream_));
   return absl::OkStatus();
+}
+
+int CudaEngine::attn_splits(int rows, int keys) const {
+  const int wave = std::min(kAttnSplits, 2 * sm_count_ / std::max(1, rows * c_.n_kv_heads));
+  const int want = (keys + kKeysPerSplit - 1) / kKeysPerSplit;
+  int splits = 1;
+  while (splits < want && 2 * splits <= wave) splits *= 2;
+  return splits;
 }
 
 absl::Status CudaEngine::enqueue_select(int rows, bool sampled) {
@@ -997,6 +1009,7 @@ absl::Status CudaEngine::decode_sample(int32_t first, int n, const SamplingParam
   VEX_RETURN_IF_ERROR(use_virtual_tables(virtual_on_[cur_]));
   VEX_RETURN_IF_ERROR(reset_triggers());
   for (int i = 0; i < n; ++i) {
+    step_keys_ = pos_[cur_] + i + 1;
     VEX_RETURN_IF_ERROR(run_step_graph(1, sampled));
     if (out)
       VEX_CUDA_CHECK(
@@ -1270,7 +1283,9 @@ absl::Status CudaEngine::decode_greedy_batch(std::span<const int32_t> first, int
   if (n <= 0) return absl::OkStatus();
   VEX_RETURN_IF_ERROR(start_batch(first, n));
   const int B = static_cast<int>(first.size());
+  const int keys0 = step_keys_;  // start_batch placed the rows
   for (int i = 0; i < n; ++i) {
+    step_keys_ = keys0 + i;
     VEX_RETURN_IF_ERROR(run_step_graph(B));
     if (out)
       VEX_CUDA_CHECK(cudaMemcpyAsync(out + size_t(i) * B, d_tokens_, B * sizeof(int32_t),

@@ -62,7 +62,8 @@ class CudaEngine final : public Engine {
   // hold every layer's rows of one pass, on the device and pinned on the host.
   static constexpr int kCaptureRows = 128;
   static constexpr int kLogitsRows = 32;  // logits computed per lm_head pass (buffer rows)
-  static constexpr int kAttnSplits = 16;  // key ranges per head in a decode step (full layers)
+  static constexpr int kAttnSplits = 64;  // at most, key ranges per row in a decode step
+  static constexpr int kKeysPerSplit = 128;  // at least, keys per range (bench/NOTES.md)
   // Prefill passes (any length) and batched decode steps of more than kGemvRows sequences run
   // the projections, experts and lm_head on tensor cores with bf16 inputs (GEMMs); one-token
   // steps and smaller batches stream the weights once per step with fp32 inputs. (A prefill's
@@ -194,9 +195,13 @@ class CudaEngine final : public Engine {
   absl::Status start_batch(std::span<const int32_t> tokens, int steps);
   // A decode step of `rows` rows (one per sequence, placed by d_pos_, d_seq_) as a CUDA graph:
   // layers, logits, argmax into d_tokens_ and positions advanced on the device. Captured on first
-  // use of each row count.
+  // use of each row count and attention split (attn_splits).
   // sampled: the token is drawn with the parameters in d_sampling_ (else argmax).
   absl::Status run_step_graph(int rows, bool sampled = false);
+  // Key ranges per row of a decode step's attention over `keys` keys (cuda::attention's splits):
+  // ranges of at least kKeysPerSplit keys, no more than fill one wave of blocks (two GQA blocks an
+  // SM), a power of two so that a few graphs serve every depth.
+  int attn_splits(int rows, int keys) const;
   // Chooses each row's next token from logits_ into d_tokens_ and advances d_pos_: argmax, or
   // sampled: each row with its config in d_sampling_ and draw count in d_draws_.
   absl::Status enqueue_select(int rows, bool sampled);
@@ -272,7 +277,12 @@ class CudaEngine final : public Engine {
   std::vector<void*> allocations_;
   std::vector<void*> host_allocations_;  // pinned (cudaMallocHost)
   cudaStream_t stream_ = nullptr;
-  std::vector<std::pair<int, cudaGraphExec_t>> step_graphs_;  // by 2 * rows + sampled
+  // By rows, sampled and the attention splits of full and sliding layers.
+  std::vector<std::pair<int, cudaGraphExec_t>> step_graphs_;
+  int sm_count_ = 0;
+  // The most keys a row of the next decode step attends (its position + 1), which sets the
+  // attention's splits: place_rows sets it, multi-step loops advance it.
+  int step_keys_ = 1;
 
   // Weights on the device (weights_ owns them; layers_ points into them).
   std::shared_ptr<const CudaWeights> weights_;
@@ -300,7 +310,8 @@ class CudaEngine final : public Engine {
   float *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *att_ = nullptr;
   float *weight_ = nullptr, *logits_ = nullptr;
   float* device_args_ = nullptr;   // [kChunk * k, 2] DEVICE slots' arguments (cuda::VirtualSlots)
-  float* attn_partial_ = nullptr;  // [n_seqs, Hq, kAttnSplits, d + 2] split-K attention states
+  // Split-K attention states [rows, Hq, splits, d + 2]; rows * splits <= max(n_seqs, kAttnSplits).
+  float* attn_partial_ = nullptr;
   uint16_t* act_bf16_ = nullptr;   // [rows, max(D, Q)] GEMM inputs of a pass
   // The MoE decode kernels' inputs in split form (kernels/cuda/split.cuh), kGemvRows rows:
   // xf_ the normed hidden state (the router writes it), hf_ the gate-up output [rows, k].

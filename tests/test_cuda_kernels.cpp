@@ -294,7 +294,7 @@ TEST(CudaKernels, AttentionWithSinksAndWindow) {
         kref[i] = bf16_to_f32(f32_to_bf16(kf[i])), vref[i] = bf16_to_f32(f32_to_bf16(vf[i]));
       const auto q = normal(size_t(n) * S, 0.5f);
       const auto sinks = normal_bf16(Hq);
-      for (int splits : {1, 4, 16}) {
+      for (int splits : {1, 4, 16, 64}) {
         Dev<float> dq(q), dout(size_t(n) * Hq * d), part(size_t(n) * Hq * splits * (d + 2));
         // The keys are sequence 1 of a two-sequence cache whose sequence 0 holds other keys.
         std::vector<uint16_t> k2 = normal_bf16(kc.size()), v2 = normal_bf16(vc.size());

@@ -7,54 +7,118 @@
 namespace vex::cuda {
 namespace {
 
-// Block (token, query head), one warp: decode spreads the 64 heads over 64 SMs (the 8 heads of
-// a KV group read the same K/V rows, which stay in L2). Each lane owns one key of a 32-key tile:
-// it loads that key's K and V rows whole (16-byte loads, all lanes in parallel), scores it, and
-// accumulates p * v over all d dimensions in its own registers; the online-softmax rescale is
-// per tile, and the 32 partial outputs are summed across lanes once at the end. No step waits
-// on another key's load. The sink starts the running max with its own term in the sum (§7.5).
+// The lanes' partial outputs of a warp summed across lanes (a reduce-scatter butterfly): at each
+// step a lane keeps one half of its values (the upper half when its lane bit is set), sends the
+// other to its partner and adds what comes back, so D values take D / 2 + D / 4 + ... shuffles,
+// not 5 D. Lane l ends with the sums of dimensions base(l) + i, i < kOut; with D < 32 the 32 / D
+// lanes that differ only in their low bits hold the same sums.
+template <int D>
+struct LaneSums {
+  static constexpr int kOut = D >= 32 ? D / 32 : 1;
+  float v[kOut];
+  int base;
+};
+
+// One butterfly step over the first L values of a (offset O), then the next; base gathers the
+// kept halves' offsets.
+template <int L, int O, int N>
+__device__ __forceinline__ void lane_sums_step(float (&a)[N], int lane, int& base) {
+  if constexpr (O >= 1) {
+    if constexpr (L > 1) {
+      const bool up = lane & O;
+#pragma unroll
+      for (int i = 0; i < L / 2; ++i) {
+        const float send = up ? a[i] : a[i + L / 2], keep = up ? a[i + L / 2] : a[i];
+        a[i] = keep + __shfl_xor_sync(0xffffffffu, send, O);
+      }
+      if (up) base += L / 2;
+      lane_sums_step<L / 2, O / 2>(a, lane, base);
+    } else {  // D < 32: lanes share a dimension
+      a[0] += __shfl_xor_sync(0xffffffffu, a[0], O);
+      lane_sums_step<1, O / 2>(a, lane, base);
+    }
+  }
+}
+
+template <int D>
+__device__ __forceinline__ LaneSums<D> lane_sums(float (&acc)[D], int lane) {
+  int base = 0;
+  lane_sums_step<D, 16>(acc, lane, base);  // acc is consumed
+  LaneSums<D> r;
+#pragma unroll
+  for (int i = 0; i < LaneSums<D>::kOut; ++i) r.v[i] = acc[i];
+  r.base = base;
+  return r;
+}
+
+// Block (token t, KV head g, key range z), a warp per query head of the group (G = n_heads /
+// n_kv_heads <= 8). The group's K and V rows of 32-key tiles are staged in shared memory by
+// cp.async, kStages - 1 tiles ahead (16-byte unit u of row r at u ^ (r % 8): a warp's 8-lane
+// phases read 8 bank groups), and read there by the G warps; a warp per query head reading them
+// from L2 moved G times the group's bytes (bench/NOTES.md, session 10). Within a warp each lane
+// owns one key of the tile: it scores it against the head's query and accumulates p * v over all
+// d dimensions in its own registers; the online-softmax rescale is per tile, and the 32 partial
+// outputs are summed across lanes once at the end (lane_sums). The sink starts the running max
+// with its own term in the sum (§7.5).
 //
 // Split-K (decode): with gridDim.z = S > 1, block z takes the z-th of S equal key ranges
 // (32-key aligned) and writes its unnormalized state (m, l, acc[D]) to partial; the sink joins
 // only split 0. attention_combine_kernel merges the splits. With S = 1 the output is final.
+constexpr int kMaxGroup = 8;  // query heads per KV head
 template <int D>
-__global__ void __launch_bounds__(32)
+__global__ void __launch_bounds__(32 * kMaxGroup)
     attention_kernel(const float* __restrict__ q, int q_stride, const uint16_t* __restrict__ kc,
                      const uint16_t* __restrict__ vc, const uint16_t* __restrict__ sinks,
                      float* __restrict__ out, CacheRows rows, int window, int ring, int n_heads,
                      int n_kv_heads, float sm_scale, float* __restrict__ partial) {
   pdl_prologue();
-  const int t = blockIdx.x, h = blockIdx.y, lane = threadIdx.x, z = blockIdx.z, S = gridDim.z;
-  const int g = h / (n_heads / n_kv_heads), kv_dim = n_kv_heads * D;
+  constexpr int U = D / 8;                  // 16-byte units per key row
+  constexpr int kSw = U < 8 ? U : 8;        // swizzle span (units)
+  constexpr int kStages = D <= 64 ? 4 : 2;  // 8 KB a stage at D = 64
+  __shared__ uint4 ks[kStages][32][U], vs[kStages][32][U];
+  __shared__ float qs[kMaxGroup][D];
+  const int t = blockIdx.x, g = blockIdx.y, z = blockIdx.z, S = gridDim.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, G = n_heads / n_kv_heads;
+  const int h = g * G + warp, kv_dim = n_kv_heads * D;
   const int p = rows.pos[t], first = window > 0 ? max(0, p - window + 1) : 0;
   const int per = ((p - first + 1 + S - 1) / S + 31) / 32 * 32;  // keys per split
   const int lo = first + z * per, hi = min(p, lo + per - 1);
-  __shared__ float qh[D];
-  __shared__ float red[32][D + 1];  // +1: lanes write rows without bank conflicts
+  float* qh = qs[warp];
   for (int c = lane; c < D; c += 32) qh[c] = q[static_cast<int64_t>(t) * q_stride + h * D + c];
-  __syncwarp();
   const int64_t base = cache_base(rows, t) + g * D;
-  auto slot = [&](int j) { return base + static_cast<int64_t>(ring > 0 ? j % ring : j) * kv_dim; };
+  auto stage = [&](int j0) {  // tile j0 into its buffer; an empty group past the range
+    if (j0 <= hi) {
+      const int buf = (j0 - lo) / 32 % kStages;
+      for (int i = threadIdx.x; i < 2 * 32 * U; i += blockDim.x) {
+        const int which = i / (32 * U), r = i / U % 32, u = i % U;
+        const int j = min(j0 + r, hi);  // past the range: a copy of its last key, never scored
+        const int64_t at = base + static_cast<int64_t>(ring > 0 ? j % ring : j) * kv_dim + u * 8;
+        uint4* dst = which ? &vs[buf][r][u ^ (r % kSw)] : &ks[buf][r][u ^ (r % kSw)];
+        cp_async16(dst, (which ? vc : kc) + at);
+      }
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int i = 0; i < kStages - 1; ++i) stage(lo + 32 * i);
 
   float m = z == 0 ? bf16(sinks[h]) : -INFINITY;  // the running max, the sink's in split 0
   float l = z == 0 ? 1.0f : 0.0f;                 // this warp's sum, held by every lane
   float acc[D] = {};                              // this lane's keys: sum of p * v
   for (int j0 = lo; j0 <= hi; j0 += 32) {
+    const int buf = (j0 - lo) / 32 % kStages;
+    cp_async_wait<kStages - 2>();
+    __syncthreads();  // tile j0 is in (and the queries); every warp is done with tile j0 - 32
+    stage(j0 + 32 * (kStages - 1));  // into tile j0 - 32's buffer
     const int j = j0 + lane;
     const bool valid = j <= hi;
     float s = -INFINITY;
-    uint4 vrow[D / 8];
     if (valid) {
-      const uint4* kr = reinterpret_cast<const uint4*>(kc + slot(j));
-      const uint4* vr = reinterpret_cast<const uint4*>(vc + slot(j));
-      uint4 krow[D / 8];
-#pragma unroll
-      for (int c = 0; c < D / 8; ++c) krow[c] = kr[c], vrow[c] = vr[c];
       float dot = 0;
 #pragma unroll
-      for (int c = 0; c < D / 8; ++c) {
+      for (int c = 0; c < U; ++c) {
         float kf[8];
-        bf16x8(krow[c], kf);
+        bf16x8(ks[buf][lane][c ^ (lane % kSw)], kf);
 #pragma unroll
         for (int e = 0; e < 8; ++e) dot += qh[8 * c + e] * kf[e];
       }
@@ -65,34 +129,28 @@ __global__ void __launch_bounds__(32)
     const float pj = valid ? expf(s - m_new) : 0.0f;
     l = l * scale + warp_sum(pj);
 #pragma unroll
-    for (int c = 0; c < D / 8; ++c) {
+    for (int c = 0; c < U; ++c) {
       float vf[8];
-      if (valid) bf16x8(vrow[c], vf);
+      if (valid) bf16x8(vs[buf][lane][c ^ (lane % kSw)], vf);
 #pragma unroll
       for (int e = 0; e < 8; ++e)
         acc[8 * c + e] = acc[8 * c + e] * scale + (valid ? pj * vf[e] : 0.0f);
     }
     m = m_new;
   }
-  // Sum the lanes' partial outputs: transpose through shared memory, lane c adds column c.
-#pragma unroll
-  for (int c = 0; c < D; ++c) red[lane][c] = acc[c];
-  __syncwarp();
+  const LaneSums<D> sums = lane_sums(acc, lane);
+  const bool writes = lane % (D >= 32 ? 1 : 32 / D) == 0;  // one lane of those sharing the sums
   if (S == 1) {
     float* o = out + static_cast<int64_t>(t) * n_heads * D + h * D;
-    for (int c = lane; c < D; c += 32) {
-      float sum = 0;
-      for (int r = 0; r < 32; ++r) sum += red[r][c];
-      o[c] = sum / l;
-    }
+#pragma unroll
+    for (int i = 0; i < LaneSums<D>::kOut; ++i)
+      if (writes) o[sums.base + i] = sums.v[i] / l;
     return;
   }
   float* st = partial + ((static_cast<int64_t>(t) * n_heads + h) * S + z) * (D + 2);
-  for (int c = lane; c < D; c += 32) {
-    float sum = 0;
-    for (int r = 0; r < 32; ++r) sum += red[r][c];
-    st[2 + c] = sum;
-  }
+#pragma unroll
+  for (int i = 0; i < LaneSums<D>::kOut; ++i)
+    if (writes) st[2 + sums.base + i] = sums.v[i];
   if (lane == 0) st[0] = m, st[1] = l;
 }
 
@@ -125,8 +183,9 @@ cudaError_t launch(const float* q, int q_stride, const uint16_t* kc, const uint1
                    const uint16_t* sinks, float* out, int n, CacheRows rows, int window, int ring,
                    int n_heads, int n_kv_heads, float sm_scale, int splits, float* partial,
                    cudaStream_t stream) {
-  launch_pdl(attention_kernel<D>, dim3(n, n_heads, splits), 32, 0, stream, q, q_stride, kc, vc,
-             sinks, out, rows, window, ring, n_heads, n_kv_heads, sm_scale, partial);
+  launch_pdl(attention_kernel<D>, dim3(n, n_kv_heads, splits), 32 * (n_heads / n_kv_heads), 0,
+             stream, q, q_stride, kc, vc, sinks, out, rows, window, ring, n_heads, n_kv_heads,
+             sm_scale, partial);
   if (splits > 1)
     launch_pdl(attention_combine_kernel<D>, dim3(n, n_heads), D, 0, stream, partial, splits,
                n_heads, out);
@@ -329,7 +388,8 @@ cudaError_t attention(const float* q, int q_stride, const uint16_t* k_cache,
                       int head_dim, float sm_scale, cudaStream_t stream, int splits,
                       float* partial) {
   if (n <= 0) return cudaSuccess;
-  if (n_heads % n_kv_heads != 0 || splits < 1 || (splits > 1 && !partial))
+  if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || n_heads / n_kv_heads > kMaxGroup ||
+      splits < 1 || (splits > 1 && !partial))
     return cudaErrorInvalidValue;
   switch (head_dim) {
 #define VEX_ATTENTION_CASE(D)                                                                   \
