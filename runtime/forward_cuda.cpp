@@ -7,6 +7,8 @@
 #include <cstring>
 #include <numeric>
 
+#include "absl/strings/match.h"
+#include "core/dtype.h"
 #include "kernels/cpu/rope.h"
 #include "kernels/cuda/attention.cuh"
 #include "kernels/cuda/check.cuh"
@@ -18,7 +20,6 @@
 #include "kernels/cuda/rope.cuh"
 #include "kernels/cuda/router.cuh"
 #include "kernels/cuda/sampling.cuh"
-#include "absl/strings/match.h"
 #include "nccl.h"
 #include "runtime/routing.h"
 
@@ -47,6 +48,8 @@ struct LayerDeviceWeights {
   const uint16_t* bqkv;             // [Q + 2 KV]
   const uint16_t* wo;               // [D, Q]
   const uint16_t* bo;               // [D]
+  // The two biases again in fp32 (exact), for the GEMMs' epilogue, whose bias type is the output's.
+  const float *bqkv_f32, *bo_f32;
   const uint16_t* sinks;            // [Hq]
   const uint16_t* mlp_norm;         // [D]
   const uint16_t* router_w;         // [S, D]: one row per slot
@@ -111,6 +114,13 @@ absl::StatusOr<T*> weight_alloc(CudaWeights& w, const T* host, size_t count) {
   return static_cast<T*>(p);
 }
 
+// A bf16 vector uploaded as fp32 (each value exactly).
+absl::StatusOr<const float*> upload_f32(CudaWeights& w, const uint16_t* host, size_t count) {
+  std::vector<float> f(count);
+  for (size_t i = 0; i < count; ++i) f[i] = bf16_to_f32(host[i]);
+  return weight_alloc(w, f.data(), count);
+}
+
 // Uploads the checkpoint's weights (docs/gpt-oss.md §5 layout; the experts packed by index), or
 // a rank's share of them: of attention its heads' rows of q, k and v, its heads' columns of the
 // O projection (the bias on rank 0 only) and its sinks; its rows of the lm_head; its experts.
@@ -145,12 +155,14 @@ absl::StatusOr<std::shared_ptr<CudaWeights>> upload_weights(const Config& c, con
     std::copy_n(L.bv + kv0, KV, bqkv.begin() + Q + KV);
     VEX_ASSIGN_OR_RETURN(d.wqkv, weight_alloc(cw, qkv.data(), qkv.size()));
     VEX_ASSIGN_OR_RETURN(d.bqkv, weight_alloc(cw, bqkv.data(), bqkv.size()));
+    VEX_ASSIGN_OR_RETURN(d.bqkv_f32, upload_f32(cw, bqkv.data(), bqkv.size()));
     for (int r = 0; r < D; ++r)  // [D, model's Q]: this rank's columns of each row
       std::copy_n(L.wo + size_t(r) * c.q_dim() + q0, Q, wo.begin() + size_t(r) * Q);
     VEX_ASSIGN_OR_RETURN(d.wo, weight_alloc(cw, wo.data(), wo.size()));
     // The all-reduce after the O projection sums the ranks' shares: one adds the bias.
     if (split.tp_rank == 0) {
       VEX_ASSIGN_OR_RETURN(d.bo, weight_alloc(cw, L.bo, D));
+      VEX_ASSIGN_OR_RETURN(d.bo_f32, upload_f32(cw, L.bo, D));
     }
     VEX_ASSIGN_OR_RETURN(d.sinks, weight_alloc(cw, L.sinks + size_t(split.tp_rank) * H, H));
     VEX_ASSIGN_OR_RETURN(d.mlp_norm, weight_alloc(cw, L.mlp_norm, D));
@@ -549,7 +561,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
         return cuda::rmsnorm_bf16(x_, L.attn_norm, act_bf16_, n, D, c_.rms_eps, s);
       }));
       VEX_RETURN_IF_ERROR(timed("qkv_gemm", uint64_t(S) * D * b2, [&] {
-        return gemm_->run(act_bf16_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s);
+        return gemm_->run(act_bf16_, L.wqkv, L.bqkv_f32, qkv_, n, D, S, false, s);
       }));
     }
     VEX_RETURN_IF_ERROR(timed("rope_kv", 0, [&] {
@@ -574,8 +586,9 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
     } else {
       VEX_RETURN_IF_ERROR(timed("o_gemm", uint64_t(D) * Q * b2, [&] {
         cudaError_t e = att_bf16 ? cudaSuccess : cuda::to_bf16(att_, act_bf16_, int64_t(n) * Q, s);
-        return e != cudaSuccess ? e
-                                : gemm_->run(act_bf16_, L.wo, L.bo, x_, n, Q, D, !tp || lead, s);
+        return e != cudaSuccess
+                   ? e
+                   : gemm_->run(act_bf16_, L.wo, L.bo_f32, x_, n, Q, D, !tp || lead, s);
       }));
     }
     if (tp) VEX_RETURN_IF_ERROR(all_reduce_x(n));

@@ -143,24 +143,29 @@ TEST(CudaKernels, GemvBf16) {
 
 // The cuBLASLt GEMM of prefill chunks against linear_bf16 on the same bf16-rounded inputs:
 // bf16 products are exact in fp32; the tensor cores' fp32 accumulation order (and truncation of
-// partial sums) differs from the double reference: 1e-5 of sum |w x|.
+// partial sums) differs from the double reference: 1e-5 of sum |w x|. The bias goes in as fp32
+// (the bf16 values exactly) through the epilogue, or not at all (the lm_head's null bias); y
+// starts as garbage where the call does not accumulate.
 TEST(CudaKernels, GemmBf16TensorCores) {
   cuda::Gemm gemm;
   CUDA_OK(gemm.init());
-  for (auto [n, K, N] :
-       {std::tuple{13, 2880, 320}, {40, 4096, 128}, {128, 64, 192}, {1, 2880, 5120}}) {
-    auto x = normal(size_t(n) * K);
-    std::vector<uint16_t> xb(x.size());
-    for (size_t i = 0; i < x.size(); ++i) xb[i] = f32_to_bf16(x[i]), x[i] = bf16_to_f32(xb[i]);
-    const auto W = normal_bf16(size_t(N) * K, 0.02f), b = normal_bf16(N);
-    std::vector<float> ref(size_t(n) * N), prior = normal(size_t(n) * N);
-    linear_bf16(x.data(), W.data(), b.data(), ref.data(), n, K, N);
-    Dev<uint16_t> dx(xb), dW(W), db(b);
-    Dev<float> dy(ref.size()), dacc(prior);
-    CUDA_OK(gemm.run(dx.p, dW.p, db.p, dy.p, n, K, N, false, 0));
-    CUDA_OK(gemm.run(dx.p, dW.p, db.p, dacc.p, n, K, N, true, 0));
-    expect_linear(dy.get(), dacc.get(), ref, prior, x, W, b, n, K, N, 1e-5);
-  }
+  for (bool bias : {true, false})
+    for (auto [n, K, N] :
+         {std::tuple{13, 2880, 320}, {40, 4096, 128}, {128, 64, 192}, {1, 2880, 5120}}) {
+      auto x = normal(size_t(n) * K);
+      std::vector<uint16_t> xb(x.size());
+      for (size_t i = 0; i < x.size(); ++i) xb[i] = f32_to_bf16(x[i]), x[i] = bf16_to_f32(xb[i]);
+      const auto W = normal_bf16(size_t(N) * K, 0.02f);
+      const auto b = bias ? normal_bf16(N) : std::vector<uint16_t>(N, 0);
+      std::vector<float> bf(N), ref(size_t(n) * N), prior = normal(size_t(n) * N);
+      for (int r = 0; r < N; ++r) bf[r] = bf16_to_f32(b[r]);
+      linear_bf16(x.data(), W.data(), b.data(), ref.data(), n, K, N);
+      Dev<uint16_t> dx(xb), dW(W);
+      Dev<float> db(bf), dy(normal(ref.size(), 1e3f)), dacc(prior);
+      CUDA_OK(gemm.run(dx.p, dW.p, bias ? db.p : nullptr, dy.p, n, K, N, false, 0));
+      CUDA_OK(gemm.run(dx.p, dW.p, bias ? db.p : nullptr, dacc.p, n, K, N, true, 0));
+      expect_linear(dy.get(), dacc.get(), ref, prior, x, W, b, n, K, N, 1e-5);
+    }
 }
 
 // The QKV projection with the attention RMSNorm fused: against rmsnorm then linear_bf16.

@@ -4,16 +4,6 @@
 namespace vex::cuda {
 namespace {
 
-// y = (accumulate ? y : 0) + b, broadcast over the rows: the GEMM then adds into y (beta = 1).
-__global__ void bias_kernel(float* __restrict__ y, const uint16_t* __restrict__ b, int n, int N,
-                            bool accumulate) {
-  pdl_prologue();
-  const int64_t count = int64_t(n) * N;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count;
-       i += int64_t(gridDim.x) * blockDim.x)
-    y[i] = (accumulate ? y[i] : 0.0f) + (b ? bf16(b[i % N]) : 0.0f);
-}
-
 __global__ void to_bf16_kernel(const float* __restrict__ x, uint16_t* __restrict__ xb,
                                int64_t count) {
   pdl_prologue();
@@ -52,12 +42,14 @@ cudaError_t Gemm::init() {
 
 // Row-major Y[n, N] = X[n, K] W[N, K]^T is, column-major, Y^T (N x n) = W^T' (N x K) X^T (K x n):
 // A = W stored K x N (ld K) transposed, B = X stored K x n (ld K), C = D = Y stored N x n (ld N).
-const Gemm::Plan* Gemm::plan(int n, int K, int N) {
+// The bias (one value per row of D) is broadcast over its n columns by the epilogue.
+const Gemm::Plan* Gemm::plan(int n, int K, int N, const float* bias) {
   for (const Plan& p : plans_)
-    if (p.n == n && p.K == K && p.N == N) return &p;
+    if (p.n == n && p.K == K && p.N == N && p.bias == (bias != nullptr)) return &p;
   Plan p;
-  p.n = n, p.K = K, p.N = N;
+  p.n = n, p.K = K, p.N = N, p.bias = bias != nullptr;
   const cublasOperation_t trans = CUBLAS_OP_T;
+  const cublasLtEpilogue_t epilogue = p.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
   cublasLtMatmulPreference_t pref = nullptr;
   cublasLtMatmulHeuristicResult_t best{};
   int found = 0;
@@ -67,6 +59,11 @@ const Gemm::Plan* Gemm::plan(int n, int K, int N) {
   bool ok = good(cublasLtMatmulDescCreate(&p.op, CUBLAS_COMPUTE_32F, CUDA_R_32F)) &&
             good(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_TRANSA, &trans,
                                                 sizeof(trans))) &&
+            good(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                sizeof(epilogue))) &&
+            // The heuristic reads the pointer's alignment; every bias is a cudaMalloc of its own.
+            good(cublasLtMatmulDescSetAttribute(p.op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                sizeof(bias))) &&
             good(cublasLtMatrixLayoutCreate(&p.a, CUDA_R_16BF, K, N, K)) &&
             good(cublasLtMatrixLayoutCreate(&p.b, CUDA_R_16BF, K, n, K)) &&
             good(cublasLtMatrixLayoutCreate(&p.c, CUDA_R_32F, N, n, N)) &&
@@ -89,15 +86,18 @@ const Gemm::Plan* Gemm::plan(int n, int K, int N) {
   return &plans_.back();
 }
 
-cudaError_t Gemm::run(const uint16_t* xb, const uint16_t* W, const uint16_t* b, float* y, int n,
-                      int K, int N, bool accumulate, cudaStream_t stream) {
+cudaError_t Gemm::run(const uint16_t* xb, const uint16_t* W, const float* b, float* y, int n, int K,
+                      int N, bool accumulate, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (!handle_) return cudaErrorNotReady;  // init() first
-  const Plan* p = plan(n, K, N);
+  const Plan* p = plan(n, K, N, b);
   if (!p) return cudaErrorUnknown;
-  launch_pdl(bias_kernel, grid_for(int64_t(n) * N), 256, 0, stream, y, b, n, N, accumulate);
-  if (cudaError_t e = cudaGetLastError(); e != cudaSuccess) return e;
-  const float alpha = 1.0f, beta = 1.0f;
+  if (b) {
+    const cublasStatus_t s =
+        cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &b, sizeof(b));
+    if (s != CUBLAS_STATUS_SUCCESS) return fail(s, "cuBLASLt bias pointer", n, K, N);
+  }
+  const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f;  // beta 0: y is not read
   const cublasStatus_t s = cublasLtMatmul(handle_, p->op, &alpha, W, p->a, xb, p->b, &beta, y, p->c,
                                           y, p->c, &p->algo, workspace_, kWorkspaceBytes, stream);
   return s == CUBLAS_STATUS_SUCCESS ? cudaSuccess : fail(s, "cublasLtMatmul failed", n, K, N);

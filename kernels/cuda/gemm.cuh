@@ -24,10 +24,11 @@ class Gemm {
 
   // Creates the handle and allocates the workspace (not allowed inside a graph capture).
   cudaError_t init();
-  // y[t, r] = (accumulate ? y[t, r] : 0) + sum_k W[r, k] xb[t, k] + b[r] for t < n.
-  // xb bf16 [n, K]; W bf16 [N, K]; b bf16 [N] or null; y fp32 [n, N]; pointers 16-byte aligned.
+  // y[t, r] = (accumulate ? y[t, r] : 0) + sum_k W[r, k] xb[t, k] + b[r] for t < n, the bias
+  // added in the GEMM's epilogue (cuBLASLt's bias type is the output's: fp32).
+  // xb bf16 [n, K]; W bf16 [N, K]; b fp32 [N] or null; y fp32 [n, N]; pointers 16-byte aligned.
   // cuBLAS failures return cudaErrorUnknown with the cuBLAS status in error().
-  cudaError_t run(const uint16_t* xb, const uint16_t* W, const uint16_t* b, float* y, int n, int K,
+  cudaError_t run(const uint16_t* xb, const uint16_t* W, const float* b, float* y, int n, int K,
                   int N, bool accumulate, cudaStream_t stream);
   const char* error() const { return error_; }
   uint64_t workspace_bytes() const { return workspace_ ? kWorkspaceBytes : 0; }
@@ -37,12 +38,13 @@ class Gemm {
  private:
   struct Plan {
     int n, K, N;
+    bool bias;  // CUBLASLT_EPILOGUE_BIAS (the pointer set per call)
     cublasLtMatmulDesc_t op = nullptr;
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
   cudaError_t fail(cublasStatus_t s, const char* what, int n = 0, int K = 0, int N = 0);
-  const Plan* plan(int n, int K, int N);
+  const Plan* plan(int n, int K, int N, const float* bias);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
