@@ -54,10 +54,11 @@ struct CudaShard {
 class CudaEngine final : public Engine {
  public:
   // Tokens per pass through the layers: a pass reads each chosen expert once for all its tokens
-  // (1,024 tokens give each of 32 experts ~128 with top-4 routing: two full 64-token tiles of
-  // the grouped MoE kernels), and sizes the workspace (0.41 GB at gpt-oss-20b's widths) and the
-  // sliding layers' rings (window + kChunk + 352 rows).
-  static constexpr int kChunk = 1024;
+  // (2,048 tokens give each of gpt-oss-20b's 32 experts ~256 with top-4 routing, two full
+  // 128-token wgmma passes, and each of 120b's 128 experts ~64; 1,024 left 120b on the 32-token
+  // kernels: bench/NOTES.md, session 11), and sizes the workspace (~0.8 GB at 20b's widths) and
+  // the sliding layers' rings (window + kChunk + 352 rows).
+  static constexpr int kChunk = 2048;
   // While a routing observer is attached, passes are at most this many rows: the capture buffers
   // hold every layer's rows of one pass, on the device and pinned on the host.
   static constexpr int kCaptureRows = 128;

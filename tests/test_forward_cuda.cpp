@@ -161,8 +161,8 @@ TEST_F(ForwardCuda, DecodeSampleMatchesHostSampler) {
 TEST_F(ForwardCuda, RewindMatchesFreshRun) {
   const int V = model_->config().vocab_size;
   // The rings (window + kChunk + 352 slots) are shorter than the context: a rewind past their
-  // spare 352 slots recomputes. 2,500 tokens: three prefill passes.
-  const int n = 2500, ctx = 2600;
+  // spare 352 slots recomputes. 2 kChunk + 452 tokens: three prefill passes.
+  const int n = 2 * CudaEngine::kChunk + 452, ctx = n + 100;
   for (int rewind : {10, 1800}) {
     auto e = make_engine(*model_, ctx, Device::kCuda);
     ASSERT_TRUE(e.ok()) << e.status();
@@ -228,17 +228,18 @@ TEST_F(ForwardCuda, BatchedDecodeMatchesForwardCpu) {
   }
 }
 
-// Long prompts (1,500+ tokens, two prefill passes) wrap the sliding rings (window + kChunk + 352
-// = 1,392 slots on this model): each row of a batched step must read its own sequence's ring.
+// Long prompts (kChunk + 476 tokens and more, two prefill passes) wrap the sliding rings (window
+// + kChunk + 352 slots, a window of 16 on this model): each row of a batched step must read its
+// own sequence's ring.
 // Against one engine per sequence running the same kernels (B = 3 and B = 1 both stream the
 // weights): only the attention's key split differs, an fp32 reordering (~1e-6 through the
 // layers, margin 100x).
 TEST_F(ForwardCuda, BatchedDecodeMatchesSingleSequences) {
-  const int V = model_->config().vocab_size, ctx = 1700, B = 3, steps = 4;
+  const int V = model_->config().vocab_size, ctx = CudaEngine::kChunk + 676, B = 3, steps = 4;
   auto batch = engine(ctx, B);
   std::vector<std::unique_ptr<CudaEngine>> single;
   for (int b = 0; b < B; ++b) {
-    const auto prompt = random_tokens(1500 + 20 * b, 500 + b);
+    const auto prompt = random_tokens(CudaEngine::kChunk + 476 + 20 * b, 500 + b);
     ASSERT_TRUE(batch->set_sequence(b).ok());
     ASSERT_TRUE(batch->forward(prompt, nullptr).ok());
     single.push_back(engine(ctx));
