@@ -114,27 +114,32 @@ __global__ void __launch_bounds__(32 * kMaxGroup)
     const bool valid = j <= hi;
     float s = -INFINITY;
     if (valid) {
-      float dot = 0;
+      float dot[4] = {};  // four chains: the score is not one chain of d dependent FMAs
 #pragma unroll
       for (int c = 0; c < U; ++c) {
         float kf[8];
         bf16x8(ks[buf][lane][c ^ (lane % kSw)], kf);
 #pragma unroll
-        for (int e = 0; e < 8; ++e) dot += qh[8 * c + e] * kf[e];
+        for (int e = 0; e < 8; ++e) dot[e % 4] += qh[8 * c + e] * kf[e];
       }
-      s = dot * sm_scale;
+      s = ((dot[0] + dot[1]) + (dot[2] + dot[3])) * sm_scale;
     }
     const float m_new = fmaxf(m, warp_max(s));
     const float scale = m == -INFINITY ? 0.0f : expf(m - m_new);
     const float pj = valid ? expf(s - m_new) : 0.0f;
     l = l * scale + warp_sum(pj);
+    if (m_new != m) {  // warp-uniform; at depth the running max rarely moves
 #pragma unroll
-    for (int c = 0; c < U; ++c) {
-      float vf[8];
-      if (valid) bf16x8(vs[buf][lane][c ^ (lane % kSw)], vf);
+      for (int c = 0; c < D; ++c) acc[c] *= scale;
+    }
+    if (valid) {
 #pragma unroll
-      for (int e = 0; e < 8; ++e)
-        acc[8 * c + e] = acc[8 * c + e] * scale + (valid ? pj * vf[e] : 0.0f);
+      for (int c = 0; c < U; ++c) {
+        float vf[8];
+        bf16x8(vs[buf][lane][c ^ (lane % kSw)], vf);
+#pragma unroll
+        for (int e = 0; e < 8; ++e) acc[8 * c + e] = fmaf(pj, vf[e], acc[8 * c + e]);
+      }
     }
     m = m_new;
   }
