@@ -747,8 +747,9 @@ absl::Status CudaEngine::run_step_graph(int rows, bool sampled) {
   return absl::OkStatus();
 }
 
-int CudaEngine::attn_splits(int rows, int keys) const {
-  const int wave = std::min(kAttnSplits, 2 * sm_count_ / std::max(1, rows * c_.n_kv_heads));
+int CudaEngine::attn_splits(int rows, int keys, int n_kv_heads, int sm_count) {
+  rows = std::max(1, rows);
+  const int wave = std::min(kAttnSplits / rows, 2 * sm_count / (rows * std::max(1, n_kv_heads)));
   const int want = (keys + kKeysPerSplit - 1) / kKeysPerSplit;
   int splits = 1;
   while (splits < want && 2 * splits <= wave) splits *= 2;

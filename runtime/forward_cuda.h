@@ -56,7 +56,7 @@ class CudaEngine final : public Engine {
   // Tokens per pass through the layers: a pass reads each chosen expert once for all its tokens
   // (2,048 tokens give each of gpt-oss-20b's 32 experts ~256 with top-4 routing, two full
   // 128-token wgmma passes, and each of 120b's 128 experts ~64; 1,024 left 120b on the 32-token
-  // kernels: bench/NOTES.md, session 11), and sizes the workspace (~0.8 GB at 20b's widths) and
+  // kernels: bench/NOTES.md, session 11), and sizes the workspace (0.50 GB at 20b's widths) and
   // the sliding layers' rings (window + kChunk + 352 rows).
   static constexpr int kChunk = 2048;
   // While a routing observer is attached, passes are at most this many rows: the capture buffers
@@ -65,6 +65,11 @@ class CudaEngine final : public Engine {
   static constexpr int kLogitsRows = 32;  // logits computed per lm_head pass (buffer rows)
   static constexpr int kAttnSplits = 64;  // at most, key ranges per row in a decode step
   static constexpr int kKeysPerSplit = 128;  // at least, keys per range (bench/NOTES.md)
+  // Key ranges per row of a decode step's attention over `keys` keys (cuda::attention's splits):
+  // ranges of at least kKeysPerSplit keys, no more than fill one wave of blocks (two GQA blocks of
+  // a KV head an SM), a power of two so that a few graphs serve every depth. rows * splits <=
+  // max(rows, kAttnSplits): the partial states' buffer.
+  static int attn_splits(int rows, int keys, int n_kv_heads, int sm_count);
   // Prefill passes (any length) and batched decode steps of more than kGemvRows sequences run
   // the projections, experts and lm_head on tensor cores with bf16 inputs (GEMMs); one-token
   // steps and smaller batches stream the weights once per step with fp32 inputs. (A prefill's
@@ -199,10 +204,9 @@ class CudaEngine final : public Engine {
   // use of each row count and attention split (attn_splits).
   // sampled: the token is drawn with the parameters in d_sampling_ (else argmax).
   absl::Status run_step_graph(int rows, bool sampled = false);
-  // Key ranges per row of a decode step's attention over `keys` keys (cuda::attention's splits):
-  // ranges of at least kKeysPerSplit keys, no more than fill one wave of blocks (two GQA blocks an
-  // SM), a power of two so that a few graphs serve every depth.
-  int attn_splits(int rows, int keys) const;
+  int attn_splits(int rows, int keys) const {
+    return attn_splits(rows, keys, c_.n_kv_heads, sm_count_);
+  }
   // Chooses each row's next token from logits_ into d_tokens_ and advances d_pos_: argmax, or
   // sampled: each row with its config in d_sampling_ and draw count in d_draws_.
   absl::Status enqueue_select(int rows, bool sampled);

@@ -48,6 +48,30 @@ Model* ForwardCuda::model_ = nullptr;
 using testing::Agreement;
 using testing::compare_logits;
 
+// The decode attention's key ranges per row (host arithmetic, no GPU needed): one range until a
+// row has more than kKeysPerSplit keys, powers of two up to one wave of blocks, and never more
+// ranges in all than the partial states' buffer holds (max(rows, kAttnSplits) rows of them),
+// whatever the GPU's size or the heads a rank holds.
+TEST(AttentionSplits, FollowDepthAndStayInTheBuffer) {
+  const int K = CudaEngine::kKeysPerSplit, cap = CudaEngine::kAttnSplits;
+  EXPECT_EQ(CudaEngine::attn_splits(1, 1, 8, 132), 1);
+  EXPECT_EQ(CudaEngine::attn_splits(1, K, 8, 132), 1);
+  EXPECT_EQ(CudaEngine::attn_splits(1, K + 1, 8, 132), 2);
+  EXPECT_EQ(CudaEngine::attn_splits(1, 8 * K, 8, 132), 8);
+  EXPECT_EQ(CudaEngine::attn_splits(1, 1 << 20, 8, 132), 32);  // 2 * 132 / 8 = 33 blocks a head
+  EXPECT_EQ(CudaEngine::attn_splits(64, 1 << 20, 8, 132), 1);  // the batch fills the GPU
+  for (int rows : {1, 2, 3, 8, 64, 128})
+    for (int kv : {1, 2, 8})
+      for (int sms : {1, 132, 1000})
+        for (int keys : {1, K, 100 * K, 1 << 20}) {
+          const int s = CudaEngine::attn_splits(rows, keys, kv, sms);
+          EXPECT_GE(s, 1);
+          EXPECT_EQ(s & (s - 1), 0) << s;
+          EXPECT_LE(rows * s, std::max(rows, cap)) << rows << " " << kv << " " << sms;
+          if (s > 1) EXPECT_GT(keys, (s / 2) * K);  // each range holds more than K / 2 keys
+        }
+}
+
 // 150 tokens = 9+ windows of 16, in chunks of 32 (prefill) and then one by one (decode).
 //
 // Against forward_cpu storing K/V in bf16 as the GPU does, the remaining difference is fp32
