@@ -3,6 +3,8 @@
 # the machine has it (the CUDA toolkit's, else PyTorch's wheel), the demo model (the binaries live
 # away from the source tree), and the output folder $out.
 pack=$PWD/.device/pack
+# Sent compressed (pack.sh's .device/pack.txz): unpack it once.
+[ -d "$pack" ] || { [ -f "$pack.txz" ] && tar -C "$PWD/.device" -xJf "$pack.txz"; }
 nccl=
 for d in /usr/local/cuda/lib /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib; do
   [ -e "$d/libnccl.so.2" ] && nccl=$d && break
