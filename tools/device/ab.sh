@@ -15,7 +15,7 @@ ck=/tmp/vex-$shape
 [ -f "$ck/config.json" ] || "$pack/bin/vexgen" --shape "$shape" --out "$ck" | tail -1
 for round in $(seq "${AB_ROUNDS:-2}"); do
   for v in ${AB:?AB lists the variants}; do
-    env_part= bin=$v
+    env_part='' bin=$v
     [[ $v == *:* ]] && env_part=${v%%:*} bin=${v#*:}
     # shellcheck disable=SC2086
     line=$(env ${env_part//,/ } "$pack/bin/$bin" --weights "$ck" "$@" -o csv |

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the GPU machine's scripts (tools/device/*.sh), run from the repository root after
 # tools/device/pack.sh here (carry .device): the packed binaries and their libraries, NCCL where
 # the machine has it (the CUDA toolkit's, else PyTorch's wheel), the demo model (the binaries live
