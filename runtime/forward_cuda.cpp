@@ -538,8 +538,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
   // attention writes fp32, rounded before the GEMM).
   const bool att_bf16 = gemm && !decode;
   const bool tp = shard_.tp > 1, ep = shard_.ep > 1, lead = rank_ == 0;
-  const int splits_full = decode ? attn_splits(n, step_keys_) : 1;
-  const int splits_sliding = decode ? attn_splits(n, std::min(step_keys_, c_.sliding_window)) : 1;
+  const StepSplits splits = decode ? step_splits(n) : StepSplits{1, 1};
   if (!decode) {  // prefill attention's tiles of the rows place_rows placed
     tiles_ = cuda::row_tiles(rows_pos_, rows_seq_);
     VEX_CUDA_CHECK(cudaMemcpyAsync(d_tiles_, tiles_.data(), tiles_.size() * sizeof(cuda::RowTile),
@@ -572,12 +571,12 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
       const int window = L.sliding ? c_.sliding_window : 0, ring = L.sliding ? ring_ : 0;
       if (!decode)  // tiles of consecutive rows on tensor cores
         return cuda::attention_prefill(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, d_tiles_,
-                                       int(tiles_.size()), rows, window, ring, c_.n_heads, c_.n_kv_heads,
-                                       c_.head_dim, sm_scale, s, att_bf16 ? act_bf16_ : nullptr);
-      const int splits = L.sliding ? splits_sliding : splits_full;
+                                       int(tiles_.size()), rows, window, ring, c_.n_heads,
+                                       c_.n_kv_heads, c_.head_dim, sm_scale, s,
+                                       att_bf16 ? act_bf16_ : nullptr);
       return cuda::attention(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, n, rows, window, ring,
-                             c_.n_heads, c_.n_kv_heads, c_.head_dim, sm_scale, s, splits,
-                             attn_partial_);
+                             c_.n_heads, c_.n_kv_heads, c_.head_dim, sm_scale, s,
+                             L.sliding ? splits.sliding : splits.full, attn_partial_);
     }));
     if (!gemm) {
       VEX_RETURN_IF_ERROR(timed("o_proj", uint64_t(D) * Q * b2, [&] {
@@ -722,9 +721,9 @@ absl::Status CudaEngine::run_step_graph(int rows, bool sampled) {
     VEX_RETURN_IF_ERROR(enqueue_logits(0, rows, uses_gemm(rows, true)));
     return enqueue_select(rows, sampled);
   }
-  const int full = attn_splits(rows, step_keys_);
-  const int sliding = attn_splits(rows, std::min(step_keys_, c_.sliding_window));
-  const int key = ((2 * rows + sampled) * (kAttnSplits + 1) + full) * (kAttnSplits + 1) + sliding;
+  const StepSplits splits = step_splits(rows);
+  const int key =
+      ((2 * rows + sampled) * (kAttnSplits + 1) + splits.full) * (kAttnSplits + 1) + splits.sliding;
   auto it = std::find_if(step_graphs_.begin(), step_graphs_.end(),
                          [&](const auto& g) { return g.first == key; });
   if (it == step_graphs_.end()) {
@@ -754,6 +753,11 @@ int CudaEngine::attn_splits(int rows, int keys, int n_kv_heads, int sm_count) {
   int splits = 1;
   while (splits < want && 2 * splits <= wave) splits *= 2;
   return splits;
+}
+
+CudaEngine::StepSplits CudaEngine::step_splits(int rows) const {
+  return {attn_splits(rows, step_keys_, c_.n_kv_heads, sm_count_),
+          attn_splits(rows, std::min(step_keys_, c_.sliding_window), c_.n_kv_heads, sm_count_)};
 }
 
 absl::Status CudaEngine::enqueue_select(int rows, bool sampled) {

@@ -204,9 +204,12 @@ class CudaEngine final : public Engine {
   // use of each row count and attention split (attn_splits).
   // sampled: the token is drawn with the parameters in d_sampling_ (else argmax).
   absl::Status run_step_graph(int rows, bool sampled = false);
-  int attn_splits(int rows, int keys) const {
-    return attn_splits(rows, keys, c_.n_kv_heads, sm_count_);
-  }
+  // The attention's key ranges in a decode step of `rows` rows at step_keys_, full layers' and
+  // sliding layers' (whose keys stop at the window).
+  struct StepSplits {
+    int full, sliding;
+  };
+  StepSplits step_splits(int rows) const;
   // Chooses each row's next token from logits_ into d_tokens_ and advances d_pos_: argmax, or
   // sampled: each row with its config in d_sampling_ and draw count in d_draws_.
   absl::Status enqueue_select(int rows, bool sampled);

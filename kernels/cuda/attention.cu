@@ -430,7 +430,8 @@ cudaError_t attention_prefill(const float* q, int q_stride, const uint16_t* k_ca
                               int ring, int n_heads, int n_kv_heads, int head_dim, float sm_scale,
                               cudaStream_t stream, uint16_t* out_bf16) {
   if (n_tiles <= 0) return cudaSuccess;
-  if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || n_heads / n_kv_heads > 8 || n_tiles > 65535)
+  if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || n_heads / n_kv_heads > kMaxGroup ||
+      n_tiles > 65535)
     return cudaErrorInvalidValue;
   switch (head_dim) {
 #define VEX_PREFILL_CASE(D)                                                                       \
