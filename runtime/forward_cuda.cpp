@@ -446,6 +446,7 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
   VEX_ASSIGN_OR_RETURN(weight_, alloc<float>(size_t(kChunk) * k, &ws));
   VEX_ASSIGN_OR_RETURN(xf_, alloc<uint32_t>(size_t(kGemvRows) * cuda::split_words(D), &ws));
   VEX_ASSIGN_OR_RETURN(hf_, alloc<uint32_t>(size_t(kGemvRows) * k * cuda::split_words(I), &ws));
+  VEX_ASSIGN_OR_RETURN(scores_, alloc<float>(size_t(kGemvRows) * max_slots, &ws));
   VEX_ASSIGN_OR_RETURN(device_args_, alloc<float>(size_t(kChunk) * k * 2, &ws));
   const int logits_rows = std::max(kLogitsRows, n_seqs());
   if (shard_.tp > 1) {  // the all-gather's three buffers
@@ -601,27 +602,37 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
     if (observer_ && cap_hidden_)
       VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.residual + at * D, x_, size_t(n) * D * sizeof(float),
                                      cudaMemcpyDeviceToDevice, s));
+    // Decode's router scores on E / 8 SMs and leaves the choice to the gate-up kernel; a prefill
+    // pass's chooses.
+    float* cap_logits = observer_ ? cap_.logits + at * max_slots_ : nullptr;
     VEX_RETURN_IF_ERROR(timed("rmsnorm+router", uint64_t(E) * D * b2, [&] {
-      return cuda::router(x_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_,
-                          observer_ ? cap_.logits + at * max_slots_ : nullptr, s, L.mlp_norm,
-                          c_.rms_eps, xn_, d_forced_ + il * kMaxK, n_forced_[il],
-                          gemm ? nullptr : xf_);
+      return gemm ? cuda::router(x_, L.router_w, L.router_b, L.slots, n, D, E, k, idx_, weight_,
+                                 cap_logits, s, L.mlp_norm, c_.rms_eps, xn_, d_forced_ + il * kMaxK,
+                                 n_forced_[il])
+                  : cuda::router_scores(x_, L.router_w, L.router_b, L.slots, n, D, E, scores_,
+                                        cap_logits, s, L.mlp_norm, c_.rms_eps, xn_, xf_);
     }));
-    if (observer_) {
-      if (cap_hidden_)
-        VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.xn + at * D, xn_, size_t(n) * D * sizeof(float),
-                                       cudaMemcpyDeviceToDevice, s));
+    auto capture_choice = [&]() -> absl::Status {
       VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.idx + at * kMaxK, idx_, size_t(n) * k * sizeof(int),
                                      cudaMemcpyDeviceToDevice, s));
       VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.weight + at * kMaxK, weight_,
                                      size_t(n) * k * sizeof(float), cudaMemcpyDeviceToDevice, s));
+      return absl::OkStatus();
+    };
+    if (observer_) {
+      if (cap_hidden_)
+        VEX_CUDA_CHECK(cudaMemcpyAsync(cap_.xn + at * D, xn_, size_t(n) * D * sizeof(float),
+                                       cudaMemcpyDeviceToDevice, s));
+      if (gemm) VEX_RETURN_IF_ERROR(capture_choice());
     }
     if (ep && !lead) VEX_CUDA_CHECK(cudaMemsetAsync(x_, 0, size_t(n) * D * sizeof(float), s));
     if (!gemm) {  // each chosen expert streamed once per token
       VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(k) * 2 * I * (D / 32) * 17, [&] {
-        return cuda::moe_gate_up(xn_, xf_, idx_, L.exec, L.moe, virt, n, k, c_.swiglu_limit, hf_,
-                                 s);
+        return cuda::moe_gate_up(
+            xn_, xf_, idx_, L.exec, L.moe, virt, n, k, c_.swiglu_limit, hf_, s,
+            {scores_, L.slots, E, d_forced_ + il * kMaxK, n_forced_[il], weight_});
       }));
+      if (observer_) VEX_RETURN_IF_ERROR(capture_choice());
       VEX_RETURN_IF_ERROR(timed("moe_down", uint64_t(k) * D * (I / 32) * 17, [&] {
         return cuda::moe_down(hf_, idx_, weight_, L.exec, L.moe, virt, n, k, x_, s);
       }));

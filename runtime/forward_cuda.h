@@ -317,6 +317,7 @@ class CudaEngine final : public Engine {
   std::vector<cuda::RowTile> tiles_;          // their host copy (the pending upload's source)
   float *x_ = nullptr, *xn_ = nullptr, *qkv_ = nullptr, *att_ = nullptr;
   float *weight_ = nullptr, *logits_ = nullptr;
+  float* scores_ = nullptr;  // [kGemvRows, max_slots_]: decode's router scores (router_scores)
   float* device_args_ = nullptr;   // [kChunk * k, 2] DEVICE slots' arguments (cuda::VirtualSlots)
   // Split-K attention states [rows, Hq, splits, d + 2]; rows * splits <= max(n_seqs, kAttnSplits).
   float* attn_partial_ = nullptr;

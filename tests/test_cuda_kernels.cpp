@@ -758,5 +758,80 @@ TEST(CudaKernels, TinyTemperatureIsGreedy) {
   EXPECT_EQ(cpu.sample(std::span(logits).subspan(0, V)), 777);
 }
 
+// Decode's spread router (router_scores) with the choice made in the gate-up kernel against
+// router() then the gate-up kernel on its choice: the same normed input (fp32 and split form),
+// logits, choices, weights and gate-up output, bit for bit. A PRUNED slot has the largest logit;
+// the second case forces one slot, the last two (the PRUNED one as well: chosen, at -inf); the
+// kernels run an execution table other than the router's; E from 32 to 256. D = 2,880 holds a
+// row in registers; 4,096 reads the rest after the wait and norms past the 3,072 elements held;
+// E = 40 leaves a block part full. (Last in the file: it draws from the shared generator and
+// moves no other test's draws.)
+TEST(CudaKernels, RouterScoresThenGateUpChooses) {
+  auto bits = [](const std::vector<float>& v) {
+    std::vector<uint32_t> b(v.size());
+    std::memcpy(b.data(), v.data(), v.size() * sizeof(float));
+    return b;
+  };
+  for (const auto& [D, E, n, n_forced] : {std::tuple{2880, 32, 1, 0},
+                                          {2880, 128, 3, 1},
+                                          {4096, 40, 2, 0},
+                                          {2880, 64, 1, 0},
+                                          {2880, 256, 2, 2}}) {
+    const int I = 64, k = 4;
+    const RandomExperts ex(D, I, E);
+    const auto x = normal(size_t(n) * D, 5);
+    const auto g = normal_bf16(D), W = normal_bf16(size_t(E) * D, 0.05f), b = normal_bf16(E);
+    std::vector<vex_slot> slots(E);
+    for (int e = 0; e < E; ++e) slots[e] = {VEX_SLOT_NEURAL, uint32_t(E - 1 - e), 0, 0};
+    std::vector<uint16_t> b_top = b;
+    b_top[5] = f32_to_bf16(1e4f), slots[5].kind = VEX_SLOT_PRUNED;  // never chosen
+    Dev<float> dx(x);
+    Dev<uint16_t> dW(W), db(b_top), dg(g);
+    // The kernels run a table where the odd neural slots are PRUNED (another GPU's experts, as
+    // with experts split): the choice still comes from the router's table.
+    std::vector<vex_slot> exec = slots;
+    for (int e = 1; e < E; e += 2) exec[e].kind = VEX_SLOT_PRUNED;
+    Dev<vex_slot> ds(slots), dex(exec);
+    Dev<int> forced(std::vector<int>{E - 2, 5});  // the second one PRUNED: chosen, at -inf
+    const size_t xfw = size_t(n) * cuda::split_words(D), hfw = size_t(n) * k * cuda::split_words(I);
+    Dev<float> xn_a(size_t(n) * D), xn_b(size_t(n) * D), l_a(size_t(n) * E), l_b(size_t(n) * E);
+    Dev<float> w_a(size_t(n) * k), w_b(size_t(n) * k), scores(size_t(n) * E);
+    Dev<int> i_a(size_t(n) * k), i_b(size_t(n) * k);
+    Dev<uint32_t> xf_a(xfw), xf_b(xfw), hf_a(hfw), hf_b(hfw);
+    CUDA_OK(cuda::router(dx.p, dW.p, db.p, ds.p, n, D, E, k, i_a.p, w_a.p, l_a.p, 0, dg.p, 1e-5f,
+                         xn_a.p, forced.p, n_forced, xf_a.p));
+    CUDA_OK(
+        cuda::moe_gate_up(xn_a.p, xf_a.p, i_a.p, dex.p, ex.weights(), {}, n, k, 7.0f, hf_a.p, 0));
+    CUDA_OK(cuda::router_scores(dx.p, dW.p, db.p, ds.p, n, D, E, scores.p, l_b.p, 0, dg.p, 1e-5f,
+                                xn_b.p, xf_b.p));
+    CUDA_OK(cuda::moe_gate_up(xn_b.p, xf_b.p, i_b.p, dex.p, ex.weights(), {}, n, k, 7.0f, hf_b.p, 0,
+                              {scores.p, ds.p, E, forced.p, n_forced, w_b.p}));
+    const std::string at = "D=" + std::to_string(D) + " E=" + std::to_string(E);
+    EXPECT_EQ(bits(xn_a.get()), bits(xn_b.get())) << at;
+    EXPECT_EQ(xf_a.get(), xf_b.get()) << at;
+    EXPECT_EQ(bits(l_a.get()), bits(l_b.get())) << at;
+    const auto idx = i_b.get();
+    EXPECT_EQ(i_a.get(), idx) << at;
+    EXPECT_EQ(bits(w_a.get()), bits(w_b.get())) << at;
+    EXPECT_EQ(hf_a.get(), hf_b.get()) << at;
+    // Both choose with top_k.cuh: the choice against the CPU twin's on the same logits.
+    const auto logits = l_b.get(), wt = w_b.get();
+    const std::vector<int> fh = {E - 2, 5};
+    for (int t = 0; t < n; ++t) {
+      int ridx[4];
+      float rw[4];
+      std::copy(fh.begin(), fh.begin() + n_forced, ridx);
+      router_topk_softmax(&logits[size_t(t) * E], E, k, ridx, rw, n_forced);
+      for (int j = 0; j < k; ++j) {
+        EXPECT_EQ(idx[t * k + j], ridx[j]) << at << " token " << t;
+        EXPECT_NEAR(wt[t * k + j], rw[j], 1e-6f) << at << " token " << t;
+        if (j >= n_forced) {
+          EXPECT_NE(idx[t * k + j], 5) << at;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace vex

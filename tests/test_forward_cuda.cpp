@@ -68,7 +68,9 @@ TEST(AttentionSplits, FollowDepthAndStayInTheBuffer) {
           EXPECT_GE(s, 1);
           EXPECT_EQ(s & (s - 1), 0) << s;
           EXPECT_LE(rows * s, std::max(rows, cap)) << rows << " " << kv << " " << sms;
-          if (s > 1) EXPECT_GT(keys, (s / 2) * K);  // each range holds more than K / 2 keys
+          if (s > 1) {
+            EXPECT_GT(keys, (s / 2) * K);  // each range holds more than K / 2 keys
+          }
         }
 }
 

@@ -190,8 +190,13 @@ TEST(MultiGpu, PrunedModelMatchesOneGpu) {
 }
 
 // The scheduler over the split engine (4 slots, 7 prompts batched, sampled and greedy rows, two
-// routings): each request's tokens equal the same request alone on one GPU.
-TEST(MultiGpu, SchedulerMatchesOneGpu) {
+// routings): each request's tokens equal the same request alone on the split engine. Against one
+// GPU, as it was, the split's other summation order (~1e-3 of the logits) flipped sampled
+// tokens: at ba649b8 it failed 2 of 5 runs on two H200s. How close the split comes to one GPU is
+// the logit tests' question, with their tolerance. Still not exact: it failed 2 of 8 runs, each
+// a sampled row diverging mid-generation, so some of the split's rows differ with the batch they
+// run in (suspected: cuBLASLt's choice of split-K reductions by row count; not yet measured).
+TEST(MultiGpu, SchedulerMatchesEachAlone) {
   NEED_TWO_GPUS();
   const Model& m = demo();
   const std::vector<std::string>& prompts = testing::mixed_prompts();
@@ -216,7 +221,7 @@ TEST(MultiGpu, SchedulerMatchesOneGpu) {
   }
   (*sched)->wait_idle();
   for (size_t i = 0; i < prompts.size(); ++i) {
-    auto e = make_engine(m, 256, Device::kCuda, 1, {1, 1});
+    auto e = make_engine(m, 256, Device::kCuda, 1);
     ASSERT_TRUE(e.ok()) << e.status();
     auto want = testing::generate_alone(std::move(*e), routing(i),
                                         m.tokenizer->encode(prompts[i], false), options(i));

@@ -8,6 +8,7 @@
 #include "kernels/cuda/moe.cuh"
 #include "kernels/cuda/moe_prefill.cuh"
 #include "kernels/cuda/split.cuh"
+#include "kernels/cuda/top_k.cuh"
 #include "kernels/cuda/virtual_slots.cuh"
 
 namespace vex::cuda {
@@ -163,19 +164,44 @@ __device__ __forceinline__ float tile_sum(const uint4* ring, int r) {
 // order, and the block's first 32 threads write h for their j in split form. A DEVICE slot's
 // arguments take the first warp of the slot's first block. kVirtual: compiled with the virtual
 // slots' paths, launched for layers that have such slots (the others run the neural-only
-// instantiation: not one instruction more in their loops).
+// instantiation: not one instruction more in their loops). With choice.scores, warp 0 of every
+// block first takes its token's top k (moe.cuh), and the router kernel before it, spread over
+// SMs, costs the captured step ~0 instead of ~7 us a layer (bench/NOTES.md, session 12).
 constexpr int kGateUpDepth = 3, kDownDepth = 4, kDownRows = 8;
 template <bool kVirtual>
 __global__ void __launch_bounds__(kTcWarps * 32, 3)
     gate_up_tc_kernel(const float* __restrict__ xn, const uint32_t* __restrict__ xf,
-                      const int* __restrict__ idx, const vex_slot* __restrict__ slots,
-                      MoeWeights w, VirtualSlots virt, int k, float limit,
+                      int* __restrict__ idx, const vex_slot* __restrict__ slots, MoeWeights w,
+                      VirtualSlots virt, ExpertChoice choice, int k, float limit,
                       uint32_t* __restrict__ hf) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, tj = blockIdx.y, t = tj / k;
+  // Choosing here (moe.cuh): the execution table and what top_k cannot choose (the router's),
+  // read before the wait.
+  __shared__ vex_slot slot_of[kMaxE];
+  uint32_t taken = 0;
+  if (choice.scores) {
+    for (int i = threadIdx.x; i < choice.E; i += blockDim.x) slot_of[i] = slots[i];
+    if (warp == 0) taken = pruned_bits(choice.slots, choice.E, lane);
+  }
   pdl_prologue();
   constexpr int kRing = tile_ring_size<16, kGateUpDepth>();
   __shared__ uint4 ring[kTcWarps * kRing];  // the warps' rings (tile_dot), then row sums
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, tj = blockIdx.y, t = tj / k;
-  const vex_slot slot = slots[idx[tj]];
+  vex_slot slot;
+  if (choice.scores) {  // the token's top k
+    __shared__ int chosen[kMaxK];
+    __shared__ float chosen_weight[kMaxK];
+    if (warp == 0)
+      top_k(choice.scores + static_cast<int64_t>(t) * choice.E, choice.slots, choice.E, k,
+            choice.forced, choice.n_forced, taken, 0, chosen, chosen_weight);
+    __syncthreads();
+    slot = slot_of[chosen[tj % k]];
+    if (blockIdx.x == 0 && tj % k == 0 && threadIdx.x < k) {
+      idx[tj + threadIdx.x] = chosen[threadIdx.x];
+      choice.weight[tj + threadIdx.x] = chosen_weight[threadIdx.x];
+    }
+  } else {
+    slot = slots[idx[tj]];
+  }
   if (slot.kind != VEX_SLOT_NEURAL) {
     if constexpr (kVirtual)
       if (slot.kind == VEX_SLOT_DEVICE && blockIdx.x == 0 && warp == 0)
@@ -339,18 +365,22 @@ __global__ void combine_kernel(const float* __restrict__ y, int D, int k, float*
 
 }  // namespace
 
-cudaError_t moe_gate_up(const float* xn, const uint32_t* xf, const int* idx,
-                        const vex_slot* slots, const MoeWeights& w, const VirtualSlots& virt,
-                        int n, int k, float limit, uint32_t* hf, cudaStream_t stream) {
+cudaError_t moe_gate_up(const float* xn, const uint32_t* xf, int* idx, const vex_slot* slots,
+                        const MoeWeights& w, const VirtualSlots& virt, int n, int k, float limit,
+                        uint32_t* hf, cudaStream_t stream, const ExpertChoice& choice) {
   if (n <= 0) return cudaSuccess;
-  if (w.D % 32 != 0 || w.I % 32 != 0) return cudaErrorInvalidValue;
+  if (w.D % 32 != 0 || w.I % 32 != 0 || k > kMaxK) return cudaErrorInvalidValue;
+  if (choice.scores &&
+      (choice.E < k || choice.E > kMaxE || !choice.weight || !choice.slots || choice.n_forced < 0 ||
+       choice.n_forced > k || (choice.n_forced > 0 && !choice.forced)))
+    return cudaErrorInvalidValue;
   const dim3 grid(w.I / 32, n * k);
   if (virt.empty())
-    launch_pdl(gate_up_tc_kernel<false>, grid, kTcWarps * 32, 0, stream,
-        xn, xf, idx, slots, w, virt, k, limit, hf);
+    launch_pdl(gate_up_tc_kernel<false>, grid, kTcWarps * 32, 0, stream, xn, xf, idx, slots, w,
+               virt, choice, k, limit, hf);
   else
-    launch_pdl(gate_up_tc_kernel<true>, grid, kTcWarps * 32, 0, stream,
-        xn, xf, idx, slots, w, virt, k, limit, hf);
+    launch_pdl(gate_up_tc_kernel<true>, grid, kTcWarps * 32, 0, stream, xn, xf, idx, slots, w, virt,
+               choice, k, limit, hf);
   return cudaGetLastError();
 }
 

@@ -61,9 +61,24 @@ __host__ __device__ constexpr int split_words(int K) { return kSplitTerms * K / 
 // virt.args. xn fp32 [n, D] (DEVICE slots read it); xf the same rows in split form
 // [n, split_words(D)] (the router writes it); hf: h in split form [n, k, split_words(I)].
 // D % 32 == 0, I % 32 == 0.
-cudaError_t moe_gate_up(const float* xn, const uint32_t* xf, const int* idx,
-                        const vex_slot* slots, const MoeWeights& w, const VirtualSlots& virt,
-                        int n, int k, float limit, uint32_t* hf, cudaStream_t stream);
+//
+// With choice.scores (router_scores' [n, E]) the kernel chooses: each block takes its token's
+// top k over choice.slots, the router's table (forced slots first, PRUNED never; router()'s
+// choice bit for bit, top_k.cuh) and runs its j-th through `slots`, the execution table (with
+// experts split over GPUs the others' experts are PRUNED there, yet chosen); the token's first
+// block writes idx and choice.weight [n, k] for moe_down and observers. Without it, idx is the
+// router's choice and only read.
+struct ExpertChoice {
+  const float* scores = nullptr;    // [n, E]
+  const vex_slot* slots = nullptr;  // [E] the router's table
+  int E = 0;
+  const int* forced = nullptr;  // [n_forced] (device), as router()'s
+  int n_forced = 0;
+  float* weight = nullptr;  // [n, k]
+};
+cudaError_t moe_gate_up(const float* xn, const uint32_t* xf, int* idx, const vex_slot* slots,
+                        const MoeWeights& w, const VirtualSlots& virt, int n, int k, float limit,
+                        uint32_t* hf, cudaStream_t stream, const ExpertChoice& choice = {});
 
 // Down pass: x[t] += sum_j weight[t, j] * out_j[t] over the chosen slots, in slot order: the
 // NEURAL slots' W2_e h[t, j] + b2_e, the DEVICE slots' results; the HOST slots' triggers.

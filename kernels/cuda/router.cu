@@ -1,11 +1,11 @@
 #include "kernels/cuda/common.cuh"
 #include "kernels/cuda/router.cuh"
 #include "kernels/cuda/split.cuh"
+#include "kernels/cuda/top_k.cuh"
 
 namespace vex::cuda {
 namespace {
 
-constexpr int kMaxE = 256, kMaxK = 8;
 constexpr int kManyTokens = 256;         // from this many tokens a call, router_many_kernel
 constexpr size_t kManySmem = 160 << 10;  // its rows' shared memory at most (D <= 5,120)
 constexpr int kLoads = 3;                // 16-byte weight loads a lane has in flight together
@@ -38,55 +38,6 @@ __device__ __forceinline__ void load_chunks(const uint4* row, int c0, int chunks
 #pragma unroll
   for (int u = 0; u < n; ++u)
     if (c0 + 32 * u < chunks) v[u] = __ldg(row + c0 + 32 * u);
-}
-
-// The lane's bits of the slots that cannot be chosen: bit i for slot lane + 32 i (PRUNED slots
-// never compete).
-__device__ __forceinline__ uint32_t pruned_bits(const vex_slot* slots, int E, int lane) {
-  uint32_t taken = 0;
-  for (int i = 0; lane + 32 * i < E; ++i)
-    if (slots[lane + 32 * i].kind == VEX_SLOT_PRUNED) taken |= 1u << i;
-  return taken;
-}
-
-// Token t's top k of the E scores s by k rounds of a warp-wide arg-max (ties to the lower slot
-// id, as the CPU twin), forced slots first, then the softmax over the k chosen: one warp. Not
-// inlined: inlined into router_kernel it changed how that kernel's dot-product loop was compiled
-// (its weights through local memory) and batch-1 decode lost 4 % (502 -> 482 tok/s, H200).
-__device__ __noinline__ void top_k(const float* s, const vex_slot* slots, int E, int k,
-                                   const int* forced, int n_forced, uint32_t taken, int t, int* idx,
-                                   float* weight) {
-  const int lane = threadIdx.x % 32;
-  float chosen_logit[kMaxK];
-  int chosen[kMaxK];
-  for (int r = 0; r < k; ++r) {
-    float best = -INFINITY;
-    int at = 0x7FFFFFFF;
-    if (r < n_forced) {  // forced slots first (vexprobe --force), in the order given
-      at = forced[r], best = slots[at].kind == VEX_SLOT_PRUNED ? -INFINITY : s[at];
-    } else {
-      for (int i = 0; lane + 32 * i < E; ++i)
-        if (!(taken >> i & 1) && (s[lane + 32 * i] > best || at == 0x7FFFFFFF))
-          best = s[lane + 32 * i], at = lane + 32 * i;
-#pragma unroll
-      for (int off = 16; off > 0; off /= 2) {
-        const float ob = __shfl_xor_sync(0xffffffffu, best, off);
-        const int oa = __shfl_xor_sync(0xffffffffu, at, off);
-        if (ob > best || (ob == best && oa < at)) best = ob, at = oa;
-      }
-    }
-    chosen[r] = at, chosen_logit[r] = best;
-    if (at % 32 == lane) taken |= 1u << (at / 32);
-  }
-  if (lane != 0) return;
-  float m = chosen_logit[0];  // a forced slot may rank below the others
-  for (int i = 1; i < k; ++i) m = fmaxf(m, chosen_logit[i]);
-  float den = 0;
-  for (int i = 0; i < k; ++i) den += expf(chosen_logit[i] - m);
-  for (int i = 0; i < k; ++i) {
-    idx[t * k + i] = chosen[i];
-    weight[t * k + i] = expf(chosen_logit[i] - m) / den;
-  }
 }
 
 // A token a block, for a few tokens (decode: each block's chain of loads is the step's).
@@ -308,6 +259,101 @@ __global__ void __launch_bounds__(32 * kTok)
     top_k(s[w], slots, E, k, forced, n_forced, pruned_bits(slots, E, lane), t, idx, weight);
 }
 
+// The decode router spread over SMs (router_scores): grid (ceil(E / kScoreWarps), n), warp w of
+// block b scores slot b * kScoreWarps + w of token blockIdx.y. A warp holds its whole row in
+// registers from before the wait on the kernel before (kHold chunks a lane: D <= 3,072 in one
+// round), so what follows the wait is x, the norm, one dot product and a store; the top k is the
+// gate-up kernel's (moe.cu). Every block norms the whole token in router_kernel<1024>'s order of
+// sums (its 32 warps' partial sums, played here by 4 per warp), so xn, xf and the scores are
+// router_kernel's bit for bit; block b writes its share of xn and xf.
+constexpr int kScoreWarps = 8, kNormThreads = 1024, kHold = 12;
+constexpr int kPlays = kNormThreads / (32 * kScoreWarps);  // router_kernel warps a warp plays
+__global__ void __launch_bounds__(32 * kScoreWarps)
+    router_scores_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
+                         const uint16_t* __restrict__ b, const vex_slot* __restrict__ slots, int D,
+                         int E, float* __restrict__ scores, float* __restrict__ logits,
+                         const uint16_t* __restrict__ gain, float eps, float* __restrict__ xn_out,
+                         uint32_t* __restrict__ xf_out) {
+  const int t = blockIdx.y, w = threadIdx.x / 32, lane = threadIdx.x % 32, chunks = D / 8;
+  const int e = blockIdx.x * kScoreWarps + w;
+  const uint4* row = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(min(e, E - 1)) * D);
+  uint4 held[kHold];
+  if (e < E) load_chunks<kHold>(row, lane, chunks, held);
+  // Element i = v * 32 + lane + 1024 u of the played warp v = w * kPlays + p: xv[p][u], gv[p][u].
+  float gv[kPlays][kPer];
+#pragma unroll
+  for (int p = 0; p < kPlays; ++p)
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+      const int i = (w * kPlays + p) * 32 + lane + u * kNormThreads;
+      gv[p][u] = gain && i < D ? bf16(__ldg(gain + i)) : 1.0f;
+    }
+  pdl_prologue();
+  const float* xt = x + static_cast<int64_t>(t) * D;
+  __shared__ float part[kNormThreads / 32];
+  extern __shared__ float xs[];  // [D]: the router's input, normed when gain is given
+  float xv[kPlays][kPer];
+#pragma unroll
+  for (int p = 0; p < kPlays; ++p)
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+      const int i = (w * kPlays + p) * 32 + lane + u * kNormThreads;
+      xv[p][u] = i < D ? xt[i] : 0.0f;
+    }
+  float r = 1.0f;
+  if (gain) {
+#pragma unroll
+    for (int p = 0; p < kPlays; ++p) {
+      const int v = w * kPlays + p;
+      float ss = 0;
+#pragma unroll
+      for (int u = 0; u < kPer; ++u) ss += xv[p][u] * xv[p][u];
+      for (int i = v * 32 + lane + kPer * kNormThreads; i < D; i += kNormThreads)
+        ss += xt[i] * xt[i];
+      ss = warp_sum(ss);
+      if (lane == 0) part[v] = ss;
+    }
+    __syncthreads();
+    float total = 0;
+    for (int i = 0; i < kNormThreads / 32; ++i) total += part[i];
+    r = rsqrtf(total / D + eps);
+  }
+  // (x * r) * g, as the CPU twin rounds it; x itself without a gain.
+#pragma unroll
+  for (int p = 0; p < kPlays; ++p)
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+      const int i = (w * kPlays + p) * 32 + lane + u * kNormThreads;
+      if (i < D) xs[i] = gain ? (xv[p][u] * r) * gv[p][u] : xv[p][u];
+    }
+  for (int i = kPer * kNormThreads + threadIdx.x; i < D; i += blockDim.x)
+    xs[i] = gain ? (xt[i] * r) * bf16(gain[i]) : xt[i];
+  __syncthreads();
+  const int share = (D + gridDim.x - 1) / gridDim.x, i0 = blockIdx.x * share;
+  const int i1 = min(D, i0 + share);
+  if (gain)
+    for (int i = i0 + threadIdx.x; i < i1; i += blockDim.x)
+      xn_out[static_cast<int64_t>(t) * D + i] = xs[i];
+  if (xf_out) {  // the MoE decode kernels' input (split.cuh)
+    uint16_t* o = reinterpret_cast<uint16_t*>(xf_out + static_cast<int64_t>(t) * split_words(D));
+    for (int i = i0 + threadIdx.x; i < i1; i += blockDim.x) store_split(xs[i], i, D, o);
+  }
+  if (e >= E) return;
+  float acc = 0;
+  dot_chunks<kHold>(held, lane, chunks, xs, acc);
+  for (int c0 = lane + 32 * kHold; c0 < chunks; c0 += 32 * kLoads) {
+    uint4 next[kLoads];
+    load_chunks<kLoads>(row, c0, chunks, next);
+    dot_chunks<kLoads>(next, c0, chunks, xs, acc);
+  }
+  acc = warp_sum(acc) + bf16(b[e]);
+  if (lane == 0) {
+    scores[static_cast<int64_t>(t) * E + e] = acc;
+    if (logits)
+      logits[static_cast<int64_t>(t) * E + e] = slots[e].kind == VEX_SLOT_PRUNED ? -INFINITY : acc;
+  }
+}
+
 }  // namespace
 
 cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const vex_slot* slots,
@@ -331,6 +377,20 @@ cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const v
   } else
     launch_pdl(router_kernel<1024>, n, 1024, D * sizeof(float), stream, x, W, b, slots, D, E, k,
                idx, weight, logits, norm_gain, eps, xn_out, forced, n_forced, xf_out);
+  return cudaGetLastError();
+}
+
+cudaError_t router_scores(const float* x, const uint16_t* W, const uint16_t* b,
+                          const vex_slot* slots, int n, int D, int E, float* scores, float* logits,
+                          cudaStream_t stream, const uint16_t* norm_gain, float eps, float* xn_out,
+                          uint32_t* xf_out) {
+  if (n <= 0) return cudaSuccess;
+  if (E > kMaxE || E <= 0 || D % 8 != 0 || !scores) return cudaErrorInvalidValue;
+  if (xf_out && D % 32 != 0) return cudaErrorInvalidValue;
+  if (norm_gain && !xn_out) return cudaErrorInvalidValue;
+  launch_pdl(router_scores_kernel, dim3((E + kScoreWarps - 1) / kScoreWarps, n), 32 * kScoreWarps,
+             D * sizeof(float), stream, x, W, b, slots, D, E, scores, logits, norm_gain, eps,
+             xn_out, xf_out);
   return cudaGetLastError();
 }
 

@@ -27,4 +27,14 @@ cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const v
                    float* xn_out = nullptr, const int* forced = nullptr, int n_forced = 0,
                    uint32_t* xf_out = nullptr);
 
+// Decode's router spread over SMs (a block per 8 slots of a token): the norm as router() fuses
+// it (xn_out, xf_out), and the scores [n, E] (bias added; PRUNED slots' too) without choosing:
+// the MoE gate-up kernel takes each token's top k from them (moe.cuh, ExpertChoice). xn_out, xf_out
+// and scores are router()'s bit for bit (the same sums in the same order); logits as router()'s
+// when not null.
+cudaError_t router_scores(const float* x, const uint16_t* W, const uint16_t* b,
+                          const vex_slot* slots, int n, int D, int E, float* scores, float* logits,
+                          cudaStream_t stream, const uint16_t* norm_gain = nullptr, float eps = 0,
+                          float* xn_out = nullptr, uint32_t* xf_out = nullptr);
+
 }  // namespace vex::cuda
