@@ -39,12 +39,14 @@ absl::Status only_keys(const std::string& path, const toml::table& table, const 
 
 absl::StatusOr<int> integer_in(const std::string& path, const toml::node& n, const std::string& key,
                                int lo, int hi) {
-  const auto v = n.value<int64_t>();
-  if (!n.is_integer() || !v)
-    return error(path, n, absl::StrCat("'", key, "': expected an integer"));
-  if (*v < lo || *v >= hi)
-    return error(path, n, absl::StrCat("'", key, "': ", *v, " is outside [", lo, ", ", hi, ")"));
-  return static_cast<int>(*v);
+  // Only an integer node is read: toml++'s value<int64_t>() converts a float node unchecked
+  // (1e36 overflowed the cast, found by fuzz_manifest).
+  const toml::value<int64_t>* i = n.as_integer();
+  if (!i) return error(path, n, absl::StrCat("'", key, "': expected an integer"));
+  const int64_t v = i->get();
+  if (v < lo || v >= hi)
+    return error(path, n, absl::StrCat("'", key, "': ", v, " is outside [", lo, ", ", hi, ")"));
+  return static_cast<int>(v);
 }
 
 // An array of distinct integers in [lo, hi), returned ascending.

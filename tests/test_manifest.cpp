@@ -108,6 +108,8 @@ TEST_F(ManifestTest, BadInputNamesFileLineAndKey) {
        "DIR/m.toml:3:1: unknown key 'kept' in [prune]"},
       {"[prune]\nkeep = { \"0\" = [0, 1, 2, 8] }\n",
        "DIR/m.toml:2:26: 'keep.0': 8 is outside [0, 8)"},
+      {"[prune]\nkeep = { \"0\" = [1.1e36, 1, 2, 3] }\n",  // a float, past int64 (fuzz_manifest)
+       "DIR/m.toml:2:17: 'keep.0': expected an integer"},
       {"[prune]\nkeep = { \"4\" = [0, 1, 2, 3] }\n",
        "DIR/m.toml:2:10: 'keep': layer '4' is not a layer of this model [0, 4)"},
       {"[prune]\nkeep = { \"x\" = [0, 1, 2, 3] }\n",
