@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <system_error>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_join.h"
@@ -77,8 +78,13 @@ absl::StatusOr<std::string> string_of(const std::string& path, const toml::node&
 // [hidden], out.bias [hidden].
 absl::Status check_sidecar(const std::string& manifest, const toml::node& n,
                            const std::string& file, const Config& c, bool device) {
-  if (!fs::exists(file))
-    return error(manifest, n, absl::StrCat("'router': the sidecar ", file, " does not exist"));
+  // The non-throwing form: a name the system refuses (too long, a component not a folder)
+  // threw std::filesystem_error out of the parser (found by fuzz_manifest).
+  std::error_code ec;
+  if (!fs::exists(file, ec))
+    return error(manifest, n,
+                 absl::StrCat("'router': the sidecar ", file,
+                              ec ? " cannot be read: " + ec.message() : " does not exist"));
   auto st = SafetensorsFile::open(file);
   if (!st.ok()) return error(manifest, n, absl::StrCat("'router': ", st.status().message()));
   auto shaped = [&](const char* name, std::vector<int64_t> shape) -> absl::Status {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <system_error>
 
 #include "loader/json_util.h"
 
@@ -23,7 +24,10 @@ absl::Status validate(const SamplingParams& p) {
 
 absl::StatusOr<SamplingParams> sampling_from_generation_config(const std::string& path,
                                                                SamplingParams base) {
-  if (!std::filesystem::exists(path)) return base;
+  std::error_code ec;  // the non-throwing form: absent is fine, unreadable is an error
+  const bool there = std::filesystem::exists(path, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat(path, ": ", ec.message()));
+  if (!there) return base;
   VEX_ASSIGN_OR_RETURN(auto j, read_json_file(path));
   if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(path, ": expected an object"));
   auto number = [&](const char* key, float* out) -> absl::Status {

@@ -126,6 +126,10 @@ TEST_F(ManifestTest, BadInputNamesFileLineAndKey) {
        "DIR/m.toml:2:16: 'keep.1': expected an array of integers"},
       {v + "router = \"missing.safetensors\"\n",
        "DIR/m.toml:5:10: 'router': the sidecar DIR/missing.safetensors does not exist"},
+      // A name the system refuses: an error, not std::filesystem_error (fuzz_manifest).
+      {v + "router = \"" + std::string(300, 'a') + "\"\n",
+       "DIR/m.toml:5:10: 'router': the sidecar DIR/" + std::string(300, 'a') +
+           " cannot be read: File name too long"},
       {v + "router = \"wide.safetensors\"\n",
        "DIR/m.toml:5:10: 'router': DIR/wide.safetensors: tensor 'weight' is F32 [2, 64], "
        "expected F32 or BF16 [1, 64]"},
