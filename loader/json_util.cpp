@@ -50,6 +50,19 @@ std::string shown(const nlohmann::json& v) {
 }
 }  // namespace
 
+std::optional<int32_t> json_int32(const nlohmann::json& v) {
+  constexpr int64_t lo = INT32_MIN, hi = INT32_MAX;
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(hi)) return std::nullopt;
+    return static_cast<int32_t>(u);
+  }
+  if (!v.is_number_integer()) return std::nullopt;
+  const int64_t i = v.get<int64_t>();
+  if (i < lo || i > hi) return std::nullopt;
+  return static_cast<int32_t>(i);
+}
+
 absl::StatusOr<int> JsonObject::positive_int(absl::string_view key) const {
   if (!has(key)) return error(key, "missing");
   const auto& v = j_[std::string(key)];

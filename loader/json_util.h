@@ -1,6 +1,7 @@
 // Reading JSON files with errors that name the file and the key.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -20,6 +21,10 @@ absl::Status check_json_depth(std::string_view text, const std::string& path);
 
 // The same for JSON text, depth checked; `path` names it in errors.
 absl::StatusOr<nlohmann::json> parse_json_text(std::string_view text, const std::string& path);
+
+// A JSON integer that fits int32_t, else nothing (a float, or an integer out of range: get<int>()
+// would wrap it silently).
+std::optional<int32_t> json_int32(const nlohmann::json& v);
 
 // Typed access to a key of a JSON object: NotFound-style error if missing, InvalidArgument if
 // ill-typed; both name `file` and `key`.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <system_error>
 
 #include "loader/attach.h"
@@ -35,14 +36,15 @@ absl::Status read_eos(const std::string& path, std::vector<int32_t>* ids) {
   if (!j.is_object() || !j.contains("eos_token_id")) return absl::OkStatus();
   const auto& e = j["eos_token_id"];
   auto add = [&](const nlohmann::json& v) {
-    if (!v.is_number_integer()) return false;
-    ids->push_back(v.get<int32_t>());
+    const std::optional<int32_t> id = json_int32(v);
+    if (!id || *id < 0) return false;
+    ids->push_back(*id);
     return true;
   };
   bool ok = e.is_array() ? std::all_of(e.begin(), e.end(), add) : add(e);
   if (!ok)
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": key 'eos_token_id': expected an integer or a list of integers"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": key 'eos_token_id': expected a token id or a list of them (integers >= 0)"));
   return absl::OkStatus();
 }
 

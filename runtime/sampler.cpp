@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 #include <system_error>
 
 #include "loader/json_util.h"
@@ -42,9 +43,11 @@ absl::StatusOr<SamplingParams> sampling_from_generation_config(const std::string
   VEX_RETURN_IF_ERROR(number("top_p", &p.top_p));
   VEX_RETURN_IF_ERROR(number("min_p", &p.min_p));
   if (j.contains("top_k") && !j["top_k"].is_null()) {
-    if (!j["top_k"].is_number_integer())
-      return absl::InvalidArgumentError(absl::StrCat(path, ": key 'top_k': expected an integer"));
-    p.top_k = j["top_k"].get<int>();
+    const std::optional<int32_t> k = json_int32(j["top_k"]);
+    if (!k)
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": key 'top_k': expected an integer that fits 32 bits"));
+    p.top_k = *k;
   }
   if (j.contains("do_sample")) {
     if (!j["do_sample"].is_boolean())

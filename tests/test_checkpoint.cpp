@@ -73,6 +73,16 @@ TEST(Checkpoint, NotACheckpoint) {
   expect_load_error(testing::temp_dir("empty"), "no config.json");
 }
 
+// generation_config.json's EOS ids: 2^32 wrapped to 0 through get<int32_t>() before, and a
+// negative id was taken; both are refused by name.
+TEST(Checkpoint, EosIdsOutOfRangeAreRefused) {
+  for (const char* eos : {"4294967296", "[200002, -1]"}) {
+    const std::string dir = testing::copy_checkpoint(testing::tiny_checkpoint(), "badeos");
+    std::ofstream(dir + "/generation_config.json") << "{\"eos_token_id\": " << eos << "}";
+    expect_load_error(dir, "generation_config.json: key 'eos_token_id': expected a token id");
+  }
+}
+
 TEST(Checkpoint, IndexNamesMissingShard) {
   const std::string dir = testing::copy_checkpoint(testing::tiny_checkpoint(), "noshard");
   fs::remove(dir + "/model-00001-of-00001.safetensors");

@@ -152,6 +152,11 @@ TEST(Sampler, GenerationConfigOverridesDefaults) {
   EXPECT_NE(p.status().message().find("generation_config.json: key 'top_k': expected an integer"),
             std::string::npos)
       << p.status();
+  // 2^32 + 5 wrapped to 5 through get<int>() before: out of range is refused.
+  p = write(R"({"top_k": 4294967301})");
+  EXPECT_NE(p.status().message().find("key 'top_k': expected an integer that fits 32 bits"),
+            std::string::npos)
+      << p.status();
   p = write(R"({"top_p": 3})");
   EXPECT_NE(p.status().message().find("top_p must be in (0, 1]"), std::string::npos);
   auto missing = sampling_from_generation_config(dir + "/none.json", {.top_k = 3});
