@@ -126,6 +126,15 @@ const question = { model, temperature: 0, messages: [{ role: "user", content: "W
     assert.deepEqual(c.choices[0].logprobs.token_logprobs.slice(0, 1), [0]);
     await assert.rejects(client.chat.completions.create({ ...question, top_logprobs: 3 }),
       (e) => e.status === 400 && e.param === "top_logprobs");
+    // 2^32 + 3 read as 3 through a 32-bit cast before.
+    await assert.rejects(
+      client.chat.completions.create({ ...question, logprobs: true, top_logprobs: 4294967299 }),
+      (e) => e.status === 400 && e.param === "top_logprobs");
+    await assert.rejects(client.chat.completions.create({ ...question, seed: 1.5 }),
+      (e) => e.status === 400 && e.param === "seed");
+    // A negative seed is an integer like any other (cast from a double before: undefined).
+    const negative = await client.chat.completions.create({ ...question, seed: -7, max_tokens: 2 });
+    assert.equal(negative.choices.length, 1);
   });
 
   await check("completions: raw text", async () => {

@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -233,7 +234,16 @@ class Server {
     };
     if (auto t = number("temperature", 0, 2)) s.temperature = static_cast<float>(*t);
     if (auto p = number("top_p", 1e-9, 1)) s.top_p = static_cast<float>(*p);
-    if (auto seed = number("seed", -9.2e18, 9.2e18)) s.seed = static_cast<uint64_t>(*seed);
+    // An integer of either sign (a negative double cast to uint64_t was undefined behaviour).
+    if (j.contains("seed") && !j["seed"].is_null()) {
+      const json& v = j["seed"];
+      if (v.is_number_unsigned())
+        s.seed = v.get<uint64_t>();
+      else if (v.is_number_integer())
+        s.seed = static_cast<uint64_t>(v.get<int64_t>());
+      else
+        throw HttpError{400, "'seed' must be an integer", "invalid_request_error", "seed"};
+    }
     for (const char* key : {"max_tokens", "max_completion_tokens", "max_output_tokens"})
       if (auto n = number(key, 1, 1 << 30)) r->options.max_tokens = static_cast<int>(*n);
     r->options.stop_tokens = model_.stop_tokens;
@@ -495,17 +505,18 @@ class Server {
             throw HttpError{400, "'logprobs' must be true or false", "invalid_request_error", "logprobs"};
           if (lp.get<bool>()) st->top_n = 0;
           if (j.contains("top_logprobs") && !j["top_logprobs"].is_null()) {
-            const json& t = j["top_logprobs"];
-            if (!t.is_number_integer() || t.get<int>() < 0 || t.get<int>() > 20 || st->top_n < 0)
+            const std::optional<int32_t> t = json_int32(j["top_logprobs"]);  // no wrapping
+            if (!t || *t < 0 || *t > 20 || st->top_n < 0)
               throw HttpError{400, "'top_logprobs' must be an integer in [0, 20], with logprobs: true",
                               "invalid_request_error", "top_logprobs"};
-            st->top_n = t.get<int>();
+            st->top_n = *t;
           }
         } else {
-          if (!lp.is_number_integer() || lp.get<int>() < 0 || lp.get<int>() > 5)
+          const std::optional<int32_t> n = json_int32(lp);
+          if (!n || *n < 0 || *n > 5)
             throw HttpError{400, "'logprobs' must be an integer in [0, 5]", "invalid_request_error",
                             "logprobs"};
-          st->top_n = lp.get<int>();
+          st->top_n = *n;
         }
       }
       if (chat && st->top_n < 0 && j.contains("top_logprobs") && !j["top_logprobs"].is_null())
