@@ -132,6 +132,13 @@ const question = { model, temperature: 0, messages: [{ role: "user", content: "W
       (e) => e.status === 400 && e.param === "top_logprobs");
     await assert.rejects(client.chat.completions.create({ ...question, seed: 1.5 }),
       (e) => e.status === 400 && e.param === "seed");
+    // Fields of the wrong JSON type are the client's error, named where the server reads them by
+    // name, else by nlohmann's type error (they were 500s).
+    await assert.rejects(client.chat.completions.create({ ...question, stream: "yes" }),
+      (e) => e.status === 400 && e.param === "stream");
+    await assert.rejects(
+      client.chat.completions.create({ ...question, messages: [{ role: "user", content: "hi", type: 5 }] }),
+      (e) => e.status === 400 && /wrong JSON type/.test(e.message));
     // A negative seed is an integer like any other (cast from a double before: undefined).
     const negative = await client.chat.completions.create({ ...question, seed: -7, max_tokens: 2 });
     assert.equal(negative.choices.length, 1);

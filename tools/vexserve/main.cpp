@@ -483,7 +483,11 @@ class Server {
     std::vector<int32_t> prompt, forced_header;
     try {
       const json j = parse_body(req, &r);
-      stream = j.value("stream", false);
+      if (j.contains("stream") && !j["stream"].is_null()) {
+        if (!j["stream"].is_boolean())
+          throw HttpError{400, "'stream' must be true or false", "invalid_request_error", "stream"};
+        stream = j["stream"].get<bool>();
+      }
       if (j.contains("stop") && !j["stop"].is_null()) {
         const json stop = j["stop"].is_string() ? json::array({j["stop"]}) : j["stop"];
         if (!stop.is_array() || stop.size() > 4)
@@ -539,6 +543,12 @@ class Server {
                         "invalid_request_error", "messages", "context_length_exceeded"};
     } catch (const HttpError& e) {
       return send_error(res, e);
+    } catch (const json::exception& e) {
+      // A field of another JSON type than the request's reading of it expects (a message's
+      // "type" a number, say): the client's error, not a 500.
+      return send_error(res,
+                        HttpError{400, std::string("a field has the wrong JSON type: ") + e.what(),
+                                  "invalid_request_error"});
     }
     if (chat) {
       st->parser.emplace(*model_.tokenizer);
