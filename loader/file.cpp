@@ -6,8 +6,17 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 
 namespace vex {
+
+absl::StatusOr<bool> file_present(const std::string& path) {
+  std::error_code ec;
+  const bool there = std::filesystem::exists(path, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat(path, ": ", ec.message()));
+  return there;
+}
 
 absl::StatusOr<std::string> read_regular_file(const std::string& path, size_t max_bytes,
                                               const char* what) {

@@ -10,6 +10,11 @@
 
 namespace vex {
 
+// Whether something is at `path`: false when nothing is, an error naming the path when the
+// system will not say (a name too long, a component that is not a folder, no permission), where
+// std::filesystem::exists would throw.
+absl::StatusOr<bool> file_present(const std::string& path);
+
 // `what` names the file's role in the error ("the prompt file", "the manifest").
 absl::StatusOr<std::string> read_regular_file(const std::string& path, size_t max_bytes,
                                               const char* what = "the file");

@@ -66,9 +66,10 @@ std::optional<int32_t> json_int32(const nlohmann::json& v) {
 absl::StatusOr<int> JsonObject::positive_int(absl::string_view key) const {
   if (!has(key)) return error(key, "missing");
   const auto& v = j_[std::string(key)];
-  if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > (1 << 30))
+  const std::optional<int32_t> i = json_int32(v);
+  if (!i || *i <= 0 || *i > (1 << 30))
     return error(key, absl::StrCat("expected a positive integer, got ", shown(v)));
-  return static_cast<int>(v.get<int64_t>());
+  return *i;
 }
 
 absl::StatusOr<double> JsonObject::number(absl::string_view key) const {

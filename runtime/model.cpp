@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <optional>
-#include <system_error>
 
 #include "loader/attach.h"
+#include "loader/file.h"
 #include "loader/json_util.h"
 #include "loader/weights_map.h"
 #include "runtime/forward_cpu.h"
@@ -21,16 +21,15 @@ namespace {
 // A file beside config.json, or beside the original/ folder holding it.
 std::string sidecar(const Checkpoint& ck, const char* name) {
   const fs::path root = ck.root();
-  std::error_code ec;  // an unreadable path counts as absent here: the file's reader says why
-  if (fs::exists(root / name, ec) || root.filename() != "original") return (root / name).string();
+  // An unreadable path counts as absent here: the file's reader says why.
+  if (file_present((root / name).string()).value_or(false) || root.filename() != "original")
+    return (root / name).string();
   return (root.parent_path() / name).string();
 }
 
 // generation_config.json's eos_token_id: one id or a list.
 absl::Status read_eos(const std::string& path, std::vector<int32_t>* ids) {
-  std::error_code ec;  // the non-throwing form: absent is fine, unreadable is an error
-  const bool there = fs::exists(path, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat(path, ": ", ec.message()));
+  VEX_ASSIGN_OR_RETURN(const bool there, file_present(path));
   if (!there) return absl::OkStatus();
   VEX_ASSIGN_OR_RETURN(auto j, read_json_file(path));
   if (!j.is_object() || !j.contains("eos_token_id")) return absl::OkStatus();
@@ -90,9 +89,7 @@ absl::StatusOr<std::unique_ptr<Model>> load_model(const std::string& dir,
   VEX_RETURN_IF_ERROR(step(0.5f));
 
   m->tokenizer_path = sidecar(*m->checkpoint, "tokenizer.json");
-  std::error_code ec;
-  const bool has_tokenizer = fs::exists(m->tokenizer_path, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat(m->tokenizer_path, ": ", ec.message()));
+  VEX_ASSIGN_OR_RETURN(const bool has_tokenizer, file_present(m->tokenizer_path));
   if (has_tokenizer) {
     VEX_ASSIGN_OR_RETURN(m->tokenizer, Tokenizer::load(m->tokenizer_path));
     if (m->tokenizer->vocab_size() > m->config().vocab_size)

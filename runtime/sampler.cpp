@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <optional>
-#include <system_error>
 
+#include "loader/file.h"
 #include "loader/json_util.h"
 
 namespace vex {
@@ -25,9 +24,7 @@ absl::Status validate(const SamplingParams& p) {
 
 absl::StatusOr<SamplingParams> sampling_from_generation_config(const std::string& path,
                                                                SamplingParams base) {
-  std::error_code ec;  // the non-throwing form: absent is fine, unreadable is an error
-  const bool there = std::filesystem::exists(path, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat(path, ": ", ec.message()));
+  VEX_ASSIGN_OR_RETURN(const bool there, file_present(path));
   if (!there) return base;
   VEX_ASSIGN_OR_RETURN(auto j, read_json_file(path));
   if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(path, ": expected an object"));

@@ -4,22 +4,16 @@
 // renders with the demo model's tokenizer to a prompt of ids in its vocabulary, and whose forced
 // function, if any, is one of its tools. The first byte picks the form (odd: Responses).
 #include <cstdint>
-#include <memory>
 #include <string>
 
 #include "loader/json_util.h"
 #include "runtime/harmony.h"
-#include "runtime/tokenizer.h"
 #include "tests/fuzz/fuzz.h"
 #include "tools/vexserve/request.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using vex::fuzz::check;
-  static const std::unique_ptr<vex::Tokenizer> tok = [] {
-    auto t = vex::Tokenizer::load(VEX_DEMO_TOKENIZER);
-    check(t.ok(), "the demo tokenizer does not load");
-    return std::move(t).value();
-  }();
+  const vex::Tokenizer& tok = vex::fuzz::demo_tokenizer();
   if (size == 0) return 0;
   const bool responses = data[0] & 1;
   auto j = vex::parse_json_text(vex::fuzz::text(data + 1, size - 1), "the request body");
@@ -35,9 +29,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const nlohmann::json::exception&) {
     return 0;
   }
-  const vex::harmony::Rendered r = vex::harmony::render(*tok, conv, /*for_completion=*/true);
+  const vex::harmony::Rendered r = vex::harmony::render(tok, conv, /*for_completion=*/true);
   check(!r.tokens.empty(), "an accepted request renders to no tokens");
-  for (int32_t id : r.tokens) check(id >= 0 && id < tok->vocab_size(), "id out of the vocabulary");
+  for (int32_t id : r.tokens) check(id >= 0 && id < tok.vocab_size(), "id out of the vocabulary");
   check(forced.empty() || conv.tools.find(forced) != std::string::npos,
         "the forced function is not among the tools");
   return 0;
