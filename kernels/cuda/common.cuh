@@ -66,6 +66,17 @@ __device__ __forceinline__ void cp_async16_ca(void* smem, const void* gmem) {
   const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.ca.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem) : "memory");
 }
+// 16 bytes to a shared-window address, the first n (16 or 0) from gmem and the rest zeros: with
+// n = 0 nothing is read, so gmem may point past the data. kL1: through L1, as cp_async16_ca.
+template <bool kL1 = false>
+__device__ __forceinline__ void cp_async16_fill(uint32_t smem, const void* gmem, int n) {
+  if constexpr (kL1)
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem), "r"(n)
+                 : "memory");
+  else
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem), "r"(n)
+                 : "memory");
+}
 __device__ __forceinline__ void cp_async_commit() {
   asm volatile("cp.async.commit_group;\n" ::: "memory");
 }

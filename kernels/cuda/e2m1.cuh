@@ -35,12 +35,11 @@ __device__ __forceinline__ uint32_t hmul2(uint32_t a, uint32_t b) {
 // Pairs from decode_pairs times their block's E8M0 scale s: value * 2^(s-127), exact (a power
 // of two times a 2-bit significand). kOne: one multiply by f = 2^(s-1), a bf16 for s <= 128;
 // otherwise (weights above 12, which gpt-oss does not have) by 2^126, then by f = 2^(s-127)
-// (the subnormal 2^-127 for s = 0). f = 0 when !ok: a block past the row's end, whose codes
-// are stale (finite, adding 0).
+// (the subnormal 2^-127 for s = 0).
 template <bool kOne>
-__device__ __forceinline__ uint32_t scale_factor(uint32_t s, bool ok = true) {
+__device__ __forceinline__ uint32_t scale_factor(uint32_t s) {
   const uint32_t f = kOne ? (s + 126) << 7 : s ? s << 7 : 0x0040u;
-  return ok ? f * 0x10001u : 0u;
+  return f * 0x10001u;
 }
 template <bool kOne>
 __device__ __forceinline__ void scale_pairs(uint32_t* p, uint32_t f) {

@@ -64,72 +64,74 @@ __host__ __device__ constexpr int tile_ring_size() {
 // Codes and B words travel by cp.async into the warp's ring (kDepth steps in shared memory,
 // tile_ring_size), issued kDepth steps ahead, so the bytes in flight cost no registers and no
 // load waits on the critical path; the scales (a register a step) kDepth steps ahead too. Each
-// lane reads back only what it (or, for B, lane min(lane, 11)) copied.
+// lane reads back only what it (or, for B, lane min(lane, 11)) copied. A block past the row's
+// end is copied as zeros, codes and B alike (cp.async's zero fill: nothing read), so it adds 0
+// without a branch or a scale of 0. The addresses are pointers advanced once per kDepth steps,
+// a step's the pointer plus a constant: the loop spends its instructions on the codes.
 template <int kRows, int kDepth>
 __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* scales,
                                          int64_t row0, int nb, int s0, int s1,
                                          const uint32_t* xf, int lane, uint4* ring, float* acc) {
   constexpr bool kHi = kRows == 16;
   constexpr int kStep = ring_step<kRows>(), kB = kRows / 8 * 32;  // B's place in a step
+  constexpr int kCode = 64, kBx = 256;  // bytes a step: a lane's codes, a B lane's words
   const int g = lane / 4, t = lane % 4, bl = min(lane, 11);
+  const int lim = min(s1, (nb - t + 3) / 4);  // the lane's steps with a block: s < lim
   float acc2[4] = {};
-  const uint4* c_lo = reinterpret_cast<const uint4*>(blocks) + (row0 + g) * nb + t;
-  const uint4* c_hi = c_lo + 8 * nb;
-  const uint8_t* sc_lo = scales + (row0 + g) * nb + t;
-  const uint8_t* sc_hi = sc_lo + 8 * nb;
-  const uint4* bx = reinterpret_cast<const uint4*>(xf) + (g % kSplitTerms) * nb * 4;
-  auto ok = [&](int s) { return s < s1 && 4 * s + t < nb; };
-  auto issue = [&](int s, int slot) {
-    uint4* at = ring + slot * kStep;
-    if (ok(s)) {
-      cp_async16(at + lane, c_lo + 4 * s);
-      if (kHi) cp_async16(at + 32 + lane, c_hi + 4 * s);
-    }
-    // A block past the row's end gets the last block's B: finite, times its A of 0 (stale or
-    // never written shared memory could hold a NaN).
-    if (s < s1 && lane < 12) {
-      const uint4* from = bx + 4 * min(4 * s + t, nb - 1);
+  // Step s0's: codes and scales of row g (rows g + 8 at hi, sc_hi further), the lane's B words.
+  const int64_t first = (row0 + g) * nb + 4 * s0 + t, hi = int64_t(8) * nb;
+  const uint8_t* code = blocks + first * 16;
+  const uint8_t* sc = scales + first;
+  const uint8_t* bx = reinterpret_cast<const uint8_t*>(xf) +
+                      (int64_t(g % kSplitTerms) * nb * 4 + 4 * (4 * s0 + t)) * 16;
+  const uint32_t ring_at = static_cast<uint32_t>(__cvta_generic_to_shared(ring));
+  // Step s + r (r a constant once unrolled) into ring slot `slot`, from the pointers of step s.
+  auto issue = [&](int s, int r, int slot) {
+    const uint32_t at = ring_at + slot * kStep * 16;
+    const int n = s + r < lim ? 16 : 0;
+    cp_async16_fill(at + lane * 16, code + r * kCode, n);
+    if (kHi) cp_async16_fill(at + (32 + lane) * 16, code + hi * 16 + r * kCode, n);
+    if (lane < 12)
 #pragma unroll
-      for (int q = 0; q < 4; ++q) cp_async16_ca(at + kB + q * 12 + lane, from + q);
-    }
+      for (int q = 0; q < 4; ++q)
+        cp_async16_fill<true>(at + (kB + q * 12 + lane) * 16, bx + r * kBx + q * 16, n);
     cp_async_commit();  // one group per step, empty or not: wait_group counts steps
   };
-  auto scales_of = [&](int s) {  // row g's in the low half, row g + 8's in the high
-    return ok(s) ? uint32_t(__ldg(sc_lo + 4 * s)) | (kHi ? uint32_t(__ldg(sc_hi + 4 * s)) << 16
-                                                         : 0u)
-                 : 0u;
+  auto scales_of = [&](int s, int r) {  // row g's in the low half, row g + 8's in the high
+    return s + r < lim
+               ? uint32_t(__ldg(sc + 4 * r)) | (kHi ? uint32_t(__ldg(sc + hi + 4 * r)) << 16 : 0u)
+               : 0u;
   };
-  auto step = [&](auto one, int i, int slot, uint32_t sc) {
+  auto step = [&](auto one, int slot, uint32_t sc) {
     constexpr bool kOne = decltype(one)::value;
     const uint4* at = ring + slot * kStep;
-    const bool on = ok(i);
-    const uint4 lo = at[lane], hi = kHi ? at[32 + lane] : make_uint4(0, 0, 0, 0);
+    const uint4 lo = at[lane], hi4 = kHi ? at[32 + lane] : make_uint4(0, 0, 0, 0);
     uint4 xb[4];
 #pragma unroll
     for (int q = 0; q < 4; ++q) xb[q] = at[kB + q * 12 + bl];
-    block_mmas<kOne, kHi>(lo, hi, scale_factor<kOne>(sc & 0xFFFF, on),
-                          scale_factor<kOne>(sc >> 16, on), xb, acc, acc2);
+    block_mmas<kOne, kHi>(lo, hi4, scale_factor<kOne>(sc & 0xFFFF), scale_factor<kOne>(sc >> 16),
+                          xb, acc, acc2);
   };
-  uint32_t sc[kDepth];
+  uint32_t scale[kDepth];
 #pragma unroll
-  for (int d = 0; d < kDepth; ++d) issue(s0 + d, d), sc[d] = scales_of(s0 + d);
+  for (int d = 0; d < kDepth; ++d) issue(s0, d, d), scale[d] = scales_of(s0, d);
   for (int s = s0; s < s1; s += kDepth) {
 #pragma unroll
     for (int d = 0; d < kDepth; ++d) {
-      const int i = s + d;
-      if (i >= s1) break;
-      cp_async_wait<kDepth - 1>();  // step i's codes and B are in (lanes < 12 copied B:
+      if (s + d >= s1) break;
+      cp_async_wait<kDepth - 1>();  // step s + d's codes and B are in (lanes < 12 copied B:
       __syncwarp();                 // their writes made visible to the warp)
-      const uint32_t now = sc[d];
-      sc[d] = scales_of(i + kDepth);
+      const uint32_t now = scale[d];
+      scale[d] = scales_of(s, d + kDepth);
       // One branch per step, the same for the whole warp: any scale above 128?
       if (scales_fit(now))
-        step(std::true_type{}, i, d, now);
+        step(std::true_type{}, d, now);
       else
-        step(std::false_type{}, i, d, now);
+        step(std::false_type{}, d, now);
       __syncwarp();          // every lane has read slot d (B is read across lanes)
-      issue(i + kDepth, d);
+      issue(s, d + kDepth, d);
     }
+    code += kDepth * kCode, sc += 4 * kDepth, bx += kDepth * kBx;
   }
   cp_async_wait<0>();  // nothing left in flight into the ring
   __syncwarp();
@@ -175,8 +177,8 @@ __global__ void __launch_bounds__(kTcWarps * 32, 3)
                       VirtualSlots virt, ExpertChoice choice, int k, float limit,
                       uint32_t* __restrict__ hf) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, tj = blockIdx.y, t = tj / k;
-  // Choosing here (moe.cuh): the execution table and what top_k cannot choose (the router's),
-  // read before the wait.
+  // Choosing here (moe.cuh): the execution table and what choose_k cannot choose (the
+  // router's), read before the wait.
   __shared__ vex_slot slot_of[kMaxE];
   uint32_t taken = 0;
   if (choice.scores) {
@@ -186,19 +188,34 @@ __global__ void __launch_bounds__(kTcWarps * 32, 3)
   pdl_prologue();
   constexpr int kRing = tile_ring_size<16, kGateUpDepth>();
   __shared__ uint4 ring[kTcWarps * kRing];  // the warps' rings (tile_dot), then row sums
+  // The token's top k (choose_k), every block on its own; the token's first block writes idx and
+  // weight for moe_down and the observers when it is done (the softmax off the critical path).
+  __shared__ int chosen[kMaxK];
+  __shared__ float chosen_logit[kMaxK];
+  const bool writer = choice.scores && blockIdx.x == 0 && tj % k == 0;
+  auto write_choice = [&] {
+    if (!writer || threadIdx.x != 0) return;
+    float logit[kMaxK], weight[kMaxK];
+#pragma unroll
+    for (int i = 0; i < kMaxK; ++i) logit[i] = i < k ? chosen_logit[i] : 0.0f;
+    softmax_k(logit, k, weight);
+#pragma unroll
+    for (int i = 0; i < kMaxK; ++i)
+      if (i < k) idx[tj + i] = chosen[i], choice.weight[tj + i] = weight[i];
+  };
   vex_slot slot;
-  if (choice.scores) {  // the token's top k
-    __shared__ int chosen[kMaxK];
-    __shared__ float chosen_weight[kMaxK];
-    if (warp == 0)
-      top_k(choice.scores + static_cast<int64_t>(t) * choice.E, choice.slots, choice.E, k,
-            choice.forced, choice.n_forced, taken, 0, chosen, chosen_weight);
+  if (choice.scores) {
+    if (warp == 0) {
+      int c[kMaxK];
+      float logit[kMaxK];
+      choose_k(choice.scores + static_cast<int64_t>(t) * choice.E, choice.slots, choice.E, k,
+               choice.forced, choice.n_forced, taken, c, logit);
+#pragma unroll
+      for (int i = 0; i < kMaxK; ++i)
+        if (i < k && lane == i) chosen[i] = c[i], chosen_logit[i] = logit[i];
+    }
     __syncthreads();
     slot = slot_of[chosen[tj % k]];
-    if (blockIdx.x == 0 && tj % k == 0 && threadIdx.x < k) {
-      idx[tj + threadIdx.x] = chosen[threadIdx.x];
-      choice.weight[tj + threadIdx.x] = chosen_weight[threadIdx.x];
-    }
   } else {
     slot = slots[idx[tj]];
   }
@@ -206,6 +223,7 @@ __global__ void __launch_bounds__(kTcWarps * 32, 3)
     if constexpr (kVirtual)
       if (slot.kind == VEX_SLOT_DEVICE && blockIdx.x == 0 && warp == 0)
         device_slot_args(slot, virt, xn + static_cast<int64_t>(t) * w.D, w.D, tj, lane);
+    write_choice();
     return;
   }
   const int tile = warp % kTcTiles, half = warp / kTcTiles;
@@ -219,6 +237,7 @@ __global__ void __launch_bounds__(kTcWarps * 32, 3)
                              ring + warp * kRing, acc);
   tile_rows<16>(acc, ring + warp * kRing, lane);
   __syncthreads();
+  write_choice();
   const int jl = threadIdx.x, j = blockIdx.x * kTcTiles * 8 + jl;
   if (jl >= kTcTiles * 8 || j >= w.I) return;
   // Row r of the block's 64 is row r % 16 of tile r / 16, whose halves are warps r / 16 and

@@ -21,61 +21,80 @@ static __device__ __forceinline__ uint32_t pruned_bits(const vex_slot* slots, in
   return taken;
 }
 
-// Token t's top k of the E scores s by k rounds of a warp-wide arg-max (ties to the lower slot
-// id, as the CPU twin), forced slots first, then the softmax over the k chosen: one warp. A lane
-// reads its E / 32 scores once; the rounds and the softmax run in registers (loops unrolled to
-// kMaxE / 32 and kMaxK: none through local memory). Inside the decode gate-up kernel it still
-// costs ~2 us a call (that kernel alone 23.6 us, 21.4 with the choice left out, H200); ranking
-// every candidate against all at once instead was slower (20b batch 1 529 -> 517 tok/s). Not
-// inlined: inlined into router_kernel it changed how that kernel's dot-product loop was compiled
-// (its weights through local memory) and batch-1 decode lost 4 % (502 -> 482 tok/s, H200).
-static __device__ __noinline__ void top_k(const float* s, const vex_slot* slots, int E, int k,
-                                          const int* forced, int n_forced, uint32_t taken, int t,
-                                          int* idx, float* weight) {
-  constexpr int kPer = kMaxE / 32;
+// An order-preserving key of a score: a larger float has a larger key, and -0 is +0 (a tie, as
+// the CPU twin's comparisons make it).
+static __device__ __forceinline__ uint32_t score_key(float v) {
+  const uint32_t u = __float_as_uint(v + 0.0f);
+  return u & 0x80000000u ? ~u : u | 0x80000000u;
+}
+static __device__ __forceinline__ float key_score(uint32_t key) {
+  return __uint_as_float(key & 0x80000000u ? key & 0x7FFFFFFFu : ~key);
+}
+
+// The top k of the E scores s by k rounds of a warp-wide arg-max (ties to the lower slot id, as
+// the CPU twin), forced slots first: one warp, every lane ends with chosen[0..k) and their
+// scores in logit[0..k) (the caller's arrays, registers once inlined). A lane reads its E / 32
+// scores once; a round is the lane's best of them, then two warp reductions (redux.sync): the
+// largest key, and the lowest slot holding it.
+static __device__ __forceinline__ void choose_k(const float* s, const vex_slot* slots, int E, int k,
+                                                const int* forced, int n_forced, uint32_t taken,
+                                                int* chosen, float* logit) {
+  constexpr int kPer = kMaxE / 32, kNone = 0x7FFFFFFF;
   const int lane = threadIdx.x % 32;
-  float v[kPer];
+  uint32_t key[kPer];
 #pragma unroll
-  for (int i = 0; i < kPer; ++i) v[i] = lane + 32 * i < E ? s[lane + 32 * i] : 0.0f;
-  float chosen_logit[kMaxK];
-  int chosen[kMaxK];
+  for (int i = 0; i < kPer; ++i) key[i] = lane + 32 * i < E ? score_key(s[lane + 32 * i]) : 0u;
 #pragma unroll
   for (int r = 0; r < kMaxK; ++r) {
     if (r >= k) break;
-    float best = -INFINITY;
-    int at = 0x7FFFFFFF;
     if (r < n_forced) {  // forced slots first (vexprobe --force), in the order given
-      at = forced[r], best = slots[at].kind == VEX_SLOT_PRUNED ? -INFINITY : s[at];
+      const int at = forced[r];
+      chosen[r] = at, logit[r] = slots[at].kind == VEX_SLOT_PRUNED ? -INFINITY : s[at];
     } else {
+      uint32_t best = 0;
+      int at = kNone;
 #pragma unroll
       for (int i = 0; i < kPer; ++i)
-        if (lane + 32 * i < E && !(taken >> i & 1) && (v[i] > best || at == 0x7FFFFFFF))
-          best = v[i], at = lane + 32 * i;
-#pragma unroll
-      for (int off = 16; off > 0; off /= 2) {
-        const float ob = __shfl_xor_sync(0xffffffffu, best, off);
-        const int oa = __shfl_xor_sync(0xffffffffu, at, off);
-        if (ob > best || (ob == best && oa < at)) best = ob, at = oa;
-      }
+        if (lane + 32 * i < E && !(taken >> i & 1) && (key[i] > best || at == kNone))
+          best = key[i], at = lane + 32 * i;
+      const uint32_t top = __reduce_max_sync(0xffffffffu, best);
+      at = static_cast<int>(__reduce_min_sync(0xffffffffu, best == top ? at : kNone));
+      chosen[r] = at, logit[r] = key_score(top);
     }
-    chosen[r] = at, chosen_logit[r] = best;
-    if (at % 32 == lane) taken |= 1u << (at / 32);
+    if (chosen[r] % 32 == lane) taken |= 1u << (chosen[r] / 32);
   }
-  if (lane != 0) return;
-  float m = chosen_logit[0];  // a forced slot may rank below the others
+}
+
+// The softmax over the k chosen scores (a forced slot may rank below the others).
+static __device__ __forceinline__ void softmax_k(const float* logit, int k, float* weight) {
+  float m = logit[0];
 #pragma unroll
   for (int i = 1; i < kMaxK; ++i)
-    if (i < k) m = fmaxf(m, chosen_logit[i]);
+    if (i < k) m = fmaxf(m, logit[i]);
   float den = 0;
 #pragma unroll
   for (int i = 0; i < kMaxK; ++i)
-    if (i < k) den += expf(chosen_logit[i] - m);
+    if (i < k) den += expf(logit[i] - m);
 #pragma unroll
   for (int i = 0; i < kMaxK; ++i)
-    if (i < k) {
-      idx[t * k + i] = chosen[i];
-      weight[t * k + i] = expf(chosen_logit[i] - m) / den;
-    }
+    if (i < k) weight[i] = expf(logit[i] - m) / den;
+}
+
+// Token t's choice (choose_k), its softmax, written to idx and weight [.., k] by lane 0. Not
+// inlined: inlined into router_kernel it changed how that kernel's dot-product loop was compiled
+// (its weights through local memory) and batch-1 decode lost 4 % (502 -> 482 tok/s, H200). The
+// decode gate-up kernel inlines choose_k instead and leaves the softmax to the end.
+static __device__ __noinline__ void top_k(const float* s, const vex_slot* slots, int E, int k,
+                                          const int* forced, int n_forced, uint32_t taken, int t,
+                                          int* idx, float* weight) {
+  int chosen[kMaxK];
+  float logit[kMaxK], w[kMaxK];
+  choose_k(s, slots, E, k, forced, n_forced, taken, chosen, logit);
+  if (threadIdx.x % 32 != 0) return;
+  softmax_k(logit, k, w);
+#pragma unroll
+  for (int i = 0; i < kMaxK; ++i)
+    if (i < k) idx[t * k + i] = chosen[i], weight[t * k + i] = w[i];
 }
 
 }  // namespace vex::cuda
