@@ -78,10 +78,10 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* s
   const int g = lane / 4, t = lane % 4, bl = min(lane, 11);
   const int lim = min(s1, (nb - t + 3) / 4);  // the lane's steps with a block: s < lim
   float acc2[4] = {};
-  // Step s0's: codes and scales of row g (rows g + 8 at hi, sc_hi further), the lane's B words.
+  // Step s0's: codes and scales of row g (rows g + 8 at code_hi, sc_hi), the lane's B words.
   const int64_t first = (row0 + g) * nb + 4 * s0 + t, hi = int64_t(8) * nb;
-  const uint8_t* code = blocks + first * 16;
-  const uint8_t* sc = scales + first;
+  const uint8_t *code = blocks + first * 16, *code_hi = code + hi * 16;
+  const uint8_t *sc = scales + first, *sc_hi = sc + hi;
   const uint8_t* bx = reinterpret_cast<const uint8_t*>(xf) +
                       (int64_t(g % kSplitTerms) * nb * 4 + 4 * (4 * s0 + t)) * 16;
   const uint32_t ring_at = static_cast<uint32_t>(__cvta_generic_to_shared(ring));
@@ -90,7 +90,7 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* s
     const uint32_t at = ring_at + slot * kStep * 16;
     const int n = s + r < lim ? 16 : 0;
     cp_async16_fill(at + lane * 16, code + r * kCode, n);
-    if (kHi) cp_async16_fill(at + (32 + lane) * 16, code + hi * 16 + r * kCode, n);
+    if (kHi) cp_async16_fill(at + (32 + lane) * 16, code_hi + r * kCode, n);
     if (lane < 12)
 #pragma unroll
       for (int q = 0; q < 4; ++q)
@@ -99,7 +99,7 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* s
   };
   auto scales_of = [&](int s, int r) {  // row g's in the low half, row g + 8's in the high
     return s + r < lim
-               ? uint32_t(__ldg(sc + 4 * r)) | (kHi ? uint32_t(__ldg(sc + hi + 4 * r)) << 16 : 0u)
+               ? uint32_t(__ldg(sc + 4 * r)) | (kHi ? uint32_t(__ldg(sc_hi + 4 * r)) << 16 : 0u)
                : 0u;
   };
   auto step = [&](auto one, int slot, uint32_t sc) {
@@ -131,7 +131,8 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* s
       __syncwarp();          // every lane has read slot d (B is read across lanes)
       issue(s, d + kDepth, d);
     }
-    code += kDepth * kCode, sc += 4 * kDepth, bx += kDepth * kBx;
+    code += kDepth * kCode, code_hi += kDepth * kCode, sc += 4 * kDepth, sc_hi += 4 * kDepth;
+    bx += kDepth * kBx;
   }
   cp_async_wait<0>();  // nothing left in flight into the ring
   __syncwarp();
