@@ -40,6 +40,67 @@ __device__ __forceinline__ void load_chunks(const uint4* row, int c0, int chunks
     if (c0 + 32 * u < chunks) v[u] = __ldg(row + c0 + 32 * u);
 }
 
+// The router's input of one token normed into shared memory xs[D] (x itself without a gain), in
+// one order of sums whatever the block's shape: the block plays the kNormThreads threads of
+// router_kernel<kNormThreads>, each warp kPlays of its warps (warp v = w * kPlays + p holding
+// elements v * 32 + lane + u * kNormThreads in xv[p][u], the rest of the row summed in a loop),
+// whose partial sums meet in part[] in warp order. So router_kernel and router_scores_kernel
+// write the same xn bit for bit, and the CPU twin's rounding: (x * r) * g.
+constexpr int kNormThreads = 1024;
+template <int kPlays>
+__device__ __forceinline__ void load_gain(const uint16_t* gain, int D, float (&gv)[kPlays][kPer]) {
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+#pragma unroll
+  for (int p = 0; p < kPlays; ++p)
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+      const int i = (w * kPlays + p) * 32 + lane + u * kNormThreads;
+      gv[p][u] = gain && i < D ? bf16(__ldg(gain + i)) : 1.0f;
+    }
+}
+template <int kPlays>
+__device__ __forceinline__ void norm_to_shared(const float* xt, int D, const uint16_t* gain,
+                                               float eps, const float (&gv)[kPlays][kPer],
+                                               float* part, float* xs) {
+  const int w = threadIdx.x / 32, lane = threadIdx.x % 32;
+  float xv[kPlays][kPer];
+#pragma unroll
+  for (int p = 0; p < kPlays; ++p)  // all of a thread's loads of x in flight at once
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+      const int i = (w * kPlays + p) * 32 + lane + u * kNormThreads;
+      xv[p][u] = i < D ? xt[i] : 0.0f;
+    }
+  float r = 1.0f;
+  if (gain) {
+#pragma unroll
+    for (int p = 0; p < kPlays; ++p) {
+      const int v = w * kPlays + p;
+      float ss = 0;
+#pragma unroll
+      for (int u = 0; u < kPer; ++u) ss += xv[p][u] * xv[p][u];
+      for (int i = v * 32 + lane + kPer * kNormThreads; i < D; i += kNormThreads)
+        ss += xt[i] * xt[i];
+      ss = warp_sum(ss);
+      if (lane == 0) part[v] = ss;
+    }
+    __syncthreads();
+    float total = 0;
+    for (int i = 0; i < kNormThreads / 32; ++i) total += part[i];
+    r = rsqrtf(total / D + eps);
+  }
+#pragma unroll
+  for (int p = 0; p < kPlays; ++p)
+#pragma unroll
+    for (int u = 0; u < kPer; ++u) {
+      const int i = (w * kPlays + p) * 32 + lane + u * kNormThreads;
+      if (i < D) xs[i] = gain ? (xv[p][u] * r) * gv[p][u] : xv[p][u];
+    }
+  for (int i = kPer * kNormThreads + threadIdx.x; i < D; i += blockDim.x)
+    xs[i] = gain ? (xt[i] * r) * bf16(gain[i]) : xt[i];
+  __syncthreads();
+}
+
 // A token a block, for a few tokens (decode: each block's chain of loads is the step's).
 template <int kThreads>
 __global__ void __launch_bounds__(kThreads)
@@ -61,12 +122,9 @@ __global__ void __launch_bounds__(kThreads)
     for (int c = lane + 32 * kLoads; c < chunks; c += 32)  // the rest of the row into L2
       asm volatile("prefetch.global.L2 [%0];" ::"l"(row + c));
   }
-  float g[kPer];
-#pragma unroll
-  for (int u = 0; u < kPer; ++u) {
-    const int i = threadIdx.x + u * kThreads;
-    g[u] = gain && i < D ? bf16(__ldg(gain + i)) : 1.0f;
-  }
+  static_assert(kThreads == kNormThreads, "the norm's order of sums is router_kernel<1024>'s");
+  float g[1][kPer];
+  load_gain<1>(gain, D, g);
   // Top-k bookkeeping of warp 0: lane holds slots lane, lane + 32, ... (E <= 256); bit i set:
   // slot lane + 32 i already chosen or pruned.
   uint32_t taken = 0;
@@ -76,35 +134,9 @@ __global__ void __launch_bounds__(kThreads)
   __shared__ float s[kMaxE];
   __shared__ float part[kThreads / 32];
   extern __shared__ float xs[];  // [D]: the router's input, normed when gain is given
-  float xi[kPer], ss = 0;
-#pragma unroll
-  for (int u = 0; u < kPer; ++u) {  // all of a thread's loads of x in flight at once
-    const int i = threadIdx.x + u * kThreads;
-    xi[u] = i < D ? xt[i] : 0.0f;
-  }
-#pragma unroll
-  for (int u = 0; u < kPer; ++u) ss += xi[u] * xi[u];
-  for (int i = threadIdx.x + kPer * kThreads; i < D; i += kThreads) ss += xt[i] * xt[i];
-  float r = 1.0f;
-  if (gain) {
-    ss = warp_sum(ss);
-    if (lane == 0) part[w] = ss;
-    __syncthreads();
-    float total = 0;
-    for (int i = 0; i < kThreads / 32; ++i) total += part[i];
-    r = rsqrtf(total / D + eps);
-  }
-  // (x * r) * g, as the CPU twin rounds it; x itself without a gain.
-#pragma unroll
-  for (int u = 0; u < kPer; ++u) {
-    const int i = threadIdx.x + u * kThreads;
-    if (i < D) xs[i] = gain ? (xi[u] * r) * g[u] : xi[u];
-  }
-  for (int i = threadIdx.x + kPer * kThreads; i < D; i += kThreads)
-    xs[i] = gain ? (xt[i] * r) * bf16(gain[i]) : xt[i];
+  norm_to_shared<1>(xt, D, gain, eps, g, part, xs);
   if (gain)
     for (int i = threadIdx.x; i < D; i += kThreads) xn_out[static_cast<int64_t>(t) * D + i] = xs[i];
-  __syncthreads();
   if (xf_out) {  // the MoE decode kernels' input (split.cuh)
     uint16_t* o = reinterpret_cast<uint16_t*>(xf_out + static_cast<int64_t>(t) * split_words(D));
     for (int i = threadIdx.x; i < D; i += kThreads) store_split(xs[i], i, D, o);
@@ -263,10 +295,10 @@ __global__ void __launch_bounds__(32 * kTok)
 // block b scores slot b * kScoreWarps + w of token blockIdx.y. A warp holds its whole row in
 // registers from before the wait on the kernel before (kHold chunks a lane: D <= 3,072 in one
 // round), so what follows the wait is x, the norm, one dot product and a store; the top k is the
-// gate-up kernel's (moe.cu). Every block norms the whole token in router_kernel<1024>'s order of
-// sums (its 32 warps' partial sums, played here by 4 per warp), so xn, xf and the scores are
-// router_kernel's bit for bit; block b writes its share of xn and xf.
-constexpr int kScoreWarps = 8, kNormThreads = 1024, kHold = 12;
+// gate-up kernel's (moe.cu). Every block norms the whole token (norm_to_shared, a warp playing 4
+// of router_kernel<1024>'s), so xn, xf and the scores are router_kernel's bit for bit; block b
+// writes its share of xn and xf.
+constexpr int kScoreWarps = 8, kHold = 12;
 constexpr int kPlays = kNormThreads / (32 * kScoreWarps);  // router_kernel warps a warp plays
 __global__ void __launch_bounds__(32 * kScoreWarps)
     router_scores_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
@@ -279,56 +311,12 @@ __global__ void __launch_bounds__(32 * kScoreWarps)
   const uint4* row = reinterpret_cast<const uint4*>(W + static_cast<int64_t>(min(e, E - 1)) * D);
   uint4 held[kHold];
   if (e < E) load_chunks<kHold>(row, lane, chunks, held);
-  // Element i = v * 32 + lane + 1024 u of the played warp v = w * kPlays + p: xv[p][u], gv[p][u].
   float gv[kPlays][kPer];
-#pragma unroll
-  for (int p = 0; p < kPlays; ++p)
-#pragma unroll
-    for (int u = 0; u < kPer; ++u) {
-      const int i = (w * kPlays + p) * 32 + lane + u * kNormThreads;
-      gv[p][u] = gain && i < D ? bf16(__ldg(gain + i)) : 1.0f;
-    }
+  load_gain<kPlays>(gain, D, gv);
   pdl_prologue();
-  const float* xt = x + static_cast<int64_t>(t) * D;
   __shared__ float part[kNormThreads / 32];
   extern __shared__ float xs[];  // [D]: the router's input, normed when gain is given
-  float xv[kPlays][kPer];
-#pragma unroll
-  for (int p = 0; p < kPlays; ++p)
-#pragma unroll
-    for (int u = 0; u < kPer; ++u) {
-      const int i = (w * kPlays + p) * 32 + lane + u * kNormThreads;
-      xv[p][u] = i < D ? xt[i] : 0.0f;
-    }
-  float r = 1.0f;
-  if (gain) {
-#pragma unroll
-    for (int p = 0; p < kPlays; ++p) {
-      const int v = w * kPlays + p;
-      float ss = 0;
-#pragma unroll
-      for (int u = 0; u < kPer; ++u) ss += xv[p][u] * xv[p][u];
-      for (int i = v * 32 + lane + kPer * kNormThreads; i < D; i += kNormThreads)
-        ss += xt[i] * xt[i];
-      ss = warp_sum(ss);
-      if (lane == 0) part[v] = ss;
-    }
-    __syncthreads();
-    float total = 0;
-    for (int i = 0; i < kNormThreads / 32; ++i) total += part[i];
-    r = rsqrtf(total / D + eps);
-  }
-  // (x * r) * g, as the CPU twin rounds it; x itself without a gain.
-#pragma unroll
-  for (int p = 0; p < kPlays; ++p)
-#pragma unroll
-    for (int u = 0; u < kPer; ++u) {
-      const int i = (w * kPlays + p) * 32 + lane + u * kNormThreads;
-      if (i < D) xs[i] = gain ? (xv[p][u] * r) * gv[p][u] : xv[p][u];
-    }
-  for (int i = kPer * kNormThreads + threadIdx.x; i < D; i += blockDim.x)
-    xs[i] = gain ? (xt[i] * r) * bf16(gain[i]) : xt[i];
-  __syncthreads();
+  norm_to_shared<kPlays>(x + static_cast<int64_t>(t) * D, D, gain, eps, gv, part, xs);
   const int share = (D + gridDim.x - 1) / gridDim.x, i0 = blockIdx.x * share;
   const int i1 = min(D, i0 + share);
   if (gain)
