@@ -195,7 +195,9 @@ TEST(MultiGpu, PrunedModelMatchesOneGpu) {
 // tokens: at ba649b8 it failed 2 of 5 runs on two H200s. How close the split comes to one GPU is
 // the logit tests' question, with their tolerance. Still not exact: it failed 2 of 8 runs, each
 // a sampled row diverging mid-generation, so some of the split's rows differ with the batch they
-// run in (suspected: cuBLASLt's choice of split-K reductions by row count; not yet measured).
+// run in. Not cuBLASLt's split-K, it seems: alone, this test passed 6 of 6 runs both with and
+// without CUBLASLT_REDUCTION_SCHEME_NONE; it failed once in a full run (bench/NOTES.md, session
+// 13). The cause is still open.
 TEST(MultiGpu, SchedulerMatchesEachAlone) {
   NEED_TWO_GPUS();
   const Model& m = demo();
