@@ -4,6 +4,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <utility>
 
 namespace vex::cuda {
@@ -20,6 +22,16 @@ __device__ __forceinline__ void pdl_prologue() {
 #endif
 }
 
+// VEX_NO_PDL=1 launches every kernel in plain stream order instead (pdl_prologue is then a
+// no-op): slower, for triage of ordering bugs (docs/multi-gpu.md).
+inline bool pdl_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("VEX_NO_PDL");
+    return !v || !*v || std::strcmp(v, "0") == 0;
+  }();
+  return on;
+}
+
 template <typename... KernelArgs, typename... Args>
 cudaError_t launch_pdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem,
                    cudaStream_t stream, Args&&... args) {
@@ -28,7 +40,7 @@ cudaError_t launch_pdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, siz
   attr.val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t config{};
   config.gridDim = grid, config.blockDim = block, config.dynamicSmemBytes = smem;
-  config.stream = stream, config.attrs = &attr, config.numAttrs = 1;
+  config.stream = stream, config.attrs = &attr, config.numAttrs = pdl_enabled() ? 1 : 0;
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
 }
 
