@@ -905,12 +905,8 @@ TEST(ForwardCudaDemo, SchedulerBatchesEqualEachAlone) {
   // did: one run in five had every prompt in a pass of its own).
   std::promise<void> held, go;
   std::shared_future<void> released = go.get_future().share();
-  bool opened = false;
-  auto open = [&] {
-    if (!opened) go.set_value(), opened = true;
-  };
   // Opens on the way out too: past a failed ASSERT the scheduler's destructor would wait forever.
-  absl::Cleanup open_at_exit = open;
+  absl::Cleanup open = [&] { go.set_value(); };
   Request gate;
   gate.prompt = m.tokenizer->encode(prompts[0], false);
   gate.options = options(0);
@@ -940,7 +936,7 @@ TEST(ForwardCudaDemo, SchedulerBatchesEqualEachAlone) {
     ASSERT_TRUE((*sched)->submit(std::move(r)).ok());
     EXPECT_EQ((*sched)->stats().queued, static_cast<int>(i) + 1);  // held: nothing admitted
   }
-  open();
+  std::move(open).Invoke();
   (*sched)->wait_idle();
   const Scheduler::Stats st = (*sched)->stats();
   printf("%llu decode steps, %.2f rows per step, %llu prefill passes\n",

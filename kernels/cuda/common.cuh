@@ -73,13 +73,9 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
 __device__ __forceinline__ void cp_async16(uint32_t smem, const void* gmem) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem), "l"(gmem) : "memory");
 }
-// The same through L1 (kept there for other loads of the same bytes).
-__device__ __forceinline__ void cp_async16_ca(void* smem, const void* gmem) {
-  const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem) : "memory");
-}
 // 16 bytes to a shared-window address, the first n (16 or 0) from gmem and the rest zeros: with
-// n = 0 nothing is read, so gmem may point past the data. kL1: through L1, as cp_async16_ca.
+// n = 0 nothing is read, so gmem may point past the data. kL1: through L1 (kept there for other
+// loads of the same bytes).
 template <bool kL1 = false>
 __device__ __forceinline__ void cp_async16_fill(uint32_t smem, const void* gmem, int n) {
   if constexpr (kL1)

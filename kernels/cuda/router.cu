@@ -42,7 +42,7 @@ __device__ __forceinline__ void load_chunks(const uint4* row, int c0, int chunks
 
 // The router's input of one token normed into shared memory xs[D] (x itself without a gain), in
 // one order of sums whatever the block's shape: the block plays the kNormThreads threads of
-// router_kernel<kNormThreads>, each warp kPlays of its warps (warp v = w * kPlays + p holding
+// router_kernel, each warp kPlays of its warps (warp v = w * kPlays + p holding
 // elements v * 32 + lane + u * kNormThreads in xv[p][u], the rest of the row summed in a loop),
 // whose partial sums meet in part[] in warp order. So router_kernel and router_scores_kernel
 // write the same xn bit for bit, and the CPU twin's rounding: (x * r) * g.
@@ -102,7 +102,7 @@ __device__ __forceinline__ void norm_to_shared(const float* xt, int D, const uin
 }
 
 // A token a block, for a few tokens (decode: each block's chain of loads is the step's).
-template <int kThreads>
+constexpr int kThreads = kNormThreads;  // router_kernel's block
 __global__ void __launch_bounds__(kThreads)
     router_kernel(const float* __restrict__ x, const uint16_t* __restrict__ W,
                   const uint16_t* __restrict__ b, const vex_slot* __restrict__ slots, int D, int E,
@@ -122,7 +122,6 @@ __global__ void __launch_bounds__(kThreads)
     for (int c = lane + 32 * kLoads; c < chunks; c += 32)  // the rest of the row into L2
       asm volatile("prefetch.global.L2 [%0];" ::"l"(row + c));
   }
-  static_assert(kThreads == kNormThreads, "the norm's order of sums is router_kernel<1024>'s");
   float g[1][kPer];
   load_gain<1>(gain, D, g);
   // Top-k bookkeeping of warp 0: lane holds slots lane, lane + 32, ... (E <= 256); bit i set:
@@ -296,7 +295,7 @@ __global__ void __launch_bounds__(32 * kTok)
 // registers from before the wait on the kernel before (kHold chunks a lane: D <= 3,072 in one
 // round), so what follows the wait is x, the norm, one dot product and a store; the top k is the
 // gate-up kernel's (moe.cu). Every block norms the whole token (norm_to_shared, a warp playing 4
-// of router_kernel<1024>'s), so xn, xf and the scores are router_kernel's bit for bit; block b
+// of router_kernel's), so xn, xf and the scores are router_kernel's bit for bit; block b
 // writes its share of xn and xf.
 constexpr int kScoreWarps = 8, kHold = 12;
 constexpr int kPlays = kNormThreads / (32 * kScoreWarps);  // router_kernel warps a warp plays
@@ -363,7 +362,7 @@ cudaError_t router(const float* x, const uint16_t* W, const uint16_t* b, const v
                slots, n, D, E, k, idx, weight, logits, norm_gain, eps, xn_out, forced, n_forced,
                xf_out);
   } else
-    launch_pdl(router_kernel<1024>, n, 1024, D * sizeof(float), stream, x, W, b, slots, D, E, k,
+    launch_pdl(router_kernel, n, kThreads, D * sizeof(float), stream, x, W, b, slots, D, E, k,
                idx, weight, logits, norm_gain, eps, xn_out, forced, n_forced, xf_out);
   return cudaGetLastError();
 }
