@@ -627,14 +627,15 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
     }
     if (ep && !lead) VEX_CUDA_CHECK(cudaMemsetAsync(x_, 0, size_t(n) * D * sizeof(float), s));
     if (!gemm) {  // each chosen expert streamed once per token
+      const cuda::ExpertChoice choice{scores_, L.slots, E, d_forced_ + il * kMaxK, n_forced_[il],
+                                      weight_};
       VEX_RETURN_IF_ERROR(timed("moe_gate_up", uint64_t(k) * 2 * I * (D / 32) * 17, [&] {
-        return cuda::moe_gate_up(
-            xn_, xf_, idx_, L.exec, L.moe, virt, n, k, c_.swiglu_limit, hf_, s,
-            {scores_, L.slots, E, d_forced_ + il * kMaxK, n_forced_[il], weight_});
+        return cuda::moe_gate_up(xn_, xf_, idx_, L.exec, L.moe, virt, n, k, c_.swiglu_limit, hf_,
+                                 s, choice);
       }));
       if (observer_) VEX_RETURN_IF_ERROR(capture_choice());
       VEX_RETURN_IF_ERROR(timed("moe_down", uint64_t(k) * D * (I / 32) * 17, [&] {
-        return cuda::moe_down(hf_, idx_, weight_, L.exec, L.moe, virt, n, k, x_, s);
+        return cuda::moe_down(hf_, idx_, weight_, L.exec, L.moe, virt, n, k, x_, s, choice);
       }));
     } else {  // expert-major, each expert's weights read once per pass
       VEX_RETURN_IF_ERROR(timed("moe_grouped", 0, [&] {

@@ -760,7 +760,8 @@ TEST(CudaKernels, TinyTemperatureIsGreedy) {
 
 // Decode's spread router (router_scores) with the choice made in the gate-up kernel against
 // router() then the gate-up kernel on its choice: the same normed input (fp32 and split form),
-// logits, choices, weights and gate-up output, bit for bit. A PRUNED slot has the largest logit;
+// logits, choices, weights and gate-up output, bit for bit; then the down kernel making the
+// choice again against it reading idx and weight. A PRUNED slot has the largest logit;
 // the second case forces one slot, the last two (the PRUNED one as well: chosen, at -inf); the
 // kernels run an execution table other than the router's; E from 32 to 256. D = 2,880 holds a
 // row in registers; 4,096 reads the rest after the wait and norms past the 3,072 elements held;
@@ -814,6 +815,14 @@ TEST(CudaKernels, RouterScoresThenGateUpChooses) {
     EXPECT_EQ(i_a.get(), idx) << at;
     EXPECT_EQ(bits(w_a.get()), bits(w_b.get())) << at;
     EXPECT_EQ(hf_a.get(), hf_b.get()) << at;
+    // The down kernel given the choice makes it again (before its wait) instead of reading idx
+    // and weight: the same sums, bit for bit.
+    const auto x0 = normal(size_t(n) * D, 9);
+    Dev<float> y_a(x0), y_b(x0);
+    CUDA_OK(cuda::moe_down(hf_a.p, i_a.p, w_a.p, dex.p, ex.weights(), {}, n, k, y_a.p, 0));
+    CUDA_OK(cuda::moe_down(hf_b.p, nullptr, nullptr, dex.p, ex.weights(), {}, n, k, y_b.p, 0,
+                           {scores.p, ds.p, E, forced.p, n_forced, nullptr}));
+    EXPECT_EQ(bits(y_a.get()), bits(y_b.get())) << at;
     // Both choose with top_k.cuh: the choice against the CPU twin's on the same logits.
     const auto logits = l_b.get(), wt = w_b.get();
     const std::vector<int> fh = {E - 2, 5};

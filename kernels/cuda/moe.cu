@@ -63,15 +63,20 @@ __host__ __device__ constexpr int tile_ring_size() {
 //
 // Codes and B words travel by cp.async into the warp's ring (kDepth steps in shared memory,
 // tile_ring_size), issued kDepth steps ahead, so the bytes in flight cost no registers and no
-// load waits on the critical path; the scales (a register a step) kDepth steps ahead too. Each
+// load waits on the critical path; the scales (a register a step) kDepth steps ahead too. The
+// first kDepth steps' codes and scales are asked for before `before()` runs and their B words
+// after it: the down kernel waits on the kernel before there, so its first weights stream in
+// while h is still being written (each of those steps' codes and B are then two copy groups;
+// wait_group<kDepth - 1> still finds step s complete, as kDepth - 1 groups follow its B). Each
 // lane reads back only what it (or, for B, lane min(lane, 11)) copied. A block past the row's
 // end is copied as zeros, codes and B alike (cp.async's zero fill: nothing read), so it adds 0
 // without a branch or a scale of 0. The addresses are pointers advanced once per kDepth steps,
 // a step's the pointer plus a constant: the loop spends its instructions on the codes.
-template <int kRows, int kDepth>
+template <int kRows, int kDepth, typename Before>
 __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* scales,
                                          int64_t row0, int nb, int s0, int s1,
-                                         const uint32_t* xf, int lane, uint4* ring, float* acc) {
+                                         const uint32_t* xf, int lane, uint4* ring, float* acc,
+                                         Before before) {
   constexpr bool kHi = kRows == 16;
   constexpr int kStep = ring_step<kRows>(), kB = kRows / 8 * 32;  // B's place in a step
   constexpr int kCode = 64, kBx = 256;  // bytes a step: a lane's codes, a B lane's words
@@ -85,17 +90,21 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* s
   const uint8_t* bx = reinterpret_cast<const uint8_t*>(xf) +
                       (int64_t(g % kSplitTerms) * nb * 4 + 4 * (4 * s0 + t)) * 16;
   const uint32_t ring_at = static_cast<uint32_t>(__cvta_generic_to_shared(ring));
-  // Step s + r (r a constant once unrolled) into ring slot `slot`, from the pointers of step s.
-  auto issue = [&](int s, int r, int slot) {
+  // Step s + r (r a constant once unrolled) into ring slot `slot`, from the pointers of step s:
+  // its codes, its B words, or both (then one group per step, empty or not: wait_group counts
+  // steps).
+  auto issue = [&](int s, int r, int slot, bool codes, bool b) {
     const uint32_t at = ring_at + slot * kStep * 16;
     const int n = s + r < lim ? 16 : 0;
-    cp_async16_fill(at + lane * 16, code + r * kCode, n);
-    if (kHi) cp_async16_fill(at + (32 + lane) * 16, code_hi + r * kCode, n);
-    if (lane < 12)
+    if (codes) {
+      cp_async16_fill(at + lane * 16, code + r * kCode, n);
+      if (kHi) cp_async16_fill(at + (32 + lane) * 16, code_hi + r * kCode, n);
+    }
+    if (b && lane < 12)
 #pragma unroll
       for (int q = 0; q < 4; ++q)
         cp_async16_fill<true>(at + (kB + q * 12 + lane) * 16, bx + r * kBx + q * 16, n);
-    cp_async_commit();  // one group per step, empty or not: wait_group counts steps
+    cp_async_commit();
   };
   auto scales_of = [&](int s, int r) {  // row g's in the low half, row g + 8's in the high
     return s + r < lim
@@ -114,7 +123,10 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* s
   };
   uint32_t scale[kDepth];
 #pragma unroll
-  for (int d = 0; d < kDepth; ++d) issue(s0, d, d), scale[d] = scales_of(s0, d);
+  for (int d = 0; d < kDepth; ++d) issue(s0, d, d, true, false), scale[d] = scales_of(s0, d);
+  before();
+#pragma unroll
+  for (int d = 0; d < kDepth; ++d) issue(s0, d, d, false, true);
   for (int s = s0; s < s1; s += kDepth) {
 #pragma unroll
     for (int d = 0; d < kDepth; ++d) {
@@ -129,7 +141,7 @@ __device__ __forceinline__ void tile_dot(const uint8_t* blocks, const uint8_t* s
       else
         step(std::false_type{}, d, now);
       __syncwarp();          // every lane has read slot d (B is read across lanes)
-      issue(s, d + kDepth, d);
+      issue(s, d + kDepth, d, true, true);
     }
     code += kDepth * kCode, code_hi += kDepth * kCode, sc += 4 * kDepth, sc_hi += 4 * kDepth;
     bx += kDepth * kBx;
@@ -231,24 +243,28 @@ __global__ void __launch_bounds__(kTcWarps * 32, 3)
   const int64_t e0 = static_cast<int64_t>(slot.expert) * 2 * w.I;
   int s0, s1;
   half_steps(w.D / 32, half, s0, s1);
+  // The biases of the block's 32 j (its first 32 threads'), asked for now: after the loop they
+  // would be one more trip to memory at the end of the kernel.
+  const int jl = threadIdx.x, j = blockIdx.x * kTcTiles * 8 + jl;
+  const bool writes_h = jl < kTcTiles * 8 && j < w.I;
+  const float gate_bias = writes_h ? bf16(w.gate_up_bias[e0 + 2 * j]) : 0.0f;
+  const float up_bias = writes_h ? bf16(w.gate_up_bias[e0 + 2 * j + 1]) : 0.0f;
   float acc[4] = {};
   tile_dot<16, kGateUpDepth>(w.gate_up_blocks, w.gate_up_scales,
                              e0 + (blockIdx.x * kTcTiles + tile) * 16, w.D / 32, s0, s1,
                              xf + static_cast<int64_t>(t) * split_words(w.D), lane,
-                             ring + warp * kRing, acc);
+                             ring + warp * kRing, acc, [] {});
   tile_rows<16>(acc, ring + warp * kRing, lane);
   __syncthreads();
   write_choice();
-  const int jl = threadIdx.x, j = blockIdx.x * kTcTiles * 8 + jl;
-  if (jl >= kTcTiles * 8 || j >= w.I) return;
+  if (!writes_h) return;
   // Row r of the block's 64 is row r % 16 of tile r / 16, whose halves are warps r / 16 and
   // r / 16 + kTcTiles.
   auto row = [&](int r) {
     return tile_sum(ring + r / 16 * kRing, r % 16) +
            tile_sum(ring + (r / 16 + kTcTiles) * kRing, r % 16);
   };
-  const float gate = row(2 * jl) + bf16(w.gate_up_bias[e0 + 2 * j]);
-  const float up = row(2 * jl + 1) + bf16(w.gate_up_bias[e0 + 2 * j + 1]);
+  const float gate = row(2 * jl) + gate_bias, up = row(2 * jl + 1) + up_bias;
   store_split(swiglu(gate, up, limit), j, w.I,
               reinterpret_cast<uint16_t*>(hf + static_cast<int64_t>(tj) * split_words(w.I)));
 }
@@ -258,48 +274,88 @@ __global__ void __launch_bounds__(kTcWarps * 32, 3)
 // w / 2 of the pass and half w % 2 of K. The sums meet in shared memory and are added in slot
 // order by one thread per row: deterministic, no atomics. A virtual slot's rows come from
 // virtual_slot_row (DEVICE) or nothing (HOST, whose trigger the first block records).
+//
+// With choice.scores the block makes the token's choice itself, as the gate-up kernel does (the
+// same scores through the same choose_k and softmax_k: the same slots and weights, bit for bit),
+// and before waiting on that kernel: the scores are the router kernel's, complete before the
+// gate-up kernel's blocks passed their own wait, which comes before their launch_dependents and
+// so before this grid starts. The first steps' codes, scales and biases are then asked for
+// before the wait too (tile_dot's `before`): they stream in while the gate-up kernel finishes,
+// and only h (and x, the triggers, the DEVICE slots' results) waits. Without it, idx and weight
+// are read after the wait.
 template <bool kVirtual>
 __global__ void __launch_bounds__(kTcWarps * 32, 3)
     down_tc_kernel(const uint32_t* __restrict__ hf, const int* __restrict__ idx,
                    const float* __restrict__ weight, const vex_slot* __restrict__ slots,
-                   MoeWeights w, VirtualSlots virt, int k, float* __restrict__ x) {
-  pdl_prologue();
+                   MoeWeights w, VirtualSlots virt, ExpertChoice choice, int k,
+                   float* __restrict__ x) {
   constexpr int kPerPass = kTcWarps / 2, kRing = tile_ring_size<kDownRows, kDownDepth>();
   __shared__ uint4 ring[kTcWarps * kRing];  // the warps' rings (tile_dot), then row sums
+  __shared__ int chosen[kMaxK];             // the token's slots and weights, in choice order
+  __shared__ float chosen_weight[kMaxK];
+  __shared__ float bias[kPerPass][kDownRows];  // a pass's NEURAL slots' biases of the rows
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, t = blockIdx.y;
   const int d0 = blockIdx.x * kDownRows, q = warp / 2, half = warp % 2;
+  bool waited = false;
+  auto wait = [&] {
+    if (!waited) pdl_prologue(), waited = true;
+  };
+  if (choice.scores) {
+    if (warp == 0) {
+      int c[kMaxK];
+      float logit[kMaxK], wt[kMaxK];
+      choose_k(choice.scores + static_cast<int64_t>(t) * choice.E, choice.slots, choice.E, k,
+               choice.forced, choice.n_forced, pruned_bits(choice.slots, choice.E, lane), c,
+               logit);
+      softmax_k(logit, k, wt);
+#pragma unroll
+      for (int i = 0; i < kMaxK; ++i)
+        if (i < k && lane == i) chosen[i] = c[i], chosen_weight[i] = wt[i];
+    }
+  } else {
+    wait();
+    if (threadIdx.x < k)
+      chosen[threadIdx.x] = idx[t * k + threadIdx.x],
+      chosen_weight[threadIdx.x] = weight[t * k + threadIdx.x];
+  }
+  __syncthreads();
   int s0, s1;
   half_steps(w.I / 32, half, s0, s1);
   float total = 0;  // thread r < kDownRows: row d0 + r
   for (int j0 = 0; j0 < k; j0 += kPerPass) {
-    const int j = j0 + q, tj = t * k + j;
-    vex_slot slot{VEX_SLOT_PRUNED, 0, 0, 0};  // past k: adds nothing
-    if (j < k) {
-      slot = slots[idx[tj]];
-      if constexpr (kVirtual)
-        if (blockIdx.x == 0 && half == 0 && lane == 0)
-          host_slot_trigger(slot, virt, idx[tj], t, weight[tj]);
+    const int j = j0 + q;
+    const vex_slot slot = j < k ? slots[chosen[j]] : vex_slot{VEX_SLOT_PRUNED, 0, 0, 0};
+    // The biases of the pass's slots for the block's rows, asked for before the loop (after it
+    // they would be one more trip to memory at the end of the kernel); read after the barrier.
+    if (threadIdx.x < kPerPass * kDownRows) {
+      const int qq = threadIdx.x / kDownRows, r = threadIdx.x % kDownRows;
+      const vex_slot sq = j0 + qq < k ? slots[chosen[j0 + qq]] : slot;
+      if (j0 + qq < k && sq.kind == VEX_SLOT_NEURAL)
+        bias[qq][r] = bf16(w.down_bias[static_cast<int64_t>(sq.expert) * w.D + d0 + r]);
     }
     float acc[4] = {};
     if (slot.kind == VEX_SLOT_NEURAL)
       tile_dot<kDownRows, kDownDepth>(w.down_blocks, w.down_scales,
                                       static_cast<int64_t>(slot.expert) * w.D + d0, w.I / 32, s0,
-                                      s1, hf + static_cast<int64_t>(tj) * split_words(w.I), lane,
-                                      ring + warp * kRing, acc);
+                                      s1, hf + static_cast<int64_t>(t * k + j) * split_words(w.I),
+                                      lane, ring + warp * kRing, acc, wait);
+    wait();
+    if constexpr (kVirtual)
+      if (j < k && blockIdx.x == 0 && half == 0 && lane == 0)
+        host_slot_trigger(slot, virt, chosen[j], t, chosen_weight[j]);
     tile_rows<kDownRows>(acc, ring + warp * kRing, lane);
     __syncthreads();
     if (threadIdx.x < kDownRows) {
       const int r = threadIdx.x;
       for (int qq = 0; qq < kPerPass && j0 + qq < k; ++qq) {
-        const int tq = t * k + j0 + qq;
-        const vex_slot sq = slots[idx[tq]];
+        const int jq = j0 + qq;
+        const vex_slot sq = slots[chosen[jq]];
         const float dot =
             tile_sum(ring + 2 * qq * kRing, r) + tile_sum(ring + (2 * qq + 1) * kRing, r);
         if (sq.kind == VEX_SLOT_NEURAL)
-          total += weight[tq] *
-                   (dot + bf16(w.down_bias[static_cast<int64_t>(sq.expert) * w.D + d0 + r]));
+          total += chosen_weight[jq] * (dot + bias[qq][r]);
         else if constexpr (kVirtual)
-          total += virtual_slot_row(sq, virt, tq, weight[tq], d0 + r);
+          total += virtual_slot_row(sq, virt, t * k + jq, chosen_weight[jq], d0 + r);
       }
     }
     __syncthreads();
@@ -383,6 +439,12 @@ __global__ void combine_kernel(const float* __restrict__ y, int D, int k, float*
   }
 }
 
+// What a choice the decode kernels make themselves needs (moe.cuh).
+bool valid_choice(const ExpertChoice& c, int k) {
+  return c.E >= k && c.E <= kMaxE && c.slots && c.n_forced >= 0 && c.n_forced <= k &&
+         (c.n_forced == 0 || c.forced);
+}
+
 }  // namespace
 
 cudaError_t moe_gate_up(const float* xn, const uint32_t* xf, int* idx, const vex_slot* slots,
@@ -390,10 +452,7 @@ cudaError_t moe_gate_up(const float* xn, const uint32_t* xf, int* idx, const vex
                         uint32_t* hf, cudaStream_t stream, const ExpertChoice& choice) {
   if (n <= 0) return cudaSuccess;
   if (w.D % 32 != 0 || w.I % 32 != 0 || k > kMaxK) return cudaErrorInvalidValue;
-  if (choice.scores &&
-      (choice.E < k || choice.E > kMaxE || !choice.weight || !choice.slots || choice.n_forced < 0 ||
-       choice.n_forced > k || (choice.n_forced > 0 && !choice.forced)))
-    return cudaErrorInvalidValue;
+  if (choice.scores && (!valid_choice(choice, k) || !choice.weight)) return cudaErrorInvalidValue;
   const dim3 grid(w.I / 32, n * k);
   if (virt.empty())
     launch_pdl(gate_up_tc_kernel<false>, grid, kTcWarps * 32, 0, stream, xn, xf, idx, slots, w,
@@ -406,16 +465,17 @@ cudaError_t moe_gate_up(const float* xn, const uint32_t* xf, int* idx, const vex
 
 cudaError_t moe_down(const uint32_t* hf, const int* idx, const float* weight,
                      const vex_slot* slots, const MoeWeights& w, const VirtualSlots& virt, int n,
-                     int k, float* x, cudaStream_t stream) {
+                     int k, float* x, cudaStream_t stream, const ExpertChoice& choice) {
   if (n <= 0) return cudaSuccess;
-  if (w.D % kDownRows != 0 || w.I % 32 != 0) return cudaErrorInvalidValue;
+  if (w.D % kDownRows != 0 || w.I % 32 != 0 || k > kMaxK) return cudaErrorInvalidValue;
+  if (choice.scores && !valid_choice(choice, k)) return cudaErrorInvalidValue;
   const dim3 grid(w.D / kDownRows, n);
   if (virt.empty())
     launch_pdl(down_tc_kernel<false>, grid, kTcWarps * 32, 0, stream,
-        hf, idx, weight, slots, w, virt, k, x);
+        hf, idx, weight, slots, w, virt, choice, k, x);
   else
     launch_pdl(down_tc_kernel<true>, grid, kTcWarps * 32, 0, stream,
-        hf, idx, weight, slots, w, virt, k, x);
+        hf, idx, weight, slots, w, virt, choice, k, x);
   return cudaGetLastError();
 }
 

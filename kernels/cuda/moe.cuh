@@ -82,10 +82,12 @@ cudaError_t moe_gate_up(const float* xn, const uint32_t* xf, int* idx, const vex
 
 // Down pass: x[t] += sum_j weight[t, j] * out_j[t] over the chosen slots, in slot order: the
 // NEURAL slots' W2_e h[t, j] + b2_e, the DEVICE slots' results; the HOST slots' triggers.
-// D % 8 == 0.
+// D % 8 == 0. With choice.scores (the gate-up call's; its weight unused here) each block makes
+// the gate-up kernel's choice again, before waiting on that kernel, so the first weights stream
+// in while it finishes; idx and weight are then not read.
 cudaError_t moe_down(const uint32_t* hf, const int* idx, const float* weight,
                      const vex_slot* slots, const MoeWeights& w, const VirtualSlots& virt, int n,
-                     int k, float* x, cudaStream_t stream);
+                     int k, float* x, cudaStream_t stream, const ExpertChoice& choice = {});
 
 // x fp32 [n, K] -> split form [n, split_words(K)] (K % 32 == 0).
 cudaError_t split_rows(const float* x, int n, int K, uint32_t* out, cudaStream_t stream);
