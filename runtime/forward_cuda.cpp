@@ -551,10 +551,14 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
     const Layer& L = layers_[il];
     const cuda::CacheRows rows{d_pos_, d_seq_, int64_t(L.sliding ? ring_ : max_ctx_) * KV};
     // Attention block: x += o_proj(attn(rope(q), rope(k), v)).
-    if (!gemm) {
-      VEX_RETURN_IF_ERROR(timed("rmsnorm+qkv", uint64_t(S) * D * b2, [&] {
-        return cuda::gemv_bf16(x_, L.wqkv, L.bqkv, qkv_, n, D, S, false, s, L.attn_norm,
-                               c_.rms_eps);
+    const int ring = L.sliding ? ring_ : 0;
+    if (!gemm) {  // RoPE and the cache write in the GEMV's epilogue
+      const cuda::RopeKv rope{rows,           inv_freq_, concentration_, c_.n_heads,
+                              c_.n_kv_heads,  c_.head_dim, ring,         L.k_cache,
+                              L.v_cache};
+      VEX_RETURN_IF_ERROR(timed("rmsnorm+qkv+rope", uint64_t(S) * D * b2, [&] {
+        return cuda::gemv_qkv_rope(x_, L.wqkv, L.bqkv, qkv_, n, D, S, rope, s, L.attn_norm,
+                                   c_.rms_eps);
       }));
     } else {  // norm, bf16, tensor-core GEMM
       VEX_RETURN_IF_ERROR(timed("rmsnorm", 0, [&] {
@@ -564,10 +568,11 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
         return gemm_->run(act_bf16_, L.wqkv, L.bqkv_f32, qkv_, n, D, S, false, s);
       }));
     }
-    VEX_RETURN_IF_ERROR(timed("rope_kv", 0, [&] {
-      return cuda::rope_kv(qkv_, S, n, rows, inv_freq_, concentration_, c_.n_heads, c_.n_kv_heads,
-                           c_.head_dim, L.sliding ? ring_ : 0, L.k_cache, L.v_cache, s);
-    }));
+    if (gemm)
+      VEX_RETURN_IF_ERROR(timed("rope_kv", 0, [&] {
+        return cuda::rope_kv(qkv_, S, n, rows, inv_freq_, concentration_, c_.n_heads,
+                             c_.n_kv_heads, c_.head_dim, ring, L.k_cache, L.v_cache, s);
+      }));
     VEX_RETURN_IF_ERROR(timed("attention", 0, [&] {
       const int window = L.sliding ? c_.sliding_window : 0, ring = L.sliding ? ring_ : 0;
       if (!decode)  // tiles of consecutive rows on tensor cores

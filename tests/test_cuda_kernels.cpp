@@ -842,5 +842,45 @@ TEST(CudaKernels, RouterScoresThenGateUpChooses) {
   }
 }
 
+// The decode QKV GEMV with RoPE and the cache write in its epilogue (gemv_qkv_rope) against the
+// GEMV then rope_kv: the same y (q rotated; k and v as projected) and the same cache, bit for bit
+// (rope.cuh's shared arithmetic). 11 rows run as a group of 8 then 3 (the second group's rows
+// from its own first); rows of two sequences, at positions past a sliding ring and not.
+TEST(CudaKernels, GemvQkvRopeAsGemvThenRope) {
+  const int Hq = 8, Hkv = 2, d = 64, K = 512, N = (Hq + 2 * Hkv) * d, KV = Hkv * d;
+  const YarnParams yarn{150000, 32, 32, 1, 4096, false};
+  std::vector<float> inv(d / 2);
+  const float conc = yarn_inv_freq(yarn, d, inv.data());
+  for (const int n : {1, 11})
+    for (const int ring : {0, 160}) {
+      const int slots = 400;
+      std::vector<int> pos(n), seq(n);
+      for (int t = 0; t < n; ++t) pos[t] = 37 * t + 5, seq[t] = t % 2;
+      const auto x = normal(size_t(n) * K, 3);
+      const auto g = normal_bf16(K), W = normal_bf16(size_t(N) * K, 0.05f), b = normal_bf16(N);
+      Dev<float> dx(x), dinv(inv), y_a(size_t(n) * N), y_b(size_t(n) * N);
+      Dev<uint16_t> dW(W), db(b), dg(g);
+      Dev<int> dpos(pos), dseq(seq);
+      Dev<uint16_t> k_a(size_t(2) * slots * KV), v_a(size_t(2) * slots * KV);
+      Dev<uint16_t> k_b(size_t(2) * slots * KV), v_b(size_t(2) * slots * KV);
+      const cuda::CacheRows rows{dpos.p, dseq.p, int64_t(slots) * KV};
+      CUDA_OK(cuda::gemv_bf16(dx.p, dW.p, db.p, y_a.p, n, K, N, false, 0, dg.p, 1e-5f));
+      CUDA_OK(cuda::rope_kv(y_a.p, N, n, rows, dinv.p, conc, Hq, Hkv, d, ring, k_a.p, v_a.p, 0));
+      const cuda::RopeKv rope{rows, dinv.p, conc, Hq, Hkv, d, ring, k_b.p, v_b.p};
+      CUDA_OK(cuda::gemv_qkv_rope(dx.p, dW.p, db.p, y_b.p, n, K, N, rope, 0, dg.p, 1e-5f));
+      const std::string at = "n=" + std::to_string(n) + " ring=" + std::to_string(ring);
+      const auto ya = y_a.get(), yb = y_b.get();
+      ASSERT_EQ(ya.size(), yb.size());
+      EXPECT_EQ(0, std::memcmp(ya.data(), yb.data(), ya.size() * sizeof(float))) << at;
+      EXPECT_EQ(k_a.get(), k_b.get()) << at;
+      EXPECT_EQ(v_a.get(), v_b.get()) << at;
+    }
+  // A head size the pairs do not tile, and a row count that is not the heads': refused.
+  Dev<float> dx(8), dy(8);
+  cuda::RopeKv bad{{nullptr, nullptr, 0}, nullptr, 1, 1, 0, 12, 0, nullptr, nullptr};
+  EXPECT_EQ(cuda::gemv_qkv_rope(dx.p, nullptr, nullptr, dy.p, 1, 8, 12, bad, 0),
+            cudaErrorInvalidValue);
+}
+
 }  // namespace
 }  // namespace vex

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/rope.cuh"
+
 namespace vex::cuda {
 
 // y[t, r] = (accumulate ? y[t, r] : 0) + sum_k W[r, k] xn[t, k] + b[r]
@@ -18,5 +20,13 @@ namespace vex::cuda {
 cudaError_t gemv_bf16(const float* x, const uint16_t* W, const uint16_t* b, float* y, int n, int K,
                       int N, bool accumulate, cudaStream_t stream,
                       const uint16_t* norm_gain = nullptr, float eps = 0);
+
+// The decode QKV projection with rope_kv applied in the same kernel (rope.cuh): y as gemv_bf16
+// writes it (q rotated; k and v as projected), k rotated and v stored as bf16 in the cache at the
+// rows' positions, the bits rope_kv would write. W's rows are q, k then v heads of head_dim
+// (N = (n_heads + 2 n_kv_heads) head_dim; head_dim a multiple of 8).
+cudaError_t gemv_qkv_rope(const float* x, const uint16_t* W, const uint16_t* b, float* y, int n,
+                          int K, int N, const RopeKv& rope, cudaStream_t stream,
+                          const uint16_t* norm_gain = nullptr, float eps = 0);
 
 }  // namespace vex::cuda

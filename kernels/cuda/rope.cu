@@ -18,22 +18,21 @@ __global__ void rope_kv_kernel(float* __restrict__ qkv, int stride, CacheRows ro
   const int half = head_dim / 2, i = threadIdx.x % half, J = blockDim.x / half;
   const int t = blockIdx.x, pos = rows.pos[t], kv_dim = n_kv_heads * head_dim;
   float s, c;
-  sincosf(static_cast<float>(pos) * inv_freq[i], &s, &c);
-  c *= concentration, s *= concentration;
+  rope_angle(pos, inv_freq[i], concentration, c, s);
   float* row = qkv + static_cast<int64_t>(t) * stride;
-  const int64_t at = cache_base(rows, t) + (ring > 0 ? pos % ring : pos) * int64_t(kv_dim);
   for (int h = blockIdx.y * J + threadIdx.x / half; h < n_heads + n_kv_heads;
        h += gridDim.y * J) {
     float* x = row + h * head_dim;  // q heads, then k heads right after them
-    const float x1 = x[i], x2 = x[i + half];
-    const float r1 = x1 * c - x2 * s, r2 = x2 * c + x1 * s;
+    float r1, r2;
+    rope_rotate(x[i], x[i + half], c, s, r1, r2);
     if (h < n_heads) {
       x[i] = r1, x[i + half] = r2;
       continue;
     }
     const int g = h - n_heads;
-    uint16_t* kd = k_cache + at + g * head_dim;
-    uint16_t* vd = v_cache + at + g * head_dim;
+    const int64_t at = rope_cache_at(rows, t, pos, ring, kv_dim, g, head_dim);
+    uint16_t* kd = k_cache + at;
+    uint16_t* vd = v_cache + at;
     const float* v = row + (n_heads + n_kv_heads + g) * head_dim;
     kd[i] = to_bf16(r1), kd[i + half] = to_bf16(r2);
     vd[i] = to_bf16(v[i]), vd[i + half] = to_bf16(v[i + half]);

@@ -18,4 +18,35 @@ cudaError_t rope_kv(float* qkv, int stride, int n, CacheRows rows, const float* 
                     float concentration, int n_heads, int n_kv_heads, int head_dim, int ring,
                     uint16_t* k_cache, uint16_t* v_cache, cudaStream_t stream);
 
+// rope_kv's arguments but the rows, for the QKV GEMV that applies it itself (gemv.cuh).
+struct RopeKv {
+  CacheRows rows;
+  const float* inv_freq = nullptr;
+  float concentration = 1;
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0, ring = 0;
+  uint16_t* k_cache = nullptr;
+  uint16_t* v_cache = nullptr;
+};
+
+#ifdef __CUDACC__
+// The pair (x1, x2) = (x[i], x[i + d/2]) of a head rotated by the angle pos * inv_freq[i], cos
+// and sin carrying the YaRN concentration: rope_kv's arithmetic, shared so that the fused GEMV
+// writes the same bits (each product rounded, as the CPU twin's).
+__device__ __forceinline__ void rope_angle(int pos, float inv_freq, float concentration, float& c,
+                                           float& s) {
+  sincosf(static_cast<float>(pos) * inv_freq, &s, &c);
+  c *= concentration, s *= concentration;
+}
+__device__ __forceinline__ void rope_rotate(float x1, float x2, float c, float s, float& r1,
+                                            float& r2) {
+  r1 = __fsub_rn(__fmul_rn(x1, c), __fmul_rn(x2, s));
+  r2 = __fadd_rn(__fmul_rn(x2, c), __fmul_rn(x1, s));
+}
+// The cache element of head g's dimension 0 for row t at its position (rope_kv's slot).
+__device__ __forceinline__ int64_t rope_cache_at(const CacheRows& rows, int t, int pos, int ring,
+                                                 int kv_dim, int g, int head_dim) {
+  return cache_base(rows, t) + (ring > 0 ? pos % ring : pos) * int64_t(kv_dim) + g * head_dim;
+}
+#endif
+
 }  // namespace vex::cuda
