@@ -144,13 +144,14 @@ void BM_AttentionDecode(benchmark::State& state) {
   cudaMemset(q, 0, size_t(S) * 4);
   const int splits = state.range(1);
   float *out = nullptr, *part = nullptr;
-  int* pos = nullptr;
+  int *pos = nullptr, *counts = nullptr;
   cudaMalloc(&out, Hq * d * 4), cudaMalloc(&pos, 4), cudaMalloc(&part, Hq * splits * (d + 2) * 4);
+  cudaMalloc(&counts, Hkv * 4), cudaMemset(counts, 0, Hkv * 4);
   const int p = ctx - 1;
   cudaMemcpy(pos, &p, 4, cudaMemcpyHostToDevice);
   run(state, 2.0 * ctx * KV * 2, [&] {
     return vex::cuda::attention(q, S, kc, vc, sinks, out, 1, {pos}, 0, 0, Hq, Hkv, d, 0.125f,
-                                nullptr, splits, part);
+                                nullptr, splits, part, counts);
   });
 }
 BENCHMARK(BM_AttentionDecode)

@@ -459,6 +459,8 @@ absl::Status CudaEngine::init(const Weights& w, std::shared_ptr<const CudaWeight
   VEX_ASSIGN_OR_RETURN(
       attn_partial_,
       alloc<float>(size_t(std::max(n_seqs(), kAttnSplits)) * c_.n_heads * (c_.head_dim + 2), &ws));
+  VEX_ASSIGN_OR_RETURN(attn_counts_, alloc<int>(size_t(n_seqs()) * c_.n_kv_heads, &ws));
+  VEX_CUDA_CHECK(cudaMemset(attn_counts_, 0, size_t(n_seqs()) * c_.n_kv_heads * sizeof(int)));
   moe_scratch_.capacity = kChunk * k;
   VEX_ASSIGN_OR_RETURN(moe_scratch_.offset, alloc<int>(max_slots + 1, &ws));
   VEX_ASSIGN_OR_RETURN(moe_scratch_.list, alloc<int>(size_t(kChunk) * k, &ws));
@@ -574,7 +576,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
                              c_.n_kv_heads, c_.head_dim, ring, L.k_cache, L.v_cache, s);
       }));
     VEX_RETURN_IF_ERROR(timed("attention", 0, [&] {
-      const int window = L.sliding ? c_.sliding_window : 0, ring = L.sliding ? ring_ : 0;
+      const int window = L.sliding ? c_.sliding_window : 0;
       if (!decode)  // tiles of consecutive rows on tensor cores
         return cuda::attention_prefill(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, d_tiles_,
                                        int(tiles_.size()), rows, window, ring, c_.n_heads,
@@ -582,7 +584,8 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
                                        att_bf16 ? act_bf16_ : nullptr);
       return cuda::attention(qkv_, S, L.k_cache, L.v_cache, L.sinks, att_, n, rows, window, ring,
                              c_.n_heads, c_.n_kv_heads, c_.head_dim, sm_scale, s,
-                             L.sliding ? splits.sliding : splits.full, attn_partial_);
+                             L.sliding ? splits.sliding : splits.full, attn_partial_,
+                             attn_counts_);
     }));
     if (!gemm) {
       VEX_RETURN_IF_ERROR(timed("o_proj", uint64_t(D) * Q * b2, [&] {
@@ -763,6 +766,7 @@ absl::Status CudaEngine::run_step_graph(int rows, bool sampled) {
   return absl::OkStatus();
 }
 
+static_assert(CudaEngine::kAttnSplits <= cuda::kMaxSplits);
 int CudaEngine::attn_splits(int rows, int keys, int n_kv_heads, int sm_count) {
   rows = std::max(1, rows);
   const int wave = std::min(kAttnSplits / rows, 2 * sm_count / (rows * std::max(1, n_kv_heads)));

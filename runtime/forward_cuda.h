@@ -321,6 +321,7 @@ class CudaEngine final : public Engine {
   float* device_args_ = nullptr;   // [kChunk * k, 2] DEVICE slots' arguments (cuda::VirtualSlots)
   // Split-K attention states [rows, Hq, splits, d + 2]; rows * splits <= max(n_seqs, kAttnSplits).
   float* attn_partial_ = nullptr;
+  int* attn_counts_ = nullptr;  // [n_seqs, Hkv] the split blocks' counts (cuda::attention)
   uint16_t* act_bf16_ = nullptr;   // [rows, max(D, Q)] GEMM inputs of a pass
   // The MoE decode kernels' inputs in split form (kernels/cuda/split.cuh), kGemvRows rows:
   // xf_ the normed hidden state (the router writes it), hf_ the gate-up output [rows, k].

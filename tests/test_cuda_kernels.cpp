@@ -310,9 +310,16 @@ TEST(CudaKernels, AttentionWithSinksAndWindow) {
         Dev<int> dpos(pos), dseq(std::vector<int>(n, 1));
         const float scale = 1.0f / std::sqrt(float(d));
         const cuda::CacheRows rows{dpos.p, dseq.p, int64_t(slots) * KV};
+        // The split blocks' counts start at zero and are left at zero: a second launch on them
+        // gives the same output.
+        Dev<int> counts(std::vector<int>(size_t(n) * Hkv, 0));
         CUDA_OK(cuda::attention(dq.p, S, dk.p, dv.p, ds.p, dout.p, n, rows, window, ring, Hq, Hkv,
-                                d, scale, 0, splits, part.p));
+                                d, scale, 0, splits, part.p, counts.p));
         const auto out = dout.get();
+        EXPECT_EQ(counts.get(), std::vector<int>(size_t(n) * Hkv, 0)) << "splits " << splits;
+        CUDA_OK(cuda::attention(dq.p, S, dk.p, dv.p, ds.p, dout.p, n, rows, window, ring, Hq, Hkv,
+                                d, scale, 0, splits, part.p, counts.p));
+        EXPECT_EQ(dout.get(), out) << "splits " << splits;
         for (int t = 0; t < n; ++t) {
           const int p = pos0 + t, lo = window ? std::max(0, p - window + 1) : 0;
           std::vector<float> ref(Hq * d);

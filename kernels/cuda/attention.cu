@@ -63,14 +63,16 @@ __device__ __forceinline__ LaneSums<D> lane_sums(float (&acc)[D], int lane) {
 //
 // Split-K (decode): with gridDim.z = S > 1, block z takes the z-th of S equal key ranges
 // (32-key aligned) and writes its unnormalized state (m, l, acc[D]) to partial; the sink joins
-// only split 0. attention_combine_kernel merges the splits. With S = 1 the output is final.
+// only split 0. The last of the S blocks of (t, g) to finish merges them (merge_splits), so the
+// split costs no kernel of its own. With S = 1 the output is final.
 constexpr int kMaxGroup = 8;  // query heads per KV head
 template <int D>
 __global__ void __launch_bounds__(32 * kMaxGroup)
     attention_kernel(const float* __restrict__ q, int q_stride, const uint16_t* __restrict__ kc,
                      const uint16_t* __restrict__ vc, const uint16_t* __restrict__ sinks,
                      float* __restrict__ out, CacheRows rows, int window, int ring, int n_heads,
-                     int n_kv_heads, float sm_scale, float* __restrict__ partial) {
+                     int n_kv_heads, float sm_scale, float* __restrict__ partial,
+                     int* __restrict__ counts) {
   pdl_prologue();
   constexpr int U = D / 8;                  // 16-byte units per key row
   constexpr int kSw = U < 8 ? U : 8;        // swizzle span (units)
@@ -152,34 +154,40 @@ __global__ void __launch_bounds__(32 * kMaxGroup)
       if (writes) o[sums.base + i] = sums.v[i] / l;
     return;
   }
-  float* st = partial + ((static_cast<int64_t>(t) * n_heads + h) * S + z) * (D + 2);
+  float* sh = partial + (static_cast<int64_t>(t) * n_heads + h) * S * (D + 2);
+  float* st = sh + z * (D + 2);
 #pragma unroll
   for (int i = 0; i < LaneSums<D>::kOut; ++i)
     if (writes) st[2 + sums.base + i] = sums.v[i];
   if (lane == 0) st[0] = m, st[1] = l;
-}
-
-// Merges S split states per (token, head): out = sum_s e^(m_s - M) acc_s / sum_s e^(m_s - M) l_s.
-template <int D>
-__global__ void attention_combine_kernel(const float* __restrict__ partial, int S, int n_heads,
-                                         float* __restrict__ out) {
-  pdl_prologue();
-  const int t = blockIdx.x, h = blockIdx.y;
-  const float* st = partial + (static_cast<int64_t>(t) * n_heads + h) * S * (D + 2);
+  // Each block's state, fenced, before its count; the block that counts last reads them all
+  // (from L2: written by other SMs in this grid) and leaves the count at 0 for the next launch.
+  __shared__ int ticket;
+  __threadfence();
+  __syncthreads();
+  int* count = counts + static_cast<int64_t>(t) * n_kv_heads + g;
+  if (threadIdx.x == 0) ticket = atomicAdd(count, 1);
+  __syncthreads();
+  if (ticket != S - 1) return;
+  __threadfence();
+  if (threadIdx.x == 0) *count = 0;
+  // Warp w merges head h: out = sum_z e^(m_z - M) acc_z / sum_z e^(m_z - M) l_z, in z order.
+  __shared__ float wz[kMaxGroup][kMaxSplits];  // e^(m_z - M): 0 for a range that had no keys
   float M = -INFINITY;
-  for (int z = 0; z < S; ++z) M = fmaxf(M, st[z * (D + 2)]);
-  float L = 0;
-  for (int z = 0; z < S; ++z) {
-    const float mz = st[z * (D + 2)];
-    if (mz != -INFINITY) L += expf(mz - M) * st[z * (D + 2) + 1];
+  for (int zz = lane; zz < S; zz += 32) M = fmaxf(M, __ldcg(sh + zz * (D + 2)));
+  M = warp_max(M);  // finite: split 0 holds the sink
+  for (int zz = lane; zz < S; zz += 32) {
+    const float mz = __ldcg(sh + zz * (D + 2));
+    wz[warp][zz] = mz == -INFINITY ? 0.0f : expf(mz - M);
   }
-  for (int c = threadIdx.x; c < D; c += blockDim.x) {
+  __syncwarp();
+  float L = 0;
+  for (int zz = 0; zz < S; ++zz) L += wz[warp][zz] * __ldcg(sh + zz * (D + 2) + 1);
+  float* o = out + static_cast<int64_t>(t) * n_heads * D + h * D;
+  for (int c = lane; c < D; c += 32) {
     float sum = 0;
-    for (int z = 0; z < S; ++z) {
-      const float mz = st[z * (D + 2)];
-      if (mz != -INFINITY) sum += expf(mz - M) * st[z * (D + 2) + 2 + c];
-    }
-    out[static_cast<int64_t>(t) * n_heads * D + h * D + c] = sum / L;
+    for (int zz = 0; zz < S; ++zz) sum += wz[warp][zz] * __ldcg(sh + zz * (D + 2) + 2 + c);
+    o[c] = sum / L;
   }
 }
 
@@ -187,13 +195,10 @@ template <int D>
 cudaError_t launch(const float* q, int q_stride, const uint16_t* kc, const uint16_t* vc,
                    const uint16_t* sinks, float* out, int n, CacheRows rows, int window, int ring,
                    int n_heads, int n_kv_heads, float sm_scale, int splits, float* partial,
-                   cudaStream_t stream) {
+                   int* counts, cudaStream_t stream) {
   launch_pdl(attention_kernel<D>, dim3(n, n_kv_heads, splits), 32 * (n_heads / n_kv_heads), 0,
              stream, q, q_stride, kc, vc, sinks, out, rows, window, ring, n_heads, n_kv_heads,
-             sm_scale, partial);
-  if (splits > 1)
-    launch_pdl(attention_combine_kernel<D>, dim3(n, n_heads), D, 0, stream, partial, splits,
-               n_heads, out);
+             sm_scale, partial, counts);
   return cudaGetLastError();
 }
 
@@ -391,16 +396,16 @@ cudaError_t attention(const float* q, int q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, const uint16_t* sinks, float* out, int n,
                       CacheRows rows, int window, int ring, int n_heads, int n_kv_heads,
                       int head_dim, float sm_scale, cudaStream_t stream, int splits,
-                      float* partial) {
+                      float* partial, int* counts) {
   if (n <= 0) return cudaSuccess;
   if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || n_heads / n_kv_heads > kMaxGroup ||
-      splits < 1 || (splits > 1 && !partial))
+      splits < 1 || splits > kMaxSplits || (splits > 1 && (!partial || !counts)))
     return cudaErrorInvalidValue;
   switch (head_dim) {
 #define VEX_ATTENTION_CASE(D)                                                                   \
   case D:                                                                                       \
     return launch<D>(q, q_stride, k_cache, v_cache, sinks, out, n, rows, window, ring, n_heads, \
-                     n_kv_heads, sm_scale, splits, partial, stream);
+                     n_kv_heads, sm_scale, splits, partial, counts, stream);
     VEX_ATTENTION_CASE(16)
     VEX_ATTENTION_CASE(32)
     VEX_ATTENTION_CASE(64)

@@ -16,15 +16,17 @@ namespace vex::cuda {
 // q: rows of `q_stride` floats, query head h at h*d; k/v cache bf16 [seqs, slots, Hkv*d], key j at
 // slot j % ring (ring > 0) or j; sinks bf16 [Hq]; out fp32 [n, Hq*d]. d in {16, 32, 64, 128},
 // n_heads / n_kv_heads <= 8: a block per (row, KV head, key range) reads the group's keys once
-// for its query heads. splits > 1 divides each query's keys into that many ranges run by separate
-// blocks and merged after (flash-decoding: a decode step at long context otherwise runs on only
-// n * Hkv blocks); partial: fp32 [n, Hq, splits, d + 2] scratch. The split count is fixed at launch
-// (graphs) and the ranges follow the position read on the device.
+// for its query heads. 1 < splits <= kMaxSplits divides each query's keys into that many ranges
+// run by separate blocks, the last of which to finish merges them (flash-decoding: a decode step
+// at long context otherwise runs on only n * Hkv blocks); partial: fp32 [n, Hq, splits, d + 2]
+// scratch; counts: int [n, Hkv], zero before the call and left zero. The split count is fixed at
+// launch (graphs) and the ranges follow the position read on the device.
+constexpr int kMaxSplits = 64;
 cudaError_t attention(const float* q, int q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, const uint16_t* sinks, float* out, int n,
                       CacheRows rows, int window, int ring, int n_heads, int n_kv_heads,
                       int head_dim, float sm_scale, cudaStream_t stream, int splits = 1,
-                      float* partial = nullptr);
+                      float* partial = nullptr, int* counts = nullptr);
 
 // Prefill on tensor cores: the rows of a pass cut into tiles, each up to kAttnTileRows rows
 // t = row0 .. row0 + count - 1 of one sequence at consecutive positions, which share their keys.
