@@ -52,21 +52,24 @@ __device__ __forceinline__ LaneSums<D> lane_sums(float (&acc)[D], int lane) {
 }
 
 // Block (token t, KV head g, key range z), a warp per query head of the group (G = n_heads /
-// n_kv_heads <= 8). The group's K and V rows of 32-key tiles are staged in shared memory by
+// n_kv_heads <= 8). The group's K and V rows of 32 P-key tiles are staged in shared memory by
 // cp.async, kStages - 1 tiles ahead (16-byte unit u of row r at u ^ (r % 8): a warp's 8-lane
 // phases read 8 bank groups), and read there by the G warps; a warp per query head reading them
 // from L2 moved G times the group's bytes (bench/NOTES.md, session 10). Within a warp each lane
-// owns one key of the tile: it scores it against the head's query and accumulates p * v over all
-// d dimensions in its own registers; the online-softmax rescale is per tile, and the 32 partial
-// outputs are summed across lanes once at the end (lane_sums). The sink starts the running max
-// with its own term in the sum (§7.5).
+// owns P keys of the tile (lane + 32 i): it scores them against the head's query and
+// accumulates p * v over all d dimensions in its own registers; the online-softmax rescale is
+// per tile, and the 32 partial outputs are summed across lanes once at the end (lane_sums). The
+// sink starts the running max with its own term in the sum (§7.5).
 //
 // Split-K (decode): with gridDim.z = S > 1, block z takes the z-th of S equal key ranges
-// (32-key aligned) and writes its unnormalized state (m, l, acc[D]) to partial; the sink joins
-// only split 0. The last of the S blocks of (t, g) to finish merges them (merge_splits), so the
-// split costs no kernel of its own. With S = 1 the output is final.
+// (tile aligned) and writes its unnormalized state (m, l, acc[D]) to partial; the sink joins
+// only split 0. The last of the S blocks of (t, g) to finish merges them (at the kernel's end),
+// so the split costs no kernel of its own. With S = 1 the output is final.
+//
+// P keys a lane per tile (tiles of 32 P keys): P = 2 halves the tile loop's reductions and
+// barriers per key, with two stages of 64 keys (the shared memory of four of 32).
 constexpr int kMaxGroup = 8;  // query heads per KV head
-template <int D>
+template <int D, int P>
 __global__ void __launch_bounds__(32 * kMaxGroup)
     attention_kernel(const float* __restrict__ q, int q_stride, const uint16_t* __restrict__ kc,
                      const uint16_t* __restrict__ vc, const uint16_t* __restrict__ sinks,
@@ -76,23 +79,24 @@ __global__ void __launch_bounds__(32 * kMaxGroup)
   pdl_prologue();
   constexpr int U = D / 8;                  // 16-byte units per key row
   constexpr int kSw = U < 8 ? U : 8;        // swizzle span (units)
-  constexpr int kStages = D <= 64 ? 4 : 2;  // 8 KB a stage at D = 64
-  __shared__ uint4 ks[kStages][32][U], vs[kStages][32][U];
+  constexpr int kKeys = 32 * P;             // keys a tile
+  constexpr int kStages = D <= 64 && P == 1 ? 4 : 2;  // 8 KB a stage at D = 64, P = 1
+  __shared__ uint4 ks[kStages][kKeys][U], vs[kStages][kKeys][U];
   __shared__ float qs[kMaxGroup][D];
   const int t = blockIdx.x, g = blockIdx.y, z = blockIdx.z, S = gridDim.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, G = n_heads / n_kv_heads;
   const int h = g * G + warp, kv_dim = n_kv_heads * D;
   const int p = rows.pos[t], first = window > 0 ? max(0, p - window + 1) : 0;
-  const int per = ((p - first + 1 + S - 1) / S + 31) / 32 * 32;  // keys per split
+  const int per = ((p - first + 1 + S - 1) / S + kKeys - 1) / kKeys * kKeys;  // keys per split
   const int lo = first + z * per, hi = min(p, lo + per - 1);
   float* qh = qs[warp];
   for (int c = lane; c < D; c += 32) qh[c] = q[static_cast<int64_t>(t) * q_stride + h * D + c];
   const int64_t base = cache_base(rows, t) + g * D;
   auto stage = [&](int j0) {  // tile j0 into its buffer; an empty group past the range
     if (j0 <= hi) {
-      const int buf = (j0 - lo) / 32 % kStages;
-      for (int i = threadIdx.x; i < 2 * 32 * U; i += blockDim.x) {
-        const int which = i / (32 * U), r = i / U % 32, u = i % U;
+      const int buf = (j0 - lo) / kKeys % kStages;
+      for (int i = threadIdx.x; i < 2 * kKeys * U; i += blockDim.x) {
+        const int which = i / (kKeys * U), r = i / U % kKeys, u = i % U;
         const int j = min(j0 + r, hi);  // past the range: a copy of its last key, never scored
         const int64_t at = base + static_cast<int64_t>(ring > 0 ? j % ring : j) * kv_dim + u * 8;
         uint4* dst = which ? &vs[buf][r][u ^ (r % kSw)] : &ks[buf][r][u ^ (r % kSw)];
@@ -102,47 +106,57 @@ __global__ void __launch_bounds__(32 * kMaxGroup)
     cp_async_commit();
   };
 #pragma unroll
-  for (int i = 0; i < kStages - 1; ++i) stage(lo + 32 * i);
+  for (int i = 0; i < kStages - 1; ++i) stage(lo + kKeys * i);
 
   float m = z == 0 ? bf16(sinks[h]) : -INFINITY;  // the running max, the sink's in split 0
   float l = z == 0 ? 1.0f : 0.0f;                 // this warp's sum, held by every lane
   float acc[D] = {};                              // this lane's keys: sum of p * v
-  for (int j0 = lo; j0 <= hi; j0 += 32) {
-    const int buf = (j0 - lo) / 32 % kStages;
+  for (int j0 = lo; j0 <= hi; j0 += kKeys) {
+    const int buf = (j0 - lo) / kKeys % kStages;
     cp_async_wait<kStages - 2>();
-    __syncthreads();  // tile j0 is in (and the queries); every warp is done with tile j0 - 32
-    stage(j0 + 32 * (kStages - 1));  // into tile j0 - 32's buffer
-    const int j = j0 + lane;
-    const bool valid = j <= hi;
-    float s = -INFINITY;
-    if (valid) {
-      float dot[4] = {};  // four chains: the score is not one chain of d dependent FMAs
+    __syncthreads();  // tile j0 is in (and the queries); every warp is done with the tile before
+    stage(j0 + kKeys * (kStages - 1));  // into the tile before's buffer
+    float s[P], best = -INFINITY;  // key lane + 32 i of the tile: row lane + 32 i, swizzled alike
 #pragma unroll
-      for (int c = 0; c < U; ++c) {
-        float kf[8];
-        bf16x8(ks[buf][lane][c ^ (lane % kSw)], kf);
+    for (int i = 0; i < P; ++i) {
+      s[i] = -INFINITY;
+      if (j0 + lane + 32 * i <= hi) {
+        float dot[4] = {};  // four chains: the score is not one chain of d dependent FMAs
 #pragma unroll
-        for (int e = 0; e < 8; ++e) dot[e % 4] += qh[8 * c + e] * kf[e];
+        for (int c = 0; c < U; ++c) {
+          float kf[8];
+          bf16x8(ks[buf][lane + 32 * i][c ^ (lane % kSw)], kf);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) dot[e % 4] += qh[8 * c + e] * kf[e];
+        }
+        s[i] = ((dot[0] + dot[1]) + (dot[2] + dot[3])) * sm_scale;
       }
-      s = ((dot[0] + dot[1]) + (dot[2] + dot[3])) * sm_scale;
+      best = fmaxf(best, s[i]);
     }
-    const float m_new = fmaxf(m, warp_max(s));
+    const float m_new = fmaxf(m, warp_max(best));
     const float scale = m == -INFINITY ? 0.0f : expf(m - m_new);
-    const float pj = valid ? expf(s - m_new) : 0.0f;
-    l = l * scale + warp_sum(pj);
+    float pj[P], psum = 0;
+#pragma unroll
+    for (int i = 0; i < P; ++i) {
+      pj[i] = j0 + lane + 32 * i <= hi ? expf(s[i] - m_new) : 0.0f;
+      psum += pj[i];
+    }
+    l = l * scale + warp_sum(psum);
     if (m_new != m) {  // warp-uniform; at depth the running max rarely moves
 #pragma unroll
       for (int c = 0; c < D; ++c) acc[c] *= scale;
     }
-    if (valid) {
 #pragma unroll
-      for (int c = 0; c < U; ++c) {
-        float vf[8];
-        bf16x8(vs[buf][lane][c ^ (lane % kSw)], vf);
+    for (int i = 0; i < P; ++i)
+      if (j0 + lane + 32 * i <= hi) {
 #pragma unroll
-        for (int e = 0; e < 8; ++e) acc[8 * c + e] = fmaf(pj, vf[e], acc[8 * c + e]);
+        for (int c = 0; c < U; ++c) {
+          float vf[8];
+          bf16x8(vs[buf][lane + 32 * i][c ^ (lane % kSw)], vf);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc[8 * c + e] = fmaf(pj[i], vf[e], acc[8 * c + e]);
+        }
       }
-    }
     m = m_new;
   }
   const LaneSums<D> sums = lane_sums(acc, lane);
@@ -196,7 +210,10 @@ cudaError_t launch(const float* q, int q_stride, const uint16_t* kc, const uint1
                    const uint16_t* sinks, float* out, int n, CacheRows rows, int window, int ring,
                    int n_heads, int n_kv_heads, float sm_scale, int splits, float* partial,
                    int* counts, cudaStream_t stream) {
-  launch_pdl(attention_kernel<D>, dim3(n, n_kv_heads, splits), 32 * (n_heads / n_kv_heads), 0,
+  // Two keys a lane where the 64-key tiles' two stages fit the static shared memory (d <= 64):
+  // d8192 +0.6 %, d32768 +2.1 % (bench/NOTES.md, session 14).
+  constexpr int P = D <= 64 ? 2 : 1;
+  launch_pdl(attention_kernel<D, P>, dim3(n, n_kv_heads, splits), 32 * (n_heads / n_kv_heads), 0,
              stream, q, q_stride, kc, vc, sinks, out, rows, window, ring, n_heads, n_kv_heads,
              sm_scale, partial, counts);
   return cudaGetLastError();
