@@ -66,8 +66,8 @@ __host__ __device__ constexpr int split_words(int K) { return kSplitTerms * K / 
 // top k over choice.slots, the router's table (forced slots first, PRUNED never; router()'s
 // choice bit for bit, top_k.cuh) and runs its j-th through `slots`, the execution table (with
 // experts split over GPUs the others' experts are PRUNED there, yet chosen); the token's first
-// block writes idx and choice.weight [n, k] for moe_down and observers. Without it, idx is the
-// router's choice and only read.
+// block writes idx and choice.weight [n, k] for observers (and moe_down without the choice).
+// Without it, idx is the router's choice and only read.
 struct ExpertChoice {
   const float* scores = nullptr;    // [n, E]
   const vex_slot* slots = nullptr;  // [E] the router's table
