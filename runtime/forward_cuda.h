@@ -319,7 +319,8 @@ class CudaEngine final : public Engine {
   float *weight_ = nullptr, *logits_ = nullptr;
   float* scores_ = nullptr;  // [kGemvRows, max_slots_]: decode's router scores (router_scores)
   float* device_args_ = nullptr;   // [kChunk * k, 2] DEVICE slots' arguments (cuda::VirtualSlots)
-  // Split-K attention states [rows, Hq, splits, d + 2]; rows * splits <= max(n_seqs, kAttnSplits).
+  // Split-K attention states, rows * Hq * splits * (d + 2) floats (cuda::attention); rows *
+  // splits <= max(n_seqs, kAttnSplits).
   float* attn_partial_ = nullptr;
   int* attn_counts_ = nullptr;  // [n_seqs, Hkv] the split blocks' counts (cuda::attention)
   uint16_t* act_bf16_ = nullptr;   // [rows, max(D, Q)] GEMM inputs of a pass

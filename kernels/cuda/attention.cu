@@ -7,220 +7,6 @@
 namespace vex::cuda {
 namespace {
 
-// The lanes' partial outputs of a warp summed across lanes (a reduce-scatter butterfly): at each
-// step a lane keeps one half of its values (the upper half when its lane bit is set), sends the
-// other to its partner and adds what comes back, so D values take D / 2 + D / 4 + ... shuffles,
-// not 5 D. Lane l ends with the sums of dimensions base(l) + i, i < kOut; with D < 32 the 32 / D
-// lanes that differ only in their low bits hold the same sums.
-template <int D>
-struct LaneSums {
-  static constexpr int kOut = D >= 32 ? D / 32 : 1;
-  float v[kOut];
-  int base;
-};
-
-// One butterfly step over the first L values of a (offset O), then the next; base gathers the
-// kept halves' offsets.
-template <int L, int O, int N>
-__device__ __forceinline__ void lane_sums_step(float (&a)[N], int lane, int& base) {
-  if constexpr (O >= 1) {
-    if constexpr (L > 1) {
-      const bool up = lane & O;
-#pragma unroll
-      for (int i = 0; i < L / 2; ++i) {
-        const float send = up ? a[i] : a[i + L / 2], keep = up ? a[i + L / 2] : a[i];
-        a[i] = keep + __shfl_xor_sync(0xffffffffu, send, O);
-      }
-      if (up) base += L / 2;
-      lane_sums_step<L / 2, O / 2>(a, lane, base);
-    } else {  // D < 32: lanes share a dimension
-      a[0] += __shfl_xor_sync(0xffffffffu, a[0], O);
-      lane_sums_step<1, O / 2>(a, lane, base);
-    }
-  }
-}
-
-template <int D>
-__device__ __forceinline__ LaneSums<D> lane_sums(float (&acc)[D], int lane) {
-  int base = 0;
-  lane_sums_step<D, 16>(acc, lane, base);  // acc is consumed
-  LaneSums<D> r;
-#pragma unroll
-  for (int i = 0; i < LaneSums<D>::kOut; ++i) r.v[i] = acc[i];
-  r.base = base;
-  return r;
-}
-
-// Block (token t, KV head g, key range z), a warp per query head of the group (G = n_heads /
-// n_kv_heads <= 8). The group's K and V rows of 32 P-key tiles are staged in shared memory by
-// cp.async, kStages - 1 tiles ahead (16-byte unit u of row r at u ^ (r % 8): a warp's 8-lane
-// phases read 8 bank groups), and read there by the G warps; a warp per query head reading them
-// from L2 moved G times the group's bytes (bench/NOTES.md, session 10). Within a warp each lane
-// owns P keys of the tile (lane + 32 i): it scores them against the head's query and
-// accumulates p * v over all d dimensions in its own registers; the online-softmax rescale is
-// per tile, and the 32 partial outputs are summed across lanes once at the end (lane_sums). The
-// sink starts the running max with its own term in the sum (§7.5).
-//
-// Split-K (decode): with gridDim.z = S > 1, block z takes the z-th of S equal key ranges
-// (tile aligned) and writes its unnormalized state (m, l, acc[D]) to partial; the sink joins
-// only split 0. The last of the S blocks of (t, g) to finish merges them (at the kernel's end),
-// so the split costs no kernel of its own. With S = 1 the output is final.
-//
-// P keys a lane per tile (tiles of 32 P keys): P = 2 halves the tile loop's reductions and
-// barriers per key, with two stages of 64 keys (the shared memory of four of 32).
-constexpr int kMaxGroup = 8;  // query heads per KV head
-template <int D, int P>
-__global__ void __launch_bounds__(32 * kMaxGroup)
-    attention_kernel(const float* __restrict__ q, int q_stride, const uint16_t* __restrict__ kc,
-                     const uint16_t* __restrict__ vc, const uint16_t* __restrict__ sinks,
-                     float* __restrict__ out, CacheRows rows, int window, int ring, int n_heads,
-                     int n_kv_heads, float sm_scale, float* __restrict__ partial,
-                     int* __restrict__ counts) {
-  pdl_prologue();
-  constexpr int U = D / 8;                  // 16-byte units per key row
-  constexpr int kSw = U < 8 ? U : 8;        // swizzle span (units)
-  constexpr int kKeys = 32 * P;             // keys a tile
-  constexpr int kStages = D <= 64 && P == 1 ? 4 : 2;  // 8 KB a stage at D = 64, P = 1
-  __shared__ uint4 ks[kStages][kKeys][U], vs[kStages][kKeys][U];
-  __shared__ float qs[kMaxGroup][D];
-  const int t = blockIdx.x, g = blockIdx.y, z = blockIdx.z, S = gridDim.z;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, G = n_heads / n_kv_heads;
-  const int h = g * G + warp, kv_dim = n_kv_heads * D;
-  const int p = rows.pos[t], first = window > 0 ? max(0, p - window + 1) : 0;
-  const int per = ((p - first + 1 + S - 1) / S + kKeys - 1) / kKeys * kKeys;  // keys per split
-  const int lo = first + z * per, hi = min(p, lo + per - 1);
-  float* qh = qs[warp];
-  for (int c = lane; c < D; c += 32) qh[c] = q[static_cast<int64_t>(t) * q_stride + h * D + c];
-  const int64_t base = cache_base(rows, t) + g * D;
-  auto stage = [&](int j0) {  // tile j0 into its buffer; an empty group past the range
-    if (j0 <= hi) {
-      const int buf = (j0 - lo) / kKeys % kStages;
-      for (int i = threadIdx.x; i < 2 * kKeys * U; i += blockDim.x) {
-        const int which = i / (kKeys * U), r = i / U % kKeys, u = i % U;
-        const int j = min(j0 + r, hi);  // past the range: a copy of its last key, never scored
-        const int64_t at = base + static_cast<int64_t>(ring > 0 ? j % ring : j) * kv_dim + u * 8;
-        uint4* dst = which ? &vs[buf][r][u ^ (r % kSw)] : &ks[buf][r][u ^ (r % kSw)];
-        cp_async16(dst, (which ? vc : kc) + at);
-      }
-    }
-    cp_async_commit();
-  };
-#pragma unroll
-  for (int i = 0; i < kStages - 1; ++i) stage(lo + kKeys * i);
-
-  float m = z == 0 ? bf16(sinks[h]) : -INFINITY;  // the running max, the sink's in split 0
-  float l = z == 0 ? 1.0f : 0.0f;                 // this warp's sum, held by every lane
-  float acc[D] = {};                              // this lane's keys: sum of p * v
-  for (int j0 = lo; j0 <= hi; j0 += kKeys) {
-    const int buf = (j0 - lo) / kKeys % kStages;
-    cp_async_wait<kStages - 2>();
-    __syncthreads();  // tile j0 is in (and the queries); every warp is done with the tile before
-    stage(j0 + kKeys * (kStages - 1));  // into the tile before's buffer
-    float s[P], best = -INFINITY;  // key lane + 32 i of the tile: row lane + 32 i, swizzled alike
-#pragma unroll
-    for (int i = 0; i < P; ++i) {
-      s[i] = -INFINITY;
-      if (j0 + lane + 32 * i <= hi) {
-        float dot[4] = {};  // four chains: the score is not one chain of d dependent FMAs
-#pragma unroll
-        for (int c = 0; c < U; ++c) {
-          float kf[8];
-          bf16x8(ks[buf][lane + 32 * i][c ^ (lane % kSw)], kf);
-#pragma unroll
-          for (int e = 0; e < 8; ++e) dot[e % 4] += qh[8 * c + e] * kf[e];
-        }
-        s[i] = ((dot[0] + dot[1]) + (dot[2] + dot[3])) * sm_scale;
-      }
-      best = fmaxf(best, s[i]);
-    }
-    const float m_new = fmaxf(m, warp_max(best));
-    const float scale = m == -INFINITY ? 0.0f : expf(m - m_new);
-    float pj[P], psum = 0;
-#pragma unroll
-    for (int i = 0; i < P; ++i) {
-      pj[i] = j0 + lane + 32 * i <= hi ? expf(s[i] - m_new) : 0.0f;
-      psum += pj[i];
-    }
-    l = l * scale + warp_sum(psum);
-    if (m_new != m) {  // warp-uniform; at depth the running max rarely moves
-#pragma unroll
-      for (int c = 0; c < D; ++c) acc[c] *= scale;
-    }
-#pragma unroll
-    for (int i = 0; i < P; ++i)
-      if (j0 + lane + 32 * i <= hi) {
-#pragma unroll
-        for (int c = 0; c < U; ++c) {
-          float vf[8];
-          bf16x8(vs[buf][lane + 32 * i][c ^ (lane % kSw)], vf);
-#pragma unroll
-          for (int e = 0; e < 8; ++e) acc[8 * c + e] = fmaf(pj[i], vf[e], acc[8 * c + e]);
-        }
-      }
-    m = m_new;
-  }
-  const LaneSums<D> sums = lane_sums(acc, lane);
-  const bool writes = lane % (D >= 32 ? 1 : 32 / D) == 0;  // one lane of those sharing the sums
-  if (S == 1) {
-    float* o = out + static_cast<int64_t>(t) * n_heads * D + h * D;
-#pragma unroll
-    for (int i = 0; i < LaneSums<D>::kOut; ++i)
-      if (writes) o[sums.base + i] = sums.v[i] / l;
-    return;
-  }
-  float* sh = partial + (static_cast<int64_t>(t) * n_heads + h) * S * (D + 2);
-  float* st = sh + z * (D + 2);
-#pragma unroll
-  for (int i = 0; i < LaneSums<D>::kOut; ++i)
-    if (writes) st[2 + sums.base + i] = sums.v[i];
-  if (lane == 0) st[0] = m, st[1] = l;
-  // Each block's state, fenced, before its count; the block that counts last reads them all
-  // (from L2: written by other SMs in this grid) and leaves the count at 0 for the next launch.
-  __shared__ int ticket;
-  __threadfence();
-  __syncthreads();
-  int* count = counts + static_cast<int64_t>(t) * n_kv_heads + g;
-  if (threadIdx.x == 0) ticket = atomicAdd(count, 1);
-  __syncthreads();
-  if (ticket != S - 1) return;
-  __threadfence();
-  if (threadIdx.x == 0) *count = 0;
-  // Warp w merges head h: out = sum_z e^(m_z - M) acc_z / sum_z e^(m_z - M) l_z, in z order.
-  __shared__ float wz[kMaxGroup][kMaxSplits];  // e^(m_z - M): 0 for a range that had no keys
-  float M = -INFINITY;
-  for (int zz = lane; zz < S; zz += 32) M = fmaxf(M, __ldcg(sh + zz * (D + 2)));
-  M = warp_max(M);  // finite: split 0 holds the sink
-  for (int zz = lane; zz < S; zz += 32) {
-    const float mz = __ldcg(sh + zz * (D + 2));
-    wz[warp][zz] = mz == -INFINITY ? 0.0f : expf(mz - M);
-  }
-  __syncwarp();
-  float L = 0;
-  for (int zz = 0; zz < S; ++zz) L += wz[warp][zz] * __ldcg(sh + zz * (D + 2) + 1);
-  float* o = out + static_cast<int64_t>(t) * n_heads * D + h * D;
-  for (int c = lane; c < D; c += 32) {
-    float sum = 0;
-    for (int zz = 0; zz < S; ++zz) sum += wz[warp][zz] * __ldcg(sh + zz * (D + 2) + 2 + c);
-    o[c] = sum / L;
-  }
-}
-
-template <int D>
-cudaError_t launch(const float* q, int q_stride, const uint16_t* kc, const uint16_t* vc,
-                   const uint16_t* sinks, float* out, int n, CacheRows rows, int window, int ring,
-                   int n_heads, int n_kv_heads, float sm_scale, int splits, float* partial,
-                   int* counts, cudaStream_t stream) {
-  // Two keys a lane where the 64-key tiles' two stages fit the static shared memory (d <= 64):
-  // d8192 +0.6 %, d32768 +2.1 % (bench/NOTES.md, session 14).
-  constexpr int P = D <= 64 ? 2 : 1;
-  launch_pdl(attention_kernel<D, P>, dim3(n, n_kv_heads, splits), 32 * (n_heads / n_kv_heads), 0,
-             stream, q, q_stride, kc, vc, sinks, out, rows, window, ring, n_heads, n_kv_heads,
-             sm_scale, partial, counts);
-  return cudaGetLastError();
-}
-
-// ---- Prefill on tensor cores ----------------------------------------------------------------
-
 template <bool kTrans>
 __device__ __forceinline__ void ldsm_x4(uint32_t* r, const void* row) {
   const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(row));
@@ -233,6 +19,262 @@ __device__ __forceinline__ void ldsm_x4(uint32_t* r, const void* row) {
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                  : "r"(a));
 }
+
+// Decode: block (token t, KV head kvh, key range z) of kDecodeWarps warps, the group's G <= 8
+// query heads as the rows of tensor-core MMAs (mma.sync m16n8k16, fp32 accumulation) on the bf16
+// keys and values as the cache holds them. The group's K and V rows of 64-key tiles are staged
+// in shared memory by cp.async, kStages - 1 tiles ahead (16-byte unit u of row r at u ^ (r % 8):
+// the 8 rows of an ldmatrix hit 8 bank groups). Warp w takes keys 16 w .. 16 w + 15 of every
+// tile: S = Q K^T (two n8 tiles of keys), its own online softmax per head, O += P V.
+//
+// The fp32 queries and probabilities enter as three bf16 terms each (24 significant bits, as in
+// the prefill kernel: a score's error must stay small against 1). Decode has one row per head,
+// so the MMA's 16 rows carry two terms: rows 0-7 the first term of heads 0-7, rows 8-15 the
+// second, and a second MMA the third in rows 0-7 (rows 8-15 zero). Lane (g, c) thus holds
+// head g in both its accumulator rows, g and g + 8, and adds them: the scores before the
+// softmax, the outputs at the end. One warp's MMAs serve all the group's heads, where a warp a
+// head converted the same bf16 tile to fp32 G times (bench/NOTES.md, session 15).
+//
+// The warps' states (m, l, o) meet in shared memory at the end. Split-K: with gridDim.z = S > 1,
+// block z takes the z-th of S equal key ranges (tile aligned) and writes its unnormalized state
+// to partial; the sink joins only split 0 (warp 0's state). The last of the S blocks of (t, kvh)
+// to finish merges them, so the split costs no kernel of its own. With S = 1 the output is final.
+constexpr int kMaxGroup = 8;  // query heads per KV head
+constexpr int kDecodeWarps = 4;
+constexpr int kDecodeKeys = 16 * kDecodeWarps;  // keys a tile
+template <int D>
+constexpr int kDecodeStages = D <= 64 ? 4 : 2;  // 16 KB a stage at d = 64
+template <int D>  // the stages' K and V tiles, in dynamic shared memory
+constexpr size_t kDecodeSmem = size_t(kDecodeStages<D>) * 2 * kDecodeKeys* D * sizeof(uint16_t);
+
+template <int D>
+__global__ void __launch_bounds__(32 * kDecodeWarps)
+    attention_kernel(const float* __restrict__ q, int q_stride, const uint16_t* __restrict__ kc,
+                     const uint16_t* __restrict__ vc, const uint16_t* __restrict__ sinks,
+                     float* __restrict__ out, CacheRows rows, int window, int ring, int n_heads,
+                     int n_kv_heads, float sm_scale, float* __restrict__ partial,
+                     int* __restrict__ counts) {
+  pdl_prologue();
+  constexpr int U = D / 8;            // 16-byte units per key row
+  constexpr int kSw = U < 8 ? U : 8;  // swizzle span (units)
+  constexpr int kKeys = kDecodeKeys, kStages = kDecodeStages<D>;
+  extern __shared__ uint4 tiles[];  // [kStages][K, V][kKeys][U]
+  __shared__ float ms[kDecodeWarps][kMaxGroup], ls[kDecodeWarps][kMaxGroup];
+  __shared__ float os[kDecodeWarps][kMaxGroup][D];
+  const int t = blockIdx.x, kvh = blockIdx.y, z = blockIdx.z, S = gridDim.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
+  const int G = n_heads / n_kv_heads, kv_dim = n_kv_heads * D;
+  const int p = rows.pos[t], first = window > 0 ? max(0, p - window + 1) : 0;
+  const int per = ((p - first + 1 + S - 1) / S + kKeys - 1) / kKeys * kKeys;  // keys per split
+  const int lo = first + z * per, hi = min(p, lo + per - 1);
+  const int64_t base = cache_base(rows, t) + kvh * D;
+  // The split states: acc [n, Hq, S, D], then (m, l) [n, Hq, S].
+  float2* const ml =
+      reinterpret_cast<float2*>(partial + static_cast<int64_t>(gridDim.x) * n_heads * S * D);
+  auto tile = [&](int buf, int which) { return tiles + (2 * buf + which) * kKeys * U; };
+  auto stage = [&](int j0) {  // tile j0 into its buffer; an empty group past the range
+    if (j0 <= hi) {
+      const int buf = (j0 - lo) / kKeys % kStages;
+      for (int i = threadIdx.x; i < 2 * kKeys * U; i += blockDim.x) {
+        const int which = i / (kKeys * U), r = i / U % kKeys, u = i % U;
+        const int j = min(j0 + r, hi);  // past the range: a copy of its last key, never scored
+        const int64_t at = base + static_cast<int64_t>(ring > 0 ? j % ring : j) * kv_dim + u * 8;
+        cp_async16(tile(buf, which) + r * U + (u ^ (r % kSw)), (which ? vc : kc) + at);
+      }
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int i = 0; i < kStages - 1; ++i) stage(lo + kKeys * i);
+
+  // Head g's query as A fragments (a0 / a2: row g at k pairs 2c / 2c + 8, a1 / a3: row g + 8):
+  // qa the first two terms, qb the third.
+  uint32_t qa[D / 16][4], qb[D / 16][4];
+#pragma unroll
+  for (int k16 = 0; k16 < D / 16; ++k16) {
+    float2 a = {}, b = {};
+    if (g < G) {
+      const float* qr = q + static_cast<int64_t>(t) * q_stride + (kvh * G + g) * D + 16 * k16;
+      a = *reinterpret_cast<const float2*>(qr + 2 * c);
+      b = *reinterpret_cast<const float2*>(qr + 2 * c + 8);
+    }
+    uint32_t ta[3], tb[3];
+    split_bf16<3>(a.x, a.y, ta), split_bf16<3>(b.x, b.y, tb);
+    qa[k16][0] = ta[0], qa[k16][1] = ta[1], qa[k16][2] = tb[0], qa[k16][3] = tb[1];
+    qb[k16][0] = ta[2], qb[k16][1] = 0, qb[k16][2] = tb[2], qb[k16][3] = 0;
+  }
+  // Head g's running max and sum (l: this lane's share), the sink's in warp 0 of split 0 (§7.5).
+  const bool sink = z == 0 && warp == 0;
+  float m = sink ? (g < G ? bf16(sinks[kvh * G + g]) : 0.0f) : -INFINITY;
+  float l = sink && c == 0 ? 1.0f : 0.0f;
+  float o[D / 8][4] = {};  // rows g, g + 8 (head g's two terms) x dimensions 8 dn + 2c, + 1
+  for (int j0 = lo; j0 <= hi; j0 += kKeys) {
+    const int buf = (j0 - lo) / kKeys % kStages;
+    cp_async_wait<kStages - 2>();
+    __syncthreads();                    // tile j0 is in; every warp is done with the tile before
+    stage(j0 + kKeys * (kStages - 1));  // into the tile before's buffer
+    const int k0 = j0 + 16 * warp;      // this warp's keys k0 .. k0 + 15
+    if (k0 > hi) continue;
+    const uint4 *ks = tile(buf, 0), *vs = tile(buf, 1);
+    // S: four accumulator chains (n8 tiles x the first two terms / the third) of D / 16 MMAs.
+    float s[2][4] = {}, s3[2][4] = {};
+#pragma unroll
+    for (int k32 = 0; k32 < (D + 31) / 32; ++k32) {
+      // Matrices: keys 8 nt .. +7 x units 4 k32 .. +3 (d 32 k32 .. +31); for d = 16 the last
+      // two repeat the first two.
+      uint32_t b[2][4];
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt) {
+        const int r = 16 * warp + 8 * nt + lane % 8, u = (4 * k32 + lane / 8) % U;
+        ldsm_x4<false>(b[nt], ks + r * U + (u ^ (r % kSw)));
+      }
+#pragma unroll
+      for (int half = 0; half < 2; ++half)
+        if (2 * k32 + half < D / 16)
+#pragma unroll
+          for (int nt = 0; nt < 2; ++nt) {
+            mma_bf16(s[nt], qa[2 * k32 + half], b[nt] + 2 * half);
+            mma_bf16(s3[nt], qb[2 * k32 + half], b[nt] + 2 * half);
+          }
+    }
+    // Head g's scores of keys k0 + 8 nt + 2c + e (s3's rows g + 8 are zero), masked past the
+    // range; their max over the row's 4 lanes.
+    float pj[4], mx = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int nt = i / 2, e = i % 2;
+      pj[i] = k0 + 8 * nt + 2 * c + e <= hi ? (s[nt][e] + s[nt][2 + e] + s3[nt][e]) * sm_scale
+                                            : -INFINITY;
+      mx = fmaxf(mx, pj[i]);
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m, mx);  // finite: key k0 is in the range
+    const float scale = m == -INFINITY ? 0.0f : expf(m - m_new);
+    float psum = 0;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) pj[i] = expf(pj[i] - m_new), psum += pj[i];  // 0 where masked
+    l = l * scale + psum;
+    if (m_new != m) {  // at depth the running max rarely moves
+#pragma unroll
+      for (int dn = 0; dn < D / 8; ++dn)
+#pragma unroll
+        for (int v = 0; v < 4; ++v) o[dn][v] *= scale;
+    }
+    m = m_new;
+    // O += P V: the probabilities as A fragments the way the queries are (keys 2c / 2c + 8 are
+    // n8 tiles 0 / 1), the values' 8 x 8 matrices transposed.
+    uint32_t t0[3], t1[3];
+    split_bf16<3>(pj[0], pj[1], t0), split_bf16<3>(pj[2], pj[3], t1);
+    const uint32_t pa[4] = {t0[0], t0[1], t1[0], t1[1]}, pb[4] = {t0[2], 0, t1[2], 0};
+    uint32_t b[D / 16][4];  // matrices (transposed): keys +0..7 / +8..15 x d units 2i, 2i + 1
+#pragma unroll
+    for (int i = 0; i < D / 16; ++i) {
+      const int r = 16 * warp + (lane / 8 % 2) * 8 + lane % 8, u = 2 * i + lane / 16;
+      ldsm_x4<true>(b[i], vs + r * U + (u ^ (r % kSw)));
+    }
+#pragma unroll
+    for (int i = 0; i < D / 16; ++i)
+      mma_bf16(o[2 * i], pa, b[i]), mma_bf16(o[2 * i + 1], pa, b[i] + 2);
+#pragma unroll
+    for (int i = 0; i < D / 16; ++i)
+      mma_bf16(o[2 * i], pb, b[i]), mma_bf16(o[2 * i + 1], pb, b[i] + 2);
+  }
+  // The warps' states into shared memory, then the block's: out = sum_w e^(m_w - M) o_w /
+  // sum_w e^(m_w - M) l_w (a warp without keys: m_w = -inf, weight 0).
+  l += __shfl_xor_sync(0xffffffffu, l, 1);
+  l += __shfl_xor_sync(0xffffffffu, l, 2);
+  if (g < G) {
+    if (c == 0) ms[warp][g] = m, ls[warp][g] = l;
+#pragma unroll
+    for (int dn = 0; dn < D / 8; ++dn)
+      *reinterpret_cast<float2*>(&os[warp][g][8 * dn + 2 * c]) =
+          make_float2(o[dn][0] + o[dn][2], o[dn][1] + o[dn][3]);
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < G * D; i += blockDim.x) {
+    const int hh = i / D, d = i % D;
+    float M = -INFINITY, L = 0, A = 0;
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) M = fmaxf(M, ms[w][hh]);
+#pragma unroll
+    for (int w = 0; w < kDecodeWarps; ++w) {
+      const float f = ms[w][hh] == -INFINITY ? 0.0f : expf(ms[w][hh] - M);
+      L += f * ls[w][hh], A += f * os[w][hh][d];
+    }
+    const int64_t head = static_cast<int64_t>(t) * n_heads + kvh * G + hh;
+    if (S == 1) {
+      out[head * D + d] = A / L;
+    } else {
+      partial[(head * S + z) * D + d] = A;
+      if (d == 0) ml[head * S + z] = make_float2(M, L);
+    }
+  }
+  if (S == 1) return;
+  // Each block's state, fenced, before its count; the block that counts last reads them all
+  // (from L2: written by other SMs in this grid) and leaves the count at 0 for the next launch.
+  __shared__ int ticket;
+  __threadfence();
+  __syncthreads();
+  int* count = counts + static_cast<int64_t>(t) * n_kv_heads + kvh;
+  if (threadIdx.x == 0) ticket = atomicAdd(count, 1);
+  __syncthreads();
+  if (ticket != S - 1) return;
+  __threadfence();
+  if (threadIdx.x == 0) *count = 0;
+  // out = sum_z e^(m_z - M) acc_z / sum_z e^(m_z - M) l_z, every load of a step issued at once:
+  // the group's (m_z, l_z), then per head its weights (a warp a head), then the sums a float4
+  // of acc a thread, 8 splits' loads in flight (a chain of dependent loads cost the split
+  // ~15 us a layer at depth: bench/NOTES.md, session 15).
+  __shared__ float wz[kMaxGroup][kMaxSplits], lz[kMaxGroup][kMaxSplits], Lh[kMaxGroup];
+  const int64_t head0 = static_cast<int64_t>(t) * n_heads + kvh * G;
+  for (int i = threadIdx.x; i < G * S; i += blockDim.x) {
+    const float2 v = __ldcg(ml + head0 * S + i);
+    wz[i / S][i % S] = v.x, lz[i / S][i % S] = v.y;
+  }
+  __syncthreads();
+  for (int hh = warp; hh < G; hh += kDecodeWarps) {
+    float M = -INFINITY, L = 0;
+    for (int zz = lane; zz < S; zz += 32) M = fmaxf(M, wz[hh][zz]);
+    M = warp_max(M);                         // finite: split 0 holds the sink
+    for (int zz = lane; zz < S; zz += 32) {  // e^(m_z - M): 0 for a range that had no keys
+      const float w = wz[hh][zz] == -INFINITY ? 0.0f : expf(wz[hh][zz] - M);
+      wz[hh][zz] = w, L += w * lz[hh][zz];
+    }
+    L = warp_sum(L);
+    if (lane == 0) Lh[hh] = L;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < G * D / 4; i += blockDim.x) {
+    const int hh = i / (D / 4), d4 = i % (D / 4);
+    const float4* a = reinterpret_cast<const float4*>(partial + (head0 + hh) * S * D) + d4;
+    float4 sum = {};
+#pragma unroll 8
+    for (int zz = 0; zz < S; ++zz) {
+      const float4 v = __ldcg(a + zz * (D / 4));
+      const float w = wz[hh][zz];
+      sum.x += w * v.x, sum.y += w * v.y, sum.z += w * v.z, sum.w += w * v.w;
+    }
+    const float L = Lh[hh];
+    reinterpret_cast<float4*>(out + (head0 + hh) * D)[d4] =
+        make_float4(sum.x / L, sum.y / L, sum.z / L, sum.w / L);
+  }
+}
+
+template <int D>
+cudaError_t launch(const float* q, int q_stride, const uint16_t* kc, const uint16_t* vc,
+                   const uint16_t* sinks, float* out, int n, CacheRows rows, int window, int ring,
+                   int n_heads, int n_kv_heads, float sm_scale, int splits, float* partial,
+                   int* counts, cudaStream_t stream) {
+  static const cudaError_t allowed = allow_smem(attention_kernel<D>);
+  if (allowed != cudaSuccess) return allowed;
+  launch_pdl(attention_kernel<D>, dim3(n, n_kv_heads, splits), 32 * kDecodeWarps, kDecodeSmem<D>,
+             stream, q, q_stride, kc, vc, sinks, out, rows, window, ring, n_heads, n_kv_heads,
+             sm_scale, partial, counts);
+  return cudaGetLastError();
+}
+
+// ---- Prefill on tensor cores ----------------------------------------------------------------
 
 // Block (tile, KV head g), warp w = query head g * G + w: its 16 rows (the tile's, the last
 // repeated past `count`) against 64-key tiles (32 for d = 128) of the sequence's cache, staged
@@ -412,8 +454,8 @@ cudaError_t launch_prefill(const float* q, int q_stride, const uint16_t* kc, con
 cudaError_t attention(const float* q, int q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, const uint16_t* sinks, float* out, int n,
                       CacheRows rows, int window, int ring, int n_heads, int n_kv_heads,
-                      int head_dim, float sm_scale, cudaStream_t stream, int splits,
-                      float* partial, int* counts) {
+                      int head_dim, float sm_scale, cudaStream_t stream, int splits, float* partial,
+                      int* counts) {
   if (n <= 0) return cudaSuccess;
   if (n_kv_heads <= 0 || n_heads % n_kv_heads != 0 || n_heads / n_kv_heads > kMaxGroup ||
       splits < 1 || splits > kMaxSplits || (splits > 1 && (!partial || !counts)))

@@ -16,11 +16,12 @@ namespace vex::cuda {
 // q: rows of `q_stride` floats, query head h at h*d; k/v cache bf16 [seqs, slots, Hkv*d], key j at
 // slot j % ring (ring > 0) or j; sinks bf16 [Hq]; out fp32 [n, Hq*d]. d in {16, 32, 64, 128},
 // n_heads / n_kv_heads <= 8: a block per (row, KV head, key range) reads the group's keys once
-// for its query heads. 1 < splits <= kMaxSplits divides each query's keys into that many ranges
-// run by separate blocks, the last of which to finish merges them (flash-decoding: a decode step
-// at long context otherwise runs on only n * Hkv blocks); partial: fp32 [n, Hq, splits, d + 2]
-// scratch; counts: int [n, Hkv], zero before the call and left zero. The split count is fixed at
-// launch (graphs) and the ranges follow the position read on the device.
+// for its query heads, the rows of its tensor-core MMAs. 1 < splits <= kMaxSplits divides each
+// query's keys into that many ranges run by separate blocks, the last of which to finish merges
+// them (flash-decoding: a decode step at long context otherwise runs on only n * Hkv blocks);
+// partial: fp32 scratch of n * Hq * splits * (d + 2) floats; counts: int [n, Hkv], zero before the
+// call and left zero. The split count is fixed at launch (graphs) and the ranges follow the
+// position read on the device.
 constexpr int kMaxSplits = 64;
 cudaError_t attention(const float* q, int q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, const uint16_t* sinks, float* out, int n,
