@@ -72,18 +72,32 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
   float2* const ml =
       reinterpret_cast<float2*>(partial + static_cast<int64_t>(gridDim.x) * n_heads * S * D);
   auto tile = [&](int buf, int which) { return tiles + (2 * buf + which) * kKeys * U; };
+  // A thread stages unit u0 of rows r0, r0 + kThreads / U, ... of a tile, of K and of V.
+  constexpr int kThreads = 32 * kDecodeWarps, kRowsPer = kKeys * U / kThreads;
+  static_assert(kKeys * U % kThreads == 0 && kThreads % U == 0);
+  const int u0 = threadIdx.x % U, r0 = threadIdx.x / U;
   auto stage = [&](int j0) {  // tile j0 into its buffer; an empty group past the range
     if (j0 <= hi) {
       const int buf = (j0 - lo) / kKeys % kStages;
-      for (int i = threadIdx.x; i < 2 * kKeys * U; i += blockDim.x) {
-        const int which = i / (kKeys * U), r = i / U % kKeys, u = i % U;
+#pragma unroll
+      for (int i = 0; i < kRowsPer; ++i) {
+        const int r = r0 + i * (kThreads / U), at_s = r * U + (u0 ^ (r % kSw));
         const int j = min(j0 + r, hi);  // past the range: a copy of its last key, never scored
-        const int64_t at = base + static_cast<int64_t>(ring > 0 ? j % ring : j) * kv_dim + u * 8;
-        cp_async16(tile(buf, which) + r * U + (u ^ (r % kSw)), (which ? vc : kc) + at);
+        const int64_t at = base + static_cast<int64_t>(ring > 0 ? j % ring : j) * kv_dim + u0 * 8;
+        cp_async16(tile(buf, 0) + at_s, kc + at), cp_async16(tile(buf, 1) + at_s, vc + at);
       }
     }
     cp_async_commit();
   };
+  // Head g's query: its loads first, the tiles' next, then its split.
+  float2 qf[D / 16][2] = {};
+  if (g < G) {
+    const float* qr = q + static_cast<int64_t>(t) * q_stride + (kvh * G + g) * D + 2 * c;
+#pragma unroll
+    for (int k16 = 0; k16 < D / 16; ++k16)
+      qf[k16][0] = *reinterpret_cast<const float2*>(qr + 16 * k16),
+      qf[k16][1] = *reinterpret_cast<const float2*>(qr + 16 * k16 + 8);
+  }
 #pragma unroll
   for (int i = 0; i < kStages - 1; ++i) stage(lo + kKeys * i);
 
@@ -92,12 +106,7 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
   uint32_t qa[D / 16][4], qb[D / 16][4];
 #pragma unroll
   for (int k16 = 0; k16 < D / 16; ++k16) {
-    float2 a = {}, b = {};
-    if (g < G) {
-      const float* qr = q + static_cast<int64_t>(t) * q_stride + (kvh * G + g) * D + 16 * k16;
-      a = *reinterpret_cast<const float2*>(qr + 2 * c);
-      b = *reinterpret_cast<const float2*>(qr + 2 * c + 8);
-    }
+    const float2 a = qf[k16][0], b = qf[k16][1];
     uint32_t ta[3], tb[3];
     split_bf16<3>(a.x, a.y, ta), split_bf16<3>(b.x, b.y, tb);
     qa[k16][0] = ta[0], qa[k16][1] = ta[1], qa[k16][2] = tb[0], qa[k16][3] = tb[1];
@@ -192,7 +201,7 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
           make_float2(o[dn][0] + o[dn][2], o[dn][1] + o[dn][3]);
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < G * D; i += blockDim.x) {
+  for (int i = threadIdx.x; i < G * D; i += kThreads) {
     const int hh = i / D, d = i % D;
     float M = -INFINITY, L = 0, A = 0;
 #pragma unroll
@@ -222,13 +231,25 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
   if (ticket != S - 1) return;
   __threadfence();
   if (threadIdx.x == 0) *count = 0;
-  // out = sum_z e^(m_z - M) acc_z / sum_z e^(m_z - M) l_z, every load of a step issued at once:
-  // the group's (m_z, l_z), then per head its weights (a warp a head), then the sums a float4
-  // of acc a thread, 8 splits' loads in flight (a chain of dependent loads cost the split
-  // ~15 us a layer at depth: bench/NOTES.md, session 15).
+  // out = sum_z e^(m_z - M) acc_z / sum_z e^(m_z - M) l_z. Every load of a step is issued at
+  // once (a chain of dependent loads cost the split ~15 us a layer at depth: bench/NOTES.md,
+  // session 15): the group's acc by cp.async into the tiles' shared memory, free now, in chunks
+  // of C splits; meanwhile the group's (m_z, l_z), then per head its weights (a warp a head).
+  // Then a thread sums a float4 of the outputs over the chunk's splits.
   __shared__ float wz[kMaxGroup][kMaxSplits], lz[kMaxGroup][kMaxSplits], Lh[kMaxGroup];
   const int64_t head0 = static_cast<int64_t>(t) * n_heads + kvh * G;
-  for (int i = threadIdx.x; i < G * S; i += blockDim.x) {
+  const int C = min(S, static_cast<int>(kDecodeSmem<D> / (G * D * sizeof(float))));
+  float4* const accs = reinterpret_cast<float4*>(tiles);  // [G][C][D / 4]
+  auto fetch = [&](int z0) {  // splits z0 .. z0 + cz - 1 of every head of the group
+    const int units = min(C, S - z0) * D / 4;
+    for (int i = threadIdx.x; i < G * units; i += kThreads) {
+      const int hh = i / units, at = i % units;
+      cp_async16(accs + hh * C * (D / 4) + at, partial + ((head0 + hh) * S + z0) * D + 4 * at);
+    }
+    cp_async_commit();
+  };
+  fetch(0);
+  for (int i = threadIdx.x; i < G * S; i += kThreads) {
     const float2 v = __ldcg(ml + head0 * S + i);
     wz[i / S][i % S] = v.x, lz[i / S][i % S] = v.y;
   }
@@ -244,20 +265,33 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
     L = warp_sum(L);
     if (lane == 0) Lh[hh] = L;
   }
-  __syncthreads();
-  for (int i = threadIdx.x; i < G * D / 4; i += blockDim.x) {
-    const int hh = i / (D / 4), d4 = i % (D / 4);
-    const float4* a = reinterpret_cast<const float4*>(partial + (head0 + hh) * S * D) + d4;
-    float4 sum = {};
-#pragma unroll 8
-    for (int zz = 0; zz < S; ++zz) {
-      const float4 v = __ldcg(a + zz * (D / 4));
-      const float w = wz[hh][zz];
-      sum.x += w * v.x, sum.y += w * v.y, sum.z += w * v.z, sum.w += w * v.w;
+  constexpr int kOuts = (kMaxGroup * D / 4 + kThreads - 1) / kThreads;  // float4s a thread
+  float4 sum[kOuts] = {};
+  for (int z0 = 0; z0 < S; z0 += C) {
+    if (z0 > 0) {
+      __syncthreads();  // every thread is done with the chunk before
+      fetch(z0);
     }
+    cp_async_wait<0>();
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < kOuts; ++k) {
+      const int i = threadIdx.x + k * kThreads, hh = i / (D / 4), d4 = i % (D / 4);
+      if (hh >= G) break;
+      for (int zc = 0; zc < min(C, S - z0); ++zc) {
+        const float4 v = accs[(hh * C + zc) * (D / 4) + d4];
+        const float w = wz[hh][z0 + zc];
+        sum[k].x += w * v.x, sum[k].y += w * v.y, sum[k].z += w * v.z, sum[k].w += w * v.w;
+      }
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kOuts; ++k) {
+    const int i = threadIdx.x + k * kThreads, hh = i / (D / 4), d4 = i % (D / 4);
+    if (hh >= G) break;
     const float L = Lh[hh];
     reinterpret_cast<float4*>(out + (head0 + hh) * D)[d4] =
-        make_float4(sum.x / L, sum.y / L, sum.z / L, sum.w / L);
+        make_float4(sum[k].x / L, sum[k].y / L, sum[k].z / L, sum[k].w / L);
   }
 }
 
