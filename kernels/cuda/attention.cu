@@ -44,8 +44,11 @@ constexpr int kDecodeWarps = 4;
 constexpr int kDecodeKeys = 16 * kDecodeWarps;  // keys a tile
 template <int D>
 constexpr int kDecodeStages = D <= 64 ? 4 : 2;  // 16 KB a stage at d = 64
-template <int D>  // the stages' K and V tiles, in dynamic shared memory
-constexpr size_t kDecodeSmem = size_t(kDecodeStages<D>) * 2 * kDecodeKeys* D * sizeof(uint16_t);
+// The stages' K and V tiles, in dynamic shared memory.
+template <int D>
+__host__ __device__ constexpr size_t decode_smem() {
+  return size_t{2} * kDecodeKeys * D * kDecodeStages<D> * sizeof(uint16_t);
+}
 
 template <int D>
 __global__ void __launch_bounds__(32 * kDecodeWarps)
@@ -54,7 +57,6 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
                      float* __restrict__ out, CacheRows rows, int window, int ring, int n_heads,
                      int n_kv_heads, float sm_scale, float* __restrict__ partial,
                      int* __restrict__ counts) {
-  pdl_prologue();
   constexpr int U = D / 8;            // 16-byte units per key row
   constexpr int kSw = U < 8 ? U : 8;  // swizzle span (units)
   constexpr int kKeys = kDecodeKeys, kStages = kDecodeStages<D>;
@@ -89,6 +91,15 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
     }
     cp_async_commit();
   };
+  // Before the wait on the QKV kernel (it writes q and the cache at each row's own position, p:
+  // a decode pass has a row a sequence), the first tiles whose keys all precede p: pos and seq
+  // are complete (written before the grid before this one started, as every kernel here waits
+  // before it lets the next launch), and so are those keys, written by earlier passes. They
+  // stream in while the QKV kernel finishes.
+  int staged = 0;
+  while (staged < kStages - 1 && min(lo + kKeys * staged + kKeys - 1, hi) < p)
+    stage(lo + kKeys * staged++);
+  pdl_prologue();
   // Head g's query: its loads first, the tiles' next, then its split.
   float2 qf[D / 16][2] = {};
   if (g < G) {
@@ -98,8 +109,7 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
       qf[k16][0] = *reinterpret_cast<const float2*>(qr + 16 * k16),
       qf[k16][1] = *reinterpret_cast<const float2*>(qr + 16 * k16 + 8);
   }
-#pragma unroll
-  for (int i = 0; i < kStages - 1; ++i) stage(lo + kKeys * i);
+  for (; staged < kStages - 1; ++staged) stage(lo + kKeys * staged);
 
   // Head g's query as A fragments (a0 / a2: row g at k pairs 2c / 2c + 8, a1 / a3: row g + 8):
   // qa the first two terms, qb the third.
@@ -238,7 +248,7 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
   // Then a thread sums a float4 of the outputs over the chunk's splits.
   __shared__ float wz[kMaxGroup][kMaxSplits], lz[kMaxGroup][kMaxSplits], Lh[kMaxGroup];
   const int64_t head0 = static_cast<int64_t>(t) * n_heads + kvh * G;
-  const int C = min(S, static_cast<int>(kDecodeSmem<D> / (G * D * sizeof(float))));
+  const int C = min(S, static_cast<int>(decode_smem<D>() / (G * D * sizeof(float))));
   float4* const accs = reinterpret_cast<float4*>(tiles);  // [G][C][D / 4]
   auto fetch = [&](int z0) {  // splits z0 .. z0 + cz - 1 of every head of the group
     const int units = min(C, S - z0) * D / 4;
@@ -302,7 +312,7 @@ cudaError_t launch(const float* q, int q_stride, const uint16_t* kc, const uint1
                    int* counts, cudaStream_t stream) {
   static const cudaError_t allowed = allow_smem(attention_kernel<D>);
   if (allowed != cudaSuccess) return allowed;
-  launch_pdl(attention_kernel<D>, dim3(n, n_kv_heads, splits), 32 * kDecodeWarps, kDecodeSmem<D>,
+  launch_pdl(attention_kernel<D>, dim3(n, n_kv_heads, splits), 32 * kDecodeWarps, decode_smem<D>(),
              stream, q, q_stride, kc, vc, sinks, out, rows, window, ring, n_heads, n_kv_heads,
              sm_scale, partial, counts);
   return cudaGetLastError();
