@@ -554,10 +554,9 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
     const cuda::CacheRows rows{d_pos_, d_seq_, int64_t(L.sliding ? ring_ : max_ctx_) * KV};
     // Attention block: x += o_proj(attn(rope(q), rope(k), v)).
     const int ring = L.sliding ? ring_ : 0;
+    const cuda::RopeKv rope{rows,        inv_freq_, concentration_, c_.n_heads, c_.n_kv_heads,
+                            c_.head_dim, ring,      L.k_cache,      L.v_cache};
     if (!gemm) {  // RoPE and the cache write in the GEMV's epilogue
-      const cuda::RopeKv rope{rows,           inv_freq_, concentration_, c_.n_heads,
-                              c_.n_kv_heads,  c_.head_dim, ring,         L.k_cache,
-                              L.v_cache};
       VEX_RETURN_IF_ERROR(timed("rmsnorm+qkv+rope", uint64_t(S) * D * b2, [&] {
         return cuda::gemv_qkv_rope(x_, L.wqkv, L.bqkv, qkv_, n, D, S, rope, s, L.attn_norm,
                                    c_.rms_eps);
@@ -571,10 +570,7 @@ absl::Status CudaEngine::enqueue_layers(int n, bool decode) {
       }));
     }
     if (gemm)
-      VEX_RETURN_IF_ERROR(timed("rope_kv", 0, [&] {
-        return cuda::rope_kv(qkv_, S, n, rows, inv_freq_, concentration_, c_.n_heads,
-                             c_.n_kv_heads, c_.head_dim, ring, L.k_cache, L.v_cache, s);
-      }));
+      VEX_RETURN_IF_ERROR(timed("rope_kv", 0, [&] { return cuda::rope_kv(qkv_, S, n, rope, s); }));
     VEX_RETURN_IF_ERROR(timed("attention", 0, [&] {
       const int window = L.sliding ? c_.sliding_window : 0;
       if (!decode)  // tiles of consecutive rows on tensor cores

@@ -250,7 +250,8 @@ TEST(CudaKernels, RopeAndKvWrite) {
       Dev<int> dpos(std::vector<int>{pos0, pos0 + 1, pos0 + 2}), dseq(std::vector<int>(n, 1));
       Dev<uint16_t> kc(size_t(2) * slots * KV), vc(size_t(2) * slots * KV);
       const cuda::CacheRows rows{dpos.p, dseq.p, int64_t(slots) * KV};
-      CUDA_OK(cuda::rope_kv(dqkv.p, S, n, rows, dinv.p, conc, Hq, Hkv, d, ring, kc.p, vc.p, 0));
+      const cuda::RopeKv rope{rows, dinv.p, conc, Hq, Hkv, d, ring, kc.p, vc.p};
+      CUDA_OK(cuda::rope_kv(dqkv.p, S, n, rope, 0));
       const auto out = dqkv.get();
       auto k = kc.get(), v = vc.get();
       for (size_t i = 0; i < size_t(slots) * KV; ++i)
@@ -878,7 +879,8 @@ TEST(CudaKernels, GemvQkvRopeAsGemvThenRope) {
       Dev<uint16_t> k_b(size_t(2) * slots * KV), v_b(size_t(2) * slots * KV);
       const cuda::CacheRows rows{dpos.p, dseq.p, int64_t(slots) * KV};
       CUDA_OK(cuda::gemv_bf16(dx.p, dW.p, db.p, y_a.p, n, K, N, false, 0, dg.p, 1e-5f));
-      CUDA_OK(cuda::rope_kv(y_a.p, N, n, rows, dinv.p, conc, Hq, Hkv, d, ring, k_a.p, v_a.p, 0));
+      const cuda::RopeKv rope_a{rows, dinv.p, conc, Hq, Hkv, d, ring, k_a.p, v_a.p};
+      CUDA_OK(cuda::rope_kv(y_a.p, N, n, rope_a, 0));
       const cuda::RopeKv rope{rows, dinv.p, conc, Hq, Hkv, d, ring, k_b.p, v_b.p};
       CUDA_OK(cuda::gemv_qkv_rope(dx.p, dW.p, db.p, y_b.p, n, K, N, rope, 0, dg.p, 1e-5f));
       const std::string at = "n=" + std::to_string(n) + " ring=" + std::to_string(ring);

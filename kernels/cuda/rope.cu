@@ -41,17 +41,15 @@ __global__ void rope_kv_kernel(float* __restrict__ qkv, int stride, CacheRows ro
 
 }  // namespace
 
-cudaError_t rope_kv(float* qkv, int stride, int n, CacheRows rows, const float* inv_freq,
-                    float concentration, int n_heads, int n_kv_heads, int head_dim, int ring,
-                    uint16_t* k_cache, uint16_t* v_cache, cudaStream_t stream) {
+cudaError_t rope_kv(float* qkv, int stride, int n, const RopeKv& r, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  if (head_dim % 2 != 0 || head_dim > 2048) return cudaErrorInvalidValue;
+  if (r.head_dim % 2 != 0 || r.head_dim > 2048) return cudaErrorInvalidValue;
   // J heads at a time per block (about 256 threads); a few rows (decode) spread their heads
   // over blocks, a prefill pass takes one block per token.
-  const int half = head_dim / 2, J = std::max(1, 256 / half), H = n_heads + n_kv_heads;
+  const int half = r.head_dim / 2, J = std::max(1, 256 / half), H = r.n_heads + r.n_kv_heads;
   const int groups = n >= 64 ? 1 : (H + J - 1) / J;
-  launch_pdl(rope_kv_kernel, dim3(n, groups), half * J, 0, stream, qkv, stride, rows, inv_freq,
-             concentration, n_heads, n_kv_heads, head_dim, ring, k_cache, v_cache);
+  launch_pdl(rope_kv_kernel, dim3(n, groups), half * J, 0, stream, qkv, stride, r.rows, r.inv_freq,
+             r.concentration, r.n_heads, r.n_kv_heads, r.head_dim, r.ring, r.k_cache, r.v_cache);
   return cudaGetLastError();
 }
 

@@ -9,16 +9,11 @@
 
 namespace vex::cuda {
 
-// For rows t < n (at rows.pos[t] in sequence rows.seq[t], kernels/cuda/rows.cuh): rotates q [n, Hq, d] in place (inside qkv rows of
-// `stride` floats: q at 0, k at Hq*d, v at (Hq+Hkv)*d), rotates k, and stores k and v as bf16 in
-// the sequence's part of the layer's cache [seqs, slots, Hkv*d] at slot = position % ring (ring > 0: sliding layers) or the
-// position (ring = 0). theta = float(pos) * inv_freq[i] in fp32 with accurate sincosf (never
-// fast-math, docs/gpt-oss.md §7.4); cos and sin carry the YaRN concentration.
-cudaError_t rope_kv(float* qkv, int stride, int n, CacheRows rows, const float* inv_freq,
-                    float concentration, int n_heads, int n_kv_heads, int head_dim, int ring,
-                    uint16_t* k_cache, uint16_t* v_cache, cudaStream_t stream);
-
-// rope_kv's arguments but the rows, for the QKV GEMV that applies it itself (gemv.cuh).
+// The rotation and the cache write of a layer: the rows' positions and sequences
+// (kernels/cuda/rows.cuh), the YaRN frequencies and concentration, the heads, the ring (> 0:
+// a sliding layer's cache, slot = position % ring; 0: slot = position) and the layer's bf16
+// cache [seqs, slots, Hkv*d]. rope_kv takes it, and so does the QKV GEMV that applies it itself
+// (gemv.cuh).
 struct RopeKv {
   CacheRows rows;
   const float* inv_freq = nullptr;
@@ -27,6 +22,13 @@ struct RopeKv {
   uint16_t* k_cache = nullptr;
   uint16_t* v_cache = nullptr;
 };
+
+// For rows t < n (at rows.pos[t] in sequence rows.seq[t]): rotates q [n, Hq, d] in place (inside
+// qkv rows of `stride` floats: q at 0, k at Hq*d, v at (Hq+Hkv)*d), rotates k, and stores k and v
+// as bf16 in the sequence's part of the cache at the row's slot. theta = float(pos) *
+// inv_freq[i] in fp32 with accurate sincosf (never fast-math, docs/gpt-oss.md §7.4); cos and sin
+// carry the YaRN concentration.
+cudaError_t rope_kv(float* qkv, int stride, int n, const RopeKv& r, cudaStream_t stream);
 
 #ifdef __CUDACC__
 // The pair (x1, x2) = (x[i], x[i + d/2]) of a head rotated by the angle pos * inv_freq[i], cos
