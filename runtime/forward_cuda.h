@@ -66,8 +66,9 @@ class CudaEngine final : public Engine {
   static constexpr int kAttnSplits = 64;  // at most, key ranges per row in a decode step
   static constexpr int kKeysPerSplit = 128;  // at least, keys per range (bench/NOTES.md)
   // Key ranges per row of a decode step's attention over `keys` keys (cuda::attention's splits):
-  // ranges of at least kKeysPerSplit keys, no more than fill one wave of blocks (two GQA blocks of
-  // a KV head an SM), a power of two so that a few graphs serve every depth. rows * splits <=
+  // ranges of at least kKeysPerSplit keys, no more than fill one wave of blocks (two of a KV head
+  // an SM; 16 or 8 splits at most, and four blocks an SM, measured slower: bench/NOTES.md,
+  // session 15), a power of two so that a few graphs serve every depth. rows * splits <=
   // max(rows, kAttnSplits): the partial states' buffer.
   static int attn_splits(int rows, int keys, int n_kv_heads, int sm_count);
   // Prefill passes (any length) and batched decode steps of more than kGemvRows sequences run
