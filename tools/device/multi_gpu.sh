@@ -2,8 +2,10 @@
 # Issue #19 on the two-GPU machine (nvidia-h200-x2), after tools/device/pack.sh here (carry
 # .device): the split engine's tests, then vexbench on the full-size synthetic checkpoints, one
 # GPU against two in each layout (tp and ep both, experts only, attention only), and one
-# profiled step of the split (the collectives' share).
-#   tools/device/multi_gpu.sh tests|20b|120b
+# profiled step of the split (the collectives' share); or the split's race (docs/multi-gpu.md):
+# NCCL's transport lines, then VirtualExpertFiresAsOnOneGpu repeated, by default and under each
+# switch that would tell the suspects apart, every failing repetition's log kept in $out.
+#   tools/device/multi_gpu.sh tests|20b|120b|race [REPEATS (default 32)]
 set -uo pipefail
 . tools/device/env.sh
 B=$pack/bin
@@ -14,6 +16,22 @@ case ${1:-tests} in
     echo "NCCL from ${nccl:-?}"
     timeout 300 "$B/test_multi_gpu" 2>&1 | tee "$out/test_multi_gpu.log" | grep -v "^\[ *RUN\|^\[ *OK" | tail -40
     status=${PIPESTATUS[0]}
+    ;;
+  race)
+    nvidia-smi topo -m | head -4
+    echo "NCCL from ${nccl:-?}"
+    filter='*VirtualExpertFiresAsOnOneGpu*'
+    NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=ALL timeout 120 "$B/test_multi_gpu" --gtest_filter="$filter" \
+      2>&1 | grep -E "NCCL INFO.*( via |version|isAllDirectP2p)" | sed -E 's/^[^ ]+ //' | sort -u | head -12
+    for env_set in "" VEX_NO_PDL=1 NCCL_MEM_SYNC_DOMAIN=0 CUDA_LAUNCH_BLOCKING=1; do
+      name=${env_set:-default}
+      log=$out/race-${name%%=*}.log
+      # shellcheck disable=SC2086
+      env $env_set timeout 280 "$B/test_multi_gpu" --gtest_filter="$filter" \
+        --gtest_repeat="${2:-32}" > "$log" 2>&1
+      echo "$name: $(grep -cE '^\[       OK \]' "$log") passed, $(grep -cE '^\[  FAILED  \] MultiGpu' "$log") failed"
+      grep -q '^\[  FAILED  \] MultiGpu' "$log" && { status=1; grep -E "Failure|Expected|Which is|median|off by" "$log" | head -8; }
+    done
     ;;
   20b | 120b)
     ck=/tmp/vex-$1
