@@ -242,7 +242,7 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
   __threadfence();
   if (threadIdx.x == 0) *count = 0;
   // out = sum_z e^(m_z - M) acc_z / sum_z e^(m_z - M) l_z. Every load of a step is issued at
-  // once (a chain of dependent loads cost the split ~15 us a layer at depth: bench/NOTES.md,
+  // once (the merge read split after split in a chain of dependent loads before: bench/NOTES.md,
   // session 15): the group's acc by cp.async into the tiles' shared memory, free now, in chunks
   // of C splits; meanwhile the group's (m_z, l_z), then per head its weights (a warp a head).
   // Then a thread sums a float4 of the outputs over the chunk's splits.
@@ -250,7 +250,7 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
   const int64_t head0 = static_cast<int64_t>(t) * n_heads + kvh * G;
   const int C = min(S, static_cast<int>(decode_smem<D>() / (G * D * sizeof(float))));
   float4* const accs = reinterpret_cast<float4*>(tiles);  // [G][C][D / 4]
-  auto fetch = [&](int z0) {  // splits z0 .. z0 + cz - 1 of every head of the group
+  auto fetch = [&](int z0) {  // splits z0 .. min(z0 + C, S) - 1 of every head of the group
     const int units = min(C, S - z0) * D / 4;
     for (int i = threadIdx.x; i < G * units; i += kThreads) {
       const int hh = i / units, at = i % units;
