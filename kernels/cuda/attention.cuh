@@ -22,6 +22,9 @@ namespace vex::cuda {
 // partial: fp32 scratch of n * Hq * splits * (d + 2) floats; counts: int [n, Hkv], zero before the
 // call and left zero. The split count is fixed at launch (graphs) and the ranges follow the
 // position read on the device.
+// Launched after the kernel that writes the rows' keys (programmatic dependent launch), it reads
+// the keys before each row's position p before waiting on that kernel: the kernel before may
+// write the cache only at the rows' own positions (a decode pass, a row a sequence).
 constexpr int kMaxSplits = 64;
 cudaError_t attention(const float* q, int q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, const uint16_t* sinks, float* out, int n,
