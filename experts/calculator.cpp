@@ -32,11 +32,12 @@
 // money whose units disagree ("$5 + 3", "$5 + €3", "$3 * $4", "$ 5 + 3");
 // a hedge before it ("approximately 3 × 4 =", "~3 × 4 ="); no operator ("room 127 ="); anything
 // that does not parse, division by zero, a non-integer exponent, or a result beyond 100,000
-// bits. Ambiguous between conventions, so declined too: '%' between two operands ("15 % 4":
-// modulo, or 15 percent times 4?); a bare percentage added or subtracted ("200 + 15%": 230 on a
-// shop calculator, 200.15 in arithmetic); and digits that are codes, not quantities - a number
-// with a leading zero ("0199", "007") or integers of three digits or more joined by hyphens
-// without spaces ("555-0199", "12345-6789", "2024-1-15": phone numbers, ids, dates).
+// bits, or an irrational value of 10^32 or more or below 10^-32. Ambiguous between conventions, so
+// declined too: '%' between two operands ("15 % 4": modulo, or 15 percent times 4?); a bare
+// percentage added or subtracted ("200 + 15%": 230 on a shop calculator, 200.15 in arithmetic); and
+// digits that are codes, not quantities - a number with a leading zero ("0199", "007") or integers
+// of three digits or more joined by hyphens without spaces ("555-0199", "12345-6789", "2024-1-15":
+// phone numbers, ids, dates).
 #include <mpfr.h>
 
 #include <algorithm>
@@ -65,6 +66,8 @@ struct Token {
 constexpr std::string_view kCurrencies[] = {"$", "€", "£"};
 
 constexpr size_t kMaxBits = 100000;
+// An irrational value below 10^-kMaxRealZeros is declined (format_real).
+constexpr long kMaxRealZeros = 32;
 
 // The functions of the grammar; "log" alone (base 10 or e?) and the trigonometric functions
 // (degrees or radians?) are left out as ambiguous.
@@ -528,7 +531,9 @@ class Parser {
 
 // An irrational value to 15 significant digits (format_exact's rule: at least 3 decimals),
 // correctly rounded: declined when the value lies so near a rounding boundary (within 10^-25 of
-// the kept digits) that 512 bits cannot decide it.
+// the kept digits) that 512 bits cannot decide it, and when it is 10^32 or more (its integer
+// part would need more than the 60 digits asked of MPFR) or below 10^-32 (written out, more
+// than 32 zeros after the point: "2^0.5 / 10^600000" would be 600 kB of them).
 std::optional<std::string> format_real(const Real& v) {
   if (!mpfr_number_p(v.x_)) return std::nullopt;
   if (mpfr_zero_p(v.x_)) return "0";
@@ -540,6 +545,7 @@ std::optional<std::string> format_real(const Real& v) {
   const bool neg = digits[0] == '-';
   if (neg) digits.erase(0, 1);
   const long e = static_cast<long>(e10) - 1;  // 10^e <= |value| < 10^(e+1)
+  if (e < -kMaxRealZeros) return std::nullopt;
   const long places = std::max<long>(kSignificantDigits - 1 - e, 3);
   const long keep = e + 1 + places;  // digits kept
   if (keep <= 0 || keep + 25 > static_cast<long>(digits.size())) return std::nullopt;

@@ -85,8 +85,10 @@ std::string format_exact(const mpq_class& q, int significant) {
   // Terminating iff the denominator has no prime factors but 2 and 5.
   long twos = mpz_scan1(den.get_mpz_t(), 0);
   mpz_fdiv_q_2exp(den.get_mpz_t(), den.get_mpz_t(), twos);
-  long fives = 0;
-  while (mpz_divisible_ui_p(den.get_mpz_t(), 5)) den /= 5, ++fives;
+  // mpz_remove divides by squared powers of 5: one division at a time would be quadratic in the
+  // size of a denominator of 10^-30000's kind.
+  const long fives =
+      static_cast<long>(mpz_remove(den.get_mpz_t(), den.get_mpz_t(), mpz_class(5).get_mpz_t()));
   if (den == 1) {
     const long places = std::max(twos, fives);
     body = place_point(mpz_class(a * pow10q(places)), places);

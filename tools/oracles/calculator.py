@@ -190,7 +190,10 @@ def main():
              ("log10(0.001) =", "-3"), ("sqrt(1e20) =", "10000000000"), ("sqrt(9/4) =", "1.5"),
              ("2^0.5 =", fmt_real(D.sqrt(Decimal(2)))),
              ("10^-0.5 =", fmt_real(D.divide(Decimal(1), D.sqrt(Decimal(10))))),
-             ("1/3 + sqrt(2) =", fmt_real(D.add(D.divide(Decimal(1), Decimal(3)), D.sqrt(Decimal(2)))))]
+             ("1/3 + sqrt(2) =", fmt_real(D.add(D.divide(Decimal(1), Decimal(3)), D.sqrt(Decimal(2))))),
+             # The smallest and largest irrational magnitudes printed: above 10^-32, below 10^32.
+             ("2^0.5 / 10^32 =", fmt_real(D.scaleb(D.sqrt(Decimal(2)), -32))),
+             ("sqrt(2) * 10^31 =", fmt_real(D.scaleb(D.sqrt(Decimal(2)), 31)))]
     for _ in range(25):
         f = r.choice(sorted(fns))
         n = r.randrange(2, 5000)
@@ -285,8 +288,10 @@ def main():
             "log(100) =", "sin(30) =", "cos(0) =", "tan(45) ="],
         "outside the real numbers: a negative square root or logarithm, a real or complex root of "
         "a negative number": ["sqrt(-1) =", "ln(0) =", "log10(-5) =", "(-8)^(1/3) ="],
-        "an irrational value too near a rounding boundary to be certain at 512 bits, or too large": [
-            "sqrt(2) * sqrt(2) =", "2^0.5 * 2^0.5 =", "exp(1000) ="],
+        "an irrational value too near a rounding boundary to be certain at 512 bits, or of "
+        "10^32 or more, or below 10^-32": [
+            "sqrt(2) * sqrt(2) =", "2^0.5 * 2^0.5 =", "exp(1000) =", "exp(-1000) =",
+            "2^0.5 / 10^40 =", "sqrt(2) * 10^40 =", "6666 / 66666666666^666666666666^0.4 ="],
         "a question that does not ask for the value": [
             "What is the capital of France?", "Who is 3 + 4?", "Why is 3 + 4?", "3 + 4?",
             "Is 3 + 4?"],
