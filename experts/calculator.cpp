@@ -297,8 +297,8 @@ struct ExactOps {
     const bool inverse = v.get_num() == 1 && v.get_den() != 1;
     mpz_class n = inverse ? mpz_class(v.get_den()) : mpz_class(v.get_num());
     if (!inverse && v.get_den() != 1) return std::nullopt;
-    long k = 0;
-    while (n > 1 && mpz_divisible_ui_p(n.get_mpz_t(), base)) n /= base, ++k;
+    const long k = static_cast<long>(mpz_remove(
+        n.get_mpz_t(), n.get_mpz_t(), mpz_class(base).get_mpz_t()));  // not a division at a time
     if (n != 1) return std::nullopt;
     return V(inverse ? -k : k);
   }
