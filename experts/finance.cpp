@@ -13,7 +13,9 @@
 // thousand / billion scales.
 //
 // Declines: an operand missing, stated twice with different values, or hedged ("about $1M"); a
-// zero divisor; a quantity not in the list above; anything else that does not read.
+// zero divisor; a quantity not in the list above; a growth (1 + r)^n past 2,000,000 bits exact
+// (a rate written to ~10 significant digits or more, compounded daily for a century);
+// anything else that does not read.
 #include <array>
 
 #include "experts/exact.h"
@@ -22,6 +24,21 @@
 
 namespace vex {
 namespace {
+
+// g^k exactly, or nullopt past kMaxGrowthBits: the exact power of a rate written to many digits
+// ("at 5.777...7%" with 200 sevens, compounded daily for 100 years) would take seconds (GMP's
+// gcd on 50-Mbit numbers) before its rounding to the cent.
+constexpr size_t kMaxGrowthBits = 2000000;
+std::optional<mpq_class> power(const mpq_class& g, unsigned long k) {
+  const size_t bits = mpz_sizeinbase(g.get_num_mpz_t(), 2) + mpz_sizeinbase(g.get_den_mpz_t(), 2);
+  if (bits * k > kMaxGrowthBits) return std::nullopt;
+  mpz_class num, den;
+  mpz_pow_ui(num.get_mpz_t(), g.get_num_mpz_t(), k);
+  mpz_pow_ui(den.get_mpz_t(), g.get_den_mpz_t(), k);
+  mpq_class out(num, den);
+  out.canonicalize();
+  return out;
+}
 
 enum Field { kNoi, kDebtService, kLoan, kValue, kPrice, kRate, kMonths, kFieldCount };
 
@@ -368,17 +385,12 @@ class Finance final : public HostExpert {
     if (!principal || !rate || !months || sgn(*months) <= 0) return std::nullopt;
     const mpq_class periods = *months * per_year / 12;
     if (periods.get_den() != 1 || periods > 36500) return std::nullopt;  // whole periods only
-    const mpq_class g = 1 + rate->value / 100 / per_year;
-    mpz_class num, den;
-    const unsigned long k = periods.get_num().get_ui();
-    mpz_pow_ui(num.get_mpz_t(), g.get_num_mpz_t(), k);
-    mpz_pow_ui(den.get_mpz_t(), g.get_den_mpz_t(), k);
-    mpq_class growth(num, den);
-    growth.canonicalize();
+    const auto growth = power(1 + rate->value / 100 / per_year, periods.get_num().get_ui());
+    if (!growth) return std::nullopt;
     return std::make_pair(format_exact(principal->value) + " at " + format_exact(rate->value) +
                               "% compounded " + *(c + 1) + " for " + format_exact(*months) +
                               " months",
-                          money(principal->currency, principal->value * growth));
+                          money(principal->currency, principal->value * *growth));
   }
 
   // The payment computed is the monthly one: "the annual payment", "biweekly payment" and the
@@ -432,13 +444,9 @@ class Finance final : public HostExpert {
           payment = *p / *n;
         } else {
           const mpq_class r = *rate / 1200;
-          const mpq_class g = 1 + r;
-          mpz_class num, den;
-          mpz_pow_ui(num.get_mpz_t(), g.get_num_mpz_t(), months);
-          mpz_pow_ui(den.get_mpz_t(), g.get_den_mpz_t(), months);
-          mpq_class growth(num, den);
-          growth.canonicalize();
-          payment = *p * r * growth / (growth - 1);
+          const auto growth = power(1 + r, months);
+          if (!growth) return std::nullopt;
+          payment = *p * r * *growth / (*growth - 1);
         }
         out = money(f.currency(kLoan), payment);
         inputs = "loan " + format_exact(*p) + " at " + format_exact(*rate) + "% for " +

@@ -141,7 +141,8 @@ def main():
     # Compound interest: P (1 + r/n)^(n t), to the cent.
     for p_, rate, word, n, years in [(1000, 5, "annually", 1, 10), (5000, 4, "monthly", 12, 3),
                                      (250000, "3.5", "quarterly", 4, 20), (100, 12, "daily", 365, 1),
-                                     (10000, 6, "semiannually", 2, 5), (1500, "4.25", "weekly", 52, 2)]:
+                                     (10000, 6, "semiannually", 2, 5), (1500, "4.25", "weekly", 52, 2),
+                                     (1000, "5.25", "daily", 365, 100)]:  # 1.3 Mbit exact
         fv = F(p_) * (1 + F(str(rate)) / 100 / n) ** (n * years)
         lead = r.choice(["", "An investment of ", "A deposit of "])
         rows.append((f"{lead}${p_:,} at {rate}% compounded {word} for {years} years grows to",
@@ -155,6 +156,9 @@ def main():
             "$1,000 at 5% compounded monthly for 2.5 weeks grows to",
             "About $1,000 at 5% compounded annually for 10 years grows to",
             "$1,000 compounded annually for 10 years grows to"],
+        "a growth (1 + r)^n past 2,000,000 bits exact: a rate of many digits over many periods": [
+            "$1,000 at 5.7777777777% compounded daily for 100 years grows to",
+            "A $300,000 loan at 6." + "7" * 300 + "% for 100 years. The monthly payment is"],
         "a question first without the facts it needs, or for a metric it does not compute": [
             "What is the DSCR?", "What is the IRR if NOI is $1,000,000?",
             "What is the DSCR if NOI is $1,200,000?"],
