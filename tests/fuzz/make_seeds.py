@@ -2,11 +2,12 @@
 """Writes the fuzz targets' seed corpora (tests/fuzz/corpus/<target>/) from the repository's own
 data: the demo model's files, the experts' oracle suites (tests/data/experts/*.tsv), the tokenizer
 corpus, and small safetensors files built here. Deterministic; rerun after changing a source.
-Inputs that once crashed a target are committed beside the seeds as crash-* and are kept.
+Inputs that once crashed a target are committed beside the seeds as crash-* and are kept, as are
+seeds written by hand (any name but the 16 hex digits of a generated one: fuzz_chat_request's).
 
     tests/fuzz/make_seeds.py [--vexgen build/vexgen]   (vexgen adds its two config layouts)
 """
-import argparse, hashlib, json, pathlib, shutil, struct, subprocess, tempfile
+import argparse, hashlib, json, pathlib, re, shutil, struct, subprocess, tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 OUT = ROOT / "tests/fuzz/corpus"
@@ -107,10 +108,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--vexgen")
     args = ap.parse_args()
-    # Regenerate the seeds, keep the committed crash inputs.
+    # Regenerate the generated seeds; keep the crash inputs and the hand-written seeds.
     for d in OUT.glob("*"):
         for f in d.iterdir():
-            if not f.name.startswith("crash-"):
+            if re.fullmatch(r"[0-9a-f]{16}", f.name):
                 f.unlink()
     safetensors_seeds()
     config_seeds(args.vexgen)
