@@ -533,7 +533,8 @@ class Parser {
 // correctly rounded: declined when the value lies so near a rounding boundary (within 10^-25 of
 // the kept digits) that 512 bits cannot decide it, and when it is 10^32 or more (its integer
 // part would need more than the 60 digits asked of MPFR) or below 10^-32 (written out, more
-// than 32 zeros after the point: "2^0.5 / 10^600000" would be 600 kB of them).
+// than 32 zeros after the point: "6666 / 66666666666^666666666666^0.4", near 10^-580000, would
+// be 580 kB of them).
 std::optional<std::string> format_real(const Real& v) {
   if (!mpfr_number_p(v.x_)) return std::nullopt;
   if (mpfr_zero_p(v.x_)) return "0";
