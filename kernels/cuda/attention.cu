@@ -62,7 +62,9 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
   constexpr int kKeys = kDecodeKeys, kStages = kDecodeStages<D>;
   extern __shared__ uint4 tiles[];  // [kStages][K, V][kKeys][U]
   __shared__ float ms[kDecodeWarps][kMaxGroup], ls[kDecodeWarps][kMaxGroup];
-  __shared__ float os[kDecodeWarps][kMaxGroup][D];
+  // The warps' outputs; rows padded by 8 floats so that a warp's float2 stores (head g at
+  // 8 dn + 2c) fall in distinct banks per half-warp.
+  __shared__ float os[kDecodeWarps][kMaxGroup][D + 8];
   const int t = blockIdx.x, kvh = blockIdx.y, z = blockIdx.z, S = gridDim.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, c = lane % 4;
   const int G = n_heads / n_kv_heads, kv_dim = n_kv_heads * D;
@@ -211,21 +213,26 @@ __global__ void __launch_bounds__(32 * kDecodeWarps)
           make_float2(o[dn][0] + o[dn][2], o[dn][1] + o[dn][3]);
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < G * D; i += kThreads) {
+  // A thread takes 4 consecutive outputs of one head: its weights once, float4 reads and writes.
+  for (int i = 4 * threadIdx.x; i < G * D; i += 4 * kThreads) {
     const int hh = i / D, d = i % D;
-    float M = -INFINITY, L = 0, A = 0;
+    float M = -INFINITY, L = 0, f[kDecodeWarps];
+    float4 A = {};
 #pragma unroll
     for (int w = 0; w < kDecodeWarps; ++w) M = fmaxf(M, ms[w][hh]);
 #pragma unroll
     for (int w = 0; w < kDecodeWarps; ++w) {
-      const float f = ms[w][hh] == -INFINITY ? 0.0f : expf(ms[w][hh] - M);
-      L += f * ls[w][hh], A += f * os[w][hh][d];
+      f[w] = ms[w][hh] == -INFINITY ? 0.0f : expf(ms[w][hh] - M);
+      L += f[w] * ls[w][hh];
+      const float4 v = *reinterpret_cast<const float4*>(&os[w][hh][d]);
+      A.x += f[w] * v.x, A.y += f[w] * v.y, A.z += f[w] * v.z, A.w += f[w] * v.w;
     }
     const int64_t head = static_cast<int64_t>(t) * n_heads + kvh * G + hh;
     if (S == 1) {
-      out[head * D + d] = A / L;
+      *reinterpret_cast<float4*>(out + head * D + d) =
+          make_float4(A.x / L, A.y / L, A.z / L, A.w / L);
     } else {
-      partial[(head * S + z) * D + d] = A;
+      *reinterpret_cast<float4*>(partial + (head * S + z) * D + d) = A;
       if (d == 0) ml[head * S + z] = make_float2(M, L);
     }
   }
