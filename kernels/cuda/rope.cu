@@ -10,30 +10,27 @@ namespace {
 // (q heads, then k heads), with the one angle the token's heads share computed once. A prefill
 // pass runs one block per token (a block per (token, head) was 72 tiny blocks a token: 93 us a
 // 1,024-token pass on gpt-oss-20b, against ~13 us of memory traffic).
-__global__ void rope_kv_kernel(float* __restrict__ qkv, int stride, CacheRows rows,
-                               const float* __restrict__ inv_freq, float concentration, int n_heads,
-                               int n_kv_heads, int head_dim, int ring,
-                               uint16_t* __restrict__ k_cache, uint16_t* __restrict__ v_cache) {
+__global__ void rope_kv_kernel(float* __restrict__ qkv, int stride, RopeKv r) {
   pdl_prologue();
-  const int half = head_dim / 2, i = threadIdx.x % half, J = blockDim.x / half;
-  const int t = blockIdx.x, pos = rows.pos[t], kv_dim = n_kv_heads * head_dim;
+  const int half = r.head_dim / 2, i = threadIdx.x % half, J = blockDim.x / half;
+  const int t = blockIdx.x, pos = r.rows.pos[t], kv_dim = r.n_kv_heads * r.head_dim;
   float s, c;
-  rope_angle(pos, inv_freq[i], concentration, c, s);
+  rope_angle(pos, r.inv_freq[i], r.concentration, c, s);
   float* row = qkv + static_cast<int64_t>(t) * stride;
-  for (int h = blockIdx.y * J + threadIdx.x / half; h < n_heads + n_kv_heads;
+  for (int h = blockIdx.y * J + threadIdx.x / half; h < r.n_heads + r.n_kv_heads;
        h += gridDim.y * J) {
-    float* x = row + h * head_dim;  // q heads, then k heads right after them
+    float* x = row + h * r.head_dim;  // q heads, then k heads right after them
     float r1, r2;
     rope_rotate(x[i], x[i + half], c, s, r1, r2);
-    if (h < n_heads) {
+    if (h < r.n_heads) {
       x[i] = r1, x[i + half] = r2;
       continue;
     }
-    const int g = h - n_heads;
-    const int64_t at = rope_cache_at(rows, t, pos, ring, kv_dim, g, head_dim);
-    uint16_t* kd = k_cache + at;
-    uint16_t* vd = v_cache + at;
-    const float* v = row + (n_heads + n_kv_heads + g) * head_dim;
+    const int g = h - r.n_heads;
+    const int64_t at = rope_cache_at(r.rows, t, pos, r.ring, kv_dim, g, r.head_dim);
+    uint16_t* kd = r.k_cache + at;
+    uint16_t* vd = r.v_cache + at;
+    const float* v = row + (r.n_heads + r.n_kv_heads + g) * r.head_dim;
     kd[i] = to_bf16(r1), kd[i + half] = to_bf16(r2);
     vd[i] = to_bf16(v[i]), vd[i + half] = to_bf16(v[i + half]);
   }
@@ -48,8 +45,7 @@ cudaError_t rope_kv(float* qkv, int stride, int n, const RopeKv& r, cudaStream_t
   // over blocks, a prefill pass takes one block per token.
   const int half = r.head_dim / 2, J = std::max(1, 256 / half), H = r.n_heads + r.n_kv_heads;
   const int groups = n >= 64 ? 1 : (H + J - 1) / J;
-  launch_pdl(rope_kv_kernel, dim3(n, groups), half * J, 0, stream, qkv, stride, r.rows, r.inv_freq,
-             r.concentration, r.n_heads, r.n_kv_heads, r.head_dim, r.ring, r.k_cache, r.v_cache);
+  launch_pdl(rope_kv_kernel, dim3(n, groups), half * J, 0, stream, qkv, stride, r);
   return cudaGetLastError();
 }
 
